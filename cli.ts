@@ -1,0 +1,185 @@
+/**
+ * mcr command line.
+ *
+ *   deno run --allow-ffi --allow-read --allow-env cli.ts --config rules.json
+ *   deno run --allow-read cli.ts check --config rules.json
+ *
+ * Exit codes: 0 success; 1 invalid configuration; 2 usage error;
+ * 3 runtime failure (libmcr missing, permission denied, no interface could be
+ * opened). See README.md.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "./src/config.ts";
+import { Relay } from "./src/relay.ts";
+import type { RelayStats } from "./src/supervisor.ts";
+import { logger, setupLogging } from "./src/log.ts";
+import type { LogLevel } from "@logtape/logtape";
+
+/** Exit codes. */
+export const EXIT = { ok: 0, invalid: 1, usage: 2, runtime: 3 } as const;
+
+const USAGE = `mcr — userspace multicast relay
+
+Usage:
+  cli.ts [run] --config FILE [--log-level LEVEL] [--log-format text|json]
+                             [--ready-file PATH] [--json]
+  cli.ts check --config FILE [--json]
+  cli.ts help
+
+run      Run the relay in the foreground until SIGINT/SIGTERM, then print the
+         final per-rule counters (a table, or JSON with --json).
+check    Validate a configuration: exit 0 when valid, 1 when invalid.
+
+Options:
+  -c, --config FILE      rules.json
+  --log-level LEVEL      trace|debug|info|warning|error|fatal (default info)
+  --log-format FORMAT    text (default) or json (JSON lines)
+  --ready-file PATH      create PATH once every rule is forwarding (for scripts)
+  --json                 machine-readable output
+
+Exit codes: 0 ok, 1 invalid configuration, 2 usage error, 3 runtime failure.
+Minimal permissions: --allow-ffi --allow-read --allow-env (plus --allow-write
+for --ready-file); -A works too. Needs CAP_NET_RAW.`;
+
+class UsageError extends Error {}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        "log-level": { type: "string", default: "info" },
+        "log-format": { type: "string", default: "text" },
+        "ready-file": { type: "string" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function fmtNum(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
+/** Render final counters as a table for people. */
+export function formatStats(s: RelayStats): string {
+  const rows: string[][] = [["RULE", "STATE", "INPUT", "PACKETS", "BYTES", "OUTPUT", "SENT", "DROPPED"]];
+  for (const r of s.rules) {
+    const input = `${r.input.interface} ${r.input.group}:${r.input.port}`;
+    r.outputs.forEach((o, i) => {
+      rows.push([
+        i === 0 ? r.name : "",
+        i === 0 ? r.state : "",
+        i === 0 ? input : "",
+        i === 0 ? fmtNum(r.packets) : "",
+        i === 0 ? fmtNum(r.bytes) : "",
+        `${o.interface} ${o.group}:${o.port}${o.state === "error" ? " (error)" : ""}`,
+        fmtNum(o.packets),
+        fmtNum(o.ring_full + o.errors + o.ttl_expired),
+      ]);
+    });
+  }
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const lines = rows.map((r) => r.map((v, c) => v.padEnd(w[c])).join("  ").trimEnd());
+  const drops = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${fmtNum(v)}`);
+  const ifs = s.interfaces.map((i) =>
+    `${i.name}: ${i.state}, frames ${fmtNum(i.frames)}, kernel drops ${fmtNum(i.kernel_drops)}`
+  );
+  return [...lines, "", ...ifs, `drops: ${drops.length ? drops.join(" ") : "none"}`].join("\n");
+}
+
+async function cmdCheck(args: ReturnType<typeof parse>["values"]): Promise<number> {
+  if (!args.config) throw new UsageError("check needs --config FILE");
+  try {
+    const c = await loadConfig(args.config);
+    if (args.json) console.log(JSON.stringify({ valid: true, rules: c.rules.length }));
+    else console.log(`${args.config}: valid (${c.rules.length} rules)`);
+    return EXIT.ok;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    if (args.json) console.log(JSON.stringify({ valid: false, issues: e.issues }));
+    else console.error(e.message);
+    return EXIT.invalid;
+  }
+}
+
+async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number> {
+  if (!args.config) throw new UsageError("the relay needs --config FILE");
+  const level = args["log-level"] as LogLevel;
+  if (!["trace", "debug", "info", "warning", "error", "fatal"].includes(level)) {
+    throw new UsageError(`--log-level: unknown level "${level}"`);
+  }
+  const format = args["log-format"];
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`--log-format: expected text or json, got "${format}"`);
+  }
+  setupLogging(level, format);
+  const log = logger("cli");
+  let config;
+  try {
+    config = await loadConfig(args.config);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return EXIT.invalid;
+    }
+    throw e;
+  }
+  const relay = new Relay(config);
+  let stopping: Promise<void> | undefined;
+  const done = Promise.withResolvers<void>();
+  const onSignal = () => {
+    stopping ??= relay.stop().then(() => done.resolve());
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  await relay.start();
+  const st = relay.stats();
+  const active = st.rules.filter((r) => r.state === "active").length;
+  log.info("{active} of {total} rules forwarding", { active, total: st.rules.length });
+  if (args["ready-file"]) await Deno.writeTextFile(args["ready-file"], "ready\n");
+  await done.promise;
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  const final = relay.stats();
+  if (args.json) console.log(JSON.stringify(final));
+  else console.log(formatStats(final));
+  return EXIT.ok;
+}
+
+/** Entry point; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parse(argv);
+    const cmd = positionals[0] ?? "run";
+    if (values.help || cmd === "help") {
+      console.log(USAGE);
+      return EXIT.ok;
+    }
+    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+    switch (cmd) {
+      case "check":
+        return await cmdCheck(values);
+      case "run":
+        return await cmdRun(values);
+      default:
+        throw new UsageError(`unknown command "${cmd}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`mcr: ${e.message}\n\n${USAGE}`);
+      return EXIT.usage;
+    }
+    console.error(`mcr: ${(e as Error).message}`);
+    return EXIT.runtime;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libmcr — the packet I/O half of mcr, a userspace multicast relay.
+ *
+ * The library is called from Deno through FFI, so its ABI is deliberately
+ * plain: opaque handles, structs made only of fixed-width integers (their
+ * sizes are checked from TypeScript through mcr_abi_sizeof()), and every call
+ * returns 0, a count, or -errno. Error text is written into a caller-owned
+ * buffer (NUL-terminated, truncated to errlen). Nothing prints, nothing exits,
+ * there are no mutable globals except the atomic live-object counter used by
+ * tests to prove that nothing leaks.
+ *
+ * Data path, per worker thread:
+ *
+ *   mcr_rx_poll(rx, timeout)  -> n frames ready; descriptors in mcr_rx_desc()
+ *   ... TS parses frames in the ring mapping (mcr_rx_ring_base/size),
+ *       matches rules, writes forward descriptors into mcr_fwd_desc() ...
+ *   mcr_fwd_submit(fwd, rx, m) -> builds Ethernet/IPv4/UDP frames into the
+ *                                 TX rings, one sendto() kick per ring
+ *   mcr_rx_release(rx)         -> hands the n frames back to the kernel
+ *
+ * Memory TS reads or writes (ring mapping, descriptor arrays, counters) is
+ * owned by C and stays at a fixed address for the life of the handle, so TS
+ * creates its typed-array views once.
+ */
+#ifndef MCR_H
+#define MCR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MCR_ABI_VERSION 1u
+#define MCR_ERRBUF_MIN 64u
+
+/* ------------------------------------------------------------------ misc */
+
+/** ABI version of the library (MCR_ABI_VERSION). */
+uint32_t mcr_abi_version(void);
+
+/** Number of live handles (rx, tx, fwd, igmp, waker) across the process. */
+int64_t mcr_debug_live_objects(void);
+
+/* sizeof() of ABI structs, so TS can check its layout. */
+enum mcr_abi_struct {
+	MCR_ABI_RX_CONFIG = 1,
+	MCR_ABI_RX_DESC = 2,
+	MCR_ABI_RX_STATS = 3,
+	MCR_ABI_TX_CONFIG = 4,
+	MCR_ABI_TEMPLATE = 5,
+	MCR_ABI_FWD_DESC = 6,
+	MCR_ABI_OUT_COUNTERS = 7,
+	MCR_ABI_IFACE_INFO = 8,
+	MCR_ABI_TX_STATS = 9,
+};
+/** sizeof the given struct, or -EINVAL. */
+int32_t mcr_abi_sizeof(uint32_t which);
+
+/* ------------------------------------------------------------- interfaces */
+
+struct mcr_iface_info {
+	uint32_t ifindex;
+	uint32_t mtu;
+	uint32_t flags;       /* IFF_* (IFF_UP = 0x1, IFF_RUNNING = 0x40, ...) */
+	uint32_t ipv4;        /* first IPv4 address, network byte order; 0 = none */
+	uint8_t mac[8];       /* 6 bytes used */
+	uint32_t has_mac;     /* 1 when mac is valid (Ethernet-like device) */
+	uint32_t reserved;
+};
+
+/** Look an interface up by name (in the calling thread's network namespace). */
+int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen);
+/** Look an interface up by index. name_out gets the name (IFNAMSIZ bytes). */
+int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_out,
+		       size_t name_len, char *err, size_t errlen);
+
+/* ----------------------------------------------------------------- waker */
+
+/*
+ * An eventfd another thread can use to cut a blocking mcr_rx_poll() short
+ * (rule-table change, shutdown). Create it before the rings that use it, close
+ * it after them.
+ */
+typedef struct mcr_waker mcr_waker;
+int mcr_waker_open(mcr_waker **out, char *err, size_t errlen);
+/** The eventfd's file descriptor (pass it in mcr_rx_config.wake_fd). */
+int mcr_waker_fd(const mcr_waker *w);
+/** Wake every poll waiting on this waker (thread-safe). */
+int mcr_waker_wake(mcr_waker *w);
+int mcr_waker_close(mcr_waker *w);
+
+/* -------------------------------------------------------------------- RX */
+
+typedef struct mcr_rx mcr_rx;
+
+enum mcr_fanout_mode {
+	MCR_FANOUT_NONE = 0xffff, /* do not join a fanout group */
+	MCR_FANOUT_HASH = 0,      /* PACKET_FANOUT_HASH: one flow stays on one member */
+	MCR_FANOUT_LB = 1,        /* round robin (reorders a flow) */
+	MCR_FANOUT_CPU = 2,       /* by receiving CPU */
+	MCR_FANOUT_ROLLOVER = 3,
+	MCR_FANOUT_RND = 4,
+	MCR_FANOUT_QM = 5,
+};
+
+/* mcr_rx_config.flags */
+#define MCR_RX_FANOUT_UNIQUEID 0x1u /* let the kernel pick a free fanout id (fanout_id = 0) */
+#define MCR_RX_NO_FILTER 0x2u       /* no IPv4/UDP BPF filter (still never re-captures own TX) */
+#define MCR_RX_FORCE_BPF_OUTGOING 0x4u /* test hook: use the BPF outgoing check even if the
+					  kernel has PACKET_FANOUT_FLAG_IGNORE_OUTGOING */
+
+/*
+ * Zero means "default" for every field. All fields are uint32_t.
+ */
+struct mcr_rx_config {
+	uint32_t ifindex;
+	uint32_t tpacket_version; /* 2 or 3; default 2 (see csrc/README.md) */
+	uint32_t frame_size;      /* V2 slot size; default from MTU (2048 for 1500) */
+	uint32_t frame_count;     /* V2 slots; default 4096 */
+	uint32_t block_size;      /* V3 block size; default 65536 (V2: derived) */
+	uint32_t block_count;     /* V3 blocks; default 64 */
+	uint32_t block_timeout_ms;/* V3 retire timeout; default 1 */
+	uint32_t fanout_id;       /* 16-bit group id; ignored with MCR_RX_FANOUT_UNIQUEID */
+	uint32_t fanout_mode;     /* enum mcr_fanout_mode; default... 0 = HASH */
+	uint32_t flags;           /* MCR_RX_* */
+	uint32_t batch_max;       /* max frames per poll; default 256, cap 4096 */
+	uint32_t coalesce_us;     /* adaptive gather budget; 0 = default (see README); UINT32_MAX = off */
+	uint32_t coalesce_pps;    /* rate above which gathering starts; default 20000 */
+	int32_t wake_fd;          /* eventfd from mcr_waker_fd(), or -1 */
+	uint32_t mtu_hint;        /* MTU used for default frame_size; 0 = ask the kernel */
+	uint32_t reserved;
+};
+
+/* Descriptor of one received frame (8 x uint32, 32 bytes). Offsets are
+ * absolute byte offsets into the ring mapping (mcr_rx_ring_base). */
+struct mcr_rx_desc {
+	uint32_t offset;    /* start of the MAC header in the ring mapping */
+	uint32_t snaplen;   /* bytes present in the ring */
+	uint32_t len;       /* length on the wire (snaplen < len: truncated) */
+	uint32_t status;    /* TP_STATUS_* bits (VLAN_VALID 0x10, VLAN_TPID_VALID 0x40, LOSING 0x4, COPY 0x2) */
+	uint32_t vlan_tci;  /* kernel-stripped 802.1Q tag, valid with TP_STATUS_VLAN_VALID */
+	uint32_t vlan_tpid; /* its TPID, valid with TP_STATUS_VLAN_TPID_VALID */
+	uint32_t pkttype;   /* sockaddr_ll.sll_pkttype (PACKET_HOST 0, BROADCAST 1, MULTICAST 2, OTHERHOST 3) */
+	uint32_t reserved;
+};
+
+/* Ring statistics (accumulated; PACKET_STATISTICS resets on read). */
+struct mcr_rx_stats {
+	uint64_t packets;  /* tp_packets: frames the kernel handed to the ring (incl. drops) */
+	uint64_t drops;    /* tp_drops: frames lost because the ring was full */
+	uint64_t freezes;  /* V3 tp_freeze_q_cnt */
+	uint64_t polls;    /* poll() syscalls made */
+	uint64_t wakeups;  /* polls that returned frames */
+	uint64_t frames;   /* frames returned to the caller */
+	uint64_t batches;  /* mcr_rx_poll calls that returned > 0 */
+	uint64_t gathers;  /* adaptive gather sleeps */
+};
+
+/** Open an RX ring. On success *out is set and 0 returned. */
+int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t errlen);
+/**
+ * Wait up to timeout_ms (-1 forever, 0 no wait) for frames; returns the number
+ * of frames ready (descriptors in mcr_rx_desc(), at most batch_max), 0 on
+ * timeout or wake-up, -errno on error. Frames from the previous poll that were
+ * not released are released first.
+ */
+int mcr_rx_poll(mcr_rx *rx, int32_t timeout_ms);
+/** Hand the frames of the last poll back to the kernel. Idempotent. */
+int mcr_rx_release(mcr_rx *rx);
+/** Descriptor array (batch_max entries, valid for the frames of the last poll). */
+struct mcr_rx_desc *mcr_rx_desc(mcr_rx *rx);
+/** Base and size of the ring mapping (fixed for the life of the handle). */
+uint8_t *mcr_rx_ring_base(mcr_rx *rx);
+uint64_t mcr_rx_ring_size(const mcr_rx *rx);
+uint32_t mcr_rx_batch_max(const mcr_rx *rx);
+/** Effective geometry: writes [version, frame_size, frame_count, block_size, block_count, fanout_id, ignore_outgoing_mode(1 = fanout flag, 2 = bpf, 3 = sockopt)] */
+int mcr_rx_geometry(const mcr_rx *rx, uint32_t *out7);
+/** Read PACKET_STATISTICS, add to the accumulated totals, copy them out. */
+int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out);
+/**
+ * Restrict the BPF filter to UDP datagrams to these destinations (IPv4,
+ * network byte order; n = 0: every IPv4/UDP datagram). Atomic replacement.
+ */
+int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err, size_t errlen);
+int mcr_rx_close(mcr_rx *rx);
+
+/* -------------------------------------------------------------------- TX */
+
+typedef struct mcr_tx mcr_tx;
+
+#define MCR_TX_QDISC_BYPASS 0x1u
+
+struct mcr_tx_config {
+	uint32_t ifindex;
+	uint32_t frame_size;  /* slot size; default from MTU (2048 for 1500) */
+	uint32_t frame_count; /* default 1024 */
+	uint32_t flags;       /* MCR_TX_* */
+	uint32_t mtu_hint;    /* 0 = ask the kernel */
+	uint32_t reserved;
+};
+
+struct mcr_tx_stats {
+	uint64_t frames;     /* frames queued to the ring */
+	uint64_t kicks;      /* sendto() calls */
+	uint64_t ring_full;  /* frames dropped: no free slot */
+	uint64_t rejected;   /* frames the kernel marked TP_STATUS_WRONG_FORMAT */
+	uint64_t kick_errors;/* sendto() failures other than EAGAIN/ENOBUFS */
+	uint64_t reserved[3];
+};
+
+int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t errlen);
+int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out);
+uint32_t mcr_tx_mtu(const mcr_tx *tx);
+int mcr_tx_close(mcr_tx *tx);
+
+/* ------------------------------------------------------ forward/templates */
+
+typedef struct mcr_fwd mcr_fwd;
+
+enum mcr_template_kind {
+	MCR_TMPL_UNUSED = 0,
+	MCR_TMPL_RING = 1,   /* frame built into a TX ring (multicast, or unicast with known MAC) */
+	MCR_TMPL_SOCKET = 2, /* datagram sent through an AF_INET UDP socket bound to the device
+				(unicast outputs: the kernel resolves the next hop) */
+};
+
+/* Output template. All addresses/ports in network byte order. */
+struct mcr_template {
+	uint32_t kind;       /* enum mcr_template_kind */
+	uint32_t ifindex;    /* output interface (socket kind: SO_BINDTODEVICE) */
+	uint32_t src_ip;     /* source address */
+	uint32_t dst_ip;     /* group or unicast destination */
+	uint16_t src_port;   /* 0 = keep the input datagram's source port (ring kind) /
+				ephemeral (socket kind) */
+	uint16_t dst_port;
+	uint8_t ttl;         /* fixed TTL; ignored when the forward descriptor carries one */
+	uint8_t tos;         /* DSCP << 2 */
+	uint8_t reserved0[2];
+	uint8_t dst_mac[8];  /* ring kind; 6 bytes used */
+	uint8_t src_mac[8];  /* ring kind; 6 bytes used */
+	uint64_t tx;         /* ring kind: (mcr_tx *) handle as integer */
+};
+
+/* Forward descriptor (8 x uint32, 32 bytes), written by TS. */
+struct mcr_fwd_desc {
+	uint32_t frame;       /* index of the received frame in the current rx batch */
+	uint32_t l3_offset;   /* IPv4 header of the input datagram (ring offset) */
+	uint32_t payload_off; /* UDP payload (ring offset) */
+	uint32_t payload_len; /* UDP payload bytes */
+	uint32_t tmpl;        /* template index */
+	uint32_t ttl;         /* output TTL for this datagram, 1..255; 0 = template's */
+	uint32_t flags;       /* reserved, 0 */
+	uint32_t reserved;
+};
+
+/* Per-template counters (4 x uint64), owned by C, read by TS. */
+struct mcr_out_counters {
+	uint64_t packets;   /* frames handed to the kernel */
+	uint64_t bytes;     /* UDP payload bytes of those */
+	uint64_t ring_full; /* dropped: TX ring full / socket would block */
+	uint64_t errors;    /* dropped: invalid descriptor, too big for MTU, send error */
+};
+
+int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err, size_t errlen);
+/** Install or replace template idx (kind UNUSED clears it). Socket kind opens its socket here. */
+int mcr_fwd_set_template(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t, char *err, size_t errlen);
+/** Forward descriptor array (max_desc entries). */
+struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *fwd);
+/** Per-template counters (max_templates entries). */
+struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *fwd);
+/**
+ * Build and send n forward descriptors whose frames live in rx's current
+ * batch. One kick per TX ring touched, one sendmmsg per socket template.
+ * Returns the number of datagrams handed to the kernel; every other one is
+ * counted in its template's ring_full or errors.
+ */
+int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n);
+int mcr_fwd_close(mcr_fwd *fwd);
+/** (addition) Descriptors dropped because their template index was out of
+ *  range or UNUSED (they cannot be charged to a template's counters). */
+uint64_t mcr_fwd_invalid(const mcr_fwd *fwd);
+
+/* ------------------------------------------------------------------ IGMP */
+
+typedef struct mcr_igmp mcr_igmp;
+/** Join group (and optional source, 0 = any) on ifindex; keeps a socket until mcr_igmp_close. */
+int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **out, char *err, size_t errlen);
+/** Leave (IP_DROP_MEMBERSHIP) and free. */
+int mcr_igmp_close(mcr_igmp *m);
+
+/* ------------------------------------------------------------- checksums */
+
+/** Internet checksum (RFC 1071) of buf, folded, NOT complemented; exported for tests. */
+uint16_t mcr_csum_partial(const uint8_t *buf, uint32_t len, uint32_t seed);
+/** IPv4 multicast MAC for a group in network byte order (RFC 1112 §6.4). */
+void mcr_mcast_mac(uint32_t group, uint8_t *mac6);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MCR_H */

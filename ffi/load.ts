@@ -1,0 +1,104 @@
+/**
+ * Finds and loads libmcr.
+ *
+ * Search order: `$MCR_LIB` (a file path), then next to this module
+ * (`../build/libmcr.so`, `../lib/libmcr.so`, `./libmcr.so`), then next to the
+ * running executable (`Deno.execPath()`, for a `deno compile` binary that ships
+ * `libmcr.so` beside it). Every path tried is listed when loading fails.
+ * Loading is lazy: nothing is opened until `loadMcr()` is first called, so
+ * `deno doc` and `deno check` need no FFI permission.
+ *
+ * @module
+ */
+import { ABI_STRUCTS, ABI_VERSION, type McrSymbols, symbols } from "./symbols.ts";
+import { McrLoadError } from "./errors.ts";
+
+/** A loaded libmcr: its symbols and a way to close it. */
+export interface McrLibrary extends Disposable {
+  /** The bound C functions. */
+  readonly sym: McrSymbols;
+  /** Path the library was loaded from. */
+  readonly path: string;
+  /** Unload (only when no handle created from it is still open). */
+  close(): void;
+}
+
+let cached: McrLibrary | undefined;
+
+function dirOf(url: string): string {
+  const p = new URL(url).pathname;
+  return p.slice(0, p.lastIndexOf("/"));
+}
+
+/** Candidate paths for libmcr, in the order they are tried. */
+export function libraryCandidates(): string[] {
+  const out: string[] = [];
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("MCR_LIB");
+  } catch {
+    env = undefined; // no --allow-env: skip the override
+  }
+  if (env) out.push(env);
+  if (import.meta.url.startsWith("file:")) {
+    const here = dirOf(import.meta.url);
+    out.push(`${here}/../build/libmcr.so`, `${here}/../lib/libmcr.so`, `${here}/libmcr.so`);
+  }
+  try {
+    const exe = Deno.execPath();
+    const exeDir = exe.slice(0, exe.lastIndexOf("/"));
+    out.push(`${exeDir}/libmcr.so`, `${exeDir}/../lib/mcr/libmcr.so`);
+  } catch {
+    // execPath needs --allow-read in some setups; skip
+  }
+  return out;
+}
+
+function tryOpen(path: string): Deno.DynamicLibrary<typeof symbols> {
+  return Deno.dlopen(path, symbols);
+}
+
+/** Load libmcr once per isolate (each Worker loads its own copy of the bindings). */
+export function loadMcr(): McrLibrary {
+  if (cached) return cached;
+  const tried: { path: string; reason: string }[] = [];
+  for (const path of libraryCandidates()) {
+    let lib: Deno.DynamicLibrary<typeof symbols>;
+    try {
+      lib = tryOpen(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+        throw new Error(`loading libmcr needs --allow-ffi (${(e as Error).message})`);
+      }
+      tried.push({ path, reason: (e as Error).message.split("\n")[0] });
+      continue;
+    }
+    const abi = lib.symbols.mcr_abi_version();
+    if (abi !== ABI_VERSION) {
+      lib.close();
+      tried.push({ path, reason: `ABI version ${abi}, expected ${ABI_VERSION}` });
+      continue;
+    }
+    for (const [name, s] of Object.entries(ABI_STRUCTS)) {
+      const size = lib.symbols.mcr_abi_sizeof(s.id);
+      if (size !== s.size) {
+        lib.close();
+        throw new Error(`libmcr at ${path}: struct ${name} is ${size} bytes, bindings expect ${s.size}`);
+      }
+    }
+    const l = lib;
+    cached = {
+      sym: l.symbols,
+      path,
+      close() {
+        if (cached === this) cached = undefined;
+        l.close();
+      },
+      [Symbol.dispose]() {
+        this.close();
+      },
+    };
+    return cached;
+  }
+  throw new McrLoadError(tried);
+}

@@ -1,0 +1,122 @@
+/**
+ * The libmcr symbol table for `Deno.dlopen`, one entry per exported C function.
+ * Each parameter is commented with its C type; keep this file in step with
+ * `csrc/include/mcr.h` (the ABI version and struct sizes are checked at load).
+ *
+ * @module
+ */
+
+/** Symbols of libmcr (see `csrc/include/mcr.h`). */
+export const symbols = {
+  // uint32_t mcr_abi_version(void)
+  mcr_abi_version: { parameters: [], result: "u32" },
+  // int64_t mcr_debug_live_objects(void)
+  mcr_debug_live_objects: { parameters: [], result: "i64" },
+  // int32_t mcr_abi_sizeof(uint32_t which)
+  mcr_abi_sizeof: { parameters: ["u32"], result: "i32" },
+
+  // int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen)
+  mcr_iface_by_name: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_out,
+  //                        size_t name_len, char *err, size_t errlen)
+  mcr_iface_by_index: {
+    parameters: ["u32", "buffer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
+
+  // int mcr_waker_open(mcr_waker **out, char *err, size_t errlen)
+  mcr_waker_open: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_waker_fd(const mcr_waker *w)
+  mcr_waker_fd: { parameters: ["pointer"], result: "i32" },
+  // int mcr_waker_wake(mcr_waker *w)
+  mcr_waker_wake: { parameters: ["pointer"], result: "i32" },
+  // int mcr_waker_close(mcr_waker *w)
+  mcr_waker_close: { parameters: ["pointer"], result: "i32" },
+
+  // int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t errlen)
+  mcr_rx_open: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_rx_poll(mcr_rx *rx, int32_t timeout_ms) — blocks: call only from a Worker
+  mcr_rx_poll: { parameters: ["pointer", "i32"], result: "i32" },
+  // int mcr_rx_release(mcr_rx *rx)
+  mcr_rx_release: { parameters: ["pointer"], result: "i32" },
+  // struct mcr_rx_desc *mcr_rx_desc(mcr_rx *rx)
+  mcr_rx_desc: { parameters: ["pointer"], result: "pointer" },
+  // uint8_t *mcr_rx_ring_base(mcr_rx *rx)
+  mcr_rx_ring_base: { parameters: ["pointer"], result: "pointer" },
+  // uint64_t mcr_rx_ring_size(const mcr_rx *rx)
+  mcr_rx_ring_size: { parameters: ["pointer"], result: "u64" },
+  // uint32_t mcr_rx_batch_max(const mcr_rx *rx)
+  mcr_rx_batch_max: { parameters: ["pointer"], result: "u32" },
+  // int mcr_rx_geometry(const mcr_rx *rx, uint32_t *out7)
+  mcr_rx_geometry: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out)
+  mcr_rx_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err,
+  //                       size_t errlen)
+  mcr_rx_set_filter: {
+    parameters: ["pointer", "buffer", "u32", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_rx_close(mcr_rx *rx)
+  mcr_rx_close: { parameters: ["pointer"], result: "i32" },
+
+  // int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t errlen)
+  mcr_tx_open: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out)
+  mcr_tx_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  // uint32_t mcr_tx_mtu(const mcr_tx *tx)
+  mcr_tx_mtu: { parameters: ["pointer"], result: "u32" },
+  // int mcr_tx_close(mcr_tx *tx)
+  mcr_tx_close: { parameters: ["pointer"], result: "i32" },
+
+  // int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err,
+  //                  size_t errlen)
+  mcr_fwd_open: { parameters: ["u32", "u32", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_fwd_set_template(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t,
+  //                          char *err, size_t errlen)
+  mcr_fwd_set_template: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  // struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *fwd)
+  mcr_fwd_desc: { parameters: ["pointer"], result: "pointer" },
+  // struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *fwd)
+  mcr_fwd_counters: { parameters: ["pointer"], result: "pointer" },
+  // int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n)
+  mcr_fwd_submit: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  // int mcr_fwd_close(mcr_fwd *fwd)
+  mcr_fwd_close: { parameters: ["pointer"], result: "i32" },
+
+  // int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **out,
+  //                   char *err, size_t errlen)   (addresses in network byte order)
+  mcr_igmp_join: {
+    parameters: ["u32", "u32", "u32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_igmp_close(mcr_igmp *m)
+  mcr_igmp_close: { parameters: ["pointer"], result: "i32" },
+
+  // uint16_t mcr_csum_partial(const uint8_t *buf, uint32_t len, uint32_t seed)
+  mcr_csum_partial: { parameters: ["buffer", "u32", "u32"], result: "u16" },
+  // void mcr_mcast_mac(uint32_t group, uint8_t *mac6)
+  mcr_mcast_mac: { parameters: ["u32", "buffer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The loaded library's symbol functions. */
+export type McrSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+/** ABI version this module was written for (`MCR_ABI_VERSION`). */
+export const ABI_VERSION = 1;
+
+/** ABI struct ids for `mcr_abi_sizeof` and the sizes this module assumes. */
+export const ABI_STRUCTS = {
+  rx_config: { id: 1, size: 64 },
+  rx_desc: { id: 2, size: 32 },
+  rx_stats: { id: 3, size: 64 },
+  tx_config: { id: 4, size: 24 },
+  template: { id: 5, size: 48 },
+  fwd_desc: { id: 6, size: 32 },
+  out_counters: { id: 7, size: 32 },
+  iface_info: { id: 8, size: 32 },
+  tx_stats: { id: 9, size: 64 },
+} as const;

@@ -1,0 +1,91 @@
+/**
+ * Layout of the per-worker counter block: one `SharedArrayBuffer` of float64
+ * slots that the worker writes in its hot loop (plain stores, no atomics: a
+ * single writer) and the supervisor reads at any time without a message
+ * round-trip. Float64 counts exactly up to 2^53.
+ *
+ * Rules and outputs own stable slot numbers assigned by the supervisor, so a
+ * rule's counters survive table changes and reloads.
+ *
+ * @module
+ */
+import { DROP_COUNT } from "./packet.ts";
+
+/** Maximum rules per relay (slot capacity). */
+export const MAX_RULES = 4096;
+/** Maximum outputs across all rules (slot capacity). */
+export const MAX_OUTPUTS = 16384;
+
+/** Interface-level slots. */
+export const If = {
+  /** Frames taken from the ring. */
+  frames: 0,
+  /** Bytes of those frames (wire length). */
+  bytes: 1,
+  /** Frames that matched a rule. */
+  matched: 2,
+  /** Non-empty batches processed. */
+  batches: 3,
+  /** Kernel: frames handed to the ring (PACKET_STATISTICS tp_packets). */
+  kernelPackets: 4,
+  /** Kernel: frames dropped because the ring was full. */
+  kernelDrops: 5,
+  /** Kernel: V3 queue freezes. */
+  kernelFreezes: 6,
+  /** poll() syscalls. */
+  polls: 7,
+  /** Rule-table version the worker runs. */
+  tableVersion: 8,
+  /** Adaptive gather sleeps. */
+  gathers: 9,
+  /** Datagrams handed to the kernel for output. */
+  sent: 10,
+  /** Worker heartbeat (ms timestamp of the last loop pass). */
+  heartbeat: 11,
+  /** 1 while the worker's ring is open and forwarding. */
+  running: 12,
+} as const;
+
+/** First drop-reason slot (indexed by `Drop` code). */
+export const DROP_BASE = 32;
+/** First rule slot; each rule has RULE_WORDS slots. */
+export const RULE_BASE = DROP_BASE + 32;
+/** Slots per rule: packets, bytes. */
+export const RULE_WORDS = 2;
+/** First output slot; each output has OUT_WORDS slots. */
+export const OUT_BASE = RULE_BASE + MAX_RULES * RULE_WORDS;
+/** Slots per output: packets, bytes, ring_full, errors, ttl_expired, unavailable. */
+export const OUT_WORDS = 6;
+/** Output slot offsets. */
+export const Out = {
+  packets: 0,
+  bytes: 1,
+  ringFull: 2,
+  errors: 3,
+  ttlExpired: 4,
+  unavailable: 5,
+} as const;
+/** Total float64 slots in a counter block. */
+export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUTS * OUT_WORDS;
+
+if (DROP_COUNT > 32) throw new Error("too many drop reasons for the counter layout");
+
+/** Allocate a zeroed counter block. */
+export function newCounterBlock(): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(COUNTER_SLOTS * 8));
+}
+
+/** Control block words (Int32Array over a SharedArrayBuffer, shared with a worker). */
+export const Ctl = {
+  /** Latest table version the supervisor has posted. */
+  wantVersion: 0,
+  /** Set to 1 to ask the worker to stop. */
+  stop: 1,
+  /** Log level index (0 trace … 5 fatal) the worker should use. */
+  logLevel: 2,
+} as const;
+
+/** Allocate a control block. */
+export function newControlBlock(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(16 * 4));
+}

@@ -1,0 +1,183 @@
+/**
+ * Runs the relay, the generator and the receiver inside test namespaces.
+ *
+ * @module
+ */
+import { BUILD, Proc, REPO, type Topology, waitForFile } from "./netns.ts";
+
+/** The receiver's JSON report (see csrc/tools/README.md). */
+export interface SinkReport {
+  groups: {
+    group: string;
+    port: number;
+    streams: {
+      stream: number;
+      received: number;
+      unique: number;
+      duplicates: number;
+      reordered: number;
+      lost: number;
+      corrupt: number;
+    }[];
+  }[];
+  total: {
+    received: number;
+    unique: number;
+    duplicates: number;
+    reordered: number;
+    lost: number;
+    corrupt: number;
+    foreign: number;
+  };
+  latency_us: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+  udp: { in_datagrams: number; in_errors: number; in_csum_errors: number; rcvbuf_errors: number };
+}
+
+let tmpRoot: string | undefined;
+async function tmp(name: string): Promise<string> {
+  tmpRoot ??= await Deno.makeTempDir({ prefix: "mcr-test-" });
+  return `${tmpRoot}/${name}`;
+}
+
+/** A running relay. */
+export class RelayProc {
+  constructor(readonly proc: Proc, readonly configPath: string) {}
+
+  /** SIGTERM, wait, parse the final JSON stats. */
+  async stop(): Promise<{ code: number; stats: RelayStatsJson; stderr: string }> {
+    this.proc.kill("SIGTERM");
+    const r = await this.proc.wait();
+    let stats: RelayStatsJson;
+    try {
+      stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+    } catch {
+      throw new Error(`relay exited ${r.code} without JSON stats.\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    }
+    return { code: r.code, stats, stderr: r.stderr };
+  }
+}
+
+/** The relay's final stats as printed by `cli.ts --json`. */
+export interface RelayStatsJson {
+  rules: {
+    name: string;
+    state: string;
+    packets: number;
+    bytes: number;
+    outputs: { interface: string; group: string; port: number; packets: number; state: string; errors: number; ring_full: number }[];
+  }[];
+  interfaces: { name: string; frames: number; matched: number; kernel_drops: number; sent: number }[];
+  drops: Record<string, number>;
+}
+
+/** Start the relay in a namespace with a config object; resolves when it is forwarding. */
+export async function startRelay(topo: Topology, role: string, config: unknown): Promise<RelayProc> {
+  const cfg = await tmp(`${topo.prefix}-${role}-${crypto.randomUUID().slice(0, 8)}.json`);
+  const ready = `${cfg}.ready`;
+  await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
+  const proc = new Proc(topo.ns(role), [
+    Deno.execPath(),
+    "run",
+    "--allow-ffi",
+    "--allow-read",
+    "--allow-env",
+    "--allow-write",
+    `${REPO}/cli.ts`,
+    "--config",
+    cfg,
+    "--ready-file",
+    ready,
+    "--json",
+    "--log-level",
+    "warning",
+  ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1" });
+  try {
+    await waitForFile(ready, 20_000, "the relay to start");
+  } catch (e) {
+    proc.kill("SIGKILL");
+    const r = await proc.wait();
+    throw new Error(`${(e as Error).message}\nrelay stderr: ${r.stderr}\nstdout: ${r.stdout}`);
+  }
+  return new RelayProc(proc, cfg);
+}
+
+/** A running receiver. */
+export class SinkProc {
+  constructor(readonly proc: Proc) {}
+
+  /** Wait for the receiver to finish and parse its report. */
+  async result(): Promise<SinkReport> {
+    const r = await this.proc.wait();
+    try {
+      return JSON.parse(r.stdout);
+    } catch {
+      throw new Error(`mcr-sink exited ${r.code}: ${r.stderr}\n${r.stdout}`);
+    }
+  }
+
+  /** Stop it early (SIGTERM) and parse its report. */
+  stop(): Promise<SinkReport> {
+    this.proc.kill("SIGTERM");
+    return this.result();
+  }
+}
+
+/** Start mcr-sink in a namespace on `groups` ("G:P"); resolves once it has joined. */
+export async function startSink(
+  topo: Topology,
+  role: string,
+  iface: string,
+  groups: string[],
+  opts: { expectTotal?: number; idleMs?: number; durationS?: number } = {},
+): Promise<SinkProc> {
+  const ready = await tmp(`${topo.prefix}-sink-${crypto.randomUUID().slice(0, 8)}.ready`);
+  const args = [`${BUILD}/mcr-sink`, "--iface", iface, "--ready-file", ready, "--json"];
+  for (const g of groups) args.push("--group", g);
+  if (opts.expectTotal !== undefined) args.push("--expect-total", String(opts.expectTotal));
+  args.push("--idle-ms", String(opts.idleMs ?? 1500));
+  args.push("--duration", String(opts.durationS ?? 60));
+  const proc = new Proc(topo.ns(role), args);
+  try {
+    await waitForFile(ready, 10_000, "mcr-sink to join");
+  } catch (e) {
+    proc.kill("SIGKILL");
+    const r = await proc.wait();
+    throw new Error(`${(e as Error).message}: ${r.stderr}`);
+  }
+  return new SinkProc(proc);
+}
+
+/** Run mcr-gen to completion in a namespace; returns its JSON report. */
+export async function runGen(
+  topo: Topology,
+  role: string,
+  iface: string,
+  dsts: string[],
+  opts: { rate?: number; count?: number; size?: number; ttl?: number } = {},
+): Promise<Record<string, unknown>> {
+  const args = [`${BUILD}/mcr-gen`, "--iface", iface, "--json"];
+  for (const d of dsts) args.push("--dst", d);
+  args.push("--rate", String(opts.rate ?? 20_000));
+  args.push("--count", String(opts.count ?? 10_000));
+  args.push("--size", String(opts.size ?? 1024));
+  if (opts.ttl !== undefined) args.push("--ttl", String(opts.ttl));
+  const r = await new Proc(topo.ns(role), args).wait();
+  if (r.code !== 0) throw new Error(`mcr-gen failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Run `cli.ts check` (no namespace needed); returns exit code and output. */
+export async function runCheck(
+  config: unknown,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cfg = await tmp(`check-${crypto.randomUUID().slice(0, 8)}.json`);
+  await Deno.writeTextFile(cfg, typeof config === "string" ? config : JSON.stringify(config));
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", `${REPO}/cli.ts`, "check", "--config", cfg],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}

@@ -1,0 +1,216 @@
+/**
+ * Network-namespace test topologies. Every namespace name is unique to this
+ * process (`mcrt<pid>-<n>-<role>`), every address lives inside the namespaces
+ * the test made, and `Topology.destroy()` (called in `finally` and on
+ * SIGINT/SIGTERM) deletes everything even when a test fails.
+ *
+ * @module
+ */
+
+const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+/** Repository root. */
+export const REPO: string = ROOT;
+/** Build directory with libmcr and the tools. */
+export const BUILD: string = `${ROOT}/build`;
+
+/** True when running as root (namespace tests need it). */
+export function isRoot(): boolean {
+  return Deno.uid() === 0;
+}
+
+/** Reason to skip namespace tests, or null when they can run. */
+export function skipReason(): string | null {
+  if (!isRoot()) return "needs root (network namespaces)";
+  try {
+    Deno.statSync(`${BUILD}/libmcr.so`);
+    Deno.statSync(`${BUILD}/mcr-gen`);
+    Deno.statSync(`${BUILD}/mcr-sink`);
+  } catch {
+    return "build/ is missing libmcr.so or the tools: run `deno task build`";
+  }
+  return null;
+}
+
+/** Run a command, throw with its stderr on failure; returns stdout. */
+export async function sh(cmd: string[], opts: { allowFail?: boolean } = {}): Promise<string> {
+  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success && !opts.allowFail) {
+    throw new Error(`${cmd.join(" ")} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return text;
+}
+
+let counter = 0;
+const live = new Set<Topology>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  const cleanup = () => {
+    for (const t of live) t.destroySync();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", cleanup);
+  Deno.addSignalListener("SIGTERM", cleanup);
+  globalThis.addEventListener("unload", () => {
+    for (const t of live) t.destroySync();
+  });
+}
+
+/** A set of namespaces and links made by one test. */
+export class Topology {
+  /** Namespace name prefix, unique to this process and topology. */
+  readonly prefix: string;
+  /** Short unique tag for temporary link names (≤ 10 chars). */
+  readonly short: string;
+  /** Namespaces created so far. */
+  readonly namespaces: string[] = [];
+  #links = 0;
+
+  /** @param tag short label that ends up in namespace names */
+  constructor(tag: string) {
+    ++counter;
+    this.prefix = `mcrt-${Deno.pid}-${counter}-${tag}`;
+    this.short = `m${Deno.pid.toString(36)}${counter.toString(36)}`.slice(0, 10);
+    live.add(this);
+    installHandlers();
+  }
+
+  /** Full name of a namespace role. */
+  ns(role: string): string {
+    return `${this.prefix}-${role}`;
+  }
+
+  /** Create a namespace with lo up. */
+  async addNs(role: string): Promise<string> {
+    const n = this.ns(role);
+    await sh(["ip", "netns", "add", n]);
+    this.namespaces.push(n);
+    await this.exec(role, ["ip", "link", "set", "lo", "up"]);
+    return n;
+  }
+
+  /** Run a command inside a namespace. */
+  exec(role: string, cmd: string[], opts: { allowFail?: boolean } = {}): Promise<string> {
+    return sh(["ip", "netns", "exec", this.ns(role), ...cmd], opts);
+  }
+
+  /**
+   * Create a veth pair between two namespaces, with names and optional
+   * addresses (CIDR), both ends up.
+   */
+  async link(
+    a: { role: string; dev: string; addr?: string },
+    b: { role: string; dev: string; addr?: string },
+  ): Promise<void> {
+    const t = `${this.short}${(++this.#links).toString(36)}a`;
+    const u = t.slice(0, -1) + "b";
+    await sh([
+      "ip",
+      "link",
+      "add",
+      t,
+      "netns",
+      this.ns(a.role),
+      "type",
+      "veth",
+      "peer",
+      "name",
+      u,
+      "netns",
+      this.ns(b.role),
+    ]);
+    await this.exec(a.role, ["ip", "link", "set", t, "name", a.dev]);
+    await this.exec(b.role, ["ip", "link", "set", u, "name", b.dev]);
+    for (const e of [a, b]) {
+      if (e.addr) await this.exec(e.role, ["ip", "addr", "add", e.addr, "dev", e.dev]);
+      await this.exec(e.role, ["ip", "link", "set", e.dev, "up"]);
+    }
+  }
+
+  /** Set a sysctl inside a namespace. */
+  sysctl(role: string, key: string, value: string): Promise<string> {
+    return this.exec(role, ["sysctl", "-qw", `${key}=${value}`]);
+  }
+
+  /** Delete every namespace (idempotent). */
+  async destroy(): Promise<void> {
+    for (const n of this.namespaces.splice(0)) {
+      await sh(["ip", "netns", "pids", n], { allowFail: true }).then(async (pids) => {
+        for (const p of pids.split("\n").filter(Boolean)) {
+          try {
+            Deno.kill(Number(p), "SIGKILL");
+          } catch { /* gone */ }
+        }
+      });
+      await sh(["ip", "netns", "del", n], { allowFail: true });
+    }
+    live.delete(this);
+  }
+
+  /** Synchronous best-effort cleanup for signal/unload paths. */
+  destroySync(): void {
+    for (const n of this.namespaces.splice(0)) {
+      new Deno.Command("ip", { args: ["netns", "del", n], stdout: "null", stderr: "null" })
+        .outputSync();
+    }
+    live.delete(this);
+  }
+}
+
+/** A background process inside a namespace. */
+export class Proc {
+  readonly child: Deno.ChildProcess;
+  readonly #stdout: Promise<string>;
+  readonly #stderr: Promise<string>;
+
+  constructor(ns: string, cmd: string[], env: Record<string, string> = {}) {
+    this.child = new Deno.Command("ip", {
+      args: ["netns", "exec", ns, ...cmd],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+      env,
+    }).spawn();
+    this.#stdout = new Response(this.child.stdout).text();
+    this.#stderr = new Response(this.child.stderr).text();
+  }
+
+  /** Send a signal. */
+  kill(sig: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.child.kill(sig);
+    } catch { /* exited */ }
+  }
+
+  /** Wait for exit; returns code and output. */
+  async wait(): Promise<{ code: number; stdout: string; stderr: string }> {
+    const st = await this.child.status;
+    return { code: st.code, stdout: await this.#stdout, stderr: await this.#stderr };
+  }
+}
+
+/** Wait until a file exists (a tool's ready file), or throw after timeoutMs. */
+export async function waitForFile(path: string, timeoutMs = 10_000, what = path): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      await Deno.stat(path);
+      return;
+    } catch { /* not yet */ }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Read Udp counters of /proc/net/snmp inside a namespace. */
+export async function udpSnmp(topo: Topology, role: string): Promise<Record<string, number>> {
+  const text = await topo.exec(role, ["cat", "/proc/net/snmp"]);
+  const lines = text.split("\n").filter((l) => l.startsWith("Udp:"));
+  const keys = lines[0].split(/\s+/).slice(1);
+  const vals = lines[1].split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(keys.map((k, i) => [k, vals[i]]));
+}
