@@ -26,11 +26,14 @@ Usage:
   cli.ts [run] --config FILE [--log-level LEVEL] [--log-format text|json]
                              [--ready-file PATH] [--json]
   cli.ts check --config FILE [--json]
+  cli.ts demo [--rate PPS] [--seconds N]
   cli.ts help
 
 run      Run the relay in the foreground until SIGINT/SIGTERM, then print the
          final per-rule counters (a table, or JSON with --json).
 check    Validate a configuration: exit 0 when valid, 1 when invalid.
+demo     Build a throw-away topology in network namespaces (root), relay three
+         streams through it and print what independent receivers counted.
 
 Options:
   -c, --config FILE      rules.json
@@ -56,6 +59,8 @@ function parse(argv: string[]) {
         "log-format": { type: "string", default: "text" },
         "ready-file": { type: "string" },
         json: { type: "boolean", default: false },
+        rate: { type: "string" },
+        seconds: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -169,6 +174,13 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdCheck(values);
       case "run":
         return await cmdRun(values);
+      case "demo": {
+        const { runDemo } = await import("./src/demo.ts");
+        return await runDemo({
+          rate: values.rate ? Number(values.rate) : undefined,
+          seconds: values.seconds ? Number(values.seconds) : undefined,
+        });
+      }
       default:
         throw new UsageError(`unknown command "${cmd}"`);
     }

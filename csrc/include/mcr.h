@@ -265,7 +265,8 @@ struct mcr_out_counters {
 };
 
 int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err, size_t errlen);
-/** Install or replace template idx (kind UNUSED clears it). Socket kind opens its socket here. */
+/** Install or replace template idx (kind UNUSED clears it and zeroes its counters).
+ *  Socket kind opens its socket here. */
 int mcr_fwd_set_template(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t, char *err, size_t errlen);
 /** Forward descriptor array (max_desc entries). */
 struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *fwd);

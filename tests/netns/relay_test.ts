@@ -5,8 +5,8 @@
  * (/proc/net/snmp Udp InCsumErrors in the receiver's namespace).
  */
 import assert from "node:assert/strict";
-import { skipReason, Topology, udpSnmp } from "./netns.ts";
-import { runGen, startRelay, startSink } from "./harness.ts";
+import { skipReason, Topology, udpSnmp } from "../../src/netns.ts";
+import { runGen, startRelay, startSink } from "../../src/harness.ts";
 
 const skip = skipReason();
 if (skip) console.warn(`netns relay tests skipped: ${skip}`);

@@ -1,5 +1,6 @@
 /**
- * Runs the relay, the generator and the receiver inside test namespaces.
+ * Runs the relay, the generator (mcr-gen) and the receiver (mcr-sink) inside
+ * namespaces: shared by the tests, the demo and the benchmarks.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Network-namespace test topologies. Every namespace name is unique to this
+ * Network-namespace topologies for tests, the demo and the benchmarks. Every namespace name is unique to this
  * process (`mcrt<pid>-<n>-<role>`), every address lives inside the namespaces
  * the test made, and `Topology.destroy()` (called in `finally` and on
  * SIGINT/SIGTERM) deletes everything even when a test fails.
@@ -7,7 +7,7 @@
  * @module
  */
 
-const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 /** Repository root. */
 export const REPO: string = ROOT;
 /** Build directory with libmcr and the tools. */

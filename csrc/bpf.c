@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bpf.c — builds the RX socket filter. A socket filter runs before the ring
+ * room check and the copy, so everything no rule wants is dropped in the
+ * kernel at the lowest cost.
+ *
+ *   [outgoing]  ld  #pkttype ; jeq #PACKET_OUTGOING -> drop
+ *   [udp]       ldx #0 ; ldh [12]
+ *               0x0800 -> ip ; 0x8100/0x88a8 -> ldh [16] == 0x0800 ? ldx #4 -> ip : drop
+ *          ip:  ldb [x+23] == 17 ? : drop
+ *               [dst list] ld [x+30] ; (jeq #a_i ; ret accept)* ; ret drop
+ *   ret accept
+ *
+ * The kernel normally strips the outer VLAN tag into the ring header before
+ * the filter runs, so [12] is usually already the inner ethertype; the tagged
+ * path covers devices/paths that keep the tag in-band. Every drop/accept is a
+ * return placed next to its test so no jump exceeds the 8-bit offsets.
+ */
+#include "bpf.h"
+
+#include <linux/if_packet.h>
+
+#define ACCEPT 0xffffffffu
+
+int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint32_t *dst,
+	      uint32_t n)
+{
+	uint32_t i = 0;
+	if (!(kinds & MCR_BPF_UDP))
+		n = 0;
+	if (n > MCR_BPF_MAX_DST)
+		return -E2BIG;
+	if (cap < bpf_size(n))
+		return -EINVAL;
+#define EMIT(x) (prog[i++] = (struct sock_filter)x)
+	if (kinds & MCR_BPF_OUTGOING) {
+		EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)));
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 1));
+		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));
+	}
+	if (kinds & MCR_BPF_UDP) {
+		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));             /* +0 */
+		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));             /* +1 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 6, 0));  /* +2 -> +9 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, 1, 0));  /* +3 -> +5 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0, 2));  /* +4 -> +5 / +7 */
+		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16));             /* +5 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 1, 0));  /* +6 -> +8 / +7 */
+		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));                       /* +7 */
+		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4));             /* +8 */
+		EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_IND, 23));             /* +9 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 1, 0));      /* +10 -> +12 / +11 */
+		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));                       /* +11 */
+		if (n > 0) {
+			EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, 30));
+			for (uint32_t k = 0; k < n; k++) {
+				const uint8_t *b = (const uint8_t *)&dst[k];
+				uint32_t host = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+						(uint32_t)b[2] << 8 | b[3];
+				EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, host, 0, 1));
+				EMIT(BPF_STMT(BPF_RET | BPF_K, ACCEPT));
+			}
+			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));
+			return (int)i;
+		}
+	}
+	EMIT(BPF_STMT(BPF_RET | BPF_K, ACCEPT));
+#undef EMIT
+	return (int)i;
+}

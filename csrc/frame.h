@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frame.h — pure header-building and checksum functions (no I/O), shared by
+ * fwd.c and the tests/fuzzers.
+ *
+ * Checksum value convention: a 16-bit checksum or partial sum is the host
+ * integer value of the big-endian (network order) word, i.e. what ntohs()
+ * of the on-wire field gives. Addresses and ports are passed in network byte
+ * order, exactly as they sit in the headers.
+ */
+#ifndef MCR_FRAME_H
+#define MCR_FRAME_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "common.h"
+
+#define MCR_ETH_HLEN 14u
+#define MCR_IP_HLEN 20u
+#define MCR_UDP_HLEN 8u
+#define MCR_HDRS_LEN (MCR_ETH_HLEN + MCR_IP_HLEN + MCR_UDP_HLEN) /* 42 */
+
+/* Fold a 64-bit one's-complement accumulator to 16 bits (not complemented). */
+static inline uint16_t csum_fold(uint64_t s)
+{
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffu) + (s >> 16);
+	s = (s & 0xffffu) + (s >> 16);
+	s = (s & 0xffffu) + (s >> 16);
+	return (uint16_t)s;
+}
+
+/* Sum of the two 16-bit words of an address in network byte order. */
+static inline uint32_t csum_addr(uint32_t addr_net)
+{
+	const uint8_t *b = (const uint8_t *)&addr_net;
+	return ((uint32_t)b[0] << 8 | b[1]) + ((uint32_t)b[2] << 8 | b[3]);
+}
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* IPv4 header checksum (value to store) of an ihl_bytes header whose
+ * checksum field is ignored (treated as 0). */
+uint16_t csum_ipv4_hdr(const uint8_t *ip, uint32_t ihl_bytes);
+
+/*
+ * Full UDP checksum (value to store, 0 mapped to 0xFFFF) over the pseudo
+ * header and udp (header + payload, udp_len bytes, contiguous). The header's
+ * checksum field is ignored.
+ */
+uint16_t csum_udp_full(uint32_t saddr, uint32_t daddr, const uint8_t *udp, uint32_t udp_len);
+
+/*
+ * UDP checksum of a datagram whose payload and UDP length are unchanged but
+ * whose addresses and ports changed (RFC 1624, eqn. 3). old_csum is the
+ * received, non-zero checksum. Returns the value to store (0 mapped to 0xFFFF).
+ */
+uint16_t csum_udp_update(uint16_t old_csum, uint32_t old_saddr, uint32_t old_daddr,
+			 uint16_t old_sport, uint16_t old_dport, uint32_t new_saddr,
+			 uint32_t new_daddr, uint16_t new_sport, uint16_t new_dport);
+
+/*
+ * Write an Ethernet II + IPv4 (IHL 5, no DF, id ip_id) + UDP frame for
+ * template t into out (cap bytes). in_ip: the input IPv4 header (addresses
+ * read at +12/+16), in_udp: the input UDP header (8 bytes), payload/len: the
+ * UDP payload. The UDP checksum is updated incrementally when in_csum_ok (the
+ * input's checksum field is final: not TP_STATUS_CSUMNOTREADY, i.e. not a
+ * CHECKSUM_PARTIAL skb from a local sender), the input carried a checksum
+ * and its UDP length equals 8 + len; otherwise it is computed in full.
+ * Template ports of 0 keep the input datagram's ports. Returns the frame
+ * length, or 0 when it does not fit into cap.
+ */
+uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
+		     const uint8_t *in_ip, const uint8_t *in_udp, const uint8_t *payload,
+		     uint32_t len, uint8_t ttl, uint16_t ip_id, int in_csum_ok);
+
+#endif /* MCR_FRAME_H */

@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fwd.c — the forwarder: output templates, forward descriptors written by TS,
+ * per-template counters, and mcr_fwd_submit().
+ *
+ * Ring templates: a complete Ethernet/IPv4/UDP frame is built straight into
+ * a TX ring slot (frame.c); each TX ring touched by a submit is kicked once.
+ * Socket templates: a UDP socket bound to the output device; the datagrams
+ * of one submit go out with one sendmmsg() per template, the iovecs pointing
+ * into the RX ring (zero copy), the TTL in a per-message IP_TTL cmsg.
+ */
+#include "fwd.h"
+#include "frame.h"
+#include "ring_rx.h"
+#include "ring_tx.h"
+
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_TOUCHED 64u
+#define CMSG_TTL_SPACE CMSG_SPACE(sizeof(int))
+
+struct tmpl_state {
+	struct mcr_template t;
+	struct mcr_tx *tx;      /* ring kind */
+	int fd;                 /* socket kind, -1 otherwise */
+	uint16_t ip_id;         /* ring kind: IPv4 identification counter */
+	uint8_t def_ttl;        /* TTL when neither descriptor nor template gives one */
+	struct sockaddr_in dst; /* socket kind */
+};
+
+struct mcr_fwd {
+	uint32_t max_templates, max_desc;
+	struct tmpl_state *tm;
+	struct mcr_fwd_desc *desc;
+	struct mcr_out_counters *ctr;
+	uint64_t invalid;
+	/* socket-kind staging, all max_desc entries */
+	struct mmsghdr *msgs;
+	struct iovec *iov;
+	uint8_t *cmsg; /* max_desc * CMSG_TTL_SPACE, aligned by calloc */
+	uint32_t *stage_tmpl, *order;
+	uint32_t *sock_cnt;  /* max_templates */
+	uint32_t *sock_list; /* templates with staged messages */
+	struct mcr_tx *touched[MAX_TOUCHED];
+};
+
+static void tmpl_clear(struct tmpl_state *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+}
+
+int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err,
+		 size_t errlen)
+{
+	if (!out)
+		return mcr_err(err, errlen, EINVAL, "mcr_fwd_open: NULL out");
+	*out = NULL;
+	if (!max_templates || !max_desc || max_templates > (1u << 20) || max_desc > (1u << 20))
+		return mcr_err(err, errlen, EINVAL, "mcr_fwd_open: max_templates %u, max_desc %u",
+			       max_templates, max_desc);
+	struct mcr_fwd *f = calloc(1, sizeof(*f));
+	if (!f)
+		return mcr_err(err, errlen, ENOMEM, "mcr_fwd_open: calloc");
+	f->max_templates = max_templates;
+	f->max_desc = max_desc;
+	f->tm = calloc(max_templates, sizeof(*f->tm));
+	f->desc = calloc(max_desc, sizeof(*f->desc));
+	f->ctr = calloc(max_templates, sizeof(*f->ctr));
+	f->msgs = calloc(max_desc, sizeof(*f->msgs));
+	f->iov = calloc(max_desc, sizeof(*f->iov));
+	f->cmsg = calloc(max_desc, CMSG_TTL_SPACE);
+	f->stage_tmpl = calloc(max_desc, sizeof(uint32_t));
+	f->order = calloc(max_desc, sizeof(uint32_t));
+	f->sock_cnt = calloc(max_templates, sizeof(uint32_t));
+	f->sock_list = calloc(max_templates, sizeof(uint32_t));
+	if (!f->tm || !f->desc || !f->ctr || !f->msgs || !f->iov || !f->cmsg ||
+	    !f->stage_tmpl || !f->order || !f->sock_cnt || !f->sock_list) {
+		if (f->tm)
+			for (uint32_t i = 0; i < max_templates; i++)
+				f->tm[i].fd = -1;
+		mcr_live_inc();
+		mcr_fwd_close(f);
+		return mcr_err(err, errlen, ENOMEM, "mcr_fwd_open: allocating %u templates, %u descs",
+			       max_templates, max_desc);
+	}
+	for (uint32_t i = 0; i < max_templates; i++)
+		f->tm[i].fd = -1;
+	mcr_live_inc();
+	*out = f;
+	return 0;
+}
+
+int mcr_fwd_close(mcr_fwd *f)
+{
+	if (!f)
+		return 0;
+	if (f->tm)
+		for (uint32_t i = 0; i < f->max_templates; i++)
+			if (f->tm[i].fd >= 0)
+				close(f->tm[i].fd);
+	free(f->tm);
+	free(f->desc);
+	free(f->ctr);
+	free(f->msgs);
+	free(f->iov);
+	free(f->cmsg);
+	free(f->stage_tmpl);
+	free(f->order);
+	free(f->sock_cnt);
+	free(f->sock_list);
+	free(f);
+	mcr_live_dec();
+	return 0;
+}
+
+struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *f)
+{
+	return f ? f->desc : NULL;
+}
+
+struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *f)
+{
+	return f ? f->ctr : NULL;
+}
+
+uint64_t mcr_fwd_invalid(const mcr_fwd *f)
+{
+	return f ? f->invalid : 0;
+}
+
+static int is_mcast(uint32_t a)
+{
+	return (((const uint8_t *)&a)[0] & 0xf0) == 0xe0;
+}
+
+static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t errlen)
+{
+	const struct mcr_template *t = &s->t;
+	char name[IFNAMSIZ];
+	int rc = mcr_ifname(t->ifindex, name, err, errlen);
+	if (rc < 0)
+		return rc;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return mcr_err(err, errlen, errno, "template %u: socket(AF_INET, SOCK_DGRAM)", idx);
+	int one = 1, zero = 0, small = 4096;
+	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) < 0) {
+		uint32_t ifx = htonl(t->ifindex);
+		if (setsockopt(fd, IPPROTO_IP, IP_UNICAST_IF, &ifx, sizeof(ifx)) < 0) {
+			rc = mcr_err(err, errlen, errno,
+				     "template %u: SO_BINDTODEVICE/IP_UNICAST_IF %s (ifindex %u)", idx,
+				     name, t->ifindex);
+			goto fail;
+		}
+	}
+	/* never read: keep the receive buffer small */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (t->src_port) /* several templates may share a source port */
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (t->src_ip || t->src_port) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = t->src_port,
+					 .sin_addr.s_addr = t->src_ip};
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			const uint8_t *b = (const uint8_t *)&t->src_ip;
+			rc = mcr_err(err, errlen, errno, "template %u: bind %u.%u.%u.%u:%u on %s", idx,
+				     b[0], b[1], b[2], b[3], ntohs(t->src_port), name);
+			goto fail;
+		}
+	}
+	int tos = t->tos;
+	if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) < 0) {
+		rc = mcr_err(err, errlen, errno, "template %u: IP_TOS %d", idx, tos);
+		goto fail;
+	}
+	if (is_mcast(t->dst_ip)) {
+		struct ip_mreqn mr;
+		memset(&mr, 0, sizeof(mr));
+		mr.imr_ifindex = (int)t->ifindex;
+		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr)) < 0) {
+			rc = mcr_err(err, errlen, errno, "template %u: IP_MULTICAST_IF %s", idx, name);
+			goto fail;
+		}
+		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof(zero)) < 0) {
+			rc = mcr_err(err, errlen, errno, "template %u: IP_MULTICAST_LOOP", idx);
+			goto fail;
+		}
+	}
+	s->fd = fd;
+	s->dst.sin_family = AF_INET;
+	s->dst.sin_addr.s_addr = t->dst_ip;
+	s->dst.sin_port = t->dst_port;
+	return 0;
+fail:
+	close(fd);
+	return rc;
+}
+
+int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t, char *err,
+			 size_t errlen)
+{
+	if (!f || !t)
+		return mcr_err(err, errlen, EINVAL, "mcr_fwd_set_template: NULL argument");
+	if (idx >= f->max_templates)
+		return mcr_err(err, errlen, EINVAL, "template index %u >= max_templates %u", idx,
+			       f->max_templates);
+	struct tmpl_state ns;
+	memset(&ns, 0, sizeof(ns));
+	ns.fd = -1;
+	ns.t = *t;
+	ns.def_ttl = is_mcast(t->dst_ip) ? 1 : 64;
+	switch (t->kind) {
+	case MCR_TMPL_UNUSED:
+		/* a cleared slot starts its next life with zeroed counters */
+		memset(&f->ctr[idx], 0, sizeof(f->ctr[idx]));
+		break;
+	case MCR_TMPL_RING: {
+		struct mcr_tx *tx = (struct mcr_tx *)(uintptr_t)t->tx;
+		if (!tx || tx->magic != MCR_TX_MAGIC)
+			return mcr_err(err, errlen, EINVAL, "template %u: ring kind needs a TX handle",
+				       idx);
+		ns.tx = tx;
+		ns.ip_id = f->tm[idx].t.kind == MCR_TMPL_RING ? f->tm[idx].ip_id : 0;
+		break;
+	}
+	case MCR_TMPL_SOCKET: {
+		if (!t->dst_port)
+			return mcr_err(err, errlen, EINVAL, "template %u: socket kind needs dst_port",
+				       idx);
+		int rc = open_socket(&ns, idx, err, errlen);
+		if (rc < 0)
+			return rc;
+		break;
+	}
+	default:
+		return mcr_err(err, errlen, EINVAL, "template %u: unknown kind %u", idx, t->kind);
+	}
+	tmpl_clear(&f->tm[idx]);
+	f->tm[idx] = ns;
+	return 0;
+}
+
+/* ------------------------------------------------------------- submit */
+
+static void touch(struct mcr_fwd *f, struct mcr_tx *tx, uint32_t *nt)
+{
+	for (uint32_t i = 0; i < *nt; i++)
+		if (f->touched[i] == tx)
+			return;
+	if (*nt == MAX_TOUCHED) { /* more rings than slots: kick early */
+		for (uint32_t i = 0; i < *nt; i++)
+			(void)txr_kick(f->touched[i]);
+		*nt = 0;
+	}
+	f->touched[(*nt)++] = tx;
+}
+
+static uint32_t send_socket_batches(struct mcr_fwd *f, uint32_t nstaged, uint32_t nlist)
+{
+	uint32_t sent = 0;
+	/* group staged messages by template (counting sort), then one
+	 * sendmmsg per template */
+	uint32_t pos = 0;
+	for (uint32_t k = 0; k < nlist; k++) {
+		uint32_t ti = f->sock_list[k], c = f->sock_cnt[ti];
+		f->sock_cnt[ti] = pos; /* becomes the write cursor */
+		pos += c;
+	}
+	for (uint32_t i = 0; i < nstaged; i++)
+		f->order[f->sock_cnt[f->stage_tmpl[i]]++] = i;
+	/* sock_cnt[ti] is now the end of ti's range */
+	uint32_t start = 0;
+	for (uint32_t k = 0; k < nlist; k++) {
+		uint32_t ti = f->sock_list[k], end = f->sock_cnt[ti];
+		struct tmpl_state *s = &f->tm[ti];
+		struct mcr_out_counters *c = &f->ctr[ti];
+		for (uint32_t j = start; j < end; j++) {
+			uint32_t i = f->order[j]; /* staged index: iov[i], cmsg slot i */
+			struct msghdr *m = &f->msgs[j].msg_hdr;
+			m->msg_name = &s->dst;
+			m->msg_namelen = sizeof(s->dst);
+			m->msg_iov = &f->iov[i];
+			m->msg_iovlen = 1;
+			m->msg_control = f->cmsg + (size_t)i * CMSG_TTL_SPACE;
+			m->msg_controllen = CMSG_TTL_SPACE;
+			m->msg_flags = 0;
+			f->msgs[j].msg_len = 0;
+		}
+		uint32_t off = start;
+		while (off < end) {
+			int r = sendmmsg(s->fd, &f->msgs[off], end - off, MSG_DONTWAIT);
+			if (r > 0) {
+				for (uint32_t j = off; j < off + (uint32_t)r; j++)
+					c->bytes += f->msgs[j].msg_hdr.msg_iov->iov_len;
+				c->packets += (uint32_t)r;
+				sent += (uint32_t)r;
+				off += (uint32_t)r;
+				continue;
+			}
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+				c->ring_full += end - off;
+				break;
+			}
+			c->errors++; /* skip the failing message, keep going */
+			off++;
+		}
+		f->sock_cnt[ti] = 0;
+		start = end;
+	}
+	return sent;
+}
+
+int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatch,
+		     const uint8_t *base, uint64_t size, uint32_t n)
+{
+	if (!f)
+		return -EINVAL;
+	if (n > f->max_desc)
+		n = f->max_desc; /* the rest cannot have been written */
+	uint32_t sent = 0, nt = 0, nstaged = 0, nlist = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct mcr_fwd_desc *d = &f->desc[i];
+		if (d->tmpl >= f->max_templates || f->tm[d->tmpl].t.kind == MCR_TMPL_UNUSED) {
+			f->invalid++;
+			continue;
+		}
+		struct tmpl_state *s = &f->tm[d->tmpl];
+		struct mcr_out_counters *c = &f->ctr[d->tmpl];
+		if (d->frame >= nbatch || d->ttl > 255) {
+			c->errors++;
+			continue;
+		}
+		const struct mcr_rx_desc *rd = &batch[d->frame];
+		uint64_t fb = rd->offset, fe = fb + rd->snaplen;
+		uint64_t l3 = d->l3_offset, po = d->payload_off, pe = po + d->payload_len;
+		if (fe > size || l3 < fb || po < l3 + 28u || pe > fe ||
+		    d->payload_len > 65535u - 28u) {
+			c->errors++;
+			continue;
+		}
+		const uint8_t *ip = base + l3, *udp = base + po - 8u, *pl = base + po;
+		uint8_t ttl = (uint8_t)(d->ttl ? d->ttl : s->t.ttl ? s->t.ttl : s->def_ttl);
+
+		if (s->t.kind == MCR_TMPL_RING) {
+			struct mcr_tx *tx = s->tx;
+			uint32_t flen = MCR_HDRS_LEN + d->payload_len, room;
+			if (flen > tx->max_frame) {
+				c->errors++;
+				continue;
+			}
+			uint8_t *slot = txr_slot(tx, &room);
+			if (!slot) {
+				c->ring_full++;
+				tx->st.ring_full++;
+				continue;
+			}
+			uint32_t len = frame_build(slot, room, &s->t, ip, udp, pl, d->payload_len, ttl,
+						   s->ip_id, !(rd->status & TP_STATUS_CSUMNOTREADY));
+			if (!len) {
+				c->errors++;
+				continue;
+			}
+			s->ip_id++;
+			txr_commit(tx, len);
+			touch(f, tx, &nt);
+			c->packets++;
+			c->bytes += d->payload_len;
+			sent++;
+		} else { /* socket */
+			uint32_t k = nstaged++;
+			f->stage_tmpl[k] = d->tmpl;
+			f->iov[k].iov_base = (void *)(uintptr_t)pl;
+			f->iov[k].iov_len = d->payload_len;
+			struct cmsghdr *cm = (struct cmsghdr *)(f->cmsg + (size_t)k * CMSG_TTL_SPACE);
+			cm->cmsg_level = IPPROTO_IP;
+			cm->cmsg_type = IP_TTL;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			int ittl = ttl;
+			memcpy(CMSG_DATA(cm), &ittl, sizeof(int));
+			if (f->sock_cnt[d->tmpl]++ == 0)
+				f->sock_list[nlist++] = d->tmpl;
+		}
+	}
+	for (uint32_t i = 0; i < nt; i++)
+		(void)txr_kick(f->touched[i]);
+	if (nstaged)
+		sent += send_socket_batches(f, nstaged, nlist);
+	return (int)sent;
+}
+
+int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n)
+{
+	if (!fwd || !rx)
+		return -EINVAL;
+	const struct mcr_rx_desc *batch;
+	uint32_t nbatch;
+	const uint8_t *base;
+	uint64_t size;
+	rxr_batch(rx, &batch, &nbatch, &base, &size);
+	return fwd_submit_batch(fwd, batch, nbatch, base, size, n);
+}
