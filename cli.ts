@@ -75,7 +75,16 @@ function fmtNum(n: number): string {
 
 /** Render final counters as a table for people. */
 export function formatStats(s: RelayStats): string {
-  const rows: string[][] = [["RULE", "STATE", "INPUT", "PACKETS", "BYTES", "OUTPUT", "SENT", "DROPPED"]];
+  const rows: string[][] = [[
+    "RULE",
+    "STATE",
+    "INPUT",
+    "PACKETS",
+    "BYTES",
+    "OUTPUT",
+    "SENT",
+    "DROPPED",
+  ]];
   for (const r of s.rules) {
     const input = `${r.input.interface} ${r.input.group}:${r.input.port}`;
     r.outputs.forEach((o, i) => {
@@ -93,7 +102,9 @@ export function formatStats(s: RelayStats): string {
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const lines = rows.map((r) => r.map((v, c) => v.padEnd(w[c])).join("  ").trimEnd());
-  const drops = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${fmtNum(v)}`);
+  const drops = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) =>
+    `${k}=${fmtNum(v)}`
+  );
   const ifs = s.interfaces.map((i) =>
     `${i.name}: ${i.state}, frames ${fmtNum(i.frames)}, kernel drops ${fmtNum(i.kernel_drops)}`
   );

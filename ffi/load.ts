@@ -83,7 +83,9 @@ export function loadMcr(): McrLibrary {
       const size = lib.symbols.mcr_abi_sizeof(s.id);
       if (size !== s.size) {
         lib.close();
-        throw new Error(`libmcr at ${path}: struct ${name} is ${size} bytes, bindings expect ${s.size}`);
+        throw new Error(
+          `libmcr at ${path}: struct ${name} is ${size} bytes, bindings expect ${s.size}`,
+        );
       }
     }
     const l = lib;

@@ -256,7 +256,11 @@ export class RxRing implements Disposable {
     cfg[9] = (opts.uniqueFanoutId ? 1 : 0) | (opts.noFilter ? 2 : 0) |
       (opts.forceBpfOutgoing ? 4 : 0);
     cfg[10] = opts.batchMax ?? 0;
-    cfg[11] = opts.coalesceUs === undefined ? 0 : opts.coalesceUs < 0 ? 0xffffffff : opts.coalesceUs;
+    cfg[11] = opts.coalesceUs === undefined
+      ? 0
+      : opts.coalesceUs < 0
+      ? 0xffffffff
+      : opts.coalesceUs;
     cfg[12] = opts.coalescePps ?? 0;
     new Int32Array(cfg.buffer)[13] = opts.wakeFd ?? -1;
     const out = new BigUint64Array(1);

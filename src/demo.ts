@@ -9,7 +9,7 @@
  * @module
  */
 import { BUILD, REPO, Topology, waitForFile } from "./netns.ts";
-import { runGen, startRelay, type SinkReport } from "./harness.ts";
+import { runGen, type SinkReport, startRelay } from "./harness.ts";
 
 /** The demo's rule set (also printed by the demo). */
 export const DEMO_RULES = {
@@ -153,7 +153,9 @@ export async function runDemo(opts: { rate?: number; seconds?: number } = {}): P
     console.log("rules:");
     for (const r of DEMO_RULES.rules) {
       const outs = r.outputs.map((o) => `${o.interface} ${o.group}:${o.port}`).join(", ");
-      console.log(`  ${r.name.padEnd(11)} ${r.input.interface} ${r.input.group}:${r.input.port} → ${outs}`);
+      console.log(
+        `  ${r.name.padEnd(11)} ${r.input.interface} ${r.input.group}:${r.input.port} → ${outs}`,
+      );
     }
     const relay = await startRelay(t, "rly", DEMO_RULES);
     const tmp = await Deno.makeTempDir({ prefix: "mcr-demo-" });

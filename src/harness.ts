@@ -52,7 +52,9 @@ export class RelayProc {
     try {
       stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
     } catch {
-      throw new Error(`relay exited ${r.code} without JSON stats.\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+      throw new Error(
+        `relay exited ${r.code} without JSON stats.\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+      );
     }
     return { code: r.code, stats, stderr: r.stderr };
   }
@@ -65,14 +67,32 @@ export interface RelayStatsJson {
     state: string;
     packets: number;
     bytes: number;
-    outputs: { interface: string; group: string; port: number; packets: number; state: string; errors: number; ring_full: number }[];
+    outputs: {
+      interface: string;
+      group: string;
+      port: number;
+      packets: number;
+      state: string;
+      errors: number;
+      ring_full: number;
+    }[];
   }[];
-  interfaces: { name: string; frames: number; matched: number; kernel_drops: number; sent: number }[];
+  interfaces: {
+    name: string;
+    frames: number;
+    matched: number;
+    kernel_drops: number;
+    sent: number;
+  }[];
   drops: Record<string, number>;
 }
 
 /** Start the relay in a namespace with a config object; resolves when it is forwarding. */
-export async function startRelay(topo: Topology, role: string, config: unknown): Promise<RelayProc> {
+export async function startRelay(
+  topo: Topology,
+  role: string,
+  config: unknown,
+): Promise<RelayProc> {
   const cfg = await tmp(`${topo.prefix}-${role}-${crypto.randomUUID().slice(0, 8)}.json`);
   const ready = `${cfg}.ready`;
   await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));

@@ -32,7 +32,9 @@ export const LOG_LEVELS: readonly LogLevel[] = [
 const enc = new TextEncoder();
 
 function stderrSink(format: LogFormat): (r: LogRecord) => void {
-  const fmt = format === "json" ? jsonLinesFormatter : getTextFormatter({ timestamp: "date-time-tz" });
+  const fmt = format === "json"
+    ? jsonLinesFormatter
+    : getTextFormatter({ timestamp: "date-time-tz" });
   return (r: LogRecord) => {
     const s = fmt(r);
     try {

@@ -33,11 +33,17 @@ export function skipReason(): string | null {
 
 /** Run a command, throw with its stderr on failure; returns stdout. */
 export async function sh(cmd: string[], opts: { allowFail?: boolean } = {}): Promise<string> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success && !opts.allowFail) {
-    throw new Error(`${cmd.join(" ")} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(
+      `${cmd.join(" ")} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`,
+    );
   }
   return text;
 }
@@ -139,13 +145,12 @@ export class Topology {
   /** Delete every namespace (idempotent). */
   async destroy(): Promise<void> {
     for (const n of this.namespaces.splice(0)) {
-      await sh(["ip", "netns", "pids", n], { allowFail: true }).then(async (pids) => {
-        for (const p of pids.split("\n").filter(Boolean)) {
-          try {
-            Deno.kill(Number(p), "SIGKILL");
-          } catch { /* gone */ }
-        }
-      });
+      const pids = await sh(["ip", "netns", "pids", n], { allowFail: true });
+      for (const p of pids.split("\n").filter(Boolean)) {
+        try {
+          Deno.kill(Number(p), "SIGKILL");
+        } catch { /* gone */ }
+      }
       await sh(["ip", "netns", "del", n], { allowFail: true });
     }
     live.delete(this);

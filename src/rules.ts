@@ -238,7 +238,9 @@ export function compileTable(t: WorkerTable): Map<number, CompiledRule[]> {
     if (list) list.push(c);
     else m.set(k, [c]);
   }
-  for (const list of m.values()) list.sort((a, b) => (b.source !== 0 ? 1 : 0) - (a.source !== 0 ? 1 : 0));
+  for (const list of m.values()) {
+    list.sort((a, b) => (b.source !== 0 ? 1 : 0) - (a.source !== 0 ? 1 : 0));
+  }
   return m;
 }
 

@@ -283,7 +283,10 @@ export class Supervisor {
         break;
       case "output": {
         const prev = this.#outState.get(ev.slot);
-        this.#outState.set(ev.slot, { state: ev.state === "ok" ? "active" : "error", reason: ev.reason });
+        this.#outState.set(ev.slot, {
+          state: ev.state === "ok" ? "active" : "error",
+          reason: ev.reason,
+        });
         if (ev.state === "error" && prev?.reason !== ev.reason) {
           this.#log.warn("output {slot} on rules of {interface}: {reason}", {
             slot: ev.slot,
@@ -354,7 +357,9 @@ export class Supervisor {
     }
     return new Promise<void>((resolve) => {
       const killer = setTimeout(() => {
-        this.#log.warn("{interface}: worker did not stop in time; terminating", { interface: rt.name });
+        this.#log.warn("{interface}: worker did not stop in time; terminating", {
+          interface: rt.name,
+        });
         this.#onEvent(rt, w, { type: "stopped", index: 0 });
       }, 3000);
       rt.stopped = () => {

@@ -19,17 +19,16 @@
  */
 /// <reference lib="deno.worker" />
 import {
-  FWD_DESC_WORDS,
   Forwarder,
   ifaceByName,
-  RX_DESC_WORDS,
-  RxRing,
   type RxOptions,
+  RxRing,
   type Template,
   TxRing,
 } from "../ffi/mcr.ts";
 import { McrError } from "../ffi/errors.ts";
-import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
+import { Drop } from "./packet.ts";
+import { BatchProcessor } from "./datapath.ts";
 import {
   Ctl,
   DROP_BASE,
@@ -41,7 +40,7 @@ import {
   RULE_BASE,
   RULE_WORDS,
 } from "./counters.ts";
-import { compileTable, type CompiledRule, type TableOutput, type WorkerTable } from "./rules.ts";
+import { compileTable, type TableOutput, type WorkerTable } from "./rules.ts";
 import { isMulticast } from "./net.ts";
 
 /** Message that starts a worker. */
@@ -95,7 +94,14 @@ function sleep0(): Promise<void> {
 }
 
 function mcastMac(group: number): Uint8Array {
-  return new Uint8Array([0x01, 0x00, 0x5e, (group >>> 16) & 0x7f, (group >>> 8) & 0xff, group & 0xff]);
+  return new Uint8Array([
+    0x01,
+    0x00,
+    0x5e,
+    (group >>> 16) & 0x7f,
+    (group >>> 8) & 0xff,
+    group & 0xff,
+  ]);
 }
 
 /** Output plumbing owned by one worker. */
@@ -104,19 +110,26 @@ class Outputs {
   /** slot → spec key of the template installed there. */
   readonly installed = new Map<number, string>();
   /** slots whose output is in error (descriptors skipped and counted). */
-  readonly broken = new Uint8Array(MAX_OUTPUTS);
+  readonly broken: Uint8Array;
 
   constructor(
     readonly fwd: Forwarder,
     readonly counters: Float64Array,
     readonly txOpts: WorkerInit["tx"],
     readonly index: number,
-  ) {}
+    broken: Uint8Array,
+  ) {
+    this.broken = broken;
+  }
 
   #txFor(name: string, ifindex: number): TxRing {
     let t = this.tx.get(name);
     if (!t) {
-      t = new TxRing({ ifindex, frameCount: this.txOpts.frameCount, qdiscBypass: this.txOpts.qdiscBypass });
+      t = new TxRing({
+        ifindex,
+        frameCount: this.txOpts.frameCount,
+        qdiscBypass: this.txOpts.qdiscBypass,
+      });
       this.tx.set(name, t);
     }
     return t;
@@ -156,7 +169,7 @@ class Outputs {
 
   #clearCounters(slot: number, all: boolean): void {
     const base = OUT_BASE + slot * OUT_WORDS;
-    if (all) for (let k = 0; k < OUT_WORDS; k++) this.counters[base + k] = 0;
+    if (all) { for (let k = 0; k < OUT_WORDS; k++) this.counters[base + k] = 0; }
   }
 
   #template(o: TableOutput): Template {
@@ -241,27 +254,35 @@ async function run(cfg: WorkerInit): Promise<void> {
   try {
     iface = ifaceByName(cfg.interface);
   } catch (e) {
-    post({ type: "fatal", index: cfg.index, message: (e as Error).message, code: (e as McrError).code });
+    post({
+      type: "fatal",
+      index: cfg.index,
+      message: (e as Error).message,
+      code: (e as McrError).code,
+    });
     return;
   }
   let rx: RxRing;
   try {
     rx = new RxRing({ ...cfg.rx, ifindex: iface.ifindex, wakeFd: cfg.wakeFd });
   } catch (e) {
-    post({ type: "fatal", index: cfg.index, message: (e as Error).message, code: (e as McrError).code });
+    post({
+      type: "fatal",
+      index: cfg.index,
+      message: (e as Error).message,
+      code: (e as McrError).code,
+    });
     return;
   }
   const maxDesc = Math.max(64, rx.batchMax * 4);
   const fwd = new Forwarder(MAX_OUTPUTS, maxDesc);
-  const outs = new Outputs(fwd, counters, cfg.tx, cfg.index);
+  const proc = new BatchProcessor(counters, fwd.desc, maxDesc, (m) => fwd.submit(rx, m));
+  const outs = new Outputs(fwd, counters, cfg.tx, cfg.index, proc.broken);
   post({ type: "ready", index: cfg.index, geometry: rx.geometry(), ifindex: iface.ifindex });
   counters[If.running] = 1;
 
   const ring = rx.ring;
   const desc = rx.desc;
-  const fdesc = fwd.desc;
-  const pkt = new ParsedPacket();
-  let lookup = new Map<number, CompiledRule[]>();
   let version = 0;
   let lastSync = 0;
   const ruleIds = new Map<number, string>();
@@ -275,7 +296,7 @@ async function run(cfg: WorkerInit): Promise<void> {
         ruleIds.set(r.slot, r.id);
       }
     }
-    lookup = compileTable(t);
+    proc.lookup = compileTable(t);
     version = t.version;
     counters[If.tableVersion] = version;
     post({ type: "applied", index: cfg.index, version });
@@ -318,80 +339,21 @@ async function run(cfg: WorkerInit): Promise<void> {
         }
         continue;
       }
-      let m = 0;
-      let frames = 0, bytes = 0, matched = 0;
-      for (let i = 0; i < n; i++) {
-        const b = i * RX_DESC_WORDS;
-        const wire = desc[b + 2];
-        frames++;
-        bytes += wire;
-        const r = parseFrame(ring, desc[b], desc[b + 1], wire, desc[b + 3], desc[b + 4], pkt);
-        if (r >= 0) {
-          counters[DROP_BASE + r]++;
-          continue;
-        }
-        const list = lookup.get(pkt.dst * 65536 + pkt.dport);
-        let rule: CompiledRule | undefined;
-        if (list !== undefined) {
-          for (let j = 0; j < list.length; j++) {
-            const c = list[j];
-            if (c.vlan === pkt.vlan && (c.source === 0 || c.source === pkt.src)) {
-              rule = c;
-              break;
-            }
-          }
-        }
-        if (rule === undefined) {
-          counters[DROP_BASE + Drop.no_match]++;
-          continue;
-        }
-        matched++;
-        counters[rule.counter]++;
-        counters[rule.counter + 1] += pkt.payloadLength;
-        const inTtl = pkt.ttl;
-        for (let k = 0; k < rule.nOut; k++) {
-          const tmpl = rule.tmpl[k];
-          let ttl = rule.ttl[k];
-          if (ttl === 0) {
-            if (inTtl <= 1) {
-              counters[rule.outCounter[k] + Out.ttlExpired]++;
-              counters[DROP_BASE + Drop.ttl_expired]++;
-              continue;
-            }
-            ttl = inTtl - 1;
-          }
-          if (outs.broken[tmpl] !== 0) {
-            counters[rule.outCounter[k] + Out.unavailable]++;
-            continue;
-          }
-          if (m === maxDesc) {
-            fwd.submit(rx, m);
-            m = 0;
-          }
-          const d = m * FWD_DESC_WORDS;
-          fdesc[d] = i;
-          fdesc[d + 1] = pkt.l3Offset;
-          fdesc[d + 2] = pkt.payloadOffset;
-          fdesc[d + 3] = pkt.payloadLength;
-          fdesc[d + 4] = tmpl;
-          fdesc[d + 5] = ttl;
-          fdesc[d + 6] = 0;
-          m++;
-        }
-      }
+      const m = proc.process(ring, desc, n);
       if (m > 0) fwd.submit(rx, m);
       rx.release();
-      counters[If.frames] += frames;
-      counters[If.bytes] += bytes;
-      counters[If.matched] += matched;
-      counters[If.batches]++;
       if (now - lastSync > 200) {
         sync();
         lastSync = now;
       }
     }
   } catch (e) {
-    post({ type: "fatal", index: cfg.index, message: (e as Error).message, code: (e as McrError).code });
+    post({
+      type: "fatal",
+      index: cfg.index,
+      message: (e as Error).message,
+      code: (e as McrError).code,
+    });
   } finally {
     try {
       sync();

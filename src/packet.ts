@@ -1,0 +1,197 @@
+/**
+ * Ethernet/IPv4/UDP frame parser over RX ring memory: the relay's hot path.
+ *
+ * {@link parseFrame} reads one frame in place from the ring mapping and fills
+ * a reused {@link ParsedPacket}. It allocates nothing (no DataView, no
+ * objects, no closures, no strings): multi-byte fields are assembled from
+ * bytes by hand, big-endian.
+ *
+ * Checksums are deliberately NOT verified (it would cost a pass over every
+ * payload byte). The relay never recomputes an output checksum from scratch:
+ * it derives it incrementally (RFC 1624) from the input datagram's checksum,
+ * so a datagram corrupted before it reached us still carries a checksum that
+ * does not match, and the receiver detects the corruption end to end.
+ *
+ * @module
+ */
+
+/**
+ * Drop reasons, stable small integers used as counter indices (do not
+ * renumber: metrics and the C side may index arrays with them).
+ *
+ * - `not_ipv4`: ethertype is not IPv4 (ARP, IPv6, LLDP, 802.3 length field, ...).
+ * - `not_udp`: IPv4 protocol is not UDP (ICMP, IGMP, TCP, ...).
+ * - `fragment`: an IPv4 fragment (MF set or non-zero offset); never reassembled.
+ * - `malformed`: inconsistent headers or lengths, or a frame too short for them.
+ * - `truncated`: the ring slot cut the frame (snaplen < length on the wire).
+ * - `no_match`: a valid datagram no rule wants (counted by the matcher).
+ * - `ttl_expired`: "decrement" TTL policy and the input TTL was 1 (or 0).
+ * - `tx_ring_full`: no free TX slot (counted by the forwarder).
+ * - `tx_error`: the forwarder refused or failed to send.
+ * - `vlan`: more than one VLAN tag level (QinQ, or an in-band tag under a
+ *   kernel-stripped one); the relay handles at most one tag.
+ */
+export const Drop = {
+  not_ipv4: 0,
+  not_udp: 1,
+  fragment: 2,
+  malformed: 3,
+  truncated: 4,
+  no_match: 5,
+  ttl_expired: 6,
+  tx_ring_full: 7,
+  tx_error: 8,
+  vlan: 9,
+} as const;
+
+/** A drop reason code (a value of {@link Drop}). */
+export type DropCode = (typeof Drop)[keyof typeof Drop];
+
+/** Number of drop reasons; counter arrays indexed by {@link Drop} have this length. */
+export const DROP_COUNT: number = Object.keys(Drop).length;
+
+/** Drop reason names indexed by code: `DROP_NAMES[Drop.fragment] === "fragment"`. */
+export const DROP_NAMES: readonly string[] = Object.freeze(
+  (() => {
+    const names = new Array<string>(DROP_COUNT);
+    for (const [name, code] of Object.entries(Drop)) names[code] = name;
+    return names;
+  })(),
+);
+
+/** `tpacket_hdr.tp_status` bit: the kernel stripped a VLAN tag into `tp_vlan_tci`. */
+export const TP_STATUS_VLAN_VALID = 0x10;
+
+/** Ethertype of IPv4. */
+export const ETH_P_IP = 0x0800;
+/** Ethertype (TPID) of an 802.1Q customer VLAN tag. */
+export const ETH_P_8021Q = 0x8100;
+/** Ethertype (TPID) of an 802.1ad service VLAN tag. */
+export const ETH_P_8021AD = 0x88a8;
+/** IPv4 protocol number of UDP. */
+export const IPPROTO_UDP = 17;
+
+/**
+ * The result of {@link parseFrame}. One instance per worker is reused for
+ * every frame; it is never reallocated. Fields are only meaningful when
+ * `parseFrame` returned -1 (on a drop some of them hold partial values).
+ * Offsets are absolute indices into the buffer given to `parseFrame`.
+ */
+export class ParsedPacket {
+  /** Offset of the IPv4 header. */
+  l3Offset = 0;
+  /** Offset of the UDP header (`l3Offset + IHL * 4`). */
+  l4Offset = 0;
+  /** IPv4 source address, unsigned 32-bit host order. */
+  src = 0;
+  /** IPv4 destination address, unsigned 32-bit host order. */
+  dst = 0;
+  /** UDP source port. */
+  sport = 0;
+  /** UDP destination port. */
+  dport = 0;
+  /** Offset of the UDP payload. */
+  payloadOffset = 0;
+  /** UDP payload length in bytes (UDP length - 8; may be 0). */
+  payloadLength = 0;
+  /** IPv4 time to live. */
+  ttl = 0;
+  /** IPv4 TOS byte (DSCP << 2 | ECN). */
+  tos = 0;
+  /**
+   * VLAN ID 1..4095 of the frame's (single) tag, or -1 when untagged. A
+   * priority tag (VID 0, 802.1p) counts as untagged.
+   */
+  vlan: number = -1;
+  /** UDP checksum as received (0 = none), for incremental output checksums. */
+  udpChecksum = 0;
+}
+
+/**
+ * Parses one Ethernet II frame holding an IPv4/UDP datagram.
+ *
+ * VLAN handling: a tag the kernel stripped (`status & TP_STATUS_VLAN_VALID`)
+ * gives `vlan = vlanTci & 0xfff`; otherwise one in-band 802.1Q (0x8100) or
+ * 802.1ad (0x88a8) tag is read from the frame. VID 0 (priority tag) means
+ * untagged (`vlan = -1`). A second tag level (QinQ in band, or any in-band tag
+ * after a stripped one, even a stripped priority tag) is dropped as
+ * {@link Drop.vlan}: we relay at most one tag level.
+ *
+ * Lengths: the IPv4 total length decides the datagram's extent; trailing
+ * bytes (Ethernet minimum-size padding) are ignored. The UDP length must equal
+ * total length - IHL * 4 exactly. IP options are skipped. Checksums are not
+ * verified (see the module comment).
+ *
+ * @param buf The whole ring mapping (or any buffer holding the frame).
+ * @param offset Offset of the frame's MAC header in `buf`.
+ * @param snaplen Bytes of the frame present in `buf`.
+ * @param wireLen Length of the frame on the wire.
+ * @param status `tp_status` of the ring slot (only TP_STATUS_VLAN_VALID is used).
+ * @param vlanTci `tp_vlan_tci` (used only with TP_STATUS_VLAN_VALID).
+ * @param out Receives the parsed fields.
+ * @returns -1 when `out` holds a valid IPv4/UDP datagram, otherwise a
+ *   {@link Drop} code.
+ */
+export function parseFrame(
+  buf: Uint8Array,
+  offset: number,
+  snaplen: number,
+  wireLen: number,
+  status: number,
+  vlanTci: number,
+  out: ParsedPacket,
+): number {
+  if (snaplen < wireLen) return 4; // Drop.truncated: cut by the ring slot
+  // Never read outside buf, even with bogus descriptors.
+  if (offset < 0 || snaplen < 14 || offset + snaplen > buf.length) return 3; // malformed
+  const end = offset + snaplen;
+  let p = offset + 12;
+  let type = (buf[p] << 8) | buf[p + 1];
+  p += 2;
+  let vlan = -1;
+  let tagged = false;
+  if ((status & 0x10) !== 0) {
+    vlan = vlanTci & 0xfff;
+    tagged = true;
+  }
+  if (type === 0x8100 || type === 0x88a8) {
+    if (tagged) return 9; // Drop.vlan: second tag level
+    if (p + 4 > end) return 3; // malformed
+    vlan = ((buf[p] << 8) | buf[p + 1]) & 0xfff;
+    type = (buf[p + 2] << 8) | buf[p + 3];
+    p += 4;
+    if (type === 0x8100 || type === 0x88a8) return 9; // Drop.vlan: QinQ
+  }
+  if (vlan === 0) vlan = -1; // priority tag: untagged
+  out.vlan = vlan;
+  if (type !== 0x0800) return 0; // Drop.not_ipv4 (includes 802.3 lengths < 0x0600)
+  const l3 = p;
+  const avail = end - l3;
+  if (avail < 20) return 3; // malformed
+  const vihl = buf[l3];
+  if ((vihl >> 4) !== 4) return 3;
+  const hlen = (vihl & 0x0f) << 2;
+  if (hlen < 20 || hlen > avail) return 3;
+  const total = (buf[l3 + 2] << 8) | buf[l3 + 3];
+  if (total < hlen + 8 || total > avail) return 3;
+  if (buf[l3 + 9] !== 17) return 1; // Drop.not_udp
+  // Flags (reserved, DF, MF) and the 13-bit offset: MF or offset => fragment.
+  if ((((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3fff) !== 0) return 2;
+  const l4 = l3 + hlen;
+  const ulen = (buf[l4 + 4] << 8) | buf[l4 + 5];
+  if (ulen !== total - hlen) return 3;
+  out.l3Offset = l3;
+  out.l4Offset = l4;
+  out.tos = buf[l3 + 1];
+  out.ttl = buf[l3 + 8];
+  out.src = ((buf[l3 + 12] << 24) | (buf[l3 + 13] << 16) | (buf[l3 + 14] << 8) | buf[l3 + 15]) >>>
+    0;
+  out.dst = ((buf[l3 + 16] << 24) | (buf[l3 + 17] << 16) | (buf[l3 + 18] << 8) | buf[l3 + 19]) >>>
+    0;
+  out.sport = (buf[l4] << 8) | buf[l4 + 1];
+  out.dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
+  out.udpChecksum = (buf[l4 + 6] << 8) | buf[l4 + 7];
+  out.payloadOffset = l4 + 8;
+  out.payloadLength = ulen - 8;
+  return -1;
+}

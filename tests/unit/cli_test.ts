@@ -1,0 +1,83 @@
+/**
+ * The command line as a user meets it: `cli.ts check` and a relay started with
+ * a bad config both reject it with the message the user needs and the
+ * documented exit code; usage errors exit 2. Runs `cli.ts` as a subprocess.
+ */
+import assert from "node:assert/strict";
+
+const REPO = new URL("../..", import.meta.url).pathname;
+const FIX = `${REPO}tests/fixtures/config`;
+const expected: Record<string, string[]> = JSON.parse(
+  Deno.readTextFileSync(`${FIX}/expected-errors.json`),
+);
+
+async function cli(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-env", "--allow-ffi", `${REPO}cli.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+for (const f of [...Deno.readDirSync(FIX)].map((e) => e.name).sort()) {
+  if (f.startsWith("valid-")) {
+    Deno.test(`cli check accepts ${f} (exit 0)`, async () => {
+      const r = await cli("check", "--config", `${FIX}/${f}`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /valid \(\d+ rules\)/);
+    });
+  } else if (f.startsWith("invalid-") && expected[f]) {
+    Deno.test(`cli check rejects ${f} with the user's message (exit 1)`, async () => {
+      const r = await cli("check", "--config", `${FIX}/${f}`);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      for (const s of expected[f]) {
+        assert.ok(r.stderr.includes(s), `missing "${s}" in:\n${r.stderr}`);
+      }
+    });
+  }
+}
+
+Deno.test("cli check --json lists issues with rule index, name and field", async () => {
+  const r = await cli("check", "--json", "--config", `${FIX}/invalid-link-local.json`);
+  assert.equal(r.code, 1);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.valid, false);
+  assert.equal(j.issues[0].rule.index, 0);
+  assert.equal(j.issues[0].rule.name, "ospf");
+  assert.equal(j.issues[0].field, "input.group");
+});
+
+Deno.test("cli check: JSON syntax error names line and column (exit 1)", async () => {
+  const r = await cli("check", "--config", `${REPO}tests/fixtures/cli/syntax-error.json`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /line \d+/);
+  assert.match(r.stderr, /column \d+/);
+});
+
+Deno.test("cli check: unreadable file is an invalid config with the reason (exit 1)", async () => {
+  const r = await cli("check", "--config", `${FIX}/does-not-exist.json`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot read the file/);
+});
+
+Deno.test("the relay refuses an invalid config before touching the network (exit 1)", async () => {
+  const r = await cli("--config", `${FIX}/invalid-loop.json`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /would forward the stream into itself/);
+});
+
+Deno.test("usage errors exit 2 and show usage", async () => {
+  const a = await cli("check");
+  assert.equal(a.code, 2);
+  assert.match(a.stderr, /check needs --config/);
+  const b = await cli("frobnicate");
+  assert.equal(b.code, 2);
+  assert.match(b.stderr, /unknown command "frobnicate"/);
+  const c = await cli("--no-such-flag");
+  assert.equal(c.code, 2);
+  const d = await cli("--config", "x.json", "--log-level", "loud");
+  assert.equal(d.code, 2);
+});
