@@ -49,6 +49,7 @@ export class McrError extends Error {
   readonly call: string;
 
   /**
+   * Wrap a failed libmcr call.
    * @param call C function name
    * @param ret the negative return value (-errno)
    * @param detail message the C library wrote into its error buffer
@@ -69,7 +70,10 @@ export class McrLoadError extends Error {
   /** Each path tried, with the reason it was rejected. */
   readonly tried: readonly { path: string; reason: string }[];
 
-  /** @param tried paths attempted in order, with reasons */
+  /**
+   * Report that no candidate path could be loaded.
+   * @param tried paths attempted in order, with reasons
+   */
   constructor(tried: { path: string; reason: string }[]) {
     super(
       "libmcr could not be loaded. Build it with `deno task build`, or set MCR_LIB to its path.\n" +

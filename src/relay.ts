@@ -54,7 +54,10 @@ export class Relay implements AsyncDisposable {
   #config: Config;
   #started = false;
 
-  /** @param config a validated configuration (see `parseConfig`/`loadConfig`) */
+  /**
+   * Create a relay (nothing is opened until `start()`).
+   * @param config a validated configuration (see `parseConfig`/`loadConfig`)
+   */
   constructor(config: Config) {
     this.#config = config;
     this.#sup = new Supervisor(dataPathOptions(config));
