@@ -27,6 +27,7 @@ export {
   type Config,
   ConfigError,
   type ConfigIssue,
+  FANOUT_MODES,
   type FanoutMode,
   type InputConfig,
   loadConfig,
