@@ -27,6 +27,8 @@ Usage:
                              [--ready-file PATH] [--json]
   cli.ts check --config FILE [--json]
   cli.ts demo [--rate PPS] [--seconds N]
+  cli.ts gen  [mcr-gen options]      (paced test-traffic generator)
+  cli.ts sink [mcr-sink options]     (receiver: loss, duplicates, order, latency)
   cli.ts help
 
 run      Run the relay in the foreground until SIGINT/SIGTERM, then print the
@@ -170,8 +172,41 @@ async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number>
   return EXIT.ok;
 }
 
+/** Find a C tool (build/ next to the repo, or next to the executable). */
+function toolPath(name: string): string {
+  const here = new URL(".", import.meta.url).pathname;
+  const exe = Deno.execPath();
+  const cands = [`${here}build/${name}`, `${exe.slice(0, exe.lastIndexOf("/"))}/${name}`];
+  for (const c of cands) {
+    try {
+      Deno.statSync(c);
+      return c;
+    } catch { /* next */ }
+  }
+  throw new Error(`${name} not found (tried ${cands.join(", ")}); run \`deno task build\``);
+}
+
+/** Run a traffic tool with the given arguments, passing stdio through. */
+async function runTool(name: string, args: string[]): Promise<number> {
+  const st = await new Deno.Command(toolPath(name), {
+    args,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return st.code;
+}
+
 /** Entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "gen" || argv[0] === "sink") {
+    try {
+      return await runTool(`mcr-${argv[0]}`, argv.slice(1));
+    } catch (e) {
+      console.error(`mcr: ${(e as Error).message}`);
+      return EXIT.runtime;
+    }
+  }
   try {
     const { values, positionals } = parse(argv);
     const cmd = positionals[0] ?? "run";

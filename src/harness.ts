@@ -5,6 +5,7 @@
  * @module
  */
 import { BUILD, Proc, REPO, type Topology, waitForFile } from "./netns.ts";
+import type { RelayStats } from "./supervisor.ts";
 
 /** The receiver's JSON report (see csrc/tools/README.md). */
 export interface SinkReport {
@@ -61,31 +62,7 @@ export class RelayProc {
 }
 
 /** The relay's final stats as printed by `cli.ts --json`. */
-export interface RelayStatsJson {
-  rules: {
-    name: string;
-    state: string;
-    packets: number;
-    bytes: number;
-    outputs: {
-      interface: string;
-      group: string;
-      port: number;
-      packets: number;
-      state: string;
-      errors: number;
-      ring_full: number;
-    }[];
-  }[];
-  interfaces: {
-    name: string;
-    frames: number;
-    matched: number;
-    kernel_drops: number;
-    sent: number;
-  }[];
-  drops: Record<string, number>;
-}
+export type RelayStatsJson = RelayStats;
 
 /** Start the relay in a namespace with a config object; resolves when it is forwarding. */
 export async function startRelay(
