@@ -51,7 +51,7 @@ Deno.test("cli check --json lists issues with rule index, name and field", async
 });
 
 Deno.test("cli check: JSON syntax error names line and column (exit 1)", async () => {
-  const r = await cli("check", "--config", `${REPO}tests/fixtures/cli/syntax-error.json`);
+  const r = await cli("check", "--config", `${REPO}tests/fixtures/cli/syntax-error.json.txt`);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /line \d+/);
   assert.match(r.stderr, /column \d+/);

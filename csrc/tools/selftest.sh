@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Self-check of mcr-gen / mcr-sink in two private network namespaces joined by a veth pair.
+#   csrc/tools/selftest.sh [DIR-WITH-BINARIES]     (default: build/ at the repository root)
+# Needs root (exit 77 = skipped otherwise), iproute2 and python3 (for JSON checks and
+# for injecting malformed datagrams). Everything it creates is removed on exit.
+set -u
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "selftest: needs root (network namespaces) - skipped"
+  exit 77
+fi
+HERE=$(cd "$(dirname "$0")" && pwd)
+BIN=${1:-${MCR_TOOLS_BIN:-$HERE/../../build}}
+GEN=$BIN/mcr-gen
+SINK=$BIN/mcr-sink
+for b in "$GEN" "$SINK"; do
+  [ -x "$b" ] || { echo "selftest: $b not built"; exit 1; }
+done
+command -v python3 >/dev/null || { echo "selftest: python3 needed - skipped"; exit 77; }
+
+A=mcrtools-$$-a
+B=mcrtools-$$-b
+TMP=$(mktemp -d /tmp/mcrtools-selftest.XXXXXX)
+SINK_PID=
+cleanup() {
+  [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
+  ip netns del "$A" 2>/dev/null
+  ip netns del "$B" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$A" && ip netns add "$B" || exit 1
+ip link add va netns "$A" type veth peer name vb netns "$B" || exit 1
+ip -n "$A" addr add 10.99.0.1/24 dev va
+ip -n "$B" addr add 10.99.0.2/24 dev vb
+for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
+ip -n "$A" link set va up
+ip -n "$B" link set vb up
+# route-based multicast output in A (tests that work without --iface on the sender)
+ip -n "$A" route add 224.0.0.0/4 dev va
+
+FAILS=0
+PASSES=0
+ok() { PASSES=$((PASSES + 1)); echo "  ok   $*"; }
+bad() { FAILS=$((FAILS + 1)); echo "  FAIL $*"; }
+
+# start_sink ARGS... : sink in B, JSON to $TMP/sink.json, waits for the ready file
+start_sink() {
+  rm -f "$TMP/ready" "$TMP/sink.json"
+  ip netns exec "$B" "$SINK" --iface vb --ready-file "$TMP/ready" --json "$@" >"$TMP/sink.json" 2>"$TMP/sink.err" &
+  SINK_PID=$!
+  for _ in $(seq 100); do
+    [ -f "$TMP/ready" ] && return 0
+    kill -0 "$SINK_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "  sink did not become ready:"; cat "$TMP/sink.err"
+  return 1
+}
+wait_sink() {
+  wait "$SINK_PID"
+  local rc=$?
+  SINK_PID=
+  [ "$rc" -eq 0 ] || bad "sink exit code $rc"
+}
+gen() { ip netns exec "$A" "$GEN" --json "$@" >>"$TMP/gen.json"; }
+
+# check NAME PYTHON-EXPR : expression over s (sink JSON), g (list of gen JSON objects),
+# st(group, port, stream) helper
+check() {
+  local name=$1 expr=$2
+  if python3 - "$TMP/sink.json" "$TMP/gen.json" "$expr" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+g = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+def st(group, port, stream):
+    for x in s["groups"]:
+        if x["group"] == group and x["port"] == port:
+            for y in x["streams"]:
+                if y["stream"] == stream:
+                    return y
+    raise KeyError((group, port, stream))
+t = s["total"]
+ok = eval(sys.argv[3])
+if not ok:
+    print("    expression:", sys.argv[3])
+    print("    sink:", json.dumps(s["total"]), json.dumps(s["groups"])[:600])
+sys.exit(0 if ok else 1)
+PY
+  then ok "$name"; else bad "$name"; fi
+}
+reset() { : >"$TMP/gen.json"; }
+
+echo "== 1. one stream, 20 kpps x 2 s, zero loss"
+reset
+start_sink --group 239.10.1.1:6001 --expect-total 40000 --idle-ms 3000 --first-timeout-ms 5000
+gen --dst 239.10.1.1:6001 --iface va --rate 20000 --count 40000
+wait_sink
+check "gen sent 40000 at ~20 kpps" 'g[0]["sent"] == 40000 and 19000 < g[0]["pps"] < 21000'
+check "sink: 40000 unique, nothing lost/duplicated/corrupt" \
+  't["unique"] == 40000 and t["received"] == 40000 and t["lost"] == 0 and t["duplicates"] == 0 and t["corrupt"] == 0 and t["foreign"] == 0'
+check "first/last seq 0/39999, in order" 'st("239.10.1.1",6001,0)["first_seq"] == 0 and st("239.10.1.1",6001,0)["last_seq"] == 39999 and t["reordered"] == 0'
+check "latency histogram filled" 's["latency_us"]["count"] == 40000 and 0 < s["latency_us"]["p50"] <= s["latency_us"]["p99"] <= s["latency_us"]["max"]'
+check "netns UDP counters: 40000 in, no checksum errors" 's["udp"]["in_datagrams"] >= 40000 and s["udp"]["in_csum_errors"] == 0'
+check "stopped by expect-total" 's["stop_reason"] == "expect-total"'
+
+echo "== 2. several groups on one port and another port, round robin streams"
+reset
+start_sink --group 239.10.1.1:6001 --group 239.10.1.2:6001 --group 239.10.1.3:6002 --expect 3000 --idle-ms 1000 --first-timeout-ms 5000
+gen --dst 239.10.1.1:6001 --dst 239.10.1.2:6001 --dst 239.10.1.3:6002 --dst 239.10.1.4:6001 --stream-base 10 --rate 12000 --count 3000
+wait_sink
+check "each joined group got its own stream complete" \
+  'all(st(a,p,i)["unique"] == 3000 and st(a,p,i)["lost"] == 0 for a,p,i in [("239.10.1.1",6001,10),("239.10.1.2",6001,11),("239.10.1.3",6002,12)])'
+check "unjoined group 239.10.1.4 not delivered" 't["unique"] == 9000 and len(s["groups"]) == 3'
+check "gen per-stream counts" '[x["sent"] for x in g[0]["streams"]] == [3000]*4'
+
+echo "== 3. duplicates (same stream sent twice)"
+reset
+start_sink --group 239.10.1.1:6001 --idle-ms 1000 --first-timeout-ms 5000
+gen --dst 239.10.1.1:6001 --rate 10000 --count 2000
+gen --dst 239.10.1.1:6001 --rate 10000 --count 2000
+wait_sink
+check "2000 unique, 2000 duplicates, 0 lost" 't["received"] == 4000 and t["unique"] == 2000 and t["duplicates"] == 2000 and t["lost"] == 0'
+
+echo "== 4. loss and reordering (seq 1000..1499 first, then 0..499)"
+reset
+start_sink --group 239.10.1.1:6001 --idle-ms 1000 --first-timeout-ms 5000
+gen --dst 239.10.1.1:6001 --rate 10000 --count 500 --seq-start 1000 --stream-base 5
+gen --dst 239.10.1.1:6001 --rate 10000 --count 500 --stream-base 5
+wait_sink
+check "lost = highest+1-unique = 500, reordered 500" \
+  'st("239.10.1.1",6001,5)["lost"] == 500 and st("239.10.1.1",6001,5)["reordered"] == 500 and t["unique"] == 1000 and t["duplicates"] == 0'
+check "first_seq 1000, last_seq 499, highest 1499" \
+  'st("239.10.1.1",6001,5)["first_seq"] == 1000 and st("239.10.1.1",6001,5)["last_seq"] == 499 and st("239.10.1.1",6001,5)["highest_seq"] == 1499'
+
+echo "== 5. --expect: lost = expected - unique"
+reset
+start_sink --group 239.10.1.1:6001 --expect 1200 --idle-ms 1000 --first-timeout-ms 5000
+gen --dst 239.10.1.1:6001 --rate 10000 --count 1000 --size 32
+wait_sink
+check "1000 of 1200 -> lost 200 (32-byte datagrams)" 't["unique"] == 1000 and t["lost"] == 200 and t["corrupt"] == 0'
+
+echo "== 6. corrupt and foreign datagrams"
+reset
+start_sink --group 239.10.1.1:6001 --idle-ms 1000 --first-timeout-ms 5000
+ip netns exec "$A" python3 - <<'PY'
+import socket, struct
+def fnv(b):
+    h = 2166136261
+    for x in b:
+        h = ((h ^ x) * 16777619) & 0xffffffff
+    return h
+def dgram(stream, seq, length, sent=None):
+    sent = length if sent is None else sent
+    h = struct.pack("<IIQQI", 0x4D435254, stream, seq, 0, length)
+    h += struct.pack("<I", fnv(h))
+    body = bytes(((seq * 131 + stream * 7 + i) & 0xff) for i in range(32, length))
+    return bytearray((h + body)[:sent])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.99.0.1"))
+dst = ("239.10.1.1", 6001)
+s.sendto(b"hello, not mcrtest", dst)            # foreign
+d = dgram(7, 0, 256); d[28] ^= 1; s.sendto(d, dst)   # bad header check
+d = dgram(7, 1, 256); d[200] ^= 0x40; s.sendto(d, dst)  # pattern corrupted
+s.sendto(dgram(7, 2, 256, sent=200), dst)        # length mismatch (truncated)
+d = dgram(7, 3, 256); d[255] ^= 1; s.sendto(d, dst)   # last byte corrupted
+s.sendto(dgram(7, 4, 256), dst)                  # valid
+PY
+wait_sink
+check "foreign 1, corrupt 4 (1 bad header + 3 in stream), 1 valid" \
+  't["foreign"] == 1 and t["corrupt"] == 4 and st("239.10.1.1",6001,7)["corrupt"] == 3 and st("239.10.1.1",6001,7)["unique"] == 1 and t["received"] == 5'
+
+echo "== 7. unicast destination, wildcard listener, SIGTERM stop"
+reset
+start_sink --group 0.0.0.0:6003 --interval-ms 200
+gen --dst 10.99.0.2:6003 --rate 20000 --count 10000
+sleep 0.3
+kill -TERM "$SINK_PID"
+wait_sink
+check "unicast 10000 unique, stopped by signal" 't["unique"] == 10000 and t["lost"] == 0 and s["stop_reason"] == "signal"'
+if grep -q '"unique":' "$TMP/sink.err"; then ok "progress lines on stderr"; else bad "progress lines on stderr"; fi
+
+echo "== 8. stop conditions without traffic, usage errors"
+reset
+start_sink --group 239.10.1.1:6001 --first-timeout-ms 200
+wait_sink
+check "first-timeout with nothing received" 's["stop_reason"] == "first-timeout" and t["received"] == 0 and s["latency_us"]["p50"] is None'
+start_sink --group 239.10.1.1:6001 --duration 0.3
+wait_sink
+check "duration stop" 's["stop_reason"] == "duration" and 0.25 < s["elapsed_s"] < 1.5'
+for args in "" "--dst 1.2.3" "--dst 239.1.1.1:5001 --size 8" "--dst 239.1.1.1:5001 --bogus" "--dst 239.1.1.1:5001 --rate x"; do
+  # shellcheck disable=SC2086
+  "$GEN" $args >/dev/null 2>&1
+  rc=$?
+  [ "$rc" -eq 2 ] && ok "mcr-gen $args -> exit 2" || bad "mcr-gen $args -> exit $rc (want 2)"
+done
+for args in "" "--group 239.1.1.1" "--group 239.1.1.1:1 --group 239.1.1.1:1" "--group 239.1.1.1:1 --expect -3"; do
+  # shellcheck disable=SC2086
+  "$SINK" $args >/dev/null 2>&1
+  rc=$?
+  [ "$rc" -eq 2 ] && ok "mcr-sink $args -> exit 2" || bad "mcr-sink $args -> exit $rc (want 2)"
+done
+
+echo "selftest: $PASSES passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]
