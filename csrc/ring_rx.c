@@ -496,7 +496,11 @@ static int wait_ready(struct mcr_rx *rx, int32_t timeout_ms)
 	if (pfd[0].revents & POLLERR) {
 		int e = 0;
 		socklen_t el = sizeof(e);
-		(void)getsockopt(rx->fd, SOL_SOCKET, SO_ERROR, &e, &el); /* clear it */
+		(void)getsockopt(rx->fd, SOL_SOCKET, SO_ERROR, &e, &el); /* reads and clears it */
+		/* ENETDOWN: the device went down or away and the kernel unhooked
+		 * the socket; report it so the caller can reopen the ring. */
+		if (e != 0)
+			return -e;
 	}
 	return 0;
 }

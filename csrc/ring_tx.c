@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline struct tpacket2_hdr *slot_hdr(struct mcr_tx *tx, uint32_t i)
@@ -203,6 +204,32 @@ fail:
 		close(tx->fd);
 	free(tx);
 	return rc;
+}
+
+int mcr_tx_drain(mcr_tx *tx, int32_t timeout_ms)
+{
+	if (!tx || tx->magic != MCR_TX_MAGIC)
+		return -EINVAL;
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		uint32_t busy = 0;
+		for (uint32_t i = 0; i < tx->frame_count; i++) {
+			uint32_t st = __atomic_load_n(&slot_hdr(tx, i)->tp_status, __ATOMIC_ACQUIRE);
+			if (st & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING))
+				busy++;
+		}
+		if (busy == 0 || tx->fd < 0)
+			return (int)busy;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= timeout_ms)
+			return (int)busy;
+		tx->pending = 1; /* force a kick: a previous one may have hit EAGAIN */
+		(void)txr_kick(tx);
+		struct timespec d = {0, 200000};
+		nanosleep(&d, NULL);
+	}
 }
 
 int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out)

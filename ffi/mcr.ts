@@ -98,6 +98,13 @@ export function ifaceByIndex(ifindex: number): IfaceInfo {
   return decodeIface(errText(name), out);
 }
 
+/** Pin the calling thread (a worker) to one CPU. */
+export function pinThread(cpu: number): void {
+  const err = new Uint8Array(ERRLEN);
+  const r = lib().sym.mcr_pin_thread(cpu, err, BigInt(ERRLEN));
+  if (r < 0) throw new McrError("mcr_pin_thread", r, errText(err));
+}
+
 /** An eventfd that cuts a blocking `RxRing.poll` short; safe to wake from any thread. */
 export class Waker implements Disposable {
   #ptr: Deno.PointerObject | null;
@@ -418,6 +425,14 @@ export class TxRing implements Disposable {
     return lib().sym.mcr_tx_mtu(this.#ptr!);
   }
 
+  /** Kick and wait up to `timeoutMs` for queued frames to leave; returns how many are left. */
+  drain(timeoutMs: number): number {
+    if (!this.#ptr) return 0;
+    const r = lib().sym.mcr_tx_drain(this.#ptr, timeoutMs);
+    if (r < 0) throw new McrError("mcr_tx_drain", r, "");
+    return r;
+  }
+
   /** Counters. */
   stats(): TxStats {
     const b = new BigUint64Array(8);
@@ -547,6 +562,11 @@ export class Forwarder implements Disposable {
     const r = this.#submit(this.#ptr!, rx.pointer, n);
     if (r < 0) throw new McrError("mcr_fwd_submit", r, "");
     return r;
+  }
+
+  /** Descriptors refused because their template index was out of range or unused. */
+  invalid(): number {
+    return this.#ptr ? Number(lib().sym.mcr_fwd_invalid(this.#ptr)) : 0;
   }
 
   /** Close (idempotent). */

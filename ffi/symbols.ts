@@ -24,6 +24,9 @@ export const symbols = {
     result: "i32",
   },
 
+  // int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen)
+  mcr_pin_thread: { parameters: ["u32", "buffer", "usize"], result: "i32" },
+
   // int mcr_waker_open(mcr_waker **out, char *err, size_t errlen)
   mcr_waker_open: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
   // int mcr_waker_fd(const mcr_waker *w)
@@ -62,6 +65,8 @@ export const symbols = {
 
   // int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t errlen)
   mcr_tx_open: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_tx_drain(mcr_tx *tx, int32_t timeout_ms)
+  mcr_tx_drain: { parameters: ["pointer", "i32"], result: "i32" },
   // int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out)
   mcr_tx_stats: { parameters: ["pointer", "buffer"], result: "i32" },
   // uint32_t mcr_tx_mtu(const mcr_tx *tx)
@@ -84,6 +89,8 @@ export const symbols = {
   mcr_fwd_counters: { parameters: ["pointer"], result: "pointer" },
   // int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n)
   mcr_fwd_submit: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  // uint64_t mcr_fwd_invalid(const mcr_fwd *fwd)
+  mcr_fwd_invalid: { parameters: ["pointer"], result: "u64" },
   // int mcr_fwd_close(mcr_fwd *fwd)
   mcr_fwd_close: { parameters: ["pointer"], result: "i32" },
 

@@ -188,8 +188,15 @@ const txShape = {
   qdisc_bypass: bool(),
 };
 
+const interfaceShape = {
+  workers: intIn(1, 64),
+  fanout: rxShape.fanout,
+  cpus: z.array(intIn(0, 4095)).min(1).max(64),
+};
+
 const configShape = {
   rules: z.array(z.strictObject(ruleShape)).max(MAX_RULES),
+  interfaces: z.record(ifname(), z.strictObject(interfaceShape).partial()).optional(),
   ttl: ttl().optional(),
   dscp: dscp().optional(),
   workers: intIn(1, 64).optional(),
@@ -260,6 +267,8 @@ export interface RawConfig {
   dscp?: number;
   /** Worker count. */
   workers?: number;
+  /** Per input interface overrides. */
+  interfaces?: Record<string, Partial<InterfaceTuning>>;
   /** RX tuning, all optional. */
   rx?: Partial<RxTuning>;
   /** TX tuning. */
@@ -381,6 +390,16 @@ export interface RxTuning {
   fanout: FanoutMode;
 }
 
+/** Per input interface tuning (`interfaces` in rules.json). */
+export interface InterfaceTuning {
+  /** Workers (RX rings in one fanout group) on this interface. */
+  workers: number;
+  /** Fanout mode for this interface. */
+  fanout: FanoutMode;
+  /** CPUs to pin the workers to, round robin. */
+  cpus: number[];
+}
+
 /** TX ring tuning; unset fields mean "the library's default". */
 export interface TxTuning {
   /** Ring slots. */
@@ -397,8 +416,10 @@ export interface Config {
   ttl: TtlPolicy;
   /** Global default DSCP (default 0). */
   dscp: number;
-  /** Worker threads (default 1). */
+  /** Worker threads per input interface (default 1). */
   workers: number;
+  /** Per input interface overrides of `workers`, `fanout` and CPU pinning. */
+  interfaces: Record<string, Partial<InterfaceTuning>>;
   /** RX tuning (defaults applied to `filter` and `fanout`). */
   rx: RxTuning;
   /** TX tuning. */
@@ -930,6 +951,7 @@ function normalize(raw: RawConfig): Config {
     ttl: d.ttl,
     dscp: d.dscp,
     workers: raw.workers ?? DEFAULT_WORKERS,
+    interfaces: structuredClone(raw.interfaces ?? {}),
     rx,
     tx,
   };

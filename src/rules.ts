@@ -146,6 +146,8 @@ export class Slots {
   readonly rules: SlotAllocator = new SlotAllocator(MAX_RULES);
   /** Output slots (also the template index in every worker). */
   readonly outputs: SlotAllocator = new SlotAllocator(MAX_OUTPUTS);
+  /** Slots freed by the last {@link buildTables} (their counters must be reset). */
+  lastFreed: { rules: number[]; outputs: number[] } = { rules: [], outputs: [] };
 }
 
 /**
@@ -188,8 +190,10 @@ export function buildTables(
       outputs,
     });
   }
-  slots.rules.retain(keepRules);
-  slots.outputs.retain(keepOuts);
+  slots.lastFreed = {
+    rules: slots.rules.retain(keepRules),
+    outputs: slots.outputs.retain(keepOuts),
+  };
   return tables;
 }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ifaceByName, IgmpMembership, Waker } from "../ffi/mcr.ts";
+import { type FanoutModeName, ifaceByName, IgmpMembership, Waker } from "../ffi/mcr.ts";
 import { formatIPv4 } from "./net.ts";
 import {
   COUNTER_SLOTS,
@@ -33,6 +33,30 @@ export interface DataPathOptions {
   rx?: WorkerInit["rx"];
   /** TX ring options. */
   tx?: WorkerInit["tx"];
+  /** Workers per input interface (default 1). */
+  workers?: number;
+  /** Per input interface overrides. */
+  interfaces?: Record<string, { workers?: number; fanout?: FanoutModeName; cpus?: number[] }>;
+}
+
+/** One data-path worker. */
+export interface WorkerStats {
+  /** Input interface. */
+  interface: string;
+  /** Index among the interface's workers. */
+  index: number;
+  /** running, starting, pending (interface missing) or error. */
+  state: "running" | "starting" | "pending" | "error";
+  /** Why it is not running. */
+  reason?: string;
+  /** Restarts so far. */
+  restarts: number;
+  /** Frames this worker took from its ring (current life). */
+  frames: number;
+  /** Milliseconds since its last loop pass (heartbeat); -1 when not running. */
+  heartbeat_age_ms: number;
+  /** CPU it is pinned to, if any. */
+  cpu?: number;
 }
 
 /** State of a rule or output. */
@@ -110,6 +134,10 @@ export interface InterfaceStats {
   gathers: number;
   /** Worker restarts. */
   restarts: number;
+  /** Workers (fanout members) on this interface. */
+  workers: number;
+  /** Fanout group id (kernel-chosen). */
+  fanout_id: number;
 }
 
 /** A snapshot of every counter. */
@@ -120,34 +148,53 @@ export interface RelayStats {
   interfaces: InterfaceStats[];
   /** Drops by reason, summed over interfaces. */
   drops: Record<string, number>;
+  /** Per worker. */
+  workers: WorkerStats[];
 }
 
 const GAUGES = new Set<number>([If.tableVersion, If.heartbeat, If.running]);
 
-interface Runtime {
-  name: string;
-  state: InterfaceStats["state"];
+interface Slot {
+  index: number;
+  state: WorkerStats["state"];
   reason?: string;
   worker: Worker | null;
   counters: Float64Array;
-  retired: Float64Array;
   ctl: Int32Array;
   waker: Waker;
-  table: WorkerTable;
   restarts: number;
   backoffMs: number;
   timer?: ReturnType<typeof setTimeout>;
-  stopping: boolean;
-  stopped?: () => void;
   ready?: (ok: boolean) => void;
+  stopped?: () => void;
+  cpu?: number;
 }
+
+interface Runtime {
+  name: string;
+  table: WorkerTable;
+  slots: Slot[];
+  /** Sum of the counter blocks of workers that have stopped (kept across restarts). */
+  retired: Float64Array;
+  fanout: FanoutModeName;
+  fanoutId: number;
+  stopping: boolean;
+}
+
+const FAULTS = (() => {
+  try {
+    return Deno.env.get("MCR_FAULT_INJECTION") === "1";
+  } catch {
+    return false;
+  }
+})();
 
 /** The relay's control half (see module doc). */
 export class Supervisor {
   readonly #log = logger("supervisor");
   readonly #slots = new Slots();
   readonly #rt = new Map<string, Runtime>();
-  readonly #igmp = new Map<string, { m: IgmpMembership | null; refs: number; error?: string }>();
+  readonly #igmp = new Map<string, { m: IgmpMembership | null; error?: string }>();
   readonly #outState = new Map<number, { state: State; reason?: string }>();
   #rules: RuleSpec[] = [];
   #version = 0;
@@ -164,6 +211,11 @@ export class Supervisor {
     return this.#rules;
   }
 
+  /** Replace the ring/worker tuning; applies to interfaces (re)started afterwards. */
+  setOptions(opts: DataPathOptions): void {
+    this.#opts = opts;
+  }
+
   /**
    * Replace the rule set: computes new tables (unchanged rules keep their
    * counter slots), starts/stops workers for interfaces that gained/lost all
@@ -175,6 +227,16 @@ export class Supervisor {
     this.#rules = rules;
     const version = ++this.#version;
     const tables = buildTables(rules, this.#slots, version, this.#rt.keys());
+    // Freed slots start their next life at zero (retired counts included).
+    for (const rt of this.#rt.values()) {
+      for (const slot of this.#slots.lastFreed.rules) {
+        for (let k = 0; k < RULE_WORDS; k++) rt.retired[RULE_BASE + slot * RULE_WORDS + k] = 0;
+      }
+      for (const slot of this.#slots.lastFreed.outputs) {
+        for (let k = 0; k < OUT_WORDS; k++) rt.retired[OUT_BASE + slot * OUT_WORDS + k] = 0;
+        this.#outState.delete(slot);
+      }
+    }
     this.#syncIgmp(rules);
     const waits: Promise<unknown>[] = [];
     for (const [name, table] of tables) {
@@ -189,14 +251,15 @@ export class Supervisor {
       if (!rt) {
         rt = this.#newRuntime(name, table);
         this.#rt.set(name, rt);
-        waits.push(this.#startWorker(rt));
+        waits.push(this.#startSlot(rt, rt.slots[0]));
       } else {
         rt.table = table;
-        if (rt.worker) {
-          rt.worker.postMessage({ type: "table", table });
-          Atomics.store(rt.ctl, Ctl.wantVersion, version);
-          rt.waker.wake();
-          waits.push(this.#waitVersion(rt, version));
+        for (const sl of rt.slots) {
+          if (!sl.worker) continue;
+          sl.worker.postMessage({ type: "table", table });
+          Atomics.store(sl.ctl, Ctl.wantVersion, version);
+          sl.waker.wake();
+          waits.push(this.#waitVersion(sl, version));
         }
       }
     }
@@ -204,81 +267,118 @@ export class Supervisor {
   }
 
   #newRuntime(name: string, table: WorkerTable): Runtime {
+    const o = this.#opts.interfaces?.[name] ?? {};
+    const n = Math.max(1, o.workers ?? this.#opts.workers ?? 1);
+    const slots: Slot[] = [];
+    for (let i = 0; i < n; i++) {
+      slots.push({
+        index: i,
+        state: "starting",
+        worker: null,
+        counters: newCounterBlock(),
+        ctl: newControlBlock(),
+        waker: new Waker(),
+        restarts: 0,
+        backoffMs: 250,
+        cpu: o.cpus?.length ? o.cpus[i % o.cpus.length] : undefined,
+      });
+    }
     return {
       name,
-      state: "starting",
-      worker: null,
-      counters: newCounterBlock(),
-      retired: new Float64Array(COUNTER_SLOTS),
-      ctl: newControlBlock(),
-      waker: new Waker(),
       table,
-      restarts: 0,
-      backoffMs: 500,
+      slots,
+      retired: new Float64Array(COUNTER_SLOTS),
+      fanout: o.fanout ?? this.#opts.rx?.fanout ?? "hash",
+      fanoutId: 0,
       stopping: false,
     };
   }
 
-  #waitVersion(rt: Runtime, version: number): Promise<void> {
+  #waitVersion(sl: Slot, version: number): Promise<void> {
     return new Promise((resolve) => {
       const t0 = Date.now();
       const check = () => {
-        if (
-          !rt.worker || rt.stopping || rt.counters[If.tableVersion] >= version ||
-          Date.now() - t0 > 5000
-        ) resolve();
-        else setTimeout(check, 2);
+        if (!sl.worker || sl.counters[If.tableVersion] >= version || Date.now() - t0 > 5000) {
+          resolve();
+        } else setTimeout(check, 2);
       };
       check();
     });
   }
 
-  #startWorker(rt: Runtime): Promise<boolean> {
+  /**
+   * Start one worker. The first member of an interface's fanout group asks the
+   * kernel for a free group id; the others join that id. Resolves when the
+   * worker runs the current table (true) or failed (false).
+   */
+  #startSlot(rt: Runtime, sl: Slot): Promise<boolean> {
+    const alive = rt.slots.some((x) => x !== sl && x.state === "running");
+    if (!alive) rt.fanoutId = 0;
     const w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
-    rt.worker = w;
-    rt.state = "starting";
-    Atomics.store(rt.ctl, Ctl.stop, 0);
-    Atomics.store(rt.ctl, Ctl.wantVersion, rt.table.version);
-    rt.counters = newCounterBlock();
-    const ready = new Promise<boolean>((resolve) => rt.ready = resolve);
-    w.onmessage = (e: MessageEvent<WorkerEvent>) => this.#onEvent(rt, w, e.data);
+    sl.worker = w;
+    sl.state = "starting";
+    Atomics.store(sl.ctl, Ctl.stop, 0);
+    Atomics.store(sl.ctl, Ctl.fault, 0);
+    Atomics.store(sl.ctl, Ctl.wantVersion, rt.table.version);
+    sl.counters = newCounterBlock();
+    const ready = new Promise<boolean>((resolve) => sl.ready = resolve);
+    w.onmessage = (e: MessageEvent<WorkerEvent>) => this.#onEvent(rt, sl, w, e.data);
     w.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.#onEvent(rt, w, { type: "fatal", index: 0, message: e.message });
-      this.#onEvent(rt, w, { type: "stopped", index: 0 });
+      this.#onEvent(rt, sl, w, { type: "fatal", index: sl.index, message: e.message });
+      this.#onEvent(rt, sl, w, { type: "stopped", index: sl.index });
     };
+    const rx = { ...(this.#opts.rx ?? {}), fanout: rt.fanout };
+    if (rt.fanout !== "none") {
+      if (rt.fanoutId) rx.fanoutId = rt.fanoutId;
+      else rx.uniqueFanoutId = true;
+    }
     const init: WorkerInit = {
       type: "init",
-      index: 0,
+      index: sl.index,
       interface: rt.name,
-      rx: this.#opts.rx ?? {},
+      rx,
       tx: this.#opts.tx ?? {},
-      wakeFd: rt.waker.fd,
-      counters: rt.counters,
-      ctl: rt.ctl,
+      wakeFd: sl.waker.fd,
+      counters: sl.counters,
+      ctl: sl.ctl,
+      cpu: sl.cpu,
+      faultInjection: FAULTS,
     };
     w.postMessage(init);
     w.postMessage({ type: "table", table: rt.table });
     return ready;
   }
 
-  #onEvent(rt: Runtime, w: Worker, ev: WorkerEvent): void {
-    if (rt.worker !== w && ev.type !== "stopped") return;
+  #onEvent(rt: Runtime, sl: Slot, w: Worker, ev: WorkerEvent): void {
+    if (sl.worker !== w && ev.type !== "stopped") return;
     switch (ev.type) {
-      case "ready":
-        rt.state = "running";
-        rt.reason = undefined;
-        rt.backoffMs = 500;
-        this.retryJoins();
-        this.#log.info("{interface}: forwarding (ring {geometry})", {
+      case "ready": {
+        sl.state = "running";
+        sl.reason = undefined;
+        const g = ev.geometry as { fanoutId?: number };
+        if (!rt.fanoutId && g.fanoutId) rt.fanoutId = g.fanoutId;
+        this.#log.info("{interface}: worker {index} forwarding (ring {geometry})", {
           interface: rt.name,
+          index: sl.index,
           geometry: JSON.stringify(ev.geometry),
         });
+        if (sl.index === 0 || !rt.slots.some((x) => x !== sl && x.state === "running")) {
+          this.#rejoin(rt.name);
+        }
+        // Start the other fanout members once the group id is known.
+        for (const o of rt.slots) {
+          if (o !== sl && !o.worker && o.timer === undefined && !rt.stopping) {
+            this.#startSlot(rt, o);
+          }
+        }
         break;
+      }
       case "applied":
         if (ev.version === rt.table.version) {
-          rt.ready?.(true);
-          rt.ready = undefined;
+          sl.backoffMs = 250;
+          sl.ready?.(true);
+          sl.ready = undefined;
         }
         break;
       case "output": {
@@ -288,10 +388,15 @@ export class Supervisor {
           reason: ev.reason,
         });
         if (ev.state === "error" && prev?.reason !== ev.reason) {
-          this.#log.warn("output {slot} on rules of {interface}: {reason}", {
-            slot: ev.slot,
+          this.#log.warn("{interface}: output {output}: {reason}", {
             interface: rt.name,
+            output: this.#outputName(ev.slot),
             reason: ev.reason,
+          });
+        } else if (ev.state === "ok" && prev?.state === "error") {
+          this.#log.info("{interface}: output {output} recovered", {
+            interface: rt.name,
+            output: this.#outputName(ev.slot),
           });
         }
         break;
@@ -303,73 +408,118 @@ export class Supervisor {
         });
         break;
       case "fatal": {
-        const missing = ev.code === "ENODEV";
-        rt.state = missing ? "pending" : "error";
-        rt.reason = missing ? `input interface ${rt.name} does not exist` : ev.message;
-        if (!rt.stopping) {
-          this.#log[missing ? "warn" : "error"]("{interface}: {reason}; retrying in {ms} ms", {
-            interface: rt.name,
-            reason: rt.reason,
-            ms: rt.backoffMs,
-          });
+        const missing = ev.code === "ENODEV" || ev.code === "ENETDOWN" || ev.code === "ENXIO";
+        let exists = true;
+        try {
+          ifaceByName(rt.name);
+        } catch {
+          exists = false;
         }
-        rt.ready?.(false);
-        rt.ready = undefined;
+        sl.state = missing && !exists ? "pending" : "error";
+        sl.reason = sl.state === "pending"
+          ? `input interface ${rt.name} does not exist`
+          : `worker ${sl.index}: ${ev.message}`;
+        if (!rt.stopping) {
+          this.#log[sl.state === "pending" ? "warn" : "error"](
+            "{interface}: {reason}; retrying in {ms} ms",
+            { interface: rt.name, reason: sl.reason, ms: sl.backoffMs },
+          );
+        }
+        sl.ready?.(false);
+        sl.ready = undefined;
         break;
       }
       case "stopped":
-        if (rt.worker === w) {
+        if (sl.worker === w) {
           for (let k = 0; k < COUNTER_SLOTS; k++) {
-            if (!GAUGES.has(k)) rt.retired[k] += rt.counters[k];
+            if (!GAUGES.has(k)) rt.retired[k] += sl.counters[k];
           }
-          rt.counters = newCounterBlock();
-          rt.worker = null;
+          sl.counters = newCounterBlock();
+          sl.worker = null;
         }
         try {
           w.terminate();
         } catch { /* already gone */ }
         if (rt.stopping) {
-          rt.stopped?.();
-        } else {
-          if (rt.state === "running" || rt.state === "starting") {
-            rt.state = "error";
-            rt.reason ??= "worker stopped unexpectedly";
+          sl.stopped?.();
+        } else if (!this.#closed) {
+          if (sl.state === "running" || sl.state === "starting") {
+            sl.state = "error";
+            sl.reason ??= `worker ${sl.index} stopped unexpectedly`;
           }
-          rt.restarts++;
-          const delay = rt.backoffMs;
-          rt.backoffMs = Math.min(rt.backoffMs * 2, 10_000);
-          rt.timer = setTimeout(() => {
-            rt.timer = undefined;
-            if (!rt.stopping && !this.#closed) this.#startWorker(rt);
+          sl.restarts++;
+          const delay = sl.backoffMs;
+          // A missing interface is checked cheaply and often; real faults back off further.
+          sl.backoffMs = Math.min(sl.backoffMs * 2, sl.state === "pending" ? 2000 : 10_000);
+          sl.timer = setTimeout(() => {
+            sl.timer = undefined;
+            if (rt.stopping || this.#closed) return;
+            // Members other than the first wait for a running member (the group id).
+            const anyRunning = rt.slots.some((x) => x.state === "running");
+            if (sl.index === 0 || anyRunning || rt.slots.every((x) => !x.worker)) {
+              this.#startSlot(rt, sl);
+            }
           }, delay);
         }
         break;
     }
   }
 
+  #outputName(slot: number): string {
+    for (const rt of this.#rt.values()) {
+      for (const r of rt.table.rules) {
+        for (const o of r.outputs) {
+          if (o.slot === slot) {
+            return `${o.interface} ${formatIPv4(o.dst)}:${o.port} of rule ${r.name}`;
+          }
+        }
+      }
+    }
+    return `#${slot}`;
+  }
+
   #stopRuntime(rt: Runtime): Promise<void> {
     rt.stopping = true;
-    if (rt.timer !== undefined) clearTimeout(rt.timer);
-    const w = rt.worker;
+    return Promise.all(rt.slots.map((sl) => this.#stopSlot(rt, sl))).then(() => {});
+  }
+
+  #stopSlot(rt: Runtime, sl: Slot): Promise<void> {
+    if (sl.timer !== undefined) clearTimeout(sl.timer);
+    sl.timer = undefined;
+    const w = sl.worker;
     if (!w) {
-      rt.waker.close();
+      sl.waker.close();
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
       const killer = setTimeout(() => {
-        this.#log.warn("{interface}: worker did not stop in time; terminating", {
+        this.#log.warn("{interface}: worker {index} did not stop in time; terminating", {
           interface: rt.name,
+          index: sl.index,
         });
-        this.#onEvent(rt, w, { type: "stopped", index: 0 });
+        this.#onEvent(rt, sl, w, { type: "stopped", index: sl.index });
       }, 3000);
-      rt.stopped = () => {
+      sl.stopped = () => {
         clearTimeout(killer);
-        rt.waker.close();
+        sl.waker.close();
         resolve();
       };
-      Atomics.store(rt.ctl, Ctl.stop, 1);
-      rt.waker.wake();
+      Atomics.store(sl.ctl, Ctl.stop, 1);
+      sl.waker.wake();
     });
+  }
+
+  /**
+   * Test hook: make a worker throw, as a crash would. Only available when the
+   * process runs with MCR_FAULT_INJECTION=1; returns false otherwise.
+   */
+  injectFault(iface: string, index = 0): boolean {
+    if (!FAULTS) return false;
+    const sl = this.#rt.get(iface)?.slots[index];
+    if (!sl?.worker) return false;
+    Atomics.store(sl.ctl, Ctl.fault, 1);
+    sl.waker.wake();
+    return true;
   }
 
   #syncIgmp(rules: RuleSpec[]): void {
@@ -385,79 +535,102 @@ export class Supervisor {
       }
     }
     for (const [k, w] of want) {
-      const cur = this.#igmp.get(k);
-      if (cur?.m) continue;
+      if (this.#igmp.get(k)?.m) continue;
       this.#igmp.set(k, this.#join(w.ifname, w.group, w.source));
     }
   }
 
   #join(ifname: string, group: number, source: number) {
     try {
-      // Resolve lazily through the FFI wrapper (ifindex by name).
-      const m = new IgmpMembership(ifindexOf(ifname), group, source);
-      return { m, refs: 1 };
+      return { m: new IgmpMembership(ifaceByName(ifname).ifindex, group, source) };
     } catch (e) {
       const error = (e as Error).message;
-      this.#log.warn("IGMP join {group} on {interface} failed: {error}", {
+      this.#log.warn("{interface}: IGMP join of {group} failed: {error}", {
         group: formatIPv4(group),
         interface: ifname,
         error,
       });
-      return { m: null, refs: 1, error };
+      return { m: null, error };
     }
   }
 
-  /** Retry IGMP joins that failed (e.g. the interface was missing). */
-  retryJoins(): void {
+  /** (Re)join every membership on an interface (it may have been re-created). */
+  #rejoin(ifname: string): void {
     for (const [k, v] of this.#igmp) {
-      if (v.m) continue;
-      const [ifname, g, s] = k.split("|");
-      try {
-        v.m = new IgmpMembership(ifindexOf(ifname), Number(g), Number(s));
-        v.error = undefined;
-      } catch { /* still failing */ }
+      const [name, g, s] = k.split("|");
+      if (name !== ifname) continue;
+      v.m?.close();
+      this.#igmp.set(k, this.#join(name, Number(g), Number(s)));
     }
   }
 
   /** Snapshot of all counters. */
   stats(): RelayStats {
-    const sum = (rt: Runtime, k: number) => rt.retired[k] + rt.counters[k];
     const drops: Record<string, number> = {};
     for (const n of DROP_NAMES) drops[n] = 0;
     const interfaces: InterfaceStats[] = [];
+    const workers: WorkerStats[] = [];
+    const rules: RuleStats[] = [];
+    const now = Date.now();
     for (const rt of this.#rt.values()) {
-      for (let d = 0; d < DROP_NAMES.length; d++) drops[DROP_NAMES[d]] += sum(rt, DROP_BASE + d);
+      const sum = (k: number) => {
+        let v = rt.retired[k];
+        for (const sl of rt.slots) v += sl.counters[k];
+        return v;
+      };
+      for (let d = 0; d < DROP_NAMES.length; d++) drops[DROP_NAMES[d]] += sum(DROP_BASE + d);
+      const states = rt.slots.map((sl) => sl.state);
+      const state: InterfaceStats["state"] = states.every((x) => x === "running")
+        ? "running"
+        : states.includes("pending")
+        ? "pending"
+        : states.includes("error")
+        ? "error"
+        : "starting";
+      const reason = rt.slots.find((sl) => sl.reason)?.reason;
       interfaces.push({
         name: rt.name,
-        state: rt.state,
-        ...(rt.reason ? { reason: rt.reason } : {}),
-        frames: sum(rt, If.frames),
-        bytes: sum(rt, If.bytes),
-        matched: sum(rt, If.matched),
-        sent: sum(rt, If.sent),
-        kernel_packets: sum(rt, If.kernelPackets),
-        kernel_drops: sum(rt, If.kernelDrops),
-        kernel_freezes: sum(rt, If.kernelFreezes),
-        polls: sum(rt, If.polls),
-        gathers: sum(rt, If.gathers),
-        restarts: rt.restarts,
+        state,
+        ...(reason && state !== "running" ? { reason } : {}),
+        frames: sum(If.frames),
+        bytes: sum(If.bytes),
+        matched: sum(If.matched),
+        sent: sum(If.sent),
+        kernel_packets: sum(If.kernelPackets),
+        kernel_drops: sum(If.kernelDrops),
+        kernel_freezes: sum(If.kernelFreezes),
+        polls: sum(If.polls),
+        gathers: sum(If.gathers),
+        restarts: rt.slots.reduce((a, sl) => a + sl.restarts, 0),
+        workers: rt.slots.length,
+        fanout_id: rt.fanoutId,
       });
-    }
-    const rules: RuleStats[] = [];
-    for (const rt of this.#rt.values()) {
+      for (const sl of rt.slots) {
+        const hb = sl.counters[If.heartbeat];
+        workers.push({
+          interface: rt.name,
+          index: sl.index,
+          state: sl.state,
+          ...(sl.reason && sl.state !== "running" ? { reason: sl.reason } : {}),
+          restarts: sl.restarts,
+          frames: sl.counters[If.frames],
+          heartbeat_age_ms: sl.worker && hb ? Math.max(0, now - hb) : -1,
+          ...(sl.cpu !== undefined ? { cpu: sl.cpu } : {}),
+        });
+      }
+      // A rule forwards while at least one fanout member runs.
+      const ruleState: State = states.includes("running")
+        ? "active"
+        : state === "error"
+        ? "error"
+        : "pending";
       for (const r of rt.table.rules) {
         const rb = RULE_BASE + r.slot * RULE_WORDS;
-        const spec = this.#rules.find((x) => x.id === r.id);
-        const state: State = rt.state === "running"
-          ? "active"
-          : rt.state === "starting"
-          ? "pending"
-          : rt.state;
         rules.push({
           id: r.id,
           name: r.name,
-          state,
-          ...(rt.reason && state !== "active" ? { reason: rt.reason } : {}),
+          state: ruleState,
+          ...(reason && ruleState !== "active" ? { reason } : {}),
           input: {
             interface: rt.name,
             group: formatIPv4(r.group),
@@ -465,28 +638,28 @@ export class Supervisor {
             ...(r.source ? { source: formatIPv4(r.source) } : {}),
             ...(r.vlan >= 0 ? { vlan: r.vlan } : {}),
           },
-          packets: sum(rt, rb),
-          bytes: sum(rt, rb + 1),
-          outputs: r.outputs.map((o, i) => {
+          packets: sum(rb),
+          bytes: sum(rb + 1),
+          outputs: r.outputs.map((o) => {
             const ob = OUT_BASE + o.slot * OUT_WORDS;
             const st = this.#outState.get(o.slot);
             return {
-              interface: spec?.outputs[i]?.interface ?? o.interface,
+              interface: o.interface,
               group: formatIPv4(o.dst),
               port: o.port,
               state: st?.state ?? "pending",
-              ...(st?.reason ? { reason: st.reason } : {}),
-              packets: sum(rt, ob + Out.packets),
-              bytes: sum(rt, ob + Out.bytes),
-              ring_full: sum(rt, ob + Out.ringFull),
-              errors: sum(rt, ob + Out.errors) + sum(rt, ob + Out.unavailable),
-              ttl_expired: sum(rt, ob + Out.ttlExpired),
+              ...(st?.reason && st.state !== "active" ? { reason: st.reason } : {}),
+              packets: sum(ob + Out.packets),
+              bytes: sum(ob + Out.bytes),
+              ring_full: sum(ob + Out.ringFull),
+              errors: sum(ob + Out.errors) + sum(ob + Out.unavailable),
+              ttl_expired: sum(ob + Out.ttlExpired),
             };
           }),
         });
       }
     }
-    return { rules, interfaces, drops };
+    return { rules, interfaces, drops, workers };
   }
 
   /** Stop every worker (their final counters are kept) and leave all groups. */
@@ -497,8 +670,4 @@ export class Supervisor {
     for (const v of this.#igmp.values()) v.m?.close();
     this.#igmp.clear();
   }
-}
-
-function ifindexOf(name: string): number {
-  return ifaceByName(name).ifindex;
 }

@@ -21,6 +21,7 @@
 import {
   Forwarder,
   ifaceByName,
+  pinThread,
   type RxOptions,
   RxRing,
   type Template,
@@ -61,6 +62,10 @@ export interface WorkerInit {
   counters: Float64Array;
   /** Control block. */
   ctl: Int32Array;
+  /** CPU to pin this worker to. */
+  cpu?: number;
+  /** Honour Ctl.fault (test hook; only set when MCR_FAULT_INJECTION=1). */
+  faultInjection?: boolean;
 }
 
 /** Messages a worker posts to the supervisor. */
@@ -104,13 +109,16 @@ function mcastMac(group: number): Uint8Array {
   ]);
 }
 
-/** Output plumbing owned by one worker. */
+/** Output plumbing owned by one worker: TX rings, templates, self-healing. */
 class Outputs {
-  readonly tx = new Map<string, TxRing>();
-  /** slot → spec key of the template installed there. */
-  readonly installed = new Map<number, string>();
+  /** TX ring per output interface name (with the ifindex it was opened on). */
+  readonly tx = new Map<string, { ring: TxRing; ifindex: number }>();
+  /** slot → the output installed there and its spec key. */
+  readonly specs = new Map<number, { key: string; o: TableOutput; reason?: string }>();
   /** slots whose output is in error (descriptors skipped and counted). */
   readonly broken: Uint8Array;
+  /** Counts carried over from earlier template lives of a slot (4 per slot). */
+  readonly #carried = new Float64Array(MAX_OUTPUTS * 4);
 
   constructor(
     readonly fwd: Forwarder,
@@ -124,15 +132,65 @@ class Outputs {
 
   #txFor(name: string, ifindex: number): TxRing {
     let t = this.tx.get(name);
+    if (t && t.ifindex !== ifindex) {
+      this.#dropTx(name);
+      t = undefined;
+    }
     if (!t) {
-      t = new TxRing({
+      const ring = new TxRing({
         ifindex,
         frameCount: this.txOpts.frameCount,
         qdiscBypass: this.txOpts.qdiscBypass,
       });
+      t = { ring, ifindex };
       this.tx.set(name, t);
     }
-    return t;
+    return t.ring;
+  }
+
+  /** Close a TX ring after clearing every template that uses it. */
+  #dropTx(name: string): void {
+    const t = this.tx.get(name);
+    if (!t) return;
+    for (const [slot, s] of this.specs) {
+      if (s.o.interface === name && !this.broken[slot]) {
+        this.#uninstall(slot);
+        this.#markBroken(slot, `output interface ${name} disappeared`);
+      }
+    }
+    t.ring.close();
+    this.tx.delete(name);
+  }
+
+  /** Fold the slot's C counters into the carried counts, then clear the template. */
+  #uninstall(slot: number): void {
+    const c = this.fwd.counters;
+    for (let k = 0; k < 4; k++) this.#carried[slot * 4 + k] += Number(c[slot * 4 + k]);
+    this.fwd.setTemplate(slot, null);
+  }
+
+  #markBroken(slot: number, reason: string): void {
+    this.broken[slot] = 1;
+    const s = this.specs.get(slot)!;
+    if (s.reason !== reason) {
+      s.reason = reason;
+      post({ type: "output", index: this.index, slot, state: "error", reason });
+    }
+  }
+
+  /** Try to (re)install the template of a slot. */
+  #install(slot: number): void {
+    const s = this.specs.get(slot)!;
+    try {
+      this.fwd.setTemplate(slot, this.#template(s.o));
+      this.broken[slot] = 0;
+      if (s.reason !== "") {
+        s.reason = "";
+        post({ type: "output", index: this.index, slot, state: "ok" });
+      }
+    } catch (e) {
+      this.#markBroken(slot, e instanceof Error ? e.message : String(e));
+    }
   }
 
   /** Install templates for a table; clear slots no longer used. */
@@ -142,34 +200,51 @@ class Outputs {
       for (const o of r.outputs) {
         used.add(o.slot);
         const key = JSON.stringify(o);
-        if (this.installed.get(o.slot) === key) continue;
-        const fresh = !this.installed.has(o.slot);
-        this.#clearCounters(o.slot, fresh);
-        try {
-          this.fwd.setTemplate(o.slot, this.#template(o));
-          this.broken[o.slot] = 0;
-          post({ type: "output", index: this.index, slot: o.slot, state: "ok" });
-        } catch (e) {
-          this.broken[o.slot] = 1;
-          this.fwd.setTemplate(o.slot, null);
-          const reason = e instanceof Error ? e.message : String(e);
-          post({ type: "output", index: this.index, slot: o.slot, state: "error", reason });
+        const cur = this.specs.get(o.slot);
+        if (cur?.key === key) continue;
+        if (cur) {
+          if (!this.broken[o.slot]) this.#uninstall(o.slot);
+        } else {
+          this.#resetSlot(o.slot);
         }
-        this.installed.set(o.slot, key);
+        this.specs.set(o.slot, { key, o, reason: cur?.reason });
+        this.#install(o.slot);
       }
     }
-    for (const slot of [...this.installed.keys()]) {
+    for (const slot of [...this.specs.keys()]) {
       if (used.has(slot)) continue;
       this.fwd.setTemplate(slot, null);
-      this.installed.delete(slot);
+      this.specs.delete(slot);
       this.broken[slot] = 0;
-      this.#clearCounters(slot, true);
+      this.#resetSlot(slot);
     }
+    // TX rings no template uses any more
+    const ifs = new Set([...this.specs.values()].map((s) => s.o.interface));
+    for (const name of [...this.tx.keys()]) if (!ifs.has(name)) this.#dropTx(name);
   }
 
-  #clearCounters(slot: number, all: boolean): void {
+  #resetSlot(slot: number): void {
     const base = OUT_BASE + slot * OUT_WORDS;
-    if (all) { for (let k = 0; k < OUT_WORDS; k++) this.counters[base + k] = 0; }
+    for (let k = 0; k < OUT_WORDS; k++) this.counters[base + k] = 0;
+    for (let k = 0; k < 4; k++) this.#carried[slot * 4 + k] = 0;
+  }
+
+  /**
+   * Self-healing, called about once a second: drop TX rings whose interface
+   * disappeared or changed index, and retry outputs in error.
+   */
+  refresh(): void {
+    for (const [name, t] of [...this.tx]) {
+      let ok = false;
+      try {
+        ok = ifaceByName(name).ifindex === t.ifindex;
+      } catch { /* gone */ }
+      if (!ok) {
+        log("warning", `output interface ${name} disappeared; its outputs are in error`);
+        this.#dropTx(name);
+      }
+    }
+    for (const slot of this.specs.keys()) if (this.broken[slot]) this.#install(slot);
   }
 
   #template(o: TableOutput): Template {
@@ -216,33 +291,43 @@ class Outputs {
     };
   }
 
-  /** Copy C's per-template counters into the shared block. */
+  /** Copy C's per-template counters (plus carried counts) into the shared block. */
   sync(): { ringFull: number; errors: number; sent: number } {
     const c = this.fwd.counters;
+    const car = this.#carried;
     let ringFull = 0, errors = 0, sent = 0;
-    for (const slot of this.installed.keys()) {
+    for (const slot of this.specs.keys()) {
       const base = OUT_BASE + slot * OUT_WORDS;
       const s = slot * 4;
-      const p = Number(c[s]), rf = Number(c[s + 2]), er = Number(c[s + 3]);
+      const p = Number(c[s]) + car[s];
+      const rf = Number(c[s + 2]) + car[s + 2];
+      const er = Number(c[s + 3]) + car[s + 3];
       this.counters[base + Out.packets] = p;
-      this.counters[base + Out.bytes] = Number(c[s + 1]);
+      this.counters[base + Out.bytes] = Number(c[s + 1]) + car[s + 1];
       this.counters[base + Out.ringFull] = rf;
       this.counters[base + Out.errors] = er;
       sent += p;
       ringFull += rf;
       errors += er + this.counters[base + Out.unavailable];
     }
-    return { ringFull, errors, sent };
+    return { ringFull, errors, sent: sent };
+  }
+
+  /** Let queued frames leave (graceful shutdown). */
+  drain(timeoutMs: number): number {
+    let left = 0;
+    for (const t of this.tx.values()) left += t.ring.drain(timeoutMs);
+    return left;
   }
 
   close(): void {
-    for (const slot of this.installed.keys()) {
+    for (const slot of this.specs.keys()) {
       try {
         this.fwd.setTemplate(slot, null);
       } catch { /* closing anyway */ }
     }
     this.fwd.close();
-    for (const t of this.tx.values()) t.close();
+    for (const t of this.tx.values()) t.ring.close();
     this.tx.clear();
   }
 }
@@ -274,6 +359,18 @@ async function run(cfg: WorkerInit): Promise<void> {
     });
     return;
   }
+  if (cfg.cpu !== undefined) {
+    try {
+      pinThread(cfg.cpu);
+    } catch (e) {
+      log(
+        "warning",
+        `${cfg.interface}: cannot pin worker ${cfg.index} to CPU ${cfg.cpu}: ${
+          (e as Error).message
+        }`,
+      );
+    }
+  }
   const maxDesc = Math.max(64, rx.batchMax * 4);
   const fwd = new Forwarder(MAX_OUTPUTS, maxDesc);
   const proc = new BatchProcessor(counters, fwd.desc, maxDesc, (m) => fwd.submit(rx, m));
@@ -285,6 +382,7 @@ async function run(cfg: WorkerInit): Promise<void> {
   const desc = rx.desc;
   let version = 0;
   let lastSync = 0;
+  let lastRefresh = performance.now();
   const ruleIds = new Map<number, string>();
 
   const applyTable = (t: WorkerTable) => {
@@ -320,6 +418,9 @@ async function run(cfg: WorkerInit): Promise<void> {
   try {
     for (;;) {
       if (Atomics.load(ctl, Ctl.stop) !== 0) break;
+      if (cfg.faultInjection && Atomics.load(ctl, Ctl.fault) !== 0) {
+        throw new Error("injected fault (test hook)");
+      }
       const want = Atomics.load(ctl, Ctl.wantVersion);
       if (want !== version) {
         // Yield until the posted table arrives; the ring buffers meanwhile.
@@ -332,6 +433,10 @@ async function run(cfg: WorkerInit): Promise<void> {
       }
       const n = rx.poll(100);
       const now = performance.now();
+      if (now - lastRefresh > 1000) {
+        outs.refresh();
+        lastRefresh = now;
+      }
       if (n === 0) {
         if (now - lastSync > 200) {
           sync();
@@ -355,6 +460,10 @@ async function run(cfg: WorkerInit): Promise<void> {
       code: (e as McrError).code,
     });
   } finally {
+    try {
+      const left = outs.drain(500);
+      if (left) log("warning", `${cfg.interface}: ${left} frames still queued at shutdown`);
+    } catch { /* ring may be gone */ }
     try {
       sync();
     } catch { /* ring may be gone */ }

@@ -77,6 +77,9 @@ int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, s
 int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_out,
 		       size_t name_len, char *err, size_t errlen);
 
+/** Pin the calling thread to one CPU (sched_setaffinity). */
+int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen);
+
 /* ----------------------------------------------------------------- waker */
 
 /*
@@ -212,6 +215,11 @@ struct mcr_tx_stats {
 };
 
 int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t errlen);
+/**
+ * Kick the ring and wait up to timeout_ms until the kernel has taken every
+ * queued frame (graceful shutdown). Returns the number still queued.
+ */
+int mcr_tx_drain(mcr_tx *tx, int32_t timeout_ms);
 int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out);
 uint32_t mcr_tx_mtu(const mcr_tx *tx);
 int mcr_tx_close(mcr_tx *tx);

@@ -159,6 +159,7 @@ Deno.test("config: minimal config parses with defaults", () => {
       ttl: 1,
       dscp: 0,
       workers: 1,
+      interfaces: {},
       rx: { filter: true, fanout: "hash" },
       tx: {},
     } satisfies Config,
@@ -920,5 +921,28 @@ Deno.test("property: valid random rule sets round-trip", () => {
       },
     ),
     { numRuns: 300 },
+  );
+});
+
+Deno.test("config: per-interface workers, fanout and cpus; bad values named", () => {
+  const base = {
+    rules: [{
+      name: "cam1",
+      input: { interface: "eth0", group: "239.1.1.1", port: 5001 },
+      outputs: [{ interface: "eth1", group: "239.10.1.1", port: 6001 }],
+    }],
+  };
+  const c = parseConfig({
+    ...base,
+    workers: 2,
+    interfaces: { eth0: { workers: 4, cpus: [0, 1] } },
+  });
+  assert.equal(c.workers, 2);
+  assert.deepEqual(c.interfaces, { eth0: { workers: 4, cpus: [0, 1] } });
+  assert.throws(
+    () => parseConfig({ ...base, interfaces: { eth0: { workers: 0, fanout: "spray" } } }),
+    (e: unknown) =>
+      e instanceof ConfigError && /interfaces\.eth0\.workers/.test(e.message) &&
+      /interfaces\.eth0\.fanout/.test(e.message),
   );
 });
