@@ -20,6 +20,9 @@ export interface SinkReport {
       reordered: number;
       lost: number;
       corrupt: number;
+      first_seq: number;
+      last_seq: number;
+      highest_seq: number;
     }[];
   }[];
   total: {
@@ -151,7 +154,7 @@ export async function runGen(
   role: string,
   iface: string,
   dsts: string[],
-  opts: { rate?: number; count?: number; size?: number; ttl?: number } = {},
+  opts: { rate?: number; count?: number; size?: number; ttl?: number; streamBase?: number } = {},
 ): Promise<Record<string, unknown>> {
   const args = [`${BUILD}/mcr-gen`, "--iface", iface, "--json"];
   for (const d of dsts) args.push("--dst", d);
@@ -159,6 +162,7 @@ export async function runGen(
   args.push("--count", String(opts.count ?? 10_000));
   args.push("--size", String(opts.size ?? 1024));
   if (opts.ttl !== undefined) args.push("--ttl", String(opts.ttl));
+  if (opts.streamBase !== undefined) args.push("--stream-base", String(opts.streamBase));
   const r = await new Proc(topo.ns(role), args).wait();
   if (r.code !== 0) throw new Error(`mcr-gen failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout);
@@ -178,4 +182,106 @@ export async function runCheck(
   }).output();
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+/** A relay run through tests/netns/fixtures/live_relay.ts (mod.ts API, driven by files). */
+export class RelayDriver {
+  #n = 0;
+  constructor(readonly proc: Proc, readonly dir: string) {}
+
+  async #trigger(name: string, reply: string, timeoutMs = 15_000): Promise<string> {
+    await Deno.writeTextFile(`${this.dir}/${name}`, "");
+    await waitForFile(`${this.dir}/${reply}`, timeoutMs, reply);
+    // the reply file is written in one call; re-read until complete JSON/text
+    for (let i = 0; i < 50; i++) {
+      const t = await Deno.readTextFile(`${this.dir}/${reply}`);
+      if (t.length) return t;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return "";
+  }
+
+  /** Apply config number `i` (as passed to startDriver). */
+  async apply(i: number): Promise<RelayStats> {
+    return JSON.parse(await this.#trigger(`apply-${i}`, `applied-${i}`));
+  }
+
+  /** Crash a worker through the test hook; true when the hook is enabled. */
+  async fault(iface: string, index: number): Promise<boolean> {
+    return (await this.#trigger(`fault-${iface}-${index}`, `faulted-${iface}-${index}`)) ===
+      "true";
+  }
+
+  /** Current stats. */
+  async snap(): Promise<RelayStats> {
+    const n = ++this.#n;
+    return JSON.parse(await this.#trigger(`snap-${n}`, `stats-${n}`));
+  }
+
+  /** Poll stats until `pred` holds (or throw after timeoutMs). */
+  async until(
+    pred: (s: RelayStats) => boolean,
+    timeoutMs = 20_000,
+    what = "state",
+  ): Promise<RelayStats> {
+    const t0 = Date.now();
+    for (;;) {
+      const s = await this.snap();
+      if (pred(s)) return s;
+      if (Date.now() - t0 > timeoutMs) {
+        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Stop and return the final stats. */
+  async stop(): Promise<{ code: number; stats: RelayStats; stderr: string }> {
+    await Deno.writeTextFile(`${this.dir}/stop`, "");
+    const r = await this.proc.wait();
+    let stats: RelayStats;
+    try {
+      stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+    } catch {
+      throw new Error(`relay driver exited ${r.code} without stats: ${r.stderr}`);
+    }
+    return { code: r.code, stats, stderr: r.stderr };
+  }
+}
+
+/**
+ * Start the file-driven relay (mod.ts `Relay`) in a namespace with a list of
+ * configs (the first is applied at start); `env` may set MCR_FAULT_INJECTION.
+ */
+export async function startDriver(
+  topo: Topology,
+  role: string,
+  configs: unknown[],
+  env: Record<string, string> = {},
+): Promise<RelayDriver> {
+  const dir = await Deno.makeTempDir({ prefix: "mcr-driver-" });
+  const paths: string[] = [];
+  for (let i = 0; i < configs.length; i++) {
+    paths.push(`${dir}/c${i}.json`);
+    await Deno.writeTextFile(paths[i], JSON.stringify(configs[i]));
+  }
+  const proc = new Proc(topo.ns(role), [
+    Deno.execPath(),
+    "run",
+    "--allow-ffi",
+    "--allow-read",
+    "--allow-env",
+    "--allow-write",
+    `${REPO}/tests/netns/fixtures/live_relay.ts`,
+    dir,
+    ...paths,
+  ], { MCR_LIB: `${BUILD}/libmcr.so`, ...env });
+  try {
+    await waitForFile(`${dir}/ready`, 20_000, "the relay driver");
+  } catch (e) {
+    proc.kill("SIGKILL");
+    const r = await proc.wait();
+    throw new Error(`${(e as Error).message}: ${r.stderr}`);
+  }
+  return new RelayDriver(proc, dir);
 }

@@ -1,14 +1,24 @@
 /**
  * Logging through @logtape/logtape: human-readable text on stderr by
  * default, JSON lines on request. Categories are per subsystem under "mcr"
- * (`["mcr", "supervisor"]`, `["mcr", "worker"]`, `["mcr", "config"]`, ...).
+ * (`["mcr", "supervisor"]`, `["mcr", "worker"]`, `["mcr", "config"]`,
+ * `["mcr", "control"]`, ...).
+ *
+ * Levels can be changed while the process runs, globally or per category
+ * ({@link setLogLevel}); the change applies to the next record. Repeated
+ * warnings and errors (same category, level, message template, rule and
+ * interface) are rate-limited: at most {@link THROTTLE_LIMIT} per
+ * {@link THROTTLE_WINDOW_MS}, then one summary saying how many were
+ * suppressed.
  *
  * @module
  */
 import {
+  compareLogLevel,
   configureSync,
   getLogger,
   getTextFormatter,
+  getThrottlingFilter,
   jsonLinesFormatter,
   type Logger,
   type LogLevel,
@@ -29,6 +39,11 @@ export const LOG_LEVELS: readonly LogLevel[] = [
   "fatal",
 ];
 
+/** Records of one key allowed per window before throttling. */
+export const THROTTLE_LIMIT = 5;
+/** Throttling window. */
+export const THROTTLE_WINDOW_MS = 60_000;
+
 const enc = new TextEncoder();
 
 function stderrSink(format: LogFormat): (r: LogRecord) => void {
@@ -45,14 +60,123 @@ function stderrSink(format: LogFormat): (r: LogRecord) => void {
   };
 }
 
-/** Configure logging for the process (idempotent; a later call replaces the setup). */
+/** Live level state: the global level and per-category overrides (keys like "supervisor"). */
+const state: { global: LogLevel; categories: Map<string, LogLevel> } = {
+  global: "info",
+  categories: new Map(),
+};
+const listeners = new Set<(category: string, level: LogLevel) => void>();
+
+/** Whether `v` is a log level name. */
+export function isLogLevel(v: unknown): v is LogLevel {
+  return typeof v === "string" && (LOG_LEVELS as readonly string[]).includes(v);
+}
+
+/**
+ * The level in force for a category path under "mcr" (e.g. "supervisor" or
+ * "worker.r0"): the most specific override, else the global level.
+ */
+export function levelFor(category: string | readonly string[]): LogLevel {
+  const parts = typeof category === "string" ? category.split(".").filter(Boolean) : category;
+  for (let n = parts.length; n > 0; n--) {
+    const l = state.categories.get(parts.slice(0, n).join("."));
+    if (l) return l;
+  }
+  return state.global;
+}
+
+/** The levels in force: global and per-category overrides. */
+export function getLogLevels(): { global: LogLevel; categories: Record<string, LogLevel> } {
+  return { global: state.global, categories: Object.fromEntries(state.categories) };
+}
+
+/**
+ * Change a level live. Without `category` it sets the global level; with one
+ * (e.g. "supervisor", "control", "worker.r0") it overrides that category and
+ * its children; `level` null removes the override.
+ */
+export function setLogLevel(level: LogLevel | null, category?: string): void {
+  if (category === undefined || category === "" || category === "mcr") {
+    if (level === null) throw new Error("the global level cannot be removed");
+    state.global = level;
+  } else {
+    const key = category.replace(/^mcr\./, "");
+    if (level === null) state.categories.delete(key);
+    else state.categories.set(key, level);
+  }
+  const cat = category ?? "";
+  for (const f of listeners) {
+    try {
+      f(cat, level ?? levelFor(cat));
+    } catch { /* a listener's problem */ }
+  }
+}
+
+/**
+ * Be told of level changes (e.g. to forward them to worker threads, which
+ * should ask {@link levelFor} for their category). Returns an unsubscribe
+ * function.
+ */
+export function onLogLevelChange(f: (category: string, level: LogLevel) => void): () => void {
+  listeners.add(f);
+  return () => listeners.delete(f);
+}
+
+/** Passes a record when its level is at least the level in force for its category. */
+function levelFilter(r: LogRecord): boolean {
+  if (r.category[0] !== "mcr") return true;
+  return compareLogLevel(r.level, levelFor(r.category.slice(1))) >= 0;
+}
+
+/** Throttling key: category, level, template, and the rule and interface named. */
+function throttleKey(r: LogRecord): string {
+  const p = r.properties as Record<string, unknown>;
+  return JSON.stringify([
+    r.category,
+    r.level,
+    r.rawMessage,
+    p.rule ?? null,
+    p.interface ?? null,
+  ]);
+}
+
+let throttle: ReturnType<typeof getThrottlingFilter> | undefined;
+
+/**
+ * Configure logging for the process (idempotent; a later call replaces the
+ * setup). `level` becomes the global level; per-category overrides set with
+ * {@link setLogLevel} are kept.
+ */
 export function setupLogging(level: LogLevel = "info", format: LogFormat = "text"): void {
+  state.global = level;
+  throttle?.[Symbol.dispose]();
   resetSync();
+  throttle = getThrottlingFilter({
+    limit: THROTTLE_LIMIT,
+    windowMs: THROTTLE_WINDOW_MS,
+    key: throttleKey,
+    summary: {
+      logger: getLogger(["mcr", "log"]),
+      level: "warning",
+      message: (s) =>
+        `suppressed ${s.suppressed} repeats of "${s.lastRecord.rawMessage}" ` +
+        `(${s.allowed} shown) in the last ${Math.round((s.endTime - s.startTime) / 1000)} s`,
+    },
+  });
+  const t = throttle;
   configureSync({
     reset: true,
     sinks: { stderr: stderrSink(format) },
+    filters: {
+      mcr: (r: LogRecord) => {
+        if (!levelFilter(r)) return false;
+        // Only warnings and worse repeat in bursts worth limiting.
+        return compareLogLevel(r.level, "warning") < 0 || t(r);
+      },
+    },
     loggers: [
-      { category: ["mcr"], lowestLevel: level, sinks: ["stderr"] },
+      // Level decisions are made by the live filter, so the logger passes everything.
+      { category: ["mcr"], lowestLevel: "trace", sinks: ["stderr"], filters: ["mcr"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });

@@ -4,9 +4,14 @@
  *
  * @module
  */
-import type { Config, RuleConfig } from "./config.ts";
+import { type Config, ConfigError, loadConfig, type RuleConfig, validateRule } from "./config.ts";
 import type { RuleSpec } from "./rules.ts";
-import { type DataPathOptions, type RelayStats, Supervisor } from "./supervisor.ts";
+import {
+  type DataPathOptions,
+  type RelayEvent,
+  type RelayStats,
+  Supervisor,
+} from "./supervisor.ts";
 
 /** Convert validated rules to the supervisor's rule shape (enabled rules only). */
 export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
@@ -39,13 +44,52 @@ export function dataPathOptions(c: Config): DataPathOptions {
       tpacketVersion: c.rx.tpacket_version,
       frameCount: c.rx.frame_count,
       batchMax: c.rx.batch_max,
-      coalesceUs: c.rx.coalesce_us,
+      // rules.json "coalesce_us": 0 means no gathering (libmcr: -1 = off, 0 = default)
+      coalesceUs: c.rx.coalesce_us === 0 ? -1 : c.rx.coalesce_us,
       coalescePps: c.rx.coalesce_pps,
       noFilter: !c.rx.filter,
       fanout: c.rx.fanout,
     },
     tx: { frameCount: c.tx.frame_count, qdiscBypass: c.tx.qdisc_bypass },
+    workers: c.workers,
+    interfaces: c.interfaces,
   };
+}
+
+/** No rule has the name or id asked for (see {@link Relay.removeRule}). */
+export class RuleNotFoundError extends Error {
+  /** @param nameOrId what was looked for */
+  constructor(readonly nameOrId: string) {
+    super(`no rule named or with id "${nameOrId}"`);
+    this.name = "RuleNotFoundError";
+  }
+}
+
+/** What {@link Relay.reload} (or a dry run of it) changes, by rule name. */
+export interface ReloadSummary {
+  /** The file read. */
+  path: string;
+  /** Rules that are new (or whose input changed: a new id). */
+  added: string[];
+  /** Rules that are gone. */
+  removed: string[];
+  /** Rules with the same id whose name, outputs or settings changed. */
+  changed: string[];
+  /** Rules left exactly as they were (counters kept, no packet missed). */
+  unchanged: string[];
+  /** Settings that differ in the file but only take effect after a restart. */
+  restart_needed: string[];
+}
+
+/** Options of a {@link Relay}. */
+export interface RelayOptions {
+  /** The file the configuration came from (what `reload()` re-reads). */
+  configPath?: string;
+}
+
+/** The part of a rule that decides its forwarding, for diffs. */
+function ruleKey(r: RuleConfig): string {
+  return JSON.stringify([r.id, r.name, r.enabled, r.input, r.outputs, r.ttl, r.dscp]);
 }
 
 /** A running relay. */
@@ -53,19 +97,137 @@ export class Relay implements AsyncDisposable {
   #sup: Supervisor;
   #config: Config;
   #started = false;
+  #configPath?: string;
+  /** Serializes rule changes (add/remove/reload/setConfig). */
+  #queue: Promise<unknown> = Promise.resolve();
 
   /**
    * Create a relay (nothing is opened until `start()`).
    * @param config a validated configuration (see `parseConfig`/`loadConfig`)
+   * @param options where the configuration came from
    */
-  constructor(config: Config) {
+  constructor(config: Config, options: RelayOptions = {}) {
     this.#config = config;
+    this.#configPath = options.configPath;
     this.#sup = new Supervisor(dataPathOptions(config));
   }
 
   /** The configuration in force. */
   get config(): Config {
     return this.#config;
+  }
+
+  /** The configuration file `reload()` re-reads, if the relay was started from one. */
+  get configPath(): string | undefined {
+    return this.#configPath;
+  }
+
+  /** Run `f` after every earlier rule change has finished. */
+  #serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(f, f);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Add one rule live (same checks as a file, including conflicts with the
+   * rules in force). Resolves with the normalized rule once it is forwarding.
+   * @throws {ConfigError} when the rule is invalid or conflicts
+   */
+  addRule(raw: unknown): Promise<RuleConfig> {
+    return this.#serial(async () => {
+      const rule = validateRule(raw, this.#config);
+      await this.#apply({ ...this.#config, rules: [...this.#config.rules, rule] });
+      return rule;
+    });
+  }
+
+  /**
+   * Remove rules live by name, or by id (all rules with that id, e.g. a
+   * disabled copy). Resolves with the removed rules.
+   * @throws {RuleNotFoundError}
+   */
+  removeRule(nameOrId: string): Promise<RuleConfig[]> {
+    return this.#serial(async () => {
+      let gone = this.#config.rules.filter((r) => r.name === nameOrId);
+      if (gone.length === 0) gone = this.#config.rules.filter((r) => r.id === nameOrId);
+      if (gone.length === 0) throw new RuleNotFoundError(nameOrId);
+      await this.#apply({
+        ...this.#config,
+        rules: this.#config.rules.filter((r) => !gone.includes(r)),
+      });
+      return gone;
+    });
+  }
+
+  /**
+   * What applying the rules of `next` would change (nothing is applied).
+   * Ring, worker, control and metrics settings take effect only at start.
+   */
+  diff(next: Config, path = ""): ReloadSummary {
+    const old = new Map(this.#config.rules.map((r) => [r.id + "|" + r.name, r]));
+    const oldById = new Map(this.#config.rules.map((r) => [r.id, r]));
+    const s: ReloadSummary = {
+      path,
+      added: [],
+      removed: [],
+      changed: [],
+      unchanged: [],
+      restart_needed: [],
+    };
+    const seen = new Set<RuleConfig>();
+    for (const r of next.rules) {
+      const prev = old.get(r.id + "|" + r.name) ?? oldById.get(r.id);
+      if (!prev || seen.has(prev)) {
+        s.added.push(r.name);
+        continue;
+      }
+      seen.add(prev);
+      (ruleKey(prev) === ruleKey(r) ? s.unchanged : s.changed).push(r.name);
+    }
+    for (const r of this.#config.rules) if (!seen.has(r)) s.removed.push(r.name);
+    for (const k of ["workers", "rx", "tx", "control", "metrics"] as const) {
+      if (JSON.stringify(this.#config[k]) !== JSON.stringify(next[k])) s.restart_needed.push(k);
+    }
+    return s;
+  }
+
+  /**
+   * Re-read the configuration file (default: the one the relay was started
+   * with) and apply only the difference: unchanged rules keep their counters
+   * and never miss a packet. Rules added at run time and not in the file are
+   * removed. Ring, worker, control and metrics settings are kept as they are
+   * (they are listed in `restart_needed` when the file changes them).
+   * @throws {ConfigError} when the file is unreadable or invalid (nothing is changed)
+   */
+  reload(path?: string): Promise<ReloadSummary> {
+    return this.#serial(async () => {
+      const file = path ?? this.#configPath;
+      if (!file) {
+        throw new ConfigError([{
+          path: [],
+          field: "",
+          message: "the relay was not started from a file; give a path",
+        }]);
+      }
+      const next = await loadConfig(file);
+      const summary = this.diff(next, file);
+      const cur = this.#config;
+      await this.#apply({
+        ...next,
+        workers: cur.workers,
+        rx: cur.rx,
+        tx: cur.tx,
+        control: cur.control,
+        metrics: cur.metrics,
+      });
+      return summary;
+    });
+  }
+
+  async #apply(config: Config): Promise<void> {
+    this.#config = config;
+    if (this.#started) await this.#sup.setRules(ruleSpecs(config.rules));
   }
 
   /** Open rings and start forwarding; resolves once every worker has its rules (or failed). */
@@ -76,14 +238,32 @@ export class Relay implements AsyncDisposable {
   }
 
   /** Apply a new configuration's rules live (unchanged rules keep counters and never pause). */
-  async setConfig(config: Config): Promise<void> {
-    this.#config = config;
-    await this.#sup.setRules(ruleSpecs(config.rules));
+  setConfig(config: Config): Promise<void> {
+    return this.#serial(async () => {
+      this.#config = config;
+      await this.#sup.setRules(ruleSpecs(config.rules));
+    });
   }
 
   /** Snapshot of all counters. */
   stats(): RelayStats {
     return this.#sup.stats();
+  }
+
+  /**
+   * Subscribe to state changes (rules, outputs, interfaces up/pending/removed,
+   * workers). Returns a function that unsubscribes.
+   */
+  on(listener: (ev: RelayEvent) => void): () => void {
+    return this.#sup.on(listener);
+  }
+
+  /**
+   * Test hook: make worker `index` of `iface` crash. Works only when the
+   * process was started with MCR_FAULT_INJECTION=1 (returns false otherwise).
+   */
+  injectFault(iface: string, index = 0): boolean {
+    return this.#sup.injectFault(iface, index);
   }
 
   /** Stop forwarding, drain, release everything. Final counters stay readable. */

@@ -51,7 +51,7 @@ export interface WorkerStats {
   reason?: string;
   /** Restarts so far. */
   restarts: number;
-  /** Frames this worker took from its ring (current life). */
+  /** Frames this worker took from its ring (all its lives). */
   frames: number;
   /** Milliseconds since its last loop pass (heartbeat); -1 when not running. */
   heartbeat_age_ms: number;
@@ -163,6 +163,8 @@ interface Slot {
   ctl: Int32Array;
   waker: Waker;
   restarts: number;
+  /** Frames taken by earlier lives of this worker. */
+  retiredFrames: number;
   backoffMs: number;
   timer?: ReturnType<typeof setTimeout>;
   ready?: (ok: boolean) => void;
@@ -180,6 +182,18 @@ interface Runtime {
   fanoutId: number;
   stopping: boolean;
 }
+
+/** A state change the relay reports to subscribers (`Relay.on`). */
+export type RelayEvent =
+  | { type: "rule"; rule: string; id: string; state: State; reason?: string }
+  | {
+    type: "interface";
+    interface: string;
+    state: InterfaceStats["state"] | "removed";
+    reason?: string;
+  }
+  | { type: "output"; rule: string; output: string; state: State; reason?: string }
+  | { type: "worker"; interface: string; index: number; state: WorkerStats["state"]; reason?: string };
 
 const FAULTS = (() => {
   try {
@@ -200,6 +214,79 @@ export class Supervisor {
   #version = 0;
   #opts: DataPathOptions;
   #closed = false;
+  readonly #listeners = new Set<(ev: RelayEvent) => void>();
+  readonly #lastState = new Map<string, string>();
+
+  /** Subscribe to state changes; returns an unsubscribe function. */
+  on(listener: (ev: RelayEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(ev: RelayEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(ev);
+      } catch (e) {
+        this.#log.error("event listener failed: {error}", { error: (e as Error).message });
+      }
+    }
+  }
+
+  /** Diff current states against the last reported ones and emit the changes. */
+  #publish(): void {
+    if (this.#listeners.size === 0) return;
+    const st = this.stats();
+    const seen = new Set<string>();
+    const diff = (key: string, state: string, reason: string | undefined, ev: () => RelayEvent) => {
+      seen.add(key);
+      const v = `${state}|${reason ?? ""}`;
+      if (this.#lastState.get(key) === v) return;
+      this.#lastState.set(key, v);
+      this.#emit(ev());
+    };
+    for (const i of st.interfaces) {
+      diff(`i:${i.name}`, i.state, i.reason, () => ({
+        type: "interface",
+        interface: i.name,
+        state: i.state,
+        ...(i.reason ? { reason: i.reason } : {}),
+      }));
+    }
+    for (const w of st.workers) {
+      diff(`w:${w.interface}:${w.index}`, w.state, w.reason, () => ({
+        type: "worker",
+        interface: w.interface,
+        index: w.index,
+        state: w.state,
+        ...(w.reason ? { reason: w.reason } : {}),
+      }));
+    }
+    for (const r of st.rules) {
+      diff(`r:${r.id}`, r.state, r.reason, () => ({
+        type: "rule",
+        rule: r.name,
+        id: r.id,
+        state: r.state,
+        ...(r.reason ? { reason: r.reason } : {}),
+      }));
+      for (const o of r.outputs) {
+        const name = `${o.interface} ${o.group}:${o.port}`;
+        diff(`o:${r.id}:${name}`, o.state, o.reason, () => ({
+          type: "output",
+          rule: r.name,
+          output: name,
+          state: o.state,
+          ...(o.reason ? { reason: o.reason } : {}),
+        }));
+      }
+    }
+    for (const k of [...this.#lastState.keys()]) {
+      if (seen.has(k)) continue;
+      this.#lastState.delete(k);
+      if (k.startsWith("i:")) this.#emit({ type: "interface", interface: k.slice(2), state: "removed" });
+    }
+  }
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
@@ -264,6 +351,7 @@ export class Supervisor {
       }
     }
     await Promise.all(waits);
+    this.#publish();
   }
 
   #newRuntime(name: string, table: WorkerTable): Runtime {
@@ -279,6 +367,7 @@ export class Supervisor {
         ctl: newControlBlock(),
         waker: new Waker(),
         restarts: 0,
+        retiredFrames: 0,
         backoffMs: 250,
         cpu: o.cpus?.length ? o.cpus[i % o.cpus.length] : undefined,
       });
@@ -352,6 +441,11 @@ export class Supervisor {
 
   #onEvent(rt: Runtime, sl: Slot, w: Worker, ev: WorkerEvent): void {
     if (sl.worker !== w && ev.type !== "stopped") return;
+    this.#handle(rt, sl, w, ev);
+    if (ev.type !== "log" && ev.type !== "applied") this.#publish();
+  }
+
+  #handle(rt: Runtime, sl: Slot, w: Worker, ev: WorkerEvent): void {
     switch (ev.type) {
       case "ready": {
         sl.state = "running";
@@ -434,6 +528,7 @@ export class Supervisor {
           for (let k = 0; k < COUNTER_SLOTS; k++) {
             if (!GAUGES.has(k)) rt.retired[k] += sl.counters[k];
           }
+          sl.retiredFrames += sl.counters[If.frames];
           sl.counters = newCounterBlock();
           sl.worker = null;
         }
@@ -613,7 +708,7 @@ export class Supervisor {
           state: sl.state,
           ...(sl.reason && sl.state !== "running" ? { reason: sl.reason } : {}),
           restarts: sl.restarts,
-          frames: sl.counters[If.frames],
+          frames: sl.retiredFrames + sl.counters[If.frames],
           heartbeat_age_ms: sl.worker && hb ? Math.max(0, now - hb) : -1,
           ...(sl.cpu !== undefined ? { cpu: sl.cpu } : {}),
         });
