@@ -16,6 +16,8 @@ import { Relay } from "./src/relay.ts";
 import type { RelayStats } from "./src/supervisor.ts";
 import { logger, setupLogging } from "./src/log.ts";
 import type { LogLevel } from "@logtape/logtape";
+import { controlOptions, ControlPlaneError, startControlPlane } from "./src/control/daemon.ts";
+import { sdNotify } from "./ffi/mcr.ts";
 
 /** Exit codes. */
 export const EXIT = { ok: 0, invalid: 1, usage: 2, runtime: 3 } as const;
@@ -25,8 +27,13 @@ const USAGE = `mcr — userspace multicast relay
 Usage:
   cli.ts [run] --config FILE [--log-level LEVEL] [--log-format text|json]
                              [--ready-file PATH] [--json]
+                             [--control-socket PATH | --no-control]
+                             [--metrics HOST:PORT]
   cli.ts check --config FILE [--json]
+  cli.ts ctl [--control-socket PATH] [--json] COMMAND   (see cli.ts ctl --help)
+  cli.ts top [--control-socket PATH]
   cli.ts demo [--rate PPS] [--seconds N]
+  cli.ts schema                      (JSON Schema of rules.json)
   cli.ts gen  [mcr-gen options]      (paced test-traffic generator)
   cli.ts sink [mcr-sink options]     (receiver: loss, duplicates, order, latency)
   cli.ts help
@@ -34,8 +41,13 @@ Usage:
 run      Run the relay in the foreground until SIGINT/SIGTERM, then print the
          final per-rule counters (a table, or JSON with --json).
 check    Validate a configuration: exit 0 when valid, 1 when invalid.
+ctl      Talk to a running relay: version, ping, list, add, remove, stats,
+         workers, log-level, reload, check.
+top      Live view of rules and interfaces (pps, Mbit/s, drops).
 demo     Build a throw-away topology in network namespaces (root), relay three
          streams through it and print what independent receivers counted.
+schema   Print the JSON Schema of rules.json (generated from the validator;
+         committed as schema/rules.schema.json for editors).
 
 Options:
   -c, --config FILE      rules.json
@@ -43,10 +55,22 @@ Options:
   --log-format FORMAT    text (default) or json (JSON lines)
   --ready-file PATH      create PATH once every rule is forwarding (for scripts)
   --json                 machine-readable output
+  --control-socket PATH  control socket (default: config control.socket, else
+                         /run/mcr/control.sock; its directory must not be
+                         group- or world-writable)
+  --no-control           no control socket
+  --metrics HOST:PORT    serve Prometheus metrics and /healthz (default: config
+                         metrics.listen; off when neither is set)
 
+SIGHUP re-reads the config file and applies only the difference (as ctl reload).
+Under systemd (Type=notify) the relay reports READY=1 once forwarding,
+RELOADING=1/READY=1 around reloads and STOPPING=1 on shutdown.
 Exit codes: 0 ok, 1 invalid configuration, 2 usage error, 3 runtime failure.
-Minimal permissions: --allow-ffi --allow-read --allow-env (plus --allow-write
-for --ready-file); -A works too. Needs CAP_NET_RAW.`;
+Minimal permissions: --allow-ffi --allow-read --allow-env --allow-write=/run/mcr
+--allow-net=unix:/run/mcr/control.sock (the control socket; --allow-write also
+for --ready-file; add 127.0.0.1:9464 to --allow-net with --metrics); -A works
+too. Needs CAP_NET_RAW. ctl/top need --allow-read --allow-write
+--allow-net=unix:SOCKET.`;
 
 class UsageError extends Error {}
 
@@ -61,6 +85,9 @@ function parse(argv: string[]) {
         "log-format": { type: "string", default: "text" },
         "ready-file": { type: "string" },
         json: { type: "boolean", default: false },
+        "control-socket": { type: "string" },
+        "no-control": { type: "boolean", default: false },
+        metrics: { type: "string" },
         rate: { type: "string" },
         seconds: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
@@ -150,11 +177,30 @@ async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number>
     }
     throw e;
   }
-  const relay = new Relay(config);
+  const relay = new Relay(config, { configPath: args.config });
+  // systemd Type=notify: RELOADING=1 … READY=1 around every reload (SIGHUP or `ctl reload`).
+  const reload = relay.reload.bind(relay);
+  relay.reload = async (path?: string) => {
+    notify("RELOADING=1\nSTATUS=reloading");
+    try {
+      return await reload(path);
+    } finally {
+      notify(`READY=1\nSTATUS=${statusLine(relay.stats())}`);
+    }
+  };
+  let plane;
+  try {
+    plane = await startControlPlane(relay, controlOptions(args, config));
+  } catch (e) {
+    if (!(e instanceof ControlPlaneError)) throw e;
+    console.error(`mcr: ${e.message}`);
+    return EXIT.runtime;
+  }
   let stopping: Promise<void> | undefined;
   const done = Promise.withResolvers<void>();
   const onSignal = () => {
-    stopping ??= relay.stop().then(() => done.resolve());
+    if (!stopping) notify("STOPPING=1");
+    stopping ??= plane.close().then(() => relay.stop()).then(() => done.resolve());
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -163,6 +209,7 @@ async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number>
   const active = st.rules.filter((r) => r.state === "active").length;
   log.info("{active} of {total} rules forwarding", { active, total: st.rules.length });
   if (args["ready-file"]) await Deno.writeTextFile(args["ready-file"], "ready\n");
+  notify(`READY=1\nSTATUS=${statusLine(st)}`);
   await done.promise;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
@@ -170,6 +217,21 @@ async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number>
   if (args.json) console.log(JSON.stringify(final));
   else console.log(formatStats(final));
   return EXIT.ok;
+}
+
+/** systemd STATUS= text: how many rules forward. */
+function statusLine(s: RelayStats): string {
+  const active = s.rules.filter((r) => r.state === "active").length;
+  return `${active} of ${s.rules.length} rules forwarding`;
+}
+
+/** sd_notify (through libmcr); never fatal: a failure is logged. */
+function notify(state: string): void {
+  try {
+    sdNotify(state);
+  } catch (e) {
+    logger("cli").warning("sd_notify failed: {error}", { error: (e as Error).message });
+  }
 }
 
 /** Find a C tool (build/ next to the repo, or next to the executable). */
@@ -199,6 +261,14 @@ async function runTool(name: string, args: string[]): Promise<number> {
 
 /** Entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "ctl") {
+    const { runCtl } = await import("./src/control/ctl.ts");
+    return await runCtl(argv.slice(1));
+  }
+  if (argv[0] === "top") {
+    const { runTop } = await import("./src/top.ts");
+    return await runTop(argv.slice(1));
+  }
   if (argv[0] === "gen" || argv[0] === "sink") {
     try {
       return await runTool(`mcr-${argv[0]}`, argv.slice(1));
@@ -220,6 +290,11 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdCheck(values);
       case "run":
         return await cmdRun(values);
+      case "schema": {
+        const { rulesJsonSchemaText } = await import("./src/schema.ts");
+        await Deno.stdout.write(new TextEncoder().encode(rulesJsonSchemaText()));
+        return EXIT.ok;
+      }
       case "demo": {
         const { runDemo } = await import("./src/demo.ts");
         return await runDemo({

@@ -1,28 +1,57 @@
 /**
  * mcr — a high-performance userspace IPv4 multicast relay for Linux.
  *
+ * Embed the relay in a Deno script: build a configuration (from a file or in
+ * code), start a {@link Relay}, change its rules live, read its counters and
+ * subscribe to its events.
+ *
  * ```ts
- * import { loadConfig, Relay } from "./mod.ts";
- * const relay = new Relay(await loadConfig("rules.json"));
+ * import { parseConfig, Relay } from "./mod.ts";
+ *
+ * const relay = new Relay(parseConfig({
+ *   rules: [{
+ *     name: "cam1",
+ *     input: { interface: "eth0", group: "239.1.1.1", port: 5001 },
+ *     outputs: [{ interface: "eth1", group: "239.10.1.1", port: 6001 }],
+ *   }],
+ * }));
+ * relay.on((ev) => console.log(ev.type, ev));  // rule/output/interface/worker state changes
  * await relay.start();
- * console.log(relay.stats().rules[0].packets);
+ * await relay.addRule({
+ *   name: "cam2",
+ *   input: { interface: "eth0", group: "239.1.1.2", port: 5002 },
+ *   outputs: [{ interface: "eth1", group: "10.0.5.20", port: 7002 }],
+ * });
+ * console.log(relay.stats().rules.map((r) => [r.name, r.packets]));
+ * await relay.removeRule("cam2");
  * await relay.stop();
  * ```
  *
- * Needs `--allow-ffi --allow-read --allow-env` and CAP_NET_RAW. libmcr is
- * loaded lazily, on the first ring opened, so importing this module (and
- * `deno doc`/`deno check`) needs no permission.
+ * Talk to a running daemon (`cli.ts run`) over its control socket with
+ * {@link ControlClient}; validate a file with {@link loadConfig}; get the JSON
+ * Schema of rules.json with {@link rulesJsonSchema}.
+ *
+ * Permissions: `--allow-ffi --allow-read --allow-env` for a relay, and the
+ * process needs CAP_NET_RAW (AF_PACKET sockets). libmcr is loaded lazily, on
+ * the first ring opened, so importing this module, `deno doc` and
+ * `deno check` need no permission.
  *
  * @module
  */
-export { Relay } from "./src/relay.ts";
+
+// The relay
+export { Relay, type RelayOptions, type ReloadSummary, RuleNotFoundError } from "./src/relay.ts";
 export type {
   InterfaceStats,
   OutputStats,
+  RelayEvent,
   RelayStats,
   RuleStats,
   State,
+  WorkerStats,
 } from "./src/supervisor.ts";
+
+// Configuration: loading, validation, schema
 export {
   type Config,
   ConfigError,
@@ -30,15 +59,51 @@ export {
   FANOUT_MODES,
   type FanoutMode,
   type InputConfig,
+  type InputTuple,
+  type InterfaceTuning,
   loadConfig,
+  MAX_OUTPUTS,
+  MAX_RULES,
   type OutputConfig,
   parseConfig,
   parseConfigText,
+  type RawConfig,
+  type RawInput,
+  type RawOutput,
+  type RawRule,
   type RuleConfig,
+  ruleId,
   type RxTuning,
   type TtlPolicy,
   type TxTuning,
   validateRule,
 } from "./src/config.ts";
+export { type JsonSchema, rulesJsonSchema } from "./src/schema.ts";
+
+// Control-socket client
+export { ControlClient } from "./src/control/client.ts";
+export {
+  type Command,
+  COMMANDS,
+  DEFAULT_CONTROL_SOCKET,
+  type ErrorBody,
+  type ErrorCode,
+  type ErrReply,
+  type OkReply,
+  PROTOCOL_VERSION,
+  type Reply,
+  type RequestId,
+} from "./src/control/protocol.ts";
+export type {
+  InterfaceWithRate,
+  ListedRule,
+  ListState,
+  OutputWithRate,
+  RuleWithRate,
+  StatsResult,
+  WorkerInfo,
+} from "./src/control/commands.ts";
+
+// Counters and errors
 export { Drop, DROP_NAMES } from "./src/packet.ts";
 export { McrError, McrLoadError } from "./ffi/errors.ts";

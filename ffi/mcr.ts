@@ -623,3 +623,23 @@ export class IgmpMembership implements Disposable {
     this.close();
   }
 }
+
+/**
+ * Tell systemd about a state change (sd_notify(3)): "READY=1",
+ * "RELOADING=1", "STOPPING=1", "STATUS=text" (several joined with "\n").
+ * Returns true when sent, false when `$NOTIFY_SOCKET` is unset (not started
+ * by systemd with `Type=notify`; libmcr is then not even loaded). Call it
+ * from the main thread: systemd accepts messages from the main PID only.
+ * @throws {McrError} when the socket exists but the message cannot be sent
+ */
+export function sdNotify(state: string): boolean {
+  try {
+    if (!Deno.env.get("NOTIFY_SOCKET")) return false;
+  } catch {
+    // no --allow-env: let libmcr read the environment itself
+  }
+  const err = new Uint8Array(ERRLEN);
+  const r = lib().sym.mcr_sd_notify(cstr(state), err, BigInt(ERRLEN));
+  if (r < 0) throw new McrError("mcr_sd_notify", r, errText(err));
+  return r > 0;
+}

@@ -107,6 +107,10 @@ export const symbols = {
   mcr_csum_partial: { parameters: ["buffer", "u32", "u32"], result: "u16" },
   // void mcr_mcast_mac(uint32_t group, uint8_t *mac6)
   mcr_mcast_mac: { parameters: ["u32", "buffer"], result: "void" },
+
+  // int mcr_sd_notify(const char *state, char *err, size_t errlen)
+  //   1 sent, 0 when $NOTIFY_SOCKET is unset, -errno on failure
+  mcr_sd_notify: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbol functions. */

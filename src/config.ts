@@ -63,27 +63,34 @@ function show(v: unknown): string {
 
 /**
  * A leaf field: `check` decides, `expected` describes valid values (used as
- * "must be <expected> (got X)" or "is required (<expected>)").
+ * "must be <expected> (got X)" or "is required (<expected>)"), `json` is the
+ * same constraint as JSON Schema (zod metadata; `cli.ts schema` emits it).
  */
-function leaf<T>(check: (v: unknown) => boolean, expected: string) {
+function leaf<T>(check: (v: unknown) => boolean, expected: string, json: Record<string, unknown>) {
   return z.custom<T>(check, {
     error: (iss) =>
       iss.input === undefined
         ? `is required (${expected})`
         : `must be ${expected} (got ${show(iss.input)})`,
-  });
+  }).meta(json);
 }
+
+/** JSON Schema of an integer range. */
+const jsonInt = (minimum: number, maximum: number) => ({ type: "integer", minimum, maximum });
+/** JSON Schema pattern of a dotted quad without leading zeros (as `parseIPv4`). */
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
 
 const isInt = (lo: number, hi: number) => (v: unknown): boolean =>
   typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
 
 function intIn(lo: number, hi: number) {
-  return leaf<number>(isInt(lo, hi), `an integer from ${lo} to ${hi}`);
+  return leaf<number>(isInt(lo, hi), `an integer from ${lo} to ${hi}`, jsonInt(lo, hi));
 }
 
 const port = () => intIn(1, 65535);
 const dscp = () => intIn(0, 63);
-const bool = () => leaf<boolean>((v) => typeof v === "boolean", "true or false");
+const bool = () =>
+  leaf<boolean>((v) => typeof v === "boolean", "true or false", { type: "boolean" });
 
 /** TTL policy: a fixed TTL 1..255, or "decrement" (input TTL - 1; TTL 1 is dropped). */
 export type TtlPolicy = number | "decrement";
@@ -92,6 +99,7 @@ const ttl = () =>
   leaf<TtlPolicy>(
     (v) => v === "decrement" || isInt(1, 255)(v),
     'an integer from 1 to 255 or "decrement"',
+    { anyOf: [jsonInt(1, 255), { const: "decrement" }] },
   );
 
 /** PACKET_FANOUT modes accepted in `rx.fanout`. */
@@ -103,6 +111,7 @@ const ipv4 = () =>
   leaf<string>(
     (v) => typeof v === "string" && parseIPv4(v) !== null,
     'an IPv4 address in dotted-quad form like "239.1.1.1" (no leading zeros)',
+    { type: "string", format: "ipv4", pattern: `^${OCTET}(\\.${OCTET}){3}$` },
   );
 
 /**
@@ -125,6 +134,13 @@ const ifname = () =>
   leaf<string>(
     isValidInterfaceName,
     'an interface name of 1 to 15 characters without "/" or whitespace (not "." or "..")',
+    {
+      type: "string",
+      minLength: 1,
+      maxLength: 15,
+      pattern: "^[^\\u0000-\\u0020\\u007f/\\s]+$",
+      not: { enum: [".", ".."] },
+    },
   );
 
 const RULE_NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -132,12 +148,14 @@ const ruleName = () =>
   leaf<string>(
     (v) => typeof v === "string" && RULE_NAME_RE.test(v),
     "a name of 1 to 64 characters from A-Z a-z 0-9 _ . : -",
+    { type: "string", pattern: RULE_NAME_RE.source },
   );
 
 const nonEmptyString = (max: number) =>
   leaf<string>(
     (v) => typeof v === "string" && v.length > 0 && v.length <= max,
     `a non-empty string of at most ${max} characters`,
+    { type: "string", minLength: 1, maxLength: max },
   );
 
 // ---------------------------------------------------------------- structure (zod)
@@ -171,7 +189,7 @@ const ruleShape = {
 };
 
 const rxShape = {
-  tpacket_version: leaf<2 | 3>((v) => v === 2 || v === 3, "2 or 3"),
+  tpacket_version: leaf<2 | 3>((v) => v === 2 || v === 3, "2 or 3", { enum: [2, 3] }),
   frame_count: intIn(64, 1048576),
   batch_max: intIn(1, 4096),
   coalesce_us: intIn(0, 10000),
@@ -180,6 +198,7 @@ const rxShape = {
   fanout: leaf<FanoutMode>(
     (v) => typeof v === "string" && (FANOUT_MODES as readonly string[]).includes(v),
     `one of ${FANOUT_MODES.map((m) => `"${m}"`).join(", ")}`,
+    { enum: [...FANOUT_MODES] },
   ),
 };
 

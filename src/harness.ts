@@ -89,6 +89,7 @@ export async function startRelay(
     "--ready-file",
     ready,
     "--json",
+    "--no-control",
     "--log-level",
     "warning",
   ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1" });

@@ -58,7 +58,10 @@ export function dataPathOptions(c: Config): DataPathOptions {
 
 /** No rule has the name or id asked for (see {@link Relay.removeRule}). */
 export class RuleNotFoundError extends Error {
-  /** @param nameOrId what was looked for */
+  /**
+   * Create the error.
+   * @param nameOrId what was looked for
+   */
   constructor(readonly nameOrId: string) {
     super(`no rule named or with id "${nameOrId}"`);
     this.name = "RuleNotFoundError";

@@ -496,10 +496,11 @@ export class Supervisor {
         break;
       }
       case "log":
-        this.#log[ev.level === "warning" ? "warn" : ev.level]("{interface}: {message}", {
-          interface: rt.name,
-          message: ev.message,
-        });
+        // Worker messages log under mcr.worker.<interface>, so per-category levels apply.
+        logger("worker", rt.name)[ev.level === "warning" ? "warn" : ev.level](
+          "{interface}: worker {index}: {message}",
+          { interface: rt.name, index: sl.index, message: ev.message },
+        );
         break;
       case "fatal": {
         const missing = ev.code === "ENODEV" || ev.code === "ENETDOWN" || ev.code === "ENXIO";

@@ -307,6 +307,18 @@ uint16_t mcr_csum_partial(const uint8_t *buf, uint32_t len, uint32_t seed);
 /** IPv4 multicast MAC for a group in network byte order (RFC 1112 §6.4). */
 void mcr_mcast_mac(uint32_t group, uint8_t *mac6);
 
+/* ---------------------------------------------------------------- systemd */
+
+/**
+ * sd_notify(3): send `state` (e.g. "READY=1", "RELOADING=1", "STOPPING=1",
+ * "STATUS=...", several separated by '\n') to $NOTIFY_SOCKET ("/path" or
+ * "@abstract"). Returns 1 when sent, 0 when NOTIFY_SOCKET is unset (not run
+ * by systemd with Type=notify), -errno on failure. Call it from the process's
+ * main thread (systemd's default NotifyAccess=main checks the sender's PID).
+ * A RELOADING=1 message gets MONOTONIC_USEC= appended (systemd >= 253).
+ */
+int mcr_sd_notify(const char *state, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

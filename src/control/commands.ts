@@ -1,0 +1,413 @@
+/**
+ * The control commands: each takes the request's `args` and returns the
+ * reply's `result`, or throws a {@link ControlError}. Shared by the control
+ * socket server; the metrics endpoint and `top` use the same snapshots.
+ *
+ * @module
+ */
+import { ConfigError, parseConfigText } from "../config.ts";
+import { getLogLevels, isLogLevel, logger, setLogLevel } from "../log.ts";
+import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay.ts";
+import type { InterfaceStats, OutputStats, RelayStats, RuleStats, State } from "../supervisor.ts";
+import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
+import { outputKey, type Rates, type RateTracker } from "./rates.ts";
+import denoJson from "../../deno.json" with { type: "json" };
+
+/** mcr's version (from deno.json). */
+export const MCR_VERSION: string = denoJson.version;
+
+/** What the commands work on. */
+export interface ControlContext {
+  /** The relay. */
+  relay: Relay;
+  /** Rate sampler over `relay.stats()`. */
+  rates: RateTracker;
+  /** `performance.now()` when the daemon started. */
+  startedAt: number;
+}
+
+/** One data-path worker (as `stats().workers` reports it). */
+export interface WorkerInfo {
+  /** Input interface it serves. */
+  interface: string;
+  /** Index among that interface's workers. */
+  index: number;
+  /** running, starting, pending, error, ... */
+  state: string;
+  /** Times it was restarted. */
+  restarts: number;
+  /** Frames it took from its ring. */
+  frames: number;
+  /** Milliseconds since its last heartbeat (null when unknown). */
+  heartbeat_age_ms: number | null;
+  /** Why it is not running. */
+  reason?: string;
+  /** CPU it is pinned to. */
+  cpu?: number;
+}
+
+/** An output with its rate. */
+export type OutputWithRate = OutputStats & { pps: number; bps: number };
+/** A rule with its rates. */
+export type RuleWithRate = Omit<RuleStats, "outputs"> & {
+  pps: number;
+  bps: number;
+  outputs: OutputWithRate[];
+};
+/** An interface with its rates. */
+export type InterfaceWithRate = InterfaceStats & {
+  pps: number;
+  bps: number;
+  kernel_drops_ps: number;
+};
+
+/** Result of `stats`. */
+export interface StatsResult {
+  /** When the snapshot was taken (ISO 8601). */
+  time: string;
+  /** Seconds since the daemon started. */
+  uptime_s: number;
+  /** Window the rates were computed over, in seconds (0 until two samples exist). */
+  rate_window_s: number;
+  /** Per rule, with per-output counters and rates. */
+  rules: RuleWithRate[];
+  /** Per input interface, with kernel ring drops and freezes and rates. */
+  interfaces: InterfaceWithRate[];
+  /** Per data-path worker. */
+  workers: WorkerInfo[];
+  /** Drops by reason (totals). */
+  drops: Record<string, number>;
+  /** Drops by reason per second. */
+  drops_ps: Record<string, number>;
+}
+
+/** State of a listed rule: a disabled rule is listed as "disabled". */
+export type ListState = State | "disabled";
+
+/** A rule as `list` shows it. */
+export interface ListedRule {
+  /** Stable id (hash of the input tuple). */
+  id: string;
+  /** Name. */
+  name: string;
+  /** Whether the rule is enabled. */
+  enabled: boolean;
+  /** active, pending, error, or disabled. */
+  state: ListState;
+  /** Why it is not active. */
+  reason?: string;
+  /** Input match. */
+  input: { interface: string; group: string; port: number; source?: string; vlan?: number };
+  /** Outputs with their state and counters. */
+  outputs: {
+    interface: string;
+    group: string;
+    port: number;
+    ttl: number | "decrement";
+    dscp: number;
+    state: ListState;
+    reason?: string;
+    packets: number;
+    bytes: number;
+    pps: number;
+    bps: number;
+  }[];
+  /** Datagrams matched. */
+  packets: number;
+  /** Payload bytes matched. */
+  bytes: number;
+  /** Matched datagrams per second. */
+  pps: number;
+  /** Matched payload bits per second. */
+  bps: number;
+}
+
+/** Workers from `stats.workers`, or one per interface when the field is absent. */
+export function workersOf(s: RelayStats): WorkerInfo[] {
+  const w = (s as { workers?: Partial<WorkerInfo>[] }).workers as WorkerInfo[] | undefined;
+  if (Array.isArray(w)) {
+    return w.map((x) => ({ ...x, heartbeat_age_ms: x.heartbeat_age_ms ?? null }));
+  }
+  return s.interfaces.map((i) => ({
+    interface: i.name,
+    index: 0,
+    state: i.state,
+    restarts: i.restarts,
+    frames: i.frames,
+    heartbeat_age_ms: null,
+  }));
+}
+
+/** A stats snapshot with rates (also used by the metrics endpoint and `top`). */
+export function statsWithRates(ctx: ControlContext): StatsResult {
+  const s = ctx.relay.stats();
+  const r: Rates = ctx.rates.rates();
+  const zero = { pps: 0, bps: 0 };
+  const rnd = (x: number) => Math.round(x * 10) / 10;
+  const rate = (x: { pps: number; bps: number } | undefined) => ({
+    pps: rnd((x ?? zero).pps),
+    bps: Math.round((x ?? zero).bps),
+  });
+  return {
+    time: new Date().toISOString(),
+    uptime_s: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
+    rate_window_s: r.window_s,
+    rules: s.rules.map((rule) => ({
+      ...rule,
+      ...rate(r.rules.get(rule.id)),
+      outputs: rule.outputs.map((o) => ({ ...o, ...rate(r.outputs.get(outputKey(rule.id, o))) })),
+    })),
+    interfaces: s.interfaces.map((i) => {
+      const x = r.interfaces.get(i.name);
+      return { ...i, ...rate(x), kernel_drops_ps: rnd(x?.kernel_drops_ps ?? 0) };
+    }),
+    workers: workersOf(s),
+    drops: s.drops,
+    drops_ps: Object.fromEntries(Object.keys(s.drops).map((k) => [k, rnd(r.drops[k] ?? 0)])),
+  };
+}
+
+/** The rules of the configuration in force, with state and counters. */
+export function listRules(ctx: ControlContext): ListedRule[] {
+  const st = statsWithRates(ctx);
+  const byId = new Map(st.rules.map((r) => [`${r.id}|${r.name}`, r]));
+  return ctx.relay.config.rules.map((c) => {
+    const s = c.enabled ? byId.get(`${c.id}|${c.name}`) : undefined;
+    const state: ListState = !c.enabled ? "disabled" : s?.state ?? "pending";
+    return {
+      id: c.id,
+      name: c.name,
+      enabled: c.enabled,
+      state,
+      ...(s?.reason ? { reason: s.reason } : {}),
+      input: {
+        interface: c.input.interface,
+        group: c.input.group,
+        port: c.input.port,
+        ...(c.input.source ? { source: c.input.source } : {}),
+        ...(c.input.vlan ? { vlan: c.input.vlan } : {}),
+      },
+      outputs: c.outputs.map((o, i) => {
+        const so = s?.outputs[i];
+        return {
+          interface: o.interface,
+          group: o.group,
+          port: o.port,
+          ttl: o.ttl,
+          dscp: o.dscp,
+          state: !c.enabled ? "disabled" : so?.state ?? "pending",
+          ...(so?.reason ? { reason: so.reason } : {}),
+          packets: so?.packets ?? 0,
+          bytes: so?.bytes ?? 0,
+          pps: so?.pps ?? 0,
+          bps: so?.bps ?? 0,
+        };
+      }),
+      packets: s?.packets ?? 0,
+      bytes: s?.bytes ?? 0,
+      pps: s?.pps ?? 0,
+      bps: s?.bps ?? 0,
+    };
+  });
+}
+
+function str(args: Record<string, unknown>, key: string, required: true): string;
+function str(args: Record<string, unknown>, key: string, required?: false): string | undefined;
+function str(args: Record<string, unknown>, key: string, required = false): string | undefined {
+  const v = args[key];
+  if (v === undefined && !required) return undefined;
+  if (typeof v !== "string" || v.length === 0) {
+    throw new ControlError("bad_args", `args.${key} must be a non-empty string`);
+  }
+  return v;
+}
+
+const log = logger("control");
+
+function invalidConfig(e: ConfigError, code: "invalid_rule" | "invalid_config"): ControlError {
+  return new ControlError(code, e.message, e.issues);
+}
+
+/** A command handler. */
+export type Handler = (ctx: ControlContext, args: Record<string, unknown>) => Promise<unknown>;
+
+/** Every command by name (see docs/control.md). */
+export const HANDLERS: Record<string, Handler> = {
+  version: (ctx) =>
+    Promise.resolve({
+      version: MCR_VERSION,
+      protocol: PROTOCOL_VERSION,
+      deno: Deno.version.deno,
+      pid: Deno.pid,
+      config: ctx.relay.configPath ?? null,
+      uptime_s: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
+    }),
+
+  ping: (ctx) =>
+    Promise.resolve({
+      pong: true,
+      uptime_s: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
+    }),
+
+  list: (ctx) => Promise.resolve({ rules: listRules(ctx) }),
+
+  stats: (ctx) => Promise.resolve(statsWithRates(ctx)),
+
+  workers: (ctx) => Promise.resolve({ workers: workersOf(ctx.relay.stats()) }),
+
+  async add(ctx, args) {
+    const raw = args.rule;
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      throw new ControlError("bad_args", "args.rule must be a rule object (as in rules.json)");
+    }
+    try {
+      const rule = await ctx.relay.addRule(raw);
+      log.info("rule {rule} added ({input}, {outputs} outputs)", {
+        rule: rule.name,
+        input: `${rule.input.interface} ${rule.input.group}:${rule.input.port}`,
+        interface: rule.input.interface,
+        outputs: rule.outputs.length,
+      });
+      ctx.rates.sample();
+      const listed = listRules(ctx).find((r) => r.id === rule.id && r.name === rule.name);
+      return { rule: listed ?? { id: rule.id, name: rule.name } };
+    } catch (e) {
+      if (e instanceof ConfigError) throw invalidConfig(e, "invalid_rule");
+      throw e;
+    }
+  },
+
+  async remove(ctx, args) {
+    const which = str(args, "rule", true);
+    try {
+      const gone = await ctx.relay.removeRule(which);
+      for (const r of gone) {
+        log.info("rule {rule} removed", { rule: r.name, interface: r.input.interface });
+      }
+      return { removed: gone.map((r) => ({ id: r.id, name: r.name })) };
+    } catch (e) {
+      if (e instanceof RuleNotFoundError) throw new ControlError("not_found", e.message);
+      throw e;
+    }
+  },
+
+  async reload(ctx, args) {
+    const path = str(args, "path");
+    let summary: ReloadSummary;
+    try {
+      summary = await ctx.relay.reload(path);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        log.error("reload refused, nothing changed: {error}", { error: e.message });
+        throw invalidConfig(e, "invalid_config");
+      }
+      throw e;
+    }
+    logReload(summary);
+    return summary;
+  },
+
+  async check(ctx, args) {
+    const path = str(args, "path");
+    const text = args.text;
+    if (text !== undefined && typeof text !== "string") {
+      throw new ControlError("bad_args", "args.text must be a string (the file's contents)");
+    }
+    const source = text === undefined
+      ? (path ?? ctx.relay.configPath)
+      : (str(args, "source") ?? path ?? "request");
+    if (source === undefined) {
+      throw new ControlError("bad_args", "give args.path or args.text (no configuration file)");
+    }
+    try {
+      const content = text ?? await readFile(source);
+      const config = parseConfigText(content, source);
+      return {
+        valid: true,
+        path: source,
+        rules: config.rules.length,
+        diff: ctx.relay.diff(config, source),
+      };
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        return { valid: false, path: source, message: e.message, issues: e.issues };
+      }
+      throw e;
+    }
+  },
+
+  "log-level"(_ctx, args) {
+    const action = str(args, "action") ?? (args.level === undefined ? "get" : "set");
+    const category = str(args, "category");
+    if (action === "get") return Promise.resolve(getLogLevels());
+    if (action !== "set") {
+      throw new ControlError("bad_args", `args.action must be "get" or "set" (got "${action}")`);
+    }
+    const level = args.level;
+    if (level === "default" && category) {
+      setLogLevel(null, category);
+    } else if (isLogLevel(level)) {
+      setLogLevel(level, category);
+    } else {
+      throw new ControlError(
+        "bad_args",
+        "args.level must be one of trace, debug, info, warning, error, fatal" +
+          (category ? ', or "default" to drop the category override' : ""),
+      );
+    }
+    log.info("log level of {category} set to {level}", {
+      category: category ?? "(global)",
+      level,
+    });
+    return Promise.resolve(getLogLevels());
+  },
+};
+
+async function readFile(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(
+      [{ path: [], field: "", message: `cannot read the file ${path}: ${(e as Error).message}` }],
+      path,
+    );
+  }
+}
+
+/** Log what a reload changed (also used for SIGHUP). */
+export function logReload(s: ReloadSummary): void {
+  log.info(
+    "reloaded {path}: {added} added, {removed} removed, {changed} changed, {unchanged} unchanged",
+    {
+      path: s.path,
+      added: s.added.length,
+      removed: s.removed.length,
+      changed: s.changed.length,
+      unchanged: s.unchanged.length,
+    },
+  );
+  if (s.restart_needed.length > 0) {
+    log.warn("reload: {settings} changed in {path}; they take effect after a restart", {
+      settings: s.restart_needed.join(", "),
+      path: s.path,
+    });
+  }
+}
+
+/** Run one command; unknown names give `unknown_command`. */
+export function runCommand(
+  ctx: ControlContext,
+  cmd: string,
+  args: Record<string, unknown>,
+): Promise<unknown> {
+  const h = Object.hasOwn(HANDLERS, cmd) ? HANDLERS[cmd] : undefined;
+  if (!h) {
+    return Promise.reject(
+      new ControlError(
+        "unknown_command",
+        `unknown command "${cmd}" (known: ${Object.keys(HANDLERS).join(", ")})`,
+      ),
+    );
+  }
+  return h(ctx, args);
+}

@@ -1,0 +1,139 @@
+/**
+ * JSON Schema of rules.json, generated from the zod schema the relay
+ * validates with ({@link ConfigSchema}): every leaf of that schema carries its
+ * constraint as JSON Schema metadata, so ranges and enums cannot drift. This
+ * module adds a description to every property (for editor hover help) and
+ * refuses to emit a schema with an undocumented or untyped property.
+ *
+ * `cli.ts schema` prints it; `schema/rules.schema.json` is the committed copy
+ * (a test checks that it matches). The JSON Schema covers the structure; the
+ * semantic checks (multicast vs unicast, loops, duplicates) are `cli.ts check`'s.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ConfigSchema } from "./config.ts";
+
+/** `$id` of the schema. */
+export const SCHEMA_ID = "https://mcr.invalid/schema/rules.schema.json";
+
+/** Descriptions by property path (`*` = any array item or map key). */
+export const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  "rules": "Forwarding rules: each takes one input stream and sends it to one or more outputs.",
+  "rules.*": "One rule.",
+  "rules.*.name":
+    "Rule name (unique; used by `ctl remove`, counters and logs). Default: derived from the input.",
+  "rules.*.enabled": "false keeps the rule in the file without forwarding (default true).",
+  "rules.*.input": "What the rule captures.",
+  "rules.*.input.interface": "Interface the stream arrives on.",
+  "rules.*.input.group": "Multicast group the stream is sent to (224.0.0.0/4).",
+  "rules.*.input.port": "UDP destination port of the stream.",
+  "rules.*.input.source":
+    "Only datagrams from this sender (an (S,G) rule takes precedence over a (*,G) rule).",
+  "rules.*.input.vlan": "Match this 802.1Q VLAN id; absent = untagged frames only.",
+  "rules.*.outputs": "Where each matching datagram is sent (1 to 64 outputs).",
+  "rules.*.outputs.*": "One output.",
+  "rules.*.outputs.*.interface": "Interface to send on.",
+  "rules.*.outputs.*.group":
+    "Destination: a multicast group, or a unicast address (multicast → unicast).",
+  "rules.*.outputs.*.port": "UDP destination port.",
+  "rules.*.outputs.*.ttl":
+    'Output TTL: 1-255, or "decrement" (input TTL - 1; TTL <= 1 is dropped as ttl_expired). Default: the rule\'s, else the global one, else 1.',
+  "rules.*.outputs.*.dscp": "DSCP of the output datagrams (0-63). Default: rule, global, 0.",
+  "rules.*.outputs.*.source_ip": "Source address. Default: the output interface's address.",
+  "rules.*.outputs.*.source_port": "Source port. Default: the input datagram's source port.",
+  "rules.*.ttl": "Default TTL policy of this rule's outputs.",
+  "rules.*.dscp": "Default DSCP of this rule's outputs.",
+  "rules.*.allow_link_local":
+    "Allow groups in 224.0.0.0/24 (link-local control traffic), refused by default.",
+  "interfaces": "Per input interface settings, by interface name.",
+  "interfaces.*": "Settings of one input interface.",
+  "interfaces.*.workers": "Worker threads reading this interface (one fanout group).",
+  "interfaces.*.fanout": "How the kernel spreads frames over this interface's workers.",
+  "interfaces.*.cpus": "CPUs to pin this interface's workers to (round robin).",
+  "interfaces.*.cpus.*": "A CPU number.",
+  "ttl": "Global default TTL policy (default 1, as mcrd).",
+  "dscp": "Global default DSCP (default 0).",
+  "workers": "Default worker threads per input interface (default 1).",
+  "rx": "Receive ring tuning (see csrc/README.md).",
+  "rx.tpacket_version":
+    "AF_PACKET ring version: 2 (per-frame wakeup with adaptive coalescing, default) or 3 (block-based).",
+  "rx.frame_count": "Frames in each receive ring (V2; default 4096).",
+  "rx.batch_max": "Most frames handled per wakeup.",
+  "rx.coalesce_us":
+    "Most microseconds to wait for a batch to gather when traffic is dense (0 = never wait; default 50).",
+  "rx.coalesce_pps": "Arrival rate above which frames are gathered (default 20000 pps).",
+  "rx.filter":
+    "Kernel BPF filter: only IPv4/UDP to the rules' groups is copied to the ring (default true).",
+  "rx.fanout": "PACKET_FANOUT mode when an interface has several workers (default hash).",
+  "tx": "Transmit ring tuning.",
+  "tx.frame_count": "Frames in each transmit ring.",
+  "tx.qdisc_bypass": "PACKET_QDISC_BYPASS (faster; tcpdump on the egress interface sees nothing).",
+  "control": "Control socket (`cli.ts ctl`, `cli.ts top`, ExecReload).",
+  "control.socket": "Path of the control socket (default /run/mcr/control.sock).",
+  "metrics": "Prometheus metrics endpoint.",
+  "metrics.listen": "HOST:PORT to serve /metrics and /healthz on (default: off).",
+};
+
+/** A JSON Schema document (or a part of one) as a plain object. */
+export type JsonSchema = Record<string, unknown>;
+type Json = JsonSchema;
+
+/** Walk every property schema, calling `f(path, schema)`. */
+function walk(s: Json, path: string[], f: (path: string[], s: Json) => void): void {
+  const props = s.properties as Record<string, Json> | undefined;
+  for (const [k, v] of Object.entries(props ?? {})) {
+    f([...path, k], v);
+    walk(v, [...path, k], f);
+  }
+  for (const key of ["items", "additionalProperties"] as const) {
+    const sub = s[key];
+    if (sub && typeof sub === "object") {
+      f([...path, "*"], sub as Json);
+      walk(sub as Json, [...path, "*"], f);
+    }
+  }
+}
+
+/** A leaf has a type, an enum, a const or alternatives. */
+function typed(s: Json): boolean {
+  return ["type", "enum", "const", "anyOf", "oneOf"].some((k) => k in s);
+}
+
+/**
+ * The JSON Schema (draft 2020-12) of rules.json.
+ * @throws {Error} when a property has no description or no type (a new field
+ *   in src/config.ts needs a JSON Schema fragment and an entry in DESCRIPTIONS)
+ */
+export function rulesJsonSchema(): JsonSchema {
+  const base = z.toJSONSchema(ConfigSchema, {
+    target: "draft-2020-12",
+    io: "input",
+    unrepresentable: "any",
+  }) as Json;
+  const problems: string[] = [];
+  walk(base, [], (path, s) => {
+    const key = path.join(".");
+    const d = DESCRIPTIONS[key];
+    if (d) s.description = d;
+    else problems.push(`${key}: no description in src/schema.ts DESCRIPTIONS`);
+    if (!typed(s)) problems.push(`${key}: no JSON Schema type (leaf without metadata?)`);
+  });
+  if (problems.length) throw new Error(`rules.json schema:\n  ${problems.join("\n  ")}`);
+  const { $schema, ...rest } = base;
+  return {
+    $schema,
+    $id: SCHEMA_ID,
+    title: "mcr rules.json",
+    description:
+      "Configuration of mcr, the userspace multicast relay. Generated by `cli.ts schema` from " +
+      "the validator (src/config.ts); structure only — `cli.ts check` also checks address " +
+      "classes, loops and duplicates.",
+    ...rest,
+  };
+}
+
+/** The schema as the committed file holds it: 2-space JSON and a final newline. */
+export function rulesJsonSchemaText(): string {
+  return JSON.stringify(rulesJsonSchema(), null, 2) + "\n";
+}

@@ -1,0 +1,244 @@
+/**
+ * Control plane pieces without a daemon: line framing with its size cap,
+ * request decoding and error replies, `ctl add` flag parsing, rates from
+ * counter deltas, the health verdict, live log levels, and the metrics
+ * rendering (parsed back with a Prometheus text parser).
+ */
+import assert from "node:assert/strict";
+import parsePrometheus from "parse-prometheus-text-format";
+import {
+  decodeRequest,
+  LineSplitter,
+  MAX_REQUEST_BYTES,
+  PROTOCOL_VERSION,
+} from "../../src/control/protocol.ts";
+import { parseOutputSpec, requestFor, ruleFromArgs } from "../../src/control/ctl.ts";
+import { RateTracker } from "../../src/control/rates.ts";
+import { buildRegistry, health, parseListen } from "../../src/metrics.ts";
+import { getLogLevels, levelFor, setLogLevel } from "../../src/log.ts";
+import type { RelayStats } from "../../src/supervisor.ts";
+import type { StatsResult } from "../../src/control/commands.ts";
+
+const enc = new TextEncoder();
+
+Deno.test("LineSplitter: lines across chunks, CRLF, several per chunk, end of stream", () => {
+  const s = new LineSplitter(100);
+  assert.deepEqual(s.push(enc.encode('{"a"')), []);
+  assert.deepEqual(s.push(enc.encode(':1}\r\n{"b":2}\n{"c"')), [
+    { line: '{"a":1}' },
+    { line: '{"b":2}' },
+  ]);
+  assert.equal(s.end(), '{"c"');
+  assert.equal(s.end(), null);
+});
+
+Deno.test("LineSplitter: an oversized line is reported once, discarded, and the next line works", () => {
+  const s = new LineSplitter(10);
+  const ev = [
+    ...s.push(enc.encode("x".repeat(8))),
+    ...s.push(enc.encode("x".repeat(8))),
+    ...s.push(enc.encode("x".repeat(50))),
+    ...s.push(enc.encode("yy\nok\n")),
+  ];
+  assert.deepEqual(ev, [{ tooLarge: true }, { line: "ok" }]);
+  assert.equal(s.end(), null);
+  assert.ok(MAX_REQUEST_BYTES >= 16 * 1024, "a rule with 64 outputs fits");
+});
+
+Deno.test("decodeRequest: valid, garbage, wrong shape, wrong version", () => {
+  const ok = decodeRequest(JSON.stringify({ v: 1, id: 7, cmd: "list" }));
+  assert.ok(ok.ok && ok.req.cmd === "list" && ok.req.id === 7);
+  const garbage = decodeRequest("hello");
+  assert.ok(!garbage.ok && garbage.reply.error.code === "bad_request" && garbage.reply.id === null);
+  const shape = decodeRequest(JSON.stringify({ v: 1, id: "a", cmd: 5 }));
+  assert.ok(!shape.ok && shape.reply.error.code === "bad_request" && shape.reply.id === "a");
+  const arr = decodeRequest("[1,2]");
+  assert.ok(!arr.ok && arr.reply.error.code === "bad_request");
+  const v = decodeRequest(JSON.stringify({ v: 99, id: 1, cmd: "ping" }));
+  assert.ok(!v.ok && v.reply.error.code === "unsupported_version" && v.reply.id === 1);
+  assert.equal(v.ok ? 0 : v.reply.v, PROTOCOL_VERSION);
+});
+
+Deno.test("ctl add: flags build the rule object; outputs G:P:IF with alias interface names", () => {
+  assert.deepEqual(parseOutputSpec("239.1.1.1:5000:eth0:1"), {
+    group: "239.1.1.1",
+    port: 5000,
+    interface: "eth0:1",
+  });
+  const rule = ruleFromArgs(
+    {
+      "input-interface": "eth0",
+      "input-group": "239.1.1.1",
+      "input-port": "5001",
+      outputs: "239.10.1.1:6001:eth1,10.0.0.5:7001:eth2",
+      name: "cam9",
+      ttl: "decrement",
+    } as Parameters<typeof ruleFromArgs>[0],
+    [],
+  );
+  assert.deepEqual(rule, {
+    name: "cam9",
+    input: { interface: "eth0", group: "239.1.1.1", port: 5001 },
+    outputs: [
+      { group: "239.10.1.1", port: 6001, interface: "eth1" },
+      { group: "10.0.0.5", port: 7001, interface: "eth2" },
+    ],
+    ttl: "decrement",
+  });
+  assert.throws(() => parseOutputSpec("239.1.1.1:5000"), /GROUP:PORT:INTERFACE/);
+  const v = {} as Parameters<typeof requestFor>[0];
+  assert.deepEqual(requestFor(v, ["remove", "cam1"]), { cmd: "remove", args: { rule: "cam1" } });
+  assert.deepEqual(requestFor(v, ["log-level", "set", "debug", "supervisor"]), {
+    cmd: "log-level",
+    args: { action: "set", level: "debug", category: "supervisor" },
+  });
+  assert.throws(() => requestFor(v, ["frob"]), /unknown command/);
+  assert.throws(() => requestFor(v, ["add"]), /--input-interface/);
+});
+
+function fakeStats(packets: number, frames: number, drops: number): RelayStats {
+  // Cast: the supervisor's stats shape grows; these are the fields the control plane reads.
+  return ({
+    rules: [{
+      id: "abc",
+      name: "cam1",
+      state: "active",
+      input: { interface: "r0", group: "239.1.1.1", port: 5001 },
+      packets,
+      bytes: packets * 100,
+      outputs: [{
+        interface: "r1",
+        group: "239.10.1.1",
+        port: 6001,
+        state: "active",
+        packets,
+        bytes: packets * 100,
+        ring_full: 0,
+        errors: 0,
+        ttl_expired: 0,
+      }],
+    }],
+    interfaces: [{
+      name: "r0",
+      state: "running",
+      frames,
+      bytes: frames * 142,
+      matched: packets,
+      sent: packets,
+      kernel_packets: frames,
+      kernel_drops: drops,
+      kernel_freezes: 0,
+      polls: 0,
+      gathers: 0,
+      restarts: 0,
+      workers: 1,
+      fanout_id: 1,
+    }],
+    drops: { no_match: frames - packets },
+    workers: [],
+  }) as unknown as RelayStats;
+}
+
+Deno.test("RateTracker: rates are counter deltas over the sampling window", async () => {
+  let s = fakeStats(0, 0, 0);
+  const r = new RateTracker(() => s, 1000);
+  r.sample();
+  assert.equal(r.rates().window_s, 0);
+  await new Promise((res) => setTimeout(res, 200));
+  s = fakeStats(1000, 1500, 10);
+  r.sample();
+  const x = r.rates();
+  assert.ok(x.window_s > 0.15 && x.window_s < 1);
+  // window_s is rounded to the millisecond: compare within 1 %.
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) <= b * 0.01, `${a} vs ${b}`);
+  const pps = x.rules.get("abc")!.pps;
+  near(pps * x.window_s, 1000);
+  near(x.rules.get("abc")!.bps, pps * 800);
+  near(x.outputs.get("abc|r1|239.10.1.1|6001")!.pps, pps);
+  near(x.interfaces.get("r0")!.kernel_drops_ps * x.window_s, 10);
+  near(x.drops.no_match * x.window_s, 500);
+  r.stop();
+});
+
+function result(s: RelayStats): StatsResult {
+  return {
+    time: new Date().toISOString(),
+    uptime_s: 1,
+    rate_window_s: 1,
+    rules: s.rules.map((r) => ({
+      ...r,
+      pps: 0,
+      bps: 0,
+      outputs: r.outputs.map((o) => ({ ...o, pps: 0, bps: 0 })),
+    })),
+    interfaces: s.interfaces.map((i) => ({ ...i, pps: 0, bps: 0, kernel_drops_ps: 0 })),
+    workers: [{
+      interface: "r0",
+      index: 0,
+      state: "running",
+      restarts: 0,
+      frames: 1,
+      heartbeat_age_ms: 3,
+    }],
+    drops: s.drops,
+    drops_ps: {},
+  };
+}
+
+Deno.test("health: fails on a rule in error or a worker down", () => {
+  const ok = result(fakeStats(1, 1, 0));
+  assert.equal(health(ok).status, "ok");
+  const bad = structuredClone(ok);
+  bad.rules[0].state = "error";
+  bad.rules[0].reason = "boom";
+  assert.deepEqual(health(bad), { status: "fail", problems: ["rule cam1: error: boom"] });
+  const down = structuredClone(ok);
+  down.workers[0].state = "error";
+  assert.equal(health(down).status, "fail");
+});
+
+Deno.test("metrics: Prometheus text parses and carries the counters with their labels", async () => {
+  const s = result(fakeStats(1234, 2000, 7));
+  s.rules[0].name = 'we"ird\\name';
+  const text = await buildRegistry(() => s).metrics();
+  const fams = parsePrometheus(text) as {
+    name: string;
+    type: string;
+    metrics: { value: string; labels?: Record<string, string> }[];
+  }[];
+  const fam = (n: string) => fams.find((f) => f.name === n)!;
+  assert.equal(fam("mcr_rule_packets_total").type, "COUNTER");
+  assert.deepEqual(fam("mcr_rule_packets_total").metrics, [{
+    value: "1234",
+    labels: { rule: 'we"ird\\name', id: "abc", interface: "r0" },
+  }]);
+  assert.equal(fam("mcr_interface_kernel_drops_total").metrics[0].value, "7");
+  assert.equal(
+    fam("mcr_dropped_total").metrics.find((m) => m.labels?.reason === "no_match")!.value,
+    "766",
+  );
+  assert.equal(fam("mcr_worker_up").metrics[0].value, "1");
+  const st = fam("mcr_rule_state").metrics;
+  assert.equal(st.find((m) => m.labels?.state === "active")!.value, "1");
+  assert.equal(st.find((m) => m.labels?.state === "error")!.value, "0");
+  assert.deepEqual(parseListen("127.0.0.1:9464"), { hostname: "127.0.0.1", port: 9464 });
+  assert.deepEqual(parseListen("[::1]:9464"), { hostname: "::1", port: 9464 });
+  assert.throws(() => parseListen("9464"));
+});
+
+Deno.test("log levels: global and per category, most specific wins, overrides removable", () => {
+  setLogLevel("warning");
+  setLogLevel("debug", "worker");
+  setLogLevel("error", "worker.r0");
+  assert.equal(levelFor("supervisor"), "warning");
+  assert.equal(levelFor("worker.r1"), "debug");
+  assert.equal(levelFor(["worker", "r0", "x"]), "error");
+  assert.deepEqual(getLogLevels(), {
+    global: "warning",
+    categories: { worker: "debug", "worker.r0": "error" },
+  });
+  setLogLevel(null, "worker.r0");
+  setLogLevel(null, "mcr.worker");
+  assert.equal(levelFor("worker.r0"), "warning");
+  setLogLevel("info");
+});

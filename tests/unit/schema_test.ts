@@ -1,0 +1,162 @@
+/**
+ * The JSON Schema of rules.json: the committed file is what the code
+ * generates (`deno task schema` regenerates it), `cli.ts schema` prints it, it
+ * compiles under Ajv's strict mode, accepts the valid fixtures and rejects the
+ * structurally invalid ones, and for random rules it agrees with the zod
+ * validator the relay uses.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { MAX_OUTPUTS, MAX_RULES, RuleSchema } from "../../src/config.ts";
+import { DESCRIPTIONS, rulesJsonSchema, rulesJsonSchemaText } from "../../src/schema.ts";
+
+const REPO = new URL("../..", import.meta.url).pathname;
+const COMMITTED = `${REPO}schema/rules.schema.json`;
+const FIX = `${REPO}tests/fixtures/config`;
+
+function validator() {
+  const ajv = new Ajv2020({ allErrors: true, strict: true, formats: { ipv4: true } });
+  const schema = rulesJsonSchema();
+  return { ajv, schema, config: ajv.compile(schema) };
+}
+
+Deno.test("schema/rules.schema.json matches the zod schema (run `deno task schema`)", () => {
+  const committed = Deno.readTextFileSync(COMMITTED);
+  assert.equal(
+    committed,
+    rulesJsonSchemaText(),
+    "schema/rules.schema.json is stale: run `deno task schema` and commit the result",
+  );
+});
+
+Deno.test("cli.ts schema prints the committed schema (exit 0)", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", `${REPO}cli.ts`, "schema"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(new TextDecoder().decode(out.stdout), Deno.readTextFileSync(COMMITTED));
+});
+
+/** Follow a path of keys through a JSON value. */
+function at(v: unknown, path: string): unknown {
+  return path.split(".").reduce((x, k) => (x as Record<string, unknown>)?.[k], v);
+}
+
+Deno.test("schema: every property is typed and described; ranges come from the code", () => {
+  const s = rulesJsonSchema();
+  const rule = at(s, "properties.rules.items");
+  assert.deepEqual(at(rule, "properties.input.required"), ["interface", "group", "port"]);
+  assert.equal(at(rule, "additionalProperties"), false);
+  assert.equal(at(rule, "properties.input.properties.port.minimum"), 1);
+  assert.equal(at(rule, "properties.input.properties.port.maximum"), 65535);
+  assert.equal(at(rule, "properties.outputs.maxItems"), MAX_OUTPUTS);
+  assert.equal(at(s, "properties.rules.maxItems"), MAX_RULES);
+  assert.deepEqual(at(s, "required"), ["rules"]);
+  // every described path exists (no stale descriptions)
+  const text = JSON.stringify(s);
+  for (const d of Object.values(DESCRIPTIONS)) assert.ok(text.includes(JSON.stringify(d)), d);
+});
+
+Deno.test("schema accepts every valid fixture and the README example", () => {
+  const { config } = validator();
+  const files = [...Deno.readDirSync(FIX)].map((e) => e.name).filter((f) => f.startsWith("valid-"));
+  assert.ok(files.length >= 3);
+  for (const f of files) {
+    const ok = config(JSON.parse(Deno.readTextFileSync(`${FIX}/${f}`)));
+    assert.ok(ok, `${f}: ${JSON.stringify(config.errors)}`);
+  }
+  const readme = Deno.readTextFileSync(`${REPO}README.md`);
+  const m = readme.match(/### rules\.json\s+```json\n([\s\S]*?)```/);
+  assert.ok(m, "README rules.json example not found");
+  assert.ok(config(JSON.parse(m[1])), JSON.stringify(config.errors));
+});
+
+Deno.test("schema rejects structurally invalid fixtures, naming the field", () => {
+  const { config } = validator();
+  const cases: Record<string, string> = {
+    "invalid-port-range.json": "/port",
+    "invalid-unknown-key.json": "additionalProperties",
+    "invalid-missing-rules.json": "rules",
+    "invalid-no-outputs.json": "/outputs",
+    "invalid-types.json": "/rules/",
+  };
+  for (const [f, needle] of Object.entries(cases)) {
+    const ok = config(JSON.parse(Deno.readTextFileSync(`${FIX}/${f}`)));
+    assert.equal(ok, false, `${f} should be rejected`);
+    assert.ok(
+      JSON.stringify(config.errors).includes(needle),
+      `${f}: ${JSON.stringify(config.errors)}`,
+    );
+  }
+});
+
+// Values that are valid for some fields and invalid for others.
+const anyLeaf = fc.oneof(
+  fc.integer({ min: -2, max: 70000 }),
+  fc.constantFrom(0, 1, 63, 64, 255, 256, 4094, 4095, 65535, 65536, 1.5, 2, 3),
+  fc.constantFrom("decrement", "239.1.1.1", "10.0.0.5", "01.2.3.4", "1.2.3", "256.1.1.1"),
+  fc.constantFrom("eth0", "a/b", "a b", ".", "..", "x".repeat(15), "x".repeat(16), "", "r:1"),
+  fc.constantFrom(true, false, null, "true", "hash", [], {}),
+);
+/** Mostly a valid value for the field, sometimes anything. */
+const field = <T>(valid: fc.Arbitrary<T>) =>
+  fc.oneof({ weight: 20, arbitrary: valid }, { weight: 1, arbitrary: anyLeaf });
+const ifaceArb = field(fc.constantFrom("eth0", "eth1", "r:1", "x".repeat(15)));
+const addrArb = field(fc.constantFrom("239.1.1.1", "10.0.0.5", "0.0.0.0", "255.255.255.255"));
+const portArb = field(fc.integer({ min: 1, max: 65535 }));
+const ttlArb = field(fc.oneof(fc.integer({ min: 1, max: 255 }), fc.constant("decrement")));
+const dscpArb = field(fc.integer({ min: 0, max: 63 }));
+const boolArb = field(fc.boolean());
+const inputRecord = fc.record({
+  interface: ifaceArb,
+  group: addrArb,
+  port: portArb,
+  source: addrArb,
+  vlan: field(fc.integer({ min: 0, max: 4094 })),
+}, { requiredKeys: [] });
+const inputArb = fc.oneof(
+  { weight: 6, arbitrary: inputRecord },
+  { weight: 1, arbitrary: inputRecord.map((o) => ({ ...o, ouptut: 1 })) }, // unknown key
+);
+const outputArb = fc.record({
+  interface: ifaceArb,
+  group: addrArb,
+  port: portArb,
+  ttl: ttlArb,
+  dscp: dscpArb,
+  source_ip: addrArb,
+  source_port: portArb,
+}, { requiredKeys: [] });
+const ruleArb = fc.record({
+  name: field(fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/)),
+  enabled: boolArb,
+  input: field(inputArb),
+  outputs: field(fc.array(outputArb, { minLength: 1, maxLength: 3 })),
+  ttl: ttlArb,
+  dscp: dscpArb,
+  allow_link_local: boolArb,
+}, { requiredKeys: [] });
+
+Deno.test("property: the JSON Schema and the zod rule schema agree on random rules", () => {
+  const { ajv, schema } = validator();
+  const rule = ajv.compile({
+    $schema: schema.$schema as string,
+    ...(at(schema, "properties.rules.items") as Record<string, unknown>),
+  });
+  const seen = { valid: 0, invalid: 0 };
+  fc.assert(
+    fc.property(ruleArb, (r) => {
+      const zod = RuleSchema.safeParse(r).success;
+      const json = rule(r) as boolean;
+      assert.equal(json, zod, `zod ${zod}, JSON Schema ${json}: ${JSON.stringify(r)}`);
+      seen[zod ? "valid" : "invalid"]++;
+    }),
+    { numRuns: 3000 },
+  );
+  // both outcomes must be exercised for the agreement to mean something
+  assert.ok(seen.valid >= 100 && seen.invalid >= 100, JSON.stringify(seen));
+  console.log(`  ${seen.valid} valid, ${seen.invalid} invalid rules: zod and JSON Schema agree`);
+});
