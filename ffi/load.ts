@@ -25,11 +25,6 @@ export interface McrLibrary extends Disposable {
 
 let cached: McrLibrary | undefined;
 
-function dirOf(url: string): string {
-  const p = new URL(url).pathname;
-  return p.slice(0, p.lastIndexOf("/"));
-}
-
 /** Candidate paths for libmcr, in the order they are tried. */
 export function libraryCandidates(): string[] {
   const out: string[] = [];
@@ -41,8 +36,15 @@ export function libraryCandidates(): string[] {
   }
   if (env) out.push(env);
   if (import.meta.url.startsWith("file:")) {
-    const here = dirOf(import.meta.url);
-    out.push(`${here}/../build/libmcr.so`, `${here}/../lib/libmcr.so`, `${here}/libmcr.so`);
+    // Resolved as URLs so the paths hold no "..": in a `deno compile` binary
+    // these point into its embedded file system (`--include build/libmcr.so`),
+    // whose lookup wants normalized paths. "./build/": with `deno compile
+    // --bundle` this module is inlined into a bundle at the embedded root.
+    for (
+      const rel of ["../build/libmcr.so", "../lib/libmcr.so", "./libmcr.so", "./build/libmcr.so"]
+    ) {
+      out.push(decodeURIComponent(new URL(rel, import.meta.url).pathname));
+    }
   }
   try {
     const exe = Deno.execPath();

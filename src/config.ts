@@ -214,6 +214,8 @@ const interfaceShape = {
 };
 
 const configShape = {
+  // Lets editors find the JSON Schema (schema/rules.schema.json); ignored by the relay.
+  $schema: nonEmptyString(2048).optional(),
   rules: z.array(z.strictObject(ruleShape)).max(MAX_RULES),
   interfaces: z.record(ifname(), z.strictObject(interfaceShape).partial()).optional(),
   ttl: ttl().optional(),

@@ -8,8 +8,10 @@
  *
  * @module
  */
-import { BUILD, REPO, Topology, waitForFile } from "./netns.ts";
-import { runGen, type SinkReport, startRelay } from "./harness.ts";
+import { BUILD, Proc, REPO, Topology, waitForFile } from "./netns.ts";
+import { RelayProc, runGen, type SinkReport } from "./harness.ts";
+import { ControlClient } from "./control/client.ts";
+import type { StatsResult } from "./control/commands.ts";
 
 /** The demo's rule set (also printed by the demo). */
 export const DEMO_RULES = {
@@ -96,6 +98,78 @@ function bar(done: number, total: number, width = 24): string {
   return "[" + "#".repeat(n) + ".".repeat(width - n) + "]";
 }
 
+const num = (n: number) => Math.round(n).toLocaleString("en-US");
+
+/** Start the relay (cli.ts) in the relay namespace with a control socket in `dir`. */
+async function spawnRelay(t: Topology, dir: string): Promise<RelayProc> {
+  const cfg = `${dir}/rules.json`;
+  await Deno.writeTextFile(cfg, JSON.stringify(DEMO_RULES, null, 2));
+  const proc = new Proc(t.ns("rly"), [
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${REPO}/cli.ts`,
+    "--config",
+    cfg,
+    "--control-socket",
+    `${dir}/control.sock`,
+    "--ready-file",
+    `${dir}/relay.ready`,
+    "--json",
+    "--log-level",
+    "warning",
+  ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1" });
+  try {
+    await waitForFile(`${dir}/relay.ready`, 20_000, "the relay to start");
+  } catch (e) {
+    proc.kill("SIGKILL");
+    throw new Error(`${(e as Error).message}: ${(await proc.wait()).stderr}`);
+  }
+  return new RelayProc(proc, cfg);
+}
+
+/**
+ * The live view: sender progress, the relay's own counters (read through its
+ * control socket, as `cli.ts top` does) and what each receiver counted.
+ */
+export function renderLive(
+  elapsedS: number,
+  seconds: number,
+  rate: number,
+  stats: StatsResult | undefined,
+  sinks: { label: string; unique: number; expect: number }[],
+): string[] {
+  const lines = [
+    `sender    ${bar(elapsedS, seconds)} ${
+      String(Math.min(100, Math.round(elapsedS / seconds * 100))).padStart(3)
+    }%  ${Math.min(elapsedS, seconds).toFixed(1)} of ${seconds} s, 3 streams × ${num(rate)} pps`,
+  ];
+  if (stats) {
+    stats.rules.forEach((r, i) => {
+      const sent = r.outputs.reduce((a, o) => a + o.packets, 0);
+      lines.push(
+        `${i === 0 ? "relay" : ""}`.padEnd(10) +
+          `${r.name.padEnd(11)} in ${num(r.packets).padStart(7)}  ${num(r.pps).padStart(6)} pps` +
+          `  → ${r.outputs.length} out, sent ${num(sent).padStart(7)}`,
+      );
+    });
+    const drops = Object.entries(stats.drops).filter(([, v]) => v > 0);
+    const kernel = stats.interfaces.reduce((a, i) => a + i.kernel_drops, 0);
+    lines.push(
+      "".padEnd(10) +
+        `drops: ${drops.length ? drops.map(([k, v]) => `${k} ${num(v)}`).join(", ") : "none"}` +
+        `, kernel ring drops ${num(kernel)}`,
+    );
+  } else lines.push("relay     (waiting for the control socket)");
+  sinks.forEach((s, i) =>
+    lines.push(
+      `${i === 0 ? "receivers" : ""}`.padEnd(10) +
+        `${s.label} ${bar(s.unique, s.expect)} ${num(s.unique)}/${num(s.expect)}`,
+    )
+  );
+  return lines;
+}
+
 /** Run the demo; returns an exit code. */
 export async function runDemo(opts: { rate?: number; seconds?: number } = {}): Promise<number> {
   if (Deno.uid() !== 0) {
@@ -120,14 +194,37 @@ export async function runDemo(opts: { rate?: number; seconds?: number } = {}): P
   const rate = opts.rate ?? 5000;
   const seconds = opts.seconds ?? 5;
   const count = rate * seconds;
-  const t = new Topology("demo");
   const sinks: LiveSink[] = [];
   let interrupted = false;
+  const ref: { topo?: Topology; tmp?: string } = {};
+  // Registered before the Topology's own handler (which removes the
+  // namespaces and exits): first stop everything running inside them.
   const onSig = () => {
     interrupted = true;
     for (const s of sinks) s.kill();
+    for (const n of ref.topo?.namespaces ?? []) {
+      const pids = new Deno.Command("ip", { args: ["netns", "pids", n], stdout: "piped" })
+        .outputSync();
+      for (const p of new TextDecoder().decode(pids.stdout).split("\n").filter(Boolean)) {
+        try {
+          Deno.kill(Number(p), "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+    if (ref.tmp) {
+      try {
+        Deno.removeSync(ref.tmp, { recursive: true });
+      } catch { /* gone */ }
+    }
+    console.log("\ninterrupted: relay and receivers stopped, topology removed");
   };
   Deno.addSignalListener("SIGINT", onSig);
+  Deno.addSignalListener("SIGTERM", onSig);
+  const t = new Topology("demo");
+  ref.topo = t;
+  const tmp = await Deno.makeTempDir({ prefix: "mcr-demo-" });
+  ref.tmp = tmp;
+  let client: ControlClient | undefined;
   try {
     console.log("topology: sender(s0) —— (r0) relay (r1) —— (d0) receiver-1");
     console.log("                                 (r2) —— (e0) receiver-2\n");
@@ -157,8 +254,10 @@ export async function runDemo(opts: { rate?: number; seconds?: number } = {}): P
         `  ${r.name.padEnd(11)} ${r.input.interface} ${r.input.group}:${r.input.port} → ${outs}`,
       );
     }
-    const relay = await startRelay(t, "rly", DEMO_RULES);
-    const tmp = await Deno.makeTempDir({ prefix: "mcr-demo-" });
+    const relay = await spawnRelay(t, tmp);
+    try {
+      client = await ControlClient.connect(`${tmp}/control.sock`, 2000);
+    } catch { /* the live view shows receivers only */ }
     const specs: [string, string, string, string[]][] = [
       ["rc1", "d0", "receiver-1", ["239.10.1.1:6001", "239.10.2.1:6002"]],
       ["rc2", "e0", "receiver-2", ["239.20.2.1:6002", "239.20.2.2:6003", "0.0.0.0:7003"]],
@@ -177,16 +276,44 @@ export async function runDemo(opts: { rate?: number; seconds?: number } = {}): P
     let genDone = false;
     gen.finally(() => genDone = true);
     const tty = Deno.stdout.isTerminal();
+    const enc = new TextEncoder();
+    const t0 = performance.now();
+    let drawn = 0;
+    let lastPlain = 0;
+    const draw = async (final = false) => {
+      let stats: StatsResult | undefined;
+      try {
+        const r = await client?.request<StatsResult>("stats");
+        if (r?.ok) stats = r.result;
+      } catch { /* relay busy or gone: keep the last view */ }
+      const el = (performance.now() - t0) / 1000;
+      const lines = renderLive(
+        final ? seconds : el,
+        seconds,
+        rate,
+        stats,
+        sinks.map((s) => ({ label: s.label, unique: s.latest.unique, expect: s.expect })),
+      );
+      if (tty) {
+        // redraw in place: up over the previous frame, clear each line
+        const up = drawn ? `\x1b[${drawn}A` : "";
+        await Deno.stdout.write(enc.encode(up + lines.map((l) => `\x1b[2K${l}\n`).join("")));
+        drawn = lines.length;
+      } else if (final || el - lastPlain >= 1) {
+        lastPlain = el;
+        console.log(lines.join("\n") + "\n");
+      }
+    };
     while (!genDone && !interrupted) {
       await new Promise((r) => setTimeout(r, 250));
-      const line = sinks.map((s) =>
-        `${s.label} ${bar(s.latest.unique, s.expect)} ${s.latest.unique}/${s.expect}`
-      ).join("   ");
-      if (tty) await Deno.stdout.write(new TextEncoder().encode(`\r${line}`));
+      await draw();
     }
     const genReport = await gen;
     const reports = await Promise.all(sinks.map((s) => s.done));
-    if (tty) console.log();
+    for (const [i, s] of sinks.entries()) s.latest = reports[i].total;
+    if (!interrupted) await draw(true);
+    await client?.close();
+    client = undefined;
     const { stats } = await relay.stop();
     console.log(`\ngenerator sent ${genReport.sent} datagrams\n`);
     const rows: string[][] = [[
@@ -233,8 +360,11 @@ export async function runDemo(opts: { rate?: number; seconds?: number } = {}): P
     return ok ? 0 : 1;
   } finally {
     Deno.removeSignalListener("SIGINT", onSig);
+    Deno.removeSignalListener("SIGTERM", onSig);
     for (const s of sinks) s.kill();
+    await client?.close().catch(() => {});
     await t.destroy();
-    if (interrupted) console.log("\ninterrupted: topology removed");
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    if (interrupted) console.log("interrupted: topology removed");
   }
 }

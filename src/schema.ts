@@ -19,6 +19,7 @@ export const SCHEMA_ID = "https://mcr.invalid/schema/rules.schema.json";
 
 /** Descriptions by property path (`*` = any array item or map key). */
 export const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  "$schema": "URL or path of this JSON Schema, for editors; ignored by the relay.",
   "rules": "Forwarding rules: each takes one input stream and sends it to one or more outputs.",
   "rules.*": "One rule.",
   "rules.*.name":

@@ -1,0 +1,43 @@
+/**
+ * `deno bench` microbenchmarks of the relay's TypeScript hot loop (no FFI):
+ * `BatchProcessor.process` on a synthetic batch of 256 frames against tables
+ * of 1, 50 and 1000 rules, and `parseFrame` alone over the same frames.
+ * Each iteration handles one batch of `BATCH` frames; divide by `BATCH` for
+ * ns/packet (`bench/hotloop_check.ts` does, and compares with the baseline).
+ *
+ *     deno bench bench/hotloop_bench.ts
+ *
+ * @module
+ */
+import { BATCH, hotloopFixture, RULE_COUNTS } from "./lib/hotloop_fixture.ts";
+import { ParsedPacket, parseFrame } from "../src/packet.ts";
+
+for (const n of RULE_COUNTS) {
+  const f = hotloopFixture(n);
+  Deno.bench({
+    name: `process/${n}-rules`,
+    group: "process",
+    baseline: n === 1,
+    fn() {
+      f.proc.process(f.ring, f.desc, BATCH);
+    },
+  });
+}
+
+{
+  const f = hotloopFixture(1);
+  const pkt = new ParsedPacket();
+  const { ring, desc } = f;
+  let sink = 0;
+  Deno.bench({
+    name: "parseFrame",
+    group: "parse",
+    fn() {
+      for (let i = 0; i < BATCH; i++) {
+        const b = i * 8;
+        sink += parseFrame(ring, desc[b], desc[b + 1], desc[b + 2], desc[b + 3], desc[b + 4], pkt);
+      }
+      if (sink === 1) console.log(sink); // keep the result alive
+    },
+  });
+}

@@ -1,0 +1,508 @@
+/**
+ * The mcr benchmark harness. Builds the topologies in network namespaces,
+ * runs mcr (ring variants), socat and the kernel's multicast forwarding
+ * (smcroute) at the same offered rates in the same run, counts delivery at an
+ * independent receiver, and writes `bench/results/<stamp>-<mode>.json`,
+ * `bench/results/latest.md` (also printed) and `bench/results/latest.svg`.
+ *
+ *     bash bench/run.sh [--quick|--full]     (deno task bench -- --full)
+ *
+ * See bench/README.md for what every figure means.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { REPO, sh, skipReason, type Topology } from "../src/netns.ts";
+import { backgroundLoad, machineInfo, peakRssKiB } from "./lib/procstat.ts";
+import {
+  type BenchTopo,
+  chainTopology,
+  dualBridgeTopology,
+  FANOUT_10,
+  ONE_TO_ONE,
+  STREAMS_50,
+  type Workload,
+} from "./lib/topologies.ts";
+import { killTracked, mcrRelay, type RelayDef, SMCROUTE, SOCAT } from "./lib/relays.ts";
+import { runTrial, type TrialPath, type TrialResult, type TrialSpec } from "./lib/trial.ts";
+import type { BenchRun, HotloopResult, MaxLossless, RelayRun } from "./lib/types.ts";
+import { HOTLOOP_COMMAND, runHotloop } from "./lib/hotloop_run.ts";
+import { renderMarkdown } from "./lib/report_md.ts";
+import { renderSvg } from "./lib/report_svg.ts";
+
+/** Payload size of every trial (bytes). */
+const SIZE = 1024;
+/** Lossless means at least this share delivered. */
+const LOSSLESS_PCT = 99.9;
+/** Latency is measured at this offered rate. */
+const LATENCY_RATE = 10_000;
+
+/** mcr ring variants compared in the chain topology. */
+const MCR_V2 = mcrRelay(
+  "mcr-v2",
+  { tpacket_version: 2 },
+  "TPACKET_V2, adaptive coalescing on (defaults: 50 µs budget above 20 kpps)",
+);
+const MCR_V2_NOGATHER = mcrRelay(
+  "mcr-v2-nogather",
+  { tpacket_version: 2, coalesce_pps: 4294967295 },
+  "TPACKET_V2, gathering never triggers (coalesce_pps at its maximum: the config cannot pass coalesce_us = UINT32_MAX)",
+);
+const MCR_V3 = mcrRelay(
+  "mcr-v3",
+  { tpacket_version: 3 },
+  "TPACKET_V3 (64 KiB blocks, 1 ms retire timeout)",
+);
+const MCR_DEFAULT = mcrRelay("mcr", undefined, "the relay's default rx settings");
+
+/** One block of the plan: a topology, a workload, the relays, the rates. */
+interface PlanItem {
+  topology: "chain" | "dualbridge";
+  workload: Workload;
+  relays: RelayDef[];
+  /** Offered rates (total pps); 0 = generator flat out. */
+  rates: number[];
+  bisect: boolean;
+}
+
+interface Mode {
+  name: string;
+  trialS: number;
+  latencyTrialS: number;
+  bisectTrialS: number;
+  bisectSteps: number;
+  plan: PlanItem[];
+}
+
+const QUICK: Mode = {
+  name: "quick",
+  trialS: 1.5,
+  latencyTrialS: 2,
+  bisectTrialS: 1,
+  bisectSteps: 0,
+  plan: [{
+    topology: "chain",
+    workload: ONE_TO_ONE,
+    relays: [MCR_V2, MCR_V2_NOGATHER, MCR_V3, SOCAT, SMCROUTE],
+    rates: [10_000, 100_000, 200_000, 0],
+    bisect: false,
+  }],
+};
+
+const FULL: Mode = {
+  name: "full",
+  trialS: 3,
+  latencyTrialS: 3,
+  bisectTrialS: 1.5,
+  bisectSteps: 6,
+  plan: [
+    {
+      topology: "chain",
+      workload: ONE_TO_ONE,
+      relays: [MCR_V2, MCR_V2_NOGATHER, MCR_V3, SOCAT, SMCROUTE],
+      rates: [10_000, 50_000, 100_000, 200_000, 300_000, 0],
+      bisect: true,
+    },
+    {
+      topology: "dualbridge",
+      workload: ONE_TO_ONE,
+      relays: [MCR_DEFAULT, SOCAT, SMCROUTE],
+      rates: [10_000, 50_000, 100_000, 200_000, 0],
+      bisect: true,
+    },
+    {
+      topology: "chain",
+      workload: FANOUT_10,
+      relays: [MCR_DEFAULT, SOCAT, SMCROUTE],
+      rates: [1_000, 10_000, 20_000, 30_000, 0],
+      bisect: true,
+    },
+    {
+      topology: "chain",
+      workload: STREAMS_50,
+      relays: [MCR_DEFAULT, SOCAT, SMCROUTE],
+      rates: [10_000, 50_000, 100_000, 200_000, 0],
+      bisect: true,
+    },
+  ],
+};
+
+function log(msg: string): void {
+  console.error(`[bench] ${msg}`);
+}
+
+function fmtRate(r: number): string {
+  return r === 0 ? "flat out" : `${r / 1000} kpps`;
+}
+
+function trialLine(t: TrialResult): string {
+  const cpu = t.relay_us_per_pkt === null ? "-" : `${t.relay_us_per_pkt.toFixed(2)} µs/pkt`;
+  return `offered ${(t.offered_pps / 1000).toFixed(1)} kpps, delivered ${
+    t.delivered_pct.toFixed(2)
+  } % ` +
+    `(${(t.delivered_pps / 1000).toFixed(1)} kpps), relay ${cpu}, sys ${
+      t.sys_us_per_pkt?.toFixed(2) ?? "-"
+    } µs/pkt, p50/p99 ${t.latency_us.p50}/${t.latency_us.p99} µs, dup ${t.duplicates}, reord ${t.reordered}`;
+}
+
+function passes(t: TrialResult): boolean {
+  return t.delivered_pct >= LOSSLESS_PCT;
+}
+
+/** Run the fixed rates, then bisect for the maximum lossless rate. */
+async function runRelayTrials(
+  mode: Mode,
+  item: PlanItem,
+  path: TrialPath,
+  run: RelayRun,
+  tmp: string,
+): Promise<void> {
+  // Warm-up (not recorded): JIT, IGMP joins, first-packet paths.
+  await runTrial(path, { rate: LATENCY_RATE, durationS: 0.3, size: SIZE, purpose: "warmup" }, tmp);
+  for (const rate of item.rates) {
+    const spec: TrialSpec = {
+      rate,
+      durationS: rate === LATENCY_RATE ? mode.latencyTrialS : mode.trialS,
+      size: SIZE,
+      purpose: rate === 0 ? "flat" : "rate",
+    };
+    const t = await runTrial(path, spec, tmp);
+    run.trials.push(t);
+    log(`  ${run.relay} @ ${fmtRate(rate)}: ${trialLine(t)}`);
+  }
+  run.max_lossless = await maxLossless(mode, item, path, run, tmp);
+}
+
+async function maxLossless(
+  mode: Mode,
+  item: PlanItem,
+  path: TrialPath,
+  run: RelayRun,
+  tmp: string,
+): Promise<MaxLossless> {
+  const all = () => [...run.trials, ...run.bisection];
+  // A pass counts at the rate the generator achieved; a failure at the rate
+  // that was asked for (the relay was offered it, even if the generator lagged).
+  const best = () => Math.max(0, ...all().filter(passes).map((t) => t.offered_pps));
+  const failing = () => {
+    const f = all().filter((t) => !passes(t)).map((t) => t.spec.rate || t.offered_pps)
+      .filter((r) => r > best());
+    return f.length ? Math.min(...f) : null;
+  };
+  const flat = run.trials.find((t) => t.spec.rate === 0);
+  if (flat && passes(flat)) {
+    return { pps: flat.offered_pps, method: "generator", failing_pps: null };
+  }
+  if (!item.bisect || mode.bisectSteps === 0) {
+    return { pps: best(), method: "tested", failing_pps: failing() };
+  }
+  const tried = new Set<number>();
+  for (let step = 0; step < mode.bisectSteps; step++) {
+    const lo = best();
+    const hi = failing();
+    if (hi === null) break;
+    if (hi - lo <= Math.max(2_000, 0.03 * hi)) break;
+    const mid = Math.round((lo + hi) / 2 / 1000) * 1000;
+    if (tried.has(mid)) break; // the generator cannot reach it: no progress possible
+    tried.add(mid);
+    const t = await runTrial(path, {
+      rate: mid,
+      durationS: mode.bisectTrialS,
+      size: SIZE,
+      purpose: "bisect",
+    }, tmp);
+    run.bisection.push(t);
+    log(`  ${run.relay} bisect ${fmtRate(mid)}: ${trialLine(t)}`);
+  }
+  return { pps: best(), method: "bisection", failing_pps: failing() };
+}
+
+/**
+ * Wait (up to `maxS` seconds) until the machine is nearly idle before a
+ * relay's trials; returns the last measured background load (0..1). Other
+ * work on the machine skews every figure, so it is recorded with each run.
+ */
+async function waitQuiet(maxS = 90): Promise<number> {
+  const t0 = Date.now();
+  let load = await backgroundLoad(500);
+  while (load > 0.1 && Date.now() - t0 < maxS * 1000) {
+    log(`  machine busy (${(100 * load).toFixed(0)} % of all CPUs) — waiting for it to calm down`);
+    load = await backgroundLoad(1000);
+  }
+  return load;
+}
+
+async function runRelay(
+  mode: Mode,
+  item: PlanItem,
+  bt: BenchTopo,
+  relay: RelayDef,
+  tmp: string,
+): Promise<RelayRun> {
+  const run: RelayRun = {
+    topology: bt.name,
+    workload: item.workload.name,
+    relay: relay.name,
+    kind: relay.kind,
+    describe: relay.describe,
+    trials: [],
+    bisection: [],
+    max_lossless: null,
+    peak_rss_kib: 0,
+    processes: 0,
+    relay_report: {},
+    background_load: 0,
+  };
+  const why = relay.unsupported(item.workload);
+  if (why) {
+    run.skipped = why;
+    log(`${relay.name} on ${bt.name}/${item.workload.name}: skipped (${why})`);
+    return run;
+  }
+  log(`${relay.name} on ${bt.name}/${item.workload.name}`);
+  run.background_load = await waitQuiet();
+  let running;
+  try {
+    running = await relay.start(bt, item.workload, tmp);
+  } catch (e) {
+    run.error = `start: ${(e as Error).message}`;
+    log(`  ${run.error}`);
+    return run;
+  }
+  run.processes = running.pids.length;
+  const path: TrialPath = {
+    topo: bt.topo,
+    sender: bt.sender,
+    receiver: bt.receiver,
+    dsts: item.workload.streams.map((s) => `${s.inGroup}:${s.inPort}`),
+    sinkGroups: running.sinkGroups,
+    relayPids: running.pids,
+  };
+  try {
+    await runRelayTrials(mode, item, path, run, tmp);
+  } catch (e) {
+    run.error = (e as Error).message;
+    log(`  error: ${run.error}`);
+  } finally {
+    run.peak_rss_kib = running.pids.reduce((a, p) => a + peakRssKiB(p), 0);
+    try {
+      run.relay_report = await running.stop();
+    } catch (e) {
+      run.relay_report = { stop_error: (e as Error).message };
+    }
+  }
+  return run;
+}
+
+async function runDirect(mode: Mode, bt: BenchTopo, tmp: string): Promise<TrialResult[]> {
+  const rates = [
+    ...new Set(mode.plan.filter((p) => p.workload === ONE_TO_ONE).flatMap((p) => p.rates)),
+  ]
+    .sort((a, b) => (a || Infinity) - (b || Infinity));
+  if (!bt.direct) return [];
+  const path: TrialPath = {
+    topo: bt.topo,
+    sender: bt.direct.sender,
+    receiver: bt.direct.receiver,
+    dsts: ["239.1.1.1:5001"],
+    sinkGroups: ["239.1.1.1:5001"],
+    relayPids: [],
+  };
+  log("direct baseline (gen → sink over one veth, no relay)");
+  await waitQuiet();
+  await runTrial(path, { rate: LATENCY_RATE, durationS: 0.3, size: SIZE, purpose: "warmup" }, tmp);
+  const out: TrialResult[] = [];
+  for (const rate of rates) {
+    const spec = {
+      rate,
+      durationS: rate === LATENCY_RATE ? mode.latencyTrialS : mode.trialS,
+      size: SIZE,
+      purpose: rate ? "rate" : "flat",
+    };
+    const t = await runTrial(path, spec, tmp);
+    out.push(t);
+    log(`  direct @ ${fmtRate(rate)}: ${trialLine(t)}`);
+  }
+  return out;
+}
+
+async function toolVersions(): Promise<Record<string, string>> {
+  const first = async (cmd: string[]) =>
+    (await sh(cmd, { allowFail: true }).catch(() => "")).split("\n").find((l) => l.trim()) ?? "";
+  const socat =
+    (await first(["socat", "-V"]).then(async (l) =>
+      l.includes("version")
+        ? l
+        : (await sh(["socat", "-V"], { allowFail: true })).split("\n")[1] ?? ""
+    )).trim();
+  return {
+    socat,
+    smcroute: (await first(["smcrouted", "-v"])).trim(),
+  };
+}
+
+async function gitInfo(): Promise<{ commit: string; dirty: boolean }> {
+  const commit = (await sh(["git", "-C", REPO, "rev-parse", "HEAD"], { allowFail: true })).trim();
+  const status = await sh(["git", "-C", REPO, "status", "--porcelain"], { allowFail: true });
+  return { commit: commit || "unknown", dirty: status.trim().length > 0 };
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean" },
+      full: { type: "boolean" },
+      "no-hotloop": { type: "boolean" },
+      out: { type: "string" },
+      render: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "usage: bash bench/run.sh [--quick|--full] [--no-hotloop] [--out DIR]\n" +
+        "  --quick       chain topology, mcr ring variants + socat + smcroute, 4 rates, short trials (default)\n" +
+        "  --full        all topologies and workloads, more rates, bisection for the max lossless rate\n" +
+        "  --no-hotloop  skip the deno bench hot-loop microbenchmarks\n" +
+        "  --out DIR     results directory (default bench/results)\n" +
+        "  --render JSON re-render latest.md and latest.svg from a stored run (no traffic)",
+    );
+    return 0;
+  }
+  if (values.render) {
+    // Re-render latest.md / latest.svg from a stored run (no traffic).
+    const b = JSON.parse(await Deno.readTextFile(values.render)) as BenchRun;
+    const dir = values.out ?? `${REPO}/bench/results`;
+    const md = renderMarkdown(b, values.render.replace(`${REPO}/`, ""));
+    await Deno.writeTextFile(`${dir}/latest.md`, md);
+    await Deno.writeTextFile(`${dir}/latest.svg`, renderSvg(b));
+    console.log(md);
+    return 0;
+  }
+  const skip = skipReason();
+  if (skip) {
+    console.error(`bench: cannot run: ${skip}`);
+    return 3;
+  }
+  const mode = values.full ? FULL : QUICK;
+  const outDir = values.out ?? `${REPO}/bench/results`;
+  const started = new Date();
+  const command = Deno.env.get("MCR_BENCH_COMMAND") ??
+    `deno run -A bench/main.ts ${Deno.args.join(" ")}`.trim();
+  const tmp = await Deno.makeTempDir({ prefix: "mcr-bench-" });
+  const topos: BenchTopo[] = [];
+  const onSignal = () => {
+    killTracked();
+    for (const bt of topos) {
+      for (const n of bt.topo.namespaces) {
+        const pids = new Deno.Command("ip", {
+          args: ["netns", "pids", n],
+          stdout: "piped",
+          stderr: "null",
+        })
+          .outputSync();
+        for (const p of new TextDecoder().decode(pids.stdout).split("\n").filter(Boolean)) {
+          try {
+            Deno.kill(Number(p), "SIGKILL");
+          } catch { /* gone */ }
+        }
+      }
+    }
+    // src/netns.ts's own handler then deletes the namespaces and exits.
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  const result: BenchRun = {
+    schema: 1,
+    mode: mode.name,
+    started: started.toISOString(),
+    finished: "",
+    command,
+    machine: machineInfo(),
+    deno: Deno.version,
+    git: await gitInfo(),
+    tools: await toolVersions(),
+    settings: {
+      payload_bytes: SIZE,
+      lossless_threshold_pct: LOSSLESS_PCT,
+      latency_rate_pps: LATENCY_RATE,
+      trial_s: mode.trialS,
+      latency_trial_s: mode.latencyTrialS,
+      bisect_trial_s: mode.bisectTrialS,
+    },
+    topologies: {},
+    workloads: {},
+    direct: [],
+    runs: [],
+    hotloop: null,
+    background_load: { before: 0, after: 0 },
+  };
+  log(
+    `mode ${mode.name}; ${result.machine.cores} cores, kernel ${result.machine.kernel}, deno ${Deno.version.deno}`,
+  );
+
+  try {
+    if (!values["no-hotloop"]) {
+      log("hot loop: deno bench bench/hotloop_bench.ts");
+      const h: HotloopResult = { ns_per_packet: {}, command: HOTLOOP_COMMAND };
+      try {
+        for (const [k, v] of Object.entries(await runHotloop())) h.ns_per_packet[k] = v.p75;
+      } catch (e) {
+        h.error = (e as Error).message;
+      }
+      result.hotloop = h;
+    }
+    const built = new Map<string, BenchTopo>();
+    const topoOf = async (name: PlanItem["topology"]): Promise<BenchTopo> => {
+      let bt = built.get(name);
+      if (!bt) {
+        log(`building topology ${name}`);
+        bt = name === "chain" ? await chainTopology() : await dualBridgeTopology();
+        built.set(name, bt);
+        topos.push(bt);
+        result.topologies[name] = bt.describe;
+      }
+      return bt;
+    };
+    result.background_load.before = await backgroundLoad();
+    log(
+      `background load before the run: ${
+        (100 * result.background_load.before).toFixed(1)
+      } % of all CPUs`,
+    );
+    const chain = await topoOf("chain");
+    result.direct = await runDirect(mode, chain, tmp);
+    for (const item of mode.plan) {
+      const bt = await topoOf(item.topology);
+      result.workloads[item.workload.name] = item.workload.describe;
+      for (const relay of item.relays) {
+        result.runs.push(await runRelay(mode, item, bt, relay, tmp));
+      }
+    }
+    result.background_load.after = await backgroundLoad();
+  } finally {
+    killTracked();
+    for (const bt of topos) await destroy(bt.topo);
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+  result.finished = new Date().toISOString();
+
+  await Deno.mkdir(outDir, { recursive: true });
+  const stamp = started.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
+  const jsonPath = `${outDir}/${stamp}-${mode.name}.json`;
+  await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
+  const md = renderMarkdown(result, jsonPath.replace(`${REPO}/`, ""));
+  await Deno.writeTextFile(`${outDir}/latest.md`, md);
+  await Deno.writeTextFile(`${outDir}/latest.svg`, renderSvg(result));
+  console.log(md);
+  log(`wrote ${jsonPath}, ${outDir}/latest.md, ${outDir}/latest.svg`);
+  return result.runs.some((r) => r.error) ? 1 : 0;
+}
+
+async function destroy(t: Topology): Promise<void> {
+  await t.destroy();
+}
+
+if (import.meta.main) Deno.exit(await main());
