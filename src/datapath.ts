@@ -11,7 +11,7 @@
  */
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
 import { DROP_BASE, If, MAX_OUTPUTS, Out } from "./counters.ts";
-import type { CompiledRule } from "./rules.ts";
+import { type CompiledRule, MatchTable } from "./rules.ts";
 
 /** Words per RX descriptor (struct mcr_rx_desc). */
 const RXW = 8;
@@ -21,7 +21,7 @@ const FWW = 8;
 /** Processes batches of received frames into forward descriptors. */
 export class BatchProcessor {
   /** The compiled rule lookup in force (swap whole to change rules). */
-  lookup: Map<number, CompiledRule[]> = new Map();
+  lookup: MatchTable = new MatchTable(0);
   /** Output slots currently in error (descriptors skipped and counted). */
   readonly broken: Uint8Array = new Uint8Array(MAX_OUTPUTS);
   readonly #pkt = new ParsedPacket();
@@ -62,9 +62,10 @@ export class BatchProcessor {
         counters[DROP_BASE + r]++;
         continue;
       }
-      const list = lookup.get(pkt.dst * 65536 + pkt.dport);
+      const li = lookup.find(pkt.dst, pkt.dport);
       let rule: CompiledRule | undefined;
-      if (list !== undefined) {
+      if (li >= 0) {
+        const list = lookup.lists[li];
         for (let j = 0; j < list.length; j++) {
           const c = list[j];
           if (c.vlan === pkt.vlan && (c.source === 0 || c.source === pkt.src)) {

@@ -217,14 +217,78 @@ export interface CompiledRule {
   readonly decrements: boolean;
 }
 
-/** Lookup key for a destination address and port. */
-export function matchKey(dst: number, port: number): number {
-  return dst * 65536 + port;
+/**
+ * The hot-loop lookup: an open-addressing hash table (linear probing) over
+ * typed arrays, keyed by (destination address, UDP port), whose values index
+ * candidate lists ordered source-specific first. All arithmetic stays in
+ * small integers (no heap numbers, no Map hashing of doubles).
+ */
+export class MatchTable {
+  readonly #dst: Int32Array;
+  readonly #port: Int32Array;
+  readonly #val: Int32Array;
+  readonly #mask: number;
+  /** Candidate lists (index = value stored in the table). */
+  readonly lists: CompiledRule[][] = [];
+
+  /** @param expected number of distinct (dst, port) keys */
+  constructor(expected: number) {
+    let cap = 16;
+    while (cap < expected * 2) cap <<= 1;
+    this.#dst = new Int32Array(cap);
+    this.#port = new Int32Array(cap).fill(-1);
+    this.#val = new Int32Array(cap);
+    this.#mask = cap - 1;
+  }
+
+  /** Slot index where (dst, port) lives or would go. */
+  #probe(dst: number, port: number): number {
+    const d = dst | 0;
+    const h = Math.imul(d ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b);
+    let i = (h ^ (h >>> 15)) & this.#mask;
+    for (;;) {
+      const p = this.#port[i];
+      if (p === -1 || (p === port && this.#dst[i] === d)) return i;
+      i = (i + 1) & this.#mask;
+    }
+  }
+
+  /** Candidate list for (dst, port), created when missing. */
+  listFor(dst: number, port: number): CompiledRule[] {
+    const i = this.#probe(dst, port);
+    if (this.#port[i] === -1) {
+      this.#port[i] = port;
+      this.#dst[i] = dst | 0;
+      this.#val[i] = this.lists.length;
+      this.lists.push([]);
+    }
+    return this.lists[this.#val[i]];
+  }
+
+  /** Index of the candidate list for (dst, port), or -1. */
+  find(dst: number, port: number): number {
+    const d = dst | 0;
+    const mask = this.#mask;
+    const ports = this.#port;
+    const h = Math.imul(d ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b);
+    let i = (h ^ (h >>> 15)) & mask;
+    for (;;) {
+      const p = ports[i];
+      if (p === -1) return -1;
+      if (p === port && this.#dst[i] === d) return this.#val[i];
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Number of distinct keys. */
+  get size(): number {
+    return this.lists.length;
+  }
 }
 
 /** Compile a table into the hot-loop lookup. */
-export function compileTable(t: WorkerTable): Map<number, CompiledRule[]> {
-  const m = new Map<number, CompiledRule[]>();
+export function compileTable(t: WorkerTable): MatchTable {
+  const m = new MatchTable(t.rules.length);
   for (const r of t.rules) {
     const n = r.outputs.length;
     const c: CompiledRule = {
@@ -237,12 +301,9 @@ export function compileTable(t: WorkerTable): Map<number, CompiledRule[]> {
       ttl: Uint8Array.from(r.outputs, (o) => o.ttl),
       decrements: r.outputs.some((o) => o.ttl === 0),
     };
-    const k = matchKey(r.group >>> 0, r.port);
-    const list = m.get(k);
-    if (list) list.push(c);
-    else m.set(k, [c]);
+    m.listFor(r.group >>> 0, r.port).push(c);
   }
-  for (const list of m.values()) {
+  for (const list of m.lists) {
     list.sort((a, b) => (b.source !== 0 ? 1 : 0) - (a.source !== 0 ? 1 : 0));
   }
   return m;
@@ -253,14 +314,15 @@ export function compileTable(t: WorkerTable): Map<number, CompiledRule[]> {
  * first in each candidate list.
  */
 export function matchRule(
-  lookup: Map<number, CompiledRule[]>,
+  lookup: MatchTable,
   dst: number,
   port: number,
   src: number,
   vlan: number,
 ): CompiledRule | undefined {
-  const list = lookup.get(dst * 65536 + port);
-  if (list === undefined) return undefined;
+  const li = lookup.find(dst, port);
+  if (li < 0) return undefined;
+  const list = lookup.lists[li];
   for (let i = 0; i < list.length; i++) {
     const c = list[i];
     if (c.vlan === vlan && (c.source === 0 || c.source === src)) return c;

@@ -113,3 +113,21 @@ Deno.test("compileTable fills template indices, counters and TTL policy per outp
   assert.deepEqual([...c.ttl], [0, 0]);
   assert.equal(c.decrements, true);
 });
+
+Deno.test("MatchTable finds every key among thousands and misses absent ones", () => {
+  const slots = new Slots();
+  const rules: RuleSpec[] = [];
+  for (let k = 0; k < 4000; k++) {
+    const g = `239.${(k >> 8) & 255}.${k & 255}.${(k * 7) & 255}`;
+    rules.push(rule(`k${k}`, "eth0", g, 1000 + (k % 50), [["eth1", "239.10.1.1", 6000 + k]]));
+  }
+  const t = buildTables(rules, slots, 1).get("eth0")!;
+  const lookup = compileTable(t);
+  assert.equal(lookup.size, 4000);
+  for (const r of t.rules) {
+    const c = matchRule(lookup, r.group, r.port, 1, -1);
+    assert.equal(c?.counter, RULE_BASE + r.slot * RULE_WORDS);
+    assert.equal(matchRule(lookup, r.group, r.port + 50, 1, -1), undefined);
+  }
+  assert.equal(matchRule(lookup, ip("224.0.0.1"), 1000, 1, -1), undefined);
+});
