@@ -438,7 +438,7 @@ async function run(cfg: WorkerInit): Promise<void> {
         lastRefresh = now;
       }
       if (n === 0) {
-        if (now - lastSync > 200) {
+        if (now - lastSync > 100) {
           sync();
           lastSync = now;
         }
@@ -447,7 +447,7 @@ async function run(cfg: WorkerInit): Promise<void> {
       const m = proc.process(ring, desc, n);
       if (m > 0) fwd.submit(rx, m);
       rx.release();
-      if (now - lastSync > 200) {
+      if (now - lastSync > 100) {
         sync();
         lastSync = now;
       }
