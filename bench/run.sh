@@ -8,6 +8,16 @@ if [[ ${EUID} -ne 0 ]]; then
   echo "bench: needs root (it builds network namespaces); run it with sudo" >&2
   exit 3
 fi
+# The comparison relays come from Debian; install them when missing.
+need=()
+command -v socat >/dev/null || need+=(socat)
+command -v smcrouted >/dev/null || need+=(smcroute)
+if ((${#need[@]})); then
+  echo "bench: installing ${need[*]} (Debian packages) ..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
+    { echo "bench: could not install ${need[*]}" >&2; exit 3; }
+fi
 for tool in socat smcrouted ip ss; do
   command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (apt-get install socat smcroute iproute2)" >&2; exit 3; }
 done
