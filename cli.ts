@@ -205,6 +205,19 @@ async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number>
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   await relay.start();
+  if (relay.permissionDenied) {
+    const why = relay.stats().workers.find((w) => w.reason)?.reason ?? "permission denied";
+    console.error(
+      `mcr: cannot open AF_PACKET sockets: ${why}\n` +
+        "mcr needs CAP_NET_RAW: run as root, or grant it (systemd AmbientCapabilities=CAP_NET_RAW, " +
+        "or setpriv --inh-caps=+net_raw --ambient-caps=+net_raw)",
+    );
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await plane.close();
+    await relay.stop();
+    return EXIT.runtime;
+  }
   const st = relay.stats();
   const active = st.rules.filter((r) => r.state === "active").length;
   log.info("{active} of {total} rules forwarding", { active, total: st.rules.length });

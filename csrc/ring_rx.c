@@ -89,7 +89,10 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 	if (!(rx->flags & MCR_RX_NO_FILTER) || n > 0)
 		kinds |= MCR_BPF_UDP;
 	if (!kinds) {
-		if (setsockopt(rx->fd, SOL_SOCKET, SO_DETACH_FILTER, NULL, 0) < 0 && errno != ENOENT)
+		/* SOL_SOCKET options need optlen >= sizeof(int), even this one (else EINVAL) */
+		int unused = 0;
+		if (setsockopt(rx->fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) < 0 &&
+		    errno != ENOENT)
 			return mcr_err(err, errlen, errno, "SO_DETACH_FILTER on %s", rx->name);
 		return 0;
 	}
@@ -266,7 +269,9 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 
 	rx->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (rx->fd < 0) {
-		rc = mcr_err(err, errlen, errno, "socket(AF_PACKET, SOCK_RAW) for RX on %s", rx->name);
+		rc = mcr_err(err, errlen, errno,
+			     "socket(AF_PACKET, SOCK_RAW) for RX on %s%s", rx->name,
+			     errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 		goto fail;
 	}
 	int v = (int)rx->version;

@@ -149,7 +149,9 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 
 	tx->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (tx->fd < 0) {
-		rc = mcr_err(err, errlen, errno, "socket(AF_PACKET, SOCK_RAW) for TX on %s", name);
+		rc = mcr_err(err, errlen, errno,
+			     "socket(AF_PACKET, SOCK_RAW) for TX on %s%s", name,
+			     errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 		goto fail;
 	}
 	int v = TPACKET_V2;

@@ -253,6 +253,11 @@ export class Relay implements AsyncDisposable {
     return this.#sup.stats();
   }
 
+  /** True when a worker could not open its rings for lack of CAP_NET_RAW. */
+  get permissionDenied(): boolean {
+    return this.#sup.permissionDenied;
+  }
+
   /**
    * Subscribe to state changes (rules, outputs, interfaces up/pending/removed,
    * workers). Returns a function that unsubscribes.

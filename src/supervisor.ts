@@ -165,6 +165,8 @@ interface Slot {
   restarts: number;
   /** Frames taken by earlier lives of this worker. */
   retiredFrames: number;
+  /** Failed for a reason retrying cannot fix (permission denied): not restarted. */
+  permanent?: boolean;
   backoffMs: number;
   timer?: ReturnType<typeof setTimeout>;
   ready?: (ok: boolean) => void;
@@ -193,7 +195,13 @@ export type RelayEvent =
     reason?: string;
   }
   | { type: "output"; rule: string; output: string; state: State; reason?: string }
-  | { type: "worker"; interface: string; index: number; state: WorkerStats["state"]; reason?: string };
+  | {
+    type: "worker";
+    interface: string;
+    index: number;
+    state: WorkerStats["state"];
+    reason?: string;
+  };
 
 const FAULTS = (() => {
   try {
@@ -284,7 +292,9 @@ export class Supervisor {
     for (const k of [...this.#lastState.keys()]) {
       if (seen.has(k)) continue;
       this.#lastState.delete(k);
-      if (k.startsWith("i:")) this.#emit({ type: "interface", interface: k.slice(2), state: "removed" });
+      if (k.startsWith("i:")) {
+        this.#emit({ type: "interface", interface: k.slice(2), state: "removed" });
+      }
     }
   }
 
@@ -511,6 +521,8 @@ export class Supervisor {
           exists = false;
         }
         sl.state = missing && !exists ? "pending" : "error";
+        // Missing privileges do not heal by retrying: no restart, and callers can tell.
+        sl.permanent = ev.code === "EPERM" || ev.code === "EACCES";
         sl.reason = sl.state === "pending"
           ? `input interface ${rt.name} does not exist`
           : `worker ${sl.index}: ${ev.message}`;
@@ -538,6 +550,11 @@ export class Supervisor {
         } catch { /* already gone */ }
         if (rt.stopping) {
           sl.stopped?.();
+        } else if (sl.permanent) {
+          this.#log.error("{interface}: {reason}; not retrying", {
+            interface: rt.name,
+            reason: sl.reason,
+          });
         } else if (!this.#closed) {
           if (sl.state === "running" || sl.state === "starting") {
             sl.state = "error";
@@ -603,6 +620,12 @@ export class Supervisor {
       Atomics.store(sl.ctl, Ctl.stop, 1);
       sl.waker.wake();
     });
+  }
+
+  /** True when some worker failed for lack of privileges (CAP_NET_RAW). */
+  get permissionDenied(): boolean {
+    for (const rt of this.#rt.values()) if (rt.slots.some((sl) => sl.permanent)) return true;
+    return false;
   }
 
   /**

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_bpf.c — libFuzzer target for the RX socket-filter builder (bpf.c).
+ *
+ * For random kinds, destination lists and capacities: bpf_build must refuse
+ * what it cannot build (-E2BIG over MCR_BPF_MAX_DST, -EINVAL when cap is too
+ * small) and otherwise produce a program that a strict classic-BPF checker
+ * accepts (every jump inside the program, every path ending in a return, at
+ * most cap and bpf_size(n) instructions). The program is then run by a small
+ * interpreter on a fuzzed packet and must agree with a reference predicate:
+ * drop outgoing (with MCR_BPF_OUTGOING), accept IPv4/UDP untagged or with one
+ * 802.1Q/802.1ad tag (with MCR_BPF_UDP) whose destination is in the list (if
+ * any). Loads past the packet end drop the packet, as in the kernel.
+ *
+ * Input: kinds(1) pkttype(1) n(2) capsel(1) then 4*min(n,64) list bytes, then
+ * the packet. Built without -fsanitize=fuzzer, fuzz_replay.c provides main().
+ */
+#include "bpf.h"
+
+#include <linux/if_packet.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define ACCEPT 0xffffffffu
+
+static int load(const uint8_t *p, size_t n, uint32_t off, uint32_t width, uint32_t *v)
+{
+	if (off > n || width > n - off)
+		return -1;
+	uint32_t r = 0;
+	for (uint32_t i = 0; i < width; i++)
+		r = r << 8 | p[off + i];
+	*v = r;
+	return 0;
+}
+
+/* Runs a program using only the instructions bpf_build emits; aborts on anything else. */
+static uint32_t run(const struct sock_filter *f, int len, const uint8_t *p, size_t n,
+		    uint32_t pkttype)
+{
+	uint32_t A = 0, X = 0;
+	for (int pc = 0; pc < len; pc++) {
+		const struct sock_filter *i = &f[pc];
+		uint32_t w = 0, v;
+		switch (i->code) {
+		case BPF_RET | BPF_K:
+			return i->k;
+		case BPF_LDX | BPF_W | BPF_IMM:
+			X = i->k;
+			break;
+		case BPF_LD | BPF_W | BPF_ABS:
+			if (i->k == (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)) {
+				A = pkttype;
+				break;
+			}
+			w = 4;
+			/* fall through */
+		case BPF_LD | BPF_H | BPF_ABS:
+			if (!w)
+				w = 2;
+			if (load(p, n, i->k, w, &v))
+				return 0;
+			A = v;
+			break;
+		case BPF_LD | BPF_B | BPF_IND:
+			w = 1;
+			/* fall through */
+		case BPF_LD | BPF_W | BPF_IND:
+			if (!w)
+				w = 4;
+			if (load(p, n, X + i->k, w, &v))
+				return 0;
+			A = v;
+			break;
+		case BPF_JMP | BPF_JEQ | BPF_K:
+			pc += A == i->k ? i->jt : i->jf;
+			break;
+		default:
+			abort(); /* an instruction the builder never emits */
+		}
+	}
+	abort(); /* fell off the end: the checker should have caught it */
+}
+
+static uint32_t reference(uint32_t kinds, const uint32_t *dst, uint32_t n, const uint8_t *p,
+			  size_t len, uint32_t pkttype)
+{
+	if ((kinds & MCR_BPF_OUTGOING) && pkttype == PACKET_OUTGOING)
+		return 0;
+	if (!(kinds & MCR_BPF_UDP))
+		return ACCEPT;
+	if (len < 14)
+		return 0;
+	uint32_t x = 0, t = (uint32_t)p[12] << 8 | p[13];
+	if (t != 0x0800) {
+		if (t != 0x8100 && t != 0x88a8)
+			return 0;
+		if (len < 18 || ((uint32_t)p[16] << 8 | p[17]) != 0x0800)
+			return 0;
+		x = 4;
+	}
+	if (len < x + 24 || p[x + 23] != 17)
+		return 0;
+	if (n == 0)
+		return ACCEPT;
+	if (len < x + 34)
+		return 0;
+	for (uint32_t k = 0; k < n; k++)
+		if (memcmp(&dst[k], p + x + 30, 4) == 0)
+			return ACCEPT;
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 5)
+		return 0;
+	uint32_t kinds = data[0] & 3u;
+	uint32_t pkttype = data[1] % 8;
+	uint32_t n = ((uint32_t)data[2] << 8 | data[3]) % 1100u;
+	uint32_t capsel = data[4];
+	data += 5;
+	size -= 5;
+	/* up to 64 addresses from the input, the rest synthesized */
+	uint32_t *dst = calloc(n ? n : 1, sizeof(uint32_t));
+	if (!dst)
+		return 0;
+	uint32_t given = n < 64 ? n : 64;
+	for (uint32_t k = 0; k < n; k++) {
+		if (k < given && size >= 4) {
+			memcpy(&dst[k], data, 4);
+			data += 4;
+			size -= 4;
+		} else {
+			uint32_t v = 0xe0000000u | k;
+			uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+					(uint8_t)v};
+			memcpy(&dst[k], b, 4);
+		}
+	}
+	uint32_t eff_n = (kinds & MCR_BPF_UDP) ? n : 0;
+	uint32_t need = bpf_size(eff_n);
+	uint32_t cap = capsel < 200 ? need + capsel % 4 : capsel % 64;
+	struct sock_filter *prog = malloc((cap ? cap : 1) * sizeof(*prog));
+	if (!prog) {
+		free(dst);
+		return 0;
+	}
+	int len = bpf_build(prog, cap, kinds, dst, n);
+	if (eff_n > MCR_BPF_MAX_DST) {
+		if (len != -E2BIG)
+			abort();
+		goto done;
+	}
+	if (cap < need) {
+		if (len != -EINVAL)
+			abort();
+		goto done;
+	}
+	if (len <= 0 || (uint32_t)len > cap || (uint32_t)len > need || len > BPF_MAXINSNS)
+		abort();
+	/* strict checker: jumps in range, the last instruction returns */
+	for (int pc = 0; pc < len; pc++) {
+		const struct sock_filter *i = &prog[pc];
+		if (BPF_CLASS(i->code) == BPF_JMP &&
+		    (pc + 1 + i->jt >= len || pc + 1 + i->jf >= len))
+			abort();
+	}
+	if (BPF_CLASS(prog[len - 1].code) != BPF_RET)
+		abort();
+	uint32_t got = run(prog, len, data, size, pkttype);
+	uint32_t want = reference(kinds, dst, eff_n, data, size, pkttype);
+	if (got != want)
+		abort();
+done:
+	free(prog);
+	free(dst);
+	return 0;
+}

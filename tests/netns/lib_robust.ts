@@ -1,0 +1,182 @@
+/**
+ * Helpers for the robustness tests (hostile frames, faults, loops, privilege):
+ * topologies with IPv6 off and a chosen MTU, a relay started with extra
+ * arguments (no control socket, a wrapper such as setpriv), and mcr-inject.
+ *
+ * @module
+ */
+import { BUILD, Proc, REPO, type Topology, waitForFile } from "../../src/netns.ts";
+import { RelayProc } from "../../src/harness.ts";
+import type { RelayStats } from "../../src/supervisor.ts";
+
+/** Add a namespace whose interfaces never get IPv6 (no ND/MLD frames). */
+export async function addNsNoV6(t: Topology, role: string): Promise<void> {
+  await t.addNs(role);
+  for (const k of ["all", "default", "lo"]) {
+    await t.sysctl(role, `net.ipv6.conf.${k}.disable_ipv6`, "1");
+  }
+}
+
+/** Set an interface's MTU inside a namespace. */
+export function mtu(t: Topology, role: string, dev: string, value: number): Promise<string> {
+  return t.exec(role, ["ip", "link", "set", "dev", dev, "mtu", String(value)]);
+}
+
+/**
+ * snd (s0 10.77.1.1) — (r0 10.77.1.2) rly (r1 10.77.2.1) — (d0 10.77.2.2) rcv,
+ * IPv6 disabled everywhere; `mtu` on every veth; `extraOut` adds r2—d2
+ * (10.77.3.0/24); `extraIn` adds s3—r3 (10.77.4.0/24).
+ */
+export async function chainV4(
+  t: Topology,
+  opts: { mtu?: number; extraOut?: boolean; extraIn?: boolean } = {},
+): Promise<void> {
+  for (const r of ["snd", "rly", "rcv"]) await addNsNoV6(t, r);
+  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
+    role: "rly",
+    dev: "r0",
+    addr: "10.77.1.2/24",
+  });
+  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
+    role: "rcv",
+    dev: "d0",
+    addr: "10.77.2.2/24",
+  });
+  const devs: [string, string][] = [["snd", "s0"], ["rly", "r0"], ["rly", "r1"], ["rcv", "d0"]];
+  if (opts.extraOut) {
+    await t.link({ role: "rly", dev: "r2", addr: "10.77.3.1/24" }, {
+      role: "rcv",
+      dev: "d2",
+      addr: "10.77.3.2/24",
+    });
+    devs.push(["rly", "r2"], ["rcv", "d2"]);
+  }
+  if (opts.extraIn) {
+    await t.link({ role: "snd", dev: "s3", addr: "10.77.4.1/24" }, {
+      role: "rly",
+      dev: "r3",
+      addr: "10.77.4.2/24",
+    });
+    devs.push(["snd", "s3"], ["rly", "r3"]);
+  }
+  if (opts.mtu) { for (const [role, dev] of devs) await mtu(t, role, dev, opts.mtu); }
+}
+
+/** A private directory for config and ready files of one test (removed by `cleanup`). */
+export async function workDir(prefix: string): Promise<string> {
+  return await Deno.makeTempDir({ prefix: `mcr-${prefix}-` });
+}
+
+/** Options of {@link startRelayWith}. */
+export interface RelayRun {
+  /** Directory for the config and the ready file. */
+  dir: string;
+  /** Command prepended to the deno invocation (e.g. setpriv ...). */
+  wrap?: string[];
+  /** Deno executable (default Deno.execPath()). */
+  deno?: string;
+  /** Deno permission flags (default: ffi, read, env, write to `dir`). */
+  perms?: string[];
+  /** Extra relay arguments (default --no-control). */
+  args?: string[];
+  /** Environment. */
+  env?: Record<string, string>;
+  /** Wait for the ready file (default true). */
+  waitReady?: boolean;
+}
+
+/** Start cli.ts in a namespace with full control over the command line. */
+export async function startRelayWith(
+  t: Topology,
+  role: string,
+  config: unknown,
+  run: RelayRun,
+): Promise<RelayProc> {
+  const id = crypto.randomUUID().slice(0, 8);
+  const cfg = `${run.dir}/relay-${id}.json`;
+  const ready = `${run.dir}/relay-${id}.ready`;
+  await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
+  const perms = run.perms ??
+    ["--allow-ffi", "--allow-read", "--allow-env", `--allow-write=${run.dir}`];
+  const proc = new Proc(t.ns(role), [
+    ...(run.wrap ?? []),
+    run.deno ?? Deno.execPath(),
+    "run",
+    ...perms,
+    `${REPO}/cli.ts`,
+    "--config",
+    cfg,
+    "--ready-file",
+    ready,
+    "--json",
+    "--log-level",
+    "warning",
+    ...(run.args ?? ["--no-control"]),
+  ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1", ...(run.env ?? {}) });
+  if (run.waitReady ?? true) {
+    try {
+      await waitForFile(ready, 20_000, "the relay to start");
+    } catch (e) {
+      proc.kill("SIGKILL");
+      const r = await proc.wait();
+      throw new Error(`${(e as Error).message}\nrelay stderr: ${r.stderr}\nstdout: ${r.stdout}`);
+    }
+  }
+  return new RelayProc(proc, cfg);
+}
+
+/** mcr-inject's JSON summary. */
+export interface InjectReport {
+  frames: number;
+  file_sent: number;
+  file_rejected: number;
+  valid_sent: number;
+  valid_rejected: number;
+  files: { pcap: string; records: number; sent: number; rejected: number }[];
+}
+
+/** Run mcr-inject in a namespace. */
+export async function runInject(t: Topology, role: string, args: string[]): Promise<InjectReport> {
+  const r = await new Proc(t.ns(role), [`${BUILD}/mcr-inject`, "--json", ...args]).wait();
+  if (r.code !== 0) throw new Error(`mcr-inject failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Sum of the frame-level drop reasons (what received = matched + drops counts). */
+export const FRAME_DROPS = [
+  "not_ipv4",
+  "not_udp",
+  "fragment",
+  "malformed",
+  "truncated",
+  "vlan",
+  "no_match",
+] as const;
+
+/** Frames received on an interface = matched + frame-level drops (summed over interfaces). */
+export function frameDrops(s: RelayStats): number {
+  return FRAME_DROPS.reduce((a, k) => a + (s.drops[k] ?? 0), 0);
+}
+
+/** Wait until `pred` on a periodically re-read value holds (no timing assertion: throws on timeout). */
+export async function until<T>(
+  get: () => Promise<T>,
+  pred: (v: T) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await get();
+    if (pred(v)) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Resident set size (kB) of a process. */
+export async function rssKb(pid: number): Promise<number> {
+  const s = await Deno.readTextFile(`/proc/${pid}/status`);
+  const m = s.match(/VmRSS:\s+(\d+)/);
+  return m ? Number(m[1]) : 0;
+}
