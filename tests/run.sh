@@ -40,6 +40,23 @@ else
   failed=$((failed + 1))
 fi
 
+section "C unit tests under valgrind (release build, leak check)"
+if command -v valgrind >/dev/null; then
+  out=$(ctest --test-dir build -R '^valgrind_' --output-on-failure 2>&1)
+  echo "$out"
+  line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" <<<"$out" | tail -1)
+  if [[ -n "$line" ]]; then
+    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+    f=$(sed -E 's/.*tests passed, ([0-9]+) tests failed.*/\1/' <<<"$line")
+    passed=$((passed + total - f)); failed=$((failed + f))
+  else
+    failed=$((failed + 1))
+  fi
+else
+  echo "valgrind not installed: skipped"
+  skipped=$((skipped + 1))
+fi
+
 section "C tools self-test"
 if [[ -x csrc/tools/selftest.sh ]]; then
   bash csrc/tools/selftest.sh; rc=$?
