@@ -21,6 +21,7 @@ import {
   FANOUT_10,
   ONE_TO_ONE,
   STREAMS_50,
+  STREAMS_8,
   type Workload,
 } from "./lib/topologies.ts";
 import { killTracked, mcrRelay, type RelayDef, SMCROUTE, SOCAT } from "./lib/relays.ts";
@@ -54,6 +55,10 @@ const MCR_V3 = mcrRelay(
   "TPACKET_V3 (64 KiB blocks, 1 ms retire timeout)",
 );
 const MCR_DEFAULT = mcrRelay("mcr", undefined, "the relay's default rx settings");
+const MCR_1W = mcrRelay("mcr-1w", undefined, "one worker", { workers: 1 });
+const MCR_2W = mcrRelay("mcr-2w", undefined, "two workers in one fanout group (hash)", {
+  workers: 2,
+});
 
 /** One block of the plan: a topology, a workload, the relays, the rates. */
 interface PlanItem {
@@ -115,6 +120,13 @@ const FULL: Mode = {
       workload: FANOUT_10,
       relays: [MCR_DEFAULT, SOCAT, SMCROUTE],
       rates: [1_000, 10_000, 20_000, 30_000, 0],
+      bisect: true,
+    },
+    {
+      topology: "chain",
+      workload: STREAMS_8,
+      relays: [MCR_1W, MCR_2W],
+      rates: [100_000, 200_000, 0],
       bisect: true,
     },
     {
@@ -356,6 +368,7 @@ async function main(): Promise<number> {
       "no-hotloop": { type: "boolean" },
       out: { type: "string" },
       render: { type: "string" },
+      only: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -366,6 +379,7 @@ async function main(): Promise<number> {
         "  --full        all topologies and workloads, more rates, bisection for the max lossless rate\n" +
         "  --no-hotloop  skip the deno bench hot-loop microbenchmarks\n" +
         "  --out DIR     results directory (default bench/results)\n" +
+        "  --only NAME   run only the plan items whose workload is NAME (e.g. streams-8)\n" +
         "  --render JSON re-render latest.md and latest.svg from a stored run (no traffic)",
     );
     return 0;
@@ -385,7 +399,18 @@ async function main(): Promise<number> {
     console.error(`bench: cannot run: ${skip}`);
     return 3;
   }
-  const mode = values.full ? FULL : QUICK;
+  const base = values.full ? FULL : QUICK;
+  const mode: Mode = values.only
+    ? {
+      ...base,
+      name: `${base.name}-${values.only}`,
+      plan: base.plan.filter((p) => p.workload.name === values.only),
+    }
+    : base;
+  if (mode.plan.length === 0) {
+    console.error(`bench: no plan item with workload "${values.only}" in ${base.name} mode`);
+    return 2;
+  }
   const outDir = values.out ?? `${REPO}/bench/results`;
   const started = new Date();
   const command = Deno.env.get("MCR_BENCH_COMMAND") ??

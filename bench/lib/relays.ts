@@ -57,14 +57,18 @@ export function mcrRelay(
   name: string,
   rx: Record<string, unknown> | undefined,
   note: string,
+  top: Record<string, unknown> = {},
 ): RelayDef {
   return {
     name,
     kind: "mcr",
-    describe: `mcr, ${rx ? `"rx": ${JSON.stringify(rx)}` : "default rx settings"} — ${note}`,
+    describe: `mcr, ${rx ? `"rx": ${JSON.stringify(rx)}` : "default rx settings"}${
+      Object.keys(top).length ? `, ${JSON.stringify(top)}` : ""
+    } — ${note}`,
     unsupported: () => null,
     async start(t, w, tmp) {
       const config: Record<string, unknown> = {
+        ...top,
         rules: w.streams.map((s, i) => ({
           name: `s${i}`,
           input: { interface: t.relay.inDev, group: s.inGroup, port: s.inPort },

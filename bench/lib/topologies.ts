@@ -162,3 +162,14 @@ export const STREAMS_50: Workload = {
     outs: [{ group: `239.10.2.${i + 1}`, port: 6101 + i }],
   })),
 };
+
+/** Eight streams, so a fanout group has several flows to spread over its workers. */
+export const STREAMS_8: Workload = {
+  name: "streams-8",
+  describe: "8 rules, 8 concurrent streams 239.1.3.N:(5200+N) → 239.10.3.N:(6200+N)",
+  streams: Array.from({ length: 8 }, (_, i) => ({
+    inGroup: `239.1.3.${i + 1}`,
+    inPort: 5201 + i,
+    outs: [{ group: `239.10.3.${i + 1}`, port: 6201 + i }],
+  })),
+};
