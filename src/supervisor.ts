@@ -167,6 +167,8 @@ interface Slot {
   retiredFrames: number;
   /** Failed for a reason retrying cannot fix (permission denied): not restarted. */
   permanent?: boolean;
+  /** Resolves when the current start attempt runs the table (true) or failed (false). */
+  starting?: Promise<boolean>;
   backoffMs: number;
   timer?: ReturnType<typeof setTimeout>;
   ready?: (ok: boolean) => void;
@@ -348,7 +350,7 @@ export class Supervisor {
       if (!rt) {
         rt = this.#newRuntime(name, table);
         this.#rt.set(name, rt);
-        waits.push(this.#startSlot(rt, rt.slots[0]));
+        waits.push(this.#startRuntime(rt));
       } else {
         rt.table = table;
         for (const sl of rt.slots) {
@@ -393,6 +395,19 @@ export class Supervisor {
     };
   }
 
+  /**
+   * Start an interface's workers and resolve once every one of them runs the
+   * table (or failed). Traffic is only announced as forwarding after the
+   * fanout group is complete: a member joining later would move flows between
+   * workers, and a flow that moves mid-stream can be reordered.
+   */
+  async #startRuntime(rt: Runtime): Promise<void> {
+    const ok = await this.#startSlot(rt, rt.slots[0]);
+    if (!ok) return;
+    // The ready handler of worker 0 started the others (they need its fanout id).
+    await Promise.all(rt.slots.slice(1).map((sl) => sl.starting ?? Promise.resolve(false)));
+  }
+
   #waitVersion(sl: Slot, version: number): Promise<void> {
     return new Promise((resolve) => {
       const t0 = Date.now();
@@ -421,6 +436,7 @@ export class Supervisor {
     Atomics.store(sl.ctl, Ctl.wantVersion, rt.table.version);
     sl.counters = newCounterBlock();
     const ready = new Promise<boolean>((resolve) => sl.ready = resolve);
+    sl.starting = ready;
     w.onmessage = (e: MessageEvent<WorkerEvent>) => this.#onEvent(rt, sl, w, e.data);
     w.onerror = (e: ErrorEvent) => {
       e.preventDefault();

@@ -76,9 +76,16 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 700));
       await Deno.writeTextFile(`${dir}/apply-1`, "");
       await waitForFile(`${dir}/applied-1`, 10_000);
+      // cam2's group is joined on r0 while cam2 exists ...
+      const joined = await t.exec("rly", ["ip", "maddr", "show", "dev", "r0"]);
       await new Promise((r) => setTimeout(r, 1000));
       await Deno.writeTextFile(`${dir}/apply-2`, "");
       await waitForFile(`${dir}/applied-2`, 10_000);
+      // ... and left when the last rule for it goes; cam1's stays.
+      const left = await t.exec("rly", ["ip", "maddr", "show", "dev", "r0"]);
+      assert.match(joined, /inet\s+239\.1\.1\.2\b/);
+      assert.doesNotMatch(left, /239\.1\.1\.2\b/);
+      assert.match(left, /inet\s+239\.1\.1\.1\b/);
       await gen;
       const r1 = await s1.result();
       const r2 = await s2.result();

@@ -28,6 +28,18 @@ async function chain(tag: string): Promise<Topology> {
   return t;
 }
 
+/** Cpus_allowed_list of every thread of the process `pid` (or of its child, for `ip netns exec`). */
+async function threadAffinities(pid: number): Promise<string[]> {
+  // `ip netns exec` execs the command in place, so pid is the relay's own process.
+  const out: string[] = [];
+  for await (const e of Deno.readDir(`/proc/${pid}/task`)) {
+    const st = await Deno.readTextFile(`/proc/${pid}/task/${e.name}/status`).catch(() => "");
+    const m = st.match(/^Cpus_allowed_list:\s*(\S+)/m);
+    if (m) out.push(m[1]);
+  }
+  return out;
+}
+
 function manyRules(n: number) {
   return Array.from({ length: n }, (_, k) => ({
     name: `s${k}`,
@@ -60,7 +72,13 @@ for (const workers of [2, 4]) {
       try {
         const STREAMS = 32, EACH = 1500;
         const rules = manyRules(STREAMS);
-        const relay = await startDriver(t, "rly", [{ workers, rules }]);
+        // Pin the workers round robin over both CPUs (interfaces.r0.cpus).
+        const relay = await startDriver(t, "rly", [{
+          workers,
+          interfaces: { r0: { cpus: [0, 1] } },
+          rules,
+        }]);
+        const pinned = await threadAffinities(relay.proc.child.pid);
         const sink = await startSink(
           t,
           "rcv",
@@ -83,6 +101,10 @@ for (const workers of [2, 4]) {
         );
         assert.equal(ws.reduce((a, w) => a + w.frames, 0), STREAMS * EACH, "one copy per frame");
         assert.equal(stats.interfaces[0].workers, workers);
+        assert.deepEqual(ws.map((w) => w.cpu), ws.map((w) => w.index % 2));
+        // The worker threads really run with those affinities (the others keep all CPUs).
+        assert.equal(pinned.filter((a) => a === "0").length, Math.ceil(workers / 2));
+        assert.equal(pinned.filter((a) => a === "1").length, Math.floor(workers / 2));
         assert.ok(stats.interfaces[0].fanout_id > 0);
       } finally {
         await t.destroy();
