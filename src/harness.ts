@@ -286,3 +286,54 @@ export async function startDriver(
   }
   return new RelayDriver(proc, dir);
 }
+
+/** One datagram as decoded by tests/netns/fixtures/capture.py (independent of mcr). */
+export interface CapturedDatagram {
+  ttl: number;
+  tos: number;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  udp_len: number;
+  ip_csum_ok: boolean;
+  udp_csum_ok: boolean;
+  udp_csum: number;
+}
+
+/**
+ * Capture `count` IPv4/UDP datagrams to `port` on `iface` in a namespace with
+ * a plain AF_PACKET socket (python3) that verifies both checksums itself.
+ * Resolves once the capture socket is open; `result()` waits for it.
+ */
+export async function startCapture(
+  topo: Topology,
+  role: string,
+  iface: string,
+  port: number,
+  count: number,
+  timeoutS = 20,
+): Promise<{ result(): Promise<CapturedDatagram[]> }> {
+  const ready = await tmp(`${topo.prefix}-cap-${crypto.randomUUID().slice(0, 8)}.ready`);
+  const proc = new Proc(topo.ns(role), [
+    "python3",
+    `${REPO}/tests/netns/fixtures/capture.py`,
+    iface,
+    String(port),
+    String(count),
+    String(timeoutS),
+    ready,
+  ]);
+  try {
+    await waitForFile(ready, 10_000, "the capture");
+  } catch (e) {
+    proc.kill("SIGKILL");
+    throw new Error(`${(e as Error).message}: ${(await proc.wait()).stderr}`);
+  }
+  return {
+    async result() {
+      const r = await proc.wait();
+      return r.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    },
+  };
+}

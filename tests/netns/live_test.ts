@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { BUILD, Proc, REPO, skipReason, Topology, waitForFile } from "../../src/netns.ts";
-import { runGen, startRelay, startSink } from "../../src/harness.ts";
+import { runGen, startCapture, startRelay, startSink } from "../../src/harness.ts";
 
 const skip = skipReason();
 
@@ -135,11 +135,23 @@ Deno.test({
       const maddr = await t.exec("rly", ["ip", "maddr", "show", "dev", "r0"]);
       assert.match(maddr, /inet\s+239\.1\.1\.1/);
       const s1 = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { idleMs: 1000 });
+      // An independent decoder on the receiver's interface reads the wire.
+      const cap = await startCapture(t, "rcv", "d0", 6001, 50);
       await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 3000, ttl: 1 });
-      await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 2000, ttl: 2 });
+      await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 2000, ttl: 7 });
       const r1 = await s1.result();
+      const seen = await cap.result();
+      assert.equal(seen.length, 50, "the decoder saw the forwarded datagrams");
+      for (const d of seen) {
+        assert.equal(d.ttl, 6, "input TTL 7 leaves as 6");
+        assert.equal(d.dst, "239.10.1.1");
+        assert.equal(d.src, "10.77.2.1", "source: the output interface's address");
+        assert.equal(d.ip_csum_ok, true, "IPv4 header checksum verifies");
+        assert.equal(d.udp_csum_ok, true, "UDP checksum verifies");
+        assert.notEqual(d.udp_csum, 0, "a UDP checksum is present");
+      }
       const { stats } = await relay.stop();
-      assert.equal(r1.total.received, 2000, "only datagrams arriving with TTL 2 are forwarded");
+      assert.equal(r1.total.received, 2000, "only datagrams arriving with TTL > 1 are forwarded");
       assert.equal(stats.rules[0].packets, 5000);
       assert.equal(stats.rules[0].outputs[0].ttl_expired, 3000);
       assert.equal(stats.drops.ttl_expired, 3000);

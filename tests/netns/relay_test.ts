@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { skipReason, Topology, udpSnmp } from "../../src/netns.ts";
-import { runGen, startRelay, startSink } from "../../src/harness.ts";
+import { runGen, startCapture, startRelay, startSink } from "../../src/harness.ts";
 
 const skip = skipReason();
 if (skip) console.warn(`netns relay tests skipped: ${skip}`);
@@ -50,10 +50,21 @@ Deno.test({
       });
       const before = await udpSnmp(t, "rcv");
       const sink = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { expectTotal: N });
+      const cap = await startCapture(t, "rcv", "d0", 6001, 100);
       await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: RATE, count: N });
       const rep = await sink.result();
       const after = await udpSnmp(t, "rcv");
+      const seen = await cap.result();
       const { stats } = await relay.stop();
+      // An independent decoder (plain AF_PACKET socket, its own checksum code) read the wire.
+      assert.equal(seen.length, 100);
+      for (const d of seen) {
+        assert.deepEqual(
+          [d.ip_csum_ok, d.udp_csum_ok, d.ttl, d.src, d.dst, d.dport, d.udp_len],
+          [true, true, 1, "10.77.2.1", "239.10.1.1", 6001, 1024 + 8],
+          "valid checksums, default TTL 1, translated group, interface source address",
+        );
+      }
 
       assert.equal(rep.total.unique, N, "every datagram delivered");
       assert.equal(rep.total.received, N, "nothing delivered twice");
