@@ -219,3 +219,32 @@ export async function udpSnmp(topo: Topology, role: string): Promise<Record<stri
   const vals = lines[1].split(/\s+/).slice(1).map(Number);
   return Object.fromEntries(keys.map((k, i) => [k, vals[i]]));
 }
+
+/**
+ * The chain topology every test, the demo's core and the benchmarks use:
+ * namespaces `snd` — `rly` — `rcv`; sender `s0` 10.77.1.1/24 ↔ relay input
+ * `r0` 10.77.1.2/24; relay output `r1` 10.77.2.1/24 ↔ receiver `d0`
+ * 10.77.2.2/24. Every address lives inside these namespaces.
+ */
+export async function chainTopology(tag: string): Promise<Topology> {
+  const t = new Topology(tag);
+  try {
+    await t.addNs("snd");
+    await t.addNs("rly");
+    await t.addNs("rcv");
+    await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
+      role: "rly",
+      dev: "r0",
+      addr: "10.77.1.2/24",
+    });
+    await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
+      role: "rcv",
+      dev: "d0",
+      addr: "10.77.2.2/24",
+    });
+  } catch (e) {
+    await t.destroy();
+    throw e;
+  }
+  return t;
+}

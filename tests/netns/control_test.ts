@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import parsePrometheus from "parse-prometheus-text-format";
-import { BUILD, Proc, REPO, skipReason, Topology } from "../../src/netns.ts";
+import { BUILD, chainTopology, Proc, REPO, skipReason, type Topology } from "../../src/netns.ts";
 import { runGen, startSink } from "../../src/harness.ts";
 import { startDaemon } from "../../src/control/testing.ts";
 import type { StatsResult } from "../../src/control/commands.ts";
@@ -105,23 +105,8 @@ const StatsSchema = z.object({
 });
 const WorkersSchema = z.object({ workers: z.array(Worker).min(1) });
 
-async function chain(tag: string): Promise<Topology> {
-  const t = new Topology(tag);
-  await t.addNs("snd");
-  await t.addNs("rly");
-  await t.addNs("rcv");
-  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-    role: "rly",
-    dev: "r0",
-    addr: "10.77.1.2/24",
-  });
-  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-    role: "rcv",
-    dev: "d0",
-    addr: "10.77.2.2/24",
-  });
-  return t;
-}
+/** The shared chain topology (src/netns.ts). */
+const chain = chainTopology;
 
 const cam1 = {
   name: "cam1",

@@ -6,7 +6,7 @@
  * counted by an independent receiver (mcr-sink).
  */
 import assert from "node:assert/strict";
-import { BUILD, Proc, REPO, skipReason, Topology, waitForFile } from "../../src/netns.ts";
+import { BUILD, chainTopology, Proc, REPO, skipReason, waitForFile } from "../../src/netns.ts";
 import { runGen, startSink } from "../../src/harness.ts";
 import { toLineProtocol } from "../../examples/stats_exporter.ts";
 import type { StatsResult } from "../../mod.ts";
@@ -17,24 +17,8 @@ if (skip) console.warn(`examples tests (namespaces) skipped: ${skip}`);
 const N = 5_000;
 const RATE = 10_000;
 
-/** sender (s0) — relay (r0 | r1) — receiver (d0) */
-async function chain(tag: string): Promise<Topology> {
-  const t = new Topology(tag);
-  await t.addNs("snd");
-  await t.addNs("rly");
-  await t.addNs("rcv");
-  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-    role: "rly",
-    dev: "r0",
-    addr: "10.77.1.2/24",
-  });
-  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-    role: "rcv",
-    dev: "d0",
-    addr: "10.77.2.2/24",
-  });
-  return t;
-}
+/** The shared chain topology (src/netns.ts). */
+const chain = chainTopology;
 
 /** A process whose stdout lines ("<kind> <json>") are collected as they come. */
 class LineProc {

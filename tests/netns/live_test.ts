@@ -4,28 +4,13 @@
  * drop accounting and IGMP membership.
  */
 import assert from "node:assert/strict";
-import { BUILD, Proc, REPO, skipReason, Topology, waitForFile } from "../../src/netns.ts";
+import { BUILD, chainTopology, Proc, REPO, skipReason, waitForFile } from "../../src/netns.ts";
 import { runGen, startCapture, startRelay, startSink } from "../../src/harness.ts";
 
 const skip = skipReason();
 
-async function chain(tag: string): Promise<Topology> {
-  const t = new Topology(tag);
-  await t.addNs("snd");
-  await t.addNs("rly");
-  await t.addNs("rcv");
-  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-    role: "rly",
-    dev: "r0",
-    addr: "10.77.1.2/24",
-  });
-  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-    role: "rcv",
-    dev: "d0",
-    addr: "10.77.2.2/24",
-  });
-  return t;
-}
+/** The shared chain topology (src/netns.ts). */
+const chain = chainTopology;
 
 const cam1 = {
   name: "cam1",

@@ -5,7 +5,7 @@
  * (/proc/net/snmp Udp InCsumErrors in the receiver's namespace).
  */
 import assert from "node:assert/strict";
-import { skipReason, Topology, udpSnmp } from "../../src/netns.ts";
+import { chainTopology, skipReason, udpSnmp } from "../../src/netns.ts";
 import { runGen, startCapture, startRelay, startSink } from "../../src/harness.ts";
 
 const skip = skipReason();
@@ -14,24 +14,8 @@ if (skip) console.warn(`netns relay tests skipped: ${skip}`);
 const N = 20_000;
 const RATE = 20_000;
 
-/** sender (s0 10.77.1.1) — relay (r0 10.77.1.2 | r1 10.77.2.1) — receiver (d0 10.77.2.2) */
-async function chain(tag: string): Promise<Topology> {
-  const t = new Topology(tag);
-  await t.addNs("snd");
-  await t.addNs("rly");
-  await t.addNs("rcv");
-  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-    role: "rly",
-    dev: "r0",
-    addr: "10.77.1.2/24",
-  });
-  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-    role: "rcv",
-    dev: "d0",
-    addr: "10.77.2.2/24",
-  });
-  return t;
-}
+/** The shared chain topology (src/netns.ts). */
+const chain = chainTopology;
 
 Deno.test({
   name: "chain: a translated 1:1 rule delivers every datagram exactly once, in order, intact",

@@ -3,30 +3,15 @@
  * at independent receivers).
  */
 import assert from "node:assert/strict";
-import { skipReason, Topology } from "../../src/netns.ts";
+import { chainTopology, skipReason, Topology } from "../../src/netns.ts";
 import { runGen, type SinkReport, startDriver, startSink } from "../../src/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };
 
-async function chain(tag: string): Promise<Topology> {
-  const t = new Topology(tag);
-  await t.addNs("snd");
-  await t.addNs("rly");
-  await t.addNs("rcv");
-  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-    role: "rly",
-    dev: "r0",
-    addr: "10.77.1.2/24",
-  });
-  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-    role: "rcv",
-    dev: "d0",
-    addr: "10.77.2.2/24",
-  });
-  return t;
-}
+/** The shared chain topology (src/netns.ts). */
+const chain = chainTopology;
 
 /** Cpus_allowed_list of every thread of the process `pid` (or of its child, for `ip netns exec`). */
 async function threadAffinities(pid: number): Promise<string[]> {
