@@ -335,28 +335,20 @@ class Outputs {
 async function run(cfg: WorkerInit): Promise<void> {
   const counters = cfg.counters;
   const ctl = cfg.ctl;
-  let iface;
-  try {
-    iface = ifaceByName(cfg.interface);
-  } catch (e) {
+  const fatal = (e: unknown) =>
     post({
       type: "fatal",
       index: cfg.index,
       message: (e as Error).message,
       code: (e as McrError).code,
     });
-    return;
-  }
+  let iface;
   let rx: RxRing;
   try {
+    iface = ifaceByName(cfg.interface);
     rx = new RxRing({ ...cfg.rx, ifindex: iface.ifindex, wakeFd: cfg.wakeFd });
   } catch (e) {
-    post({
-      type: "fatal",
-      index: cfg.index,
-      message: (e as Error).message,
-      code: (e as McrError).code,
-    });
+    fatal(e);
     return;
   }
   if (cfg.cpu !== undefined) {
@@ -453,12 +445,7 @@ async function run(cfg: WorkerInit): Promise<void> {
       }
     }
   } catch (e) {
-    post({
-      type: "fatal",
-      index: cfg.index,
-      message: (e as Error).message,
-      code: (e as McrError).code,
-    });
+    fatal(e);
   } finally {
     try {
       const left = outs.drain(500);

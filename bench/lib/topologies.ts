@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Topology } from "../../src/netns.ts";
+import { chainTopology as sharedChain, Topology } from "../../src/netns.ts";
 
 /** Where the sender, the relay and the receiver live in a topology. */
 export interface BenchTopo {
@@ -40,20 +40,8 @@ async function relaxSourceChecks(t: Topology, role: string, devs: string[]): Pro
  *     snd  b0 10.77.9.1 ─────────────────────────────────────── b1 10.77.9.2 rcv
  */
 export async function chainTopology(): Promise<BenchTopo> {
-  const t = new Topology("bch");
-  await t.addNs("snd");
-  await t.addNs("rly");
-  await t.addNs("rcv");
-  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-    role: "rly",
-    dev: "r0",
-    addr: "10.77.1.2/24",
-  });
-  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-    role: "rcv",
-    dev: "d0",
-    addr: "10.77.2.2/24",
-  });
+  const t = await sharedChain("bch");
+  // plus a direct sender → receiver link for the no-relay baseline
   await t.link({ role: "snd", dev: "b0", addr: "10.77.9.1/24" }, {
     role: "rcv",
     dev: "b1",

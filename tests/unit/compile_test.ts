@@ -6,7 +6,7 @@
  * traffic in namespaces with the libmcr and worker it carries.
  */
 import assert from "node:assert/strict";
-import { Proc, skipReason, Topology, waitForFile } from "../../src/netns.ts";
+import { chainTopology, Proc, skipReason, type Topology, waitForFile } from "../../src/netns.ts";
 import { runGen, startSink } from "../../src/harness.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -103,20 +103,7 @@ Deno.test({
         console.warn(`compiled binary relay check skipped: ${skip}`);
         return;
       }
-      t = new Topology("compiled");
-      await t.addNs("snd");
-      await t.addNs("rly");
-      await t.addNs("rcv");
-      await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-        role: "rly",
-        dev: "r0",
-        addr: "10.77.1.2/24",
-      });
-      await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-        role: "rcv",
-        dev: "d0",
-        addr: "10.77.2.2/24",
-      });
+      t = await chainTopology("compiled");
       await Deno.writeTextFile(
         `${alone}/rules.json`,
         JSON.stringify({
