@@ -25,7 +25,7 @@ import {
 import { DROP_NAMES } from "./packet.ts";
 import { buildTables, type RuleSpec, Slots, type WorkerTable } from "./rules.ts";
 import type { WorkerEvent, WorkerInit } from "./worker.ts";
-import { logger } from "./log.ts";
+import { levelFor, LOG_LEVELS, logger, onLogLevelChange } from "./log.ts";
 
 /** Ring and worker tuning applied to every input interface. */
 export interface DataPathOptions {
@@ -303,6 +303,18 @@ export class Supervisor {
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
     this.#opts = opts;
+    // Workers drop messages below their category's level at the source.
+    this.#unlisten = onLogLevelChange(() => {
+      for (const rt of this.#rt.values()) {
+        for (const sl of rt.slots) this.#pushLogLevel(rt.name, sl);
+      }
+    });
+  }
+
+  readonly #unlisten: () => void;
+
+  #pushLogLevel(iface: string, sl: Slot): void {
+    Atomics.store(sl.ctl, Ctl.logLevel, LOG_LEVELS.indexOf(levelFor(["worker", iface])));
   }
 
   /** Current rules. */
@@ -434,6 +446,7 @@ export class Supervisor {
     Atomics.store(sl.ctl, Ctl.stop, 0);
     Atomics.store(sl.ctl, Ctl.fault, 0);
     Atomics.store(sl.ctl, Ctl.wantVersion, rt.table.version);
+    this.#pushLogLevel(rt.name, sl);
     sl.counters = newCounterBlock();
     const ready = new Promise<boolean>((resolve) => sl.ready = resolve);
     sl.starting = ready;
@@ -801,6 +814,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unlisten();
     await Promise.all([...this.#rt.values()].map((rt) => this.#stopRuntime(rt)));
     for (const v of this.#igmp.values()) v.m?.close();
     this.#igmp.clear();

@@ -90,7 +90,11 @@ function post(m: WorkerEvent): void {
   self_.postMessage(m);
 }
 
+const LEVEL_INDEX = { debug: 1, info: 2, warning: 3, error: 4 } as const;
+
+/** Post a log message to the supervisor unless the worker's level (Ctl.logLevel) filters it. */
 function log(level: "debug" | "info" | "warning" | "error", message: string): void {
+  if (init && LEVEL_INDEX[level] < Atomics.load(init.ctl, Ctl.logLevel)) return;
   post({ type: "log", index: init?.index ?? -1, level, message });
 }
 
