@@ -148,7 +148,7 @@ Deno.test("RateTracker: rates are counter deltas over the sampling window", asyn
   s = fakeStats(1000, 1500, 10);
   r.sample();
   const x = r.rates();
-  assert.ok(x.window_s > 0.15 && x.window_s < 1);
+  assert.ok(x.window_s >= 0.15, "the window spans the time between the samples");
   // window_s is rounded to the millisecond: compare within 1 %.
   const near = (a: number, b: number) => assert.ok(Math.abs(a - b) <= b * 0.01, `${a} vs ${b}`);
   const pps = x.rules.get("abc")!.pps;
