@@ -108,6 +108,9 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
+/** A client silent for this long (ms) is disconnected (`top` polls every second). */
+export const IDLE_TIMEOUT_MS = 60_000;
+
 /** A running control server. */
 export class ControlServer implements AsyncDisposable {
   readonly #listener: Deno.Listener;
@@ -115,6 +118,8 @@ export class ControlServer implements AsyncDisposable {
   readonly #handlers = new Set<Promise<void>>();
   readonly #accepting: Promise<void>;
   #closed = false;
+  /** Disconnect a client after this long without a request (ms). */
+  idleTimeoutMs: number = IDLE_TIMEOUT_MS;
 
   private constructor(
     readonly path: string,
@@ -174,8 +179,20 @@ export class ControlServer implements AsyncDisposable {
     this.#conns.add(conn);
     const split = new LineSplitter(MAX_REQUEST_BYTES);
     const buf = new Uint8Array(16 * 1024);
+    // A client that says nothing for IDLE_TIMEOUT_MS is disconnected, so idle
+    // connections cannot hold the MAX_CLIENTS slots for ever.
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }, this.idleTimeoutMs);
+    };
     try {
       for (;;) {
+        arm();
         const n = await conn.read(buf);
         if (n === null) break;
         for (const ev of split.push(buf.subarray(0, n))) {
@@ -201,6 +218,7 @@ export class ControlServer implements AsyncDisposable {
         log.debug("control client error: {error}", { error: (e as Error).message });
       }
     } finally {
+      clearTimeout(idle);
       this.#conns.delete(conn);
       try {
         conn.close();
