@@ -232,6 +232,17 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 	return 0;
 }
 
+/* Release everything an rx handle holds (open failure or close). */
+static void rx_free(struct mcr_rx *rx)
+{
+	if (rx->map)
+		munmap(rx->map, rx->map_len);
+	if (rx->fd >= 0)
+		close(rx->fd);
+	free(rx->desc);
+	free(rx);
+}
+
 int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t errlen)
 {
 	int rc, one = 1;
@@ -314,12 +325,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	*out = rx;
 	return 0;
 fail:
-	if (rx->map)
-		munmap(rx->map, rx->map_len);
-	if (rx->fd >= 0)
-		close(rx->fd);
-	free(rx->desc);
-	free(rx);
+	rx_free(rx);
 	return rc;
 }
 
@@ -327,12 +333,7 @@ int mcr_rx_close(mcr_rx *rx)
 {
 	if (!rx)
 		return 0;
-	if (rx->map)
-		munmap(rx->map, rx->map_len);
-	if (rx->fd >= 0)
-		close(rx->fd);
-	free(rx->desc);
-	free(rx);
+	rx_free(rx);
 	mcr_live_dec();
 	return 0;
 }

@@ -12,11 +12,7 @@
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
 import { DROP_BASE, If, MAX_OUTPUTS, Out } from "./counters.ts";
 import { type CompiledRule, MatchTable } from "./rules.ts";
-
-/** Words per RX descriptor (struct mcr_rx_desc). */
-const RXW = 8;
-/** Words per forward descriptor (struct mcr_fwd_desc). */
-const FWW = 8;
+import { FWD_DESC_WORDS as FWW, RX_DESC_WORDS as RXW } from "../ffi/mcr.ts";
 
 /** Processes batches of received frames into forward descriptors. */
 export class BatchProcessor {

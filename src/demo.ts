@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { BUILD, Proc, REPO, Topology, waitForFile } from "./netns.ts";
-import { RelayProc, runGen, type SinkReport } from "./harness.ts";
+import { BUILD, REPO, Topology, waitForFile } from "./netns.ts";
+import { type RelayProc, runGen, type SinkReport, startRelayWith } from "./harness.ts";
 import { ControlClient } from "./control/client.ts";
 import type { StatsResult } from "./control/commands.ts";
 
@@ -101,31 +101,12 @@ function bar(done: number, total: number, width = 24): string {
 const num = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** Start the relay (cli.ts) in the relay namespace with a control socket in `dir`. */
-async function spawnRelay(t: Topology, dir: string): Promise<RelayProc> {
-  const cfg = `${dir}/rules.json`;
-  await Deno.writeTextFile(cfg, JSON.stringify(DEMO_RULES, null, 2));
-  const proc = new Proc(t.ns("rly"), [
-    Deno.execPath(),
-    "run",
-    "-A",
-    `${REPO}/cli.ts`,
-    "--config",
-    cfg,
-    "--control-socket",
-    `${dir}/control.sock`,
-    "--ready-file",
-    `${dir}/relay.ready`,
-    "--json",
-    "--log-level",
-    "warning",
-  ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1" });
-  try {
-    await waitForFile(`${dir}/relay.ready`, 20_000, "the relay to start");
-  } catch (e) {
-    proc.kill("SIGKILL");
-    throw new Error(`${(e as Error).message}: ${(await proc.wait()).stderr}`);
-  }
-  return new RelayProc(proc, cfg);
+function spawnRelay(t: Topology, dir: string): Promise<RelayProc> {
+  return startRelayWith(t, "rly", DEMO_RULES, {
+    dir,
+    perms: ["-A"],
+    args: ["--control-socket", `${dir}/control.sock`],
+  });
 }
 
 /**

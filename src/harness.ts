@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { BUILD, Proc, REPO, type Topology, waitForFile } from "./netns.ts";
+import { BUILD, Proc, REPO, runDeno, type RunResult, type Topology, waitForFile } from "./netns.ts";
 import type { RelayStats } from "./supervisor.ts";
 
 /** The receiver's JSON report (see csrc/tools/README.md). */
@@ -39,14 +39,26 @@ export interface SinkReport {
 }
 
 let tmpRoot: string | undefined;
-async function tmp(name: string): Promise<string> {
+async function tmpDir(): Promise<string> {
   tmpRoot ??= await Deno.makeTempDir({ prefix: "mcr-test-" });
-  return `${tmpRoot}/${name}`;
+  return tmpRoot;
+}
+async function tmp(name: string): Promise<string> {
+  return `${await tmpDir()}/${name}`;
 }
 
 /** A running relay. */
 export class RelayProc {
-  constructor(readonly proc: Proc, readonly configPath: string) {}
+  /**
+   * @param proc the relay process
+   * @param configPath its config file
+   * @param command the exact command line it runs
+   */
+  constructor(
+    readonly proc: Proc,
+    readonly configPath: string,
+    readonly command: string[] = [],
+  ) {}
 
   /** SIGTERM, wait, parse the final JSON stats. */
   async stop(): Promise<{ code: number; stats: RelayStatsJson; stderr: string }> {
@@ -67,40 +79,71 @@ export class RelayProc {
 /** The relay's final stats as printed by `cli.ts --json`. */
 export type RelayStatsJson = RelayStats;
 
-/** Start the relay in a namespace with a config object; resolves when it is forwarding. */
-export async function startRelay(
+/** Options of {@link startRelayWith}. */
+export interface RelayRun {
+  /** Directory for the config and the ready file (default: a private temp dir). */
+  dir?: string;
+  /** Command prepended to the deno invocation (e.g. setpriv ...). */
+  wrap?: string[];
+  /** Deno executable (default Deno.execPath()). */
+  deno?: string;
+  /** Deno permission flags (default: ffi, read, env, write to `dir`). */
+  perms?: string[];
+  /** Extra relay arguments (default --no-control). */
+  args?: string[];
+  /** Environment. */
+  env?: Record<string, string>;
+  /** Wait for the ready file (default true). */
+  waitReady?: boolean;
+  /** Process starter (default `new Proc`; the benchmarks track their processes). */
+  spawn?: (ns: string, cmd: string[], env: Record<string, string>) => Proc;
+}
+
+/** Start cli.ts in a namespace with full control over the command line. */
+export async function startRelayWith(
   topo: Topology,
   role: string,
   config: unknown,
+  run: RelayRun = {},
 ): Promise<RelayProc> {
-  const cfg = await tmp(`${topo.prefix}-${role}-${crypto.randomUUID().slice(0, 8)}.json`);
+  const dir = run.dir ?? await tmpDir();
+  const id = `${topo.prefix}-${role}-${crypto.randomUUID().slice(0, 8)}`;
+  const cfg = `${dir}/relay-${id}.json`;
   const ready = `${cfg}.ready`;
   await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
-  const proc = new Proc(topo.ns(role), [
-    Deno.execPath(),
+  const perms = run.perms ?? ["--allow-ffi", "--allow-read", "--allow-env", `--allow-write=${dir}`];
+  const command = [
+    ...(run.wrap ?? []),
+    run.deno ?? Deno.execPath(),
     "run",
-    "--allow-ffi",
-    "--allow-read",
-    "--allow-env",
-    "--allow-write",
+    ...perms,
     `${REPO}/cli.ts`,
     "--config",
     cfg,
     "--ready-file",
     ready,
     "--json",
-    "--no-control",
     "--log-level",
     "warning",
-  ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1" });
-  try {
-    await waitForFile(ready, 20_000, "the relay to start");
-  } catch (e) {
-    proc.kill("SIGKILL");
-    const r = await proc.wait();
-    throw new Error(`${(e as Error).message}\nrelay stderr: ${r.stderr}\nstdout: ${r.stdout}`);
+    ...(run.args ?? ["--no-control"]),
+  ];
+  const env = { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1", ...(run.env ?? {}) };
+  const proc = (run.spawn ?? ((ns, cmd, e) => new Proc(ns, cmd, e)))(topo.ns(role), command, env);
+  if (run.waitReady ?? true) {
+    try {
+      await waitForFile(ready, 20_000, "the relay to start");
+    } catch (e) {
+      proc.kill("SIGKILL");
+      const r = await proc.wait();
+      throw new Error(`${(e as Error).message}\nrelay stderr: ${r.stderr}\nstdout: ${r.stdout}`);
+    }
   }
-  return new RelayProc(proc, cfg);
+  return new RelayProc(proc, cfg, command);
+}
+
+/** Start the relay in a namespace with a config object; resolves when it is forwarding. */
+export function startRelay(topo: Topology, role: string, config: unknown): Promise<RelayProc> {
+  return startRelayWith(topo, role, config);
 }
 
 /** A running receiver. */
@@ -170,19 +213,10 @@ export async function runGen(
 }
 
 /** Run `cli.ts check` (no namespace needed); returns exit code and output. */
-export async function runCheck(
-  config: unknown,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCheck(config: unknown): Promise<RunResult> {
   const cfg = await tmp(`check-${crypto.randomUUID().slice(0, 8)}.json`);
   await Deno.writeTextFile(cfg, typeof config === "string" ? config : JSON.stringify(config));
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", `${REPO}/cli.ts`, "check", "--config", cfg],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  return runDeno(["run", "--allow-read", `${REPO}/cli.ts`, "check", "--config", cfg]);
 }
 
 /** A relay run through tests/netns/fixtures/live_relay.ts (mod.ts API, driven by files). */
@@ -240,6 +274,7 @@ export class RelayDriver {
   async stop(): Promise<{ code: number; stats: RelayStats; stderr: string }> {
     await Deno.writeTextFile(`${this.dir}/stop`, "");
     const r = await this.proc.wait();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     let stats: RelayStats;
     try {
       stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");

@@ -48,7 +48,7 @@ export function health(s: Pick<StatsResult, "rules" | "workers">): Health {
     }
   }
   for (const w of s.workers) {
-    if (w.state === "error" || w.state === "stopped" || w.state === "down") {
+    if (w.state === "error") {
       problems.push(`worker ${w.interface}#${w.index}: ${w.state}`);
     }
   }
@@ -58,44 +58,27 @@ export function health(s: Pick<StatsResult, "rules" | "workers">): Health {
 /** Build the registry whose metrics read `snap()` at scrape time. */
 export function buildRegistry(snap: () => StatsResult): Registry {
   const reg = new Registry();
-  const counter = (
+  type Fill = (
+    set: (labels: Record<string, string | number>, v: number) => void,
+    s: StatsResult,
+  ) => void;
+  // Counters and gauges alike are refilled from one snapshot at scrape time.
+  const metric = (kind: "counter" | "gauge") =>
+  (
     name: string,
     help: string,
     labelNames: string[],
-    fill: (
-      set: (labels: Record<string, string | number>, v: number) => void,
-      s: StatsResult,
-    ) => void,
-  ) =>
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [reg],
-      collect() {
-        this.reset();
-        fill((l, v) => this.inc(l, v), snap());
-      },
-    });
-  const gauge = (
-    name: string,
-    help: string,
-    labelNames: string[],
-    fill: (
-      set: (labels: Record<string, string | number>, v: number) => void,
-      s: StatsResult,
-    ) => void,
-  ) =>
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [reg],
-      collect() {
-        this.reset();
-        fill((l, v) => this.set(l, v), snap());
-      },
-    });
+    fill: Fill,
+  ) => {
+    const collect = function (this: Counter | Gauge) {
+      this.reset();
+      fill((l, v) => this instanceof Counter ? this.inc(l, v) : this.set(l, v), snap());
+    };
+    const opts = { name, help, labelNames, registers: [reg], collect };
+    return kind === "counter" ? new Counter(opts) : new Gauge(opts);
+  };
+  const counter = metric("counter");
+  const gauge = metric("gauge");
   const rl = ["rule", "id", "interface"];
   const rlab = (r: StatsResult["rules"][number]) => ({
     rule: r.name,

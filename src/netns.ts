@@ -48,6 +48,28 @@ export async function sh(cmd: string[], opts: { allowFail?: boolean } = {}): Pro
   return text;
 }
 
+/** Output of a finished command. */
+export interface RunResult {
+  /** Exit code. */
+  code: number;
+  /** Decoded standard output. */
+  stdout: string;
+  /** Decoded standard error. */
+  stderr: string;
+}
+
+/** Run this Deno executable with `args` (NO_COLOR set) to completion. */
+export async function runDeno(args: string[]): Promise<RunResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
 let counter = 0;
 const live = new Set<Topology>();
 let handlersInstalled = false;
@@ -221,27 +243,34 @@ export async function udpSnmp(topo: Topology, role: string): Promise<Record<stri
 }
 
 /**
- * The chain topology every test, the demo's core and the benchmarks use:
- * namespaces `snd` — `rly` — `rcv`; sender `s0` 10.77.1.1/24 ↔ relay input
- * `r0` 10.77.1.2/24; relay output `r1` 10.77.2.1/24 ↔ receiver `d0`
- * 10.77.2.2/24. Every address lives inside these namespaces.
+ * Build the chain topology every test, the demo's core and the benchmarks use
+ * into `t`: namespaces `snd` — `rly` — `rcv` (made by `addNs`, default
+ * `t.addNs`); sender `s0` 10.77.1.1/24 ↔ relay input `r0` 10.77.1.2/24;
+ * relay output `r1` 10.77.2.1/24 ↔ receiver `d0` 10.77.2.2/24. Every address
+ * lives inside these namespaces.
  */
+export async function buildChain(
+  t: Topology,
+  addNs: (role: string) => Promise<unknown> = (role) => t.addNs(role),
+): Promise<void> {
+  for (const role of ["snd", "rly", "rcv"]) await addNs(role);
+  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
+    role: "rly",
+    dev: "r0",
+    addr: "10.77.1.2/24",
+  });
+  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
+    role: "rcv",
+    dev: "d0",
+    addr: "10.77.2.2/24",
+  });
+}
+
+/** A new {@link Topology} holding the chain of {@link buildChain} (removed again on failure). */
 export async function chainTopology(tag: string): Promise<Topology> {
   const t = new Topology(tag);
   try {
-    await t.addNs("snd");
-    await t.addNs("rly");
-    await t.addNs("rcv");
-    await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-      role: "rly",
-      dev: "r0",
-      addr: "10.77.1.2/24",
-    });
-    await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-      role: "rcv",
-      dev: "d0",
-      addr: "10.77.2.2/24",
-    });
+    await buildChain(t);
   } catch (e) {
     await t.destroy();
     throw e;

@@ -73,16 +73,8 @@ export interface RuleSpec {
   name: string;
   /** Input match. */
   input: { interface: string; group: number; port: number; source: number; vlan: number };
-  /** Outputs (resolved TTL: number, or 0 for decrement). */
-  outputs: {
-    interface: string;
-    dst: number;
-    port: number;
-    srcIp: number;
-    srcPort: number;
-    ttl: number;
-    tos: number;
-  }[];
+  /** Outputs (resolved TTL: number, or 0 for decrement); slots are assigned by {@link buildTables}. */
+  outputs: Omit<TableOutput, "slot">[];
 }
 
 /** Key of an output inside its rule, stable across reloads. */

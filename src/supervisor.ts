@@ -53,8 +53,8 @@ export interface WorkerStats {
   restarts: number;
   /** Frames this worker took from its ring (all its lives). */
   frames: number;
-  /** Milliseconds since its last loop pass (heartbeat); -1 when not running. */
-  heartbeat_age_ms: number;
+  /** Milliseconds since its last loop pass (heartbeat); null when not running. */
+  heartbeat_age_ms: number | null;
   /** CPU it is pinned to, if any. */
   cpu?: number;
 }
@@ -315,16 +315,6 @@ export class Supervisor {
 
   #pushLogLevel(iface: string, sl: Slot): void {
     Atomics.store(sl.ctl, Ctl.logLevel, LOG_LEVELS.indexOf(levelFor(["worker", iface])));
-  }
-
-  /** Current rules. */
-  get rules(): readonly RuleSpec[] {
-    return this.#rules;
-  }
-
-  /** Replace the ring/worker tuning; applies to interfaces (re)started afterwards. */
-  setOptions(opts: DataPathOptions): void {
-    this.#opts = opts;
   }
 
   /**
@@ -762,7 +752,7 @@ export class Supervisor {
           ...(sl.reason && sl.state !== "running" ? { reason: sl.reason } : {}),
           restarts: sl.restarts,
           frames: sl.retiredFrames + sl.counters[If.frames],
-          heartbeat_age_ms: sl.worker && hb ? Math.max(0, now - hb) : -1,
+          heartbeat_age_ms: sl.worker && hb ? Math.max(0, now - hb) : null,
           ...(sl.cpu !== undefined ? { cpu: sl.cpu } : {}),
         });
       }

@@ -267,24 +267,7 @@ class Outputs {
         `output interface ${o.interface} has no IPv4 address; give the output a source_ip`,
       );
     }
-    if (isMulticast(o.dst)) {
-      if (!iface.mac) throw new Error(`output interface ${o.interface} has no hardware address`);
-      return {
-        kind: "ring",
-        ifindex: iface.ifindex,
-        srcIp,
-        dstIp: o.dst,
-        srcPort: o.srcPort,
-        dstPort: o.port,
-        ttl: o.ttl || 64,
-        tos: o.tos,
-        dstMac: mcastMac(o.dst),
-        srcMac: iface.mac,
-        tx: this.#txFor(o.interface, iface.ifindex),
-      };
-    }
-    return {
-      kind: "socket",
+    const common = {
       ifindex: iface.ifindex,
       srcIp,
       dstIp: o.dst,
@@ -292,6 +275,15 @@ class Outputs {
       dstPort: o.port,
       ttl: o.ttl || 64,
       tos: o.tos,
+    };
+    if (!isMulticast(o.dst)) return { kind: "socket", ...common };
+    if (!iface.mac) throw new Error(`output interface ${o.interface} has no hardware address`);
+    return {
+      kind: "ring",
+      ...common,
+      dstMac: mcastMac(o.dst),
+      srcMac: iface.mac,
+      tx: this.#txFor(o.interface, iface.ifindex),
     };
   }
 

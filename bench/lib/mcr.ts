@@ -1,13 +1,11 @@
 /**
- * Starts the mcr relay for the benchmarks: like `startRelay` in
- * src/harness.ts, but with `--no-control` (the benchmark needs no control
- * socket, and several relays of different runs must not share
- * /run/mcr/control.sock) and with the process tracked for cleanup.
+ * Starts the mcr relay for the benchmarks through `startRelayWith` in
+ * src/harness.ts (no control socket), with the process tracked for cleanup.
  *
  * @module
  */
-import { BUILD, REPO, type Topology, waitForFile } from "../../src/netns.ts";
-import type { RelayStatsJson } from "../../src/harness.ts";
+import type { Topology } from "../../src/netns.ts";
+import { type RelayStatsJson, startRelayWith } from "../../src/harness.ts";
 import { spawnTracked } from "./relays.ts";
 
 /** A running relay process. */
@@ -27,48 +25,16 @@ export async function startMcr(
   config: unknown,
   tmp: string,
 ): Promise<McrProc> {
-  const cfg = `${tmp}/mcr-${crypto.randomUUID().slice(0, 8)}.json`;
-  const ready = `${cfg}.ready`;
-  await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
-  const command = [
-    Deno.execPath(),
-    "run",
-    "--allow-ffi",
-    "--allow-read",
-    "--allow-env",
-    "--allow-write",
-    `${REPO}/cli.ts`,
-    "--config",
-    cfg,
-    "--ready-file",
-    ready,
-    "--no-control",
-    "--json",
-    "--log-level",
-    "warning",
-  ];
-  const proc = spawnTracked(topo.ns(role), command, {
-    MCR_LIB: `${BUILD}/libmcr.so`,
-    NO_COLOR: "1",
+  const relay = await startRelayWith(topo, role, config, {
+    dir: tmp,
+    perms: ["--allow-ffi", "--allow-read", "--allow-env", "--allow-write"],
+    spawn: spawnTracked,
   });
-  try {
-    await waitForFile(ready, 20_000, "the relay to start");
-  } catch (e) {
-    proc.kill("SIGKILL");
-    const r = await proc.wait();
-    throw new Error(`${(e as Error).message}\nrelay stderr: ${r.stderr}\nstdout: ${r.stdout}`);
-  }
   return {
-    pid: proc.child.pid,
-    command,
+    pid: relay.proc.child.pid,
+    command: relay.command,
     async stop() {
-      proc.kill("SIGTERM");
-      const r = await proc.wait();
-      try {
-        return JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
-      } catch {
-        throw new Error(`relay exited ${r.code} without JSON stats: ${r.stderr}`);
-      }
+      return (await relay.stop()).stats;
     },
   };
 }

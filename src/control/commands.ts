@@ -8,7 +8,7 @@
 import { ConfigError, parseConfigText } from "../config.ts";
 import { getLogLevels, isLogLevel, logger, setLogLevel } from "../log.ts";
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay.ts";
-import type { InterfaceStats, OutputStats, RelayStats, RuleStats, State } from "../supervisor.ts";
+import type { InterfaceStats, OutputStats, RuleStats, State, WorkerStats } from "../supervisor.ts";
 import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
 import { outputKey, type Rates, type RateTracker } from "./rates.ts";
 import denoJson from "../../deno.json" with { type: "json" };
@@ -27,24 +27,7 @@ export interface ControlContext {
 }
 
 /** One data-path worker (as `stats().workers` reports it). */
-export interface WorkerInfo {
-  /** Input interface it serves. */
-  interface: string;
-  /** Index among that interface's workers. */
-  index: number;
-  /** running, starting, pending, error, ... */
-  state: string;
-  /** Times it was restarted. */
-  restarts: number;
-  /** Frames it took from its ring. */
-  frames: number;
-  /** Milliseconds since its last heartbeat (null when unknown). */
-  heartbeat_age_ms: number | null;
-  /** Why it is not running. */
-  reason?: string;
-  /** CPU it is pinned to. */
-  cpu?: number;
-}
+export type WorkerInfo = WorkerStats;
 
 /** An output with its rate. */
 export type OutputWithRate = OutputStats & { pps: number; bps: number };
@@ -122,22 +105,6 @@ export interface ListedRule {
   bps: number;
 }
 
-/** Workers from `stats.workers`, or one per interface when the field is absent. */
-export function workersOf(s: RelayStats): WorkerInfo[] {
-  const w = (s as { workers?: Partial<WorkerInfo>[] }).workers as WorkerInfo[] | undefined;
-  if (Array.isArray(w)) {
-    return w.map((x) => ({ ...x, heartbeat_age_ms: x.heartbeat_age_ms ?? null }));
-  }
-  return s.interfaces.map((i) => ({
-    interface: i.name,
-    index: 0,
-    state: i.state,
-    restarts: i.restarts,
-    frames: i.frames,
-    heartbeat_age_ms: null,
-  }));
-}
-
 /** A stats snapshot with rates (also used by the metrics endpoint and `top`). */
 export function statsWithRates(ctx: ControlContext): StatsResult {
   const s = ctx.relay.stats();
@@ -161,7 +128,7 @@ export function statsWithRates(ctx: ControlContext): StatsResult {
       const x = r.interfaces.get(i.name);
       return { ...i, ...rate(x), kernel_drops_ps: rnd(x?.kernel_drops_ps ?? 0) };
     }),
-    workers: workersOf(s),
+    workers: s.workers,
     drops: s.drops,
     drops_ps: Object.fromEntries(Object.keys(s.drops).map((k) => [k, rnd(r.drops[k] ?? 0)])),
   };
@@ -253,7 +220,7 @@ export const HANDLERS: Record<string, Handler> = {
 
   stats: (ctx) => Promise.resolve(statsWithRates(ctx)),
 
-  workers: (ctx) => Promise.resolve({ workers: workersOf(ctx.relay.stats()) }),
+  workers: (ctx) => Promise.resolve({ workers: ctx.relay.stats().workers }),
 
   async add(ctx, args) {
     const raw = args.rule;

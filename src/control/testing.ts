@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { BUILD, Proc, REPO, waitForFile } from "../netns.ts";
+import { BUILD, Proc, REPO, runDeno, type RunResult, waitForFile } from "../netns.ts";
 import { ControlClient } from "./client.ts";
 import type { Reply } from "./protocol.ts";
 
@@ -70,17 +70,16 @@ export class Daemon {
 }
 
 /** Run `cli.ts ctl` with arguments; returns exit code and output. */
-export async function runCtl(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-net", `${REPO}/cli.ts`, "ctl", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+export function runCtl(args: string[]): Promise<RunResult> {
+  return runDeno([
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-net",
+    `${REPO}/cli.ts`,
+    "ctl",
+    ...args,
+  ]);
 }
 
 /** Options of {@link startDaemon}. */

@@ -6,8 +6,8 @@
  * counted by an independent receiver (mcr-sink).
  */
 import assert from "node:assert/strict";
-import { BUILD, chainTopology, Proc, REPO, skipReason, waitForFile } from "../../src/netns.ts";
-import { runGen, startSink } from "../../src/harness.ts";
+import { BUILD, chainTopology, type Proc, REPO, runDeno, skipReason } from "../../src/netns.ts";
+import { runGen, startRelayWith, startSink } from "../../src/harness.ts";
 import { toLineProtocol } from "../../examples/stats_exporter.ts";
 import type { StatsResult } from "../../mod.ts";
 
@@ -191,54 +191,25 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "mcr-exporter-" });
     const sock = `${dir}/control.sock`;
     let relay: Proc | undefined;
-    const exporter = async (...args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-read",
-          "--allow-write",
-          `--allow-net=unix:${sock}`,
-          `${REPO}/examples/stats_exporter.ts`,
-          "--socket",
-          sock,
-          ...args,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
-      }).output();
-      const d = new TextDecoder();
-      return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-    };
-    try {
-      await Deno.writeTextFile(
-        `${dir}/rules.json`,
-        JSON.stringify({
-          rules: [{
-            name: "cam1",
-            input: { interface: "r0", group: "239.1.1.1", port: 5001 },
-            outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
-          }],
-        }),
-      );
-      relay = new Proc(t.ns("rly"), [
-        Deno.execPath(),
+    const exporter = (...args: string[]) =>
+      runDeno([
         "run",
-        "-A",
-        `${REPO}/cli.ts`,
-        "--config",
-        `${dir}/rules.json`,
-        "--control-socket",
+        "--allow-read",
+        "--allow-write",
+        `--allow-net=unix:${sock}`,
+        `${REPO}/examples/stats_exporter.ts`,
+        "--socket",
         sock,
-        "--ready-file",
-        `${dir}/ready`,
-        "--log-level",
-        "warning",
-      ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1" });
-      await waitForFile(`${dir}/ready`, 20_000, "the relay").catch(async (e) => {
-        relay!.kill("SIGKILL");
-        throw new Error(`${e.message}: ${(await relay!.wait()).stderr}`);
-      });
+        ...args,
+      ]);
+    try {
+      relay = (await startRelayWith(t, "rly", {
+        rules: [{
+          name: "cam1",
+          input: { interface: "r0", group: "239.1.1.1", port: 5001 },
+          outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
+        }],
+      }, { dir, perms: ["-A"], args: ["--control-socket", sock] })).proc;
       const sink = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { expectTotal: N });
       await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: RATE, count: N });
       assert.equal((await sink.result()).total.unique, N);

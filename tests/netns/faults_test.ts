@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { skipReason, Topology } from "../../src/netns.ts";
-import { runGen, startSink } from "../../src/harness.ts";
-import { chainV4, startRelayWith, workDir } from "./lib_robust.ts";
+import { runGen, startRelayWith, startSink } from "../../src/harness.ts";
+import { chainV4, workDir } from "./lib_robust.ts";
 
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };

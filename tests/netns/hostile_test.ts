@@ -8,17 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { skipReason, Topology } from "../../src/netns.ts";
-import { type SinkReport, startSink } from "../../src/harness.ts";
+import { type SinkReport, startRelayWith, startSink } from "../../src/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import type { Kind, Manifest } from "../fixtures/hostile/generate.ts";
-import {
-  chainV4,
-  FRAME_DROPS,
-  frameDrops,
-  runInject,
-  startRelayWith,
-  workDir,
-} from "./lib_robust.ts";
+import { chainV4, FRAME_DROPS, frameDrops, runInject, workDir } from "./lib_robust.ts";
 
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };

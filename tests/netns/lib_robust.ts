@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { BUILD, Proc, REPO, type Topology, waitForFile } from "../../src/netns.ts";
-import { RelayProc } from "../../src/harness.ts";
+import { BUILD, buildChain, Proc, type Topology } from "../../src/netns.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 
 /** Add a namespace whose interfaces never get IPv6 (no ND/MLD frames). */
@@ -31,17 +30,7 @@ export async function chainV4(
   t: Topology,
   opts: { mtu?: number; extraOut?: boolean; extraIn?: boolean } = {},
 ): Promise<void> {
-  for (const r of ["snd", "rly", "rcv"]) await addNsNoV6(t, r);
-  await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
-    role: "rly",
-    dev: "r0",
-    addr: "10.77.1.2/24",
-  });
-  await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-    role: "rcv",
-    dev: "d0",
-    addr: "10.77.2.2/24",
-  });
+  await buildChain(t, (role) => addNsNoV6(t, role));
   const devs: [string, string][] = [["snd", "s0"], ["rly", "r0"], ["rly", "r1"], ["rcv", "d0"]];
   if (opts.extraOut) {
     await t.link({ role: "rly", dev: "r2", addr: "10.77.3.1/24" }, {
@@ -65,64 +54,6 @@ export async function chainV4(
 /** A private directory for config and ready files of one test (removed by `cleanup`). */
 export async function workDir(prefix: string): Promise<string> {
   return await Deno.makeTempDir({ prefix: `mcr-${prefix}-` });
-}
-
-/** Options of {@link startRelayWith}. */
-export interface RelayRun {
-  /** Directory for the config and the ready file. */
-  dir: string;
-  /** Command prepended to the deno invocation (e.g. setpriv ...). */
-  wrap?: string[];
-  /** Deno executable (default Deno.execPath()). */
-  deno?: string;
-  /** Deno permission flags (default: ffi, read, env, write to `dir`). */
-  perms?: string[];
-  /** Extra relay arguments (default --no-control). */
-  args?: string[];
-  /** Environment. */
-  env?: Record<string, string>;
-  /** Wait for the ready file (default true). */
-  waitReady?: boolean;
-}
-
-/** Start cli.ts in a namespace with full control over the command line. */
-export async function startRelayWith(
-  t: Topology,
-  role: string,
-  config: unknown,
-  run: RelayRun,
-): Promise<RelayProc> {
-  const id = crypto.randomUUID().slice(0, 8);
-  const cfg = `${run.dir}/relay-${id}.json`;
-  const ready = `${run.dir}/relay-${id}.ready`;
-  await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
-  const perms = run.perms ??
-    ["--allow-ffi", "--allow-read", "--allow-env", `--allow-write=${run.dir}`];
-  const proc = new Proc(t.ns(role), [
-    ...(run.wrap ?? []),
-    run.deno ?? Deno.execPath(),
-    "run",
-    ...perms,
-    `${REPO}/cli.ts`,
-    "--config",
-    cfg,
-    "--ready-file",
-    ready,
-    "--json",
-    "--log-level",
-    "warning",
-    ...(run.args ?? ["--no-control"]),
-  ], { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1", ...(run.env ?? {}) });
-  if (run.waitReady ?? true) {
-    try {
-      await waitForFile(ready, 20_000, "the relay to start");
-    } catch (e) {
-      proc.kill("SIGKILL");
-      const r = await proc.wait();
-      throw new Error(`${(e as Error).message}\nrelay stderr: ${r.stderr}\nstdout: ${r.stdout}`);
-    }
-  }
-  return new RelayProc(proc, cfg);
 }
 
 /** mcr-inject's JSON summary. */

@@ -4,8 +4,8 @@
  * drop accounting and IGMP membership.
  */
 import assert from "node:assert/strict";
-import { BUILD, chainTopology, Proc, REPO, skipReason, waitForFile } from "../../src/netns.ts";
-import { runGen, startCapture, startRelay, startSink } from "../../src/harness.ts";
+import { chainTopology, skipReason } from "../../src/netns.ts";
+import { runGen, startCapture, startDriver, startRelay, startSink } from "../../src/harness.ts";
 
 const skip = skipReason();
 
@@ -31,26 +31,12 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const t = await chain("live");
-    const dir = await Deno.makeTempDir({ prefix: "mcr-live-" });
     try {
-      const cfgs = [{ rules: [cam1] }, { rules: [cam1, cam2] }, { rules: [cam1] }];
-      const paths = [];
-      for (let i = 0; i < cfgs.length; i++) {
-        paths.push(`${dir}/c${i}.json`);
-        await Deno.writeTextFile(paths[i], JSON.stringify(cfgs[i]));
-      }
-      const relay = new Proc(t.ns("rly"), [
-        Deno.execPath(),
-        "run",
-        "--allow-ffi",
-        "--allow-read",
-        "--allow-env",
-        "--allow-write",
-        `${REPO}/tests/netns/fixtures/live_relay.ts`,
-        dir,
-        ...paths,
-      ], { MCR_LIB: `${BUILD}/libmcr.so` });
-      await waitForFile(`${dir}/ready`, 20_000, "the relay");
+      const relay = await startDriver(t, "rly", [
+        { rules: [cam1] },
+        { rules: [cam1, cam2] },
+        { rules: [cam1] },
+      ]);
       const N = 60_000; // per stream: 3 s at 20 kpps
       const s1 = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { expectTotal: N });
       const s2 = await startSink(t, "rcv", "d0", ["239.10.2.2:6002"], { idleMs: 1000 });
@@ -59,13 +45,11 @@ Deno.test({
         count: N,
       });
       await new Promise((r) => setTimeout(r, 700));
-      await Deno.writeTextFile(`${dir}/apply-1`, "");
-      await waitForFile(`${dir}/applied-1`, 10_000);
+      await relay.apply(1);
       // cam2's group is joined on r0 while cam2 exists ...
       const joined = await t.exec("rly", ["ip", "maddr", "show", "dev", "r0"]);
       await new Promise((r) => setTimeout(r, 1000));
-      await Deno.writeTextFile(`${dir}/apply-2`, "");
-      await waitForFile(`${dir}/applied-2`, 10_000);
+      await relay.apply(2);
       // ... and left when the last rule for it goes; cam1's stays.
       const left = await t.exec("rly", ["ip", "maddr", "show", "dev", "r0"]);
       assert.match(joined, /inet\s+239\.1\.1\.2\b/);
@@ -74,17 +58,15 @@ Deno.test({
       await gen;
       const r1 = await s1.result();
       const r2 = await s2.result();
-      await Deno.writeTextFile(`${dir}/stop`, "");
-      const out = await relay.wait();
-      assert.equal(out.code, 0, out.stderr);
-      const stats = JSON.parse(out.stdout.trim().split("\n").pop()!);
+      const { code, stats, stderr } = await relay.stop();
+      assert.equal(code, 0, stderr);
 
       // cam1 was in every table: not one datagram missed across two swaps.
       assert.equal(r1.total.unique, N);
       assert.equal(r1.total.lost, 0);
       assert.equal(r1.total.duplicates, 0);
       assert.equal(r1.total.reordered, 0);
-      const c1 = stats.rules.find((r: { name: string }) => r.name === "cam1");
+      const c1 = stats.rules.find((r) => r.name === "cam1")!;
       assert.equal(c1.packets, N, "cam1 counters kept counting through both swaps");
       // cam2 existed only between the swaps: some but not all of its stream.
       assert.ok(r2.total.unique > 5_000, `cam2 forwarded while present (${r2.total.unique})`);
@@ -92,13 +74,12 @@ Deno.test({
       assert.equal(r2.total.duplicates, 0);
       assert.equal(r2.total.reordered, 0);
       // Every cam2 datagram outside its lifetime was counted as no_match.
-      const r0 = stats.interfaces.find((i: { name: string }) => i.name === "r0");
+      const r0 = stats.interfaces.find((i) => i.name === "r0")!;
       assert.equal(r0.frames, 2 * N);
       assert.equal(stats.drops.no_match, N - r2.total.unique);
       assert.equal(r0.matched, N + r2.total.unique);
     } finally {
       await t.destroy();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

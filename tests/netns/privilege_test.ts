@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { BUILD, REPO, sh, skipReason, Topology } from "../../src/netns.ts";
-import { runGen, startSink } from "../../src/harness.ts";
-import { chainV4, startRelayWith } from "./lib_robust.ts";
+import { runGen, startRelayWith, startSink } from "../../src/harness.ts";
+import { chainV4 } from "./lib_robust.ts";
 
 const skip = skipReason() ??
   (await sh(["sh", "-c", "command -v setpriv useradd"], { allowFail: true })

@@ -4,6 +4,7 @@
  * documented exit code; usage errors exit 2. Runs `cli.ts` as a subprocess.
  */
 import assert from "node:assert/strict";
+import { runDeno } from "../../src/netns.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const FIX = `${REPO}tests/fixtures/config`;
@@ -11,15 +12,8 @@ const expected: Record<string, string[]> = JSON.parse(
   Deno.readTextFileSync(`${FIX}/expected-errors.json`),
 );
 
-async function cli(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-env", "--allow-ffi", `${REPO}cli.ts`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+function cli(...args: string[]) {
+  return runDeno(["run", "--allow-read", "--allow-env", "--allow-ffi", `${REPO}cli.ts`, ...args]);
 }
 
 for (const f of [...Deno.readDirSync(FIX)].map((e) => e.name).sort()) {

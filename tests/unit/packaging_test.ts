@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { sdNotify } from "../../ffi/mcr.ts";
 import { McrError } from "../../ffi/errors.ts";
-import { BUILD, Proc, REPO, skipReason, Topology, waitForFile } from "../../src/netns.ts";
+import { type Proc, REPO, runDeno, skipReason, Topology } from "../../src/netns.ts";
+import { startRelayWith } from "../../src/harness.ts";
 
 const PKG = `${REPO}/packaging`;
 const UNITS = ["mcr.service", "mcr@.service"];
@@ -356,29 +357,21 @@ Deno.test({
           outputs: [{ interface: "a1", group: `239.10.1.${i + 1}`, port: 6000 + i }],
         })),
       });
-      await Deno.writeTextFile(`${dir}/rules.json`, JSON.stringify(rules(1)));
-      relay = new Proc(t.ns("rly"), [
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${REPO}/cli.ts`,
-        "--config",
-        `${dir}/rules.json`,
-        "--control-socket",
-        `${dir}/control.sock`,
-        "--ready-file",
-        `${dir}/ready`,
-        "--log-level",
-        "warning",
-      ], { MCR_LIB: `${BUILD}/libmcr.so`, NOTIFY_SOCKET: `${dir}/notify.sock`, NO_COLOR: "1" });
-      await waitForFile(`${dir}/ready`, 20_000, "the relay");
+      const started = await startRelayWith(t, "rly", rules(1), {
+        dir,
+        perms: ["-A"],
+        args: ["--control-socket", `${dir}/control.sock`],
+        env: { NOTIFY_SOCKET: `${dir}/notify.sock` },
+      });
+      relay = started.proc;
+      const config = started.configPath;
       assert.equal(
         await rcv.waitFor((m) => m.startsWith("READY=1"), "READY"),
         "READY=1\nSTATUS=1 of 1 rules forwarding",
       );
 
       // SIGHUP (kill -HUP, or systemctl reload without ExecReload)
-      await Deno.writeTextFile(`${dir}/rules.json`, JSON.stringify(rules(2)));
+      await Deno.writeTextFile(config, JSON.stringify(rules(2)));
       relay.kill("SIGHUP");
       await rcv.waitFor((m) => m.startsWith("RELOADING=1"), "RELOADING");
       await rcv.waitFor(
@@ -387,21 +380,17 @@ Deno.test({
       );
 
       // ExecReload: `mcr ctl reload` through the control socket
-      await Deno.writeTextFile(`${dir}/rules.json`, JSON.stringify(rules(3)));
-      const ctl = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          `${REPO}/cli.ts`,
-          "ctl",
-          "--control-socket",
-          `${dir}/control.sock`,
-          "reload",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(ctl.code, 0, new TextDecoder().decode(ctl.stderr));
+      await Deno.writeTextFile(config, JSON.stringify(rules(3)));
+      const ctl = await runDeno([
+        "run",
+        "-A",
+        `${REPO}/cli.ts`,
+        "ctl",
+        "--control-socket",
+        `${dir}/control.sock`,
+        "reload",
+      ]);
+      assert.equal(ctl.code, 0, ctl.stderr);
       await rcv.waitFor(
         (m) => m === "READY=1\nSTATUS=3 of 3 rules forwarding",
         "READY after ctl reload",
