@@ -471,7 +471,21 @@ export class Supervisor {
   #onEvent(rt: Runtime, sl: Slot, w: Worker, ev: WorkerEvent): void {
     if (sl.worker !== w && ev.type !== "stopped") return;
     this.#handle(rt, sl, w, ev);
-    if (ev.type !== "log" && ev.type !== "applied") this.#publish();
+    if (ev.type !== "log" && ev.type !== "applied") this.#publishSoon();
+  }
+
+  #publishTimer?: ReturnType<typeof setTimeout>;
+
+  /**
+   * Publish state changes once per burst of worker events (a table with many
+   * outputs reports each of them): one stats() walk instead of one per event.
+   */
+  #publishSoon(): void {
+    if (this.#listeners.size === 0 || this.#publishTimer !== undefined || this.#closed) return;
+    this.#publishTimer = setTimeout(() => {
+      this.#publishTimer = undefined;
+      this.#publish();
+    }, 10);
   }
 
   #handle(rt: Runtime, sl: Slot, w: Worker, ev: WorkerEvent): void {
@@ -805,7 +819,10 @@ export class Supervisor {
     if (this.#closed) return;
     this.#closed = true;
     this.#unlisten();
+    clearTimeout(this.#publishTimer);
+    this.#publishTimer = undefined;
     await Promise.all([...this.#rt.values()].map((rt) => this.#stopRuntime(rt)));
+    this.#publish(); // the final states, once
     for (const v of this.#igmp.values()) v.m?.close();
     this.#igmp.clear();
   }
