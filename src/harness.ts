@@ -47,6 +47,24 @@ async function tmp(name: string): Promise<string> {
   return `${await tmpDir()}/${name}`;
 }
 
+/** The final stats JSON a relay prints as its last stdout line when it stops. */
+function finalStats(
+  r: { code: number; stdout: string; stderr: string },
+  what: string,
+): { code: number; stats: RelayStats; stderr: string } {
+  try {
+    return {
+      code: r.code,
+      stats: JSON.parse(r.stdout.trim().split("\n").pop() ?? ""),
+      stderr: r.stderr,
+    };
+  } catch {
+    throw new Error(
+      `${what} exited ${r.code} without JSON stats.\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
+  }
+}
+
 /** A running relay. */
 export class RelayProc {
   /**
@@ -61,23 +79,11 @@ export class RelayProc {
   ) {}
 
   /** SIGTERM, wait, parse the final JSON stats. */
-  async stop(): Promise<{ code: number; stats: RelayStatsJson; stderr: string }> {
+  async stop(): Promise<{ code: number; stats: RelayStats; stderr: string }> {
     this.proc.kill("SIGTERM");
-    const r = await this.proc.wait();
-    let stats: RelayStatsJson;
-    try {
-      stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
-    } catch {
-      throw new Error(
-        `relay exited ${r.code} without JSON stats.\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
-      );
-    }
-    return { code: r.code, stats, stderr: r.stderr };
+    return finalStats(await this.proc.wait(), "relay");
   }
 }
-
-/** The relay's final stats as printed by `cli.ts --json`. */
-export type RelayStatsJson = RelayStats;
 
 /** Options of {@link startRelayWith}. */
 export interface RelayRun {
@@ -275,13 +281,7 @@ export class RelayDriver {
     await Deno.writeTextFile(`${this.dir}/stop`, "");
     const r = await this.proc.wait();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
-    let stats: RelayStats;
-    try {
-      stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
-    } catch {
-      throw new Error(`relay driver exited ${r.code} without stats: ${r.stderr}`);
-    }
-    return { code: r.code, stats, stderr: r.stderr };
+    return finalStats(r, "relay driver");
   }
 }
 

@@ -5,7 +5,8 @@
  * @module
  */
 import type { Topology } from "../../src/netns.ts";
-import { type RelayStatsJson, startRelayWith } from "../../src/harness.ts";
+import { startRelayWith } from "../../src/harness.ts";
+import type { RelayStats } from "../../src/supervisor.ts";
 import { spawnTracked } from "./relays.ts";
 
 /** A running relay process. */
@@ -15,7 +16,7 @@ export interface McrProc {
   /** The exact command line. */
   command: string[];
   /** SIGTERM, wait, parse the final stats JSON. */
-  stop(): Promise<RelayStatsJson>;
+  stop(): Promise<RelayStats>;
 }
 
 /** Start `cli.ts` with a config in a namespace; resolves once it wrote its ready file. */

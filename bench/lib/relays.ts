@@ -9,7 +9,7 @@
  * @module
  */
 import { Proc } from "../../src/netns.ts";
-import type { RelayStatsJson } from "../../src/harness.ts";
+import type { RelayStats } from "../../src/supervisor.ts";
 import { startMcr } from "./mcr.ts";
 import type { BenchTopo, Workload } from "./topologies.ts";
 
@@ -93,7 +93,7 @@ export function mcrRelay(
   };
 }
 
-function summarizeMcrStats(s: RelayStatsJson): Record<string, unknown> {
+function summarizeMcrStats(s: RelayStats): Record<string, unknown> {
   return {
     rule_packets: s.rules.reduce((a, r) => a + r.packets, 0),
     output_packets: s.rules.reduce((a, r) => a + r.outputs.reduce((b, o) => b + o.packets, 0), 0),
