@@ -60,6 +60,7 @@ int32_t mcr_abi_sizeof(uint32_t which)
 	case MCR_ABI_OUT_COUNTERS: return (int32_t)sizeof(struct mcr_out_counters);
 	case MCR_ABI_IFACE_INFO: return (int32_t)sizeof(struct mcr_iface_info);
 	case MCR_ABI_TX_STATS: return (int32_t)sizeof(struct mcr_tx_stats);
+	case MCR_ABI_LINK_EVENT: return (int32_t)sizeof(struct mcr_link_event);
 	default: return -EINVAL;
 	}
 }

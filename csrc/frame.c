@@ -92,32 +92,23 @@ void mcr_mcast_mac(uint32_t group, uint8_t *mac6)
 	mac6[5] = g[3];
 }
 
-uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
-		     const uint8_t *in_ip, const uint8_t *in_udp, const uint8_t *payload,
-		     uint32_t len, uint8_t ttl, uint16_t ip_id, int in_csum_ok)
+/* Sum of the UDP checksum over a header (8 bytes, checksum field ignored)
+ * and a separate payload: the value to store (0 mapped to 0xFFFF). */
+static uint16_t csum_udp_split(uint32_t saddr, uint32_t daddr, const uint8_t *udp8,
+			       const uint8_t *payload, uint32_t len)
 {
-	if (len > 65535u - MCR_IP_HLEN - MCR_UDP_HLEN || cap < MCR_HDRS_LEN ||
-	    len > cap - MCR_HDRS_LEN)
-		return 0;
-	uint8_t *eth = out, *ip = out + MCR_ETH_HLEN, *udp = ip + MCR_IP_HLEN;
+	uint32_t udp_len = MCR_UDP_HLEN + len;
+	uint64_t s = (uint64_t)csum_addr(saddr) + csum_addr(daddr) + 17u + (udp_len & 0xffffu);
+	s += mcr_csum_partial(udp8, 6, 0);
+	if (len)
+		s += mcr_csum_partial(payload, len, 0);
+	uint16_t c = (uint16_t)~csum_fold(s);
+	return c ? c : 0xffff;
+}
 
-	memcpy(eth, t->dst_mac, 6);
-	memcpy(eth + 6, t->src_mac, 6);
-	eth[12] = 0x08;
-	eth[13] = 0x00;
-
-	ip[0] = 0x45;
-	ip[1] = t->tos;
-	wr16(ip + 2, (uint16_t)(MCR_IP_HLEN + MCR_UDP_HLEN + len));
-	wr16(ip + 4, ip_id);
-	ip[6] = 0; /* flags: no DF, not a fragment */
-	ip[7] = 0;
-	ip[8] = ttl;
-	ip[9] = 17;
-	memcpy(ip + 12, &t->src_ip, 4);
-	memcpy(ip + 16, &t->dst_ip, 4);
-	wr16(ip + 10, csum_ipv4_hdr(ip, MCR_IP_HLEN));
-
+void udp_header_build(uint8_t *udp, const struct mcr_template *t, const uint8_t *in_ip,
+		      const uint8_t *in_udp, const uint8_t *payload, uint32_t len, int in_csum_ok)
+{
 	uint16_t sport, dport, in_sport, in_dport;
 	memcpy(&in_sport, in_udp, 2);
 	memcpy(&in_dport, in_udp + 2, 2);
@@ -126,7 +117,7 @@ uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
 	memcpy(udp, &sport, 2);
 	memcpy(udp + 2, &dport, 2);
 	wr16(udp + 4, (uint16_t)(MCR_UDP_HLEN + len));
-	memcpy(udp + MCR_UDP_HLEN, payload, len);
+	wr16(udp + 6, 0);
 
 	uint16_t in_csum = rd16(in_udp + 6);
 	uint16_t c;
@@ -137,8 +128,83 @@ uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
 		c = csum_udp_update(in_csum, in_saddr, in_daddr, in_sport, in_dport, t->src_ip,
 				    t->dst_ip, sport, dport);
 	} else {
-		c = csum_udp_full(t->src_ip, t->dst_ip, udp, MCR_UDP_HLEN + len);
+		c = csum_udp_split(t->src_ip, t->dst_ip, udp, payload, len);
 	}
 	wr16(udp + 6, c);
+}
+
+void l2l3_build(uint8_t *out, const struct mcr_template *t, uint16_t ip_len, uint16_t ip_id,
+		uint16_t frag, uint8_t ttl)
+{
+	uint8_t *eth = out, *ip = out + MCR_ETH_HLEN;
+	memcpy(eth, t->dst_mac, 6);
+	memcpy(eth + 6, t->src_mac, 6);
+	eth[12] = 0x08;
+	eth[13] = 0x00;
+	ip[0] = 0x45;
+	ip[1] = t->tos;
+	wr16(ip + 2, ip_len);
+	wr16(ip + 4, ip_id);
+	wr16(ip + 6, frag);
+	ip[8] = ttl;
+	ip[9] = 17;
+	memcpy(ip + 12, &t->src_ip, 4);
+	memcpy(ip + 16, &t->dst_ip, 4);
+	wr16(ip + 10, csum_ipv4_hdr(ip, MCR_IP_HLEN));
+}
+
+uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
+		     const uint8_t *in_ip, const uint8_t *in_udp, const uint8_t *payload,
+		     uint32_t len, uint8_t ttl, uint16_t ip_id, int in_csum_ok)
+{
+	if (len > 65535u - MCR_IP_HLEN - MCR_UDP_HLEN || cap < MCR_HDRS_LEN ||
+	    len > cap - MCR_HDRS_LEN)
+		return 0;
+	/* flags: no DF, not a fragment — the relay re-originates the datagram */
+	l2l3_build(out, t, (uint16_t)(MCR_IP_HLEN + MCR_UDP_HLEN + len), ip_id, 0, ttl);
+	uint8_t *udp = out + MCR_ETH_HLEN + MCR_IP_HLEN;
+	memcpy(udp + MCR_UDP_HLEN, payload, len);
+	udp_header_build(udp, t, in_ip, in_udp, payload, len, in_csum_ok);
 	return MCR_HDRS_LEN + len;
+}
+
+uint32_t frag_payload_max(uint32_t max_frame)
+{
+	if (max_frame < MCR_ETH_HLEN + MCR_IP_HLEN + 8u)
+		return 0;
+	return (max_frame - MCR_ETH_HLEN - MCR_IP_HLEN) & ~7u;
+}
+
+uint32_t frag_count(uint32_t len, uint32_t max_frame)
+{
+	uint32_t chunk = frag_payload_max(max_frame);
+	if (!chunk)
+		return 0;
+	uint32_t ip_payload = MCR_UDP_HLEN + len;
+	return (ip_payload + chunk - 1) / chunk;
+}
+
+uint32_t frame_build_fragment(uint8_t *out, uint32_t cap, const struct mcr_template *t,
+			      const uint8_t *udp8, const uint8_t *payload, uint32_t len,
+			      uint8_t ttl, uint16_t ip_id, uint32_t k, uint32_t max_frame)
+{
+	uint32_t chunk = frag_payload_max(max_frame);
+	uint32_t total = MCR_UDP_HLEN + len; /* the IPv4 payload being split */
+	uint32_t off = k * chunk;
+	if (!chunk || off >= total)
+		return 0;
+	uint32_t n = total - off < chunk ? total - off : chunk;
+	if (cap < MCR_ETH_HLEN + MCR_IP_HLEN + n)
+		return 0;
+	int more = off + n < total;
+	uint16_t frag = (uint16_t)((more ? 0x2000u : 0u) | (off / 8u));
+	l2l3_build(out, t, (uint16_t)(MCR_IP_HLEN + n), ip_id, frag, ttl);
+	uint8_t *dst = out + MCR_ETH_HLEN + MCR_IP_HLEN;
+	if (off == 0) {
+		memcpy(dst, udp8, MCR_UDP_HLEN);
+		memcpy(dst + MCR_UDP_HLEN, payload, n - MCR_UDP_HLEN);
+	} else {
+		memcpy(dst, payload + (off - MCR_UDP_HLEN), n);
+	}
+	return MCR_ETH_HLEN + MCR_IP_HLEN + n;
 }

@@ -85,4 +85,32 @@ uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
 		     const uint8_t *in_ip, const uint8_t *in_udp, const uint8_t *payload,
 		     uint32_t len, uint8_t ttl, uint16_t ip_id, int in_csum_ok);
 
+/*
+ * The UDP header (8 bytes) of an output datagram: template ports (0 keeps the
+ * input's), length, and the checksum over the whole datagram — incremental
+ * from the input's when possible (see frame_build), in full otherwise.
+ */
+void udp_header_build(uint8_t *udp, const struct mcr_template *t, const uint8_t *in_ip,
+		      const uint8_t *in_udp, const uint8_t *payload, uint32_t len, int in_csum_ok);
+
+/* Ethernet II + IPv4 header (IHL 5) for template t: total length ip_len,
+ * identification ip_id, flags/fragment-offset word frag, ttl. */
+void l2l3_build(uint8_t *out, const struct mcr_template *t, uint16_t ip_len, uint16_t ip_id,
+		uint16_t frag, uint8_t ttl);
+
+/* IPv4 fragmentation (RFC 791), as a router does when a datagram without DF
+ * is longer than the output MTU: every fragment but the last carries a
+ * multiple of 8 bytes of the IPv4 payload (UDP header + payload), as much as
+ * fits into max_frame (Ethernet + IPv4 header + data). */
+/* Largest fragment data per frame for max_frame (0 if none fits). */
+uint32_t frag_payload_max(uint32_t max_frame);
+/* Fragments needed for a UDP payload of len bytes (0 if impossible). */
+uint32_t frag_count(uint32_t len, uint32_t max_frame);
+/* Write fragment k of the datagram (udp8: its UDP header from
+ * udp_header_build, payload/len: its payload). Returns the frame length, or
+ * 0 when k is past the end or the fragment does not fit into cap. */
+uint32_t frame_build_fragment(uint8_t *out, uint32_t cap, const struct mcr_template *t,
+			      const uint8_t *udp8, const uint8_t *payload, uint32_t len,
+			      uint8_t ttl, uint16_t ip_id, uint32_t k, uint32_t max_frame);
+
 #endif /* MCR_FRAME_H */

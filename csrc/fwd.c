@@ -5,9 +5,20 @@
  *
  * Ring templates: a complete Ethernet/IPv4/UDP frame is built straight into
  * a TX ring slot (frame.c); each TX ring touched by a submit is kicked once.
+ * A datagram longer than the ring's MTU is sent as IPv4 fragments when the
+ * input did not set DF (as a router would), and dropped as too_big when it
+ * did. A datagram is counted as sent only when the kernel has taken it: the
+ * ring reports every frame's outcome back (fwd_done) and the frame's tag
+ * says which template (and which life of it) the datagram belongs to.
  * Socket templates: a UDP socket bound to the output device; the datagrams
  * of one submit go out with one sendmmsg() per template, the iovecs pointing
  * into the RX ring (zero copy), the TTL in a per-message IP_TTL cmsg.
+ *
+ * Every ring a template uses is registered with the forwarder (its owner):
+ * the forwarder services it between batches, and a ring leaving the
+ * forwarder (last template gone, or the forwarder closing) is kicked once
+ * and what the kernel does not take is discarded and counted, so no
+ * datagram is ever left without an outcome.
  */
 #include "fwd.h"
 #include "frame.h"
@@ -26,13 +37,38 @@
 #define MAX_TOUCHED 64u
 #define CMSG_TTL_SPACE CMSG_SPACE(sizeof(int))
 
+/* Frame tag (ring_tx.h txr_commit): template index, the template's life
+ * (generation) so that outcomes of a cleared template's frames are not
+ * charged to the next output in that slot, and whether the frame carries
+ * the datagram's accounting (the last frame of it). */
+#define TAG_TMPL_BITS 20u
+#define TAG_TMPL_MASK ((1u << TAG_TMPL_BITS) - 1u)
+#define TAG_GEN_MASK 0x7ffu
+#define TAG_LAST (1u << 31)
+/* aux of the last frame: payload bytes, and whether the datagram was fragmented */
+#define AUX_BYTES_MASK 0xffffu
+#define AUX_FRAGMENTED (1u << 31)
+#ifndef IFF_LOWER_UP
+#define IFF_LOWER_UP 0x10000 /* carrier (rtnetlink flags) */
+#endif
+/* IPv4 flags word: Don't Fragment */
+#define IP_DF 0x4000u
+
 struct tmpl_state {
 	struct mcr_template t;
 	struct mcr_tx *tx;      /* ring kind */
 	int fd;                 /* socket kind, -1 otherwise */
 	uint16_t ip_id;         /* ring kind: IPv4 identification counter */
 	uint8_t def_ttl;        /* TTL when neither descriptor nor template gives one */
+	uint8_t frag_fail;      /* outcome + 1 of a failed earlier fragment of the datagram */
+	uint32_t gen;           /* life of this template slot (bumped when cleared) */
+	int32_t down;           /* socket kind: link not usable (errno), from mcr_fwd_set_link */
 	struct sockaddr_in dst; /* socket kind */
+};
+
+struct ring_ref {
+	struct mcr_tx *tx;
+	uint32_t refs; /* templates using it */
 };
 
 struct mcr_fwd {
@@ -41,6 +77,9 @@ struct mcr_fwd {
 	struct mcr_fwd_desc *desc;
 	struct mcr_out_counters *ctr;
 	uint64_t invalid;
+	uint64_t orphans;     /* outcomes of frames whose template was cleared meanwhile */
+	struct ring_ref *rings; /* rings this forwarder owns */
+	uint32_t nrings, cap_rings;
 	/* socket-kind staging, all max_desc entries */
 	struct mmsghdr *msgs;
 	struct iovec *iov;
@@ -100,10 +139,15 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
 	return 0;
 }
 
+static void ring_leave(struct mcr_fwd *f, struct mcr_tx *tx);
+
 int mcr_fwd_close(mcr_fwd *f)
 {
 	if (!f)
 		return 0;
+	while (f->nrings)
+		ring_leave(f, f->rings[f->nrings - 1].tx);
+	free(f->rings);
 	if (f->tm)
 		for (uint32_t i = 0; i < f->max_templates; i++)
 			if (f->tm[i].fd >= 0)
@@ -136,6 +180,150 @@ struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *f)
 uint64_t mcr_fwd_invalid(const mcr_fwd *f)
 {
 	return f ? f->invalid : 0;
+}
+
+/* ------------------------------------------------------ ring ownership */
+
+/* A frame's outcome, reported by its ring (in ring order). */
+static void fwd_done(void *ctx, uint32_t tag, uint32_t aux, enum txr_outcome o)
+{
+	struct mcr_fwd *f = ctx;
+	uint32_t idx = tag & TAG_TMPL_MASK;
+	if (idx >= f->max_templates || (f->tm[idx].gen & TAG_GEN_MASK) != ((tag >> TAG_TMPL_BITS) & TAG_GEN_MASK)) {
+		f->orphans++;
+		return;
+	}
+	struct tmpl_state *s = &f->tm[idx];
+	if (!(tag & TAG_LAST)) { /* an earlier fragment: remember a failure for the datagram */
+		if (o != TXR_SENT && !s->frag_fail)
+			s->frag_fail = (uint8_t)(o + 1);
+		return;
+	}
+	if (s->frag_fail && o == TXR_SENT)
+		o = (enum txr_outcome)(s->frag_fail - 1);
+	s->frag_fail = 0;
+	struct mcr_out_counters *c = &f->ctr[idx];
+	if (c->queued)
+		c->queued--;
+	switch (o) {
+	case TXR_SENT:
+		c->packets++;
+		c->bytes += aux & AUX_BYTES_MASK;
+		if (aux & AUX_FRAGMENTED)
+			c->fragmented++;
+		break;
+	case TXR_TOO_BIG:
+		c->too_big++;
+		break;
+	case TXR_LINK_DOWN:
+		c->link_down++;
+		break;
+	case TXR_ERROR:
+		c->errors++;
+		break;
+	}
+}
+
+static struct ring_ref *ring_find(struct mcr_fwd *f, const struct mcr_tx *tx)
+{
+	for (uint32_t i = 0; i < f->nrings; i++)
+		if (f->rings[i].tx == tx)
+			return &f->rings[i];
+	return NULL;
+}
+
+/* The ring is being closed: forget it, and clear templates still using it
+ * (they would point at freed memory). */
+static void fwd_detach(void *ctx, struct mcr_tx *tx)
+{
+	struct mcr_fwd *f = ctx;
+	for (uint32_t i = 0; i < f->max_templates; i++) {
+		struct tmpl_state *s = &f->tm[i];
+		if (s->t.kind == MCR_TMPL_RING && s->tx == tx) {
+			s->t.kind = MCR_TMPL_UNUSED;
+			s->tx = NULL;
+			s->gen++;
+		}
+	}
+	struct ring_ref *r = ring_find(f, tx);
+	if (r)
+		*r = f->rings[--f->nrings];
+}
+
+static int ring_join(struct mcr_fwd *f, struct mcr_tx *tx, char *err, size_t errlen)
+{
+	struct ring_ref *r = ring_find(f, tx);
+	if (r) {
+		r->refs++;
+		return 0;
+	}
+	if (tx->owner && tx->owner != f)
+		return mcr_err(err, errlen, EBUSY, "TX ring belongs to another forwarder");
+	if (f->nrings == f->cap_rings) {
+		uint32_t cap = f->cap_rings ? f->cap_rings * 2 : 8;
+		struct ring_ref *nr = realloc(f->rings, cap * sizeof(*nr));
+		if (!nr)
+			return mcr_err(err, errlen, ENOMEM, "forwarder: ring registry");
+		f->rings = nr;
+		f->cap_rings = cap;
+	}
+	f->rings[f->nrings++] = (struct ring_ref){.tx = tx, .refs = 1};
+	txr_set_owner(tx, f, fwd_done, fwd_detach);
+	return 0;
+}
+
+/* The ring leaves the forwarder: one last kick, what the kernel does not
+ * take is discarded (and counted), then the ring has no owner. */
+static void ring_leave(struct mcr_fwd *f, struct mcr_tx *tx)
+{
+	if (tx->queued && !tx->down) {
+		tx->unkicked = 1;
+		(void)txr_kick(tx);
+	}
+	if (tx->queued)
+		txr_discard(tx, tx->down ? TXR_LINK_DOWN : TXR_ERROR);
+	txr_set_owner(tx, NULL, NULL, NULL);
+	struct ring_ref *r = ring_find(f, tx);
+	if (r)
+		*r = f->rings[--f->nrings];
+}
+
+static void ring_unref(struct mcr_fwd *f, struct mcr_tx *tx)
+{
+	struct ring_ref *r = ring_find(f, tx);
+	if (r && --r->refs == 0)
+		ring_leave(f, tx);
+}
+
+int mcr_fwd_service(mcr_fwd *f)
+{
+	if (!f)
+		return -EINVAL;
+	uint64_t now = txr_now_ns();
+	uint32_t queued = 0;
+	for (uint32_t i = 0; i < f->nrings; i++)
+		queued += txr_service(f->rings[i].tx, now);
+	return (int)queued;
+}
+
+int mcr_fwd_set_link(mcr_fwd *f, uint32_t ifindex, uint32_t flags, uint32_t mtu)
+{
+	if (!f)
+		return -EINVAL;
+	int usable = (flags & (IFF_UP | IFF_LOWER_UP)) == (IFF_UP | IFF_LOWER_UP);
+	int32_t why = usable ? 0 : (flags & IFF_UP) ? ENOLINK : ENETDOWN;
+	for (uint32_t i = 0; i < f->nrings; i++)
+		if (f->rings[i].tx->ifindex == ifindex)
+			txr_set_link(f->rings[i].tx, flags, mtu);
+	for (uint32_t i = 0; i < f->max_templates; i++)
+		if (f->tm[i].t.kind == MCR_TMPL_SOCKET && f->tm[i].t.ifindex == ifindex)
+			f->tm[i].down = why;
+	return 0;
+}
+
+uint64_t mcr_fwd_orphans(const mcr_fwd *f)
+{
+	return f ? f->orphans : 0;
 }
 
 static int is_mcast(uint32_t a)
@@ -214,23 +402,32 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	if (idx >= f->max_templates)
 		return mcr_err(err, errlen, EINVAL, "template index %u >= max_templates %u", idx,
 			       f->max_templates);
+	struct tmpl_state *old = &f->tm[idx];
 	struct tmpl_state ns;
 	memset(&ns, 0, sizeof(ns));
 	ns.fd = -1;
 	ns.t = *t;
 	ns.def_ttl = is_mcast(t->dst_ip) ? 1 : 64;
+	/* Replacing a template keeps its life (and counters): datagrams still in
+	 * a ring are charged to the same output. Clearing it starts a new life. */
+	ns.gen = t->kind == MCR_TMPL_UNUSED ? old->gen + 1 : old->gen;
 	switch (t->kind) {
 	case MCR_TMPL_UNUSED:
-		/* a cleared slot starts its next life with zeroed counters */
-		memset(&f->ctr[idx], 0, sizeof(f->ctr[idx]));
 		break;
 	case MCR_TMPL_RING: {
 		struct mcr_tx *tx = (struct mcr_tx *)(uintptr_t)t->tx;
 		if (!tx || tx->magic != MCR_TX_MAGIC)
 			return mcr_err(err, errlen, EINVAL, "template %u: ring kind needs a TX handle",
 				       idx);
+		if (t->ifindex != tx->ifindex && tx->fd >= 0)
+			return mcr_err(err, errlen, EINVAL,
+				       "template %u: ifindex %u but its TX ring is on %u", idx,
+				       t->ifindex, tx->ifindex);
+		int rc = ring_join(f, tx, err, errlen);
+		if (rc < 0)
+			return rc;
 		ns.tx = tx;
-		ns.ip_id = f->tm[idx].t.kind == MCR_TMPL_RING ? f->tm[idx].ip_id : 0;
+		ns.ip_id = old->t.kind == MCR_TMPL_RING ? old->ip_id : 0;
 		break;
 	}
 	case MCR_TMPL_SOCKET: {
@@ -245,12 +442,22 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	default:
 		return mcr_err(err, errlen, EINVAL, "template %u: unknown kind %u", idx, t->kind);
 	}
-	tmpl_clear(&f->tm[idx]);
-	f->tm[idx] = ns;
+	struct mcr_tx *old_tx = old->t.kind == MCR_TMPL_RING ? old->tx : NULL;
+	if (old_tx) /* may flush the old ring: its frames' outcomes still find the old life */
+		ring_unref(f, old_tx);
+	tmpl_clear(old);
+	*old = ns;
+	if (t->kind == MCR_TMPL_UNUSED) /* a cleared slot starts its next life at zero */
+		memset(&f->ctr[idx], 0, sizeof(f->ctr[idx]));
 	return 0;
 }
 
 /* ------------------------------------------------------------- submit */
+
+static inline uint32_t idx_tag(const struct tmpl_state *s, uint32_t idx)
+{
+	return idx | ((s->gen & TAG_GEN_MASK) << TAG_TMPL_BITS);
+}
 
 static void touch(struct mcr_fwd *f, struct mcr_tx *tx, uint32_t *nt)
 {
@@ -313,7 +520,14 @@ static uint32_t send_socket_batches(struct mcr_fwd *f, uint32_t nstaged, uint32_
 				c->ring_full += end - off;
 				break;
 			}
-			c->errors++; /* skip the failing message, keep going */
+			if (r < 0 && (errno == ENETDOWN || errno == ENODEV || errno == ENXIO)) {
+				c->link_down += end - off; /* the rest would fail the same way */
+				break;
+			}
+			if (r < 0 && errno == EMSGSIZE)
+				c->too_big++;
+			else
+				c->errors++; /* skip the failing message, keep going */
 			off++;
 		}
 		f->sock_cnt[ti] = 0;
@@ -353,33 +567,62 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 		}
 		const uint8_t *ip = base + l3, *udp = base + po - 8u, *pl = base + po;
 		uint8_t ttl = (uint8_t)(d->ttl ? d->ttl : s->t.ttl ? s->t.ttl : s->def_ttl);
+		int csum_ok = !(rd->status & TP_STATUS_CSUMNOTREADY);
 
 		if (s->t.kind == MCR_TMPL_RING) {
 			struct mcr_tx *tx = s->tx;
+			if (tx->down) {
+				c->link_down++;
+				continue;
+			}
 			uint32_t flen = MCR_HDRS_LEN + d->payload_len, room;
-			if (flen > tx->max_frame) {
-				c->errors++;
-				continue;
-			}
-			uint8_t *slot = txr_slot(tx, &room);
-			if (!slot) {
-				c->ring_full++;
-				tx->st.ring_full++;
-				continue;
-			}
-			uint32_t len = frame_build(slot, room, &s->t, ip, udp, pl, d->payload_len, ttl,
-						   s->ip_id, !(rd->status & TP_STATUS_CSUMNOTREADY));
-			if (!len) {
-				c->errors++;
-				continue;
+			uint32_t tag = idx_tag(s, d->tmpl);
+			if (flen <= tx->max_frame) {
+				uint8_t *slot = txr_slot(tx, &room);
+				if (!slot) {
+					c->ring_full++;
+					tx->st.ring_full++;
+					continue;
+				}
+				uint32_t len = frame_build(slot, room, &s->t, ip, udp, pl,
+							   d->payload_len, ttl, s->ip_id, csum_ok);
+				if (!len) {
+					c->errors++;
+					continue;
+				}
+				txr_commit(tx, len, tag | TAG_LAST, d->payload_len);
+			} else {
+				/* longer than the MTU: fragment like a router, unless DF */
+				uint32_t nf = frag_count(d->payload_len, tx->max_frame);
+				if ((rd16(ip + 6) & IP_DF) || !nf) {
+					c->too_big++;
+					continue;
+				}
+				if (!txr_has_room(tx, nf)) {
+					c->ring_full++;
+					tx->st.ring_full += nf;
+					continue;
+				}
+				uint8_t udp8[MCR_UDP_HLEN];
+				udp_header_build(udp8, &s->t, ip, udp, pl, d->payload_len, csum_ok);
+				for (uint32_t k = 0; k < nf; k++) {
+					uint8_t *slot = txr_slot(tx, &room);
+					uint32_t len = frame_build_fragment(slot, room, &s->t, udp8, pl,
+									    d->payload_len, ttl,
+									    s->ip_id, k, tx->max_frame);
+					txr_commit(tx, len, k + 1 == nf ? tag | TAG_LAST : tag,
+						   k + 1 == nf ? (d->payload_len | AUX_FRAGMENTED) : 0);
+				}
 			}
 			s->ip_id++;
-			txr_commit(tx, len);
+			c->queued++;
 			touch(f, tx, &nt);
-			c->packets++;
-			c->bytes += d->payload_len;
 			sent++;
 		} else { /* socket */
+			if (s->down) {
+				c->link_down++;
+				continue;
+			}
 			uint32_t k = nstaged++;
 			f->stage_tmpl[k] = d->tmpl;
 			f->iov[k].iov_base = (void *)(uintptr_t)pl;

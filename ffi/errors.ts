@@ -9,6 +9,7 @@ const ERRNO_NAMES: Record<number, string> = {
   2: "ENOENT",
   4: "EINTR",
   5: "EIO",
+  6: "ENXIO",
   9: "EBADF",
   11: "EAGAIN",
   12: "ENOMEM",
@@ -22,6 +23,7 @@ const ERRNO_NAMES: Record<number, string> = {
   34: "ERANGE",
   38: "ENOSYS",
   61: "ENODATA",
+  67: "ENOLINK",
   90: "EMSGSIZE",
   93: "EPROTONOSUPPORT",
   95: "EOPNOTSUPP",
@@ -33,6 +35,16 @@ const ERRNO_NAMES: Record<number, string> = {
   105: "ENOBUFS",
   110: "ETIMEDOUT",
 };
+
+/** errno values the wrappers and the relay test for (Linux). */
+export const Errno = {
+  ENXIO: 6,
+  EAGAIN: 11,
+  ENODEV: 19,
+  ENOLINK: 67,
+  EADDRINUSE: 98,
+  ENETDOWN: 100,
+} as const;
 
 /** Symbolic name of an errno value (`"ENODEV"`), or `"E<n>"` when unknown. */
 export function errnoName(errno: number): string {

@@ -9,7 +9,7 @@
  * @module
  */
 import { loadMcr, type McrLibrary } from "./load.ts";
-import { McrError } from "./errors.ts";
+import { Errno, McrError } from "./errors.ts";
 
 const ERRLEN = 256;
 const enc = new TextEncoder();
@@ -296,13 +296,25 @@ export class RxRing implements Disposable {
   }
 
   /**
+   * Times the kernel reported the interface down or gone (ENETDOWN on the
+   * socket). The socket stays open: the kernel hooks it in again when the
+   * link comes back up, so the ring keeps working after a flap.
+   */
+  linkDownEvents = 0;
+
+  /**
    * Block up to `timeoutMs` for frames (call only from a Worker); returns the
-   * number of frames whose descriptors are in `desc`, 0 on timeout or wake-up.
+   * number of frames whose descriptors are in `desc`, 0 on timeout, wake-up
+   * or a link-down notice (counted in `linkDownEvents`).
    */
   poll(timeoutMs: number): number {
     const r = this.#poll(this.#ptr!, timeoutMs);
     if (r < 0) {
       if (r === -4) return 0; // EINTR
+      if (r === -Errno.ENETDOWN) {
+        this.linkDownEvents++;
+        return 0;
+      }
       throw new McrError("mcr_rx_poll", r, "");
     }
     return r;
@@ -379,18 +391,85 @@ export interface TxOptions {
   qdiscBypass?: boolean;
 }
 
-/** TX ring counters. */
+/** TX ring counters and state (`struct mcr_tx_stats`). */
 export interface TxStats {
-  /** Frames queued. */
+  /** Frames committed to the ring. */
   frames: number;
+  /** Frames the kernel took. */
+  sent: number;
   /** sendto() kicks. */
   kicks: number;
-  /** Frames dropped for lack of a free slot. */
+  /** Frames not committed for lack of a free slot. */
   ringFull: number;
-  /** Frames the kernel rejected (TP_STATUS_WRONG_FORMAT). */
-  rejected: number;
-  /** Failed kicks. */
+  /** Frames the kernel refused as longer than the MTU. */
+  tooBig: number;
+  /** Frames taken back after a failed kick or a link loss. */
+  discarded: number;
+  /** Failed kicks (other than EAGAIN/ENOBUFS). */
   kickErrors: number;
+  /** Transitions between usable and down. */
+  linkChanges: number;
+  /** MTU changes noticed. */
+  mtuChanges: number;
+  /** Frames committed and not yet taken. */
+  queued: number;
+  /** MTU in force. */
+  mtu: number;
+  /** 0 when usable, else the errno that says why not (ENETDOWN, ENOLINK, ENXIO, ENODEV). */
+  down: number;
+  /** errno of the last failed kick, 0 = none. */
+  lastErr: number;
+  /** IFF_* flags last known. */
+  linkFlags: number;
+  /** Frames queued and none taken for this long (ms); 0 while moving. */
+  stalledMs: number;
+  /** Longest frame a slot holds (an MTU above it needs a new ring). */
+  frameRoom: number;
+}
+
+/** Byte offsets of `struct mcr_tx_stats` (csrc/include/mcr.h). */
+const TX_STATS = {
+  frames: 0,
+  sent: 8,
+  kicks: 16,
+  ringFull: 24,
+  tooBig: 32,
+  discarded: 40,
+  kickErrors: 48,
+  linkChanges: 56,
+  mtuChanges: 64,
+  queued: 72,
+  mtu: 76,
+  down: 80,
+  lastErr: 84,
+  linkFlags: 88,
+  stalledMs: 92,
+  frameRoom: 96,
+  size: 104,
+} as const;
+
+/** Decode a `struct mcr_tx_stats`. */
+function decodeTxStats(b: Uint8Array): TxStats {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const u64 = (o: number) => Number(dv.getBigUint64(o, true));
+  return {
+    frames: u64(TX_STATS.frames),
+    sent: u64(TX_STATS.sent),
+    kicks: u64(TX_STATS.kicks),
+    ringFull: u64(TX_STATS.ringFull),
+    tooBig: u64(TX_STATS.tooBig),
+    discarded: u64(TX_STATS.discarded),
+    kickErrors: u64(TX_STATS.kickErrors),
+    linkChanges: u64(TX_STATS.linkChanges),
+    mtuChanges: u64(TX_STATS.mtuChanges),
+    queued: dv.getUint32(TX_STATS.queued, true),
+    mtu: dv.getUint32(TX_STATS.mtu, true),
+    down: dv.getInt32(TX_STATS.down, true),
+    lastErr: dv.getInt32(TX_STATS.lastErr, true),
+    linkFlags: dv.getUint32(TX_STATS.linkFlags, true),
+    stalledMs: dv.getUint32(TX_STATS.stalledMs, true),
+    frameRoom: dv.getUint32(TX_STATS.frameRoom, true),
+  };
 }
 
 /** An AF_PACKET TX ring (PACKET_TX_RING, PACKET_LOSS) on one interface. */
@@ -420,9 +499,18 @@ export class TxRing implements Disposable {
     return BigInt(Deno.UnsafePointer.value(this.#ptr));
   }
 
-  /** MTU of the interface when the ring was opened. */
+  /** MTU the ring checks frames against (kept current by `setLink` and by the ring itself). */
   get mtu(): number {
     return lib().sym.mcr_tx_mtu(this.#ptr!);
+  }
+
+  /**
+   * Tell the ring what the link monitor saw (IFF_* flags, MTU; 0 keeps it).
+   * Not up and running: the queue is discarded (counted as link down) and
+   * frames are refused until it is.
+   */
+  setLink(flags: number, mtu = 0): void {
+    if (this.#ptr) lib().sym.mcr_tx_set_link(this.#ptr, flags >>> 0, mtu >>> 0);
   }
 
   /** Kick and wait up to `timeoutMs` for queued frames to leave; returns how many are left. */
@@ -433,18 +521,18 @@ export class TxRing implements Disposable {
     return r;
   }
 
-  /** Counters. */
+  /** Counters and state. */
   stats(): TxStats {
-    const b = new BigUint64Array(8);
-    const r = lib().sym.mcr_tx_stats(this.#ptr!, b);
+    const b = new Uint8Array(TX_STATS.size);
+    const r = lib().sym.mcr_tx_stats(this.pointer, b);
     if (r < 0) throw new McrError("mcr_tx_stats", r, "");
-    return {
-      frames: Number(b[0]),
-      kicks: Number(b[1]),
-      ringFull: Number(b[2]),
-      rejected: Number(b[3]),
-      kickErrors: Number(b[4]),
-    };
+    return decodeTxStats(b);
+  }
+
+  /** The C handle. Throws after close. */
+  get pointer(): Deno.PointerObject {
+    if (!this.#ptr) throw new Error("TxRing is closed");
+    return this.#ptr;
   }
 
   /** Close (idempotent). Clear templates that use it first. */
@@ -489,6 +577,29 @@ export interface Template {
 /** Words per forward descriptor (struct mcr_fwd_desc is 8 × u32). */
 export const FWD_DESC_WORDS = 8;
 
+/** Words per template in `Forwarder.counters` (struct mcr_out_counters is 8 × u64). */
+export const OUT_COUNTER_WORDS = 8;
+
+/** Word offsets of `struct mcr_out_counters` (datagrams, not frames). */
+export const OutCounter = {
+  /** Datagrams the kernel took. */
+  packets: 0,
+  /** UDP payload bytes of those. */
+  bytes: 1,
+  /** Dropped: TX ring full / socket would block. */
+  ringFull: 2,
+  /** Dropped: invalid descriptor, send error. */
+  errors: 3,
+  /** Dropped: output link down, without carrier, or gone. */
+  linkDown: 4,
+  /** Dropped: longer than the output MTU with DF set, or refused by the kernel as too long. */
+  tooBig: 5,
+  /** Of packets: sent as IPv4 fragments. */
+  fragmented: 6,
+  /** Gauge: in a TX ring, not yet taken by the kernel. */
+  queued: 7,
+} as const;
+
 /**
  * Builds and sends output datagrams from forward descriptors. TS writes
  * descriptors into `desc` (8 words each: frame, l3_offset, payload_off,
@@ -499,7 +610,7 @@ export class Forwarder implements Disposable {
   readonly #submit: (f: Deno.PointerObject, r: Deno.PointerObject, n: number) => number;
   /** Forward descriptors (zero-copy, maxDesc entries). */
   readonly desc: Uint32Array;
-  /** Per-template counters: packets, bytes, ring_full, errors (zero-copy). */
+  /** Per-template counters, {@link OUT_COUNTER_WORDS} per template at {@link OutCounter} (zero-copy). */
   readonly counters: BigUint64Array;
   /** Template capacity. */
   readonly maxTemplates: number;
@@ -521,10 +632,16 @@ export class Forwarder implements Disposable {
       Deno.UnsafePointerView.getArrayBuffer(l.sym.mcr_fwd_desc(p)!, maxDesc * FWD_DESC_WORDS * 4),
     );
     this.counters = new BigUint64Array(
-      Deno.UnsafePointerView.getArrayBuffer(l.sym.mcr_fwd_counters(p)!, maxTemplates * 32),
+      Deno.UnsafePointerView.getArrayBuffer(
+        l.sym.mcr_fwd_counters(p)!,
+        maxTemplates * OUT_COUNTER_WORDS * 8,
+      ),
     );
     this.#submit = l.sym.mcr_fwd_submit;
+    this.#service = l.sym.mcr_fwd_service;
   }
+
+  readonly #service: (f: Deno.PointerObject) => number;
 
   /** Install or replace template `idx`; `null` clears it. */
   setTemplate(idx: number, t: Template | null): void {
@@ -569,10 +686,152 @@ export class Forwarder implements Disposable {
     return this.#ptr ? Number(lib().sym.mcr_fwd_invalid(this.#ptr)) : 0;
   }
 
+  /**
+   * Housekeeping between batches: retry kicks cut short, probe rings whose
+   * link is down. Returns the frames still queued (poll sooner while > 0).
+   */
+  service(): number {
+    const r = this.#service(this.pointer);
+    if (r < 0) throw new McrError("mcr_fwd_service", r, "");
+    return r;
+  }
+
+  /** Apply what the link monitor saw for an output interface to its rings and sockets. */
+  setLink(ifindex: number, flags: number, mtu: number): void {
+    lib().sym.mcr_fwd_set_link(this.pointer, ifindex >>> 0, flags >>> 0, mtu >>> 0);
+  }
+
+  /** Outcomes of frames whose template had been cleared meanwhile (charged to no output). */
+  orphans(): number {
+    return this.#ptr ? Number(lib().sym.mcr_fwd_orphans(this.#ptr)) : 0;
+  }
+
   /** Close (idempotent). */
   close(): void {
     if (!this.#ptr) return;
     lib().sym.mcr_fwd_close(this.#ptr);
+    this.#ptr = null;
+  }
+
+  /** Same as close(). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** What `LinkMonitor.wait` reports about one interface. */
+export interface LinkEvent {
+  /** new: appeared or changed; del: gone; resync: events were lost, dump again; done: a dump ended. */
+  kind: "new" | "del" | "resync" | "done";
+  /** Interface index. */
+  ifindex: number;
+  /** IFF_* flags (IFF_RUNNING: operationally up). */
+  flags: number;
+  /** MTU. */
+  mtu: number;
+  /** ARPHRD_* link type. */
+  type: number;
+  /** Interface name. */
+  name: string;
+}
+
+/** Byte layout of `struct mcr_link_event`. */
+const LINK_EVENT = { kind: 0, ifindex: 4, flags: 8, mtu: 12, type: 16, name: 24, size: 40 };
+const LINK_KINDS = ["", "new", "del", "resync", "done"] as const;
+
+/**
+ * Link changes from rtnetlink, for the whole network namespace: interfaces
+ * appearing, changing (flags, MTU, name) and going. `wait()` blocks on a
+ * helper thread (a nonblocking FFI call) and resolves with the events.
+ */
+export class LinkMonitor {
+  #ptr: Deno.PointerObject | null;
+  readonly #events: Uint8Array;
+  #waiting: Promise<number> | null = null;
+
+  /** @param wakeFd a `Waker` fd that cuts a `wait()` short (-1: none) @param maxEvents per wait */
+  constructor(wakeFd = -1, readonly maxEvents = 256) {
+    const l = lib();
+    const out = new BigUint64Array(1);
+    const err = new Uint8Array(ERRLEN);
+    const r = l.sym.mcr_linkmon_open(wakeFd, maxEvents, out, err, BigInt(ERRLEN));
+    if (r < 0) throw new McrError("mcr_linkmon_open", r, errText(err));
+    this.#ptr = ptrFromOut(out);
+    this.#events = new Uint8Array(
+      Deno.UnsafePointerView.getArrayBuffer(
+        l.sym.mcr_linkmon_events(this.#ptr)!,
+        maxEvents * LINK_EVENT.size,
+      ),
+    );
+  }
+
+  /** Ask for every link; they arrive as "new" events, then one "done". */
+  dump(): void {
+    if (!this.#ptr) return;
+    const r = lib().sym.mcr_linkmon_dump(this.#ptr);
+    if (r < 0) throw new McrError("mcr_linkmon_dump", r, "");
+  }
+
+  /** Wait up to `timeoutMs` for events (one wait at a time); [] on timeout or wake-up. */
+  async wait(timeoutMs: number): Promise<LinkEvent[]> {
+    if (!this.#ptr) return [];
+    if (this.#waiting) throw new Error("LinkMonitor.wait: already waiting");
+    this.#waiting = lib().sym.mcr_linkmon_wait(this.#ptr, timeoutMs);
+    let n: number;
+    try {
+      n = await this.#waiting;
+    } finally {
+      this.#waiting = null;
+    }
+    if (n < 0) throw new McrError("mcr_linkmon_wait", n, "");
+    const out: LinkEvent[] = [];
+    const dv = new DataView(this.#events.buffer, this.#events.byteOffset);
+    for (let i = 0; i < n; i++) {
+      const o = i * LINK_EVENT.size;
+      const nameBytes = this.#events.subarray(o + LINK_EVENT.name, o + LINK_EVENT.size);
+      const end = nameBytes.indexOf(0);
+      out.push({
+        kind: LINK_KINDS[dv.getUint32(o + LINK_EVENT.kind, true)] || "resync",
+        ifindex: dv.getUint32(o + LINK_EVENT.ifindex, true),
+        flags: dv.getUint32(o + LINK_EVENT.flags, true),
+        mtu: dv.getUint32(o + LINK_EVENT.mtu, true),
+        type: dv.getUint32(o + LINK_EVENT.type, true),
+        name: dec.decode(nameBytes.subarray(0, end < 0 ? nameBytes.length : end)),
+      });
+    }
+    return out;
+  }
+
+  /** Close (idempotent); wake a pending `wait()` first and let it finish. */
+  async close(): Promise<void> {
+    if (this.#waiting) await this.#waiting.catch(() => {});
+    if (!this.#ptr) return;
+    lib().sym.mcr_linkmon_close(this.#ptr);
+    this.#ptr = null;
+  }
+}
+
+/**
+ * One relay per input interface: held while the relay captures the
+ * interface; a second process (in the same network namespace) cannot take
+ * it and gets McrError `EADDRINUSE`.
+ */
+export class InputLock implements Disposable {
+  #ptr: Deno.PointerObject | null;
+
+  /** Take the lock of `ifindex`; throws McrError (EADDRINUSE when held elsewhere). */
+  constructor(readonly ifindex: number) {
+    const out = new BigUint64Array(1);
+    const err = new Uint8Array(ERRLEN);
+    const r = lib().sym.mcr_input_lock_take(ifindex, out, err, BigInt(ERRLEN));
+    if (r < 0) throw new McrError("mcr_input_lock_take", r, errText(err));
+    this.#ptr = ptrFromOut(out);
+  }
+
+  /** Release (idempotent). */
+  close(): void {
+    if (!this.#ptr) return;
+    lib().sym.mcr_input_lock_release(this.#ptr);
     this.#ptr = null;
   }
 

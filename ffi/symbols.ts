@@ -69,6 +69,8 @@ export const symbols = {
   mcr_tx_drain: { parameters: ["pointer", "i32"], result: "i32" },
   // int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out)
   mcr_tx_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int mcr_tx_set_link(mcr_tx *tx, uint32_t flags, uint32_t mtu)
+  mcr_tx_set_link: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   // uint32_t mcr_tx_mtu(const mcr_tx *tx)
   mcr_tx_mtu: { parameters: ["pointer"], result: "u32" },
   // int mcr_tx_close(mcr_tx *tx)
@@ -91,8 +93,32 @@ export const symbols = {
   mcr_fwd_submit: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
   // uint64_t mcr_fwd_invalid(const mcr_fwd *fwd)
   mcr_fwd_invalid: { parameters: ["pointer"], result: "u64" },
+  // int mcr_fwd_service(mcr_fwd *fwd) — frames still queued, or -errno
+  mcr_fwd_service: { parameters: ["pointer"], result: "i32" },
+  // int mcr_fwd_set_link(mcr_fwd *fwd, uint32_t ifindex, uint32_t flags, uint32_t mtu)
+  mcr_fwd_set_link: { parameters: ["pointer", "u32", "u32", "u32"], result: "i32" },
+  // uint64_t mcr_fwd_orphans(const mcr_fwd *fwd)
+  mcr_fwd_orphans: { parameters: ["pointer"], result: "u64" },
   // int mcr_fwd_close(mcr_fwd *fwd)
   mcr_fwd_close: { parameters: ["pointer"], result: "i32" },
+
+  // int mcr_linkmon_open(int32_t wake_fd, uint32_t max_events, mcr_linkmon **out, char *err,
+  //                      size_t errlen)
+  mcr_linkmon_open: { parameters: ["i32", "u32", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_linkmon_dump(mcr_linkmon *m)
+  mcr_linkmon_dump: { parameters: ["pointer"], result: "i32" },
+  // int mcr_linkmon_wait(mcr_linkmon *m, int32_t timeout_ms) — blocks: runs on a
+  // helper thread (nonblocking: the call returns a Promise)
+  mcr_linkmon_wait: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  // struct mcr_link_event *mcr_linkmon_events(mcr_linkmon *m)
+  mcr_linkmon_events: { parameters: ["pointer"], result: "pointer" },
+  // int mcr_linkmon_close(mcr_linkmon *m)
+  mcr_linkmon_close: { parameters: ["pointer"], result: "i32" },
+
+  // int mcr_input_lock_take(uint32_t ifindex, mcr_input_lock **out, char *err, size_t errlen)
+  mcr_input_lock_take: { parameters: ["u32", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_input_lock_release(mcr_input_lock *l)
+  mcr_input_lock_release: { parameters: ["pointer"], result: "i32" },
 
   // int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **out,
   //                   char *err, size_t errlen)   (addresses in network byte order)
@@ -117,7 +143,7 @@ export const symbols = {
 export type McrSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 /** ABI version this module was written for (`MCR_ABI_VERSION`). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** ABI struct ids for `mcr_abi_sizeof` and the sizes this module assumes. */
 export const ABI_STRUCTS = {
@@ -127,7 +153,8 @@ export const ABI_STRUCTS = {
   tx_config: { id: 4, size: 24 },
   template: { id: 5, size: 48 },
   fwd_desc: { id: 6, size: 32 },
-  out_counters: { id: 7, size: 32 },
+  out_counters: { id: 7, size: 64 },
   iface_info: { id: 8, size: 32 },
-  tx_stats: { id: 9, size: 64 },
+  tx_stats: { id: 9, size: 104 },
+  link_event: { id: 10, size: 40 },
 } as const;

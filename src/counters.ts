@@ -54,16 +54,34 @@ export const RULE_BASE = DROP_BASE + 32;
 export const RULE_WORDS = 2;
 /** First output slot; each output has OUT_WORDS slots. */
 export const OUT_BASE = RULE_BASE + MAX_RULES * RULE_WORDS;
-/** Slots per output: packets, bytes, ring_full, errors, ttl_expired, unavailable. */
-export const OUT_WORDS = 6;
-/** Output slot offsets. */
+/** Slots per output (see {@link Out}). */
+export const OUT_WORDS = 10;
+/**
+ * Output slot offsets. For each output, datagrams matched by its rule =
+ * packets + ringFull + errors + ttlExpired + unavailable + linkDown + tooBig
+ * + queued.
+ */
 export const Out = {
+  /** Datagrams the kernel took. */
   packets: 0,
+  /** UDP payload bytes of those. */
   bytes: 1,
+  /** Dropped: TX ring full (or the socket would block). */
   ringFull: 2,
+  /** Dropped: send errors. */
   errors: 3,
+  /** Dropped: TTL would reach 0 (decrement policy). */
   ttlExpired: 4,
+  /** Dropped: the output could not be installed (no address, missing interface, ...). */
   unavailable: 5,
+  /** Dropped: output link down, without carrier, or gone. */
+  linkDown: 6,
+  /** Dropped: longer than the output MTU with DF set. */
+  tooBig: 7,
+  /** Of packets: sent as IPv4 fragments. */
+  fragmented: 8,
+  /** Gauge: queued in a TX ring, not yet taken by the kernel. */
+  queued: 9,
 } as const;
 /** Total float64 slots in a counter block. */
 export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUTS * OUT_WORDS;

@@ -2,8 +2,9 @@
  * Opt-in HTTP metrics endpoint (`--metrics 127.0.0.1:9464` or config
  * `metrics.listen`): `GET /metrics` serves the Prometheus text exposition
  * format (rendered by prom-client from one `stats()` snapshot per scrape),
- * `GET /healthz` answers 200 when healthy and 503 when a rule is in error or
- * a worker is down (with the reasons as JSON).
+ * `GET /healthz` answers 200 when healthy and 503 (with the reasons as JSON)
+ * when a rule is not active, an output or an input interface is in error or
+ * down, or a worker has failed.
  *
  * Metric names follow Prometheus conventions (`_total` counters, base units,
  * `mcr_` prefix); see docs/control.md for the list.
@@ -39,17 +40,31 @@ export interface Health {
   problems: string[];
 }
 
-/** Healthy unless a rule is in error or a worker is down. */
-export function health(s: Pick<StatsResult, "rules" | "workers">): Health {
+/**
+ * Healthy only when everything the configuration asks for works: every rule
+ * active (not pending on a missing interface, not in error), every output
+ * active, every input interface running, every worker running. Anything
+ * else is a problem, listed with its reason.
+ */
+export function health(s: Pick<StatsResult, "rules" | "workers" | "interfaces">): Health {
   const problems: string[] = [];
+  const why = (reason?: string) => (reason ? `: ${reason}` : "");
+  for (const i of s.interfaces) {
+    if (i.state !== "running") problems.push(`interface ${i.name}: ${i.state}${why(i.reason)}`);
+  }
   for (const r of s.rules) {
-    if (r.state === "error") {
-      problems.push(`rule ${r.name}: error${r.reason ? `: ${r.reason}` : ""}`);
+    if (r.state !== "active") problems.push(`rule ${r.name}: ${r.state}${why(r.reason)}`);
+    for (const o of r.outputs) {
+      if (o.state !== "active") {
+        problems.push(
+          `rule ${r.name} output ${o.interface} ${o.group}:${o.port}: ${o.state}${why(o.reason)}`,
+        );
+      }
     }
   }
   for (const w of s.workers) {
     if (w.state === "error") {
-      problems.push(`worker ${w.interface}#${w.index}: ${w.state}`);
+      problems.push(`worker ${w.interface}#${w.index}: ${w.state}${why(w.reason)}`);
     }
   }
   return { status: problems.length ? "fail" : "ok", problems };
@@ -121,7 +136,8 @@ export function buildRegistry(snap: () => StatsResult): Registry {
   });
   counter(
     "mcr_output_dropped_total",
-    "Datagrams not sent to the output, by reason (ring_full, error, ttl_expired).",
+    "Datagrams not sent to the output, by reason (ring_full, error, ttl_expired, link_down, " +
+      "too_big).",
     [...ol, "reason"],
     (set, s) => {
       for (const r of s.rules) {
@@ -129,7 +145,35 @@ export function buildRegistry(snap: () => StatsResult): Registry {
           set({ ...olab(r, o), reason: "ring_full" }, o.ring_full);
           set({ ...olab(r, o), reason: "error" }, o.errors);
           set({ ...olab(r, o), reason: "ttl_expired" }, o.ttl_expired);
+          set({ ...olab(r, o), reason: "link_down" }, o.link_down);
+          set({ ...olab(r, o), reason: "too_big" }, o.too_big);
         }
+      }
+    },
+  );
+  counter(
+    "mcr_output_fragmented_total",
+    "Datagrams sent to the output as IPv4 fragments (longer than its MTU, DF clear).",
+    ol,
+    (set, s) => {
+      for (const r of s.rules) for (const o of r.outputs) set(olab(r, o), o.fragmented);
+    },
+  );
+  gauge(
+    "mcr_output_queued",
+    "Datagrams waiting in a TX ring for the kernel.",
+    ol,
+    (set, s) => {
+      for (const r of s.rules) for (const o of r.outputs) set(olab(r, o), o.queued);
+    },
+  );
+  gauge(
+    "mcr_output_up",
+    "1 when the output is active (can deliver), 0 when it is in error or pending.",
+    ol,
+    (set, s) => {
+      for (const r of s.rules) {
+        for (const o of r.outputs) set(olab(r, o), o.state === "active" ? 1 : 0);
       }
     },
   );
@@ -162,7 +206,7 @@ export function buildRegistry(snap: () => StatsResult): Registry {
   ifc("mcr_interface_kernel_drops_total", "Frames the kernel dropped: ring full.", "kernel_drops");
   ifc("mcr_interface_kernel_freezes_total", "TPACKET_V3 ring queue freezes.", "kernel_freezes");
   ifc("mcr_interface_restarts_total", "Worker restarts on this input.", "restarts");
-  gauge("mcr_interface_up", "1 when the input's worker is running.", il, (set, s) => {
+  gauge("mcr_interface_up", "1 when the input runs and its link is up.", il, (set, s) => {
     for (const i of s.interfaces) set({ interface: i.name }, i.state === "running" ? 1 : 0);
   });
   counter("mcr_dropped_total", "Frames and datagrams dropped, by reason.", ["reason"], (set, s) => {

@@ -30,6 +30,9 @@
  * - `tx_error`: the forwarder refused or failed to send.
  * - `vlan`: more than one VLAN tag level (QinQ, or an in-band tag under a
  *   kernel-stripped one); the relay handles at most one tag.
+ * - `tx_link_down`: the output link was down, without carrier or gone.
+ * - `tx_too_big`: longer than the output MTU with DF set (or refused by the
+ *   kernel as too long); without DF the relay sends IPv4 fragments instead.
  */
 export const Drop = {
   not_ipv4: 0,
@@ -42,6 +45,8 @@ export const Drop = {
   tx_ring_full: 7,
   tx_error: 8,
   vlan: 9,
+  tx_link_down: 10,
+  tx_too_big: 11,
 } as const;
 
 /** A drop reason code (a value of {@link Drop}). */

@@ -63,6 +63,11 @@ export interface WorkerTable {
   interface: string;
   /** Rules on that interface. */
   rules: TableRule[];
+  /**
+   * Slot in the shared link table (src/links.ts) of every interface the
+   * table names (input and outputs); filled in by the supervisor.
+   */
+  links?: Record<string, number>;
 }
 
 /** The minimal rule shape tables are built from (a validated config rule). */

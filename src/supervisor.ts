@@ -1,13 +1,22 @@
 /**
  * The supervisor: owns the rule set, starts one data-path Worker per input
  * interface, hands each a complete versioned rule table, holds the IGMP
- * memberships, restarts a worker that fails (with backoff; an interface that
- * is missing leaves its rules `pending` until it appears) and sums the
+ * memberships, restarts a worker that fails (with backoff) and sums the
  * workers' shared counters into {@link RelayStats}.
+ *
+ * It watches every interface through the link table (src/links.ts): an
+ * input interface that does not exist costs no worker — its rules are
+ * `pending` until it appears, and its workers stop when it goes; an input
+ * link that is down or without carrier puts its rules in `error` (the
+ * workers keep their rings: the kernel resumes delivery when the link comes
+ * back). Each input interface is locked (src/ffi InputLock) so that a second
+ * relay in the same network namespace cannot capture it too.
  *
  * @module
  */
-import { type FanoutModeName, ifaceByName, IgmpMembership, Waker } from "../ffi/mcr.ts";
+import { type FanoutModeName, IgmpMembership, InputLock, Waker } from "../ffi/mcr.ts";
+import { Errno, McrError } from "../ffi/errors.ts";
+import { IFF_UP, type LinkChange, linkProblem, Links, linkUsable } from "./links.ts";
 import { formatIPv4 } from "./net.ts";
 import {
   COUNTER_SLOTS,
@@ -74,16 +83,24 @@ export interface OutputStats {
   state: State;
   /** Why the output is not active. */
   reason?: string;
-  /** Datagrams handed to the kernel. */
+  /** Datagrams the kernel took for sending. */
   packets: number;
   /** UDP payload bytes of those. */
   bytes: number;
   /** Dropped: TX ring full. */
   ring_full: number;
-  /** Dropped: send errors, and datagrams skipped while the output was in error. */
+  /** Dropped: send errors, and datagrams skipped while the output could not be installed. */
   errors: number;
   /** Dropped: TTL would reach 0 (decrement policy). */
   ttl_expired: number;
+  /** Dropped: the output link was down, without carrier, or gone. */
+  link_down: number;
+  /** Dropped: longer than the output MTU with DF set. */
+  too_big: number;
+  /** Of packets: sent as IPv4 fragments (longer than the output MTU, DF clear). */
+  fragmented: number;
+  /** Waiting in a TX ring for the kernel (a gauge): matched = packets + drops + queued. */
+  queued: number;
 }
 
 /** Counters of one rule. */
@@ -110,8 +127,11 @@ export interface RuleStats {
 export interface InterfaceStats {
   /** Interface name. */
   name: string;
-  /** running, pending (missing) or error. */
-  state: "running" | "pending" | "error" | "starting";
+  /**
+   * running; down (exists, but the link is down or has no carrier: nothing
+   * can arrive); pending (does not exist); error (see reason); starting.
+   */
+  state: "running" | "down" | "pending" | "error" | "starting";
   /** Why it is not running. */
   reason?: string;
   /** Frames taken from the ring. */
@@ -184,8 +204,26 @@ interface Runtime {
   retired: Float64Array;
   fanout: FanoutModeName;
   fanoutId: number;
+  /** Being removed for good. */
   stopping: boolean;
+  /** Workers stopped because the interface is gone (or locked by another relay). */
+  parked: boolean;
+  /** The input lock while workers may run. */
+  lock: InputLock | null;
+  /** Interface index the lock and workers belong to. */
+  ifindex: number;
+  /** Why the lock could not be taken (another relay captures the interface). */
+  lockError?: string;
+  /** Retry of the lock. */
+  lockTimer?: ReturnType<typeof setTimeout>;
+  /** Serializes start/park transitions. */
+  transition: Promise<void>;
+  /** "Does not exist" has been logged for the current absence. */
+  announcedMissing?: boolean;
 }
+
+/** How often to retry an input lock held by another relay (ms). */
+const LOCK_RETRY_MS = 2000;
 
 /** A state change the relay reports to subscribers (`Relay.on`). */
 export type RelayEvent =
@@ -226,6 +264,8 @@ export class Supervisor {
   #closed = false;
   readonly #listeners = new Set<(ev: RelayEvent) => void>();
   readonly #lastState = new Map<string, string>();
+  readonly #links = new Links();
+  #linksStarted?: Promise<void>;
 
   /** Subscribe to state changes; returns an unsubscribe function. */
   on(listener: (ev: RelayEvent) => void): () => void {
@@ -309,6 +349,128 @@ export class Supervisor {
         for (const sl of rt.slots) this.#pushLogLevel(rt.name, sl);
       }
     });
+    this.#links.on((c) => this.#onLink(c));
+  }
+
+  /** The link table (what the kernel says about each interface). */
+  get links(): Links {
+    return this.#links;
+  }
+
+  /** A link changed: wake every worker (they read the table), and act on input interfaces. */
+  #onLink(c: LinkChange): void {
+    if (this.#closed) return;
+    for (const rt of this.#rt.values()) for (const sl of rt.slots) sl.waker.wake();
+    const rt = this.#rt.get(c.name);
+    if (rt) {
+      const was = linkProblem(c.name, c.prev), now = linkProblem(c.name, c.next);
+      if (!c.prev) this.#log.info("input interface {interface} appeared", { interface: c.name });
+      else if (!c.next) {
+        this.#log.warn("input interface {interface} is gone; its rules are pending", {
+          interface: c.name,
+        });
+        rt.announcedMissing = true;
+      } else if (was !== now) {
+        if (now) this.#log.warn(`input ${now}`, { interface: c.name });
+        else this.#log.info("input interface {interface} is up", { interface: c.name });
+      }
+      this.#transition(rt, () => this.#reconcile(rt));
+      if (c.next && c.prev?.ifindex !== c.next.ifindex) this.#rejoin(c.name);
+    }
+    this.#publishSoon();
+  }
+
+  /** Run `f` after the runtime's earlier start/park transitions. */
+  #transition(rt: Runtime, f: () => Promise<void>): Promise<void> {
+    const run = rt.transition.then(f, f);
+    rt.transition = run.catch((e) => {
+      this.#log.error("{interface}: {error}", { interface: rt.name, error: (e as Error).message });
+    });
+    return rt.transition;
+  }
+
+  /**
+   * Bring an input interface's workers in line with its link: none while the
+   * interface is missing or locked by another relay; running (on the current
+   * interface index) otherwise.
+   */
+  async #reconcile(rt: Runtime): Promise<void> {
+    if (rt.stopping || this.#closed) return;
+    const link = this.#links.get(rt.name);
+    const running = rt.slots.some((sl) => sl.worker);
+    if (!link || (rt.lock && link.ifindex !== rt.ifindex)) {
+      if (running || rt.lock) await this.#park(rt);
+      if (!link) {
+        const reason = `input interface ${rt.name} does not exist`;
+        // one line when it goes pending (the link monitor logs when it is gone or back)
+        if (!rt.announcedMissing && !rt.slots.some((sl) => sl.reason === reason)) {
+          this.#log.warn(
+            "input interface {interface} does not exist; its rules are pending until it appears",
+            { interface: rt.name },
+          );
+        }
+        rt.announcedMissing = true;
+        for (const sl of rt.slots) {
+          sl.state = "pending";
+          sl.reason = reason;
+        }
+        this.#publishSoon();
+        return;
+      }
+      rt.announcedMissing = false;
+    }
+    if (!rt.lock) {
+      clearTimeout(rt.lockTimer);
+      rt.lockTimer = undefined;
+      try {
+        rt.lock = new InputLock(link.ifindex);
+        rt.ifindex = link.ifindex;
+        if (rt.lockError) {
+          this.#log.info("{interface}: input lock taken", { interface: rt.name });
+        }
+        rt.lockError = undefined;
+      } catch (e) {
+        const msg = e instanceof McrError && e.errno === Errno.EADDRINUSE
+          ? `input interface ${rt.name} is already captured by another mcr relay in this ` +
+            `network namespace (lock @mcr/rx/${link.ifindex}); retrying every ${
+              LOCK_RETRY_MS / 1000
+            } s`
+          : (e as Error).message;
+        if (rt.lockError !== msg) {
+          this.#log.error("{interface}: {reason}", { interface: rt.name, reason: msg });
+        }
+        rt.lockError = msg;
+        for (const sl of rt.slots) {
+          sl.state = "error";
+          sl.reason = msg;
+        }
+        rt.lockTimer = setTimeout(() => {
+          rt.lockTimer = undefined;
+          this.#transition(rt, () => this.#reconcile(rt));
+        }, LOCK_RETRY_MS);
+        this.#publishSoon();
+        return;
+      }
+    }
+    // A packet socket cannot join a fanout group on an interface that is
+    // administratively down: start once it is up (its rules are in error
+    // meanwhile, and the link monitor calls us again).
+    if (!(link.flags & IFF_UP)) return;
+    if (!rt.slots.some((sl) => sl.worker || sl.timer !== undefined)) {
+      rt.parked = false;
+      for (const sl of rt.slots) sl.backoffMs = 250;
+      await this.#startRuntime(rt);
+    }
+  }
+
+  /** Stop an interface's workers (kept for later) and release its lock. */
+  async #park(rt: Runtime): Promise<void> {
+    rt.parked = true;
+    await Promise.all(rt.slots.map((sl) => this.#stopSlot(rt, sl, false)));
+    for (const sl of rt.slots) sl.state = "pending";
+    rt.fanoutId = 0;
+    rt.lock?.close();
+    rt.lock = null;
   }
 
   readonly #unlisten: () => void;
@@ -325,9 +487,23 @@ export class Supervisor {
    */
   async setRules(rules: RuleSpec[]): Promise<void> {
     if (this.#closed) throw new Error("relay is stopped");
+    this.#linksStarted ??= this.#links.start();
+    await this.#linksStarted;
     this.#rules = rules;
     const version = ++this.#version;
     const tables = buildTables(rules, this.#slots, version, this.#rt.keys());
+    const inUse = new Set<string>();
+    for (const r of rules) {
+      inUse.add(r.input.interface);
+      for (const o of r.outputs) inUse.add(o.interface);
+    }
+    for (const t of tables.values()) {
+      const links: Record<string, number> = { [t.interface]: this.#links.slot(t.interface, inUse) };
+      for (const r of t.rules) {
+        for (const o of r.outputs) links[o.interface] = this.#links.slot(o.interface, inUse);
+      }
+      t.links = links;
+    }
     // Freed slots start their next life at zero (retired counts included).
     for (const rt of this.#rt.values()) {
       for (const slot of this.#slots.lastFreed.rules) {
@@ -341,7 +517,7 @@ export class Supervisor {
     this.#syncIgmp(rules);
     const waits: Promise<unknown>[] = [];
     for (const [name, table] of tables) {
-      let rt = this.#rt.get(name);
+      const rt = this.#rt.get(name);
       if (table.rules.length === 0) {
         if (rt) {
           this.#rt.delete(name);
@@ -350,9 +526,9 @@ export class Supervisor {
         continue;
       }
       if (!rt) {
-        rt = this.#newRuntime(name, table);
-        this.#rt.set(name, rt);
-        waits.push(this.#startRuntime(rt));
+        const created = this.#newRuntime(name, table);
+        this.#rt.set(name, created);
+        waits.push(this.#transition(created, () => this.#reconcile(created)));
       } else {
         rt.table = table;
         for (const sl of rt.slots) {
@@ -394,6 +570,10 @@ export class Supervisor {
       fanout: o.fanout ?? this.#opts.rx?.fanout ?? "hash",
       fanoutId: 0,
       stopping: false,
+      parked: false,
+      lock: null,
+      ifindex: 0,
+      transition: Promise.resolve(),
     };
   }
 
@@ -462,6 +642,8 @@ export class Supervisor {
       ctl: sl.ctl,
       cpu: sl.cpu,
       faultInjection: FAULTS,
+      links: this.#links.table,
+      inputLink: this.#links.slot(rt.name),
     };
     w.postMessage(init);
     w.postMessage({ type: "table", table: rt.table });
@@ -547,23 +729,19 @@ export class Supervisor {
         break;
       case "fatal": {
         const missing = ev.code === "ENODEV" || ev.code === "ENETDOWN" || ev.code === "ENXIO";
-        let exists = true;
-        try {
-          ifaceByName(rt.name);
-        } catch {
-          exists = false;
-        }
+        const exists = this.#links.get(rt.name) !== undefined;
         sl.state = missing && !exists ? "pending" : "error";
         // Missing privileges do not heal by retrying: no restart, and callers can tell.
         sl.permanent = ev.code === "EPERM" || ev.code === "EACCES";
         sl.reason = sl.state === "pending"
           ? `input interface ${rt.name} does not exist`
           : `worker ${sl.index}: ${ev.message}`;
-        if (!rt.stopping) {
-          this.#log[sl.state === "pending" ? "warn" : "error"](
-            "{interface}: {reason}; retrying in {ms} ms",
-            { interface: rt.name, reason: sl.reason, ms: sl.backoffMs },
-          );
+        if (!rt.stopping && !rt.parked && sl.state !== "pending") {
+          this.#log.error("{interface}: {reason}; retrying in {ms} ms", {
+            interface: rt.name,
+            reason: sl.reason,
+            ms: sl.backoffMs,
+          });
         }
         sl.ready?.(false);
         sl.ready = undefined;
@@ -581,7 +759,12 @@ export class Supervisor {
         try {
           w.terminate();
         } catch { /* already gone */ }
-        if (rt.stopping) {
+        if (rt.stopping || rt.parked) {
+          sl.stopped?.();
+        } else if (!this.#links.get(rt.name)) {
+          // gone: the link monitor starts the workers again when it is back
+          sl.state = "pending";
+          sl.reason = `input interface ${rt.name} does not exist`;
           sl.stopped?.();
         } else if (sl.permanent) {
           this.#log.error("{interface}: {reason}; not retrying", {
@@ -599,7 +782,7 @@ export class Supervisor {
           sl.backoffMs = Math.min(sl.backoffMs * 2, sl.state === "pending" ? 2000 : 10_000);
           sl.timer = setTimeout(() => {
             sl.timer = undefined;
-            if (rt.stopping || this.#closed) return;
+            if (rt.stopping || rt.parked || this.#closed || !rt.lock) return;
             // Members other than the first wait for a running member (the group id).
             const anyRunning = rt.slots.some((x) => x.state === "running");
             if (sl.index === 0 || anyRunning || rt.slots.every((x) => !x.worker)) {
@@ -624,17 +807,22 @@ export class Supervisor {
     return `#${slot}`;
   }
 
-  #stopRuntime(rt: Runtime): Promise<void> {
+  async #stopRuntime(rt: Runtime): Promise<void> {
     rt.stopping = true;
-    return Promise.all(rt.slots.map((sl) => this.#stopSlot(rt, sl))).then(() => {});
+    clearTimeout(rt.lockTimer);
+    await rt.transition;
+    await Promise.all(rt.slots.map((sl) => this.#stopSlot(rt, sl, true)));
+    rt.lock?.close();
+    rt.lock = null;
   }
 
-  #stopSlot(rt: Runtime, sl: Slot): Promise<void> {
+  /** Stop a worker; `final` also closes its waker (the runtime goes away). */
+  #stopSlot(rt: Runtime, sl: Slot, final: boolean): Promise<void> {
     if (sl.timer !== undefined) clearTimeout(sl.timer);
     sl.timer = undefined;
     const w = sl.worker;
     if (!w) {
-      sl.waker.close();
+      if (final) sl.waker.close();
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
@@ -647,7 +835,8 @@ export class Supervisor {
       }, 3000);
       sl.stopped = () => {
         clearTimeout(killer);
-        sl.waker.close();
+        sl.stopped = undefined;
+        if (final) sl.waker.close();
         resolve();
       };
       Atomics.store(sl.ctl, Ctl.stop, 1);
@@ -693,8 +882,10 @@ export class Supervisor {
   }
 
   #join(ifname: string, group: number, source: number) {
+    const link = this.#links.get(ifname);
+    if (!link) return { m: null, error: `interface ${ifname} does not exist` };
     try {
-      return { m: new IgmpMembership(ifaceByName(ifname).ifindex, group, source) };
+      return { m: new IgmpMembership(link.ifindex, group, source) };
     } catch (e) {
       const error = (e as Error).message;
       this.#log.warn("{interface}: IGMP join of {group} failed: {error}", {
@@ -732,14 +923,27 @@ export class Supervisor {
       };
       for (let d = 0; d < DROP_NAMES.length; d++) drops[DROP_NAMES[d]] += sum(DROP_BASE + d);
       const states = rt.slots.map((sl) => sl.state);
-      const state: InterfaceStats["state"] = states.every((x) => x === "running")
+      const link = this.#links.get(rt.name);
+      const inputProblem = link && !linkUsable(link)
+        ? `input ${linkProblem(rt.name, link)}`
+        : undefined;
+      let state: InterfaceStats["state"] = !link
+        ? "pending"
+        : rt.lockError
+        ? "error"
+        : inputProblem
+        ? "down"
+        : states.every((x) => x === "running")
         ? "running"
         : states.includes("pending")
         ? "pending"
         : states.includes("error")
         ? "error"
         : "starting";
-      const reason = rt.slots.find((sl) => sl.reason)?.reason;
+      const reason = !link
+        ? `input interface ${rt.name} does not exist`
+        : rt.lockError ?? inputProblem ?? rt.slots.find((sl) => sl.reason)?.reason;
+      if (state === "pending" && link) state = "starting"; // workers on their way
       interfaces.push({
         name: rt.name,
         state,
@@ -770,12 +974,12 @@ export class Supervisor {
           ...(sl.cpu !== undefined ? { cpu: sl.cpu } : {}),
         });
       }
-      // A rule forwards while at least one fanout member runs.
-      const ruleState: State = states.includes("running")
+      // A rule forwards while at least one fanout member runs and its input link is up.
+      const ruleState: State = state === "pending" || state === "starting"
+        ? "pending"
+        : state === "running" || (state === "error" && states.includes("running"))
         ? "active"
-        : state === "error"
-        ? "error"
-        : "pending";
+        : "error";
       for (const r of rt.table.rules) {
         const rb = RULE_BASE + r.slot * RULE_WORDS;
         rules.push({
@@ -806,6 +1010,10 @@ export class Supervisor {
               ring_full: sum(ob + Out.ringFull),
               errors: sum(ob + Out.errors) + sum(ob + Out.unavailable),
               ttl_expired: sum(ob + Out.ttlExpired),
+              link_down: sum(ob + Out.linkDown),
+              too_big: sum(ob + Out.tooBig),
+              fragmented: sum(ob + Out.fragmented),
+              queued: sum(ob + Out.queued),
             };
           }),
         });
@@ -825,5 +1033,6 @@ export class Supervisor {
     this.#publish(); // the final states, once
     for (const v of this.#igmp.values()) v.m?.close();
     this.#igmp.clear();
+    await this.#links.stop();
   }
 }

@@ -15,34 +15,24 @@
  * its event loop until that table has arrived, compiles it and swaps it in
  * whole. Frames keep queueing in the kernel ring meanwhile, so none is missed.
  *
+ * Link changes: the supervisor keeps a shared link table (src/links.ts);
+ * the worker checks its generation once per pass and hands the news to its
+ * outputs (src/outputs.ts) at once. An input link that goes down is not a
+ * failure: the kernel unhooks the ring's socket and hooks it in again when
+ * the link is back, so the worker just keeps polling. An input MTU that
+ * grows beyond what the ring's slots hold reopens the ring.
+ *
  * @module
  */
 /// <reference lib="deno.worker" />
-import {
-  Forwarder,
-  ifaceByName,
-  pinThread,
-  type RxOptions,
-  RxRing,
-  type Template,
-  TxRing,
-} from "../ffi/mcr.ts";
-import { McrError } from "../ffi/errors.ts";
+import { Forwarder, ifaceByName, pinThread, type RxOptions, RxRing } from "../ffi/mcr.ts";
+import type { McrError } from "../ffi/errors.ts";
 import { Drop } from "./packet.ts";
 import { BatchProcessor } from "./datapath.ts";
-import {
-  Ctl,
-  DROP_BASE,
-  If,
-  MAX_OUTPUTS,
-  Out,
-  OUT_BASE,
-  OUT_WORDS,
-  RULE_BASE,
-  RULE_WORDS,
-} from "./counters.ts";
-import { compileTable, type TableOutput, type WorkerTable } from "./rules.ts";
-import { isMulticast } from "./net.ts";
+import { Ctl, DROP_BASE, If, MAX_OUTPUTS, RULE_BASE, RULE_WORDS } from "./counters.ts";
+import { compileTable, type WorkerTable } from "./rules.ts";
+import { LINK_GEN, readLink } from "./links.ts";
+import { Outputs, type TxOptions } from "./outputs.ts";
 
 /** Message that starts a worker. */
 export interface WorkerInit {
@@ -55,7 +45,11 @@ export interface WorkerInit {
   /** RX ring options except ifindex and wakeFd. */
   rx: Omit<RxOptions, "ifindex" | "wakeFd">;
   /** TX ring options. */
-  tx: { frameCount?: number; qdiscBypass?: boolean };
+  tx: TxOptions;
+  /** The shared link table (src/links.ts). */
+  links: Int32Array;
+  /** Slot of the input interface in the link table. */
+  inputLink: number;
   /** Waker eventfd. */
   wakeFd: number;
   /** Counter block. */
@@ -102,231 +96,18 @@ function sleep0(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
 }
 
-function mcastMac(group: number): Uint8Array {
-  return new Uint8Array([
-    0x01,
-    0x00,
-    0x5e,
-    (group >>> 16) & 0x7f,
-    (group >>> 8) & 0xff,
-    group & 0xff,
-  ]);
-}
-
-/** Output plumbing owned by one worker: TX rings, templates, self-healing. */
-class Outputs {
-  /** TX ring per output interface name (with the ifindex it was opened on). */
-  readonly tx = new Map<string, { ring: TxRing; ifindex: number }>();
-  /** slot → the output installed there and its spec key. */
-  readonly specs = new Map<number, { key: string; o: TableOutput; reason?: string }>();
-  /** slots whose output is in error (descriptors skipped and counted). */
-  readonly broken: Uint8Array;
-  /** Counts carried over from earlier template lives of a slot (4 per slot). */
-  readonly #carried = new Float64Array(MAX_OUTPUTS * 4);
-
-  constructor(
-    readonly fwd: Forwarder,
-    readonly counters: Float64Array,
-    readonly txOpts: WorkerInit["tx"],
-    readonly index: number,
-    broken: Uint8Array,
-  ) {
-    this.broken = broken;
-  }
-
-  #txFor(name: string, ifindex: number): TxRing {
-    let t = this.tx.get(name);
-    if (t && t.ifindex !== ifindex) {
-      this.#dropTx(name);
-      t = undefined;
-    }
-    if (!t) {
-      const ring = new TxRing({
-        ifindex,
-        frameCount: this.txOpts.frameCount,
-        qdiscBypass: this.txOpts.qdiscBypass,
-      });
-      t = { ring, ifindex };
-      this.tx.set(name, t);
-    }
-    return t.ring;
-  }
-
-  /** Close a TX ring after clearing every template that uses it. */
-  #dropTx(name: string): void {
-    const t = this.tx.get(name);
-    if (!t) return;
-    for (const [slot, s] of this.specs) {
-      if (s.o.interface === name && !this.broken[slot]) {
-        this.#uninstall(slot);
-        this.#markBroken(slot, `output interface ${name} disappeared`);
-      }
-    }
-    t.ring.close();
-    this.tx.delete(name);
-  }
-
-  /** Fold the slot's C counters into the carried counts, then clear the template. */
-  #uninstall(slot: number): void {
-    const c = this.fwd.counters;
-    for (let k = 0; k < 4; k++) this.#carried[slot * 4 + k] += Number(c[slot * 4 + k]);
-    this.fwd.setTemplate(slot, null);
-  }
-
-  #markBroken(slot: number, reason: string): void {
-    this.broken[slot] = 1;
-    const s = this.specs.get(slot)!;
-    if (s.reason !== reason) {
-      s.reason = reason;
-      post({ type: "output", index: this.index, slot, state: "error", reason });
-    }
-  }
-
-  /** Try to (re)install the template of a slot. */
-  #install(slot: number): void {
-    const s = this.specs.get(slot)!;
-    try {
-      this.fwd.setTemplate(slot, this.#template(s.o));
-      this.broken[slot] = 0;
-      if (s.reason !== "") {
-        s.reason = "";
-        post({ type: "output", index: this.index, slot, state: "ok" });
-      }
-    } catch (e) {
-      this.#markBroken(slot, e instanceof Error ? e.message : String(e));
-    }
-  }
-
-  /** Install templates for a table; clear slots no longer used. */
-  apply(table: WorkerTable): void {
-    const used = new Set<number>();
-    for (const r of table.rules) {
-      for (const o of r.outputs) {
-        used.add(o.slot);
-        const key = JSON.stringify(o);
-        const cur = this.specs.get(o.slot);
-        if (cur?.key === key) continue;
-        if (cur) {
-          if (!this.broken[o.slot]) this.#uninstall(o.slot);
-        } else {
-          this.#resetSlot(o.slot);
-        }
-        this.specs.set(o.slot, { key, o, reason: cur?.reason });
-        this.#install(o.slot);
-      }
-    }
-    for (const slot of [...this.specs.keys()]) {
-      if (used.has(slot)) continue;
-      this.fwd.setTemplate(slot, null);
-      this.specs.delete(slot);
-      this.broken[slot] = 0;
-      this.#resetSlot(slot);
-    }
-    // TX rings no template uses any more
-    const ifs = new Set([...this.specs.values()].map((s) => s.o.interface));
-    for (const name of [...this.tx.keys()]) if (!ifs.has(name)) this.#dropTx(name);
-  }
-
-  #resetSlot(slot: number): void {
-    const base = OUT_BASE + slot * OUT_WORDS;
-    for (let k = 0; k < OUT_WORDS; k++) this.counters[base + k] = 0;
-    for (let k = 0; k < 4; k++) this.#carried[slot * 4 + k] = 0;
-  }
-
-  /**
-   * Self-healing, called about once a second: drop TX rings whose interface
-   * disappeared or changed index, and retry outputs in error.
-   */
-  refresh(): void {
-    for (const [name, t] of [...this.tx]) {
-      let ok = false;
-      try {
-        ok = ifaceByName(name).ifindex === t.ifindex;
-      } catch { /* gone */ }
-      if (!ok) {
-        log("warning", `output interface ${name} disappeared; its outputs are in error`);
-        this.#dropTx(name);
-      }
-    }
-    for (const slot of this.specs.keys()) if (this.broken[slot]) this.#install(slot);
-  }
-
-  #template(o: TableOutput): Template {
-    let iface;
-    try {
-      iface = ifaceByName(o.interface);
-    } catch (e) {
-      if (e instanceof McrError && e.code === "ENODEV") {
-        throw new Error(`output interface ${o.interface} does not exist`);
-      }
-      throw e;
-    }
-    const srcIp = o.srcIp || iface.ipv4;
-    if (!srcIp) {
-      throw new Error(
-        `output interface ${o.interface} has no IPv4 address; give the output a source_ip`,
-      );
-    }
-    const common = {
-      ifindex: iface.ifindex,
-      srcIp,
-      dstIp: o.dst,
-      srcPort: o.srcPort,
-      dstPort: o.port,
-      ttl: o.ttl || 64,
-      tos: o.tos,
-    };
-    if (!isMulticast(o.dst)) return { kind: "socket", ...common };
-    if (!iface.mac) throw new Error(`output interface ${o.interface} has no hardware address`);
-    return {
-      kind: "ring",
-      ...common,
-      dstMac: mcastMac(o.dst),
-      srcMac: iface.mac,
-      tx: this.#txFor(o.interface, iface.ifindex),
-    };
-  }
-
-  /** Copy C's per-template counters (plus carried counts) into the shared block. */
-  sync(): { ringFull: number; errors: number; sent: number } {
-    const c = this.fwd.counters;
-    const car = this.#carried;
-    let ringFull = 0, errors = 0, sent = 0;
-    for (const slot of this.specs.keys()) {
-      const base = OUT_BASE + slot * OUT_WORDS;
-      const s = slot * 4;
-      const p = Number(c[s]) + car[s];
-      const rf = Number(c[s + 2]) + car[s + 2];
-      const er = Number(c[s + 3]) + car[s + 3];
-      this.counters[base + Out.packets] = p;
-      this.counters[base + Out.bytes] = Number(c[s + 1]) + car[s + 1];
-      this.counters[base + Out.ringFull] = rf;
-      this.counters[base + Out.errors] = er;
-      sent += p;
-      ringFull += rf;
-      errors += er + this.counters[base + Out.unavailable];
-    }
-    return { ringFull, errors, sent: sent };
-  }
-
-  /** Let queued frames leave (graceful shutdown). */
-  drain(timeoutMs: number): number {
-    let left = 0;
-    for (const t of this.tx.values()) left += t.ring.drain(timeoutMs);
-    return left;
-  }
-
-  close(): void {
-    for (const slot of this.specs.keys()) {
-      try {
-        this.fwd.setTemplate(slot, null);
-      } catch { /* closing anyway */ }
-    }
-    this.fwd.close();
-    for (const t of this.tx.values()) t.ring.close();
-    this.tx.clear();
-  }
-}
+/** Room for a frame in an RX slot: the slot minus the tpacket2 + sockaddr_ll headers. */
+const RX_SLOT_OVERHEAD = 68;
+/** Link header and one VLAN tag on top of the MTU. */
+const L2_OVERHEAD = 18;
+/** Poll timeout while output frames wait to be retried (ms). */
+const POLL_BUSY_MS = 1;
+/** Poll timeout when idle (ms): bounds how late stop/sync/refresh happen. */
+const POLL_IDLE_MS = 100;
+/** Counter sync period (ms). */
+const SYNC_MS = 100;
+/** Output retry / health window period (ms). */
+const REFRESH_MS = 1000;
 
 async function run(cfg: WorkerInit): Promise<void> {
   const counters = cfg.counters;
@@ -362,15 +143,24 @@ async function run(cfg: WorkerInit): Promise<void> {
   const maxDesc = Math.max(64, rx.batchMax * 4);
   const fwd = new Forwarder(MAX_OUTPUTS, maxDesc);
   const proc = new BatchProcessor(counters, fwd.desc, maxDesc, (m) => fwd.submit(rx, m));
-  const outs = new Outputs(fwd, counters, cfg.tx, cfg.index, proc.broken);
-  post({ type: "ready", index: cfg.index, geometry: rx.geometry(), ifindex: iface.ifindex });
+  const outs = new Outputs(
+    fwd,
+    counters,
+    cfg.tx,
+    proc.broken,
+    cfg.links,
+    (slot, state, reason) => post({ type: "output", index: cfg.index, slot, state, reason }),
+  );
+  let geometry = rx.geometry();
+  post({ type: "ready", index: cfg.index, geometry, ifindex: iface.ifindex });
   counters[If.running] = 1;
 
-  const ring = rx.ring;
-  const desc = rx.desc;
   let version = 0;
   let lastSync = 0;
   let lastRefresh = performance.now();
+  let linkGen = -1;
+  let rxLinkDowns = 0;
+  let rxMtuWarned = 0;
   const ruleIds = new Map<number, string>();
 
   const applyTable = (t: WorkerTable) => {
@@ -385,22 +175,91 @@ async function run(cfg: WorkerInit): Promise<void> {
     proc.lookup = compileTable(t);
     version = t.version;
     counters[If.tableVersion] = version;
+    linkGen = -1; // new interfaces may be named: look at the link table again
     post({ type: "applied", index: cfg.index, version });
     log("debug", `${cfg.interface}: rule table v${version} applied (${t.rules.length} rules)`);
   };
 
-  const sync = () => {
+  const retired = { packets: 0, drops: 0, freezes: 0, polls: 0, gathers: 0 };
+  const sync = (closeWindow = false) => {
     const s = rx.stats();
-    counters[If.kernelPackets] = s.packets;
-    counters[If.kernelDrops] = s.drops;
-    counters[If.kernelFreezes] = s.freezes;
-    counters[If.polls] = s.polls;
-    counters[If.gathers] = s.gathers;
-    const o = outs.sync();
+    counters[If.kernelPackets] = retired.packets + s.packets;
+    counters[If.kernelDrops] = retired.drops + s.drops;
+    counters[If.kernelFreezes] = retired.freezes + s.freezes;
+    counters[If.polls] = retired.polls + s.polls;
+    counters[If.gathers] = retired.gathers + s.gathers;
+    const o = outs.sync(closeWindow);
     counters[DROP_BASE + Drop.tx_ring_full] = o.ringFull;
     counters[DROP_BASE + Drop.tx_error] = o.errors;
+    counters[DROP_BASE + Drop.tx_link_down] = o.linkDown;
+    counters[DROP_BASE + Drop.tx_too_big] = o.tooBig;
     counters[If.sent] = o.sent;
     counters[If.heartbeat] = Date.now();
+  };
+
+  /** Process one batch of `n` frames of `ring`. */
+  const forward = (ring: RxRing, n: number) => {
+    const m = proc.process(ring.ring, ring.desc, n);
+    if (m > 0) fwd.submit(ring, m);
+    ring.release();
+  };
+
+  /**
+   * The input MTU grew past what the ring's slots hold (frames would be
+   * truncated): open a bigger ring and retire the old one. In a fanout
+   * group the new ring joins first and the old one is drained before it
+   * closes (at most a reordering at this membership change); without
+   * fanout the old ring closes first (a frame arriving in between is lost).
+   */
+  const reopenRx = (mtu: number) => {
+    const old = rx;
+    const joinGroup = cfg.rx.fanout !== "none";
+    const opts: RxOptions = { ...cfg.rx, ifindex: old.ifindex, wakeFd: cfg.wakeFd };
+    if (joinGroup) {
+      opts.fanoutId = geometry.fanoutId;
+      opts.uniqueFanoutId = false;
+    }
+    const keep = old.stats();
+    if (!joinGroup) {
+      for (let n = old.poll(0); n > 0; n = old.poll(0)) forward(old, n);
+      old.close();
+    }
+    const next = new RxRing(opts);
+    if (joinGroup) {
+      for (let n = old.poll(0); n > 0; n = old.poll(0)) forward(old, n);
+      old.close();
+    }
+    retired.packets += keep.packets;
+    retired.drops += keep.drops;
+    retired.freezes += keep.freezes;
+    retired.polls += keep.polls;
+    retired.gathers += keep.gathers;
+    rx = next;
+    geometry = rx.geometry();
+    log(
+      "info",
+      `${cfg.interface}: input MTU ${mtu}: RX ring reopened with ${geometry.frameSize}-byte slots`,
+    );
+  };
+
+  const onLinks = () => {
+    outs.onLinks();
+    const l = readLink(cfg.links, cfg.inputLink);
+    if (!l || l.ifindex !== rx.ifindex) return; // the supervisor restarts us
+    if (geometry.version === 2 && l.mtu + L2_OVERHEAD > geometry.frameSize - RX_SLOT_OVERHEAD) {
+      if (cfg.rx.frameSize) {
+        if (rxMtuWarned !== l.mtu) {
+          rxMtuWarned = l.mtu;
+          log(
+            "warning",
+            `${cfg.interface}: MTU ${l.mtu} exceeds the configured RX frame_size ` +
+              `${cfg.rx.frameSize}: longer frames are truncated (counted as truncated)`,
+          );
+        }
+      } else {
+        reopenRx(l.mtu);
+      }
+    }
   };
 
   try {
@@ -419,24 +278,26 @@ async function run(cfg: WorkerInit): Promise<void> {
         if (pendingTable && pendingTable.version !== version) applyTable(pendingTable);
         continue;
       }
-      const n = rx.poll(100);
+      const g = Atomics.load(cfg.links, LINK_GEN);
+      if (g !== linkGen) {
+        linkGen = g;
+        onLinks();
+      }
+      const queued = fwd.service();
+      const n = rx.poll(queued > 0 ? POLL_BUSY_MS : POLL_IDLE_MS);
+      if (rx.linkDownEvents !== rxLinkDowns) {
+        rxLinkDowns = rx.linkDownEvents;
+        log("info", `${cfg.interface}: the kernel reports the input link down; still listening`);
+      }
+      if (n > 0) forward(rx, n);
       const now = performance.now();
-      if (now - lastRefresh > 1000) {
-        outs.refresh();
+      const refresh = now - lastRefresh > REFRESH_MS;
+      if (refresh) {
+        outs.retry();
         lastRefresh = now;
       }
-      if (n === 0) {
-        if (now - lastSync > 100) {
-          sync();
-          lastSync = now;
-        }
-        continue;
-      }
-      const m = proc.process(ring, desc, n);
-      if (m > 0) fwd.submit(rx, m);
-      rx.release();
-      if (now - lastSync > 100) {
-        sync();
+      if (now - lastSync > SYNC_MS || refresh) {
+        sync(refresh);
         lastSync = now;
       }
     }

@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 1u
+#define MCR_ABI_VERSION 2u
 #define MCR_ERRBUF_MIN 64u
 
 /* ------------------------------------------------------------------ misc */
@@ -55,6 +55,7 @@ enum mcr_abi_struct {
 	MCR_ABI_OUT_COUNTERS = 7,
 	MCR_ABI_IFACE_INFO = 8,
 	MCR_ABI_TX_STATS = 9,
+	MCR_ABI_LINK_EVENT = 10,
 };
 /** sizeof the given struct, or -EINVAL. */
 int32_t mcr_abi_sizeof(uint32_t which);
@@ -205,13 +206,31 @@ struct mcr_tx_config {
 	uint32_t reserved;
 };
 
+/*
+ * TX ring counters and state. Every frame committed to the ring ends in
+ * exactly one of sent, too_big or discarded (or is still queued):
+ * frames = sent + too_big + discarded + queued.
+ */
 struct mcr_tx_stats {
-	uint64_t frames;     /* frames queued to the ring */
-	uint64_t kicks;      /* sendto() calls */
-	uint64_t ring_full;  /* frames dropped: no free slot */
-	uint64_t rejected;   /* frames the kernel marked TP_STATUS_WRONG_FORMAT */
-	uint64_t kick_errors;/* sendto() failures other than EAGAIN/ENOBUFS */
-	uint64_t reserved[3];
+	uint64_t frames;       /* frames committed to the ring */
+	uint64_t sent;         /* frames the kernel took */
+	uint64_t kicks;        /* sendto() calls */
+	uint64_t ring_full;    /* frames not committed: no free slot */
+	uint64_t too_big;      /* frames the kernel refused: longer than MTU + link header */
+	uint64_t discarded;    /* frames taken back after a failed kick or a link loss */
+	uint64_t kick_errors;  /* sendto() failures other than EAGAIN/ENOBUFS/EINTR */
+	uint64_t link_changes; /* transitions between usable and down */
+	uint64_t mtu_changes;  /* MTU changes noticed */
+	/* state at the time of the call */
+	uint32_t queued;       /* committed, not yet taken by the kernel */
+	uint32_t mtu;          /* MTU in force for the frame-size check */
+	int32_t down;          /* 0 = usable; else why not: ENETDOWN (down), ENOLINK (no
+				  carrier), ENXIO/ENODEV (gone) */
+	int32_t last_err;      /* errno of the last failed kick, 0 = none */
+	uint32_t link_flags;   /* IFF_* last known */
+	uint32_t stalled_ms;   /* frames queued and none taken for this long (0 = moving) */
+	uint32_t frame_room;   /* longest frame a slot holds (a larger MTU needs a new ring) */
+	uint32_t reserved;
 };
 
 int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t errlen);
@@ -221,6 +240,15 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
  */
 int mcr_tx_drain(mcr_tx *tx, int32_t timeout_ms);
 int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out);
+/**
+ * Tell the ring what the link monitor saw (IFF_* flags as rtnetlink reports
+ * them, MTU; mtu 0 keeps the current one). IFF_UP and IFF_LOWER_UP (0x10000,
+ * carrier) make it usable; otherwise whatever is queued is discarded
+ * (outcome "link down") and frames are refused until it is usable again. A
+ * ring also notices a down link by itself (a failed kick) and then probes
+ * its flags every 50 ms until it comes back.
+ */
+int mcr_tx_set_link(mcr_tx *tx, uint32_t flags, uint32_t mtu);
 uint32_t mcr_tx_mtu(const mcr_tx *tx);
 int mcr_tx_close(mcr_tx *tx);
 
@@ -264,12 +292,21 @@ struct mcr_fwd_desc {
 	uint32_t reserved;
 };
 
-/* Per-template counters (4 x uint64), owned by C, read by TS. */
+/*
+ * Per-template counters (8 x uint64), owned by C, read by TS. Datagrams, not
+ * frames: a datagram sent as IPv4 fragments counts once. For each template,
+ * descriptors = packets + ring_full + errors + link_down + too_big + queued.
+ */
 struct mcr_out_counters {
-	uint64_t packets;   /* frames handed to the kernel */
-	uint64_t bytes;     /* UDP payload bytes of those */
-	uint64_t ring_full; /* dropped: TX ring full / socket would block */
-	uint64_t errors;    /* dropped: invalid descriptor, too big for MTU, send error */
+	uint64_t packets;    /* datagrams the kernel took */
+	uint64_t bytes;      /* UDP payload bytes of those */
+	uint64_t ring_full;  /* dropped: TX ring full / socket would block */
+	uint64_t errors;     /* dropped: invalid descriptor, send error */
+	uint64_t link_down;  /* dropped: output link down, without carrier, or gone */
+	uint64_t too_big;    /* dropped: longer than the output MTU and not fragmentable
+				(DF set), or refused by the kernel as too long */
+	uint64_t fragmented; /* of packets: datagrams sent as IPv4 fragments */
+	uint64_t queued;     /* gauge: datagrams in a TX ring, not yet taken by the kernel */
 };
 
 int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err, size_t errlen);
@@ -283,14 +320,87 @@ struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *fwd);
 /**
  * Build and send n forward descriptors whose frames live in rx's current
  * batch. One kick per TX ring touched, one sendmmsg per socket template.
- * Returns the number of datagrams handed to the kernel; every other one is
- * counted in its template's ring_full or errors.
+ * Returns the number of datagrams queued to a ring or handed to a socket;
+ * every other one is counted in its template's ring_full, errors, link_down
+ * or too_big. Ring datagrams are counted as packets once the kernel has
+ * taken them (this kick, or a later one / mcr_fwd_service).
  */
 int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n);
+/**
+ * Housekeeping between batches: retry kicks that were cut short (EAGAIN),
+ * probe rings whose link is down. Returns the number of datagrams still
+ * queued in the forwarder's rings (poll sooner while it is not 0).
+ */
+int mcr_fwd_service(mcr_fwd *fwd);
+/**
+ * What the link monitor saw for an output interface (IFF_* flags, MTU; mtu 0
+ * keeps it): applied to the forwarder's rings on that interface (see
+ * mcr_tx_set_link) and its socket templates. Datagrams for an output whose
+ * link is not up and running are dropped and counted as link_down.
+ */
+int mcr_fwd_set_link(mcr_fwd *fwd, uint32_t ifindex, uint32_t flags, uint32_t mtu);
+/** Outcomes of frames whose template had been cleared meanwhile (not charged to any output). */
+uint64_t mcr_fwd_orphans(const mcr_fwd *fwd);
 int mcr_fwd_close(mcr_fwd *fwd);
 /** (addition) Descriptors dropped because their template index was out of
  *  range or UNUSED (they cannot be charged to a template's counters). */
 uint64_t mcr_fwd_invalid(const mcr_fwd *fwd);
+
+/* ---------------------------------------------------------- link monitor */
+
+/*
+ * Link changes from rtnetlink (RTM_NEWLINK/RTM_DELLINK, RTMGRP_LINK): one
+ * socket per process tells about every interface of the network namespace
+ * as it appears, changes (flags, MTU, name) and goes. Wait on it from a
+ * thread that may block (Deno: a nonblocking FFI call).
+ */
+typedef struct mcr_linkmon mcr_linkmon;
+
+enum mcr_link_event_kind {
+	MCR_LINK_NEW = 1,    /* appeared or changed */
+	MCR_LINK_DEL = 2,    /* gone */
+	MCR_LINK_RESYNC = 3, /* events were lost (socket overrun): dump again */
+	MCR_LINK_DUMP_DONE = 4, /* the dump asked for with mcr_linkmon_dump() is complete */
+};
+
+struct mcr_link_event {
+	uint32_t kind;    /* enum mcr_link_event_kind */
+	uint32_t ifindex;
+	uint32_t flags;   /* IFF_* (32 bits: IFF_LOWER_UP 0x10000 = carrier, IFF_RUNNING =
+			     operationally up, which lags the carrier by up to 1 s) */
+	uint32_t mtu;
+	uint32_t type;    /* ARPHRD_* link type */
+	uint32_t reserved;
+	char name[16];    /* NUL-terminated */
+};
+
+/** Open the monitor; wake_fd (an mcr_waker fd, or -1) cuts mcr_linkmon_wait() short. */
+int mcr_linkmon_open(int32_t wake_fd, uint32_t max_events, mcr_linkmon **out, char *err,
+		     size_t errlen);
+/** Ask for every link (answers arrive as MCR_LINK_NEW events, then MCR_LINK_DUMP_DONE). */
+int mcr_linkmon_dump(mcr_linkmon *m);
+/**
+ * Wait up to timeout_ms for link messages, then read what is there into the
+ * event array (at most max_events; call again for more). Returns the number
+ * of events, 0 on timeout or wake-up, -errno on error.
+ */
+int mcr_linkmon_wait(mcr_linkmon *m, int32_t timeout_ms);
+/** The event array (max_events entries, valid after mcr_linkmon_wait). */
+struct mcr_link_event *mcr_linkmon_events(mcr_linkmon *m);
+int mcr_linkmon_close(mcr_linkmon *m);
+
+/* ------------------------------------------------------------ input lock */
+
+/*
+ * One relay per input interface: two relays capturing the same interface
+ * would each forward every datagram. The lock is an abstract Unix socket
+ * named after the interface index; abstract names are per network namespace,
+ * like interfaces, and vanish with the process that holds them.
+ */
+typedef struct mcr_input_lock mcr_input_lock;
+/** Take the lock of ifindex; -EADDRINUSE when another process holds it. */
+int mcr_input_lock_take(uint32_t ifindex, mcr_input_lock **out, char *err, size_t errlen);
+int mcr_input_lock_release(mcr_input_lock *l);
 
 /* ------------------------------------------------------------------ IGMP */
 

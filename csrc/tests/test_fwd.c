@@ -59,15 +59,44 @@ static struct tpacket2_hdr *slot(struct mcr_tx *tx, uint32_t i)
 	return (struct tpacket2_hdr *)(tx->map + (size_t)i * tx->frame_size);
 }
 
-static void test_submit(void)
-{
-	char err[256];
-	mcr_fwd *fwd;
-	struct mcr_tx *tx;
-	REQUIRE(mcr_fwd_open(4, 32, &fwd, err, sizeof(err)) == 0);
-	REQUIRE(txr_open_mem(2048, 8, 1500, &tx) == 0);
-	CHECK_EQ(mcr_debug_live_objects(), 2);
+/* ---- a fake kernel for memory rings: takes SEND_REQUEST slots from the
+ * kernel's head (= the ring's tail between kicks), refuses frames longer
+ * than fake_mtu + 14 the way PACKET_LOSS does, then fails with fake_err
+ * (after taking fake_take frames, -1 = all) or returns the bytes it sent. */
+/* rtnetlink flags: IFF_UP | IFF_RUNNING | IFF_LOWER_UP */
+#define UP_CARRIER (0x1u | 0x40u | 0x10000u)
 
+static int fake_err;
+static int fake_take = -1;
+static uint32_t fake_mtu = 1500;
+
+static long fake_send(struct mcr_tx *tx)
+{
+	if (fake_err == ENETDOWN || fake_err == ENXIO || fake_err == EPERM)
+		return -fake_err; /* refused before taking anything */
+	long bytes = 0;
+	uint32_t i = tx->tail;
+	for (int n = 0; fake_take < 0 || n < fake_take; n++) {
+		struct tpacket2_hdr *h = (struct tpacket2_hdr *)(tx->map + (size_t)i * tx->frame_size);
+		if (h->tp_status != TP_STATUS_SEND_REQUEST)
+			break;
+		if (h->tp_len <= 14 + fake_mtu)
+			bytes += h->tp_len;
+		h->tp_status = TP_STATUS_AVAILABLE;
+		i = (i + 1) % tx->frame_count;
+	}
+	return fake_err ? -fake_err : bytes;
+}
+
+static void fake_reset(void)
+{
+	fake_err = 0;
+	fake_take = -1;
+	fake_mtu = 1500;
+}
+
+static struct mcr_template ring_tmpl(struct mcr_tx *tx)
+{
 	struct mcr_template t;
 	memset(&t, 0, sizeof(t));
 	t.kind = MCR_TMPL_RING;
@@ -76,6 +105,20 @@ static void test_submit(void)
 	t.dst_port = htons(6000);
 	t.ttl = 7;
 	t.tx = (uint64_t)(uintptr_t)tx;
+	return t;
+}
+
+static void test_submit(void)
+{
+	char err[256];
+	mcr_fwd *fwd;
+	struct mcr_tx *tx;
+	fake_reset();
+	REQUIRE(mcr_fwd_open(4, 32, &fwd, err, sizeof(err)) == 0);
+	REQUIRE(txr_open_mem(2048, 8, 1500, &tx) == 0);
+	CHECK_EQ(mcr_debug_live_objects(), 2);
+
+	struct mcr_template t = ring_tmpl(tx);
 	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
 	t.src_port = htons(999);
 	REQUIRE(mcr_fwd_set_template(fwd, 2, &t, err, sizeof(err)) == 0);
@@ -107,43 +150,54 @@ static void test_submit(void)
 	set_desc(&d[5], 0, 100, 100, 99, 0);    /* template out of range */
 	set_desc(&d[6], 0, 100, 100, 0, 300);   /* TTL > 255 */
 	set_desc(&d[7], 0, 100, 100, 2, 0);     /* valid -> tmpl 2, template TTL */
-	set_desc(&d[8], 2, 4000, 1600, 0, 0);   /* too big for the MTU */
+	set_desc(&d[8], 2, 4000, 1600, 0, 0);   /* too big for the MTU, no DF: 2 fragments */
 	set_desc(&d[9], 0, 100, 100, 0, 0);
 	d[9].l3_offset = 99;                    /* l3 before the frame */
 	set_desc(&d[10], 0, 100, 100, 2, 200);  /* valid, descriptor TTL */
 	d[10].payload_len = 50;                 /* shorter than the UDP length: full csum */
 
-	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 11), 3);
+	/* the kick fails (memory ring: EBADF): nothing may stay queued */
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 11), 4);
 	struct mcr_out_counters *c = mcr_fwd_counters(fwd);
-	CHECK_EQ(c[0].packets, 1);
-	CHECK_EQ(c[0].bytes, 100);
-	CHECK_EQ(c[0].errors, 6);
-	CHECK_EQ(c[2].packets, 2);
-	CHECK_EQ(c[2].bytes, 150);
-	CHECK_EQ(c[2].errors, 0);
+	CHECK_EQ(c[0].packets, 0);
+	CHECK_EQ(c[0].errors, 5 + 2); /* 5 invalid descriptors + 2 discarded after the kick */
+	CHECK_EQ(c[0].queued, 0);
+	CHECK_EQ(c[2].errors, 2);
 	CHECK_EQ(mcr_fwd_invalid(fwd), 2);
-
 	struct mcr_tx_stats ts;
 	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
-	CHECK_EQ(ts.frames, 3);
-	CHECK_EQ(ts.kicks, 1); /* one kick per ring per submit */
-	CHECK_EQ(ts.kick_errors, 1); /* memory ring: sendto(-1) fails */
+	CHECK_EQ(ts.frames, 5); /* 1 + 1 + 2 fragments + 1 */
+	CHECK_EQ(ts.kicks, 1);  /* one kick per ring per submit */
+	CHECK_EQ(ts.kick_errors, 1);
+	CHECK_EQ(ts.last_err, EBADF);
+	CHECK_EQ(ts.discarded, 5);
+	CHECK_EQ(ts.queued, 0);
+	CHECK_EQ(ts.down, 0); /* EBADF is no link problem */
 
-	/* slot contents */
-	for (uint32_t i = 0; i < 3; i++)
-		CHECK_EQ(slot(tx, i)->tp_status, TP_STATUS_SEND_REQUEST);
-	CHECK_EQ(slot(tx, 0)->tp_len, 142);
-	CHECK_EQ(slot(tx, 2)->tp_len, 92);
+	/* the same batch through a kernel that takes everything */
+	tx->send = fake_send;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 11), 4);
+	CHECK_EQ(c[0].packets, 2);
+	CHECK_EQ(c[0].bytes, 1700);
+	CHECK_EQ(c[0].fragmented, 1);
+	CHECK_EQ(c[2].packets, 2);
+	CHECK_EQ(c[2].bytes, 150);
+	CHECK_EQ(c[0].queued + c[2].queued, 0);
+
+	/* slot contents: the discard rewound the ring, so the second submit wrote
+	 * slots 0 (d0), 1 (d7), 2-3 (fragments of d8), 4 (d10) */
 	const uint8_t *f0 = (const uint8_t *)slot(tx, 0) + MCR_TX_DATA_OFF;
 	const uint8_t *f1 = (const uint8_t *)slot(tx, 1) + MCR_TX_DATA_OFF;
-	const uint8_t *f2 = (const uint8_t *)slot(tx, 2) + MCR_TX_DATA_OFF;
+	const uint8_t *f2 = (const uint8_t *)slot(tx, 4) + MCR_TX_DATA_OFF;
+	CHECK_EQ(slot(tx, 0)->tp_len, 142);
+	CHECK_EQ(slot(tx, 4)->tp_len, 92);
 	CHECK_EQ(f0[14 + 8], 7);         /* template TTL */
 	CHECK_EQ(rd16(f0 + 34), 1234);   /* source port copied from the input */
 	CHECK_EQ(rd16(f0 + 36), 6000);
 	CHECK_EQ(rd16(f1 + 34), 999);    /* template source port */
-	CHECK_EQ(rd16(f0 + 18), 0);      /* ip id counters per template */
-	CHECK_EQ(rd16(f1 + 18), 0);
-	CHECK_EQ(rd16(f2 + 18), 1);
+	CHECK_EQ(rd16(f0 + 18), 2);      /* ip id counters per template (2 datagrams before) */
+	CHECK_EQ(rd16(f1 + 18), 2);
+	CHECK_EQ(rd16(f2 + 18), 3);
 	CHECK_EQ(f2[14 + 8], 200);       /* descriptor TTL */
 	for (int k = 0; k < 3; k++) {    /* every UDP checksum verifies */
 		const uint8_t *f = k == 0 ? f0 : k == 1 ? f1 : f2;
@@ -157,21 +211,23 @@ static void test_submit(void)
 		CHECK_EQ((uint16_t)~t_csum_naive(f + 14, 20, 0), 0);
 	}
 
-	/* ring full: 5 slots left of 8 */
+	/* ring full: the kernel takes nothing (EAGAIN), 8 slots */
+	fake_err = EAGAIN;
+	fake_take = 0;
 	for (uint32_t i = 0; i < 10; i++)
 		set_desc(&d[i], 0, 100, 100, 0, 0);
-	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 10), 5);
-	CHECK_EQ(c[0].ring_full, 5);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 10), 8);
+	CHECK_EQ(c[0].ring_full, 2);
+	CHECK_EQ(c[0].queued, 8);
 	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
-	CHECK_EQ(ts.ring_full, 5);
-
-	/* the kernel "rejected" slot 0, completed slot 1: both reusable */
-	slot(tx, 0)->tp_status = TP_STATUS_WRONG_FORMAT;
-	slot(tx, 1)->tp_status = TP_STATUS_AVAILABLE;
-	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 3), 2);
-	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
-	CHECK_EQ(ts.rejected, 1);
-	CHECK_EQ(ts.ring_full, 6);
+	CHECK_EQ(ts.ring_full, 2);
+	CHECK_EQ(ts.queued, 8);
+	/* still blocked: the next submit finds no room; service retries the kick */
+	CHECK_EQ(mcr_fwd_service(fwd), 8);
+	fake_reset();
+	CHECK_EQ(mcr_fwd_service(fwd), 0);
+	CHECK_EQ(c[0].packets, 2 + 8);
+	CHECK_EQ(c[0].queued, 0);
 
 	/* empty batch: everything is out of range */
 	CHECK_EQ(fwd_submit_batch(fwd, batch, 0, ring, sizeof(ring), 1), 0);
@@ -190,6 +246,275 @@ static void test_submit(void)
 	CHECK_EQ(mcr_tx_close(tx), 0);
 }
 
+/* Finding: an output link down for 100 ms never sent again (the ring filled
+ * with frames the kernel would not take, and nothing kicked it again). */
+static void test_link_flap(void)
+{
+	char err[256];
+	mcr_fwd *fwd;
+	struct mcr_tx *tx;
+	fake_reset();
+	REQUIRE(mcr_fwd_open(2, 64, &fwd, err, sizeof(err)) == 0);
+	REQUIRE(txr_open_mem(2048, 8, 1500, &tx) == 0);
+	tx->send = fake_send;
+	struct mcr_template t = ring_tmpl(tx);
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	struct mcr_rx_desc batch[1];
+	memset(batch, 0, sizeof(batch));
+	batch[0].offset = 100;
+	batch[0].snaplen = put_frame(100, 100);
+	struct mcr_fwd_desc *d = mcr_fwd_desc(fwd);
+	for (uint32_t i = 0; i < 6; i++)
+		set_desc(&d[i], 0, 100, 100, 0, 0);
+	struct mcr_out_counters *c = mcr_fwd_counters(fwd);
+
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
+	CHECK_EQ(c[0].packets, 6);
+
+	/* the link goes down: the kick fails, the queue is discarded, not kept */
+	fake_err = ENETDOWN;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
+	CHECK_EQ(c[0].link_down, 6);
+	CHECK_EQ(c[0].queued, 0);
+	struct mcr_tx_stats ts;
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.down, ENETDOWN);
+	CHECK_EQ(ts.queued, 0);
+	CHECK_EQ(ts.link_changes, 1);
+	/* while down: counted, never queued (many batches, more than the ring holds) */
+	for (int k = 0; k < 5; k++)
+		CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 0);
+	CHECK_EQ(c[0].link_down, 6 + 30);
+	CHECK_EQ(c[0].ring_full, 0);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.frames, 12);
+
+	/* the link monitor says it is up again: forwarding resumes at once */
+	fake_reset();
+	CHECK_EQ(mcr_fwd_set_link(fwd, 0, UP_CARRIER, 0), 0);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
+	CHECK_EQ(c[0].packets, 12);
+	CHECK_EQ(c[0].packets + c[0].link_down + c[0].ring_full + c[0].errors + c[0].queued,
+		 6 * 8);
+
+	/* no carrier: refused as link down until it is running again */
+	CHECK_EQ(mcr_fwd_set_link(fwd, 0, 0x1 | 0x40, 0), 0); /* up, "running", no carrier */
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.down, ENOLINK);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 0);
+	CHECK_EQ(c[0].link_down, 36 + 6);
+	CHECK_EQ(mcr_fwd_set_link(fwd, 0, UP_CARRIER, 0), 0);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
+	CHECK_EQ(c[0].packets, 18);
+
+	/* a kick error that is not about the link: queue discarded as errors */
+	fake_err = EPERM;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
+	CHECK_EQ(c[0].errors, 6);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.down, 0);
+	CHECK_EQ(ts.last_err, EPERM);
+	fake_reset();
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
+	CHECK_EQ(c[0].packets, 24);
+
+	/* a stalled ring shows how long it has waited */
+	fake_err = EAGAIN;
+	fake_take = 0;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 2), 2);
+	tx->last_progress_ns -= 2000000000ull;
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK(ts.stalled_ms >= 2000);
+	CHECK_EQ(ts.queued, 2);
+	fake_reset();
+	CHECK_EQ(mcr_fwd_service(fwd), 0);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.stalled_ms, 0);
+	CHECK_EQ(ts.frames, ts.sent + ts.too_big + ts.discarded + ts.queued);
+
+	CHECK_EQ(mcr_fwd_close(fwd), 0);
+	CHECK_EQ(mcr_tx_close(tx), 0);
+}
+
+/* Finding: an output MTU lowered below the frame size was counted as sent
+ * while the kernel dropped the frames (PACKET_LOSS). */
+static void test_mtu(void)
+{
+	char err[256];
+	mcr_fwd *fwd;
+	struct mcr_tx *tx;
+	fake_reset();
+	REQUIRE(mcr_fwd_open(2, 64, &fwd, err, sizeof(err)) == 0);
+	REQUIRE(txr_open_mem(2048, 16, 1500, &tx) == 0);
+	tx->send = fake_send;
+	struct mcr_template t = ring_tmpl(tx);
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	struct mcr_rx_desc batch[2];
+	memset(batch, 0, sizeof(batch));
+	batch[0].offset = 100;
+	batch[0].snaplen = put_frame(100, 1000);
+	batch[1].offset = 2000;
+	batch[1].snaplen = put_frame(2000, 100);
+	struct mcr_fwd_desc *d = mcr_fwd_desc(fwd);
+	set_desc(&d[0], 0, 100, 1000, 0, 0);
+	set_desc(&d[1], 1, 2000, 100, 0, 0);
+	set_desc(&d[2], 0, 100, 1000, 0, 0);
+	struct mcr_out_counters *c = mcr_fwd_counters(fwd);
+
+	/* the MTU drops to 576 behind the ring's back: the kernel refuses the two
+	 * 1042-byte frames, sendto() reports only the 142 bytes it sent */
+	fake_mtu = 576;
+	tx->mtu = 576; /* what the ring's MTU re-read (an ioctl on real rings) finds */
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 2, ring, sizeof(ring), 3), 3);
+	CHECK_EQ(c[0].packets, 1);
+	CHECK_EQ(c[0].too_big, 2);
+	struct mcr_tx_stats ts;
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.too_big, 2);
+	CHECK_EQ(ts.sent, 1);
+
+	/* once the ring knows the MTU, long datagrams leave as fragments */
+	CHECK_EQ(mcr_fwd_set_link(fwd, 0, UP_CARRIER, 576), 0);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 2, ring, sizeof(ring), 3), 3);
+	CHECK_EQ(c[0].packets, 4);
+	CHECK_EQ(c[0].fragmented, 2);
+	CHECK_EQ(c[0].bytes, 100 + 1000 + 100 + 1000);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.frames, 3 + 5); /* 2 fragments + 1 + 2 fragments */
+
+	/* reassemble the first datagram's fragments (slots 3, 4) and check them */
+	uint8_t dgram[2000];
+	uint32_t got = 0, frags = 0;
+	for (uint32_t i = 3; i <= 4; i++) {
+		const uint8_t *f = (const uint8_t *)slot(tx, i) + MCR_TX_DATA_OFF;
+		const uint8_t *ip = f + 14;
+		CHECK(slot(tx, i)->tp_len <= 14 + 576);
+		CHECK_EQ((uint16_t)~t_csum_naive(ip, 20, 0), 0);
+		uint16_t fw = rd16(ip + 6);
+		CHECK_EQ(rd16(ip + 4), rd16(((const uint8_t *)slot(tx, 3) + MCR_TX_DATA_OFF) + 18));
+		uint32_t off = (fw & 0x1fffu) * 8u, n = rd16(ip + 2) - 20u;
+		CHECK_EQ(!!(fw & 0x2000), i == 3); /* MF on all but the last */
+		CHECK_EQ(fw & 0x4000, 0);
+		CHECK(i == 4 || n % 8 == 0);
+		memcpy(dgram + off, ip + 20, n);
+		got += n;
+		frags++;
+	}
+	CHECK_EQ(frags, 2);
+	CHECK_EQ(got, 8 + 1000);
+	CHECK_EQ(rd16(dgram + 4), 1008);
+	for (uint32_t k = 0; k < 1000; k++)
+		if (dgram[8 + k] != (uint8_t)k) {
+			CHECK(!"fragment payload differs");
+			break;
+		}
+	uint8_t ph[12];
+	memcpy(ph, (const uint8_t *)slot(tx, 3) + MCR_TX_DATA_OFF + 26, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	wr16(ph + 10, 1008);
+	CHECK_EQ(t_csum_naive(dgram, 1008, t_csum_naive(ph, 12, 0)), 0xffff);
+
+	/* DF set on the input: not fragmented, counted as too_big */
+	ring[100 + 14 + 6] = 0x40;
+	uint64_t tb = c[0].too_big;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 2, ring, sizeof(ring), 3), 1);
+	CHECK_EQ(c[0].too_big, tb + 2);
+	ring[100 + 14 + 6] = 0;
+
+	CHECK_EQ(mcr_fwd_close(fwd), 0);
+	CHECK_EQ(mcr_tx_close(tx), 0);
+}
+
+/* Outcomes of frames whose template was cleared never reach the slot's next
+ * life; a template replaced in place keeps them; a ring leaving the
+ * forwarder gets one last kick and the rest is counted. */
+static void test_lifetimes(void)
+{
+	char err[256];
+	mcr_fwd *fwd;
+	struct mcr_tx *tx, *tx2;
+	fake_reset();
+	REQUIRE(mcr_fwd_open(2, 64, &fwd, err, sizeof(err)) == 0);
+	REQUIRE(txr_open_mem(2048, 16, 1500, &tx) == 0);
+	REQUIRE(txr_open_mem(2048, 16, 1500, &tx2) == 0);
+	tx->send = fake_send;
+	tx2->send = fake_send;
+	struct mcr_template t = ring_tmpl(tx);
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	struct mcr_rx_desc batch[1];
+	memset(batch, 0, sizeof(batch));
+	batch[0].offset = 100;
+	batch[0].snaplen = put_frame(100, 100);
+	struct mcr_fwd_desc *d = mcr_fwd_desc(fwd);
+	for (uint32_t i = 0; i < 4; i++)
+		set_desc(&d[i], 0, 100, 100, 0, 0);
+	struct mcr_out_counters *c = mcr_fwd_counters(fwd);
+
+	/* 4 queued (EAGAIN), then the template is replaced in place: same life */
+	fake_err = EAGAIN;
+	fake_take = 0;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 4), 4);
+	t.ttl = 9;
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	fake_reset();
+	CHECK_EQ(mcr_fwd_service(fwd), 0);
+	CHECK_EQ(c[0].packets, 4);
+
+	/* 4 queued, then the last template on tx is cleared: one last kick
+	 * (refused), the rest discarded and charged to the life that sent them */
+	fake_err = EAGAIN;
+	fake_take = 0;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 4), 4);
+	struct mcr_template none;
+	memset(&none, 0, sizeof(none));
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &none, err, sizeof(err)) == 0);
+	struct mcr_tx_stats ts;
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.queued, 0);
+	CHECK_EQ(ts.discarded, 4);
+	CHECK_EQ(tx->owner, NULL);
+	CHECK_EQ(mcr_fwd_orphans(fwd), 0);
+	/* the slot's next life starts at zero */
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	CHECK_EQ(c[0].packets + c[0].errors + c[0].queued, 0);
+
+	/* a second template keeps tx in the forwarder: clearing template 0 with
+	 * frames queued leaves them in the ring; their outcomes are orphans and
+	 * never reach the slot's next life */
+	REQUIRE(mcr_fwd_set_template(fwd, 1, &t, err, sizeof(err)) == 0);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 4), 4);
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &none, err, sizeof(err)) == 0);
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	fake_reset();
+	CHECK_EQ(mcr_fwd_service(fwd), 0);
+	CHECK_EQ(mcr_fwd_orphans(fwd), 4);
+	CHECK_EQ(c[0].packets + c[0].errors + c[0].queued, 0);
+	REQUIRE(mcr_fwd_set_template(fwd, 1, &none, err, sizeof(err)) == 0);
+
+	/* moved to another ring: the old ring's queue is flushed to the same output */
+	fake_take = 0;
+	fake_err = EAGAIN;
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 4), 4);
+	fake_reset();
+	t.tx = (uint64_t)(uintptr_t)tx2;
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	CHECK_EQ(c[0].packets, 4);
+	CHECK_EQ(tx->owner, NULL);
+	CHECK_EQ(tx2->owner, fwd);
+
+	/* a ring closed before its templates: the forwarder forgets both */
+	CHECK_EQ(mcr_tx_close(tx2), 0);
+	set_desc(&d[0], 0, 100, 100, 0, 0);
+	uint64_t inv = mcr_fwd_invalid(fwd);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 1), 0);
+	CHECK_EQ(mcr_fwd_invalid(fwd), inv + 1);
+	CHECK_EQ(mcr_fwd_service(fwd), 0);
+
+	CHECK_EQ(mcr_fwd_close(fwd), 0);
+	CHECK_EQ(mcr_tx_close(tx), 0);
+}
+
 static void test_abi(void)
 {
 	CHECK_EQ(mcr_abi_version(), MCR_ABI_VERSION);
@@ -199,11 +524,12 @@ static void test_abi(void)
 	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_TX_CONFIG), sizeof(struct mcr_tx_config));
 	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_TEMPLATE), sizeof(struct mcr_template));
 	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_FWD_DESC), 32);
-	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_OUT_COUNTERS), 32);
+	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_OUT_COUNTERS), 64);
+	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_LINK_EVENT), 40);
 	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_IFACE_INFO), sizeof(struct mcr_iface_info));
 	CHECK_EQ(mcr_abi_sizeof(MCR_ABI_TX_STATS), sizeof(struct mcr_tx_stats));
 	CHECK_EQ(mcr_abi_sizeof(0), -EINVAL);
-	CHECK_EQ(mcr_abi_sizeof(10), -EINVAL);
+	CHECK_EQ(mcr_abi_sizeof(11), -EINVAL);
 }
 
 static void test_objects(void)
@@ -274,6 +600,10 @@ int main(void)
 {
 	test_abi();
 	test_submit();
+	CHECK_EQ(mcr_debug_live_objects(), 0);
+	test_link_flap();
+	test_mtu();
+	test_lifetimes();
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 	test_objects();
 	test_bpf();

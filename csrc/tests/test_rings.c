@@ -5,11 +5,15 @@
  * = skipped otherwise). Covers: RX V2/V3 open, poll, release, stats, the
  * IPv4/UDP and destination filters, own-TX suppression in every mode, the
  * waker, TX ring + mcr_fwd_submit from a received frame (ring and socket
- * templates, delivery checked at a UDP socket), IGMP join, live objects.
+ * templates, delivery checked at a UDP socket), IGMP join, the link monitor,
+ * the input lock, a TX ring surviving link down/up and an MTU cut on a veth
+ * pair, live objects.
  * Loopback frames carry an all-zero Ethernet header.
  */
 #include "t.h"
 #include "frame.h"
+#include "fwd.h"
+#include "ring_tx.h"
 
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
@@ -387,6 +391,235 @@ static void test_forward(uint32_t ver)
 	close(sink_sock);
 }
 
+/* ------------------------------------------------- links (veth va <-> vb) */
+
+static int run(const char *cmd)
+{
+	int rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+	return rc;
+}
+
+/* Read link events until pred(ev) holds for an event of `name` (or 2 s). */
+static int wait_link(mcr_linkmon *m, const char *name, int (*pred)(const struct mcr_link_event *))
+{
+	for (int tries = 0; tries < 40; tries++) {
+		int n = mcr_linkmon_wait(m, 50);
+		if (n < 0)
+			return n;
+		const struct mcr_link_event *ev = mcr_linkmon_events(m);
+		for (int i = 0; i < n; i++)
+			if (strcmp(ev[i].name, name) == 0 && pred(&ev[i]))
+				return 1;
+	}
+	return 0;
+}
+
+static int is_new(const struct mcr_link_event *e) { return e->kind == MCR_LINK_NEW; }
+static int is_del(const struct mcr_link_event *e) { return e->kind == MCR_LINK_DEL; }
+static int mtu_1400(const struct mcr_link_event *e) { return e->kind == MCR_LINK_NEW && e->mtu == 1400; }
+static int no_carrier(const struct mcr_link_event *e)
+{
+	return e->kind == MCR_LINK_NEW && (e->flags & IFF_UP) && !(e->flags & IFF_RUNNING);
+}
+
+static void test_linkmon(void)
+{
+	mcr_linkmon *m = NULL;
+	REQUIRE(mcr_linkmon_open(-1, 64, &m, err, sizeof(err)) == 0);
+	/* a dump lists lo, then says it is done */
+	REQUIRE(mcr_linkmon_dump(m) == 0);
+	int lo_seen = 0, done = 0;
+	for (int tries = 0; tries < 20 && !done; tries++) {
+		int n = mcr_linkmon_wait(m, 100);
+		REQUIRE(n >= 0);
+		const struct mcr_link_event *ev = mcr_linkmon_events(m);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].kind == MCR_LINK_NEW && strcmp(ev[i].name, "lo") == 0) {
+				lo_seen = 1;
+				CHECK_EQ(ev[i].ifindex, lo_index);
+				CHECK_EQ(ev[i].mtu, 65536);
+				CHECK(ev[i].flags & IFF_UP);
+				CHECK_EQ(ev[i].type, 772); /* ARPHRD_LOOPBACK */
+			}
+			if (ev[i].kind == MCR_LINK_DUMP_DONE)
+				done = 1;
+		}
+	}
+	CHECK(lo_seen);
+	CHECK(done);
+	/* changes arrive as they happen */
+	REQUIRE(run("ip link add lmA type veth peer name lmB") == 0);
+	CHECK_EQ(wait_link(m, "lmA", is_new), 1);
+	REQUIRE(run("ip link set lmA mtu 1400") == 0);
+	CHECK_EQ(wait_link(m, "lmA", mtu_1400), 1);
+	REQUIRE(run("ip link set lmA up") == 0); /* peer down: up, but no carrier */
+	CHECK_EQ(wait_link(m, "lmA", no_carrier), 1);
+	REQUIRE(run("ip link del lmA") == 0);
+	CHECK_EQ(wait_link(m, "lmA", is_del), 1);
+	/* a waker cuts a wait short */
+	mcr_waker *w;
+	REQUIRE(mcr_waker_open(&w, err, sizeof(err)) == 0);
+	mcr_linkmon *m2 = NULL;
+	REQUIRE(mcr_linkmon_open(mcr_waker_fd(w), 4, &m2, err, sizeof(err)) == 0);
+	REQUIRE(mcr_waker_wake(w) == 0);
+	CHECK_EQ(mcr_linkmon_wait(m2, 5000), 0);
+	/* a small event array hands a long dump out in pieces */
+	REQUIRE(mcr_linkmon_dump(m2) == 0);
+	int total = 0;
+	done = 0;
+	for (int tries = 0; tries < 50 && !done; tries++) {
+		int n = mcr_linkmon_wait(m2, 100);
+		REQUIRE(n >= 0 && n <= 4);
+		for (int i = 0; i < n; i++)
+			done |= mcr_linkmon_events(m2)[i].kind == MCR_LINK_DUMP_DONE;
+		total += n;
+	}
+	CHECK(done);
+	CHECK(total >= 2);
+	mcr_linkmon *bad = NULL;
+	CHECK_EQ(mcr_linkmon_open(-1, 0, &bad, err, sizeof(err)), -EINVAL);
+	CHECK(bad == NULL);
+	mcr_linkmon_close(m2);
+	mcr_waker_close(w);
+	mcr_linkmon_close(m);
+}
+
+static void test_input_lock(void)
+{
+	mcr_input_lock *a = NULL, *b = NULL;
+	REQUIRE(mcr_input_lock_take(lo_index, &a, err, sizeof(err)) == 0);
+	CHECK_EQ(mcr_input_lock_take(lo_index, &b, err, sizeof(err)), -EADDRINUSE);
+	CHECK(strstr(err, "already captured by another mcr") != NULL);
+	CHECK(b == NULL);
+	CHECK_EQ(mcr_input_lock_take(lo_index + 1000, &b, err, sizeof(err)), 0);
+	mcr_input_lock_release(b);
+	mcr_input_lock_release(a);
+	CHECK_EQ(mcr_input_lock_take(lo_index, &a, err, sizeof(err)), 0);
+	mcr_input_lock_release(a);
+	CHECK_EQ(mcr_input_lock_release(NULL), 0);
+}
+
+/* An Ethernet/IPv4/UDP frame with plen payload bytes at buf + off. */
+static uint32_t make_frame(uint8_t *buf, uint32_t off, uint32_t plen)
+{
+	uint8_t *f = buf + off;
+	memset(f, 0, 42);
+	f[12] = 0x08;
+	uint8_t *ip = f + 14, *u = ip + 20;
+	ip[0] = 0x45;
+	ip[8] = 5;
+	ip[9] = 17;
+	uint32_t sa = htonl(0x0a000001), da = htonl(0xef010101);
+	memcpy(ip + 12, &sa, 4);
+	memcpy(ip + 16, &da, 4);
+	wr16(u, 1234);
+	wr16(u + 2, 5000);
+	wr16(u + 4, (uint16_t)(8 + plen));
+	for (uint32_t i = 0; i < plen; i++)
+		u[8 + i] = (uint8_t)i;
+	wr16(u + 6, csum_udp_full(sa, da, u, 8 + plen));
+	return 42 + plen;
+}
+
+static uint8_t src_ring[8192];
+
+/* Submit n copies of the datagram in src_ring's batch to template 0. */
+static int submit_n(mcr_fwd *fwd, const struct mcr_rx_desc *batch, uint32_t plen, uint32_t n)
+{
+	struct mcr_fwd_desc *d = mcr_fwd_desc(fwd);
+	for (uint32_t k = 0; k < n; k++) {
+		memset(&d[k], 0, sizeof(d[k]));
+		d[k].l3_offset = batch[0].offset + 14;
+		d[k].payload_off = batch[0].offset + 42;
+		d[k].payload_len = plen;
+	}
+	return fwd_submit_batch(fwd, batch, 1, src_ring, sizeof(src_ring), n);
+}
+
+/* Finding 1: an output link that goes down for a moment never sent again. */
+static void test_tx_link(void)
+{
+	REQUIRE(run("ip link add va type veth peer name vb") == 0);
+	REQUIRE(run("ip link set va up && ip link set vb up") == 0);
+	uint32_t va = if_nametoindex("va");
+	REQUIRE(va > 0);
+	struct mcr_tx_config tc = {.ifindex = va, .frame_count = 64};
+	mcr_tx *tx = NULL;
+	REQUIRE(mcr_tx_open(&tc, &tx, err, sizeof(err)) == 0);
+	mcr_fwd *fwd;
+	REQUIRE(mcr_fwd_open(2, 64, &fwd, err, sizeof(err)) == 0);
+	struct mcr_template t;
+	memset(&t, 0, sizeof(t));
+	t.kind = MCR_TMPL_RING;
+	t.ifindex = va;
+	t.src_ip = htonl(0x0a000002);
+	t.dst_ip = htonl(0xef0a0a0a);
+	t.dst_port = htons(6000);
+	mcr_mcast_mac(t.dst_ip, t.dst_mac);
+	t.tx = (uint64_t)(uintptr_t)tx;
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	struct mcr_rx_desc batch[1];
+	memset(batch, 0, sizeof(batch));
+	batch[0].offset = 64;
+	batch[0].snaplen = make_frame(src_ring, 64, 1000);
+	struct mcr_out_counters *c = mcr_fwd_counters(fwd);
+	struct mcr_tx_stats ts;
+
+	CHECK_EQ(submit_n(fwd, batch, 1000, 8), 8);
+	CHECK_EQ(c[0].packets, 8);
+
+	REQUIRE(run("ip link set va down") == 0);
+	CHECK_EQ(submit_n(fwd, batch, 1000, 8), 8); /* queued, then the kick says ENETDOWN */
+	CHECK_EQ(c[0].link_down, 8);
+	/* many more batches than the ring has slots: counted, never wedged */
+	for (int k = 0; k < 20; k++)
+		CHECK_EQ(submit_n(fwd, batch, 1000, 8), 0);
+	CHECK_EQ(c[0].link_down, 8 + 160);
+	CHECK_EQ(c[0].ring_full, 0);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.down, ENETDOWN);
+
+	/* up again: the ring's own probe notices, no one has to tell it */
+	REQUIRE(run("ip link set va up") == 0);
+	for (int k = 0; k < 100; k++) {
+		mcr_fwd_service(fwd);
+		REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+		if (!ts.down)
+			break;
+		usleep(20000);
+	}
+	CHECK_EQ(ts.down, 0);
+	CHECK_EQ(submit_n(fwd, batch, 1000, 8), 8);
+	CHECK_EQ(c[0].packets, 16);
+
+	/* MTU cut under the ring: the kernel refuses, the ring notices and counts */
+	REQUIRE(run("ip link set va mtu 576") == 0);
+	CHECK_EQ(submit_n(fwd, batch, 1000, 4), 4);
+	CHECK_EQ(c[0].too_big, 4);
+	CHECK_EQ(c[0].packets, 16);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.mtu, 576);
+	/* from now on the datagrams leave as fragments */
+	CHECK_EQ(submit_n(fwd, batch, 1000, 4), 4);
+	CHECK_EQ(c[0].packets, 20);
+	CHECK_EQ(c[0].fragmented, 4);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.frames, ts.sent + ts.too_big + ts.discarded + ts.queued);
+	CHECK_EQ(c[0].packets + c[0].link_down + c[0].too_big + c[0].queued, 8 * 24);
+
+	/* the interface is deleted: the next kick fails, the ring says it is gone */
+	REQUIRE(run("ip link del va") == 0);
+	CHECK_EQ(submit_n(fwd, batch, 100, 2), 2);
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK(ts.down == ENXIO || ts.down == ENODEV || ts.down == ENETDOWN);
+	CHECK_EQ(ts.queued, 0);
+
+	mcr_fwd_close(fwd);
+	mcr_tx_close(tx);
+}
+
 static void test_igmp(void)
 {
 	mcr_igmp *m1 = NULL, *m2 = NULL;
@@ -499,6 +732,9 @@ int main(void)
 	}
 	test_waker();
 	test_igmp();
+	test_linkmon();
+	test_input_lock();
+	test_tx_link();
 	test_coalesce();
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 	return t_done("rings");

@@ -46,6 +46,7 @@ struct opts {
   uint64_t seq_start;
   int burst;
   double spin_us;
+  int no_df;
   bool json;
 };
 
@@ -66,6 +67,8 @@ static void usage(FILE *f) {
           "  --burst N           at most N datagrams per sendmmsg (default %d; adaptive: only what is due)\n"
           "  --spin-us US        sleep when the next datagram is due in more than US µs, else\n"
           "                      yield-spin (default 50; 0 = always sleep)\n"
+          "  --no-df             clear the Don't Fragment bit (IP_PMTUDISC_DONT): the datagrams\n"
+          "                      may be fragmented on the way (default: the kernel sets DF)\n"
           "  --json              one JSON object on stdout instead of the human report\n"
           "Numbers accept k/M suffixes (20k = 20000). Exit: 0 ok, 1 runtime error, 2 usage error.\n",
           MCRT_MIN_LEN, MCRT_MAX_LEN, MCRT_DEFAULT_LEN, DEFAULT_BURST);
@@ -81,7 +84,7 @@ static void die_usage(const char *fmt, const char *arg) {
 static void parse_args(int argc, char **argv, struct opts *o) {
   enum {
     O_DST = 1000, O_IFACE, O_SRC, O_RATE, O_COUNT, O_DUR, O_SIZE, O_TTL, O_TOS, O_SBASE,
-    O_SEQ, O_BURST, O_SPIN, O_JSON, O_HELP
+    O_SEQ, O_BURST, O_SPIN, O_NODF, O_JSON, O_HELP
   };
   static const struct option lo[] = {
       {"dst", required_argument, 0, O_DST},
@@ -97,6 +100,7 @@ static void parse_args(int argc, char **argv, struct opts *o) {
       {"seq-start", required_argument, 0, O_SEQ},
       {"burst", required_argument, 0, O_BURST},
       {"spin-us", required_argument, 0, O_SPIN},
+      {"no-df", no_argument, 0, O_NODF},
       {"json", no_argument, 0, O_JSON},
       {"help", no_argument, 0, O_HELP},
       {0, 0, 0, 0},
@@ -174,6 +178,9 @@ static void parse_args(int argc, char **argv, struct opts *o) {
         if (mcrt_parse_double(optarg, &o->spin_us) || o->spin_us > 1e6)
           die_usage("--spin-us wants microseconds, got '%s'", optarg);
         break;
+      case O_NODF:
+        o->no_df = 1;
+        break;
       case O_JSON:
         o->json = true;
         break;
@@ -237,6 +244,13 @@ static int setup_socket(const struct opts *o) {
   if (o->tos >= 0 && setsockopt(fd, IPPROTO_IP, IP_TOS, &o->tos, sizeof o->tos)) {
     perror("mcr-gen: IP_TOS");
     exit(1);
+  }
+  if (o->no_df) {
+    int pmtu = IP_PMTUDISC_DONT;
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu)) {
+      perror("mcr-gen: IP_MTU_DISCOVER");
+      exit(1);
+    }
   }
   (void)setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
   (void)zero;

@@ -116,6 +116,10 @@ function fakeStats(packets: number, frames: number, drops: number): RelayStats {
         ring_full: 0,
         errors: 0,
         ttl_expired: 0,
+        link_down: 0,
+        too_big: 0,
+        fragmented: 0,
+        queued: 0,
       }],
     }],
     interfaces: [{
@@ -185,7 +189,7 @@ function result(s: RelayStats): StatsResult {
   };
 }
 
-Deno.test("health: fails on a rule in error or a worker down", () => {
+Deno.test("health: fails on anything not working, with the reason", () => {
   const ok = result(fakeStats(1, 1, 0));
   assert.equal(health(ok).status, "ok");
   const bad = structuredClone(ok);
@@ -195,6 +199,27 @@ Deno.test("health: fails on a rule in error or a worker down", () => {
   const down = structuredClone(ok);
   down.workers[0].state = "error";
   assert.equal(health(down).status, "fail");
+  // a rule pending forever (its input interface does not exist) is not healthy
+  const pending = structuredClone(ok);
+  pending.rules[0].state = "pending";
+  pending.rules[0].reason = "input interface r0 does not exist";
+  assert.deepEqual(health(pending).problems, [
+    "rule cam1: pending: input interface r0 does not exist",
+  ]);
+  // an output in error (link down) while the rule is active
+  const out = structuredClone(ok);
+  out.rules[0].outputs[0].state = "error";
+  out.rules[0].outputs[0].reason = "output interface r1 is down";
+  assert.deepEqual(health(out).problems, [
+    "rule cam1 output r1 239.10.1.1:6001: error: output interface r1 is down",
+  ]);
+  // an input link without carrier
+  const inDown = structuredClone(ok);
+  inDown.interfaces[0].state = "down";
+  inDown.interfaces[0].reason = "input interface r0 has no carrier";
+  assert.deepEqual(health(inDown).problems, [
+    "interface r0: down: input interface r0 has no carrier",
+  ]);
 });
 
 Deno.test("metrics: Prometheus text parses and carries the counters with their labels", async () => {
