@@ -34,14 +34,14 @@ import {
   Ctl,
   DROP_BASE,
   If,
-  MAX_OUTPUTS,
+  MAX_OUTPUT_SLOTS,
   Out,
   OUT_BASE,
   OUT_WORDS,
   RULE_BASE,
   RULE_WORDS,
 } from "./counters.ts";
-import { compileTable, type TableOutput, type WorkerTable } from "./rules.ts";
+import { compileTable, outputKey, type TableOutput, type WorkerTable } from "./rules.ts";
 import { isMulticast } from "./net.ts";
 
 /** Message that starts a worker. */
@@ -117,12 +117,15 @@ function mcastMac(group: number): Uint8Array {
 class Outputs {
   /** TX ring per output interface name (with the ifindex it was opened on). */
   readonly tx = new Map<string, { ring: TxRing; ifindex: number }>();
-  /** slot → the output installed there and its spec key. */
-  readonly specs = new Map<number, { key: string; o: TableOutput; reason?: string }>();
+  /** slot → the output installed there, its identity (rule id and destination) and spec key. */
+  readonly specs = new Map<
+    number,
+    { identity: string; key: string; o: TableOutput; reason?: string }
+  >();
   /** slots whose output is in error (descriptors skipped and counted). */
   readonly broken: Uint8Array;
   /** Counts carried over from earlier template lives of a slot (4 per slot). */
-  readonly #carried = new Float64Array(MAX_OUTPUTS * 4);
+  readonly #carried = new Float64Array(MAX_OUTPUT_SLOTS * 4);
 
   constructor(
     readonly fwd: Forwarder,
@@ -197,21 +200,33 @@ class Outputs {
     }
   }
 
-  /** Install templates for a table; clear slots no longer used. */
+  /**
+   * Install templates for a table; clear slots no longer used. A slot whose
+   * output keeps its identity (rule and destination) but changed settings
+   * (TTL, TOS, source) keeps its counters; a slot that now holds a different
+   * output (the supervisor reuses a slot freed in the same change when the
+   * relay is full) starts from zero.
+   */
   apply(table: WorkerTable): void {
     const used = new Set<number>();
     for (const r of table.rules) {
       for (const o of r.outputs) {
         used.add(o.slot);
         const key = JSON.stringify(o);
-        const cur = this.specs.get(o.slot);
-        if (cur?.key === key) continue;
+        const identity = outputKey(r.id, o);
+        let cur = this.specs.get(o.slot);
+        if (cur?.key === key && cur.identity === identity) continue;
+        if (cur && cur.identity !== identity) {
+          this.fwd.setTemplate(o.slot, null);
+          this.broken[o.slot] = 0;
+          cur = undefined;
+        }
         if (cur) {
           if (!this.broken[o.slot]) this.#uninstall(o.slot);
         } else {
           this.#resetSlot(o.slot);
         }
-        this.specs.set(o.slot, { key, o, reason: cur?.reason });
+        this.specs.set(o.slot, { identity, key, o, reason: cur?.reason });
         this.#install(o.slot);
       }
     }
@@ -360,7 +375,7 @@ async function run(cfg: WorkerInit): Promise<void> {
     }
   }
   const maxDesc = Math.max(64, rx.batchMax * 4);
-  const fwd = new Forwarder(MAX_OUTPUTS, maxDesc);
+  const fwd = new Forwarder(MAX_OUTPUT_SLOTS, maxDesc);
   const proc = new BatchProcessor(counters, fwd.desc, maxDesc, (m) => fwd.submit(rx, m));
   const outs = new Outputs(fwd, counters, cfg.tx, cfg.index, proc.broken);
   post({ type: "ready", index: cfg.index, geometry: rx.geometry(), ifindex: iface.ifindex });
