@@ -53,6 +53,7 @@ export type {
 
 // Configuration: loading, validation, schema
 export {
+  checkCapacity,
   type Config,
   ConfigError,
   type ConfigIssue,
@@ -62,7 +63,7 @@ export {
   type InputTuple,
   type InterfaceTuning,
   loadConfig,
-  MAX_OUTPUTS,
+  MAX_OUTPUTS_PER_RULE,
   MAX_RULES,
   type OutputConfig,
   parseConfig,
@@ -78,6 +79,7 @@ export {
   type TxTuning,
   validateRule,
 } from "./src/config.ts";
+export { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "./src/counters.ts";
 export { type JsonSchema, rulesJsonSchema } from "./src/schema.ts";
 
 // Control-socket client

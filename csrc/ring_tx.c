@@ -523,6 +523,13 @@ int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out)
 	return 0;
 }
 
+int mcr_tx_discard(mcr_tx *tx)
+{
+	if (!tx || tx->magic != MCR_TX_MAGIC)
+		return -EINVAL;
+	return (int)txr_discard(tx, tx->down ? TXR_LINK_DOWN : TXR_ERROR);
+}
+
 uint32_t mcr_tx_mtu(const mcr_tx *tx)
 {
 	return tx ? tx->mtu : 0;

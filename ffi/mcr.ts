@@ -521,6 +521,11 @@ export class TxRing implements Disposable {
     return r;
   }
 
+  /** Give up on what is still queued (counted as errors, or link down); returns how many. */
+  discard(): number {
+    return this.#ptr ? lib().sym.mcr_tx_discard(this.#ptr) : 0;
+  }
+
   /** Counters and state. */
   stats(): TxStats {
     const b = new Uint8Array(TX_STATS.size);

@@ -71,6 +71,8 @@ export const symbols = {
   mcr_tx_stats: { parameters: ["pointer", "buffer"], result: "i32" },
   // int mcr_tx_set_link(mcr_tx *tx, uint32_t flags, uint32_t mtu)
   mcr_tx_set_link: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  // int mcr_tx_discard(mcr_tx *tx)
+  mcr_tx_discard: { parameters: ["pointer"], result: "i32" },
   // uint32_t mcr_tx_mtu(const mcr_tx *tx)
   mcr_tx_mtu: { parameters: ["pointer"], result: "u32" },
   // int mcr_tx_close(mcr_tx *tx)

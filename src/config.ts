@@ -29,13 +29,18 @@
 
 import { z } from "zod";
 import { isLinkLocalMulticast, isMulticast, parseIPv4, unicastProblem } from "./net.ts";
+import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "./counters.ts";
 
 // ---------------------------------------------------------------- limits
 
-/** Most rules a configuration may hold. */
+/** Most rules a configuration may hold (enabled or not). */
 export const MAX_RULES = 4096;
 /** Most outputs one rule may have. */
-export const MAX_OUTPUTS = 64;
+export const MAX_OUTPUTS_PER_RULE = 64;
+// The outputs of all enabled rules together are capped by the relay's output
+// slots (MAX_OUTPUT_SLOTS, src/counters.ts; see capacityIssues). Rules need no
+// check of their own as long as every configuration fits the rule slots:
+if (MAX_RULES > MAX_RULE_SLOTS) throw new Error("MAX_RULES exceeds the relay's rule slots");
 /** Default output TTL policy when neither output, rule nor config sets one (as the Rust mcrd). */
 export const DEFAULT_TTL = 1;
 /** Default DSCP (outputs carry TOS = dscp << 2). */
@@ -182,7 +187,7 @@ const ruleShape = {
   name: ruleName().optional(),
   enabled: bool().optional(),
   input: z.strictObject(inputShape),
-  outputs: z.array(z.strictObject(outputShape)).min(1).max(MAX_OUTPUTS),
+  outputs: z.array(z.strictObject(outputShape)).min(1).max(MAX_OUTPUTS_PER_RULE),
   ttl: ttl().optional(),
   dscp: dscp().optional(),
   allow_link_local: bool().optional(),
@@ -629,11 +634,11 @@ function fromZod(issues: readonly z.core.$ZodIssue[], root: unknown): ConfigIssu
         const count = Array.isArray(value) ? value.length : undefined;
         let msg = iss.message;
         if (path.length === 1 && path[0] === "rules") {
-          msg = `has ${count} rules; at most ${MAX_RULES} are allowed`;
+          msg = tooManyRules(count ?? 0);
         } else if (path[path.length - 1] === "outputs") {
           msg = count === 0
             ? "must list at least one output"
-            : `has ${count} outputs; at most ${MAX_OUTPUTS} are allowed`;
+            : `has ${count} outputs; at most ${MAX_OUTPUTS_PER_RULE} are allowed`;
         }
         out.push(issueAt(path, msg, root));
         break;
@@ -981,6 +986,55 @@ function normalize(raw: RawConfig): Config {
   return config;
 }
 
+// ---------------------------------------------------------------- relay-wide limits
+
+/** The message for a rule list longer than {@link MAX_RULES}. */
+function tooManyRules(count: number): string {
+  return `has ${count} rules; at most ${MAX_RULES} are allowed`;
+}
+
+/**
+ * Relay-wide capacity of a rule list (parsed JSON rules or normalized ones):
+ * every output of an enabled rule holds one of the relay's MAX_OUTPUT_SLOTS
+ * output slots, so a list whose enabled rules have more outputs in total
+ * cannot run. This is the same arithmetic as the slot allocation at start
+ * and on every change (src/rules.ts), so `check` refuses exactly what the
+ * relay would. Disabled rules hold no slot.
+ */
+function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
+  let outputs = 0;
+  for (const r of rules) {
+    if (isRecord(r) && r.enabled !== false && Array.isArray(r.outputs)) outputs += r.outputs.length;
+  }
+  if (outputs <= MAX_OUTPUT_SLOTS) return [];
+  return [
+    issueAt(
+      ["rules"],
+      `has ${outputs} outputs in its enabled rules; at most ${MAX_OUTPUT_SLOTS} are allowed ` +
+        "per relay",
+      root,
+    ),
+  ];
+}
+
+/**
+ * Checks that a complete rule list fits the relay's limits ({@link MAX_RULES}
+ * rules, MAX_OUTPUT_SLOTS outputs over the enabled rules) before it is
+ * applied, with the same messages as a file.
+ *
+ * @param rules The rules to apply.
+ * @param source Where they came from, for the message.
+ * @throws {ConfigError} naming the limit and the count.
+ */
+export function checkCapacity(rules: readonly RuleConfig[], source?: string): void {
+  const root = { rules };
+  const issues = rules.length > MAX_RULES
+    ? [issueAt(["rules"], tooManyRules(rules.length), root)]
+    : [];
+  issues.push(...capacityIssues(rules, root));
+  if (issues.length > 0) throw new ConfigError(issues, source);
+}
+
 // ---------------------------------------------------------------- public API
 
 /** Semantic issues of `rules` (absolute paths), over their individually valid parts. */
@@ -1019,7 +1073,7 @@ function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
  * the {@link RawConfig}.
  */
 export const ConfigSchema: z.ZodType<RawConfig> = ConfigShapeSchema.superRefine((raw, ctx) => {
-  for (const i of semanticIssues(raw.rules, raw)) {
+  for (const i of [...semanticIssues(raw.rules, raw), ...capacityIssues(raw.rules, raw)]) {
     ctx.addIssue({ code: "custom", path: i.path, message: i.message });
   }
 });
@@ -1035,7 +1089,9 @@ export const ConfigSchema: z.ZodType<RawConfig> = ConfigShapeSchema.superRefine(
 export function parseConfig(value: unknown, source?: string): Config {
   const parsed = ConfigShapeSchema.safeParse(value);
   const issues = parsed.success ? [] : fromZod(parsed.error.issues, value);
-  issues.push(...semanticIssues(isRecord(value) ? value.rules : undefined, value));
+  const rules = isRecord(value) ? value.rules : undefined;
+  issues.push(...semanticIssues(rules, value));
+  if (Array.isArray(rules)) issues.push(...capacityIssues(rules, value));
   if (issues.length > 0 || !parsed.success) {
     throw new ConfigError(sortIssues(issues), source);
   }
@@ -1129,6 +1185,9 @@ export function validateRule(value: unknown, existing?: Config): RuleConfig {
       issues.push(issueAt(["rules", i.index, ...i.path], i.message, root));
     }
   }
+  // The relay-wide limits, counted over the rules in force plus this one.
+  if (index + 1 > MAX_RULES) issues.push(issueAt(["rules"], tooManyRules(index + 1), root));
+  issues.push(...capacityIssues([...(existing?.rules ?? []), value], root));
   if (issues.length > 0 || !parsed.success) throw new ConfigError(issues);
   return normalizeRule(parsed.data, {
     ttl: existing?.ttl ?? DEFAULT_TTL,

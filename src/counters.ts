@@ -11,10 +11,19 @@
  */
 import { DROP_COUNT } from "./packet.ts";
 
-/** Maximum rules per relay (slot capacity). */
-export const MAX_RULES = 4096;
-/** Maximum outputs across all rules (slot capacity). */
-export const MAX_OUTPUTS = 16384;
+/**
+ * Rule slots of a relay: every enabled rule holds one (its counters) for as
+ * long as it exists. Config validation keeps `MAX_RULES` (rules per
+ * configuration, src/config.ts) within this.
+ */
+export const MAX_RULE_SLOTS = 4096;
+/**
+ * Output slots of a relay: every output of every enabled rule holds one (its
+ * counters, and its template index in each worker's forwarder). Config
+ * validation refuses a rule set whose enabled rules have more outputs in
+ * total (not to be confused with `MAX_OUTPUTS_PER_RULE`, src/config.ts).
+ */
+export const MAX_OUTPUT_SLOTS = 16384;
 
 /** Interface-level slots. */
 export const If = {
@@ -53,7 +62,7 @@ export const RULE_BASE = DROP_BASE + 32;
 /** Slots per rule: packets, bytes. */
 export const RULE_WORDS = 2;
 /** First output slot; each output has OUT_WORDS slots. */
-export const OUT_BASE = RULE_BASE + MAX_RULES * RULE_WORDS;
+export const OUT_BASE = RULE_BASE + MAX_RULE_SLOTS * RULE_WORDS;
 /** Slots per output (see {@link Out}). */
 export const OUT_WORDS = 10;
 /**
@@ -84,7 +93,7 @@ export const Out = {
   queued: 9,
 } as const;
 /** Total float64 slots in a counter block. */
-export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUTS * OUT_WORDS;
+export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
 
 if (DROP_COUNT > 32) throw new Error("too many drop reasons for the counter layout");
 

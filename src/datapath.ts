@@ -10,7 +10,7 @@
  * @module
  */
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
-import { DROP_BASE, If, MAX_OUTPUTS, Out } from "./counters.ts";
+import { DROP_BASE, If, MAX_OUTPUT_SLOTS, Out } from "./counters.ts";
 import { type CompiledRule, MatchTable } from "./rules.ts";
 import { FWD_DESC_WORDS as FWW, RX_DESC_WORDS as RXW } from "../ffi/mcr.ts";
 
@@ -19,7 +19,7 @@ export class BatchProcessor {
   /** The compiled rule lookup in force (swap whole to change rules). */
   lookup: MatchTable = new MatchTable(0);
   /** Output slots currently in error (descriptors skipped and counted). */
-  readonly broken: Uint8Array = new Uint8Array(MAX_OUTPUTS);
+  readonly broken: Uint8Array = new Uint8Array(MAX_OUTPUT_SLOTS);
   readonly #pkt = new ParsedPacket();
 
   /**

@@ -27,9 +27,9 @@ import {
   type TxStats,
 } from "../ffi/mcr.ts";
 import { Errno, errnoName, McrError } from "../ffi/errors.ts";
-import { MAX_OUTPUTS, Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
+import { MAX_OUTPUT_SLOTS, Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
 import { linkProblem, type LinkState, readLink } from "./links.ts";
-import type { TableOutput, WorkerTable } from "./rules.ts";
+import { outputKey, type TableOutput, type WorkerTable } from "./rules.ts";
 import { isMulticast } from "./net.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
@@ -91,9 +91,9 @@ export class Outputs {
   readonly tx = new Map<string, { ring: TxRing; ifindex: number; stats?: TxStats }>();
   readonly #specs = new Map<number, Spec>();
   /** Counts carried over from earlier template lives of a slot. */
-  readonly #carried = new Float64Array(MAX_OUTPUTS * OUT_COUNTER_WORDS);
+  readonly #carried = new Float64Array(MAX_OUTPUT_SLOTS * OUT_COUNTER_WORDS);
   /** Counts at the start of the current health window, per slot: packets, failures. */
-  readonly #window = new Float64Array(MAX_OUTPUTS * 2);
+  readonly #window = new Float64Array(MAX_OUTPUT_SLOTS * 2);
   #links: Record<string, number> = {};
 
   /**
@@ -211,7 +211,7 @@ export class Outputs {
     for (const r of table.rules) {
       for (const o of r.outputs) {
         used.add(o.slot);
-        const id = `${r.id}>${o.interface}|${o.dst}|${o.port}`;
+        const id = outputKey(r.id, o);
         const key = JSON.stringify(o);
         const cur = this.#specs.get(o.slot);
         if (cur?.id === id && cur.key === key) continue;
@@ -424,10 +424,16 @@ export class Outputs {
     return `every datagram of the last second failed to send on ${name}`;
   }
 
-  /** Let queued frames leave (graceful shutdown); returns frames still queued. */
+  /**
+   * Let queued frames leave (graceful shutdown); what could not leave in
+   * time is given up and counted (so the final counters add up). Returns the
+   * number of frames given up.
+   */
   drain(timeoutMs: number): number {
     let left = 0;
-    for (const t of this.tx.values()) left += t.ring.drain(timeoutMs);
+    for (const t of this.tx.values()) {
+      if (t.ring.drain(timeoutMs) > 0) left += t.ring.discard();
+    }
     return left;
   }
 

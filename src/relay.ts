@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { type Config, ConfigError, loadConfig, type RuleConfig, validateRule } from "./config.ts";
+import {
+  checkCapacity,
+  type Config,
+  ConfigError,
+  loadConfig,
+  type RuleConfig,
+  validateRule,
+} from "./config.ts";
 import type { RuleSpec } from "./rules.ts";
 import {
   type DataPathOptions,
@@ -115,7 +122,10 @@ export class Relay implements AsyncDisposable {
     this.#sup = new Supervisor(dataPathOptions(config));
   }
 
-  /** The configuration in force. */
+  /**
+   * The configuration in force: changed by add/remove/reload/setConfig only
+   * once the data path runs the new rules, so it always matches `stats()`.
+   */
   get config(): Config {
     return this.#config;
   }
@@ -135,7 +145,7 @@ export class Relay implements AsyncDisposable {
   /**
    * Add one rule live (same checks as a file, including conflicts with the
    * rules in force). Resolves with the normalized rule once it is forwarding.
-   * @throws {ConfigError} when the rule is invalid or conflicts
+   * @throws {ConfigError} when the rule is invalid, conflicts, or would exceed the relay's limits
    */
   addRule(raw: unknown): Promise<RuleConfig> {
     return this.#serial(async () => {
@@ -228,24 +238,38 @@ export class Relay implements AsyncDisposable {
     });
   }
 
+  /**
+   * Apply `config`'s rules, all or nothing: the rule set is checked against
+   * the relay's limits first, and {@link config} changes only once the data
+   * path has taken the new tables (when the supervisor refuses them, nothing
+   * changed, here or there).
+   */
   async #apply(config: Config): Promise<void> {
-    this.#config = config;
+    checkCapacity(config.rules);
     if (this.#started) await this.#sup.setRules(ruleSpecs(config.rules));
+    this.#config = config;
   }
 
-  /** Open rings and start forwarding; resolves once every worker has its rules (or failed). */
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    await this.#sup.setRules(ruleSpecs(this.#config.rules));
-  }
-
-  /** Apply a new configuration's rules live (unchanged rules keep counters and never pause). */
-  setConfig(config: Config): Promise<void> {
+  /**
+   * Open rings and start forwarding; resolves once every worker has its rules (or failed).
+   * @throws {ConfigError} when the rules exceed the relay's limits (nothing is started)
+   */
+  start(): Promise<void> {
     return this.#serial(async () => {
-      this.#config = config;
-      await this.#sup.setRules(ruleSpecs(config.rules));
+      if (this.#started) return;
+      checkCapacity(this.#config.rules);
+      await this.#sup.setRules(ruleSpecs(this.#config.rules));
+      this.#started = true;
     });
+  }
+
+  /**
+   * Apply a new configuration's rules live (unchanged rules keep counters and
+   * never pause), all or nothing like {@link reload}.
+   * @throws {ConfigError} when the rules exceed the relay's limits (nothing is changed)
+   */
+  setConfig(config: Config): Promise<void> {
+    return this.#serial(() => this.#apply(config));
   }
 
   /** Snapshot of all counters. */

@@ -3,6 +3,11 @@
  * friendly {@link WorkerTable} per input interface), the stable counter-slot
  * allocation behind it, and the compiled lookup the worker's hot loop uses.
  *
+ * Changes are all-or-nothing: {@link planTables} computes the new tables and
+ * slots without touching the allocators (a rule set that needs more slots than
+ * the relay has is refused with a {@link CapacityError} before anything
+ * changes); the caller commits the plan once it is sure to apply it.
+ *
  * Matching: a datagram is looked up by (destination address, UDP port) in a
  * `Map` keyed by `dst * 65536 + port` (48 bits, exact in a double). The
  * candidates for a key are ordered source-specific first, so an (S,G) rule
@@ -13,7 +18,14 @@
  *
  * @module
  */
-import { MAX_OUTPUTS, MAX_RULES, OUT_BASE, OUT_WORDS, RULE_BASE, RULE_WORDS } from "./counters.ts";
+import {
+  MAX_OUTPUT_SLOTS,
+  MAX_RULE_SLOTS,
+  OUT_BASE,
+  OUT_WORDS,
+  RULE_BASE,
+  RULE_WORDS,
+} from "./counters.ts";
 
 /** One output as the worker needs it. Addresses are host-order u32. */
 export interface TableOutput {
@@ -78,7 +90,7 @@ export interface RuleSpec {
   name: string;
   /** Input match. */
   input: { interface: string; group: number; port: number; source: number; vlan: number };
-  /** Outputs (resolved TTL: number, or 0 for decrement); slots are assigned by {@link buildTables}. */
+  /** Outputs (resolved TTL: number, or 0 for decrement); slots are assigned by {@link planTables}. */
   outputs: Omit<TableOutput, "slot">[];
 }
 
@@ -87,48 +99,116 @@ export function outputKey(ruleId: string, o: RuleSpec["outputs"][number]): strin
   return `${ruleId}>${o.interface}|${o.dst}|${o.port}`;
 }
 
+/** A rule set needs more slots than the relay has; nothing was allocated. */
+export class CapacityError extends Error {
+  /**
+   * Create the error.
+   * @param kind which slots ran out
+   * @param needed slots the rule set needs
+   * @param capacity slots the relay has
+   */
+  constructor(readonly kind: string, readonly needed: number, readonly capacity: number) {
+    super(`${needed} ${kind} slots needed; the relay has ${capacity}`);
+    this.name = "CapacityError";
+  }
+}
+
 /**
- * Allocates stable slots: the same key keeps its slot for as long as it is
- * in use, freed slots are reused (lowest first).
+ * The slots of a complete new key set, computed by {@link SlotAllocator.plan}
+ * without changing the allocator; {@link SlotAllocator.commit} makes it real.
+ */
+export class SlotPlan {
+  /**
+   * @param owner the allocator that made the plan
+   * @param generation the allocator's generation when planned (a plan goes stale after a commit)
+   * @param slots slot of every key of the new set
+   * @param freed slots whose key is not in the new set (ascending); some may be reused by it
+   * @param free the allocator's free list after the commit (ascending)
+   * @param next the allocator's first never-used slot after the commit
+   */
+  constructor(
+    readonly owner: SlotAllocator,
+    readonly generation: number,
+    readonly slots: ReadonlyMap<string, number>,
+    readonly freed: readonly number[],
+    readonly free: readonly number[],
+    readonly next: number,
+  ) {}
+}
+
+/**
+ * Allocates stable slots: a key keeps its slot for as long as it is in use.
+ * Changes are planned first and committed only when every allocator involved
+ * has room, so a change that does not fit leaves everything as it was.
+ *
+ * A new key takes, in this order: a slot that was already free (lowest
+ * first), a never-used slot, and only then a slot whose key leaves in the
+ * same change. The last case (the relay is full) is the only one in which
+ * one table version gives a slot to a different key than the previous
+ * version; workers notice that the key behind a slot changed and restart its
+ * counters (src/worker.ts `Outputs.apply`, the rule ids in `applyTable`).
  */
 export class SlotAllocator {
-  readonly #byKey = new Map<string, number>();
-  readonly #free: number[] = [];
+  #byKey = new Map<string, number>();
+  /** Free slots below #next, ascending. */
+  #free: number[] = [];
   #next = 0;
+  #generation = 0;
 
-  /** @param capacity number of slots */
-  constructor(readonly capacity: number) {}
+  /**
+   * @param capacity number of slots
+   * @param kind what a slot holds, for errors ("rule", "output")
+   */
+  constructor(readonly capacity: number, readonly kind = "") {}
 
-  /** Slot of `key`, allocating one if needed; throws when full. */
-  get(key: string): number {
-    const s = this.#byKey.get(key);
-    if (s !== undefined) return s;
-    let slot: number;
-    if (this.#free.length) {
-      this.#free.sort((a, b) => b - a);
-      slot = this.#free.pop()!;
-    } else if (this.#next < this.capacity) slot = this.#next++;
-    else throw new Error(`slot capacity ${this.capacity} exhausted`);
-    this.#byKey.set(key, slot);
-    return slot;
+  /**
+   * Plan the slots of `keys`, the complete new key set (keys not in it are
+   * freed). Slots of keys that leave count as free. Changes nothing.
+   * @throws {CapacityError} when the set has more keys than the capacity
+   */
+  plan(keys: Iterable<string>): SlotPlan {
+    const want = new Set(keys);
+    if (want.size > this.capacity) throw new CapacityError(this.kind, want.size, this.capacity);
+    const slots = new Map<string, number>();
+    const fresh: string[] = [];
+    for (const k of want) {
+      const s = this.#byKey.get(k);
+      if (s === undefined) fresh.push(k);
+      else slots.set(k, s);
+    }
+    const freed: number[] = [];
+    for (const [k, s] of this.#byKey) if (!want.has(k)) freed.push(s);
+    freed.sort((a, b) => a - b);
+    // Enough: free + never used + freed = capacity - kept >= fresh.
+    let fi = 0, ri = 0, next = this.#next;
+    for (const k of fresh) {
+      if (fi < this.#free.length) slots.set(k, this.#free[fi++]);
+      else if (next < this.capacity) slots.set(k, next++);
+      else slots.set(k, freed[ri++]);
+    }
+    const free = [...this.#free.slice(fi), ...freed.slice(ri)].sort((a, b) => a - b);
+    return new SlotPlan(this, this.#generation, slots, freed, free, next);
+  }
+
+  /** True when `plan` was made by this allocator since its last commit. */
+  isCurrent(plan: SlotPlan): boolean {
+    return plan.owner === this && plan.generation === this.#generation;
+  }
+
+  /** Apply a plan made by this allocator since its last commit. */
+  commit(plan: SlotPlan): void {
+    if (!this.isCurrent(plan)) {
+      throw new Error("stale slot plan: the allocator changed since it was planned");
+    }
+    this.#byKey = new Map(plan.slots);
+    this.#free = [...plan.free];
+    this.#next = plan.next;
+    this.#generation++;
   }
 
   /** Slot of `key` if allocated. */
   peek(key: string): number | undefined {
     return this.#byKey.get(key);
-  }
-
-  /** Free every slot whose key is not in `keep`; returns the freed slots. */
-  retain(keep: Set<string>): number[] {
-    const freed: number[] = [];
-    for (const [k, s] of this.#byKey) {
-      if (!keep.has(k)) {
-        this.#byKey.delete(k);
-        this.#free.push(s);
-        freed.push(s);
-      }
-    }
-    return freed;
   }
 
   /** Number of slots in use. */
@@ -140,44 +220,53 @@ export class SlotAllocator {
 /** Slot allocators for rules and outputs. */
 export class Slots {
   /** Rule slots. */
-  readonly rules: SlotAllocator = new SlotAllocator(MAX_RULES);
+  readonly rules: SlotAllocator = new SlotAllocator(MAX_RULE_SLOTS, "rule");
   /** Output slots (also the template index in every worker). */
-  readonly outputs: SlotAllocator = new SlotAllocator(MAX_OUTPUTS);
-  /** Slots freed by the last {@link buildTables} (their counters must be reset). */
-  lastFreed: { rules: number[]; outputs: number[] } = { rules: [], outputs: [] };
+  readonly outputs: SlotAllocator = new SlotAllocator(MAX_OUTPUT_SLOTS, "output");
+}
+
+/** New tables and the slot changes behind them, not yet committed (see {@link planTables}). */
+export interface TablePlan {
+  /** One table per input interface. */
+  readonly tables: Map<string, WorkerTable>;
+  /** Slots whose rule or output went away (their counters must start from zero when reused). */
+  readonly freed: { readonly rules: readonly number[]; readonly outputs: readonly number[] };
+  /** Make the slot changes real (once, and before any other change to the same slots). */
+  commit(): void;
 }
 
 /**
- * Build one table per input interface. Slots of rules/outputs that are no
- * longer present are released. Returns tables for every interface in
- * `interfaces` too (an interface whose rules all went away gets an empty
- * table, so its worker stops forwarding them).
+ * Plan one table per input interface, changing nothing: rules and outputs
+ * that stay keep their slots, and the slots of those that go count as free.
+ * Returns tables for every interface in `interfaces` too (an interface whose
+ * rules all went away gets an empty table, so its worker stops forwarding
+ * them).
+ * @throws {CapacityError} when the rules need more rule or output slots than the relay has
  */
-export function buildTables(
+export function planTables(
   rules: readonly RuleSpec[],
   slots: Slots,
   version: number,
   interfaces: Iterable<string> = [],
-): Map<string, WorkerTable> {
+): TablePlan {
+  const rulePlan = slots.rules.plan(rules.map((r) => r.id));
+  const outPlan = slots.outputs.plan(
+    rules.flatMap((r) => r.outputs.map((o) => outputKey(r.id, o))),
+  );
   const tables = new Map<string, WorkerTable>();
   for (const i of interfaces) tables.set(i, { version, interface: i, rules: [] });
-  const keepRules = new Set<string>();
-  const keepOuts = new Set<string>();
   for (const r of rules) {
-    keepRules.add(r.id);
-    const slot = slots.rules.get(r.id);
-    const outputs: TableOutput[] = r.outputs.map((o) => {
-      const k = outputKey(r.id, o);
-      keepOuts.add(k);
-      return { slot: slots.outputs.get(k), ...o };
-    });
+    const outputs: TableOutput[] = r.outputs.map((o) => ({
+      slot: outPlan.slots.get(outputKey(r.id, o))!,
+      ...o,
+    }));
     let t = tables.get(r.input.interface);
     if (!t) {
       t = { version, interface: r.input.interface, rules: [] };
       tables.set(r.input.interface, t);
     }
     t.rules.push({
-      slot,
+      slot: rulePlan.slots.get(r.id)!,
       id: r.id,
       name: r.name,
       group: r.input.group,
@@ -187,11 +276,33 @@ export function buildTables(
       outputs,
     });
   }
-  slots.lastFreed = {
-    rules: slots.rules.retain(keepRules),
-    outputs: slots.outputs.retain(keepOuts),
+  return {
+    tables,
+    freed: { rules: rulePlan.freed, outputs: outPlan.freed },
+    commit() {
+      if (!slots.rules.isCurrent(rulePlan) || !slots.outputs.isCurrent(outPlan)) {
+        throw new Error("stale table plan: the slots changed since it was planned");
+      }
+      slots.rules.commit(rulePlan);
+      slots.outputs.commit(outPlan);
+    },
   };
-  return tables;
+}
+
+/**
+ * {@link planTables} and commit at once (for callers that keep no other state
+ * about the slots, e.g. benchmarks and tests).
+ * @throws {CapacityError} (nothing is changed then)
+ */
+export function buildTables(
+  rules: readonly RuleSpec[],
+  slots: Slots,
+  version: number,
+  interfaces: Iterable<string> = [],
+): Map<string, WorkerTable> {
+  const plan = planTables(rules, slots, version, interfaces);
+  plan.commit();
+  return plan.tables;
 }
 
 /** A rule as the hot loop sees it. */

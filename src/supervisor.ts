@@ -32,7 +32,7 @@ import {
   RULE_WORDS,
 } from "./counters.ts";
 import { DROP_NAMES } from "./packet.ts";
-import { buildTables, type RuleSpec, Slots, type WorkerTable } from "./rules.ts";
+import { planTables, type RuleSpec, Slots, type WorkerTable } from "./rules.ts";
 import type { WorkerEvent, WorkerInit } from "./worker.ts";
 import { levelFor, LOG_LEVELS, logger, onLogLevelChange } from "./log.ts";
 
@@ -258,7 +258,6 @@ export class Supervisor {
   readonly #rt = new Map<string, Runtime>();
   readonly #igmp = new Map<string, { m: IgmpMembership | null; error?: string }>();
   readonly #outState = new Map<number, { state: State; reason?: string }>();
-  #rules: RuleSpec[] = [];
   #version = 0;
   #opts: DataPathOptions;
   #closed = false;
@@ -481,42 +480,65 @@ export class Supervisor {
 
   /**
    * Replace the rule set: computes new tables (unchanged rules keep their
-   * counter slots), starts/stops workers for interfaces that gained/lost all
-   * rules, updates IGMP memberships. Resolves when every running worker has
-   * its new table (or failed).
+   * counter slots and never miss a datagram), starts/stops workers for
+   * interfaces that gained/lost all rules, updates IGMP memberships. Resolves
+   * when every running worker has its new table (or failed; a failed worker is
+   * restarted with the new table).
+   *
+   * All or nothing: the change is checked completely (slot capacity, with the
+   * slots of rules and outputs that go away counted as free; the new
+   * interfaces' wakers) before anything changes. It rejects only then, and
+   * then nothing changed: rules, slots, tables, IGMP and workers are as they
+   * were.
+   * @throws {CapacityError} when the rules need more slots than the relay has
    */
   async setRules(rules: RuleSpec[]): Promise<void> {
     if (this.#closed) throw new Error("relay is stopped");
     this.#linksStarted ??= this.#links.start();
     await this.#linksStarted;
-    this.#rules = rules;
-    const version = ++this.#version;
-    const tables = buildTables(rules, this.#slots, version, this.#rt.keys());
+    const version = this.#version + 1;
+    const plan = planTables(rules, this.#slots, version, this.#rt.keys());
     const inUse = new Set<string>();
     for (const r of rules) {
       inUse.add(r.input.interface);
       for (const o of r.outputs) inUse.add(o.interface);
     }
-    for (const t of tables.values()) {
-      const links: Record<string, number> = { [t.interface]: this.#links.slot(t.interface, inUse) };
-      for (const r of t.rules) {
-        for (const o of r.outputs) links[o.interface] = this.#links.slot(o.interface, inUse);
+    const started = new Map<string, Runtime>();
+    try {
+      for (const t of plan.tables.values()) {
+        const links: Record<string, number> = {
+          [t.interface]: this.#links.slot(t.interface, inUse),
+        };
+        for (const r of t.rules) {
+          for (const o of r.outputs) links[o.interface] = this.#links.slot(o.interface, inUse);
+        }
+        t.links = links;
       }
-      t.links = links;
+      for (const [name, table] of plan.tables) {
+        if (table.rules.length > 0 && !this.#rt.has(name)) {
+          started.set(name, this.#newRuntime(name, table));
+        }
+      }
+    } catch (e) {
+      for (const rt of started.values()) for (const sl of rt.slots) sl.waker.close();
+      throw e;
     }
+    // Nothing below fails: the change is applied from here on.
+    plan.commit();
+    this.#version = version;
     // Freed slots start their next life at zero (retired counts included).
     for (const rt of this.#rt.values()) {
-      for (const slot of this.#slots.lastFreed.rules) {
+      for (const slot of plan.freed.rules) {
         for (let k = 0; k < RULE_WORDS; k++) rt.retired[RULE_BASE + slot * RULE_WORDS + k] = 0;
       }
-      for (const slot of this.#slots.lastFreed.outputs) {
+      for (const slot of plan.freed.outputs) {
         for (let k = 0; k < OUT_WORDS; k++) rt.retired[OUT_BASE + slot * OUT_WORDS + k] = 0;
-        this.#outState.delete(slot);
       }
     }
+    for (const slot of plan.freed.outputs) this.#outState.delete(slot);
     this.#syncIgmp(rules);
     const waits: Promise<unknown>[] = [];
-    for (const [name, table] of tables) {
+    for (const [name, table] of plan.tables) {
       const rt = this.#rt.get(name);
       if (table.rules.length === 0) {
         if (rt) {
@@ -526,7 +548,7 @@ export class Supervisor {
         continue;
       }
       if (!rt) {
-        const created = this.#newRuntime(name, table);
+        const created = started.get(name)!;
         this.#rt.set(name, created);
         waits.push(this.#transition(created, () => this.#reconcile(created)));
       } else {
@@ -540,7 +562,15 @@ export class Supervisor {
         }
       }
     }
-    await Promise.all(waits);
+    // The tables are in force; a worker that fails to start is restarted with them.
+    for (const r of await Promise.allSettled(waits)) {
+      if (r.status === "rejected") {
+        this.#log.error("applying rule table v{version}: {error}", {
+          version,
+          error: r.reason instanceof Error ? r.reason.message : String(r.reason),
+        });
+      }
+    }
     this.#publish();
   }
 
@@ -749,9 +779,7 @@ export class Supervisor {
       }
       case "stopped":
         if (sl.worker === w) {
-          for (let k = 0; k < COUNTER_SLOTS; k++) {
-            if (!GAUGES.has(k)) rt.retired[k] += sl.counters[k];
-          }
+          this.#retire(rt, sl.counters);
           sl.retiredFrames += sl.counters[If.frames];
           sl.counters = newCounterBlock();
           sl.worker = null;
@@ -791,6 +819,27 @@ export class Supervisor {
           }, delay);
         }
         break;
+    }
+  }
+
+  /**
+   * Fold a stopped worker's counters into its interface's retired sums: every
+   * interface-level counter, and the rule and output counters of the slots in
+   * the interface's table. A slot that is not in the table holds the counts of
+   * a rule or output that went away; they must not reappear when the slot is
+   * given to another one.
+   */
+  #retire(rt: Runtime, counters: Float64Array): void {
+    for (let k = 0; k < RULE_BASE; k++) if (!GAUGES.has(k)) rt.retired[k] += counters[k];
+    for (const r of rt.table.rules) {
+      const rb = RULE_BASE + r.slot * RULE_WORDS;
+      for (let k = rb; k < rb + RULE_WORDS; k++) rt.retired[k] += counters[k];
+      for (const o of r.outputs) {
+        const ob = OUT_BASE + o.slot * OUT_WORDS;
+        for (let k = 0; k < OUT_WORDS; k++) {
+          if (k !== Out.queued) rt.retired[ob + k] += counters[ob + k]; // a gauge
+        }
+      }
     }
   }
 

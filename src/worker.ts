@@ -29,7 +29,7 @@ import { Forwarder, ifaceByName, pinThread, type RxOptions, RxRing } from "../ff
 import type { McrError } from "../ffi/errors.ts";
 import { Drop } from "./packet.ts";
 import { BatchProcessor } from "./datapath.ts";
-import { Ctl, DROP_BASE, If, MAX_OUTPUTS, RULE_BASE, RULE_WORDS } from "./counters.ts";
+import { Ctl, DROP_BASE, If, MAX_OUTPUT_SLOTS, RULE_BASE, RULE_WORDS } from "./counters.ts";
 import { compileTable, type WorkerTable } from "./rules.ts";
 import { LINK_GEN, readLink } from "./links.ts";
 import { Outputs, type TxOptions } from "./outputs.ts";
@@ -141,7 +141,7 @@ async function run(cfg: WorkerInit): Promise<void> {
     }
   }
   const maxDesc = Math.max(64, rx.batchMax * 4);
-  const fwd = new Forwarder(MAX_OUTPUTS, maxDesc);
+  const fwd = new Forwarder(MAX_OUTPUT_SLOTS, maxDesc);
   const proc = new BatchProcessor(counters, fwd.desc, maxDesc, (m) => fwd.submit(rx, m));
   const outs = new Outputs(
     fwd,
@@ -306,7 +306,7 @@ async function run(cfg: WorkerInit): Promise<void> {
   } finally {
     try {
       const left = outs.drain(500);
-      if (left) log("warning", `${cfg.interface}: ${left} frames still queued at shutdown`);
+      if (left) log("warning", `${cfg.interface}: ${left} frames could not leave at shutdown`);
     } catch { /* ring may be gone */ }
     try {
       sync();

@@ -250,6 +250,9 @@ int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out);
  */
 int mcr_tx_set_link(mcr_tx *tx, uint32_t flags, uint32_t mtu);
 uint32_t mcr_tx_mtu(const mcr_tx *tx);
+/** Give up on whatever is still queued (counted as errors; at shutdown, after
+ *  mcr_tx_drain). Returns how many frames. */
+int mcr_tx_discard(mcr_tx *tx);
 int mcr_tx_close(mcr_tx *tx);
 
 /* ------------------------------------------------------ forward/templates */

@@ -75,3 +75,29 @@ Deno.test("usage errors exit 2 and show usage", async () => {
   const d = await cli("--config", "x.json", "--log-level", "loud");
   assert.equal(d.code, 2);
 });
+
+Deno.test("check and the relay refuse 300 rules × 64 outputs alike, naming the limit (exit 1)", async () => {
+  const rules = Array.from({ length: 300 }, (_, k) => ({
+    name: `r${k}`,
+    input: { interface: "eth0", group: `239.1.${k >> 8}.${k & 255}`, port: 5000 },
+    outputs: Array.from({ length: 64 }, (_, j) => ({
+      interface: "eth1",
+      group: "239.200.1.1",
+      port: 6000 + j,
+    })),
+  }));
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(file, JSON.stringify({ rules }));
+    const msg =
+      "rules: has 19200 outputs in its enabled rules; at most 16384 are allowed per relay";
+    const check = await cli("check", "--config", file);
+    assert.equal(check.code, 1, check.stdout + check.stderr);
+    assert.ok(check.stderr.includes(msg), check.stderr);
+    const start = await cli("--config", file);
+    assert.equal(start.code, 1, start.stdout + start.stderr);
+    assert.ok(start.stderr.includes(msg), start.stderr);
+  } finally {
+    await Deno.remove(file);
+  }
+});

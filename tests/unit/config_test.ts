@@ -7,7 +7,7 @@ import {
   ConfigSchema,
   isValidInterfaceName,
   loadConfig,
-  MAX_OUTPUTS,
+  MAX_OUTPUTS_PER_RULE,
   MAX_RULES,
   parseConfig,
   parseConfigText,
@@ -378,14 +378,70 @@ Deno.test("config: rule and output count limits", () => {
   assert.equal(parseConfig({ rules: rules.slice(0, MAX_RULES) }).rules.length, MAX_RULES);
   const outs = (n: number) =>
     Array.from({ length: n }, (_, i) => ({ interface: "eth1", group: "239.10.1.1", port: i + 1 }));
-  parseConfig(withRule((r) => (r.outputs = outs(MAX_OUTPUTS))));
+  parseConfig(withRule((r) => (r.outputs = outs(MAX_OUTPUTS_PER_RULE))));
   assert.match(
-    configError(withRule((r) => (r.outputs = outs(MAX_OUTPUTS + 1)))).message,
+    configError(withRule((r) => (r.outputs = outs(MAX_OUTPUTS_PER_RULE + 1)))).message,
     /rule 0 "cam1": outputs: has 65 outputs; at most 64/,
   );
   assert.match(
     configError(withRule((r) => (r.outputs = []))).message,
     /rule 0 "cam1": outputs: must list at least one output/,
+  );
+});
+
+/** `n` rules with `outs` outputs each (distinct inputs; `tag` keeps names apart). */
+function fanRules(n: number, outs: number, tag = "r", enabled = true): Json[] {
+  const t = tag.charCodeAt(0) & 63;
+  return Array.from({ length: n }, (_, k) => ({
+    name: `${tag}${k}`,
+    ...(enabled ? {} : { enabled: false }),
+    input: { interface: "eth0", group: `239.${t}.${k >> 8}.${k & 255}`, port: 5000 },
+    outputs: Array.from({ length: outs }, (_, j) => ({
+      interface: "eth1",
+      group: "239.200.1.1",
+      port: 6000 + j,
+    })),
+  }));
+}
+
+Deno.test("config: outputs of all enabled rules together are capped at the relay's output slots", () => {
+  // The issue's file: 300 rules × 64 outputs = 19,200 outputs, more than the 16,384 the relay has.
+  const e = configError({ rules: fanRules(300, 64) });
+  assert.equal(e.issues.length, 1, e.message);
+  assert.equal(e.issues[0].field, "rules");
+  assert.match(
+    e.message,
+    /config: rules: has 19200 outputs in its enabled rules; at most 16384 are allowed per relay/,
+  );
+  // Exactly at the cap: accepted. Disabled rules hold no output slot.
+  assert.equal(parseConfig({ rules: fanRules(256, 64) }).rules.length, 256);
+  assert.equal(
+    parseConfig({ rules: [...fanRules(256, 64), ...fanRules(10, 64, "d", false)] }).rules.length,
+    266,
+  );
+  assert.match(
+    configError({ rules: [...fanRules(256, 64), ...fanRules(1, 1, "x")] }).message,
+    /rules: has 16385 outputs in its enabled rules; at most 16384 are allowed per relay/,
+  );
+});
+
+Deno.test("validateRule: an added rule may not exceed the rule or output caps", () => {
+  const full = parseConfig({ rules: fanRules(256, 64) });
+  const extra = fanRules(1, 1, "x")[0];
+  assert.throws(() => validateRule(extra, full), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(
+      e.message,
+      /rules: has 16385 outputs in its enabled rules; at most 16384 are allowed per relay/,
+    );
+    return true;
+  });
+  // A disabled rule takes no output slot.
+  assert.equal(validateRule({ ...extra, enabled: false }, full).enabled, false);
+  const many = parseConfig({ rules: fanRules(4096, 1) });
+  assert.throws(
+    () => validateRule(extra, many),
+    /rules: has 4097 rules; at most 4096 are allowed/,
   );
 });
 

@@ -42,17 +42,27 @@ function rule(
   };
 }
 
-Deno.test("SlotAllocator keeps slots stable and reuses freed ones lowest first", () => {
-  const a = new SlotAllocator(3);
-  assert.equal(a.get("a"), 0);
-  assert.equal(a.get("b"), 1);
-  assert.equal(a.get("c"), 2);
-  assert.equal(a.get("b"), 1);
-  assert.throws(() => a.get("d"), /capacity 3 exhausted/);
-  assert.deepEqual(a.retain(new Set(["c"])).sort(), [0, 1]);
-  assert.equal(a.get("e"), 0);
-  assert.equal(a.get("f"), 1);
-  assert.equal(a.get("c"), 2);
+Deno.test("SlotAllocator keeps slots stable, plans without changing anything, reuses freed slots lowest first", () => {
+  const a = new SlotAllocator(3, "test");
+  const take = (...keys: string[]) => {
+    const p = a.plan(keys);
+    a.commit(p);
+    return keys.map((k) => p.slots.get(k));
+  };
+  assert.deepEqual(take("a", "b", "c"), [0, 1, 2]);
+  assert.deepEqual(take("c", "b", "a"), [2, 1, 0]);
+  // Over capacity: refused with the numbers, nothing changes.
+  assert.throws(() => a.plan(["a", "b", "c", "d"]), /4 test slots needed; the relay has 3/);
+  assert.equal(a.size, 3);
+  // A plan changes nothing until committed; a plan made before a commit is stale.
+  const p1 = a.plan(["c"]);
+  assert.deepEqual([...p1.freed], [0, 1]);
+  assert.equal(a.peek("a"), 0);
+  assert.deepEqual(take("c"), [2]);
+  assert.equal(a.peek("a"), undefined);
+  assert.throws(() => a.commit(p1), /stale/);
+  // Freed slots are reused lowest first.
+  assert.deepEqual(take("c", "e", "f"), [2, 0, 1]);
   assert.equal(a.size, 3);
 });
 
@@ -130,4 +140,98 @@ Deno.test("MatchTable finds every key among thousands and misses absent ones", (
     assert.equal(matchRule(lookup, r.group, r.port + 50, 1, -1), undefined);
   }
   assert.equal(matchRule(lookup, ip("224.0.0.1"), 1000, 1, -1), undefined);
+});
+
+/** `n` rules on eth0 named `${tag}N`, each with `outs` outputs (distinct inputs per tag). */
+function many(tag: string, n: number, outs = 1, base = 0): RuleSpec[] {
+  const t = tag.charCodeAt(0) & 63;
+  return Array.from({ length: n }, (_, k) =>
+    rule(
+      `${tag}${k}`,
+      "eth0",
+      `239.${t}.${(k >> 8) & 255}.${k & 255}`,
+      base + 1000 + (k % 1000),
+      Array.from({ length: outs }, (_, j) => ["eth1", "239.200.1.1", 2000 + j]),
+    ));
+}
+
+/** rule id → slot, and output key → slot, of a set of tables. */
+function slotMap(
+  tables: Map<
+    string,
+    { rules: { id: string; slot: number; outputs: { slot: number; port: number }[] }[] }
+  >,
+) {
+  const rules = new Map<string, number>();
+  const outs = new Map<string, number>();
+  for (const t of tables.values()) {
+    for (const r of t.rules) {
+      rules.set(r.id, r.slot);
+      for (const o of r.outputs) outs.set(`${r.id}>${o.port}`, o.slot);
+    }
+  }
+  return { rules, outs };
+}
+
+Deno.test("buildTables: replacing 2,500 of 2,501 rules applies (slots of removed rules count as free)", () => {
+  const slots = new Slots();
+  const keep = rule("keep", "eth0", "239.1.1.1", 5001, [["eth1", "239.10.1.1", 6001]]);
+  const t1 = buildTables([keep, ...many("o", 2500)], slots, 1);
+  const before = slotMap(t1);
+  const t2 = buildTables([keep, ...many("n", 2500)], slots, 2, t1.keys());
+  const after = slotMap(t2);
+  assert.equal(t2.get("eth0")!.rules.length, 2501);
+  assert.equal(after.rules.get("keep"), before.rules.get("keep"), "unchanged rule keeps its slot");
+  assert.equal(after.outs.get("keep>6001"), before.outs.get("keep>6001"));
+  assert.equal(new Set(after.rules.values()).size, 2501, "rule slots are distinct");
+  assert.equal(new Set(after.outs.values()).size, 2501, "output slots are distinct");
+  assert.equal(slots.rules.size, 2501);
+  assert.equal(slots.outputs.size, 2501);
+});
+
+Deno.test("buildTables: a rule set over capacity is refused, names the limit and changes nothing", () => {
+  const slots = new Slots();
+  const base = many("a", 4000);
+  const t1 = buildTables(base, slots, 1);
+  const before = slotMap(t1);
+  assert.throws(
+    () => buildTables([...base, ...many("b", 97)], slots, 2, t1.keys()),
+    /4097 rule slots needed; the relay has 4096/,
+  );
+  assert.equal(slots.rules.size, 4000, "no slot was taken by the refused change");
+  assert.equal(slots.outputs.size, 4000);
+  // Outputs over capacity: 257 rules × 64 outputs.
+  assert.throws(
+    () => buildTables([...many("c", 257, 64)], slots, 2, t1.keys()),
+    /16448 output slots needed; the relay has 16384/,
+  );
+  assert.equal(slots.rules.size, 4000);
+  assert.equal(slots.outputs.size, 4000);
+  // A change that fits still applies, and the kept rules keep their slots.
+  const t3 = buildTables([...base, ...many("d", 96)], slots, 3, t1.keys());
+  const after = slotMap(t3);
+  for (const [id, s] of before.rules) assert.equal(after.rules.get(id), s, id);
+  for (const [k, s] of before.outs) assert.equal(after.outs.get(k), s, k);
+  assert.equal(slots.rules.size, 4096);
+});
+
+Deno.test("buildTables: a slot freed by a change is reused in that change only when nothing else is free", () => {
+  // Room to spare: the new rule gets a slot nobody used in the previous table.
+  const roomy = new Slots();
+  const x = rule("x", "eth0", "239.1.1.1", 5001, [["eth1", "239.10.1.1", 6001]]);
+  const y = rule("y", "eth0", "239.1.1.2", 5002, [["eth1", "239.10.1.1", 6001]]);
+  const t1 = buildTables([x], roomy, 1);
+  const t2 = buildTables([y], roomy, 2, t1.keys());
+  assert.notEqual(t2.get("eth0")!.rules[0].slot, t1.get("eth0")!.rules[0].slot);
+  assert.notEqual(
+    t2.get("eth0")!.rules[0].outputs[0].slot,
+    t1.get("eth0")!.rules[0].outputs[0].slot,
+  );
+  // Full: 4096 rules; replacing one reuses the slot it frees.
+  const full = new Slots();
+  const rest = many("f", 4095);
+  const f1 = buildTables([x, ...rest], full, 1);
+  const f2 = buildTables([y, ...rest], full, 2, f1.keys());
+  assert.equal(f2.get("eth0")!.rules[0].id, "y");
+  assert.equal(f2.get("eth0")!.rules[0].slot, f1.get("eth0")!.rules[0].slot);
 });

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { MAX_OUTPUTS, MAX_RULES, RuleSchema } from "../../src/config.ts";
+import { MAX_OUTPUTS_PER_RULE, MAX_RULES, RuleSchema } from "../../src/config.ts";
 import { DESCRIPTIONS, rulesJsonSchema, rulesJsonSchemaText } from "../../src/schema.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
@@ -52,7 +52,7 @@ Deno.test("schema: every property is typed and described; ranges come from the c
   assert.equal(at(rule, "additionalProperties"), false);
   assert.equal(at(rule, "properties.input.properties.port.minimum"), 1);
   assert.equal(at(rule, "properties.input.properties.port.maximum"), 65535);
-  assert.equal(at(rule, "properties.outputs.maxItems"), MAX_OUTPUTS);
+  assert.equal(at(rule, "properties.outputs.maxItems"), MAX_OUTPUTS_PER_RULE);
   assert.equal(at(s, "properties.rules.maxItems"), MAX_RULES);
   assert.deepEqual(at(s, "required"), ["rules"]);
   // every described path exists (no stale descriptions)
