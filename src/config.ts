@@ -28,8 +28,10 @@
  */
 
 import { z } from "zod";
+import { parseJsonText } from "./json_text.ts";
 import { isLinkLocalMulticast, isMulticast, parseIPv4, unicastProblem } from "./net.ts";
 import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "./counters.ts";
+import { readTextFileBounded } from "./text_file.ts";
 
 // ---------------------------------------------------------------- limits
 
@@ -47,11 +49,92 @@ export const DEFAULT_TTL = 1;
 export const DEFAULT_DSCP = 0;
 /** Default number of workers. */
 export const DEFAULT_WORKERS = 1;
+/**
+ * Largest rules.json read, in bytes (64 MiB). Sized for 65,536 rules with 4
+ * outputs each, pretty-printed with a 2-space indent (46 MB,
+ * bench/config_bench.ts), with room for longer names; the largest
+ * configuration the relay can run is under 5 MB. A larger file is refused
+ * before it is read; one at the cap is read and scanned in about a second,
+ * and {@link MAX_CONFIG_VALUES} stops the scan of a file with too much in it.
+ */
+export const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
+/**
+ * Most JSON values (objects, arrays, strings, numbers, booleans, nulls) a
+ * rules.json may hold. Validation costs memory per value (about 1 KB for each
+ * value with a problem), so this, not the byte size, bounds what a hostile file
+ * can cost whatever its shape. The largest configuration the relay can run —
+ * {@link MAX_RULES} rules and 16,384 outputs (its slot capacity, src/counters.ts),
+ * every field set — has 184,322 values (tests/unit/config_file_test.ts).
+ */
+export const MAX_CONFIG_VALUES = 262_144;
 
 // ---------------------------------------------------------------- leaf validators
 
-/** Renders a value for an error message: JSON-like, shortened. */
+/** Options of {@link parseConfig}, {@link parseConfigText} and {@link loadConfig}. */
+export interface ParseOptions {
+  /**
+   * Quote offending values and characters in error messages: `(got 70000)`,
+   * `unexpected character 'x'`. When false, a message says what kind of value
+   * it found (`(got a number)`) and repeats nothing of the document: no value
+   * that failed validation, no character, no duplicate key, no invalid rule
+   * name (field paths, valid rule names and values that passed validation, such
+   * as addresses, remain). Default: true, or what {@link setQuoteValues} chose.
+   */
+  quoteValues?: boolean;
+}
+
+/** Process-wide default of {@link ParseOptions.quoteValues}. */
+let quoteValuesDefault = true;
+/** Whether the validation running now quotes values (set by {@link withQuoting}). */
+let quoting = true;
+
+/**
+ * Set the default of {@link ParseOptions.quoteValues} for this process. The
+ * daemon sets it to false once it runs: what it validates afterwards comes
+ * from control clients and files they name, and its replies and log must not
+ * repeat what those files hold.
+ */
+export function setQuoteValues(on: boolean): void {
+  quoteValuesDefault = on;
+}
+
+/** Run a (synchronous) validation with the quoting `options` ask for. */
+function withQuoting<T>(options: ParseOptions | undefined, f: () => T): T {
+  const outer = quoting;
+  quoting = options?.quoteValues ?? quoteValuesDefault;
+  try {
+    return f();
+  } finally {
+    quoting = outer;
+  }
+}
+
+/** What kind of value `v` is, for a message that must not quote it. */
+function kindOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  switch (typeof v) {
+    case "string":
+      return "a string";
+    case "number":
+    case "bigint":
+      return "a number";
+    case "boolean":
+      return "a boolean";
+    case "object":
+      return "an object";
+    default:
+      return String(typeof v);
+  }
+}
+
+/** Renders a value from the document for an error message (or its kind, when not quoting). */
 function show(v: unknown): string {
+  return quoting ? render(v) : kindOf(v);
+}
+
+/** Renders a value for an error message: JSON-like, shortened. */
+function render(v: unknown): string {
   let s: string;
   if (v === undefined) s = "undefined";
   else if (typeof v === "bigint") s = `${v}n`;
@@ -119,31 +202,36 @@ const ipv4 = () =>
     { type: "string", format: "ipv4", pattern: `^${OCTET}(\\.${OCTET}){3}$` },
   );
 
+/** Longest interface name: IFNAMSIZ (16) - 1 for the NUL. */
+const IFNAME_MAX = 15;
+/** Printable ASCII without space and "/": the characters of an interface name. */
+const IFNAME_RE = /^[!-.0-~]+$/;
+
 /**
- * Whether `s` is an acceptable Linux interface name: 1..15 bytes (IFNAMSIZ -
- * 1), no "/", whitespace or control characters, not "." or "..". ":" is allowed
- * (alias names like "eth0:1").
+ * Whether `s` is an acceptable interface name: 1 to 15 printable ASCII
+ * characters (so 1 to 15 bytes: IFNAMSIZ - 1), no space and no "/", not "."
+ * or "..". The kernel's dev_valid_name() refuses "/", whitespace and those two
+ * names; mcr also refuses control characters and everything outside ASCII, as
+ * systemd's ifname_valid_full() does, so that a name printed by `ctl` or `top`
+ * can carry no terminal control (U+009B CSI), bidirectional override (U+202E)
+ * or invisible character. ":" is allowed: an IPv4 alias label like "eth0:1"
+ * names its interface in the kernel's SIOCGIF* lookups.
  */
 export function isValidInterfaceName(s: unknown): s is string {
-  if (typeof s !== "string" || s.length === 0 || s === "." || s === "..") return false;
-  if (new TextEncoder().encode(s).length > 15) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c <= 32 || c === 127 || c === 47 /* / */) return false;
-    if (/\s/.test(s[i])) return false;
-  }
-  return true;
+  return typeof s === "string" && s.length <= IFNAME_MAX && IFNAME_RE.test(s) && s !== "." &&
+    s !== "..";
 }
 
 const ifname = () =>
   leaf<string>(
     isValidInterfaceName,
-    'an interface name of 1 to 15 characters without "/" or whitespace (not "." or "..")',
+    'an interface name of 1 to 15 printable ASCII characters without space or "/" ' +
+      '(not "." or "..")',
     {
       type: "string",
       minLength: 1,
-      maxLength: 15,
-      pattern: "^[^\\u0000-\\u0020\\u007f/\\s]+$",
+      maxLength: IFNAME_MAX,
+      pattern: IFNAME_RE.source,
       not: { enum: [".", ".."] },
     },
   );
@@ -479,17 +567,26 @@ export function formatIssue(issue: ConfigIssue): string {
   let where: string;
   if (issue.rule) {
     where = `rule ${issue.rule.index}`;
-    if (issue.rule.name !== undefined) where += ` ${show(issue.rule.name)}`;
+    if (issue.rule.name !== undefined) where += ` ${render(issue.rule.name)}`;
   } else {
     where = "config";
   }
   return issue.field ? `${where}: ${issue.field}: ${issue.message}` : `${where}: ${issue.message}`;
 }
 
-/** Invalid configuration. `issues` lists every problem found; `message` has one per line. */
+/**
+ * Most problems a {@link ConfigError} lists: enough to fix a file in a few
+ * rounds, and a bound on the message, the control reply and the log line
+ * (a hostile file can hold 200,000 problems).
+ */
+export const MAX_REPORTED_ISSUES = 1000;
+
+/** Invalid configuration. `issues` lists the problems found; `message` has one per line. */
 export class ConfigError extends Error {
-  /** Every problem found. */
+  /** The problems found (the first {@link MAX_REPORTED_ISSUES}). */
   readonly issues: ConfigIssue[];
+  /** How many more problems were found than `issues` lists. */
+  readonly omitted: number;
   /** The file (or other origin) the configuration came from, if known. */
   readonly source?: string;
 
@@ -504,9 +601,14 @@ export class ConfigError extends Error {
     const head = `invalid configuration${source ? ` in ${source}` : ""} (${n} problem${
       n === 1 ? "" : "s"
     }):`;
-    super([head, ...issues.map((i) => `  ${formatIssue(i)}`)].join("\n"));
+    const listed = issues.slice(0, MAX_REPORTED_ISSUES);
+    const more = n > listed.length
+      ? [`  ... and ${n - listed.length} more (the first ${listed.length} are listed)`]
+      : [];
+    super([head, ...listed.map((i) => `  ${formatIssue(i)}`), ...more].join("\n"));
     this.name = "ConfigError";
-    this.issues = issues;
+    this.issues = listed;
+    this.omitted = n - listed.length;
     this.source = source;
   }
 }
@@ -516,9 +618,17 @@ function formatField(path: readonly PropertyKey[]): string {
   let s = "";
   for (const p of path) {
     if (typeof p === "number") s += `[${p}]`;
-    else s += s ? `.${String(p)}` : String(p);
+    else s += s ? `.${keyText(p)}` : keyText(p);
   }
   return s;
+}
+
+/** Longest key shown in a field path (an unknown key can be any length). */
+const KEY_SHOWN = 64;
+
+function keyText(key: PropertyKey): string {
+  const s = String(key);
+  return s.length > KEY_SHOWN ? `${s.slice(0, KEY_SHOWN - 3)}...` : s;
 }
 
 /** Builds an issue from an absolute path, splitting off the rule part. */
@@ -527,7 +637,11 @@ function issueAt(path: readonly PropertyKey[], message: string, root: unknown): 
   if (clean.length >= 2 && clean[0] === "rules" && typeof clean[1] === "number") {
     const index = clean[1];
     const raw = valueAt(root, ["rules", index]);
-    const name = isRecord(raw) && typeof raw.name === "string" ? raw.name : undefined;
+    // Without quoting, only a valid name (a label the relay itself shows) is repeated.
+    const name = isRecord(raw) && typeof raw.name === "string" &&
+        (quoting || RULE_NAME_RE.test(raw.name))
+      ? raw.name
+      : undefined;
     return {
       path: clean,
       rule: name === undefined ? { index } : { index, name },
@@ -782,7 +896,7 @@ function keyOfConfig(index: number, rule: RuleConfig): RuleKey {
 }
 
 function ruleLabel(k: RuleKey): string {
-  return k.named ? `rule ${k.index} ${show(k.name)}` : `rule ${k.index}`;
+  return k.named ? `rule ${k.index} ${render(k.name)}` : `rule ${k.index}`;
 }
 
 const LINK_LOCAL_WHY = "is link-local multicast (224.0.0.0/24), reserved for control traffic " +
@@ -891,7 +1005,7 @@ function checkAcross(
     const other = k.checkName ? names.get(k.name) : undefined;
     if (other) {
       const message = k.named
-        ? `duplicate rule name ${show(k.name)} (also used by ${ruleLabel(other)})`
+        ? `duplicate rule name ${render(k.name)} (also used by ${ruleLabel(other)})`
         : `the rule has no name and its default name (its id ${k.name}) is already used by ` +
           `${ruleLabel(other)}; give the rule a distinct "name"`;
       issues.push({ index: k.index, path: ["name"], message });
@@ -1083,74 +1197,84 @@ export const ConfigSchema: z.ZodType<RawConfig> = ConfigShapeSchema.superRefine(
  *
  * @param value The parsed rules.json document.
  * @param source Where it came from (file name), for the error message.
+ * @param options Whether messages quote values.
  * @returns The normalized configuration.
  * @throws {ConfigError} listing every problem found.
  */
-export function parseConfig(value: unknown, source?: string): Config {
-  const parsed = ConfigShapeSchema.safeParse(value);
-  const issues = parsed.success ? [] : fromZod(parsed.error.issues, value);
-  const rules = isRecord(value) ? value.rules : undefined;
-  issues.push(...semanticIssues(rules, value));
-  if (Array.isArray(rules)) issues.push(...capacityIssues(rules, value));
-  if (issues.length > 0 || !parsed.success) {
-    throw new ConfigError(sortIssues(issues), source);
-  }
-  return normalize(parsed.data);
+export function parseConfig(value: unknown, source?: string, options?: ParseOptions): Config {
+  return withQuoting(options, () => {
+    const parsed = ConfigShapeSchema.safeParse(value);
+    const issues = parsed.success ? [] : fromZod(parsed.error.issues, value);
+    const rules = isRecord(value) ? value.rules : undefined;
+    issues.push(...semanticIssues(rules, value));
+    if (Array.isArray(rules)) issues.push(...capacityIssues(rules, value));
+    if (issues.length > 0 || !parsed.success) {
+      throw new ConfigError(sortIssues(issues), source);
+    }
+    return normalize(parsed.data);
+  });
 }
 
 /**
- * Parses rules.json text (JSON syntax errors and duplicate keys are reported
- * with their line and column), then validates it like {@link parseConfig}.
+ * Parses rules.json text (JSON syntax errors, duplicate keys, too deep nesting
+ * and more than {@link MAX_CONFIG_VALUES} values are reported with their line
+ * and column), then validates it like {@link parseConfig}.
  *
  * @param text The file's contents.
  * @param source File name, for messages.
+ * @param options Whether messages quote values and characters.
  * @throws {ConfigError}
  */
-export function parseConfigText(text: string, source?: string): Config {
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // byte order mark
-  const problem = findJsonProblem(text);
-  if (problem) {
-    const { line, column } = lineColumn(text, problem.pos);
-    throw new ConfigError([{
-      path: [],
-      field: "",
-      message: `invalid JSON at line ${line}, column ${column}: ${problem.message}`,
-      line,
-      column,
-    }], source);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    // The scanner accepted it; should not happen, but never leak a SyntaxError.
-    throw new ConfigError(
-      [{ path: [], field: "", message: `invalid JSON: ${(e as Error).message}` }],
-      source,
-    );
-  }
-  return parseConfig(value, source);
+export function parseConfigText(text: string, source?: string, options?: ParseOptions): Config {
+  return withQuoting(options, () => {
+    const parsed = parseJsonText(text, { maxValues: MAX_CONFIG_VALUES, quote: quoting });
+    if (!parsed.ok) {
+      const { line, column, message, limit } = parsed.problem;
+      const what = limit
+        ? `the document is too large at line ${line}, column ${column}: ${message} ` +
+          `(a configuration within the relay's limits, ${MAX_RULES} rules and 16,384 outputs, ` +
+          "has fewer than 190,000)"
+        : `invalid JSON at line ${line}, column ${column}: ${message}`;
+      throw new ConfigError([{ path: [], field: "", message: what, line, column }], source);
+    }
+    return parseConfig(parsed.value, source, options);
+  });
 }
 
 /**
- * Reads and validates a rules.json file.
+ * Reads rules.json text the safe way: only a regular file, at most
+ * {@link MAX_CONFIG_BYTES} bytes, UTF-8 (src/text_file.ts). `cli.ts check`, the
+ * relay at start, `reload` (socket or SIGHUP) and the socket's `check` all read
+ * through here.
  *
  * @param path File to read.
- * @throws {ConfigError} when the file cannot be read (saying why) or is invalid.
+ * @throws {ConfigError} saying why it cannot be read (never quoting its content).
  */
-export async function loadConfig(path: string | URL): Promise<Config> {
-  const source = String(path);
-  let text: string;
+export async function readConfigFile(path: string | URL): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await readTextFileBounded(path, MAX_CONFIG_BYTES);
   } catch (e) {
+    // Deno's messages name the path and the OS error; TextFileError's say why in words.
     const why = e instanceof Error ? e.message : String(e);
+    const source = String(path);
     throw new ConfigError(
       [{ path: [], field: "", message: `cannot read the file ${source}: ${why}` }],
       source,
     );
   }
-  return parseConfigText(text, source);
+}
+
+/**
+ * Reads and validates a rules.json file ({@link readConfigFile}, then
+ * {@link parseConfigText}).
+ *
+ * @param path File to read.
+ * @param options Whether messages quote values and characters.
+ * @throws {ConfigError} when the file cannot be read (saying why) or is invalid.
+ */
+export async function loadConfig(path: string | URL, options?: ParseOptions): Promise<Config> {
+  const text = await readConfigFile(path);
+  return parseConfigText(text, String(path), options);
 }
 
 /**
@@ -1166,6 +1290,10 @@ export async function loadConfig(path: string | URL): Promise<Config> {
  * @throws {ConfigError}
  */
 export function validateRule(value: unknown, existing?: Config): RuleConfig {
+  return withQuoting(undefined, () => validateRuleNow(value, existing));
+}
+
+function validateRuleNow(value: unknown, existing?: Config): RuleConfig {
   const index = existing?.rules.length ?? 0;
   // Present the rule at its future position so paths and messages match a file.
   const root = { rules: Object.assign(new Array(index), { [index]: value }) };
@@ -1193,173 +1321,4 @@ export function validateRule(value: unknown, existing?: Config): RuleConfig {
     ttl: existing?.ttl ?? DEFAULT_TTL,
     dscp: existing?.dscp ?? DEFAULT_DSCP,
   });
-}
-
-// ---------------------------------------------------------------- JSON error location
-
-/** 1-based line and column of a character offset. */
-function lineColumn(text: string, pos: number): { line: number; column: number } {
-  let line = 1;
-  let start = 0;
-  for (let i = 0; i < pos && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      start = i + 1;
-    }
-  }
-  return { line, column: pos - start + 1 };
-}
-
-/** Names a character for a syntax error message. */
-function char(c: string): string {
-  if (c === "'") return `character "'"`;
-  const code = c.charCodeAt(0);
-  if (code < 32 || code === 127) return `control character U+${code.toString(16).padStart(4, "0")}`;
-  return `character '${c}'`;
-}
-
-/**
- * Finds the first JSON syntax error (or duplicate object key) in `text`.
- * Returns null for valid JSON without duplicate keys.
- */
-function findJsonProblem(text: string): { pos: number; message: string } | null {
-  let i = 0;
-  const n = text.length;
-  class Fail {
-    constructor(readonly pos: number, readonly message: string) {}
-  }
-  const fail = (message: string, pos = i): never => {
-    throw new Fail(pos, message);
-  };
-  const ws = () => {
-    while (i < n) {
-      const c = text[i];
-      if (c === " " || c === "\t" || c === "\n" || c === "\r") i++;
-      else break;
-    }
-  };
-  const describe = () => (i >= n ? "unexpected end of input" : `unexpected ${char(text[i])}`);
-  const string = (): string => {
-    const start = ++i; // opening quote
-    let s = "";
-    while (true) {
-      if (i >= n) fail("unterminated string", start - 1);
-      const c = text[i];
-      if (c === '"') break;
-      if (c < " ") fail("control character in string (escape it, e.g. \\n)");
-      if (c === "\\") {
-        const e = text[i + 1];
-        if (e === "u") {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail("bad \\u escape");
-          s += String.fromCharCode(parseInt(text.slice(i + 2, i + 6), 16));
-          i += 6;
-          continue;
-        }
-        if (e === undefined || !'"\\/bfnrt'.includes(e)) fail("bad escape in string");
-        s += e;
-        i += 2;
-        continue;
-      }
-      s += c;
-      i++;
-    }
-    i++;
-    return s;
-  };
-  const number = () => {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
-    if (!m) fail(`bad number`);
-    const after = text[i + m![0].length];
-    if (after !== undefined && /[0-9.eE]/.test(after)) {
-      fail(/^-?0[0-9]/.test(text.slice(i, i + 3)) ? "bad number (leading zero)" : "bad number");
-    }
-    i += m![0].length;
-  };
-  const value = (depth: number): void => {
-    if (depth > 512) fail("nesting too deep");
-    ws();
-    const c = text[i];
-    if (c === "{") {
-      i++;
-      const keys = new Set<string>();
-      ws();
-      if (text[i] === "}") {
-        i++;
-        return;
-      }
-      while (true) {
-        ws();
-        if (text[i] !== '"') {
-          fail(`expected a double-quoted property name, ${describe()}`);
-        }
-        const keyPos = i;
-        const key = string();
-        if (keys.has(key)) fail(`duplicate key ${show(key)}`, keyPos);
-        keys.add(key);
-        ws();
-        if (text[i] !== ":") fail(`expected ':' after property name, ${describe()}`);
-        i++;
-        value(depth + 1);
-        ws();
-        if (text[i] === ",") {
-          i++;
-          ws();
-          if (text[i] === "}") fail("trailing comma before '}'");
-          continue;
-        }
-        if (text[i] === "}") {
-          i++;
-          return;
-        }
-        fail(`expected ',' or '}' after property value, ${describe()}`);
-      }
-    }
-    if (c === "[") {
-      i++;
-      ws();
-      if (text[i] === "]") {
-        i++;
-        return;
-      }
-      while (true) {
-        value(depth + 1);
-        ws();
-        if (text[i] === ",") {
-          i++;
-          ws();
-          if (text[i] === "]") fail("trailing comma before ']'");
-          continue;
-        }
-        if (text[i] === "]") {
-          i++;
-          return;
-        }
-        fail(`expected ',' or ']' after array element, ${describe()}`);
-      }
-    }
-    if (c === '"') {
-      string();
-      return;
-    }
-    if (c === "-" || (c >= "0" && c <= "9")) {
-      number();
-      return;
-    }
-    for (const lit of ["true", "false", "null"]) {
-      if (text.startsWith(lit, i)) {
-        i += lit.length;
-        return;
-      }
-    }
-    fail(`expected a value, ${describe()}`);
-  };
-  try {
-    value(0);
-    ws();
-    if (i < n) fail(`unexpected ${char(text[i])} after the end of the JSON document`);
-    return null;
-  } catch (e) {
-    if (e instanceof Fail) return { pos: e.pos, message: e.message };
-    throw e;
-  }
 }

@@ -44,6 +44,34 @@ export const THROTTLE_LIMIT = 5;
 /** Throttling window. */
 export const THROTTLE_WINDOW_MS = 60_000;
 
+/**
+ * Most per-category level overrides kept at once. Every override is stored
+ * and every `log-level` reply lists them all, so their number is bounded; a
+ * few dozen is more than the subsystems and interfaces anyone tunes at once.
+ */
+export const MAX_LOG_CATEGORIES = 64;
+
+/** Longest category name (e.g. "worker." and a 15-character interface name fit easily). */
+export const MAX_LOG_CATEGORY_LENGTH = 64;
+
+/**
+ * A category: dot-separated words of letters, digits, "_", "-" and ":"
+ * ("supervisor", "worker.eth0:1").
+ */
+const CATEGORY_RE = /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/;
+
+/** A level change that was refused (bad category name, too many overrides). */
+export class LogLevelError extends Error {
+  /**
+   * Create the error.
+   * @param message why, for people
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "LogLevelError";
+  }
+}
+
 const enc = new TextEncoder();
 
 function stderrSink(format: LogFormat): (r: LogRecord) => void {
@@ -94,15 +122,32 @@ export function getLogLevels(): { global: LogLevel; categories: Record<string, L
  * Change a level live. Without `category` it sets the global level; with one
  * (e.g. "supervisor", "control", "worker.r0") it overrides that category and
  * its children; `level` null removes the override.
+ *
+ * @throws {LogLevelError} for a category that is not a dot-separated name of
+ *   at most {@link MAX_LOG_CATEGORY_LENGTH} characters, or a new override
+ *   beyond {@link MAX_LOG_CATEGORIES}
  */
 export function setLogLevel(level: LogLevel | null, category?: string): void {
   if (category === undefined || category === "" || category === "mcr") {
-    if (level === null) throw new Error("the global level cannot be removed");
+    if (level === null) throw new LogLevelError("the global level cannot be removed");
     state.global = level;
   } else {
     const key = category.replace(/^mcr\./, "");
+    if (key.length > MAX_LOG_CATEGORY_LENGTH || !CATEGORY_RE.test(key)) {
+      throw new LogLevelError(
+        `a category is a dot-separated name of at most ${MAX_LOG_CATEGORY_LENGTH} characters ` +
+          'from A-Z a-z 0-9 _ - : (e.g. "supervisor" or "worker.eth0")',
+      );
+    }
     if (level === null) state.categories.delete(key);
-    else state.categories.set(key, level);
+    else if (state.categories.has(key) || state.categories.size < MAX_LOG_CATEGORIES) {
+      state.categories.set(key, level);
+    } else {
+      throw new LogLevelError(
+        `there are already ${MAX_LOG_CATEGORIES} category overrides, the most kept; ` +
+          'drop one first (level "default")',
+      );
+    }
   }
   const cat = category ?? "";
   for (const f of listeners) {

@@ -15,6 +15,7 @@ import {
   mbit,
   num,
   rate,
+  termSafe,
 } from "./control/format.ts";
 import { DEFAULT_CONTROL_SOCKET } from "./control/protocol.ts";
 
@@ -27,7 +28,7 @@ frames are then printed one after another instead of redrawn).`;
 
 const enc = new TextEncoder();
 
-/** Render one screen. */
+/** Render one screen (daemon strings escaped: see `termSafe`). */
 export function renderTop(s: StatsResult, socket: string, width = 120): string {
   const totalPps = s.interfaces.reduce((a, i) => a + i.pps, 0);
   const totalBps = s.interfaces.reduce((a, i) => a + i.bps, 0);
@@ -44,7 +45,8 @@ export function renderTop(s: StatsResult, socket: string, width = 120): string {
     "",
   ];
   const body = [formatInterfaces(s), "", formatRuleRates(s), "", formatDrops(s)];
-  return [...head, ...body].join("\n").split("\n").map((l) => l.slice(0, width)).join("\n");
+  return termSafe([...head, ...body].join("\n")).split("\n").map((l) => l.slice(0, width))
+    .join("\n");
 }
 
 /** Run `top`; returns the exit code (0, 2 usage, 3 daemon unreachable). */

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { ConfigError, parseConfigText } from "../config.ts";
-import { getLogLevels, isLogLevel, logger, setLogLevel } from "../log.ts";
+import { dirname, isAbsolute, normalize, resolve } from "node:path";
+import { ConfigError, parseConfigText, readConfigFile } from "../config.ts";
+import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../log.ts";
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay.ts";
 import type { InterfaceStats, OutputStats, RuleStats, State, WorkerStats } from "../supervisor.ts";
 import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
@@ -259,7 +260,10 @@ export const HANDLERS: Record<string, Handler> = {
   },
 
   async reload(ctx, args) {
-    const path = str(args, "path");
+    const requested = str(args, "path");
+    const path = requested === undefined
+      ? undefined
+      : await readablePath(ctx.relay.configPath, requested);
     let summary: ReloadSummary;
     try {
       summary = await ctx.relay.reload(path);
@@ -287,7 +291,11 @@ export const HANDLERS: Record<string, Handler> = {
       throw new ControlError("bad_args", "give args.path or args.text (no configuration file)");
     }
     try {
-      const content = text ?? await readFile(source);
+      let content = text;
+      if (content === undefined) {
+        const file = path === undefined ? source : await readablePath(ctx.relay.configPath, path);
+        content = await readConfigFile(file);
+      }
       const config = parseConfigText(content, source);
       return {
         valid: true,
@@ -311,16 +319,19 @@ export const HANDLERS: Record<string, Handler> = {
       throw new ControlError("bad_args", `args.action must be "get" or "set" (got "${action}")`);
     }
     const level = args.level;
-    if (level === "default" && category) {
-      setLogLevel(null, category);
-    } else if (isLogLevel(level)) {
-      setLogLevel(level, category);
-    } else {
+    const next = level === "default" && category ? null : isLogLevel(level) ? level : undefined;
+    if (next === undefined) {
       throw new ControlError(
         "bad_args",
         "args.level must be one of trace, debug, info, warning, error, fatal" +
           (category ? ', or "default" to drop the category override' : ""),
       );
+    }
+    try {
+      setLogLevel(next, category);
+    } catch (e) {
+      if (e instanceof LogLevelError) throw new ControlError("bad_args", e.message);
+      throw e;
     }
     log.info("log level of {category} set to {level}", {
       category: category ?? "(global)",
@@ -330,15 +341,58 @@ export const HANDLERS: Record<string, Handler> = {
   },
 };
 
-async function readFile(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    throw new ConfigError(
-      [{ path: [], field: "", message: `cannot read the file ${path}: ${(e as Error).message}` }],
-      path,
+/**
+ * The file the daemon reads when a client names `requested` in `check` or
+ * `reload`: the daemon's configuration file (`configPath`), or a `*.json` file
+ * in the same directory. Anything else is `forbidden`, decided from the path's
+ * text before the file system is asked, so that the reply does not tell whether
+ * a file outside exists. A path inside that resolves (through symbolic links)
+ * to a file elsewhere is forbidden too; the resolved path is what gets read,
+ * so the link cannot be swapped between this check and the read.
+ *
+ * The files a client may have read are those an operator keeps beside the
+ * configuration (a new version to `check` before it replaces the old); the
+ * daemon, which may run with more rights than the client, is no reader of
+ * other files for it. What is read is bounded as any configuration file
+ * (`readConfigFile`: a regular file, at most MAX_CONFIG_BYTES).
+ *
+ * @throws {ControlError} bad_args (not absolute) or forbidden
+ */
+export async function readablePath(
+  configPath: string | undefined,
+  requested: string,
+): Promise<string> {
+  if (!isAbsolute(requested)) {
+    throw new ControlError("bad_args", `args.path must be an absolute path (got a relative one)`);
+  }
+  if (configPath === undefined) {
+    throw new ControlError(
+      "forbidden",
+      "the daemon was not started from a configuration file, so it reads no file for a client " +
+        "(check: send the text as args.text)",
     );
   }
+  const configured = resolve(configPath);
+  const dir = dirname(configured);
+  const policy = `the daemon reads only its configuration file ${configured} and *.json ` +
+    `files in ${dir} for a client`;
+  const beside = (p: string, d: string) => dirname(p) === d && p.endsWith(".json");
+  const wanted = normalize(requested);
+  if (wanted !== configured && !beside(wanted, dir)) {
+    throw new ControlError("forbidden", `${requested}: ${policy}`);
+  }
+  let real: string;
+  try {
+    real = await Deno.realPath(wanted);
+  } catch {
+    return wanted; // missing, or not searchable: the reader says which
+  }
+  const realConfigured = await Deno.realPath(configured).catch(() => configured);
+  const realDir = await Deno.realPath(dir).catch(() => dir);
+  if (real !== realConfigured && !beside(real, realDir)) {
+    throw new ControlError("forbidden", `${requested} leads out of ${dir}: ${policy}`);
+  }
+  return real;
 }
 
 /** Log what a reload changed (also used for SIGHUP). */

@@ -6,13 +6,17 @@
  * rule, invalid file, a `check` that found problems); 2 usage error; 3 the
  * daemon could not be reached or answered nonsense.
  *
+ * Everything printed goes through `termSafe` (text) or `jsonTermSafe`
+ * (`--json`): a string from the daemon cannot move the cursor, recolour,
+ * retitle or reorder the terminal.
+ *
  * @module
  */
 import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError } from "./client.ts";
 import { DEFAULT_CONTROL_SOCKET, type Reply } from "./protocol.ts";
 import type { ListedRule, StatsResult, WorkerInfo } from "./commands.ts";
-import { formatList, formatStatsResult, formatWorkers } from "./format.ts";
+import { formatList, formatStatsResult, formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
 
 /** Exit codes of `ctl`. */
 export const CTL_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
@@ -38,6 +42,9 @@ Commands:
                                only the difference
   check [FILE]                 validate a file without applying it (and show what a
                                reload would change)
+                               FILE: the daemon reads only its config file and *.json
+                               files in the same directory; check others with
+                               \`cli.ts check --config FILE\`
 
 Options:
   --control-socket PATH        default ${DEFAULT_CONTROL_SOCKET}
@@ -243,7 +250,7 @@ export async function runCtl(argv: string[]): Promise<number> {
     req = requestFor(v, p.positionals);
   } catch (e) {
     if (e instanceof CtlUsage) {
-      console.error(`mcr ctl: ${e.message}\n\n${CTL_USAGE}`);
+      console.error(termSafe(`mcr ctl: ${e.message}\n\n${CTL_USAGE}`));
       return CTL_EXIT.usage;
     }
     throw e;
@@ -260,22 +267,24 @@ export async function runCtl(argv: string[]): Promise<number> {
     if (!(e instanceof ControlConnectionError)) throw e;
     if (v.json) {
       console.log(
-        JSON.stringify({ ok: false, error: { code: "unreachable", message: e.message } }),
+        jsonTermSafe(
+          JSON.stringify({ ok: false, error: { code: "unreachable", message: e.message } }),
+        ),
       );
-    } else console.error(`mcr ctl: ${e.message}`);
+    } else console.error(termSafe(`mcr ctl: ${e.message}`));
     return CTL_EXIT.unreachable;
   }
   if (!reply.ok) {
-    if (v.json) console.log(JSON.stringify(reply));
+    if (v.json) console.log(jsonTermSafe(JSON.stringify(reply)));
     else {
-      console.error(`mcr ctl: ${req.cmd}: ${reply.error.message} [${reply.error.code}]`);
+      console.error(termSafe(`mcr ctl: ${req.cmd}: ${reply.error.message} [${reply.error.code}]`));
     }
     return reply.error.code === "bad_request" || reply.error.code === "unsupported_version"
       ? CTL_EXIT.unreachable
       : CTL_EXIT.refused;
   }
-  if (v.json) console.log(JSON.stringify(reply.result));
-  else console.log(human(req.cmd, reply.result));
+  if (v.json) console.log(jsonTermSafe(JSON.stringify(reply.result)));
+  else console.log(termSafe(human(req.cmd, reply.result)));
   if (req.cmd === "check" && !(reply.result as { valid: boolean }).valid) return CTL_EXIT.refused;
   return CTL_EXIT.ok;
 }

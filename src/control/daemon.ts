@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ConfigError } from "../config.ts";
+import { ConfigError, setQuoteValues } from "../config.ts";
 import { logger } from "../log.ts";
 import type { Relay } from "../relay.ts";
 import { type ControlContext, logReload } from "./commands.ts";
@@ -63,6 +63,9 @@ export async function startControlPlane(
   opts: ControlPlaneOptions,
 ): Promise<ControlPlane> {
   const log = logger("control");
+  // From now on configurations come from control clients and files they name: errors in
+  // replies and in the log say which field is wrong and why, never what a file holds.
+  setQuoteValues(false);
   const rates = new RateTracker(() => relay.stats());
   const ctx: ControlContext = { relay, rates, startedAt: performance.now() };
   let control: ControlServer | undefined;

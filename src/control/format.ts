@@ -1,13 +1,62 @@
 /**
- * Plain-text tables for people (`cli.ts ctl` and `cli.ts top`).
+ * Plain-text tables for people (`cli.ts ctl` and `cli.ts top`), and escaping
+ * for what goes to a terminal: names, reasons and interfaces come from the
+ * daemon (and, through it, from configurations, clients and the kernel), so
+ * every one is printed with terminal controls and invisible characters
+ * escaped ({@link termSafe}).
  *
  * @module
  */
 import type { ListedRule, StatsResult, WorkerInfo } from "./commands.ts";
 
-/** Align rows into columns (first row is the header). Right-aligns numeric-looking cells. */
-export function table(rows: string[][]): string {
-  if (rows.length === 0) return "";
+/**
+ * Characters a terminal acts on or that hide or reorder text: C0 controls,
+ * DEL, C1 controls (U+0080–U+009F; U+009B is CSI, U+009D OSC), the Arabic
+ * letter mark, zero-width spaces and joiners and the LRM/RLM marks
+ * (U+200B–U+200F), line and paragraph separators and the bidirectional
+ * embeddings and overrides (U+2028–U+202E), the word joiner, invisible
+ * operators and bidirectional isolates (U+2060–U+206F), and the zero-width
+ * no-break space (U+FEFF).
+ */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+/** The same without tab and newline, which plain text may keep. */
+const UNSAFE_IN_TEXT =
+  // deno-lint-ignore no-control-regex
+  /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+
+const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
+/**
+ * `text` with every terminal control and invisible character (see UNSAFE)
+ * shown as a `\uXXXX` escape, so it prints as what it is; tabs and newlines
+ * are kept. Idempotent: an escaped text has nothing left to escape.
+ */
+export function termSafe(text: string): string {
+  return text.replace(UNSAFE_IN_TEXT, escape);
+}
+
+/** {@link termSafe} for one line (a table cell, a name): tabs and newlines escaped too. */
+export function lineSafe(text: string): string {
+  return text.replace(UNSAFE, escape);
+}
+
+/**
+ * JSON text with those characters written as `\uXXXX` escapes:
+ * `JSON.stringify` escapes C0 controls but leaves C1 controls and
+ * bidirectional overrides raw. The value is the same.
+ */
+export function jsonTermSafe(json: string): string {
+  return json.replace(UNSAFE_IN_TEXT, escape);
+}
+
+/**
+ * Align rows into columns (first row is the header). Right-aligns
+ * numeric-looking cells. Cells are escaped with {@link lineSafe} first.
+ */
+export function table(cells: string[][]): string {
+  if (cells.length === 0) return "";
+  const rows = cells.map((r) => r.map((v) => lineSafe(v ?? "")));
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   const numeric = (s: string) => /^[-+]?[\d.,]+[kMG]?$/.test(s);
   return rows.map((r, i) =>
@@ -58,7 +107,7 @@ export function formatList(rules: ListedRule[]): string {
       ]);
     });
   }
-  const reasons = rules.filter((r) => r.reason).map((r) => `${r.name}: ${r.reason}`);
+  const reasons = rules.filter((r) => r.reason).map((r) => lineSafe(`${r.name}: ${r.reason}`));
   return table(rows) + (reasons.length ? "\n\n" + reasons.join("\n") : "");
 }
 
@@ -120,7 +169,7 @@ export function formatInterfaces(s: StatsResult): string {
 /** Drops by reason on one line. */
 export function formatDrops(s: StatsResult): string {
   const d = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) =>
-    `${k}=${num(v)}${s.drops_ps[k] ? ` (${rate(s.drops_ps[k])}/s)` : ""}`
+    `${lineSafe(k)}=${num(v)}${s.drops_ps[k] ? ` (${rate(s.drops_ps[k])}/s)` : ""}`
   );
   return `drops: ${d.length ? d.join(" ") : "none"}`;
 }

@@ -55,6 +55,13 @@ export type ErrorCode =
   | "invalid_rule"
   /** `reload`/`check`: the file is unreadable or invalid (see `error.issues`). */
   | "invalid_config"
+  /**
+   * `reload`/`check`: the daemon does not read that path for a client (only its
+   * configuration file and `*.json` files in the same directory).
+   */
+  | "forbidden"
+  /** A request line was not completed in time; the connection is closed. */
+  | "timeout"
   /** `remove`: no such rule. */
   | "not_found"
   /** Too many clients. */
@@ -222,10 +229,15 @@ export class LineSplitter {
   readonly #dec = new TextDecoder();
 
   /**
-   * Create the error.
+   * Create a splitter.
    * @param max largest line in bytes
    */
   constructor(readonly max: number = MAX_REQUEST_BYTES) {}
+
+  /** Whether part of a line (or of a line being discarded) has arrived without its newline. */
+  get pending(): boolean {
+    return this.#size > 0 || this.#discarding;
+  }
 
   /** Feed bytes; returns the events found. */
   push(chunk: Uint8Array): ({ line: string } | { tooLarge: true })[] {

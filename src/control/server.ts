@@ -108,8 +108,35 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
-/** A client silent for this long (ms) is disconnected (`top` polls every second). */
+/** What {@link within} resolves with when time runs out. */
+const TIMED_OUT = Symbol("timed out");
+
+/**
+ * `op`'s result, or {@link TIMED_OUT} after `ms`. A late failure of `op` is
+ * ignored (the caller closes the connection, which fails the pending I/O).
+ */
+function within<T>(op: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  op.catch(() => {});
+  let t: ReturnType<typeof setTimeout> | undefined;
+  const timer = new Promise<typeof TIMED_OUT>((r) => t = setTimeout(() => r(TIMED_OUT), ms));
+  return Promise.race([op, timer]).finally(() => clearTimeout(t));
+}
+
+/**
+ * A client that sends no request for this long (ms) is disconnected (`top`
+ * polls every second). Only complete requests count: bytes of an unfinished
+ * line or blank lines do not keep a connection alive.
+ */
 export const IDLE_TIMEOUT_MS = 60_000;
+
+/**
+ * A request line must be complete this long (ms) after its first byte came,
+ * and a reply must be taken by the client within as long; otherwise the
+ * client gets a `timeout` error (when it can) and is disconnected. A client
+ * sends a request in one write, so this only ever cuts off clients that
+ * trickle bytes (slow loris) or do not read their replies.
+ */
+export const REQUEST_TIMEOUT_MS = 10_000;
 
 /** A running control server. */
 export class ControlServer implements AsyncDisposable {
@@ -120,6 +147,8 @@ export class ControlServer implements AsyncDisposable {
   #closed = false;
   /** Disconnect a client after this long without a request (ms). */
   idleTimeoutMs: number = IDLE_TIMEOUT_MS;
+  /** Disconnect a client whose request line or reply takes longer than this (ms). */
+  requestTimeoutMs: number = REQUEST_TIMEOUT_MS;
 
   private constructor(
     readonly path: string,
@@ -179,36 +208,56 @@ export class ControlServer implements AsyncDisposable {
     this.#conns.add(conn);
     const split = new LineSplitter(MAX_REQUEST_BYTES);
     const buf = new Uint8Array(16 * 1024);
-    // A client that says nothing for IDLE_TIMEOUT_MS is disconnected, so idle
-    // connections cannot hold the MAX_CLIENTS slots for ever.
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    const arm = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }, this.idleTimeoutMs);
-    };
+    /** When the last request was answered (or the client connected). */
+    let lastRequest = performance.now();
+    /** When the first byte of the unfinished line came; null when no line is unfinished. */
+    let partialSince: number | null = null;
+    /** Send a reply; false when the client does not take it in time. */
+    const send = async (reply: Reply): Promise<boolean> =>
+      (await within(writeAll(conn, encodeLine(reply)), this.requestTimeoutMs)) !== TIMED_OUT;
+    let ended = false;
     try {
       for (;;) {
-        arm();
-        const n = await conn.read(buf);
-        if (n === null) break;
+        const now = performance.now();
+        const idleLeft = lastRequest + this.idleTimeoutMs - now;
+        const requestLeft = partialSince === null
+          ? Infinity
+          : partialSince + this.requestTimeoutMs - now;
+        const n = await within(conn.read(buf), Math.max(0, Math.min(idleLeft, requestLeft)));
+        if (n === TIMED_OUT) {
+          if (requestLeft <= idleLeft) {
+            const s = this.requestTimeoutMs / 1000;
+            await send(errReply(null, "timeout", `request not completed within ${s} s`));
+          }
+          break;
+        }
+        if (n === null) {
+          ended = true;
+          break;
+        }
+        let answered = true;
         for (const ev of split.push(buf.subarray(0, n))) {
+          // A blank line is no request: it neither gets a reply nor counts as activity.
+          if ("line" in ev && ev.line.trim() === "") continue;
           const reply = "line" in ev ? await this.#handleLine(ev.line) : errReply(
             null,
             "too_large",
             `request longer than ${MAX_REQUEST_BYTES} bytes; discarded up to the next newline`,
           );
-          if (reply) await writeAll(conn, encodeLine(reply));
+          if (reply && !(await send(reply))) {
+            answered = false;
+            break;
+          }
+          lastRequest = performance.now();
         }
+        if (!answered) break;
+        partialSince = split.pending ? (partialSince ?? performance.now()) : null;
       }
-      // A last line without its newline: answer it (usually a truncated request).
-      const rest = split.end();
+      // The stream ended in the middle of a line: answer it (usually a truncated request).
+      const rest = ended ? split.end() : null;
       if (rest !== null) {
         const reply = await this.#handleLine(rest);
-        if (reply) await writeAll(conn, encodeLine(reply));
+        if (reply) await send(reply);
       }
     } catch (e) {
       if (
@@ -218,7 +267,6 @@ export class ControlServer implements AsyncDisposable {
         log.debug("control client error: {error}", { error: (e as Error).message });
       }
     } finally {
-      clearTimeout(idle);
       this.#conns.delete(conn);
       try {
         conn.close();

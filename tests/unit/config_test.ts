@@ -257,9 +257,13 @@ Deno.test("config: interface names", () => {
     assert.ok(isValidInterfaceName(ok), ok);
     parseConfig(withRule((r) => (r.outputs[0].interface = ok)));
   }
-  for (const bad of ["", ".", "..", "a/b", "a b", "eth0\n", "x".repeat(16), "\u0000", 5, null]) {
-    assert.ok(!isValidInterfaceName(bad), JSON.stringify(bad));
-    const e = configError(withRule((r) => (r.input.interface = bad)));
+  const bad = ["", ".", "..", "a/b", "a b", "eth0\n", "x".repeat(16), "\u0000", 5, null];
+  // Terminal controls (C1 CSI, bidi override, zero-width space), other whitespace, and
+  // anything outside printable ASCII (as systemd's ifname_valid_full).
+  bad.push("e\u009b2J", "eth\u202e0", "a\u200bb", "\u00a0x", "caf\u00e9", "a\u2028", "\ud800x");
+  for (const name of bad) {
+    assert.ok(!isValidInterfaceName(name), JSON.stringify(name));
+    const e = configError(withRule((r) => (r.input.interface = name)));
     assert.match(findIssue(e, "input.interface").message, /interface name/);
   }
 });

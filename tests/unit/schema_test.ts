@@ -99,6 +99,7 @@ const anyLeaf = fc.oneof(
   fc.constantFrom(0, 1, 63, 64, 255, 256, 4094, 4095, 65535, 65536, 1.5, 2, 3),
   fc.constantFrom("decrement", "239.1.1.1", "10.0.0.5", "01.2.3.4", "1.2.3", "256.1.1.1"),
   fc.constantFrom("eth0", "a/b", "a b", ".", "..", "x".repeat(15), "x".repeat(16), "", "r:1"),
+  fc.constantFrom("e\u009b2J", "eth\u202e0", "a\u200bb", "caf\u00e9", "\u00a0x", "e\u007f"),
   fc.constantFrom(true, false, null, "true", "hash", [], {}),
 );
 /** Mostly a valid value for the field, sometimes anything. */
