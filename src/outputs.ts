@@ -60,6 +60,8 @@ interface Spec {
   installError?: string;
   /** Why the last health window failed, if it did. */
   windowFailing?: string;
+  /** Interface index the installed template sends on (0 = not installed). */
+  ifindex: number;
 }
 
 function mcastMac(group: number): Uint8Array {
@@ -194,9 +196,11 @@ export class Outputs {
   #install(slot: number): void {
     const s = this.#specs.get(slot)!;
     try {
-      this.fwd.setTemplate(slot, this.#template(s.o));
+      const t = this.#template(s.o);
+      this.fwd.setTemplate(slot, t);
       this.broken[slot] = 0;
       s.installError = undefined;
+      s.ifindex = t.ifindex;
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
       if (!this.broken[slot]) this.#uninstall(slot, reason);
@@ -218,7 +222,7 @@ export class Outputs {
         if (cur && cur.id !== id) this.#clear(o.slot); // another output now owns the slot
         const keep = cur?.id === id ? cur : undefined;
         if (!keep) this.#resetSlot(o.slot);
-        this.#specs.set(o.slot, { id, key, o, reported: keep?.reported });
+        this.#specs.set(o.slot, { id, key, o, reported: keep?.reported, ifindex: 0 });
         this.#install(o.slot);
       }
     }
@@ -267,6 +271,11 @@ export class Outputs {
       } else if (l.mtu + L2_HEADER > t.ring.stats().frameRoom) {
         this.#growTx(name, t.ifindex);
       }
+    }
+    // socket outputs are bound to an interface index: follow a re-created interface
+    for (const [slot, s] of this.#specs) {
+      const l = this.#link(s.o.interface);
+      if (!this.broken[slot] && l && s.ifindex && l.ifindex !== s.ifindex) this.#install(slot);
     }
     const seen = new Set<string>();
     for (const s of this.#specs.values()) {

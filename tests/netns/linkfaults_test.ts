@@ -129,11 +129,11 @@ Deno.test({
       await t.exec("rly", ["ip", "link", "set", "r1", "down"]);
       const down = await until(
         () => stats(dd),
-        (s) => rule(s, "cam").outputs[0].state === "error",
+        (s) => rule(s, "cam").outputs[0].reason === "output interface r1 is down",
         20_000,
         "the output to be in error",
       );
-      assert.equal(down.rules[0].outputs[0].reason, "output interface r1 is down");
+      assert.equal(down.rules[0].outputs[0].state, "error");
       const h = await fetchIn(t, "rly", "http://127.0.0.1:9464/healthz");
       assert.equal(h.status, 503);
       assert.match(h.body, /output interface r1 is down/);
@@ -192,6 +192,13 @@ Deno.test({
     let d: Daemon | undefined;
     try {
       await chainV4(t, { extraOut: true });
+      const r3 = () =>
+        t.link({ role: "rly", dev: "r3", addr: "10.77.5.1/24" }, {
+          role: "rcv",
+          dev: "d3",
+          addr: "10.77.5.2/24",
+        });
+      await r3();
       d = await startDaemon({
         rules: [{
           name: "fan",
@@ -199,6 +206,7 @@ Deno.test({
           outputs: [
             { interface: "r1", group: "239.10.1.1", port: 6001 },
             { interface: "r2", group: "239.20.1.1", port: 6002 },
+            { interface: "r3", group: "10.77.5.2", port: 6003 }, // unicast only: a UDP socket
           ],
         }],
       }, { netns: t.ns("rly") });
@@ -213,8 +221,13 @@ Deno.test({
 
       // no carrier: the peer goes down
       await t.exec("rcv", ["ip", "link", "set", "d2", "down"]);
-      let s = await until(() => stats(dd), (x) => o(x, 1).state === "error", 20_000, "no carrier");
-      assert.equal(o(s, 1).reason, "output interface r2 has no carrier");
+      let s = await until(
+        () => stats(dd),
+        (x) => o(x, 1).reason === "output interface r2 has no carrier",
+        20_000,
+        "no carrier",
+      );
+      assert.equal(o(s, 1).state, "error");
       assert.equal(o(s, 0).state, "active", "the other output is unaffected");
       const ld = o(s, 1).link_down;
       await until(() => stats(dd), (x) => o(x, 1).link_down > ld, 20_000, "link_down counted");
@@ -223,8 +236,17 @@ Deno.test({
 
       // deleted: the output says so, its datagrams are counted as link_down
       await t.exec("rly", ["ip", "link", "del", "r2"]);
-      s = await until(() => stats(dd), (x) => o(x, 1).state === "error", 20_000, "r2 gone");
-      assert.match(o(s, 1).reason ?? "", /output interface r2 (does not exist|is gone)/);
+      await t.exec("rly", ["ip", "link", "del", "r3"]);
+      s = await until(
+        () => stats(dd),
+        (x) =>
+          /output interface r2 (does not exist|is gone)/.test(o(x, 1).reason ?? "") &&
+          o(x, 2).reason === "output interface r3 does not exist",
+        20_000,
+        "r2 and r3 reported gone",
+      );
+      assert.equal(o(s, 1).state, "error");
+      assert.equal(o(s, 2).state, "error");
       const drops = o(s, 1).link_down + o(s, 1).errors;
       await until(
         () => stats(dd),
@@ -238,8 +260,18 @@ Deno.test({
         dev: "d2",
         addr: "10.77.3.2/24",
       });
-      await until(() => stats(dd), (x) => o(x, 1).state === "active", 20_000, "r2 back");
+      await r3();
+      await until(
+        () => stats(dd),
+        (x) => o(x, 1).state === "active" && o(x, 2).state === "active",
+        20_000,
+        "r2 back",
+      );
       const back = await startSink(t, "rcv", "d2", ["239.20.1.1:6002"], {
+        idleMs: 0,
+        durationS: 120,
+      });
+      const back3 = await startSink(t, "rcv", "d3", ["10.77.5.2:6003"], {
         idleMs: 0,
         durationS: 120,
       });
@@ -248,10 +280,15 @@ Deno.test({
       await genDone(gen(t, "s0", "239.1.1.1:5001", { rate: 2000, count: 2000, stream: 2 }));
       s = await settled(dd);
       const rb = await back.stop();
+      const rb3 = await back3.stop();
+      noDupNoReorder(rb3);
       const rs = await steady.stop();
       noDupNoReorder(rb);
       noDupNoReorder(rs);
-      assert.ok((streamOf(rb, 2)?.unique ?? 0) > 0, "the re-created output delivers");
+      const got = (rep: SinkReport, group: string) =>
+        rep.groups.find((g) => g.group === group)?.streams.find((x) => x.stream === 2)?.unique ?? 0;
+      assert.ok(got(rb, "239.20.1.1") > 0, "the re-created output delivers (ring)");
+      assert.ok(got(rb3, "10.77.5.2") > 0, "the re-created output delivers (unicast socket)");
       assert.ok((streamOf(rs, 2)?.unique ?? 0) > 0, "the steady output delivers");
       assert.ok(rs.total.unique <= o(s, 0).packets);
       for (const out of rule(s, "fan").outputs) accounted(rule(s, "fan"), out);
@@ -417,8 +454,13 @@ Deno.test({
       });
       await genDone(gen(t, "s0", "239.1.1.1:5001", { rate: 1000, count: 500, stream: 1 }));
       await t.exec("rly", ["ip", "link", "set", "r0", "down"]);
-      let s = await until(() => stats(dd), (x) => rule(x, "cam").state === "error", 20_000, "down");
-      assert.equal(rule(s, "cam").reason, "input interface r0 is down");
+      let s = await until(
+        () => stats(dd),
+        (x) => rule(x, "cam").reason === "input interface r0 is down",
+        20_000,
+        "down",
+      );
+      assert.equal(rule(s, "cam").state, "error");
       assert.equal(s.interfaces[0].state, "down");
       await t.exec("rly", ["ip", "link", "set", "r0", "up"]);
       await until(() => stats(dd), (x) => rule(x, "cam").state === "active", 20_000, "up again");
