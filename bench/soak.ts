@@ -11,8 +11,11 @@
  * and its RSS, open file descriptors and threads are sampled every 10 s. At
  * the end it checks:
  *
- * - RSS, fds and threads flat after the warm-up (RSS within 10 %, fds and
- *   threads within 2 of the warm sample);
+ * - RSS, fds and threads flat: fds and threads within 2 of the sample after
+ *   the warm-up; RSS within 5 % over the second half of the run (a leak grows
+ *   steadily; V8 grows its heaps during the first minutes and then holds —
+ *   measured: 3,000 rule add/remove cycles in process leave the JS heap at
+ *   the same size after a GC while RSS settles ~20 MB higher);
  * - no duplicate, no corruption at the independent receivers (mcr-sink);
  * - every datagram accounted for, per path: generator sent = dropped on the
  *   sender's veth + offered to the relay's ring (kernel_packets); ring =
@@ -227,7 +230,8 @@ try {
 
   const warm = samples.find((x) => x.t_s >= warmupS) ?? samples[0];
   const last = samples[samples.length - 1];
-  const growth = (last.rss_kb - warm.rss_kb) / warm.rss_kb;
+  const half = samples.find((x) => x.t_s >= last.t_s / 2) ?? warm;
+  const growth = (last.rss_kb - half.rss_kb) / half.rss_kb;
   const r0 = s.interfaces.find((i) => i.name === "r0")!;
   const soak = s.rules.filter((r) => r.name.startsWith("soak"));
   const matched = soak.reduce((a, r) => a + r.packets, 0);
@@ -249,11 +253,13 @@ try {
     s.workers.map((w) => `${w.interface}#${w.index}: ${w.restarts}`).join(", "),
   );
   check(
-    "RSS flat (< 10 % growth after warm-up)",
-    growth < 0.10,
-    `${warm.rss_kb} kB at ${warm.t_s} s → ${last.rss_kb} kB at ${last.t_s} s (${
+    "RSS flat (< 5 % growth over the second half)",
+    growth < 0.05,
+    `${half.rss_kb} kB at ${half.t_s} s → ${last.rss_kb} kB at ${last.t_s} s (${
       (growth * 100).toFixed(2)
-    } %)`,
+    } %; ${warm.rss_kb} kB after the ${warmupS} s warm-up, max ${
+      Math.max(...samples.map((x) => x.rss_kb))
+    } kB)`,
   );
   check("fds flat", last.fds <= warm.fds + 2, `${warm.fds} → ${last.fds}`);
   check("threads flat", last.threads <= warm.threads + 2, `${warm.threads} → ${last.threads}`);
