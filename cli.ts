@@ -17,7 +17,7 @@ import type { RelayStats } from "./src/supervisor.ts";
 import { logger, setupLogging } from "./src/log.ts";
 import type { LogLevel } from "@logtape/logtape";
 import { controlOptions, ControlPlaneError, startControlPlane } from "./src/control/daemon.ts";
-import { sdNotify } from "./ffi/mcr.ts";
+import { sdNotify } from "./ffi/mod.ts";
 
 /** Exit codes. */
 export const EXIT = { ok: 0, invalid: 1, usage: 2, runtime: 3 } as const;

@@ -84,7 +84,7 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 			size_t errlen)
 {
 	uint32_t kinds = 0;
-	if (rx->out_mode != 1)
+	if (rx->out_mode != MCR_OWN_TX_FANOUT_FLAG)
 		kinds |= MCR_BPF_OUTGOING;
 	if (!(rx->flags & MCR_RX_NO_FILTER) || n > 0)
 		kinds |= MCR_BPF_UDP;
@@ -148,7 +148,7 @@ static int join_fanout(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char 
 		return mcr_err(err, errlen, errno, "PACKET_FANOUT (id %u, mode %u, flags 0x%x) on %s",
 			       id, mode, f, rx->name);
 	}
-	rx->out_mode = try_flag ? 1 : 2;
+	rx->out_mode = try_flag ? MCR_OWN_TX_FANOUT_FLAG : MCR_OWN_TX_BPF;
 	int val = 0;
 	socklen_t vl = sizeof(val);
 	if (getsockopt(rx->fd, SOL_PACKET, PACKET_FANOUT, &val, &vl) < 0)
@@ -296,10 +296,10 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 		rc = mcr_err(err, errlen, errno, "SO_ATTACH_FILTER (drop all) on %s", rx->name);
 		goto fail;
 	}
-	rx->out_mode = 2;
+	rx->out_mode = MCR_OWN_TX_BPF;
 	if (!(cfg->flags & MCR_RX_FORCE_BPF_OUTGOING) &&
 	    setsockopt(rx->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) == 0)
-		rx->out_mode = 3;
+		rx->out_mode = MCR_OWN_TX_SOCKOPT;
 	rc = set_ring(rx, cfg, err, errlen);
 	if (rc < 0)
 		goto fail;

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { ABI_STRUCTS, ABI_VERSION, type McrSymbols, symbols } from "./symbols.ts";
+import { type McrSymbols, symbols } from "./symbols.ts";
+import { checkAbi } from "./abi.ts";
 import { McrLoadError } from "./errors.ts";
 
 /** A loaded libmcr: its symbols and a way to close it. */
@@ -75,20 +76,17 @@ export function loadMcr(): McrLibrary {
       tried.push({ path, reason: (e as Error).message.split("\n")[0] });
       continue;
     }
-    const abi = lib.symbols.mcr_abi_version();
-    if (abi !== ABI_VERSION) {
+    const sym = lib.symbols;
+    const problem = checkAbi({
+      version: () => sym.mcr_abi_version(),
+      sizeOf: (id) => sym.mcr_abi_sizeof(id),
+      offsets: (id, out) => sym.mcr_abi_offsets(id, out, out.length),
+      constants: (out) => sym.mcr_abi_constants(out, out.length),
+    });
+    if (problem) {
       lib.close();
-      tried.push({ path, reason: `ABI version ${abi}, expected ${ABI_VERSION}` });
+      tried.push({ path, reason: problem });
       continue;
-    }
-    for (const [name, s] of Object.entries(ABI_STRUCTS)) {
-      const size = lib.symbols.mcr_abi_sizeof(s.id);
-      if (size !== s.size) {
-        lib.close();
-        throw new Error(
-          `libmcr at ${path}: struct ${name} is ${size} bytes, bindings expect ${s.size}`,
-        );
-      }
     }
     const l = lib;
     cached = {

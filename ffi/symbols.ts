@@ -1,7 +1,8 @@
 /**
  * The libmcr symbol table for `Deno.dlopen`, one entry per exported C function.
  * Each parameter is commented with its C type; keep this file in step with
- * `csrc/include/mcr.h` (the ABI version and struct sizes are checked at load).
+ * `csrc/include/mcr.h` (the ABI version, struct sizes, field offsets and
+ * constants are checked at load: ffi/abi.ts).
  *
  * @module
  */
@@ -14,6 +15,10 @@ export const symbols = {
   mcr_debug_live_objects: { parameters: [], result: "i64" },
   // int32_t mcr_abi_sizeof(uint32_t which)
   mcr_abi_sizeof: { parameters: ["u32"], result: "i32" },
+  // int32_t mcr_abi_offsets(uint32_t which, uint32_t *out, uint32_t max)
+  mcr_abi_offsets: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  // int32_t mcr_abi_constants(uint32_t *out, uint32_t max)
+  mcr_abi_constants: { parameters: ["buffer", "u32"], result: "i32" },
 
   // int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen)
   mcr_iface_by_name: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i32" },
@@ -143,20 +148,3 @@ export const symbols = {
 
 /** The loaded library's symbol functions. */
 export type McrSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
-
-/** ABI version this module was written for (`MCR_ABI_VERSION`). */
-export const ABI_VERSION = 2;
-
-/** ABI struct ids for `mcr_abi_sizeof` and the sizes this module assumes. */
-export const ABI_STRUCTS = {
-  rx_config: { id: 1, size: 64 },
-  rx_desc: { id: 2, size: 32 },
-  rx_stats: { id: 3, size: 64 },
-  tx_config: { id: 4, size: 24 },
-  template: { id: 5, size: 48 },
-  fwd_desc: { id: 6, size: 32 },
-  out_counters: { id: 7, size: 64 },
-  iface_info: { id: 8, size: 32 },
-  tx_stats: { id: 9, size: 104 },
-  link_event: { id: 10, size: 40 },
-} as const;

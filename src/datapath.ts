@@ -12,7 +12,7 @@
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
 import { DROP_BASE, If, MAX_OUTPUT_SLOTS, Out } from "./counters.ts";
 import { type CompiledRule, MatchTable } from "./rules.ts";
-import { FWD_DESC_WORDS as FWW, RX_DESC_WORDS as RXW } from "../ffi/mcr.ts";
+import { FWD_DESC_WORDS as FWW, RX_DESC_WORDS as RXW } from "../ffi/mod.ts";
 
 /** Processes batches of received frames into forward descriptors. */
 export class BatchProcessor {

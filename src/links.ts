@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { type LinkEvent, LinkMonitor, Waker } from "../ffi/mcr.ts";
+import { type LinkEvent, LinkMonitor, Waker } from "../ffi/mod.ts";
 
 /** IFF_UP: administratively up. */
 export const IFF_UP = 0x1;

@@ -25,7 +25,7 @@ import {
   type Template,
   TxRing,
   type TxStats,
-} from "../ffi/mcr.ts";
+} from "../ffi/mod.ts";
 import { Errno, errnoName, McrError } from "../ffi/errors.ts";
 import { MAX_OUTPUT_SLOTS, Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
 import { linkProblem, type LinkState, readLink } from "./links.ts";

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { type FanoutModeName, IgmpMembership, InputLock, Waker } from "../ffi/mcr.ts";
+import { type FanoutModeName, IgmpMembership, InputLock, Waker } from "../ffi/mod.ts";
 import { Errno, McrError } from "../ffi/errors.ts";
 import { IFF_UP, type LinkChange, linkProblem, Links, linkUsable } from "./links.ts";
 import { formatIPv4 } from "./net.ts";

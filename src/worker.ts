@@ -25,7 +25,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { Forwarder, ifaceByName, pinThread, type RxOptions, RxRing } from "../ffi/mcr.ts";
+import { Forwarder, ifaceByName, pinThread, type RxOptions, RxRing } from "../ffi/mod.ts";
 import type { McrError } from "../ffi/errors.ts";
 import { Drop } from "./packet.ts";
 import { BatchProcessor } from "./datapath.ts";

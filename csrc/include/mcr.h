@@ -59,6 +59,40 @@ enum mcr_abi_struct {
 };
 /** sizeof the given struct, or -EINVAL. */
 int32_t mcr_abi_sizeof(uint32_t which);
+/**
+ * offsetof every field of the given struct, in declaration order, into
+ * out (at most max entries). Returns the number of fields, or -EINVAL. The
+ * TS bindings check their named offsets against it when they load.
+ */
+int32_t mcr_abi_offsets(uint32_t which, uint32_t *out, uint32_t max);
+
+/* Constants the bindings use, in this order (mcr_abi_constants). */
+enum mcr_abi_constant {
+	MCR_ABI_C_RX_FANOUT_UNIQUEID,
+	MCR_ABI_C_RX_NO_FILTER,
+	MCR_ABI_C_RX_FORCE_BPF_OUTGOING,
+	MCR_ABI_C_TX_QDISC_BYPASS,
+	MCR_ABI_C_TMPL_UNUSED,
+	MCR_ABI_C_TMPL_RING,
+	MCR_ABI_C_TMPL_SOCKET,
+	MCR_ABI_C_FANOUT_NONE,
+	MCR_ABI_C_FANOUT_HASH,
+	MCR_ABI_C_FANOUT_LB,
+	MCR_ABI_C_FANOUT_CPU,
+	MCR_ABI_C_FANOUT_ROLLOVER,
+	MCR_ABI_C_FANOUT_RND,
+	MCR_ABI_C_FANOUT_QM,
+	MCR_ABI_C_OWN_TX_FANOUT_FLAG,
+	MCR_ABI_C_OWN_TX_BPF,
+	MCR_ABI_C_OWN_TX_SOCKOPT,
+	MCR_ABI_C_LINK_NEW,
+	MCR_ABI_C_LINK_DEL,
+	MCR_ABI_C_LINK_RESYNC,
+	MCR_ABI_C_LINK_DUMP_DONE,
+	MCR_ABI_C_COUNT
+};
+/** The values of enum mcr_abi_constant's names into out (at most max). Returns the count. */
+int32_t mcr_abi_constants(uint32_t *out, uint32_t max);
 
 /* ------------------------------------------------------------- interfaces */
 
@@ -180,7 +214,15 @@ struct mcr_rx_desc *mcr_rx_desc(mcr_rx *rx);
 uint8_t *mcr_rx_ring_base(mcr_rx *rx);
 uint64_t mcr_rx_ring_size(const mcr_rx *rx);
 uint32_t mcr_rx_batch_max(const mcr_rx *rx);
-/** Effective geometry: writes [version, frame_size, frame_count, block_size, block_count, fanout_id, ignore_outgoing_mode(1 = fanout flag, 2 = bpf, 3 = sockopt)] */
+/* How an RX socket ignores the relay's own transmissions (geometry[6]). */
+enum mcr_own_tx_mode {
+	MCR_OWN_TX_FANOUT_FLAG = 1, /* PACKET_FANOUT_FLAG_IGNORE_OUTGOING (Linux >= 6.2) */
+	MCR_OWN_TX_BPF = 2,         /* BPF pkt_type != PACKET_OUTGOING only */
+	MCR_OWN_TX_SOCKOPT = 3,     /* PACKET_IGNORE_OUTGOING (no fanout), BPF check as well */
+};
+
+/** Effective geometry: writes [version, frame_size, frame_count, block_size, block_count,
+ *  fanout_id, own-TX mode (enum mcr_own_tx_mode)] */
 int mcr_rx_geometry(const mcr_rx *rx, uint32_t *out7);
 /** Read PACKET_STATISTICS, add to the accumulated totals, copy them out. */
 int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out);

@@ -10,7 +10,7 @@
  * fresh network namespace (skipped without root).
  */
 import assert from "node:assert/strict";
-import { Forwarder, ifaceByName, liveObjects, Waker } from "../../ffi/mcr.ts";
+import { Forwarder, ifaceByName, liveObjects, Waker } from "../../ffi/mod.ts";
 import { McrError } from "../../ffi/errors.ts";
 import { REPO, skipReason, Topology } from "../../src/netns.ts";
 
@@ -86,7 +86,7 @@ Deno.test(
 
 /** Runs in the child (inside a namespace): every kind, printing the count after each step. */
 const CHILD = `
-import { Forwarder, IgmpMembership, ifaceByName, liveObjects, RxRing, TxRing, Waker } from "${REPO}/ffi/mcr.ts";
+import { Forwarder, IgmpMembership, ifaceByName, liveObjects, RxRing, TxRing, Waker } from "${REPO}/ffi/mod.ts";
 const steps = [];
 const note = (what) => steps.push([what, liveObjects()]);
 note("start");

@@ -6,7 +6,7 @@
  * `cli.ts run` reports READY/RELOADING/STOPPING to a notify socket.
  */
 import assert from "node:assert/strict";
-import { sdNotify } from "../../ffi/mcr.ts";
+import { sdNotify } from "../../ffi/mod.ts";
 import { McrError } from "../../ffi/errors.ts";
 import { type Proc, REPO, runDeno, skipReason, Topology } from "../../src/netns.ts";
 import { startRelayWith } from "../../src/harness.ts";
