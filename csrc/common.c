@@ -12,7 +12,7 @@
 
 static int64_t live_objects; /* accessed with __atomic builtins only */
 
-int mcr_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
+int lib_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 {
 	if (errnum <= 0)
 		errnum = EIO;
@@ -29,12 +29,12 @@ int mcr_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 	return -errnum;
 }
 
-void mcr_live_inc(void)
+void live_inc(void)
 {
 	__atomic_add_fetch(&live_objects, 1, __ATOMIC_RELAXED);
 }
 
-void mcr_live_dec(void)
+void live_dec(void)
 {
 	__atomic_sub_fetch(&live_objects, 1, __ATOMIC_RELAXED);
 }

@@ -2,7 +2,8 @@
 /*
  * common.h — private helpers shared by every libmcr source file: the public
  * header (with default visibility, everything else is hidden), error
- * formatting, the live-object counter and small utilities.
+ * formatting (lib_err), the live-object counter (live_inc/live_dec) and small
+ * utilities. Internal names carry no mcr_ prefix: that prefix is the public API.
  */
 #ifndef MCR_COMMON_H
 #define MCR_COMMON_H
@@ -26,19 +27,19 @@
  * Format "<fmt>: <strerror(errnum)>" into err (when err != NULL and
  * errlen > 0) and return -errnum. errnum is a positive errno value.
  */
-int mcr_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
+int lib_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* Live-object accounting (every open +1, every close -1). */
-void mcr_live_inc(void);
-void mcr_live_dec(void);
+void live_inc(void);
+void live_dec(void);
 
 /* Interface helpers (iface.c). name must hold IFNAMSIZ bytes. */
-int mcr_ifname(uint32_t ifindex, char *name, char *err, size_t errlen);
-int mcr_ifmtu(uint32_t ifindex, uint32_t *mtu, char *err, size_t errlen);
+int ifname_of(uint32_t ifindex, char *name, char *err, size_t errlen);
+int ifmtu_of(uint32_t ifindex, uint32_t *mtu, char *err, size_t errlen);
 
 /* Smallest power of two >= v (v <= 2^31). */
-static inline uint32_t mcr_pow2(uint32_t v)
+static inline uint32_t pow2_ceil(uint32_t v)
 {
 	uint32_t p = 1;
 	while (p < v)

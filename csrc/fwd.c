@@ -102,14 +102,14 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
 		 size_t errlen)
 {
 	if (!out)
-		return mcr_err(err, errlen, EINVAL, "mcr_fwd_open: NULL out");
+		return lib_err(err, errlen, EINVAL, "mcr_fwd_open: NULL out");
 	*out = NULL;
 	if (!max_templates || !max_desc || max_templates > (1u << 20) || max_desc > (1u << 20))
-		return mcr_err(err, errlen, EINVAL, "mcr_fwd_open: max_templates %u, max_desc %u",
+		return lib_err(err, errlen, EINVAL, "mcr_fwd_open: max_templates %u, max_desc %u",
 			       max_templates, max_desc);
 	struct mcr_fwd *f = calloc(1, sizeof(*f));
 	if (!f)
-		return mcr_err(err, errlen, ENOMEM, "mcr_fwd_open: calloc");
+		return lib_err(err, errlen, ENOMEM, "mcr_fwd_open: calloc");
 	f->max_templates = max_templates;
 	f->max_desc = max_desc;
 	f->tm = calloc(max_templates, sizeof(*f->tm));
@@ -127,14 +127,14 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
 		if (f->tm)
 			for (uint32_t i = 0; i < max_templates; i++)
 				f->tm[i].fd = -1;
-		mcr_live_inc();
+		live_inc();
 		mcr_fwd_close(f);
-		return mcr_err(err, errlen, ENOMEM, "mcr_fwd_open: allocating %u templates, %u descs",
+		return lib_err(err, errlen, ENOMEM, "mcr_fwd_open: allocating %u templates, %u descs",
 			       max_templates, max_desc);
 	}
 	for (uint32_t i = 0; i < max_templates; i++)
 		f->tm[i].fd = -1;
-	mcr_live_inc();
+	live_inc();
 	*out = f;
 	return 0;
 }
@@ -163,7 +163,7 @@ int mcr_fwd_close(mcr_fwd *f)
 	free(f->sock_cnt);
 	free(f->sock_list);
 	free(f);
-	mcr_live_dec();
+	live_dec();
 	return 0;
 }
 
@@ -258,12 +258,12 @@ static int ring_join(struct mcr_fwd *f, struct mcr_tx *tx, char *err, size_t err
 		return 0;
 	}
 	if (tx->owner && tx->owner != f)
-		return mcr_err(err, errlen, EBUSY, "TX ring belongs to another forwarder");
+		return lib_err(err, errlen, EBUSY, "TX ring belongs to another forwarder");
 	if (f->nrings == f->cap_rings) {
 		uint32_t cap = f->cap_rings ? f->cap_rings * 2 : 8;
 		struct ring_ref *nr = realloc(f->rings, cap * sizeof(*nr));
 		if (!nr)
-			return mcr_err(err, errlen, ENOMEM, "forwarder: ring registry");
+			return lib_err(err, errlen, ENOMEM, "forwarder: ring registry");
 		f->rings = nr;
 		f->cap_rings = cap;
 	}
@@ -335,17 +335,17 @@ static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t err
 {
 	const struct mcr_template *t = &s->t;
 	char name[IFNAMSIZ];
-	int rc = mcr_ifname(t->ifindex, name, err, errlen);
+	int rc = ifname_of(t->ifindex, name, err, errlen);
 	if (rc < 0)
 		return rc;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return mcr_err(err, errlen, errno, "template %u: socket(AF_INET, SOCK_DGRAM)", idx);
+		return lib_err(err, errlen, errno, "template %u: socket(AF_INET, SOCK_DGRAM)", idx);
 	int one = 1, zero = 0, small = 4096;
 	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) < 0) {
 		uint32_t ifx = htonl(t->ifindex);
 		if (setsockopt(fd, IPPROTO_IP, IP_UNICAST_IF, &ifx, sizeof(ifx)) < 0) {
-			rc = mcr_err(err, errlen, errno,
+			rc = lib_err(err, errlen, errno,
 				     "template %u: SO_BINDTODEVICE/IP_UNICAST_IF %s (ifindex %u)", idx,
 				     name, t->ifindex);
 			goto fail;
@@ -361,14 +361,14 @@ static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t err
 					 .sin_addr.s_addr = t->src_ip};
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			const uint8_t *b = (const uint8_t *)&t->src_ip;
-			rc = mcr_err(err, errlen, errno, "template %u: bind %u.%u.%u.%u:%u on %s", idx,
+			rc = lib_err(err, errlen, errno, "template %u: bind %u.%u.%u.%u:%u on %s", idx,
 				     b[0], b[1], b[2], b[3], ntohs(t->src_port), name);
 			goto fail;
 		}
 	}
 	int tos = t->tos;
 	if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) < 0) {
-		rc = mcr_err(err, errlen, errno, "template %u: IP_TOS %d", idx, tos);
+		rc = lib_err(err, errlen, errno, "template %u: IP_TOS %d", idx, tos);
 		goto fail;
 	}
 	if (is_mcast(t->dst_ip)) {
@@ -376,11 +376,11 @@ static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t err
 		memset(&mr, 0, sizeof(mr));
 		mr.imr_ifindex = (int)t->ifindex;
 		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr)) < 0) {
-			rc = mcr_err(err, errlen, errno, "template %u: IP_MULTICAST_IF %s", idx, name);
+			rc = lib_err(err, errlen, errno, "template %u: IP_MULTICAST_IF %s", idx, name);
 			goto fail;
 		}
 		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof(zero)) < 0) {
-			rc = mcr_err(err, errlen, errno, "template %u: IP_MULTICAST_LOOP", idx);
+			rc = lib_err(err, errlen, errno, "template %u: IP_MULTICAST_LOOP", idx);
 			goto fail;
 		}
 	}
@@ -398,9 +398,9 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 			 size_t errlen)
 {
 	if (!f || !t)
-		return mcr_err(err, errlen, EINVAL, "mcr_fwd_set_template: NULL argument");
+		return lib_err(err, errlen, EINVAL, "mcr_fwd_set_template: NULL argument");
 	if (idx >= f->max_templates)
-		return mcr_err(err, errlen, EINVAL, "template index %u >= max_templates %u", idx,
+		return lib_err(err, errlen, EINVAL, "template index %u >= max_templates %u", idx,
 			       f->max_templates);
 	struct tmpl_state *old = &f->tm[idx];
 	struct tmpl_state ns;
@@ -417,10 +417,10 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	case MCR_TMPL_RING: {
 		struct mcr_tx *tx = (struct mcr_tx *)(uintptr_t)t->tx;
 		if (!tx || tx->magic != MCR_TX_MAGIC)
-			return mcr_err(err, errlen, EINVAL, "template %u: ring kind needs a TX handle",
+			return lib_err(err, errlen, EINVAL, "template %u: ring kind needs a TX handle",
 				       idx);
 		if (t->ifindex != tx->ifindex && tx->fd >= 0)
-			return mcr_err(err, errlen, EINVAL,
+			return lib_err(err, errlen, EINVAL,
 				       "template %u: ifindex %u but its TX ring is on %u", idx,
 				       t->ifindex, tx->ifindex);
 		int rc = ring_join(f, tx, err, errlen);
@@ -432,7 +432,7 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	}
 	case MCR_TMPL_SOCKET: {
 		if (!t->dst_port)
-			return mcr_err(err, errlen, EINVAL, "template %u: socket kind needs dst_port",
+			return lib_err(err, errlen, EINVAL, "template %u: socket kind needs dst_port",
 				       idx);
 		int rc = open_socket(&ns, idx, err, errlen);
 		if (rc < 0)
@@ -440,7 +440,7 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 		break;
 	}
 	default:
-		return mcr_err(err, errlen, EINVAL, "template %u: unknown kind %u", idx, t->kind);
+		return lib_err(err, errlen, EINVAL, "template %u: unknown kind %u", idx, t->kind);
 	}
 	struct mcr_tx *old_tx = old->t.kind == MCR_TMPL_RING ? old->tx : NULL;
 	if (old_tx) /* may flush the old ring: its frames' outcomes still find the old life */

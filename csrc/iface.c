@@ -18,31 +18,31 @@ static int ctl_socket(char *err, size_t errlen)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return mcr_err(err, errlen, errno, "socket(AF_INET, SOCK_DGRAM)");
+		return lib_err(err, errlen, errno, "socket(AF_INET, SOCK_DGRAM)");
 	return fd;
 }
 
-int mcr_ifname(uint32_t ifindex, char *name, char *err, size_t errlen)
+int ifname_of(uint32_t ifindex, char *name, char *err, size_t errlen)
 {
 	if (ifindex == 0)
-		return mcr_err(err, errlen, EINVAL, "interface index 0");
+		return lib_err(err, errlen, EINVAL, "interface index 0");
 	if (!if_indextoname(ifindex, name))
-		return mcr_err(err, errlen, errno, "if_indextoname(%u)", ifindex);
+		return lib_err(err, errlen, errno, "if_indextoname(%u)", ifindex);
 	return 0;
 }
 
-int mcr_ifmtu(uint32_t ifindex, uint32_t *mtu, char *err, size_t errlen)
+int ifmtu_of(uint32_t ifindex, uint32_t *mtu, char *err, size_t errlen)
 {
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
-	int rc = mcr_ifname(ifindex, ifr.ifr_name, err, errlen);
+	int rc = ifname_of(ifindex, ifr.ifr_name, err, errlen);
 	if (rc < 0)
 		return rc;
 	int fd = ctl_socket(err, errlen);
 	if (fd < 0)
 		return fd;
 	if (ioctl(fd, SIOCGIFMTU, &ifr) < 0) {
-		rc = mcr_err(err, errlen, errno, "SIOCGIFMTU on %s (ifindex %u)", ifr.ifr_name, ifindex);
+		rc = lib_err(err, errlen, errno, "SIOCGIFMTU on %s (ifindex %u)", ifr.ifr_name, ifindex);
 		close(fd);
 		return rc;
 	}
@@ -59,19 +59,19 @@ static int fill_info(int fd, const char *name, struct mcr_iface_info *out, char 
 	memset(&ifr, 0, sizeof(ifr));
 	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
 	if (ioctl(fd, SIOCGIFMTU, &ifr) < 0)
-		return mcr_err(err, errlen, errno, "SIOCGIFMTU on %s", name);
+		return lib_err(err, errlen, errno, "SIOCGIFMTU on %s", name);
 	out->mtu = (uint32_t)ifr.ifr_mtu;
 
 	memset(&ifr, 0, sizeof(ifr));
 	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
 	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		return mcr_err(err, errlen, errno, "SIOCGIFFLAGS on %s", name);
+		return lib_err(err, errlen, errno, "SIOCGIFFLAGS on %s", name);
 	out->flags = (uint32_t)(uint16_t)ifr.ifr_flags;
 
 	memset(&ifr, 0, sizeof(ifr));
 	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
 	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
-		return mcr_err(err, errlen, errno, "SIOCGIFHWADDR on %s", name);
+		return lib_err(err, errlen, errno, "SIOCGIFHWADDR on %s", name);
 	if (ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER) {
 		memcpy(out->mac, ifr.ifr_hwaddr.sa_data, 6);
 		out->has_mac = 1;
@@ -82,7 +82,7 @@ static int fill_info(int fd, const char *name, struct mcr_iface_info *out, char 
 	ifr.ifr_addr.sa_family = AF_INET;
 	if (ioctl(fd, SIOCGIFADDR, &ifr) < 0) {
 		if (errno != EADDRNOTAVAIL)
-			return mcr_err(err, errlen, errno, "SIOCGIFADDR on %s", name);
+			return lib_err(err, errlen, errno, "SIOCGIFADDR on %s", name);
 	} else {
 		struct sockaddr_in sin;
 		memcpy(&sin, &ifr.ifr_addr, sizeof(sin));
@@ -94,9 +94,9 @@ static int fill_info(int fd, const char *name, struct mcr_iface_info *out, char 
 int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen)
 {
 	if (!name || !out)
-		return mcr_err(err, errlen, EINVAL, "mcr_iface_by_name: NULL argument");
+		return lib_err(err, errlen, EINVAL, "mcr_iface_by_name: NULL argument");
 	if (strlen(name) >= IFNAMSIZ)
-		return mcr_err(err, errlen, ENAMETOOLONG, "interface name '%s'", name);
+		return lib_err(err, errlen, ENAMETOOLONG, "interface name '%s'", name);
 	memset(out, 0, sizeof(*out));
 	int fd = ctl_socket(err, errlen);
 	if (fd < 0)
@@ -106,7 +106,7 @@ int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, s
 	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
 	int rc = 0;
 	if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0)
-		rc = mcr_err(err, errlen, errno, "SIOCGIFINDEX on %s", name);
+		rc = lib_err(err, errlen, errno, "SIOCGIFINDEX on %s", name);
 	else {
 		out->ifindex = (uint32_t)ifr.ifr_ifindex;
 		rc = fill_info(fd, name, out, err, errlen);
@@ -120,9 +120,9 @@ int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_
 {
 	char name[IFNAMSIZ];
 	if (!out)
-		return mcr_err(err, errlen, EINVAL, "mcr_iface_by_index: NULL argument");
+		return lib_err(err, errlen, EINVAL, "mcr_iface_by_index: NULL argument");
 	memset(out, 0, sizeof(*out));
-	int rc = mcr_ifname(ifindex, name, err, errlen);
+	int rc = ifname_of(ifindex, name, err, errlen);
 	if (rc < 0)
 		return rc;
 	int fd = ctl_socket(err, errlen);

@@ -39,23 +39,23 @@ int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **
 {
 	char gs[16];
 	if (!out)
-		return mcr_err(err, errlen, EINVAL, "mcr_igmp_join: NULL out");
+		return lib_err(err, errlen, EINVAL, "mcr_igmp_join: NULL out");
 	*out = NULL;
 	const uint8_t *g = (const uint8_t *)&group;
 	snprintf(gs, sizeof(gs), "%u.%u.%u.%u", g[0], g[1], g[2], g[3]);
 	if ((g[0] & 0xf0) != 0xe0)
-		return mcr_err(err, errlen, EINVAL, "mcr_igmp_join: %s is not a multicast group", gs);
+		return lib_err(err, errlen, EINVAL, "mcr_igmp_join: %s is not a multicast group", gs);
 
 	mcr_igmp *m = calloc(1, sizeof(*m));
 	if (!m)
-		return mcr_err(err, errlen, ENOMEM, "mcr_igmp_join: calloc");
+		return lib_err(err, errlen, ENOMEM, "mcr_igmp_join: calloc");
 	m->ifindex = ifindex;
 	m->group = group;
 	m->source = source;
 	int rc;
 	m->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (m->fd < 0) {
-		rc = mcr_err(err, errlen, errno, "socket(AF_INET, SOCK_DGRAM) for IGMP join");
+		rc = lib_err(err, errlen, errno, "socket(AF_INET, SOCK_DGRAM) for IGMP join");
 		free(m);
 		return rc;
 	}
@@ -65,7 +65,7 @@ int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **
 		mr.imr_multiaddr.s_addr = group;
 		mr.imr_ifindex = (int)ifindex;
 		if (setsockopt(m->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
-			rc = mcr_err(err, errlen, errno, "IP_ADD_MEMBERSHIP %s on ifindex %u", gs, ifindex);
+			rc = lib_err(err, errlen, errno, "IP_ADD_MEMBERSHIP %s on ifindex %u", gs, ifindex);
 			goto fail;
 		}
 	} else {
@@ -73,13 +73,13 @@ int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **
 		fill_gsr(&gsr, ifindex, group, source);
 		if (setsockopt(m->fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr)) < 0) {
 			const uint8_t *s = (const uint8_t *)&source;
-			rc = mcr_err(err, errlen, errno,
+			rc = lib_err(err, errlen, errno,
 				     "MCAST_JOIN_SOURCE_GROUP (%u.%u.%u.%u, %s) on ifindex %u", s[0], s[1],
 				     s[2], s[3], gs, ifindex);
 			goto fail;
 		}
 	}
-	mcr_live_inc();
+	live_inc();
 	*out = m;
 	return 0;
 fail:
@@ -108,7 +108,7 @@ int mcr_igmp_close(mcr_igmp *m)
 	}
 	close(m->fd); /* closing drops the membership anyway */
 	free(m);
-	mcr_live_dec();
+	live_dec();
 	/* A failed explicit leave (e.g. the interface vanished) is not an error
 	 * the caller can act on: the close dropped everything. */
 	MCR_UNUSED(rc);

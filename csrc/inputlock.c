@@ -24,7 +24,7 @@ struct mcr_input_lock {
 int mcr_input_lock_take(uint32_t ifindex, mcr_input_lock **out, char *err, size_t errlen)
 {
 	if (!out)
-		return mcr_err(err, errlen, EINVAL, "mcr_input_lock_take: NULL out");
+		return lib_err(err, errlen, EINVAL, "mcr_input_lock_take: NULL out");
 	*out = NULL;
 	struct sockaddr_un sa;
 	memset(&sa, 0, sizeof(sa));
@@ -34,24 +34,24 @@ int mcr_input_lock_take(uint32_t ifindex, mcr_input_lock **out, char *err, size_
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return mcr_err(err, errlen, errno, "socket(AF_UNIX) for the input lock");
+		return lib_err(err, errlen, errno, "socket(AF_UNIX) for the input lock");
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 		int e = errno;
 		close(fd);
 		if (e == EADDRINUSE)
-			return mcr_err(err, errlen, e,
+			return lib_err(err, errlen, e,
 				       "interface index %u is already captured by another mcr "
 				       "process in this network namespace (lock @mcr/rx/%u)",
 				       ifindex, ifindex);
-		return mcr_err(err, errlen, e, "bind @mcr/rx/%u", ifindex);
+		return lib_err(err, errlen, e, "bind @mcr/rx/%u", ifindex);
 	}
 	struct mcr_input_lock *l = calloc(1, sizeof(*l));
 	if (!l) {
 		close(fd);
-		return mcr_err(err, errlen, ENOMEM, "mcr_input_lock_take: calloc");
+		return lib_err(err, errlen, ENOMEM, "mcr_input_lock_take: calloc");
 	}
 	l->fd = fd;
-	mcr_live_inc();
+	live_inc();
 	*out = l;
 	return 0;
 }
@@ -62,6 +62,6 @@ int mcr_input_lock_release(mcr_input_lock *l)
 		return 0;
 	close(l->fd);
 	free(l);
-	mcr_live_dec();
+	live_dec();
 	return 0;
 }

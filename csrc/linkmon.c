@@ -40,13 +40,13 @@ int mcr_linkmon_open(int32_t wake_fd, uint32_t max_events, mcr_linkmon **out, ch
 		     size_t errlen)
 {
 	if (!out)
-		return mcr_err(err, errlen, EINVAL, "mcr_linkmon_open: NULL out");
+		return lib_err(err, errlen, EINVAL, "mcr_linkmon_open: NULL out");
 	*out = NULL;
 	if (!max_events || max_events > MAX_EVENTS_CAP)
-		return mcr_err(err, errlen, EINVAL, "mcr_linkmon_open: max_events %u", max_events);
+		return lib_err(err, errlen, EINVAL, "mcr_linkmon_open: max_events %u", max_events);
 	struct mcr_linkmon *m = calloc(1, sizeof(*m));
 	if (!m)
-		return mcr_err(err, errlen, ENOMEM, "mcr_linkmon_open: calloc");
+		return lib_err(err, errlen, ENOMEM, "mcr_linkmon_open: calloc");
 	m->fd = -1;
 	m->wake_fd = wake_fd;
 	m->max_events = max_events;
@@ -54,22 +54,22 @@ int mcr_linkmon_open(int32_t wake_fd, uint32_t max_events, mcr_linkmon **out, ch
 	m->buf = malloc(NL_BUF_SIZE);
 	int rc;
 	if (!m->ev || !m->buf) {
-		rc = mcr_err(err, errlen, ENOMEM, "mcr_linkmon_open: buffers");
+		rc = lib_err(err, errlen, ENOMEM, "mcr_linkmon_open: buffers");
 		goto fail;
 	}
 	m->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
 	if (m->fd < 0) {
-		rc = mcr_err(err, errlen, errno, "socket(AF_NETLINK, NETLINK_ROUTE)");
+		rc = lib_err(err, errlen, errno, "socket(AF_NETLINK, NETLINK_ROUTE)");
 		goto fail;
 	}
 	int sz = (int)NL_RCVBUF;
 	(void)setsockopt(m->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
 	if (bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = mcr_err(err, errlen, errno, "bind rtnetlink (RTMGRP_LINK)");
+		rc = lib_err(err, errlen, errno, "bind rtnetlink (RTMGRP_LINK)");
 		goto fail;
 	}
-	mcr_live_inc();
+	live_inc();
 	*out = m;
 	return 0;
 fail:
@@ -214,6 +214,6 @@ int mcr_linkmon_close(mcr_linkmon *m)
 	free(m->ev);
 	free(m->buf);
 	free(m);
-	mcr_live_dec();
+	live_dec();
 	return 0;
 }

@@ -20,9 +20,9 @@ int mcr_sd_notify(const char *state, char *err, size_t errlen)
 	if (!path || !*path)
 		return 0; /* not started by systemd with Type=notify: nothing to do */
 	if (!state || !*state)
-		return mcr_err(err, errlen, EINVAL, "mcr_sd_notify: empty state");
+		return lib_err(err, errlen, EINVAL, "mcr_sd_notify: empty state");
 	if (path[0] != '/' && path[0] != '@')
-		return mcr_err(err, errlen, EAFNOSUPPORT,
+		return lib_err(err, errlen, EAFNOSUPPORT,
 			       "NOTIFY_SOCKET=%s: only /path and @abstract sockets are supported",
 			       path);
 	struct sockaddr_un sa;
@@ -30,7 +30,7 @@ int mcr_sd_notify(const char *state, char *err, size_t errlen)
 	sa.sun_family = AF_UNIX;
 	size_t len = strlen(path);
 	if (len >= sizeof(sa.sun_path))
-		return mcr_err(err, errlen, ENAMETOOLONG, "NOTIFY_SOCKET=%s", path);
+		return lib_err(err, errlen, ENAMETOOLONG, "NOTIFY_SOCKET=%s", path);
 	memcpy(sa.sun_path, path, len);
 	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	if (path[0] == '@')
@@ -49,20 +49,20 @@ int mcr_sd_notify(const char *state, char *err, size_t errlen)
 				 (unsigned long long)ts.tv_sec * 1000000ull +
 					 (unsigned long long)ts.tv_nsec / 1000ull);
 		if (k < 0 || (size_t)k >= sizeof(msg))
-			return mcr_err(err, errlen, EMSGSIZE, "mcr_sd_notify: state too long");
+			return lib_err(err, errlen, EMSGSIZE, "mcr_sd_notify: state too long");
 		body = msg;
 	}
 
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return mcr_err(err, errlen, errno, "NOTIFY_SOCKET: socket");
+		return lib_err(err, errlen, errno, "NOTIFY_SOCKET: socket");
 	size_t n = strlen(body);
 	ssize_t w = sendto(fd, body, n, MSG_NOSIGNAL, (const struct sockaddr *)&sa, salen);
 	int saved = errno;
 	close(fd);
 	if (w < 0)
-		return mcr_err(err, errlen, saved, "sd_notify to %s", path);
+		return lib_err(err, errlen, saved, "sd_notify to %s", path);
 	if ((size_t)w != n)
-		return mcr_err(err, errlen, EMSGSIZE, "sd_notify to %s: short write", path);
+		return lib_err(err, errlen, EMSGSIZE, "sd_notify to %s: short write", path);
 	return 1;
 }

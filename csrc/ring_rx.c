@@ -93,24 +93,24 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 		int unused = 0;
 		if (setsockopt(rx->fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) < 0 &&
 		    errno != ENOENT)
-			return mcr_err(err, errlen, errno, "SO_DETACH_FILTER on %s", rx->name);
+			return lib_err(err, errlen, errno, "SO_DETACH_FILTER on %s", rx->name);
 		return 0;
 	}
 	if (n > MCR_BPF_MAX_DST)
-		return mcr_err(err, errlen, E2BIG, "RX filter on %s: %u destinations (max %u)",
+		return lib_err(err, errlen, E2BIG, "RX filter on %s: %u destinations (max %u)",
 			       rx->name, n, MCR_BPF_MAX_DST);
 	uint32_t cap = bpf_size(n);
 	struct sock_filter *prog = calloc(cap, sizeof(*prog));
 	if (!prog)
-		return mcr_err(err, errlen, ENOMEM, "RX filter on %s", rx->name);
+		return lib_err(err, errlen, ENOMEM, "RX filter on %s", rx->name);
 	int len = bpf_build(prog, cap, kinds, dst, n);
 	int rc = 0;
 	if (len < 0) {
-		rc = mcr_err(err, errlen, -len, "building the RX filter for %s", rx->name);
+		rc = lib_err(err, errlen, -len, "building the RX filter for %s", rx->name);
 	} else {
 		struct sock_fprog fp = {.len = (unsigned short)len, .filter = prog};
 		if (setsockopt(rx->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)) < 0)
-			rc = mcr_err(err, errlen, errno, "SO_ATTACH_FILTER (%d insns) on %s", len,
+			rc = lib_err(err, errlen, errno, "SO_ATTACH_FILTER (%d insns) on %s", len,
 				     rx->name);
 	}
 	free(prog);
@@ -120,7 +120,7 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err, size_t errlen)
 {
 	if (!rx || (n > 0 && !dst_addrs))
-		return mcr_err(err, errlen, EINVAL, "mcr_rx_set_filter: bad argument");
+		return lib_err(err, errlen, EINVAL, "mcr_rx_set_filter: bad argument");
 	return apply_filter(rx, dst_addrs, n, err, errlen);
 }
 
@@ -145,14 +145,14 @@ static int join_fanout(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char 
 			try_flag = 0; /* kernel < 6.2: no IGNORE_OUTGOING flag */
 			continue;
 		}
-		return mcr_err(err, errlen, errno, "PACKET_FANOUT (id %u, mode %u, flags 0x%x) on %s",
+		return lib_err(err, errlen, errno, "PACKET_FANOUT (id %u, mode %u, flags 0x%x) on %s",
 			       id, mode, f, rx->name);
 	}
 	rx->out_mode = try_flag ? MCR_OWN_TX_FANOUT_FLAG : MCR_OWN_TX_BPF;
 	int val = 0;
 	socklen_t vl = sizeof(val);
 	if (getsockopt(rx->fd, SOL_PACKET, PACKET_FANOUT, &val, &vl) < 0)
-		return mcr_err(err, errlen, errno, "getsockopt(PACKET_FANOUT) on %s", rx->name);
+		return lib_err(err, errlen, errno, "getsockopt(PACKET_FANOUT) on %s", rx->name);
 	rx->fanout_id = (uint32_t)val & 0xffff;
 	return 0;
 }
@@ -162,7 +162,7 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 	uint32_t page = (uint32_t)sysconf(_SC_PAGESIZE);
 	uint32_t mtu = cfg->mtu_hint;
 	if (!mtu && !cfg->frame_size) {
-		int rc = mcr_ifmtu(rx->ifindex, &mtu, err, errlen);
+		int rc = ifmtu_of(rx->ifindex, &mtu, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
@@ -171,9 +171,9 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 	/* header + sockaddr_ll (52) + 16 alignment slack + Ethernet + VLAN + MTU */
 	uint32_t fs = cfg->frame_size;
 	if (!fs)
-		fs = mcr_pow2((uint32_t)TPACKET2_HDRLEN + 16u + 14u + 4u + mtu);
+		fs = pow2_ceil((uint32_t)TPACKET2_HDRLEN + 16u + 14u + 4u + mtu);
 	if (fs < TPACKET3_HDRLEN + 64u || fs % TPACKET_ALIGNMENT)
-		return mcr_err(err, errlen, EINVAL, "RX ring on %s: bad frame_size %u", rx->name, fs);
+		return lib_err(err, errlen, EINVAL, "RX ring on %s: bad frame_size %u", rx->name, fs);
 
 	if (rx->version == TPACKET_V2) {
 		uint32_t fc = cfg->frame_count;
@@ -184,7 +184,7 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 		uint32_t bs = cfg->block_size ? cfg->block_size : (fs > page ? fs : page);
 		bs = (bs + page - 1) & ~(page - 1);
 		if (bs < fs)
-			return mcr_err(err, errlen, EINVAL, "RX ring on %s: block_size %u < frame_size %u",
+			return lib_err(err, errlen, EINVAL, "RX ring on %s: block_size %u < frame_size %u",
 				       rx->name, bs, fs);
 		rx->per_block = bs / fs;
 		rx->block_count = (fc + rx->per_block - 1) / rx->per_block;
@@ -194,7 +194,7 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 		struct tpacket_req req = {.tp_block_size = bs, .tp_block_nr = rx->block_count,
 					  .tp_frame_size = fs, .tp_frame_nr = rx->frame_count};
 		if (setsockopt(rx->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
-			return mcr_err(err, errlen, errno,
+			return lib_err(err, errlen, errno,
 				       "PACKET_RX_RING V2 on %s (block %u x %u, frame %u x %u)",
 				       rx->name, bs, rx->block_count, fs, rx->frame_count);
 	} else {
@@ -215,18 +215,18 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 			.tp_retire_blk_tov = cfg->block_timeout_ms ? cfg->block_timeout_ms : 1u,
 		};
 		if (setsockopt(rx->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
-			return mcr_err(err, errlen, errno, "PACKET_RX_RING V3 on %s (block %u x %u)",
+			return lib_err(err, errlen, errno, "PACKET_RX_RING V3 on %s (block %u x %u)",
 				       rx->name, bs, rx->block_count);
 	}
 	uint64_t len = (uint64_t)rx->block_size * rx->block_count;
 	if (len > UINT32_MAX)
-		return mcr_err(err, errlen, EINVAL, "RX ring on %s: %llu bytes exceeds 4 GiB", rx->name,
+		return lib_err(err, errlen, EINVAL, "RX ring on %s: %llu bytes exceeds 4 GiB", rx->name,
 			       (unsigned long long)len);
 	rx->map_len = (size_t)len;
 	rx->map = mmap(NULL, rx->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, rx->fd, 0);
 	if (rx->map == MAP_FAILED) {
 		rx->map = NULL;
-		return mcr_err(err, errlen, errno, "mmap RX ring on %s (%zu bytes)", rx->name,
+		return lib_err(err, errlen, errno, "mmap RX ring on %s (%zu bytes)", rx->name,
 			       rx->map_len);
 	}
 	return 0;
@@ -247,17 +247,17 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 {
 	int rc, one = 1;
 	if (!cfg || !out)
-		return mcr_err(err, errlen, EINVAL, "mcr_rx_open: NULL argument");
+		return lib_err(err, errlen, EINVAL, "mcr_rx_open: NULL argument");
 	*out = NULL;
 	uint32_t ver = cfg->tpacket_version ? cfg->tpacket_version : 2;
 	if (ver != 2 && ver != 3)
-		return mcr_err(err, errlen, EINVAL, "mcr_rx_open: tpacket_version %u", ver);
+		return lib_err(err, errlen, EINVAL, "mcr_rx_open: tpacket_version %u", ver);
 	if (cfg->fanout_mode != MCR_FANOUT_NONE && cfg->fanout_mode > MCR_FANOUT_QM)
-		return mcr_err(err, errlen, EINVAL, "mcr_rx_open: fanout_mode %u", cfg->fanout_mode);
+		return lib_err(err, errlen, EINVAL, "mcr_rx_open: fanout_mode %u", cfg->fanout_mode);
 
 	struct mcr_rx *rx = calloc(1, sizeof(*rx));
 	if (!rx)
-		return mcr_err(err, errlen, ENOMEM, "mcr_rx_open: calloc");
+		return lib_err(err, errlen, ENOMEM, "mcr_rx_open: calloc");
 	rx->fd = -1;
 	rx->ifindex = cfg->ifindex;
 	rx->version = ver == 3 ? TPACKET_V3 : TPACKET_V2;
@@ -269,31 +269,31 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	rx->target = rx->batch_max < GATHER_TARGET ? rx->batch_max : GATHER_TARGET;
 	rx->coalesce_us = cfg->coalesce_us ? cfg->coalesce_us : 50u;
 	rx->coalesce_pps = cfg->coalesce_pps ? cfg->coalesce_pps : 20000u;
-	rc = mcr_ifname(cfg->ifindex, rx->name, err, errlen);
+	rc = ifname_of(cfg->ifindex, rx->name, err, errlen);
 	if (rc < 0)
 		goto fail;
 	rx->desc = calloc(rx->batch_max, sizeof(*rx->desc));
 	if (!rx->desc) {
-		rc = mcr_err(err, errlen, ENOMEM, "mcr_rx_open: descriptors");
+		rc = lib_err(err, errlen, ENOMEM, "mcr_rx_open: descriptors");
 		goto fail;
 	}
 
 	rx->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (rx->fd < 0) {
-		rc = mcr_err(err, errlen, errno,
+		rc = lib_err(err, errlen, errno,
 			     "socket(AF_PACKET, SOCK_RAW) for RX on %s%s", rx->name,
 			     errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 		goto fail;
 	}
 	int v = (int)rx->version;
 	if (setsockopt(rx->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0) {
-		rc = mcr_err(err, errlen, errno, "PACKET_VERSION %u on %s", ver, rx->name);
+		rc = lib_err(err, errlen, errno, "PACKET_VERSION %u on %s", ver, rx->name);
 		goto fail;
 	}
 	struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
 	struct sock_fprog dropall = {.len = 1, .filter = &drop};
 	if (setsockopt(rx->fd, SOL_SOCKET, SO_ATTACH_FILTER, &dropall, sizeof(dropall)) < 0) {
-		rc = mcr_err(err, errlen, errno, "SO_ATTACH_FILTER (drop all) on %s", rx->name);
+		rc = lib_err(err, errlen, errno, "SO_ATTACH_FILTER (drop all) on %s", rx->name);
 		goto fail;
 	}
 	rx->out_mode = MCR_OWN_TX_BPF;
@@ -309,7 +309,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = (int)cfg->ifindex;
 	if (bind(rx->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		rc = mcr_err(err, errlen, errno, "bind RX socket to %s (ifindex %u)", rx->name,
+		rc = lib_err(err, errlen, errno, "bind RX socket to %s (ifindex %u)", rx->name,
 			     cfg->ifindex);
 		goto fail;
 	}
@@ -321,7 +321,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	rc = apply_filter(rx, NULL, 0, err, errlen);
 	if (rc < 0)
 		goto fail;
-	mcr_live_inc();
+	live_inc();
 	*out = rx;
 	return 0;
 fail:
@@ -334,7 +334,7 @@ int mcr_rx_close(mcr_rx *rx)
 	if (!rx)
 		return 0;
 	rx_free(rx);
-	mcr_live_dec();
+	live_dec();
 	return 0;
 }
 

@@ -365,7 +365,7 @@ int txr_open_mem(uint32_t frame_size, uint32_t frame_count, uint32_t mtu, struct
 		return -e;
 	}
 	tx->max_frame = max_frame_of(tx);
-	mcr_live_inc();
+	live_inc();
 	*out = tx;
 	return 0;
 }
@@ -376,24 +376,24 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 	int rc;
 
 	if (!cfg || !out)
-		return mcr_err(err, errlen, EINVAL, "mcr_tx_open: NULL argument");
+		return lib_err(err, errlen, EINVAL, "mcr_tx_open: NULL argument");
 	*out = NULL;
-	rc = mcr_ifname(cfg->ifindex, name, err, errlen);
+	rc = ifname_of(cfg->ifindex, name, err, errlen);
 	if (rc < 0)
 		return rc;
 	uint32_t mtu = cfg->mtu_hint;
 	if (!mtu) {
-		rc = mcr_ifmtu(cfg->ifindex, &mtu, err, errlen);
+		rc = ifmtu_of(cfg->ifindex, &mtu, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
 	uint32_t fs = cfg->frame_size;
 	if (!fs) {
 		uint32_t want = MCR_TX_DATA_OFF + 14u + 4u + (mtu > 65536u ? 65536u : mtu);
-		fs = mcr_pow2(want < 2048u ? 2048u : want);
+		fs = pow2_ceil(want < 2048u ? 2048u : want);
 	}
 	if (fs < 128 || fs % TPACKET_ALIGNMENT)
-		return mcr_err(err, errlen, EINVAL, "TX ring on %s: bad frame_size %u", name, fs);
+		return lib_err(err, errlen, EINVAL, "TX ring on %s: bad frame_size %u", name, fs);
 	uint32_t fc = cfg->frame_count;
 	if (!fc) { /* 1024 slots, but keep jumbo/loopback rings under 32 MiB */
 		fc = (32u << 20) / fs;
@@ -410,37 +410,37 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 
 	struct mcr_tx *tx = tx_alloc(fs, fc, mtu);
 	if (!tx)
-		return mcr_err(err, errlen, ENOMEM, "mcr_tx_open: calloc");
+		return lib_err(err, errlen, ENOMEM, "mcr_tx_open: calloc");
 	tx->ifindex = cfg->ifindex;
 
 	tx->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (tx->fd < 0) {
-		rc = mcr_err(err, errlen, errno,
+		rc = lib_err(err, errlen, errno,
 			     "socket(AF_PACKET, SOCK_RAW) for TX on %s%s", name,
 			     errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 		goto fail;
 	}
 	int v = TPACKET_V2;
 	if (setsockopt(tx->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0) {
-		rc = mcr_err(err, errlen, errno, "PACKET_VERSION V2 (TX on %s)", name);
+		rc = lib_err(err, errlen, errno, "PACKET_VERSION V2 (TX on %s)", name);
 		goto fail;
 	}
 	v = 1;
 	if (setsockopt(tx->fd, SOL_PACKET, PACKET_LOSS, &v, sizeof(v)) < 0) {
-		rc = mcr_err(err, errlen, errno, "PACKET_LOSS (TX on %s)", name);
+		rc = lib_err(err, errlen, errno, "PACKET_LOSS (TX on %s)", name);
 		goto fail;
 	}
 	if (cfg->flags & MCR_TX_QDISC_BYPASS) {
 		v = 1;
 		if (setsockopt(tx->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof(v)) < 0) {
-			rc = mcr_err(err, errlen, errno, "PACKET_QDISC_BYPASS (TX on %s)", name);
+			rc = lib_err(err, errlen, errno, "PACKET_QDISC_BYPASS (TX on %s)", name);
 			goto fail;
 		}
 	}
 	struct tpacket_req req = {
 		.tp_block_size = bs, .tp_block_nr = blocks, .tp_frame_size = fs, .tp_frame_nr = fc};
 	if (setsockopt(tx->fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0) {
-		rc = mcr_err(err, errlen, errno,
+		rc = lib_err(err, errlen, errno,
 			     "PACKET_TX_RING on %s (block %u x %u, frame %u x %u)", name, bs, blocks,
 			     fs, fc);
 		goto fail;
@@ -448,7 +448,7 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 	tx->map_len = (size_t)bs * blocks;
 	tx->map = mmap(NULL, tx->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, tx->fd, 0);
 	if (tx->map == MAP_FAILED) {
-		rc = mcr_err(err, errlen, errno, "mmap TX ring on %s (%zu bytes)", name, tx->map_len);
+		rc = lib_err(err, errlen, errno, "mmap TX ring on %s (%zu bytes)", name, tx->map_len);
 		goto fail;
 	}
 	struct sockaddr_ll sll;
@@ -457,7 +457,7 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 	sll.sll_protocol = 0;
 	sll.sll_ifindex = (int)cfg->ifindex;
 	if (bind(tx->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		rc = mcr_err(err, errlen, errno, "bind TX socket to %s (ifindex %u)", name,
+		rc = lib_err(err, errlen, errno, "bind TX socket to %s (ifindex %u)", name,
 			     cfg->ifindex);
 		goto fail;
 	}
@@ -472,7 +472,7 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 	}
 	tx->st.link_changes = 0;
 	tx->st.mtu_changes = 0;
-	mcr_live_inc();
+	live_inc();
 	*out = tx;
 	return 0;
 fail:
@@ -550,6 +550,6 @@ int mcr_tx_close(mcr_tx *tx)
 	if (tx->detach)
 		tx->detach(tx->owner, tx);
 	tx_free(tx);
-	mcr_live_dec();
+	live_dec();
 	return 0;
 }

@@ -10,12 +10,12 @@
 int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen)
 {
 	if (cpu >= CPU_SETSIZE)
-		return mcr_err(err, errlen, EINVAL, "cpu %u out of range", cpu);
+		return lib_err(err, errlen, EINVAL, "cpu %u out of range", cpu);
 	cpu_set_t set;
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	/* pid 0 = the calling thread */
 	if (sched_setaffinity(0, sizeof(set), &set) < 0)
-		return mcr_err(err, errlen, errno, "sched_setaffinity(cpu %u)", cpu);
+		return lib_err(err, errlen, errno, "sched_setaffinity(cpu %u)", cpu);
 	return 0;
 }

@@ -16,18 +16,18 @@ struct mcr_waker {
 int mcr_waker_open(mcr_waker **out, char *err, size_t errlen)
 {
 	if (!out)
-		return mcr_err(err, errlen, EINVAL, "mcr_waker_open: NULL out");
+		return lib_err(err, errlen, EINVAL, "mcr_waker_open: NULL out");
 	*out = NULL;
 	mcr_waker *w = calloc(1, sizeof(*w));
 	if (!w)
-		return mcr_err(err, errlen, ENOMEM, "mcr_waker_open: calloc");
+		return lib_err(err, errlen, ENOMEM, "mcr_waker_open: calloc");
 	w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->fd < 0) {
-		int rc = mcr_err(err, errlen, errno, "eventfd");
+		int rc = lib_err(err, errlen, errno, "eventfd");
 		free(w);
 		return rc;
 	}
-	mcr_live_inc();
+	live_inc();
 	*out = w;
 	return 0;
 }
@@ -53,6 +53,6 @@ int mcr_waker_close(mcr_waker *w)
 		return 0;
 	close(w->fd);
 	free(w);
-	mcr_live_dec();
+	live_dec();
 	return 0;
 }

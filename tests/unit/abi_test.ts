@@ -69,3 +69,20 @@ Deno.test("abi: a drifted header is named at load (version, size, field, constan
   };
   assert.match(checkAbi(constant)!, /MCR_RX_NO_FILTER is 8, bindings expect 2/);
 });
+
+Deno.test("abi: libmcr exports exactly the functions the bindings bind (csrc/libmcr.map)", async () => {
+  const { symbols } = await import("../../ffi/symbols.ts");
+  const { REPO } = await import("../../src/netns.ts");
+  const out = await new Deno.Command("nm", {
+    args: ["-D", "--defined-only", `${REPO}/build/libmcr.so`],
+    stdout: "piped",
+  }).output();
+  const exported = new TextDecoder().decode(out.stdout).split("\n")
+    .map((l) => l.trim().split(/\s+/)[2]?.replace(/@.*$/, ""))
+    .filter((s): s is string => !!s && s.startsWith("mcr_"))
+    .sort();
+  assert.deepEqual(exported, Object.keys(symbols).sort());
+  const map = await Deno.readTextFile(`${REPO}/csrc/libmcr.map`);
+  const listed = [...map.matchAll(/^\s+(mcr_\w+);/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(listed, exported);
+});
