@@ -39,18 +39,18 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));
 	}
 	if (kinds & MCR_BPF_UDP) {
-		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));             /* +0 */
-		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));             /* +1 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 6, 0));  /* +2 -> +9 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, 1, 0));  /* +3 -> +5 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0, 2));  /* +4 -> +5 / +7 */
-		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16));             /* +5 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 1, 0));  /* +6 -> +8 / +7 */
-		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));                       /* +7 */
-		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4));             /* +8 */
-		EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_IND, 23));             /* +9 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 1, 0));      /* +10 -> +12 / +11 */
-		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));                       /* +11 */
+		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		 /* +0 */
+		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));		 /* +1 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 6, 0)); /* +2 -> +9 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, 1, 0)); /* +3 -> +5 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0, 2)); /* +4 -> +5 / +7 */
+		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16));		 /* +5 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 1, 0)); /* +6 -> +8 / +7 */
+		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* +7 */
+		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4));		 /* +8 */
+		EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_IND, 23));		 /* +9 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 1, 0));	 /* +10 -> +12 / +11 */
+		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* +11 */
 		if (n > 0) {
 			EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, 30));
 			for (uint32_t k = 0; k < n; k++) {

@@ -13,7 +13,7 @@
 
 /* Filter kinds for bpf_build(). */
 #define MCR_BPF_OUTGOING 0x1u /* drop pkt_type == PACKET_OUTGOING */
-#define MCR_BPF_UDP 0x2u      /* accept only IPv4/UDP (untagged or one 802.1Q/802.1ad tag) */
+#define MCR_BPF_UDP	 0x2u /* accept only IPv4/UDP (untagged or one 802.1Q/802.1ad tag) */
 
 /*
  * Build a program into prog (capacity cap instructions). With MCR_BPF_UDP and
@@ -28,6 +28,5 @@ static inline uint32_t bpf_size(uint32_t n)
 {
 	return 18u + 2u * n;
 }
-
 
 #endif /* MCR_BPF_H */

@@ -52,71 +52,113 @@ uint32_t mcr_abi_version(void)
 #define OFF(type, field) (uint32_t) offsetof(struct type, field)
 
 static const uint32_t off_rx_config[] = {
-	OFF(mcr_rx_config, ifindex), OFF(mcr_rx_config, tpacket_version),
-	OFF(mcr_rx_config, frame_size), OFF(mcr_rx_config, frame_count),
-	OFF(mcr_rx_config, block_size), OFF(mcr_rx_config, block_count),
+	OFF(mcr_rx_config, ifindex),	      OFF(mcr_rx_config, tpacket_version),
+	OFF(mcr_rx_config, frame_size),	      OFF(mcr_rx_config, frame_count),
+	OFF(mcr_rx_config, block_size),	      OFF(mcr_rx_config, block_count),
 	OFF(mcr_rx_config, block_timeout_ms), OFF(mcr_rx_config, fanout_id),
-	OFF(mcr_rx_config, fanout_mode), OFF(mcr_rx_config, flags),
-	OFF(mcr_rx_config, batch_max), OFF(mcr_rx_config, coalesce_us),
-	OFF(mcr_rx_config, coalesce_pps), OFF(mcr_rx_config, wake_fd),
-	OFF(mcr_rx_config, mtu_hint), OFF(mcr_rx_config, reserved)};
-static const uint32_t off_rx_desc[] = {
-	OFF(mcr_rx_desc, offset), OFF(mcr_rx_desc, snaplen), OFF(mcr_rx_desc, len),
-	OFF(mcr_rx_desc, status), OFF(mcr_rx_desc, vlan_tci), OFF(mcr_rx_desc, vlan_tpid),
-	OFF(mcr_rx_desc, pkttype), OFF(mcr_rx_desc, reserved)};
-static const uint32_t off_rx_stats[] = {
-	OFF(mcr_rx_stats, packets), OFF(mcr_rx_stats, drops), OFF(mcr_rx_stats, freezes),
-	OFF(mcr_rx_stats, polls), OFF(mcr_rx_stats, wakeups), OFF(mcr_rx_stats, frames),
-	OFF(mcr_rx_stats, batches), OFF(mcr_rx_stats, gathers)};
+	OFF(mcr_rx_config, fanout_mode),      OFF(mcr_rx_config, flags),
+	OFF(mcr_rx_config, batch_max),	      OFF(mcr_rx_config, coalesce_us),
+	OFF(mcr_rx_config, coalesce_pps),     OFF(mcr_rx_config, wake_fd),
+	OFF(mcr_rx_config, mtu_hint),	      OFF(mcr_rx_config, reserved)
+};
+static const uint32_t off_rx_desc[] = { OFF(mcr_rx_desc, offset),   OFF(mcr_rx_desc, snaplen),
+					OFF(mcr_rx_desc, len),	    OFF(mcr_rx_desc, status),
+					OFF(mcr_rx_desc, vlan_tci), OFF(mcr_rx_desc, vlan_tpid),
+					OFF(mcr_rx_desc, pkttype),  OFF(mcr_rx_desc, reserved) };
+static const uint32_t off_rx_stats[] = { OFF(mcr_rx_stats, packets), OFF(mcr_rx_stats, drops),
+					 OFF(mcr_rx_stats, freezes), OFF(mcr_rx_stats, polls),
+					 OFF(mcr_rx_stats, wakeups), OFF(mcr_rx_stats, frames),
+					 OFF(mcr_rx_stats, batches), OFF(mcr_rx_stats, gathers) };
 static const uint32_t off_tx_config[] = {
-	OFF(mcr_tx_config, ifindex), OFF(mcr_tx_config, frame_size),
+	OFF(mcr_tx_config, ifindex),	 OFF(mcr_tx_config, frame_size),
 	OFF(mcr_tx_config, frame_count), OFF(mcr_tx_config, flags),
-	OFF(mcr_tx_config, mtu_hint), OFF(mcr_tx_config, reserved)};
-static const uint32_t off_template[] = {
-	OFF(mcr_template, kind), OFF(mcr_template, ifindex), OFF(mcr_template, src_ip),
-	OFF(mcr_template, dst_ip), OFF(mcr_template, src_port), OFF(mcr_template, dst_port),
-	OFF(mcr_template, ttl), OFF(mcr_template, tos), OFF(mcr_template, reserved0),
-	OFF(mcr_template, dst_mac), OFF(mcr_template, src_mac), OFF(mcr_template, tx)};
+	OFF(mcr_tx_config, mtu_hint),	 OFF(mcr_tx_config, reserved)
+};
+static const uint32_t off_template[] = { OFF(mcr_template, kind),      OFF(mcr_template, ifindex),
+					 OFF(mcr_template, src_ip),    OFF(mcr_template, dst_ip),
+					 OFF(mcr_template, src_port),  OFF(mcr_template, dst_port),
+					 OFF(mcr_template, ttl),       OFF(mcr_template, tos),
+					 OFF(mcr_template, reserved0), OFF(mcr_template, dst_mac),
+					 OFF(mcr_template, src_mac),   OFF(mcr_template, tx) };
 static const uint32_t off_fwd_desc[] = {
-	OFF(mcr_fwd_desc, frame), OFF(mcr_fwd_desc, l3_offset), OFF(mcr_fwd_desc, payload_off),
-	OFF(mcr_fwd_desc, payload_len), OFF(mcr_fwd_desc, tmpl), OFF(mcr_fwd_desc, ttl),
-	OFF(mcr_fwd_desc, flags), OFF(mcr_fwd_desc, reserved)};
+	OFF(mcr_fwd_desc, frame),	OFF(mcr_fwd_desc, l3_offset),
+	OFF(mcr_fwd_desc, payload_off), OFF(mcr_fwd_desc, payload_len),
+	OFF(mcr_fwd_desc, tmpl),	OFF(mcr_fwd_desc, ttl),
+	OFF(mcr_fwd_desc, flags),	OFF(mcr_fwd_desc, reserved)
+};
 static const uint32_t off_out_counters[] = {
-	OFF(mcr_out_counters, packets), OFF(mcr_out_counters, bytes),
-	OFF(mcr_out_counters, ring_full), OFF(mcr_out_counters, errors),
-	OFF(mcr_out_counters, link_down), OFF(mcr_out_counters, too_big),
-	OFF(mcr_out_counters, fragmented), OFF(mcr_out_counters, queued)};
+	OFF(mcr_out_counters, packets),	   OFF(mcr_out_counters, bytes),
+	OFF(mcr_out_counters, ring_full),  OFF(mcr_out_counters, errors),
+	OFF(mcr_out_counters, link_down),  OFF(mcr_out_counters, too_big),
+	OFF(mcr_out_counters, fragmented), OFF(mcr_out_counters, queued)
+};
 static const uint32_t off_iface_info[] = {
 	OFF(mcr_iface_info, ifindex), OFF(mcr_iface_info, mtu), OFF(mcr_iface_info, flags),
-	OFF(mcr_iface_info, ipv4), OFF(mcr_iface_info, mac), OFF(mcr_iface_info, has_mac),
-	OFF(mcr_iface_info, reserved)};
+	OFF(mcr_iface_info, ipv4),    OFF(mcr_iface_info, mac), OFF(mcr_iface_info, has_mac),
+	OFF(mcr_iface_info, reserved)
+};
 static const uint32_t off_tx_stats[] = {
-	OFF(mcr_tx_stats, frames), OFF(mcr_tx_stats, sent), OFF(mcr_tx_stats, kicks),
-	OFF(mcr_tx_stats, ring_full), OFF(mcr_tx_stats, too_big), OFF(mcr_tx_stats, discarded),
+	OFF(mcr_tx_stats, frames),	OFF(mcr_tx_stats, sent),
+	OFF(mcr_tx_stats, kicks),	OFF(mcr_tx_stats, ring_full),
+	OFF(mcr_tx_stats, too_big),	OFF(mcr_tx_stats, discarded),
 	OFF(mcr_tx_stats, kick_errors), OFF(mcr_tx_stats, link_changes),
-	OFF(mcr_tx_stats, mtu_changes), OFF(mcr_tx_stats, queued), OFF(mcr_tx_stats, mtu),
-	OFF(mcr_tx_stats, down), OFF(mcr_tx_stats, last_err), OFF(mcr_tx_stats, link_flags),
-	OFF(mcr_tx_stats, stalled_ms), OFF(mcr_tx_stats, frame_room), OFF(mcr_tx_stats, reserved)};
+	OFF(mcr_tx_stats, mtu_changes), OFF(mcr_tx_stats, queued),
+	OFF(mcr_tx_stats, mtu),		OFF(mcr_tx_stats, down),
+	OFF(mcr_tx_stats, last_err),	OFF(mcr_tx_stats, link_flags),
+	OFF(mcr_tx_stats, stalled_ms),	OFF(mcr_tx_stats, frame_room),
+	OFF(mcr_tx_stats, reserved)
+};
 static const uint32_t off_link_event[] = {
 	OFF(mcr_link_event, kind), OFF(mcr_link_event, ifindex), OFF(mcr_link_event, flags),
-	OFF(mcr_link_event, mtu), OFF(mcr_link_event, type), OFF(mcr_link_event, reserved),
-	OFF(mcr_link_event, name)};
+	OFF(mcr_link_event, mtu),  OFF(mcr_link_event, type),	 OFF(mcr_link_event, reserved),
+	OFF(mcr_link_event, name)
+};
 
 int32_t mcr_abi_offsets(uint32_t which, uint32_t *out, uint32_t max)
 {
 	const uint32_t *t;
 	uint32_t n;
 	switch (which) {
-	case MCR_ABI_RX_CONFIG: t = off_rx_config; n = sizeof(off_rx_config) / 4; break;
-	case MCR_ABI_RX_DESC: t = off_rx_desc; n = sizeof(off_rx_desc) / 4; break;
-	case MCR_ABI_RX_STATS: t = off_rx_stats; n = sizeof(off_rx_stats) / 4; break;
-	case MCR_ABI_TX_CONFIG: t = off_tx_config; n = sizeof(off_tx_config) / 4; break;
-	case MCR_ABI_TEMPLATE: t = off_template; n = sizeof(off_template) / 4; break;
-	case MCR_ABI_FWD_DESC: t = off_fwd_desc; n = sizeof(off_fwd_desc) / 4; break;
-	case MCR_ABI_OUT_COUNTERS: t = off_out_counters; n = sizeof(off_out_counters) / 4; break;
-	case MCR_ABI_IFACE_INFO: t = off_iface_info; n = sizeof(off_iface_info) / 4; break;
-	case MCR_ABI_TX_STATS: t = off_tx_stats; n = sizeof(off_tx_stats) / 4; break;
-	case MCR_ABI_LINK_EVENT: t = off_link_event; n = sizeof(off_link_event) / 4; break;
+	case MCR_ABI_RX_CONFIG:
+		t = off_rx_config;
+		n = sizeof(off_rx_config) / 4;
+		break;
+	case MCR_ABI_RX_DESC:
+		t = off_rx_desc;
+		n = sizeof(off_rx_desc) / 4;
+		break;
+	case MCR_ABI_RX_STATS:
+		t = off_rx_stats;
+		n = sizeof(off_rx_stats) / 4;
+		break;
+	case MCR_ABI_TX_CONFIG:
+		t = off_tx_config;
+		n = sizeof(off_tx_config) / 4;
+		break;
+	case MCR_ABI_TEMPLATE:
+		t = off_template;
+		n = sizeof(off_template) / 4;
+		break;
+	case MCR_ABI_FWD_DESC:
+		t = off_fwd_desc;
+		n = sizeof(off_fwd_desc) / 4;
+		break;
+	case MCR_ABI_OUT_COUNTERS:
+		t = off_out_counters;
+		n = sizeof(off_out_counters) / 4;
+		break;
+	case MCR_ABI_IFACE_INFO:
+		t = off_iface_info;
+		n = sizeof(off_iface_info) / 4;
+		break;
+	case MCR_ABI_TX_STATS:
+		t = off_tx_stats;
+		n = sizeof(off_tx_stats) / 4;
+		break;
+	case MCR_ABI_LINK_EVENT:
+		t = off_link_event;
+		n = sizeof(off_link_event) / 4;
+		break;
 	default: return -EINVAL;
 	}
 	for (uint32_t i = 0; out && i < n && i < max; i++)

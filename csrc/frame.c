@@ -72,8 +72,8 @@ uint16_t csum_udp_update(uint16_t old_csum, uint32_t old_saddr, uint32_t old_dad
 	const uint8_t *ns = (const uint8_t *)&new_saddr, *nd = (const uint8_t *)&new_daddr;
 	const uint8_t *op = (const uint8_t *)&old_sport, *oq = (const uint8_t *)&old_dport;
 	const uint8_t *np = (const uint8_t *)&new_sport, *nq = (const uint8_t *)&new_dport;
-	uint16_t m[6] = {rd16(os), rd16(os + 2), rd16(od), rd16(od + 2), rd16(op), rd16(oq)};
-	uint16_t mn[6] = {rd16(ns), rd16(ns + 2), rd16(nd), rd16(nd + 2), rd16(np), rd16(nq)};
+	uint16_t m[6] = { rd16(os), rd16(os + 2), rd16(od), rd16(od + 2), rd16(op), rd16(oq) };
+	uint16_t mn[6] = { rd16(ns), rd16(ns + 2), rd16(nd), rd16(nd + 2), rd16(np), rd16(nq) };
 	uint64_t s = (uint16_t)~old_csum;
 	for (int i = 0; i < 6; i++)
 		s += (uint16_t)~m[i] + (uint64_t)mn[i];
@@ -153,9 +153,9 @@ void l2l3_build(uint8_t *out, const struct mcr_template *t, uint16_t ip_len, uin
 	wr16(ip + 10, csum_ipv4_hdr(ip, MCR_IP_HLEN));
 }
 
-uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
-		     const uint8_t *in_ip, const uint8_t *in_udp, const uint8_t *payload,
-		     uint32_t len, uint8_t ttl, uint16_t ip_id, int in_csum_ok)
+uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t, const uint8_t *in_ip,
+		     const uint8_t *in_udp, const uint8_t *payload, uint32_t len, uint8_t ttl,
+		     uint16_t ip_id, int in_csum_ok)
 {
 	if (len > 65535u - MCR_IP_HLEN - MCR_UDP_HLEN || cap < MCR_HDRS_LEN ||
 	    len > cap - MCR_HDRS_LEN)

@@ -17,7 +17,7 @@
 #include "common.h"
 
 #define MCR_ETH_HLEN 14u
-#define MCR_IP_HLEN 20u
+#define MCR_IP_HLEN  20u
 #define MCR_UDP_HLEN 8u
 #define MCR_HDRS_LEN (MCR_ETH_HLEN + MCR_IP_HLEN + MCR_UDP_HLEN) /* 42 */
 
@@ -81,9 +81,9 @@ uint16_t csum_udp_update(uint16_t old_csum, uint32_t old_saddr, uint32_t old_dad
  * Template ports of 0 keep the input datagram's ports. Returns the frame
  * length, or 0 when it does not fit into cap.
  */
-uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t,
-		     const uint8_t *in_ip, const uint8_t *in_udp, const uint8_t *payload,
-		     uint32_t len, uint8_t ttl, uint16_t ip_id, int in_csum_ok);
+uint32_t frame_build(uint8_t *out, uint32_t cap, const struct mcr_template *t, const uint8_t *in_ip,
+		     const uint8_t *in_udp, const uint8_t *payload, uint32_t len, uint8_t ttl,
+		     uint16_t ip_id, int in_csum_ok);
 
 /*
  * The UDP header (8 bytes) of an output datagram: template ports (0 keeps the

@@ -34,17 +34,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_TOUCHED 64u
+#define MAX_TOUCHED    64u
 #define CMSG_TTL_SPACE CMSG_SPACE(sizeof(int))
 
 /* Frame tag (ring_tx.h txr_commit): template index, the template's life
  * (generation) so that outcomes of a cleared template's frames are not
  * charged to the next output in that slot, and whether the frame carries
  * the datagram's accounting (the last frame of it). */
-#define TAG_TMPL_BITS 20u
-#define TAG_TMPL_MASK ((1u << TAG_TMPL_BITS) - 1u)
-#define TAG_GEN_MASK 0x7ffu
-#define TAG_LAST (1u << 31)
+#define TAG_TMPL_BITS  20u
+#define TAG_TMPL_MASK  ((1u << TAG_TMPL_BITS) - 1u)
+#define TAG_GEN_MASK   0x7ffu
+#define TAG_LAST       (1u << 31)
 /* aux of the last frame: payload bytes, and whether the datagram was fragmented */
 #define AUX_BYTES_MASK 0xffffu
 #define AUX_FRAGMENTED (1u << 31)
@@ -56,13 +56,13 @@
 
 struct tmpl_state {
 	struct mcr_template t;
-	struct mcr_tx *tx;      /* ring kind */
-	int fd;                 /* socket kind, -1 otherwise */
-	uint16_t ip_id;         /* ring kind: IPv4 identification counter */
-	uint8_t def_ttl;        /* TTL when neither descriptor nor template gives one */
-	uint8_t frag_fail;      /* outcome + 1 of a failed earlier fragment of the datagram */
-	uint32_t gen;           /* life of this template slot (bumped when cleared) */
-	int32_t down;           /* socket kind: link not usable (errno), from mcr_fwd_set_link */
+	struct mcr_tx *tx;	/* ring kind */
+	int fd;			/* socket kind, -1 otherwise */
+	uint16_t ip_id;		/* ring kind: IPv4 identification counter */
+	uint8_t def_ttl;	/* TTL when neither descriptor nor template gives one */
+	uint8_t frag_fail;	/* outcome + 1 of a failed earlier fragment of the datagram */
+	uint32_t gen;		/* life of this template slot (bumped when cleared) */
+	int32_t down;		/* socket kind: link not usable (errno), from mcr_fwd_set_link */
 	struct sockaddr_in dst; /* socket kind */
 };
 
@@ -77,7 +77,7 @@ struct mcr_fwd {
 	struct mcr_fwd_desc *desc;
 	struct mcr_out_counters *ctr;
 	uint64_t invalid;
-	uint64_t orphans;     /* outcomes of frames whose template was cleared meanwhile */
+	uint64_t orphans;	/* outcomes of frames whose template was cleared meanwhile */
 	struct ring_ref *rings; /* rings this forwarder owns */
 	uint32_t nrings, cap_rings;
 	/* socket-kind staging, all max_desc entries */
@@ -98,8 +98,7 @@ static void tmpl_clear(struct tmpl_state *s)
 	s->fd = -1;
 }
 
-int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err,
-		 size_t errlen)
+int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err, size_t errlen)
 {
 	if (!out)
 		return lib_err(err, errlen, EINVAL, "mcr_fwd_open: NULL out");
@@ -122,15 +121,16 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
 	f->order = calloc(max_desc, sizeof(uint32_t));
 	f->sock_cnt = calloc(max_templates, sizeof(uint32_t));
 	f->sock_list = calloc(max_templates, sizeof(uint32_t));
-	if (!f->tm || !f->desc || !f->ctr || !f->msgs || !f->iov || !f->cmsg ||
-	    !f->stage_tmpl || !f->order || !f->sock_cnt || !f->sock_list) {
+	if (!f->tm || !f->desc || !f->ctr || !f->msgs || !f->iov || !f->cmsg || !f->stage_tmpl ||
+	    !f->order || !f->sock_cnt || !f->sock_list) {
 		if (f->tm)
 			for (uint32_t i = 0; i < max_templates; i++)
 				f->tm[i].fd = -1;
 		live_inc();
 		mcr_fwd_close(f);
-		return lib_err(err, errlen, ENOMEM, "mcr_fwd_open: allocating %u templates, %u descs",
-			       max_templates, max_desc);
+		return lib_err(err, errlen, ENOMEM,
+			       "mcr_fwd_open: allocating %u templates, %u descs", max_templates,
+			       max_desc);
 	}
 	for (uint32_t i = 0; i < max_templates; i++)
 		f->tm[i].fd = -1;
@@ -189,7 +189,8 @@ static void fwd_done(void *ctx, uint32_t tag, uint32_t aux, enum txr_outcome o)
 {
 	struct mcr_fwd *f = ctx;
 	uint32_t idx = tag & TAG_TMPL_MASK;
-	if (idx >= f->max_templates || (f->tm[idx].gen & TAG_GEN_MASK) != ((tag >> TAG_TMPL_BITS) & TAG_GEN_MASK)) {
+	if (idx >= f->max_templates ||
+	    (f->tm[idx].gen & TAG_GEN_MASK) != ((tag >> TAG_TMPL_BITS) & TAG_GEN_MASK)) {
 		f->orphans++;
 		return;
 	}
@@ -212,15 +213,9 @@ static void fwd_done(void *ctx, uint32_t tag, uint32_t aux, enum txr_outcome o)
 		if (aux & AUX_FRAGMENTED)
 			c->fragmented++;
 		break;
-	case TXR_TOO_BIG:
-		c->too_big++;
-		break;
-	case TXR_LINK_DOWN:
-		c->link_down++;
-		break;
-	case TXR_ERROR:
-		c->errors++;
-		break;
+	case TXR_TOO_BIG: c->too_big++; break;
+	case TXR_LINK_DOWN: c->link_down++; break;
+	case TXR_ERROR: c->errors++; break;
 	}
 }
 
@@ -267,7 +262,7 @@ static int ring_join(struct mcr_fwd *f, struct mcr_tx *tx, char *err, size_t err
 		f->rings = nr;
 		f->cap_rings = cap;
 	}
-	f->rings[f->nrings++] = (struct ring_ref){.tx = tx, .refs = 1};
+	f->rings[f->nrings++] = (struct ring_ref){ .tx = tx, .refs = 1 };
 	txr_set_owner(tx, f, fwd_done, fwd_detach);
 	return 0;
 }
@@ -346,8 +341,8 @@ static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t err
 		uint32_t ifx = htonl(t->ifindex);
 		if (setsockopt(fd, IPPROTO_IP, IP_UNICAST_IF, &ifx, sizeof(ifx)) < 0) {
 			rc = lib_err(err, errlen, errno,
-				     "template %u: SO_BINDTODEVICE/IP_UNICAST_IF %s (ifindex %u)", idx,
-				     name, t->ifindex);
+				     "template %u: SO_BINDTODEVICE/IP_UNICAST_IF %s (ifindex %u)",
+				     idx, name, t->ifindex);
 			goto fail;
 		}
 	}
@@ -356,13 +351,13 @@ static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t err
 	if (t->src_port) /* several templates may share a source port */
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (t->src_ip || t->src_port) {
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-					 .sin_port = t->src_port,
-					 .sin_addr.s_addr = t->src_ip};
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = t->src_port,
+					  .sin_addr.s_addr = t->src_ip };
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			const uint8_t *b = (const uint8_t *)&t->src_ip;
-			rc = lib_err(err, errlen, errno, "template %u: bind %u.%u.%u.%u:%u on %s", idx,
-				     b[0], b[1], b[2], b[3], ntohs(t->src_port), name);
+			rc = lib_err(err, errlen, errno, "template %u: bind %u.%u.%u.%u:%u on %s",
+				     idx, b[0], b[1], b[2], b[3], ntohs(t->src_port), name);
 			goto fail;
 		}
 	}
@@ -376,7 +371,8 @@ static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t err
 		memset(&mr, 0, sizeof(mr));
 		mr.imr_ifindex = (int)t->ifindex;
 		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr)) < 0) {
-			rc = lib_err(err, errlen, errno, "template %u: IP_MULTICAST_IF %s", idx, name);
+			rc = lib_err(err, errlen, errno, "template %u: IP_MULTICAST_IF %s", idx,
+				     name);
 			goto fail;
 		}
 		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof(zero)) < 0) {
@@ -412,13 +408,12 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	 * a ring are charged to the same output. Clearing it starts a new life. */
 	ns.gen = t->kind == MCR_TMPL_UNUSED ? old->gen + 1 : old->gen;
 	switch (t->kind) {
-	case MCR_TMPL_UNUSED:
-		break;
+	case MCR_TMPL_UNUSED: break;
 	case MCR_TMPL_RING: {
 		struct mcr_tx *tx = (struct mcr_tx *)(uintptr_t)t->tx;
 		if (!tx || tx->magic != MCR_TX_MAGIC)
-			return lib_err(err, errlen, EINVAL, "template %u: ring kind needs a TX handle",
-				       idx);
+			return lib_err(err, errlen, EINVAL,
+				       "template %u: ring kind needs a TX handle", idx);
 		if (t->ifindex != tx->ifindex && tx->fd >= 0)
 			return lib_err(err, errlen, EINVAL,
 				       "template %u: ifindex %u but its TX ring is on %u", idx,
@@ -432,15 +427,14 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	}
 	case MCR_TMPL_SOCKET: {
 		if (!t->dst_port)
-			return lib_err(err, errlen, EINVAL, "template %u: socket kind needs dst_port",
-				       idx);
+			return lib_err(err, errlen, EINVAL,
+				       "template %u: socket kind needs dst_port", idx);
 		int rc = open_socket(&ns, idx, err, errlen);
 		if (rc < 0)
 			return rc;
 		break;
 	}
-	default:
-		return lib_err(err, errlen, EINVAL, "template %u: unknown kind %u", idx, t->kind);
+	default: return lib_err(err, errlen, EINVAL, "template %u: unknown kind %u", idx, t->kind);
 	}
 	struct mcr_tx *old_tx = old->t.kind == MCR_TMPL_RING ? old->tx : NULL;
 	if (old_tx) /* may flush the old ring: its frames' outcomes still find the old life */
@@ -516,7 +510,8 @@ static uint32_t send_socket_batches(struct mcr_fwd *f, uint32_t nstaged, uint32_
 			}
 			if (r < 0 && errno == EINTR)
 				continue;
-			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+			if (r < 0 &&
+			    (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
 				c->ring_full += end - off;
 				break;
 			}
@@ -607,11 +602,12 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 				udp_header_build(udp8, &s->t, ip, udp, pl, d->payload_len, csum_ok);
 				for (uint32_t k = 0; k < nf; k++) {
 					uint8_t *slot = txr_slot(tx, &room);
-					uint32_t len = frame_build_fragment(slot, room, &s->t, udp8, pl,
-									    d->payload_len, ttl,
-									    s->ip_id, k, tx->max_frame);
+					uint32_t len = frame_build_fragment(
+						slot, room, &s->t, udp8, pl, d->payload_len, ttl,
+						s->ip_id, k, tx->max_frame);
 					txr_commit(tx, len, k + 1 == nf ? tag | TAG_LAST : tag,
-						   k + 1 == nf ? (d->payload_len | AUX_FRAGMENTED) : 0);
+						   k + 1 == nf ? (d->payload_len | AUX_FRAGMENTED)
+							       : 0);
 				}
 			}
 			s->ip_id++;
@@ -627,7 +623,8 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			f->stage_tmpl[k] = d->tmpl;
 			f->iov[k].iov_base = (void *)(uintptr_t)pl;
 			f->iov[k].iov_len = d->payload_len;
-			struct cmsghdr *cm = (struct cmsghdr *)(f->cmsg + (size_t)k * CMSG_TTL_SPACE);
+			struct cmsghdr *cm =
+				(struct cmsghdr *)(f->cmsg + (size_t)k * CMSG_TTL_SPACE);
 			cm->cmsg_level = IPPROTO_IP;
 			cm->cmsg_type = IP_TTL;
 			cm->cmsg_len = CMSG_LEN(sizeof(int));

@@ -42,7 +42,8 @@ int ifmtu_of(uint32_t ifindex, uint32_t *mtu, char *err, size_t errlen)
 	if (fd < 0)
 		return fd;
 	if (ioctl(fd, SIOCGIFMTU, &ifr) < 0) {
-		rc = lib_err(err, errlen, errno, "SIOCGIFMTU on %s (ifindex %u)", ifr.ifr_name, ifindex);
+		rc = lib_err(err, errlen, errno, "SIOCGIFMTU on %s (ifindex %u)", ifr.ifr_name,
+			     ifindex);
 		close(fd);
 		return rc;
 	}

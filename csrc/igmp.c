@@ -44,7 +44,8 @@ int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **
 	const uint8_t *g = (const uint8_t *)&group;
 	snprintf(gs, sizeof(gs), "%u.%u.%u.%u", g[0], g[1], g[2], g[3]);
 	if ((g[0] & 0xf0) != 0xe0)
-		return lib_err(err, errlen, EINVAL, "mcr_igmp_join: %s is not a multicast group", gs);
+		return lib_err(err, errlen, EINVAL, "mcr_igmp_join: %s is not a multicast group",
+			       gs);
 
 	mcr_igmp *m = calloc(1, sizeof(*m));
 	if (!m)
@@ -65,7 +66,8 @@ int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **
 		mr.imr_multiaddr.s_addr = group;
 		mr.imr_ifindex = (int)ifindex;
 		if (setsockopt(m->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
-			rc = lib_err(err, errlen, errno, "IP_ADD_MEMBERSHIP %s on ifindex %u", gs, ifindex);
+			rc = lib_err(err, errlen, errno, "IP_ADD_MEMBERSHIP %s on ifindex %u", gs,
+				     ifindex);
 			goto fail;
 		}
 	} else {
@@ -74,8 +76,8 @@ int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **
 		if (setsockopt(m->fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr)) < 0) {
 			const uint8_t *s = (const uint8_t *)&source;
 			rc = lib_err(err, errlen, errno,
-				     "MCAST_JOIN_SOURCE_GROUP (%u.%u.%u.%u, %s) on ifindex %u", s[0], s[1],
-				     s[2], s[3], gs, ifindex);
+				     "MCAST_JOIN_SOURCE_GROUP (%u.%u.%u.%u, %s) on ifindex %u",
+				     s[0], s[1], s[2], s[3], gs, ifindex);
 			goto fail;
 		}
 	}

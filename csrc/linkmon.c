@@ -21,8 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NL_BUF_SIZE 65536u    /* one recv(): many link messages */
-#define NL_RCVBUF (1u << 20)  /* kernel-side queue before overrun */
+#define NL_BUF_SIZE    65536u	  /* one recv(): many link messages */
+#define NL_RCVBUF      (1u << 20) /* kernel-side queue before overrun */
 #define MAX_EVENTS_CAP 65536u
 
 struct mcr_linkmon {
@@ -64,7 +64,7 @@ int mcr_linkmon_open(int32_t wake_fd, uint32_t max_events, mcr_linkmon **out, ch
 	}
 	int sz = (int)NL_RCVBUF;
 	(void)setsockopt(m->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
 	if (bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		rc = lib_err(err, errlen, errno, "bind rtnetlink (RTMGRP_LINK)");
 		goto fail;
@@ -95,7 +95,7 @@ int mcr_linkmon_dump(mcr_linkmon *m)
 	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	req.nh.nlmsg_seq = ++m->seq;
 	req.ifi.ifi_family = AF_UNSPEC;
-	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
 	if (sendto(m->fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
 		return -errno;
 	return 0;
@@ -160,7 +160,7 @@ int mcr_linkmon_wait(mcr_linkmon *m, int32_t timeout_ms)
 	uint32_t n = drain_buffer(m, 0);
 	if (n)
 		return (int)n;
-	struct pollfd pfd[2] = {{.fd = m->fd, .events = POLLIN}};
+	struct pollfd pfd[2] = { { .fd = m->fd, .events = POLLIN } };
 	nfds_t nfd = 1;
 	if (m->wake_fd >= 0) {
 		pfd[1].fd = m->wake_fd;

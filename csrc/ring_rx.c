@@ -35,9 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GATHER_TARGET 32u
+#define GATHER_TARGET  32u
 #define RATE_WINDOW_NS 1000000ull /* rate sample period */
-#define RATE_TAU_NS 8000000.0     /* EWMA time constant */
+#define RATE_TAU_NS    8000000.0  /* EWMA time constant */
 #define V2_HDR_OFF_SLL TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 #define V3_HDR_OFF_SLL TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 
@@ -57,12 +57,12 @@ struct mcr_rx {
 	uint32_t head; /* next frame to look at */
 	uint32_t held; /* frames before head still owned by the caller */
 	/* V3 */
-	uint32_t blk;       /* current block */
-	uint32_t blk_left;  /* frames left in the current (open) block */
-	uint32_t blk_off;   /* offset of the next frame in the current block */
-	uint32_t blk_open;  /* current block has been started */
-	uint32_t rel_blk;   /* oldest block not yet returned */
-	uint32_t blk_done;  /* fully consumed blocks not yet returned */
+	uint32_t blk;	   /* current block */
+	uint32_t blk_left; /* frames left in the current (open) block */
+	uint32_t blk_off;  /* offset of the next frame in the current block */
+	uint32_t blk_open; /* current block has been started */
+	uint32_t rel_blk;  /* oldest block not yet returned */
+	uint32_t blk_done; /* fully consumed blocks not yet returned */
 	/* coalescing */
 	uint64_t win_start;
 	uint64_t win_frames;
@@ -108,7 +108,7 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 	if (len < 0) {
 		rc = lib_err(err, errlen, -len, "building the RX filter for %s", rx->name);
 	} else {
-		struct sock_fprog fp = {.len = (unsigned short)len, .filter = prog};
+		struct sock_fprog fp = { .len = (unsigned short)len, .filter = prog };
 		if (setsockopt(rx->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)) < 0)
 			rc = lib_err(err, errlen, errno, "SO_ATTACH_FILTER (%d insns) on %s", len,
 				     rx->name);
@@ -126,8 +126,7 @@ int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *e
 
 /* ------------------------------------------------------------- setup */
 
-static int join_fanout(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *err,
-		       size_t errlen)
+static int join_fanout(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *err, size_t errlen)
 {
 	uint32_t mode = cfg->fanout_mode;
 	uint32_t fl = 0, id = cfg->fanout_id & 0xffff;
@@ -145,8 +144,9 @@ static int join_fanout(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char 
 			try_flag = 0; /* kernel < 6.2: no IGNORE_OUTGOING flag */
 			continue;
 		}
-		return lib_err(err, errlen, errno, "PACKET_FANOUT (id %u, mode %u, flags 0x%x) on %s",
-			       id, mode, f, rx->name);
+		return lib_err(err, errlen, errno,
+			       "PACKET_FANOUT (id %u, mode %u, flags 0x%x) on %s", id, mode, f,
+			       rx->name);
 	}
 	rx->out_mode = try_flag ? MCR_OWN_TX_FANOUT_FLAG : MCR_OWN_TX_BPF;
 	int val = 0;
@@ -173,7 +173,8 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 	if (!fs)
 		fs = pow2_ceil((uint32_t)TPACKET2_HDRLEN + 16u + 14u + 4u + mtu);
 	if (fs < TPACKET3_HDRLEN + 64u || fs % TPACKET_ALIGNMENT)
-		return lib_err(err, errlen, EINVAL, "RX ring on %s: bad frame_size %u", rx->name, fs);
+		return lib_err(err, errlen, EINVAL, "RX ring on %s: bad frame_size %u", rx->name,
+			       fs);
 
 	if (rx->version == TPACKET_V2) {
 		uint32_t fc = cfg->frame_count;
@@ -184,15 +185,18 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 		uint32_t bs = cfg->block_size ? cfg->block_size : (fs > page ? fs : page);
 		bs = (bs + page - 1) & ~(page - 1);
 		if (bs < fs)
-			return lib_err(err, errlen, EINVAL, "RX ring on %s: block_size %u < frame_size %u",
-				       rx->name, bs, fs);
+			return lib_err(err, errlen, EINVAL,
+				       "RX ring on %s: block_size %u < frame_size %u", rx->name, bs,
+				       fs);
 		rx->per_block = bs / fs;
 		rx->block_count = (fc + rx->per_block - 1) / rx->per_block;
 		rx->frame_count = rx->block_count * rx->per_block;
 		rx->block_size = bs;
 		rx->frame_size = fs;
-		struct tpacket_req req = {.tp_block_size = bs, .tp_block_nr = rx->block_count,
-					  .tp_frame_size = fs, .tp_frame_nr = rx->frame_count};
+		struct tpacket_req req = { .tp_block_size = bs,
+					   .tp_block_nr = rx->block_count,
+					   .tp_frame_size = fs,
+					   .tp_frame_nr = rx->frame_count };
 		if (setsockopt(rx->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
 			return lib_err(err, errlen, errno,
 				       "PACKET_RX_RING V2 on %s (block %u x %u, frame %u x %u)",
@@ -215,13 +219,14 @@ static int set_ring(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *er
 			.tp_retire_blk_tov = cfg->block_timeout_ms ? cfg->block_timeout_ms : 1u,
 		};
 		if (setsockopt(rx->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
-			return lib_err(err, errlen, errno, "PACKET_RX_RING V3 on %s (block %u x %u)",
-				       rx->name, bs, rx->block_count);
+			return lib_err(err, errlen, errno,
+				       "PACKET_RX_RING V3 on %s (block %u x %u)", rx->name, bs,
+				       rx->block_count);
 	}
 	uint64_t len = (uint64_t)rx->block_size * rx->block_count;
 	if (len > UINT32_MAX)
-		return lib_err(err, errlen, EINVAL, "RX ring on %s: %llu bytes exceeds 4 GiB", rx->name,
-			       (unsigned long long)len);
+		return lib_err(err, errlen, EINVAL, "RX ring on %s: %llu bytes exceeds 4 GiB",
+			       rx->name, (unsigned long long)len);
 	rx->map_len = (size_t)len;
 	rx->map = mmap(NULL, rx->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, rx->fd, 0);
 	if (rx->map == MAP_FAILED) {
@@ -253,7 +258,8 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	if (ver != 2 && ver != 3)
 		return lib_err(err, errlen, EINVAL, "mcr_rx_open: tpacket_version %u", ver);
 	if (cfg->fanout_mode != MCR_FANOUT_NONE && cfg->fanout_mode > MCR_FANOUT_QM)
-		return lib_err(err, errlen, EINVAL, "mcr_rx_open: fanout_mode %u", cfg->fanout_mode);
+		return lib_err(err, errlen, EINVAL, "mcr_rx_open: fanout_mode %u",
+			       cfg->fanout_mode);
 
 	struct mcr_rx *rx = calloc(1, sizeof(*rx));
 	if (!rx)
@@ -280,9 +286,8 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 
 	rx->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (rx->fd < 0) {
-		rc = lib_err(err, errlen, errno,
-			     "socket(AF_PACKET, SOCK_RAW) for RX on %s%s", rx->name,
-			     errno == EPERM ? " (needs CAP_NET_RAW)" : "");
+		rc = lib_err(err, errlen, errno, "socket(AF_PACKET, SOCK_RAW) for RX on %s%s",
+			     rx->name, errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 		goto fail;
 	}
 	int v = (int)rx->version;
@@ -291,7 +296,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 		goto fail;
 	}
 	struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
-	struct sock_fprog dropall = {.len = 1, .filter = &drop};
+	struct sock_fprog dropall = { .len = 1, .filter = &drop };
 	if (setsockopt(rx->fd, SOL_SOCKET, SO_ATTACH_FILTER, &dropall, sizeof(dropall)) < 0) {
 		rc = lib_err(err, errlen, errno, "SO_ATTACH_FILTER (drop all) on %s", rx->name);
 		goto fail;
@@ -414,7 +419,8 @@ static uint32_t v3_collect(struct mcr_rx *rx, uint32_t n)
 		if (rx->blk_left > 0) {
 			uint8_t *f = (uint8_t *)bd + rx->blk_off;
 			struct tpacket3_hdr *h = (struct tpacket3_hdr *)f;
-			const struct sockaddr_ll *sll = (const struct sockaddr_ll *)(f + V3_HDR_OFF_SLL);
+			const struct sockaddr_ll *sll =
+				(const struct sockaddr_ll *)(f + V3_HDR_OFF_SLL);
 			struct mcr_rx_desc *d = &rx->desc[n++];
 			d->offset = (uint32_t)(f - rx->map) + h->tp_mac;
 			d->snaplen = h->tp_snaplen;
@@ -482,7 +488,7 @@ static void rate_update(struct mcr_rx *rx, uint32_t n, uint64_t now)
 
 static int wait_ready(struct mcr_rx *rx, int32_t timeout_ms)
 {
-	struct pollfd pfd[2] = {{.fd = rx->fd, .events = POLLIN | POLLERR}};
+	struct pollfd pfd[2] = { { .fd = rx->fd, .events = POLLIN | POLLERR } };
 	nfds_t nfd = 1;
 	if (rx->wake_fd >= 0) {
 		pfd[1].fd = rx->wake_fd;
@@ -542,8 +548,8 @@ int mcr_rx_poll(mcr_rx *rx, int32_t timeout_ms)
 		double cap = (double)rx->coalesce_us * 1000.0;
 		if (ns > cap)
 			ns = cap;
-		struct timespec ts = {.tv_sec = (time_t)(ns / 1e9),
-				      .tv_nsec = (long)((uint64_t)ns % 1000000000ull)};
+		struct timespec ts = { .tv_sec = (time_t)(ns / 1e9),
+				       .tv_nsec = (long)((uint64_t)ns % 1000000000ull) };
 		(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
 		rx->st.gathers++;
 		uint32_t m = collect(rx, n);
@@ -610,8 +616,8 @@ int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out)
 	return 0;
 }
 
-void rxr_batch(const mcr_rx *rx, const struct mcr_rx_desc **desc, uint32_t *n,
-	       const uint8_t **base, uint64_t *size)
+void rxr_batch(const mcr_rx *rx, const struct mcr_rx_desc **desc, uint32_t *n, const uint8_t **base,
+	       uint64_t *size)
 {
 	*desc = rx->desc;
 	*n = rx->ndesc;

@@ -8,7 +8,7 @@
 #include "common.h"
 
 /* The current batch (descriptors and count) and the ring mapping. */
-void rxr_batch(const mcr_rx *rx, const struct mcr_rx_desc **desc, uint32_t *n,
-	       const uint8_t **base, uint64_t *size);
+void rxr_batch(const mcr_rx *rx, const struct mcr_rx_desc **desc, uint32_t *n, const uint8_t **base,
+	       uint64_t *size);
 
 #endif /* MCR_RING_RX_H */

@@ -358,7 +358,8 @@ int txr_open_mem(uint32_t frame_size, uint32_t frame_count, uint32_t mtu, struct
 		return -ENOMEM;
 	tx->send = no_send;
 	tx->map_len = (size_t)frame_size * frame_count;
-	tx->map = mmap(NULL, tx->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	tx->map =
+		mmap(NULL, tx->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (tx->map == MAP_FAILED) {
 		int e = errno;
 		tx_free(tx);
@@ -415,8 +416,7 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 
 	tx->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (tx->fd < 0) {
-		rc = lib_err(err, errlen, errno,
-			     "socket(AF_PACKET, SOCK_RAW) for TX on %s%s", name,
+		rc = lib_err(err, errlen, errno, "socket(AF_PACKET, SOCK_RAW) for TX on %s%s", name,
 			     errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 		goto fail;
 	}
@@ -438,17 +438,19 @@ int mcr_tx_open(const struct mcr_tx_config *cfg, mcr_tx **out, char *err, size_t
 		}
 	}
 	struct tpacket_req req = {
-		.tp_block_size = bs, .tp_block_nr = blocks, .tp_frame_size = fs, .tp_frame_nr = fc};
+		.tp_block_size = bs, .tp_block_nr = blocks, .tp_frame_size = fs, .tp_frame_nr = fc
+	};
 	if (setsockopt(tx->fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0) {
 		rc = lib_err(err, errlen, errno,
-			     "PACKET_TX_RING on %s (block %u x %u, frame %u x %u)", name, bs, blocks,
-			     fs, fc);
+			     "PACKET_TX_RING on %s (block %u x %u, frame %u x %u)", name, bs,
+			     blocks, fs, fc);
 		goto fail;
 	}
 	tx->map_len = (size_t)bs * blocks;
 	tx->map = mmap(NULL, tx->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, tx->fd, 0);
 	if (tx->map == MAP_FAILED) {
-		rc = lib_err(err, errlen, errno, "mmap TX ring on %s (%zu bytes)", name, tx->map_len);
+		rc = lib_err(err, errlen, errno, "mmap TX ring on %s (%zu bytes)", name,
+			     tx->map_len);
 		goto fail;
 	}
 	struct sockaddr_ll sll;
@@ -494,7 +496,7 @@ int mcr_tx_drain(mcr_tx *tx, int32_t timeout_ms)
 			return 0;
 		if ((int64_t)(txr_now_ns() - t0) >= (int64_t)timeout_ms * 1000000)
 			return (int)tx->queued;
-		struct timespec d = {0, 200000};
+		struct timespec d = { 0, 200000 };
 		nanosleep(&d, NULL);
 	}
 }
@@ -518,7 +520,8 @@ int mcr_tx_stats(mcr_tx *tx, struct mcr_tx_stats *out)
 	out->last_err = tx->last_err;
 	out->link_flags = tx->link_flags;
 	uint64_t waited = tx->queued ? txr_now_ns() - tx->last_progress_ns : 0;
-	out->stalled_ms = (uint32_t)(waited / 1000000u > UINT32_MAX ? UINT32_MAX : waited / 1000000u);
+	out->stalled_ms =
+		(uint32_t)(waited / 1000000u > UINT32_MAX ? UINT32_MAX : waited / 1000000u);
 	out->frame_room = tx->frame_size - MCR_TX_DATA_OFF;
 	return 0;
 }

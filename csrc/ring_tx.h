@@ -41,10 +41,10 @@
 
 /* What happened to one committed frame. */
 enum txr_outcome {
-	TXR_SENT = 0,      /* the kernel took it */
+	TXR_SENT = 0,	   /* the kernel took it */
 	TXR_TOO_BIG = 1,   /* the kernel refused it: larger than the MTU (PACKET_LOSS) */
 	TXR_LINK_DOWN = 2, /* discarded: the link went down or away before it left */
-	TXR_ERROR = 3,     /* discarded: a kick failed with another error */
+	TXR_ERROR = 3,	   /* discarded: a kick failed with another error */
 };
 
 /* Called once per committed frame, in ring order, with the tag and aux value
@@ -55,26 +55,26 @@ typedef void (*txr_detach_fn)(void *ctx, struct mcr_tx *tx);
 
 struct mcr_tx {
 	uint32_t magic;
-	int fd;                 /* -1 for a memory-only ring (tests) */
+	int fd; /* -1 for a memory-only ring (tests) */
 	uint8_t *map;
 	size_t map_len;
 	uint32_t frame_size, frame_count;
-	uint32_t head;          /* next slot to fill */
-	uint32_t tail;          /* oldest committed slot the kernel has not taken */
-	uint32_t queued;        /* committed slots from tail to head */
-	uint32_t unkicked;      /* committed (or retried) since the last completed kick */
+	uint32_t head;	   /* next slot to fill */
+	uint32_t tail;	   /* oldest committed slot the kernel has not taken */
+	uint32_t queued;   /* committed slots from tail to head */
+	uint32_t unkicked; /* committed (or retried) since the last completed kick */
 	uint32_t mtu;
 	uint32_t ifindex;
-	uint32_t max_frame;     /* largest frame accepted: min(14 + mtu, slot room) */
-	uint32_t link_flags;    /* IFF_* last known */
-	int32_t down;           /* 0 = link usable, else the errno that says why not */
-	int32_t down_by_kick;   /* down was found by a failed kick (so probe for recovery) */
-	int32_t last_err;       /* errno of the last failed kick (0 = none yet) */
+	uint32_t max_frame;	   /* largest frame accepted: min(14 + mtu, slot room) */
+	uint32_t link_flags;	   /* IFF_* last known */
+	int32_t down;		   /* 0 = link usable, else the errno that says why not */
+	int32_t down_by_kick;	   /* down was found by a failed kick (so probe for recovery) */
+	int32_t last_err;	   /* errno of the last failed kick (0 = none yet) */
 	uint64_t last_progress_ns; /* last time a kick took frames, or the ring was empty */
 	uint64_t next_probe_ns;
-	uint32_t *tags;         /* per slot: tag given to txr_commit() */
-	uint32_t *aux;          /* per slot: aux value given to txr_commit() */
-	txr_done_fn done;       /* owner callbacks (fwd.c), may be NULL */
+	uint32_t *tags;	  /* per slot: tag given to txr_commit() */
+	uint32_t *aux;	  /* per slot: aux value given to txr_commit() */
+	txr_done_fn done; /* owner callbacks (fwd.c), may be NULL */
 	txr_detach_fn detach;
 	void *owner;
 	/* Kick hook: the real sendto() by default; tests replace it to play the

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define MCR_ABI_VERSION 2u
-#define MCR_ERRBUF_MIN 64u
+#define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
 
@@ -99,10 +99,10 @@ int32_t mcr_abi_constants(uint32_t *out, uint32_t max);
 struct mcr_iface_info {
 	uint32_t ifindex;
 	uint32_t mtu;
-	uint32_t flags;       /* IFF_* (IFF_UP = 0x1, IFF_RUNNING = 0x40, ...) */
-	uint32_t ipv4;        /* first IPv4 address, network byte order; 0 = none */
-	uint8_t mac[8];       /* 6 bytes used */
-	uint32_t has_mac;     /* 1 when mac is valid (Ethernet-like device) */
+	uint32_t flags;	  /* IFF_* (IFF_UP = 0x1, IFF_RUNNING = 0x40, ...) */
+	uint32_t ipv4;	  /* first IPv4 address, network byte order; 0 = none */
+	uint8_t mac[8];	  /* 6 bytes used */
+	uint32_t has_mac; /* 1 when mac is valid (Ethernet-like device) */
 	uint32_t reserved;
 };
 
@@ -136,9 +136,9 @@ typedef struct mcr_rx mcr_rx;
 
 enum mcr_fanout_mode {
 	MCR_FANOUT_NONE = 0xffff, /* do not join a fanout group */
-	MCR_FANOUT_HASH = 0,      /* PACKET_FANOUT_HASH: one flow stays on one member */
-	MCR_FANOUT_LB = 1,        /* round robin (reorders a flow) */
-	MCR_FANOUT_CPU = 2,       /* by receiving CPU */
+	MCR_FANOUT_HASH = 0,	  /* PACKET_FANOUT_HASH: one flow stays on one member */
+	MCR_FANOUT_LB = 1,	  /* round robin (reorders a flow) */
+	MCR_FANOUT_CPU = 2,	  /* by receiving CPU */
 	MCR_FANOUT_ROLLOVER = 3,
 	MCR_FANOUT_RND = 4,
 	MCR_FANOUT_QM = 5,
@@ -146,8 +146,9 @@ enum mcr_fanout_mode {
 
 /* mcr_rx_config.flags */
 #define MCR_RX_FANOUT_UNIQUEID 0x1u /* let the kernel pick a free fanout id (fanout_id = 0) */
-#define MCR_RX_NO_FILTER 0x2u       /* no IPv4/UDP BPF filter (still never re-captures own TX) */
-#define MCR_RX_FORCE_BPF_OUTGOING 0x4u /* test hook: use the BPF outgoing check even if the
+#define MCR_RX_NO_FILTER       0x2u /* no IPv4/UDP BPF filter (still never re-captures own TX) */
+#define MCR_RX_FORCE_BPF_OUTGOING                                                                  \
+	0x4u /* test hook: use the BPF outgoing check even if the
 					  kernel has PACKET_FANOUT_FLAG_IGNORE_OUTGOING */
 
 /*
@@ -155,46 +156,49 @@ enum mcr_fanout_mode {
  */
 struct mcr_rx_config {
 	uint32_t ifindex;
-	uint32_t tpacket_version; /* 2 or 3; default 2 (see csrc/README.md) */
-	uint32_t frame_size;      /* V2 slot size; default from MTU (2048 for 1500) */
-	uint32_t frame_count;     /* V2 slots; default 4096 */
-	uint32_t block_size;      /* V3 block size; default 65536 (V2: derived) */
-	uint32_t block_count;     /* V3 blocks; default 64 */
-	uint32_t block_timeout_ms;/* V3 retire timeout; default 1 */
-	uint32_t fanout_id;       /* 16-bit group id; ignored with MCR_RX_FANOUT_UNIQUEID */
-	uint32_t fanout_mode;     /* enum mcr_fanout_mode; default... 0 = HASH */
-	uint32_t flags;           /* MCR_RX_* */
-	uint32_t batch_max;       /* max frames per poll; default 256, cap 4096 */
-	uint32_t coalesce_us;     /* adaptive gather budget; 0 = default (see README); UINT32_MAX = off */
-	uint32_t coalesce_pps;    /* rate above which gathering starts; default 20000 */
-	int32_t wake_fd;          /* eventfd from mcr_waker_fd(), or -1 */
-	uint32_t mtu_hint;        /* MTU used for default frame_size; 0 = ask the kernel */
+	uint32_t tpacket_version;  /* 2 or 3; default 2 (see csrc/README.md) */
+	uint32_t frame_size;	   /* V2 slot size; default from MTU (2048 for 1500) */
+	uint32_t frame_count;	   /* V2 slots; default 4096 */
+	uint32_t block_size;	   /* V3 block size; default 65536 (V2: derived) */
+	uint32_t block_count;	   /* V3 blocks; default 64 */
+	uint32_t block_timeout_ms; /* V3 retire timeout; default 1 */
+	uint32_t fanout_id;	   /* 16-bit group id; ignored with MCR_RX_FANOUT_UNIQUEID */
+	uint32_t fanout_mode;	   /* enum mcr_fanout_mode; default... 0 = HASH */
+	uint32_t flags;		   /* MCR_RX_* */
+	uint32_t batch_max;	   /* max frames per poll; default 256, cap 4096 */
+	uint32_t
+		coalesce_us; /* adaptive gather budget; 0 = default (see README); UINT32_MAX = off */
+	uint32_t coalesce_pps; /* rate above which gathering starts; default 20000 */
+	int32_t wake_fd;       /* eventfd from mcr_waker_fd(), or -1 */
+	uint32_t mtu_hint;     /* MTU used for default frame_size; 0 = ask the kernel */
 	uint32_t reserved;
 };
 
 /* Descriptor of one received frame (8 x uint32, 32 bytes). Offsets are
  * absolute byte offsets into the ring mapping (mcr_rx_ring_base). */
 struct mcr_rx_desc {
-	uint32_t offset;    /* start of the MAC header in the ring mapping */
-	uint32_t snaplen;   /* bytes present in the ring */
-	uint32_t len;       /* length on the wire (snaplen < len: truncated) */
-	uint32_t status;    /* TP_STATUS_* bits (VLAN_VALID 0x10, VLAN_TPID_VALID 0x40, LOSING 0x4, COPY 0x2) */
+	uint32_t offset;  /* start of the MAC header in the ring mapping */
+	uint32_t snaplen; /* bytes present in the ring */
+	uint32_t len;	  /* length on the wire (snaplen < len: truncated) */
+	uint32_t
+		status; /* TP_STATUS_* bits (VLAN_VALID 0x10, VLAN_TPID_VALID 0x40, LOSING 0x4, COPY 0x2) */
 	uint32_t vlan_tci;  /* kernel-stripped 802.1Q tag, valid with TP_STATUS_VLAN_VALID */
 	uint32_t vlan_tpid; /* its TPID, valid with TP_STATUS_VLAN_TPID_VALID */
-	uint32_t pkttype;   /* sockaddr_ll.sll_pkttype (PACKET_HOST 0, BROADCAST 1, MULTICAST 2, OTHERHOST 3) */
+	uint32_t
+		pkttype; /* sockaddr_ll.sll_pkttype (PACKET_HOST 0, BROADCAST 1, MULTICAST 2, OTHERHOST 3) */
 	uint32_t reserved;
 };
 
 /* Ring statistics (accumulated; PACKET_STATISTICS resets on read). */
 struct mcr_rx_stats {
-	uint64_t packets;  /* tp_packets: frames the kernel handed to the ring (incl. drops) */
-	uint64_t drops;    /* tp_drops: frames lost because the ring was full */
-	uint64_t freezes;  /* V3 tp_freeze_q_cnt */
-	uint64_t polls;    /* poll() syscalls made */
-	uint64_t wakeups;  /* polls that returned frames */
-	uint64_t frames;   /* frames returned to the caller */
-	uint64_t batches;  /* mcr_rx_poll calls that returned > 0 */
-	uint64_t gathers;  /* adaptive gather sleeps */
+	uint64_t packets; /* tp_packets: frames the kernel handed to the ring (incl. drops) */
+	uint64_t drops;	  /* tp_drops: frames lost because the ring was full */
+	uint64_t freezes; /* V3 tp_freeze_q_cnt */
+	uint64_t polls;	  /* poll() syscalls made */
+	uint64_t wakeups; /* polls that returned frames */
+	uint64_t frames;  /* frames returned to the caller */
+	uint64_t batches; /* mcr_rx_poll calls that returned > 0 */
+	uint64_t gathers; /* adaptive gather sleeps */
 };
 
 /** Open an RX ring. On success *out is set and 0 returned. */
@@ -217,8 +221,8 @@ uint32_t mcr_rx_batch_max(const mcr_rx *rx);
 /* How an RX socket ignores the relay's own transmissions (geometry[6]). */
 enum mcr_own_tx_mode {
 	MCR_OWN_TX_FANOUT_FLAG = 1, /* PACKET_FANOUT_FLAG_IGNORE_OUTGOING (Linux >= 6.2) */
-	MCR_OWN_TX_BPF = 2,         /* BPF pkt_type != PACKET_OUTGOING only */
-	MCR_OWN_TX_SOCKOPT = 3,     /* PACKET_IGNORE_OUTGOING (no fanout), BPF check as well */
+	MCR_OWN_TX_BPF = 2,	    /* BPF pkt_type != PACKET_OUTGOING only */
+	MCR_OWN_TX_SOCKOPT = 3,	    /* PACKET_IGNORE_OUTGOING (no fanout), BPF check as well */
 };
 
 /** Effective geometry: writes [version, frame_size, frame_count, block_size, block_count,
@@ -243,7 +247,7 @@ struct mcr_tx_config {
 	uint32_t ifindex;
 	uint32_t frame_size;  /* slot size; default from MTU (2048 for 1500) */
 	uint32_t frame_count; /* default 1024 */
-	uint32_t flags;       /* MCR_TX_* */
+	uint32_t flags;	      /* MCR_TX_* */
 	uint32_t mtu_hint;    /* 0 = ask the kernel */
 	uint32_t reserved;
 };
@@ -255,8 +259,8 @@ struct mcr_tx_config {
  */
 struct mcr_tx_stats {
 	uint64_t frames;       /* frames committed to the ring */
-	uint64_t sent;         /* frames the kernel took */
-	uint64_t kicks;        /* sendto() calls */
+	uint64_t sent;	       /* frames the kernel took */
+	uint64_t kicks;	       /* sendto() calls */
 	uint64_t ring_full;    /* frames not committed: no free slot */
 	uint64_t too_big;      /* frames the kernel refused: longer than MTU + link header */
 	uint64_t discarded;    /* frames taken back after a failed kick or a link loss */
@@ -264,14 +268,14 @@ struct mcr_tx_stats {
 	uint64_t link_changes; /* transitions between usable and down */
 	uint64_t mtu_changes;  /* MTU changes noticed */
 	/* state at the time of the call */
-	uint32_t queued;       /* committed, not yet taken by the kernel */
-	uint32_t mtu;          /* MTU in force for the frame-size check */
-	int32_t down;          /* 0 = usable; else why not: ENETDOWN (down), ENOLINK (no
+	uint32_t queued;     /* committed, not yet taken by the kernel */
+	uint32_t mtu;	     /* MTU in force for the frame-size check */
+	int32_t down;	     /* 0 = usable; else why not: ENETDOWN (down), ENOLINK (no
 				  carrier), ENXIO/ENODEV (gone) */
-	int32_t last_err;      /* errno of the last failed kick, 0 = none */
-	uint32_t link_flags;   /* IFF_* last known */
-	uint32_t stalled_ms;   /* frames queued and none taken for this long (0 = moving) */
-	uint32_t frame_room;   /* longest frame a slot holds (a larger MTU needs a new ring) */
+	int32_t last_err;    /* errno of the last failed kick, 0 = none */
+	uint32_t link_flags; /* IFF_* last known */
+	uint32_t stalled_ms; /* frames queued and none taken for this long (0 = moving) */
+	uint32_t frame_room; /* longest frame a slot holds (a larger MTU needs a new ring) */
 	uint32_t reserved;
 };
 
@@ -310,30 +314,30 @@ enum mcr_template_kind {
 
 /* Output template. All addresses/ports in network byte order. */
 struct mcr_template {
-	uint32_t kind;       /* enum mcr_template_kind */
-	uint32_t ifindex;    /* output interface (socket kind: SO_BINDTODEVICE) */
-	uint32_t src_ip;     /* source address */
-	uint32_t dst_ip;     /* group or unicast destination */
-	uint16_t src_port;   /* 0 = keep the input datagram's source port (ring kind) /
+	uint32_t kind;	   /* enum mcr_template_kind */
+	uint32_t ifindex;  /* output interface (socket kind: SO_BINDTODEVICE) */
+	uint32_t src_ip;   /* source address */
+	uint32_t dst_ip;   /* group or unicast destination */
+	uint16_t src_port; /* 0 = keep the input datagram's source port (ring kind) /
 				ephemeral (socket kind) */
 	uint16_t dst_port;
-	uint8_t ttl;         /* fixed TTL; ignored when the forward descriptor carries one */
-	uint8_t tos;         /* DSCP << 2 */
+	uint8_t ttl; /* fixed TTL; ignored when the forward descriptor carries one */
+	uint8_t tos; /* DSCP << 2 */
 	uint8_t reserved0[2];
-	uint8_t dst_mac[8];  /* ring kind; 6 bytes used */
-	uint8_t src_mac[8];  /* ring kind; 6 bytes used */
-	uint64_t tx;         /* ring kind: (mcr_tx *) handle as integer */
+	uint8_t dst_mac[8]; /* ring kind; 6 bytes used */
+	uint8_t src_mac[8]; /* ring kind; 6 bytes used */
+	uint64_t tx;	    /* ring kind: (mcr_tx *) handle as integer */
 };
 
 /* Forward descriptor (8 x uint32, 32 bytes), written by TS. */
 struct mcr_fwd_desc {
-	uint32_t frame;       /* index of the received frame in the current rx batch */
+	uint32_t frame;	      /* index of the received frame in the current rx batch */
 	uint32_t l3_offset;   /* IPv4 header of the input datagram (ring offset) */
 	uint32_t payload_off; /* UDP payload (ring offset) */
 	uint32_t payload_len; /* UDP payload bytes */
-	uint32_t tmpl;        /* template index */
-	uint32_t ttl;         /* output TTL for this datagram, 1..255; 0 = template's */
-	uint32_t flags;       /* reserved, 0 */
+	uint32_t tmpl;	      /* template index */
+	uint32_t ttl;	      /* output TTL for this datagram, 1..255; 0 = template's */
+	uint32_t flags;	      /* reserved, 0 */
 	uint32_t reserved;
 };
 
@@ -344,7 +348,7 @@ struct mcr_fwd_desc {
  */
 struct mcr_out_counters {
 	uint64_t packets;    /* datagrams the kernel took */
-	uint64_t bytes;      /* UDP payload bytes of those */
+	uint64_t bytes;	     /* UDP payload bytes of those */
 	uint64_t ring_full;  /* dropped: TX ring full / socket would block */
 	uint64_t errors;     /* dropped: invalid descriptor, send error */
 	uint64_t link_down;  /* dropped: output link down, without carrier, or gone */
@@ -354,10 +358,12 @@ struct mcr_out_counters {
 	uint64_t queued;     /* gauge: datagrams in a TX ring, not yet taken by the kernel */
 };
 
-int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err, size_t errlen);
+int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err,
+		 size_t errlen);
 /** Install or replace template idx (kind UNUSED clears it and zeroes its counters).
  *  Socket kind opens its socket here. */
-int mcr_fwd_set_template(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t, char *err, size_t errlen);
+int mcr_fwd_set_template(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t, char *err,
+			 size_t errlen);
 /** Forward descriptor array (max_desc entries). */
 struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *fwd);
 /** Per-template counters (max_templates entries). */
@@ -402,21 +408,21 @@ uint64_t mcr_fwd_invalid(const mcr_fwd *fwd);
 typedef struct mcr_linkmon mcr_linkmon;
 
 enum mcr_link_event_kind {
-	MCR_LINK_NEW = 1,    /* appeared or changed */
-	MCR_LINK_DEL = 2,    /* gone */
-	MCR_LINK_RESYNC = 3, /* events were lost (socket overrun): dump again */
+	MCR_LINK_NEW = 1,	/* appeared or changed */
+	MCR_LINK_DEL = 2,	/* gone */
+	MCR_LINK_RESYNC = 3,	/* events were lost (socket overrun): dump again */
 	MCR_LINK_DUMP_DONE = 4, /* the dump asked for with mcr_linkmon_dump() is complete */
 };
 
 struct mcr_link_event {
-	uint32_t kind;    /* enum mcr_link_event_kind */
+	uint32_t kind; /* enum mcr_link_event_kind */
 	uint32_t ifindex;
-	uint32_t flags;   /* IFF_* (32 bits: IFF_LOWER_UP 0x10000 = carrier, IFF_RUNNING =
+	uint32_t flags; /* IFF_* (32 bits: IFF_LOWER_UP 0x10000 = carrier, IFF_RUNNING =
 			     operationally up, which lags the carrier by up to 1 s) */
 	uint32_t mtu;
-	uint32_t type;    /* ARPHRD_* link type */
+	uint32_t type; /* ARPHRD_* link type */
 	uint32_t reserved;
-	char name[16];    /* NUL-terminated */
+	char name[16]; /* NUL-terminated */
 };
 
 /** Open the monitor; wake_fd (an mcr_waker fd, or -1) cuts mcr_linkmon_wait() short. */
@@ -451,7 +457,8 @@ int mcr_input_lock_release(mcr_input_lock *l);
 
 typedef struct mcr_igmp mcr_igmp;
 /** Join group (and optional source, 0 = any) on ifindex; keeps a socket until mcr_igmp_close. */
-int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **out, char *err, size_t errlen);
+int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **out, char *err,
+		  size_t errlen);
 /** Leave (IP_DROP_MEMBERSHIP) and free. */
 int mcr_igmp_close(mcr_igmp *m);
 
