@@ -5,7 +5,7 @@
  * (group, stream): received, unique, duplicates, reordered, lost, corrupt.  Latency
  * (receive time − send time, CLOCK_MONOTONIC) goes into a log-linear histogram.
  * The netns UDP counters from /proc/net/snmp are reported as deltas, and each
- * socket's own drop counter (SO_MEMINFO: receive buffer full, checksum errors)
+ * socket's own drop counter (SO_MEMINFO: receive buffer full, ...)
  * as `socket_drops`, so that "read + dropped at the socket" accounts for every
  * datagram that reached this receiver.  --stop-file lets a test stop the sink
  * exactly when a known number of datagrams has been read or dropped.
@@ -462,7 +462,7 @@ static void setup(const struct opts *o) {
   }
 }
 
-/* The socket's own drop counter (sk_drops: receive buffer full, checksum errors, ...) via
+/* The socket's own drop counter (sk_drops: receive buffer full, ...) via
  * SO_MEMINFO; false when the kernel does not support it. */
 static bool sock_drops(int fd, uint64_t *out) {
   uint32_t mem[SK_MEMINFO_VARS];
@@ -918,7 +918,7 @@ int main(int argc, char **argv) {
              (unsigned long long)(u1.in_csum_errors - u0.in_csum_errors),
              (unsigned long long)(u1.rcvbuf_errors - u0.rcvbuf_errors));
     if (have_drops)
-      printf("socket drops (receive buffer full, checksum errors): %llu\n",
+      printf("socket drops (receive buffer full, ...): %llu\n",
              (unsigned long long)sock_drop_total);
     if (active > 0) printf("receive rate %.0f pps over %.3f s\n", (double)t.unique / active, active);
   }

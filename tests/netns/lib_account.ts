@@ -5,17 +5,22 @@
  *
  * The places a datagram can be lost between mcr-gen and mcr-sink, and the
  * counter each one has:
- * - the sender's UDP socket: `SndbufErrors` in the sender namespace's
- *   /proc/net/snmp (ENOBUFS dropped silently; failed sends mcr-gen retries are
- *   not counted as sent in the first place);
+ * - the sender: nothing is lost there unnoticed. mcr-gen counts a datagram as
+ *   sent only when sendmmsg took it (failed sends are retried), and a veth has
+ *   no queueing discipline that could drop it afterwards;
  * - every veth hop: `tx_dropped` of the sending end (the peer's per-CPU
- *   backlog, `netdev_max_backlog`, was full; the receiving end counts the
- *   same drops again as `rx_dropped`, so only the sending end is summed);
+ *   backlog, `netdev_max_backlog`, was full, or the peer was down). The
+ *   receiving end counts the same drops again as `rx_dropped`, and a UDP
+ *   sender's namespace again as `SndbufErrors` (the ENOBUFS of such a drop is
+ *   not reported to a socket without IP_RECVERR), so only the sending end's
+ *   `tx_dropped` is summed;
  * - the relay's RX ring: the interface's `kernel_drops` (PACKET_STATISTICS);
  * - the relay itself: its drop reasons (`no_match`, ..., per output
  *   `ring_full`, `errors`, `ttl_expired`);
  * - the receiver's sockets: mcr-sink's `socket_drops` (each socket's own drop
- *   counter: receive buffer full, checksum errors).
+ *   counter: receive buffer full). A datagram with a bad UDP checksum is
+ *   discarded before it reaches a socket and shows only in the receiver
+ *   namespace's InCsumErrors, which these tests require to stay 0.
  *
  * Order of a run: the generator finishes; {@link quiesce} waits (polling the
  * relay's counters, generous deadline) until the relay has taken every frame
@@ -29,8 +34,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { linkCounters, type Topology, udpSnmp } from "../../src/netns.ts";
-import type { SinkReport } from "../../src/harness.ts";
+import { linkCounters, type Topology } from "../../src/netns.ts";
+import type { GenReport, SinkReport } from "../../src/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import { frameDrops } from "./lib_robust.ts";
 
@@ -51,8 +56,6 @@ export const CHAIN_OUT: Hop = { role: "rly", dev: "r1" };
 export interface PathDrops {
   /** Per hop (`role/dev`): frames the veth could not hand to its peer. */
   hops: Record<string, number>;
-  /** Per sender namespace role: UDP SndbufErrors. */
-  sndbuf: Record<string, number>;
 }
 
 /** Key of a hop in {@link PathDrops.hops}. */
@@ -60,41 +63,38 @@ export function hopKey(h: Hop): string {
   return `${h.role}/${h.dev}`;
 }
 
-/** Reads the drop counters of a path's hops and senders; `read()` returns deltas since start. */
+/** Reads the drop counters of a path's hops; `read()` returns deltas since start. */
 export class PathMeter {
   private constructor(
     readonly t: Topology,
     readonly hops: Hop[],
-    readonly senders: string[],
     readonly base: PathDrops,
   ) {}
 
-  static async #snapshot(t: Topology, hops: Hop[], senders: string[]): Promise<PathDrops> {
+  static async #snapshot(t: Topology, hops: Hop[]): Promise<PathDrops> {
     const byRole = new Map<string, Awaited<ReturnType<typeof linkCounters>>>();
     for (const role of new Set(hops.map((h) => h.role))) {
       byRole.set(role, await linkCounters(t, role)); // one `ip -s link` per namespace
     }
-    const out: PathDrops = { hops: {}, sndbuf: {} };
+    const out: PathDrops = { hops: {} };
     for (const h of hops) {
       const c = byRole.get(h.role)![h.dev];
       assert.ok(c, `no interface ${h.dev} in ${h.role}`);
       out.hops[hopKey(h)] = c.tx_dropped;
     }
-    for (const role of senders) out.sndbuf[role] = (await udpSnmp(t, role)).SndbufErrors ?? 0;
     return out;
   }
 
   /** Take the baseline (before any traffic of the test). */
-  static async start(t: Topology, hops: Hop[], senders: string[] = ["snd"]): Promise<PathMeter> {
-    return new PathMeter(t, hops, senders, await PathMeter.#snapshot(t, hops, senders));
+  static async start(t: Topology, hops: Hop[]): Promise<PathMeter> {
+    return new PathMeter(t, hops, await PathMeter.#snapshot(t, hops));
   }
 
   /** Drops since {@link PathMeter.start}. */
   async read(): Promise<PathDrops> {
-    const now = await PathMeter.#snapshot(this.t, this.hops, this.senders);
-    const d: PathDrops = { hops: {}, sndbuf: {} };
+    const now = await PathMeter.#snapshot(this.t, this.hops);
+    const d: PathDrops = { hops: {} };
     for (const k of Object.keys(now.hops)) d.hops[k] = now.hops[k] - this.base.hops[k];
-    for (const k of Object.keys(now.sndbuf)) d.sndbuf[k] = now.sndbuf[k] - this.base.sndbuf[k];
     return d;
   }
 }
@@ -158,6 +158,41 @@ export async function quiesce(
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** A relay the tests can stop for its final counters (RelayProc, RelayDriver). */
+export interface StoppableRelay {
+  /** Stop it; its exit code, final counters (one snapshot) and stderr. */
+  stop(): Promise<{ code: number; stats: RelayStats; stderr: string }>;
+}
+
+/**
+ * Send with `send` (the generator behind `input.hops`, the hops toward the relay), wait until the
+ * relay took every frame that reached `input.iface` ({@link quiesce}), stop it; returns the generator's report,
+ * the relay's final counters and the hop drops since `meter` started.
+ */
+export async function drive(
+  relay: StoppableRelay,
+  stats: () => Promise<RelayStats>,
+  meter: PathMeter,
+  send: () => Promise<GenReport>,
+  input: { iface: string; hops: Hop[] } = { iface: "r0", hops: [CHAIN_IN] },
+): Promise<{ gen: GenReport; stats: RelayStats; path: PathDrops }> {
+  const gen = await send();
+  const up = await meter.read();
+  const lost = input.hops.reduce((a, h) => a + up.hops[hopKey(h)], 0);
+  await quiesce(stats, { [input.iface]: gen.sent - lost });
+  const { stats: final, code, stderr } = await relay.stop();
+  assert.equal(code, 0, stderr);
+  return { gen, stats: final, path: await meter.read() };
+}
+
+/** Output-level drops (ring_full, errors, ttl_expired) of every output of every listed rule. */
+export function outputDrops(s: RelayStats): number {
+  return s.rules.reduce(
+    (a, r) => a + r.outputs.reduce((b, o) => b + o.ring_full + o.errors + o.ttl_expired, 0),
+    0,
+  );
 }
 
 /**
@@ -224,9 +259,9 @@ export function assertClean(rep: SinkReport, what: string): void {
   assert.notEqual(rep.socket_drops, null, "the kernel reports socket drops (SO_MEMINFO)");
 }
 
-/** Datagrams a sink accounts for: read (valid or not) + dropped at its sockets. */
+/** Datagrams a sink accounts for: read (valid, corrupt or foreign) + dropped at its sockets. */
 export function sinkAccounted(rep: SinkReport): number {
-  return rep.total.received + (rep.socket_drops ?? 0);
+  return rep.total.received + rep.total.foreign + (rep.socket_drops ?? 0);
 }
 
 /** Sum of the relay's output packets toward the given group:port destinations. */
