@@ -160,6 +160,34 @@ export async function quiesce(
   }
 }
 
+/**
+ * Poll until the relay has taken every frame that reached its rings before `since` (a
+ * `Date.now()`): a snapshot whose workers all copied the kernel's counters after `since` (their
+ * heartbeat) and whose rings were empty then (`kernel_packets ≤ frames + kernel_drops`). For
+ * streams that keep flowing, where {@link quiesce} cannot know how many frames to expect. One
+ * worker per interface (with several, the sums could hide one member's backlog).
+ */
+export async function drained(
+  stats: () => Promise<RelayStats>,
+  since: number,
+  timeoutMs = 30_000,
+): Promise<RelayStats> {
+  const t0 = Date.now();
+  for (;;) {
+    const asked = Date.now();
+    const s = await stats();
+    const fresh = s.workers.every((w) =>
+      w.heartbeat_age_ms !== null && asked - w.heartbeat_age_ms > since
+    );
+    const empty = s.interfaces.every((i) => i.kernel_packets <= i.frames + i.kernel_drops);
+    if (fresh && empty) return s;
+    if (Date.now() - t0 > timeoutMs) {
+      throw new Error(`the relay did not drain within ${timeoutMs} ms: ${JSON.stringify(s)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** A relay the tests can stop for its final counters (RelayProc, RelayDriver). */
 export interface StoppableRelay {
   /** Stop it; its exit code, final counters (one snapshot) and stderr. */
