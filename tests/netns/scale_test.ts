@@ -6,7 +6,7 @@
  * asserted here.
  */
 import assert from "node:assert/strict";
-import { chainTopology, linkCounters, skipReason, Topology } from "../../src/netns.ts";
+import { chainTopology, skipReason, Topology } from "../../src/netns.ts";
 import { runGen, type SinkReport, startDriver, startSink } from "../../src/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import {
