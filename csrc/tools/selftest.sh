@@ -18,8 +18,8 @@ for b in "$GEN" "$SINK"; do
 done
 command -v python3 >/dev/null || { echo "selftest: python3 needed - skipped"; exit 77; }
 
-A=mcrtools-$$-a
-B=mcrtools-$$-b
+A=${MCR_TEST_PREFIX:-mcrt}-tools-$$-a
+B=${MCR_TEST_PREFIX:-mcrt}-tools-$$-b
 TMP=$(mktemp -d /tmp/mcrtools-selftest.XXXXXX)
 SINK_PID=
 cleanup() {
