@@ -151,8 +151,14 @@ export async function quiesce(
     );
     if (taken && synced) return s;
     if (Date.now() - t0 > timeoutMs) {
+      const short = Object.entries(arrivals).map(([name, n]) => {
+        const i = s.interfaces.find((x) => x.name === name);
+        const got = i ? i.frames + i.kernel_drops : 0;
+        return `${name}: ${got} of ${n} frames taken or counted as kernel drops, ${n - got} not`;
+      });
       throw new Error(
-        `the relay did not take ${JSON.stringify(arrivals)} frames within ${timeoutMs} ms: ` +
+        `after ${timeoutMs} ms, ${short.join("; ")} (lost before the ring without a count, or ` +
+          `the relay is stuck); outputs synced: ${synced}; ` +
           JSON.stringify({ interfaces: s.interfaces, rules: s.rules }),
       );
     }
