@@ -20,7 +20,8 @@
  * - the receiver's sockets: mcr-sink's `socket_drops` (each socket's own drop
  *   counter: receive buffer full). A datagram with a bad UDP checksum is
  *   discarded before it reaches a socket and shows only in the receiver
- *   namespace's InCsumErrors, which these tests require to stay 0.
+ *   namespace's InCsumErrors (relay_test checks it stays 0; hostile_test
+ *   expects the corrupted kinds there).
  *
  * Order of a run: the generator finishes; {@link quiesce} waits (polling the
  * relay's counters, generous deadline) until the relay has taken every frame
@@ -30,6 +31,8 @@
  * once every one of them was read or dropped at its sockets. Each counter set
  * is one snapshot read after its traffic has stopped, so no sum mixes two
  * moments.
+ *
+ * `MCR_TEST_LEDGER=1` prints every ledger a test checks (to see what load did).
  *
  * @module
  */
