@@ -6,6 +6,7 @@
  */
 import { BUILD, Proc, REPO, runDeno, type RunResult, type Topology, waitForFile } from "./netns.ts";
 import type { RelayStats } from "./supervisor.ts";
+import { ControlClient } from "./control/client.ts";
 
 /** The receiver's JSON report (see csrc/tools/README.md). */
 export interface SinkReport {
@@ -36,6 +37,25 @@ export interface SinkReport {
   };
   latency_us: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
   udp: { in_datagrams: number; in_errors: number; in_csum_errors: number; rcvbuf_errors: number };
+  /**
+   * Datagrams the kernel dropped at the sink's own sockets (receive buffer full, checksum
+   * errors), from each socket's drop counter; null when the kernel cannot report them.
+   */
+  socket_drops: number | null;
+  /** Per socket (one per UDP port): its receive buffer and drops. */
+  sockets: { port: number; rcvbuf: number; drops: number | null }[];
+  /** Why the sink stopped (`stop-file`, `stop-file-timeout`, `idle`, `expect-total`, ...). */
+  stop_reason: string;
+}
+
+/** The generator's JSON report (see csrc/tools/README.md). */
+export interface GenReport {
+  /** Per destination (stream). */
+  streams: { stream: number; dst: string; port: number; sent: number; first_seq: number }[];
+  /** Datagrams the socket accepted (all streams); a failed send is retried, never counted. */
+  sent: number;
+  /** Failed sendmmsg calls (retried; nothing of them was sent). */
+  send_errors: { total: number; enobufs: number; eagain: number; other: number };
 }
 
 let tmpRoot: string | undefined;
@@ -76,7 +96,20 @@ export class RelayProc {
     readonly proc: Proc,
     readonly configPath: string,
     readonly command: string[] = [],
+    readonly controlSocket?: string,
   ) {}
+
+  /**
+   * One snapshot of every counter, over the control socket (the relay must have been started
+   * with `control: true`).
+   */
+  async stats(): Promise<RelayStats> {
+    if (!this.controlSocket) throw new Error("relay started without a control socket");
+    await using c = await ControlClient.connect(this.controlSocket);
+    const r = await c.request<RelayStats>("stats");
+    if (!r.ok) throw new Error(`stats failed: ${JSON.stringify(r.error)}`);
+    return r.result;
+  }
 
   /** SIGTERM, wait, parse the final JSON stats. */
   async stop(): Promise<{ code: number; stats: RelayStats; stderr: string }> {
@@ -95,8 +128,13 @@ export interface RelayRun {
   deno?: string;
   /** Deno permission flags (default: ffi, read, env, write to `dir`). */
   perms?: string[];
-  /** Extra relay arguments (default --no-control). */
+  /** Extra relay arguments (default --no-control, or the control socket with `control`). */
   args?: string[];
+  /**
+   * Give the relay a control socket in `dir` (permission to it added to the default perms) so
+   * that {@link RelayProc.stats} can read its counters while it runs.
+   */
+  control?: boolean;
   /** Environment. */
   env?: Record<string, string>;
   /** Wait for the ready file (default true). */
@@ -116,8 +154,17 @@ export async function startRelayWith(
   const id = `${topo.prefix}-${role}-${crypto.randomUUID().slice(0, 8)}`;
   const cfg = `${dir}/relay-${id}.json`;
   const ready = `${cfg}.ready`;
+  // Unix socket paths are short (108 bytes): a short name in the (short) temp dir.
+  const socket = run.control ? `${dir}/c-${crypto.randomUUID().slice(0, 8)}.sock` : undefined;
   await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
-  const perms = run.perms ?? ["--allow-ffi", "--allow-read", "--allow-env", `--allow-write=${dir}`];
+  const perms = run.perms ??
+    [
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-env",
+      `--allow-write=${dir}`,
+      ...(socket ? [`--allow-net=unix:${socket}`] : []),
+    ];
   const command = [
     ...(run.wrap ?? []),
     run.deno ?? Deno.execPath(),
@@ -131,7 +178,8 @@ export async function startRelayWith(
     "--json",
     "--log-level",
     "warning",
-    ...(run.args ?? ["--no-control"]),
+    ...(socket ? ["--control-socket", socket] : []),
+    ...(run.args ?? (socket ? [] : ["--no-control"])),
   ];
   const env = { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1", ...(run.env ?? {}) };
   const proc = (run.spawn ?? ((ns, cmd, e) => new Proc(ns, cmd, e)))(topo.ns(role), command, env);
@@ -144,7 +192,7 @@ export async function startRelayWith(
       throw new Error(`${(e as Error).message}\nrelay stderr: ${r.stderr}\nstdout: ${r.stdout}`);
     }
   }
-  return new RelayProc(proc, cfg, command);
+  return new RelayProc(proc, cfg, command, socket);
 }
 
 /** Start the relay in a namespace with a config object; resolves when it is forwarding. */
@@ -154,7 +202,25 @@ export function startRelay(topo: Topology, role: string, config: unknown): Promi
 
 /** A running receiver. */
 export class SinkProc {
-  constructor(readonly proc: Proc) {}
+  /**
+   * @param proc the mcr-sink process
+   * @param stopFile its `--stop-file`, when started with `settle`
+   */
+  constructor(readonly proc: Proc, readonly stopFile?: string) {}
+
+  /**
+   * Tell the sink how many datagrams were put on the wire toward it (e.g. a relay's final
+   * output counters) and wait for its report: it stops once that many have been read or dropped
+   * at its sockets (`socket_drops`), so nothing still in flight is missed however busy the
+   * machine is (or after mcr-sink's --stop-wait-ms, then the report shows fewer).
+   */
+  async settle(count: number): Promise<SinkReport> {
+    if (!this.stopFile) throw new Error("sink started without settle: true");
+    const tmpPath = `${this.stopFile}.tmp`;
+    await Deno.writeTextFile(tmpPath, `${count}\n`);
+    await Deno.rename(tmpPath, this.stopFile);
+    return this.result();
+  }
 
   /** Wait for the receiver to finish and parse its report. */
   async result(): Promise<SinkReport> {
@@ -173,20 +239,28 @@ export class SinkProc {
   }
 }
 
+/** How long a settling sink waits for the announced count before it reports what it has. */
+const SETTLE_WAIT_MS = 30_000;
+
 /** Start mcr-sink in a namespace on `groups` ("G:P"); resolves once it has joined. */
 export async function startSink(
   topo: Topology,
   role: string,
   iface: string,
   groups: string[],
-  opts: { expectTotal?: number; idleMs?: number; durationS?: number } = {},
+  opts: { expectTotal?: number; idleMs?: number; durationS?: number; settle?: boolean } = {},
 ): Promise<SinkProc> {
-  const ready = await tmp(`${topo.prefix}-sink-${crypto.randomUUID().slice(0, 8)}.ready`);
+  const base = await tmp(`${topo.prefix}-sink-${crypto.randomUUID().slice(0, 8)}`);
+  const ready = `${base}.ready`;
+  const stopFile = opts.settle ? `${base}.stop` : undefined;
   const args = [`${BUILD}/mcr-sink`, "--iface", iface, "--ready-file", ready, "--json"];
   for (const g of groups) args.push("--group", g);
   if (opts.expectTotal !== undefined) args.push("--expect-total", String(opts.expectTotal));
-  args.push("--idle-ms", String(opts.idleMs ?? 1500));
-  args.push("--duration", String(opts.durationS ?? 60));
+  // A settling sink runs until it is told how many datagrams to account for: no idle timer
+  // (it would fire early while a starved relay catches up).
+  args.push("--idle-ms", String(opts.idleMs ?? (stopFile ? 0 : 1500)));
+  args.push("--duration", String(opts.durationS ?? (stopFile ? 300 : 60)));
+  if (stopFile) args.push("--stop-file", stopFile, "--stop-wait-ms", String(SETTLE_WAIT_MS));
   const proc = new Proc(topo.ns(role), args);
   try {
     await waitForFile(ready, 10_000, "mcr-sink to join");
@@ -195,7 +269,7 @@ export async function startSink(
     const r = await proc.wait();
     throw new Error(`${(e as Error).message}: ${r.stderr}`);
   }
-  return new SinkProc(proc);
+  return new SinkProc(proc, stopFile);
 }
 
 /** Run mcr-gen to completion in a namespace; returns its JSON report. */
@@ -205,7 +279,7 @@ export async function runGen(
   iface: string,
   dsts: string[],
   opts: { rate?: number; count?: number; size?: number; ttl?: number; streamBase?: number } = {},
-): Promise<Record<string, unknown>> {
+): Promise<GenReport> {
   const args = [`${BUILD}/mcr-gen`, "--iface", iface, "--json"];
   for (const d of dsts) args.push("--dst", d);
   args.push("--rate", String(opts.rate ?? 20_000));
@@ -233,13 +307,8 @@ export class RelayDriver {
   async #trigger(name: string, reply: string, timeoutMs = 15_000): Promise<string> {
     await Deno.writeTextFile(`${this.dir}/${name}`, "");
     await waitForFile(`${this.dir}/${reply}`, timeoutMs, reply);
-    // the reply file is written in one call; re-read until complete JSON/text
-    for (let i = 0; i < 50; i++) {
-      const t = await Deno.readTextFile(`${this.dir}/${reply}`);
-      if (t.length) return t;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return "";
+    // the driver writes a reply to a temp file and renames it: complete once it exists
+    return await Deno.readTextFile(`${this.dir}/${reply}`);
   }
 
   /** Apply config number `i` (as passed to startDriver). */

@@ -1,8 +1,10 @@
 /**
- * Network-namespace topologies for tests, the demo and the benchmarks. Every namespace name is unique to this
- * process (`mcrt<pid>-<n>-<role>`), every address lives inside the namespaces
- * the test made, and `Topology.destroy()` (called in `finally` and on
- * SIGINT/SIGTERM) deletes everything even when a test fails.
+ * Network-namespace topologies for tests, the demo and the benchmarks. Every
+ * namespace name is unique to this process
+ * (`<MCR_TEST_PREFIX>-<pid>-<n>-<tag>-<role>`, prefix `mcrt` by default), every
+ * address lives inside the namespaces the test made, and `Topology.destroy()`
+ * (called in `finally` and on SIGINT/SIGTERM) deletes everything even when a
+ * test fails.
  *
  * @module
  */
@@ -70,6 +72,27 @@ export async function runDeno(args: string[]): Promise<RunResult> {
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
 
+/** Namespace name prefix when MCR_TEST_PREFIX is unset. */
+export const DEFAULT_TEST_PREFIX = "mcrt";
+/** What MCR_TEST_PREFIX may hold: it becomes part of namespace names (a file in /run/netns). */
+const TEST_PREFIX_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+/**
+ * The namespace name prefix: MCR_TEST_PREFIX, or {@link DEFAULT_TEST_PREFIX}.
+ * Lets two runs on one machine (or a CI job and a developer) tell their
+ * namespaces apart and clean up only their own (`ip netns list | grep ^PREFIX-`).
+ */
+export function testPrefix(): string {
+  const p = Deno.env.get("MCR_TEST_PREFIX") ?? DEFAULT_TEST_PREFIX;
+  if (!TEST_PREFIX_RE.test(p)) {
+    throw new Error(
+      `MCR_TEST_PREFIX must be 1-32 characters of letters, digits, '_', '.' or '-', starting ` +
+        `with a letter or digit (it becomes part of network namespace names)`,
+    );
+  }
+  return p;
+}
+
 let counter = 0;
 const live = new Set<Topology>();
 let handlersInstalled = false;
@@ -90,9 +113,13 @@ function installHandlers(): void {
 
 /** A set of namespaces and links made by one test. */
 export class Topology {
-  /** Namespace name prefix, unique to this process and topology. */
+  /** Namespace name prefix (`<MCR_TEST_PREFIX>-<pid>-<n>-<tag>`), unique to this process and topology. */
   readonly prefix: string;
-  /** Short unique tag for temporary link names (≤ 10 chars). */
+  /**
+   * Short unique tag for temporary link names (≤ 10 chars; interface names have at most 15). A
+   * veth pair is created directly inside its two namespaces, so these names never meet another
+   * run's and carry no MCR_TEST_PREFIX (there is no room for it).
+   */
   readonly short: string;
   /** Namespaces created so far. */
   readonly namespaces: string[] = [];
@@ -101,7 +128,7 @@ export class Topology {
   /** @param tag short label that ends up in namespace names */
   constructor(tag: string) {
     ++counter;
-    this.prefix = `mcrt-${Deno.pid}-${counter}-${tag}`;
+    this.prefix = `${testPrefix()}-${Deno.pid}-${counter}-${tag}`;
     this.short = `m${Deno.pid.toString(36)}${counter.toString(36)}`.slice(0, 10);
     live.add(this);
     installHandlers();
@@ -231,6 +258,47 @@ export async function waitForFile(path: string, timeoutMs = 10_000, what = path)
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Packet and drop counters of one interface (`ip -s link`). */
+export interface LinkCounters {
+  /** Frames received. */
+  rx_packets: number;
+  /** Frames dropped on receive (for a veth: its peer's transmissions the backlog could not take). */
+  rx_dropped: number;
+  /** Frames sent. */
+  tx_packets: number;
+  /**
+   * Frames dropped on transmit. For a veth this counts every frame the peer could not take
+   * (peer's per-CPU backlog full: `netdev_max_backlog`, peer down, too big); the peer counts
+   * the same drops again as `rx_dropped`.
+   */
+  tx_dropped: number;
+}
+
+/** Counters of every interface in a namespace, read in one `ip -s -j link` call (one snapshot). */
+export async function linkCounters(
+  topo: Topology,
+  role: string,
+): Promise<Record<string, LinkCounters>> {
+  const links = JSON.parse(await topo.exec(role, ["ip", "-s", "-j", "link", "show"])) as {
+    ifname: string;
+    stats64?: {
+      rx: { packets: number; dropped: number };
+      tx: { packets: number; dropped: number };
+    };
+  }[];
+  const out: Record<string, LinkCounters> = {};
+  for (const l of links) {
+    if (!l.stats64) continue;
+    out[l.ifname] = {
+      rx_packets: l.stats64.rx.packets,
+      rx_dropped: l.stats64.rx.dropped,
+      tx_packets: l.stats64.tx.packets,
+      tx_dropped: l.stats64.tx.dropped,
+    };
+  }
+  return out;
 }
 
 /** Read Udp counters of /proc/net/snmp inside a namespace. */

@@ -2,7 +2,7 @@
 # Runs every test of mcr: C unit tests (ctest, AddressSanitizer/UBSan build),
 # the C tools' self-test, and all Deno tests (unit + network-namespace tests;
 # the latter need root and skip with a message otherwise).
-# Ends with the line "N passed, N failed, N skipped".
+# Ends with the line "N passed, N failed"; the line before it counts (and names) the skips.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DENO="${DENO:-$(command -v deno || true)}"
@@ -82,6 +82,14 @@ else
   failed=$((failed + 1))
 fi
 
+# Skipped Deno tests by name (a skip is not a pass: say which).
+names=""
+if [[ -f "$junit" ]]; then
+  # <testcase name="..." ...> on one line, <skipped/> on the next
+  names=$(grep -B1 '<skipped' "$junit" | grep -oE '<testcase name="[^"]*"' |
+    sed -E 's/<testcase name="(.*)"$/\1/' | paste -sd ';' - || true)
+fi
 echo
-echo "$passed passed, $failed failed, $skipped skipped"
+echo "$skipped skipped${names:+: $names}"
+echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

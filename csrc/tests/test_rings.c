@@ -227,11 +227,15 @@ static void test_filter_and_stats(uint32_t ver)
 	send_to(snd, other, 7100, "b", 1);
 	CHECK_EQ(poll_some(rx, 1), 1);
 	REQUIRE(mcr_rx_set_filter(rx, NULL, 0, err, sizeof(err)) == 0);
-	/* many datagrams, batches bounded by batch_max (256) */
+	/* many datagrams, batches bounded by batch_max (256). Under V3 a slow sender (valgrind, a
+	 * busy machine) gets each block retired by the 1 ms timer with few frames in it, so the
+	 * 8 blocks can fill before the reader starts: the kernel then drops the tail and counts
+	 * it. What holds under any load: in order, nothing duplicated, and received + counted
+	 * drops = sent. */
 	for (int i = 0; i < 300; i++)
 		send_to(snd, LOCALHOST, 7101, &i, sizeof(i));
 	usleep(50000);
-	int total = 0, seen_max = 0;
+	int total = 0, seen_max = 0, last = -1;
 	for (int i = 0; i < 50 && total < 300; i++) {
 		int n = mcr_rx_poll(rx, 10);
 		REQUIRE(n >= 0);
@@ -241,17 +245,20 @@ static void test_filter_and_stats(uint32_t ver)
 			const struct mcr_rx_desc *d = &mcr_rx_desc(rx)[k];
 			int v;
 			memcpy(&v, mcr_rx_ring_base(rx) + d->offset + 42, sizeof(v));
-			CHECK_EQ(v, total + k); /* in order, none lost */
+			CHECK(v > last && v < 300); /* in order, nothing twice */
+			last = v;
 		}
 		total += n;
 	}
-	CHECK_EQ(total, 300);
+	CHECK(total > 0);
 	CHECK(seen_max <= 256);
 	struct mcr_rx_stats st;
 	REQUIRE(mcr_rx_stats(rx, &st) == 0);
 	CHECK_EQ(st.packets, 301); /* the TCP SYN never passed the filter */
-	CHECK_EQ(st.drops, 0);
-	CHECK_EQ(st.frames, 301);
+	CHECK_EQ(st.frames, 1 + (uint64_t)total);
+	CHECK_EQ(total + st.drops, 300); /* every datagram taken or counted as dropped */
+	if (ver == 2)
+		CHECK_EQ(st.drops, 0); /* 1024 V2 slots hold all 300 whatever the timing */
 	REQUIRE(mcr_rx_stats(rx, &st) == 0); /* accumulated, not reset */
 	CHECK_EQ(st.packets, 301);
 	mcr_rx_close(rx);

@@ -4,7 +4,11 @@
  * datagram (header check, length, whole payload pattern) and counts per
  * (group, stream): received, unique, duplicates, reordered, lost, corrupt.  Latency
  * (receive time − send time, CLOCK_MONOTONIC) goes into a log-linear histogram.
- * The netns UDP counters from /proc/net/snmp are reported as deltas.
+ * The netns UDP counters from /proc/net/snmp are reported as deltas, and each
+ * socket's own drop counter (SO_MEMINFO: receive buffer full, ...)
+ * as `socket_drops`, so that "read + dropped at the socket" accounts for every
+ * datagram that reached this receiver.  --stop-file lets a test stop the sink
+ * exactly when a known number of datagrams has been read or dropped.
  *
  * One socket per UDP port, bound to INADDR_ANY:port; the group a datagram was sent
  * to is taken from IP_PKTINFO, so several groups on one port are told apart, and
@@ -14,12 +18,14 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_GROUPS 1024
@@ -27,6 +33,10 @@
 #define RXBUF 65536
 #define DUP_CAP_BITS (64ull << 20) /* 64 Mi sequence numbers tracked per stream */
 #define DUP_CAP_WORDS (DUP_CAP_BITS / 64)
+#define DEFAULT_RCVBUF (32 << 20)
+#define DEFAULT_STOP_WAIT_MS 10000
+#define STOP_FILE_POLL_NS 20000000ull /* check the stop file every 20 ms */
+#define DRAIN_MAX_ROUNDS 4096          /* final drain: at most 4096 batches per socket */
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {
@@ -54,6 +64,9 @@ struct opts {
   const char *ready_file;
   bool json;
   uint64_t interval_ms;
+  int rcvbuf;
+  const char *stop_file;
+  uint64_t stop_wait_ms;
 };
 
 static void usage(FILE *f) {
@@ -68,8 +81,14 @@ static void usage(FILE *f) {
           "  --first-timeout-ms MS  stop if nothing arrives within MS of being ready\n"
           "  --ready-file PATH      write \"ready\\n\" to PATH once every socket is bound and joined\n"
           "  --interval-ms MS       print a progress JSON line on stderr every MS\n"
+          "  --rcvbuf BYTES         socket receive buffer (default 32 MiB, SO_RCVBUFFORCE)\n"
+          "  --stop-file PATH       once PATH holds a count N, stop as soon as N datagrams have been\n"
+          "                         read or dropped at the sockets (socket_drops)\n"
+          "  --stop-wait-ms MS      give up waiting for that count MS after PATH appeared (default %d)\n"
           "  --json                 one JSON object on stdout instead of the human report\n"
-          "Stops on SIGINT/SIGTERM too. Exit: 0 ok, 1 runtime error, 2 usage error.\n");
+          "Stops on SIGINT/SIGTERM too (after reading what is already queued).\n"
+          "Exit: 0 ok, 1 runtime error, 2 usage error.\n",
+          DEFAULT_STOP_WAIT_MS);
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -81,7 +100,7 @@ static void die_usage(const char *fmt, const char *arg) {
 
 static void parse_args(int argc, char **argv, struct opts *o) {
   enum { O_GROUP = 1000, O_IFACE, O_EXPECT, O_EXPECT_TOTAL, O_DUR, O_IDLE, O_FIRST, O_READY,
-         O_JSON, O_INTERVAL, O_HELP };
+         O_JSON, O_INTERVAL, O_RCVBUF, O_STOP_FILE, O_STOP_WAIT, O_HELP };
   static const struct option lo[] = {
       {"group", required_argument, 0, O_GROUP},
       {"iface", required_argument, 0, O_IFACE},
@@ -93,10 +112,16 @@ static void parse_args(int argc, char **argv, struct opts *o) {
       {"ready-file", required_argument, 0, O_READY},
       {"json", no_argument, 0, O_JSON},
       {"interval-ms", required_argument, 0, O_INTERVAL},
+      {"rcvbuf", required_argument, 0, O_RCVBUF},
+      {"stop-file", required_argument, 0, O_STOP_FILE},
+      {"stop-wait-ms", required_argument, 0, O_STOP_WAIT},
       {"help", no_argument, 0, O_HELP},
       {0, 0, 0, 0},
   };
   memset(o, 0, sizeof *o);
+  o->rcvbuf = DEFAULT_RCVBUF;
+  o->stop_wait_ms = DEFAULT_STOP_WAIT_MS;
+  uint64_t v;
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -144,6 +169,18 @@ static void parse_args(int argc, char **argv, struct opts *o) {
       case O_INTERVAL:
         if (mcrt_parse_u64(optarg, &o->interval_ms))
           die_usage("--interval-ms wants milliseconds, got '%s'", optarg);
+        break;
+      case O_RCVBUF:
+        if (mcrt_parse_u64(optarg, &v) || v < 1024 || v > (1u << 30))
+          die_usage("--rcvbuf wants 1024..1073741824 bytes, got '%s'", optarg);
+        o->rcvbuf = (int)v;
+        break;
+      case O_STOP_FILE:
+        o->stop_file = optarg;
+        break;
+      case O_STOP_WAIT:
+        if (mcrt_parse_u64(optarg, &o->stop_wait_ms))
+          die_usage("--stop-wait-ms wants milliseconds, got '%s'", optarg);
         break;
       case 'h':
       case O_HELP:
@@ -372,7 +409,7 @@ struct sock {
 static struct sock g_socks[MAX_GROUPS];
 static int g_nsocks;
 
-static int open_port(uint16_t port) {
+static int open_port(uint16_t port, int rcvbuf) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     perror("mcr-sink: socket");
@@ -387,7 +424,7 @@ static int open_port(uint16_t port) {
   }
   /* only groups joined on this socket, not every group joined in the namespace */
   setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
-  int rb = 32 << 20;
+  int rb = rcvbuf;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb))
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
@@ -410,7 +447,7 @@ static void setup(const struct opts *o) {
     int s = -1;
     for (int j = 0; j < g_nsocks; j++)
       if (g_socks[j].port == gs->port) s = j;
-    if (s < 0) s = open_port(gs->port);
+    if (s < 0) s = open_port(gs->port, o->rcvbuf);
     struct group *g = group_add(gs->addr, gs->port, s, true);
     if (g->multicast) {
       struct ip_mreqn mr = {.imr_multiaddr = gs->addr, .imr_ifindex = (int)o->ifindex};
@@ -423,6 +460,49 @@ static void setup(const struct opts *o) {
       }
     }
   }
+}
+
+/* The socket's own drop counter (sk_drops: receive buffer full, ...) via
+ * SO_MEMINFO; false when the kernel does not support it. */
+static bool sock_drops(int fd, uint64_t *out) {
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t l = sizeof mem;
+  memset(mem, 0, sizeof mem);
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &l) || l <= SK_MEMINFO_DROPS * sizeof mem[0])
+    return false;
+  *out = mem[SK_MEMINFO_DROPS];
+  return true;
+}
+
+/* Drops of every socket; false if any socket cannot report them. */
+static bool all_sock_drops(uint64_t *out) {
+  uint64_t sum = 0;
+  for (int i = 0; i < g_nsocks; i++) {
+    uint64_t d;
+    if (!sock_drops(g_socks[i].fd, &d)) return false;
+    sum += d;
+  }
+  *out = sum;
+  return true;
+}
+
+/* The count N in the stop file, or -1 while the file is absent or incomplete. */
+static int64_t read_stop_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  char buf[32];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *nl = strchr(buf, '\n');
+  if (!nl) return -1; /* written without its newline yet */
+  *nl = 0;
+  uint64_t v;
+  if (mcrt_parse_u64(buf, &v) || v > INT64_MAX) {
+    fprintf(stderr, "mcr-sink: stop file %s does not hold a count\n", path);
+    exit(1);
+  }
+  return (int64_t)v;
 }
 
 static struct group *group_for(int s, struct in_addr dst) {
@@ -556,6 +636,53 @@ static void print_json_u64_or_null(const char *name, double us, bool have, bool 
   else printf("\"%s\":null%s", name, comma ? "," : "");
 }
 
+/* Receive buffers, made once in main. */
+enum { CTL = 64 };
+static uint8_t *g_ramp, *g_bufs, *g_ctl;
+static struct mmsghdr *g_msgs;
+static struct iovec *g_iov;
+
+/* Read socket si in batches until it is empty or after max_rounds batches.
+ * Returns 0, or -1 on a receive error (reported). */
+static int receive(int si, int max_rounds) {
+  for (int rounds = 0; rounds < max_rounds; rounds++) {
+    for (int i = 0; i < BATCH; i++) {
+      g_iov[i].iov_base = g_bufs + (size_t)i * RXBUF;
+      g_iov[i].iov_len = RXBUF;
+      g_msgs[i].msg_hdr = (struct msghdr){.msg_iov = &g_iov[i], .msg_iovlen = 1,
+                                          .msg_control = g_ctl + (size_t)i * CTL,
+                                          .msg_controllen = CTL};
+    }
+    int n = recvmmsg(g_socks[si].fd, g_msgs, BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR) {
+        perror("mcr-sink: recvmmsg");
+        return -1;
+      }
+      return 0;
+    }
+    uint64_t rx = mcrt_now_ns();
+    if (!g_rx_any) g_first_rx = rx;
+    g_rx_any += (uint64_t)n;
+    g_last_rx = rx;
+    for (int i = 0; i < n; i++) {
+      struct in_addr dst = {.s_addr = htonl(INADDR_ANY)};
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(&g_msgs[i].msg_hdr); c;
+           c = CMSG_NXTHDR(&g_msgs[i].msg_hdr, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+          struct in_pktinfo pi;
+          memcpy(&pi, CMSG_DATA(c), sizeof pi);
+          dst = pi.ipi_addr;
+        }
+      }
+      handle(g_ramp, si, g_iov[i].iov_base, g_msgs[i].msg_len,
+             (g_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, dst, rx);
+    }
+    if (n < BATCH) return 0;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   struct opts o;
   parse_args(argc, argv, &o);
@@ -566,13 +693,12 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  uint8_t *ramp = mcrt_ramp_new();
-  uint8_t *bufs = malloc((size_t)BATCH * RXBUF);
-  struct mmsghdr *msgs = calloc(BATCH, sizeof *msgs);
-  struct iovec *iov = calloc(BATCH, sizeof *iov);
-  enum { CTL = 64 };
-  uint8_t *ctl = calloc(BATCH, CTL);
-  if (!ramp || !bufs || !msgs || !iov || !ctl) {
+  g_ramp = mcrt_ramp_new();
+  g_bufs = malloc((size_t)BATCH * RXBUF);
+  g_msgs = calloc(BATCH, sizeof *g_msgs);
+  g_iov = calloc(BATCH, sizeof *g_iov);
+  g_ctl = calloc(BATCH, CTL);
+  if (!g_ramp || !g_bufs || !g_msgs || !g_iov || !g_ctl) {
     fprintf(stderr, "mcr-sink: out of memory\n");
     return 1;
   }
@@ -594,10 +720,30 @@ int main(int argc, char **argv) {
   uint64_t next_ivl = ivl_ns ? t0 + ivl_ns : UINT64_MAX;
   uint64_t ivl_last_unique = 0, ivl_last_t = t0;
   const char *stop_reason = "signal";
+  int64_t stop_count = -1; /* from --stop-file, once it appeared */
+  uint64_t stop_deadline = UINT64_MAX;
 
   for (;;) {
     uint64_t now = mcrt_now_ns();
     if (g_stop) break;
+    if (o.stop_file) {
+      if (stop_count < 0) {
+        stop_count = read_stop_file(o.stop_file);
+        if (stop_count >= 0) stop_deadline = now + o.stop_wait_ms * 1000000ull;
+      }
+      if (stop_count >= 0) {
+        uint64_t drops = 0;
+        (void)all_sock_drops(&drops);
+        if (g_rx_any + drops >= (uint64_t)stop_count) {
+          stop_reason = "stop-file";
+          break;
+        }
+        if (now >= stop_deadline) {
+          stop_reason = "stop-file-timeout";
+          break;
+        }
+      }
+    }
     if (o.expect_total && g_unique_total >= o.expect_total) {
       stop_reason = "expect-total";
       break;
@@ -634,6 +780,7 @@ int main(int argc, char **argv) {
     if (!g_rx_any && first_ns < wake) wake = first_ns;
     if (idle_ns && g_rx_any && g_last_rx + idle_ns < wake) wake = g_last_rx + idle_ns;
     if (next_ivl < wake) wake = next_ivl;
+    if (o.stop_file && now + STOP_FILE_POLL_NS < wake) wake = now + STOP_FILE_POLL_NS;
     struct timespec ts = mcrt_ts(wake > now ? wake - now : 0);
     int pr = ppoll(pfd, (nfds_t)g_nsocks, &ts, NULL);
     if (pr < 0) {
@@ -644,46 +791,18 @@ int main(int argc, char **argv) {
     if (pr == 0) continue;
     for (int si = 0; si < g_nsocks; si++) {
       if (!(pfd[si].revents & POLLIN)) continue;
-      for (int rounds = 0; rounds < 64; rounds++) {
-        for (int i = 0; i < BATCH; i++) {
-          iov[i].iov_base = bufs + (size_t)i * RXBUF;
-          iov[i].iov_len = RXBUF;
-          msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1,
-                                            .msg_control = ctl + (size_t)i * CTL,
-                                            .msg_controllen = CTL};
-        }
-        int n = recvmmsg(g_socks[si].fd, msgs, BATCH, MSG_DONTWAIT, NULL);
-        if (n < 0) {
-          if (errno != EAGAIN && errno != EINTR) {
-            perror("mcr-sink: recvmmsg");
-            return 1;
-          }
-          break;
-        }
-        uint64_t rx = mcrt_now_ns();
-        if (!g_rx_any) g_first_rx = rx;
-        g_rx_any += (uint64_t)n;
-        g_last_rx = rx;
-        for (int i = 0; i < n; i++) {
-          struct in_addr dst = {.s_addr = htonl(INADDR_ANY)};
-          for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c;
-               c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-              struct in_pktinfo pi;
-              memcpy(&pi, CMSG_DATA(c), sizeof pi);
-              dst = pi.ipi_addr;
-            }
-          }
-          handle(ramp, si, iov[i].iov_base, msgs[i].msg_len,
-                 (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, dst, rx);
-        }
-        if (n < BATCH) break;
-      }
+      if (receive(si, 64) < 0) return 1;
     }
   }
+  /* Whatever already sits in the sockets was received before the stop: read it (bounded, in
+   * case a sender is still going) so that "read + socket_drops" covers everything that arrived. */
+  for (int si = 0; si < g_nsocks; si++)
+    if (receive(si, DRAIN_MAX_ROUNDS) < 0) return 1;
 
   const uint64_t t_end = mcrt_now_ns();
   struct udpstat u1 = read_udp_snmp();
+  uint64_t sock_drop_total = 0;
+  const bool have_drops = all_sock_drops(&sock_drop_total);
   struct totals t = totals(&o);
   double elapsed = (double)(t_end - t0) / 1e9;
   double active = g_rx_any ? (double)(g_last_rx - g_first_rx) / 1e9 : 0;
@@ -741,6 +860,18 @@ int main(int argc, char **argv) {
              (unsigned long long)(u1.rcvbuf_errors - u0.rcvbuf_errors));
     else
       printf("\"udp\":null,");
+    if (have_drops) printf("\"socket_drops\":%llu,", (unsigned long long)sock_drop_total);
+    else printf("\"socket_drops\":null,");
+    printf("\"sockets\":[");
+    for (int i = 0; i < g_nsocks; i++) {
+      uint64_t d = 0;
+      bool ok = sock_drops(g_socks[i].fd, &d);
+      printf("%s{\"port\":%u,\"rcvbuf\":%d,\"drops\":", i ? "," : "", g_socks[i].port,
+             g_socks[i].rcvbuf);
+      if (ok) printf("%llu}", (unsigned long long)d);
+      else printf("null}");
+    }
+    printf("],");
     printf("\"rcvbuf\":%d,\"elapsed_s\":%.6f,\"active_s\":%.6f,\"rx_pps\":%.1f,\"cpu_s\":%.3f,"
            "\"stop_reason\":\"%s\"}\n",
            g_nsocks ? g_socks[0].rcvbuf : 0, elapsed, active,
@@ -786,6 +917,9 @@ int main(int argc, char **argv) {
              (unsigned long long)(u1.in_errors - u0.in_errors),
              (unsigned long long)(u1.in_csum_errors - u0.in_csum_errors),
              (unsigned long long)(u1.rcvbuf_errors - u0.rcvbuf_errors));
+    if (have_drops)
+      printf("socket drops (receive buffer full, ...): %llu\n",
+             (unsigned long long)sock_drop_total);
     if (active > 0) printf("receive rate %.0f pps over %.3f s\n", (double)t.unique / active, active);
   }
   fflush(stdout);
@@ -797,10 +931,10 @@ int main(int argc, char **argv) {
   free(g_groups);
   for (int i = 0; i < g_nsocks; i++) close(g_socks[i].fd);
   free(pfd);
-  free(ctl);
-  free(iov);
-  free(msgs);
-  free(bufs);
-  free(ramp);
+  free(g_ctl);
+  free(g_iov);
+  free(g_msgs);
+  free(g_bufs);
+  free(g_ramp);
   return 0;
 }

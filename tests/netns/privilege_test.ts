@@ -129,7 +129,12 @@ Deno.test({
       const sock = await Deno.stat(`${dir}/run/control.sock`);
       assert.equal(sock.uid, uid, "control socket created by the user in its own directory");
 
-      const sink = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { expectTotal: 2000 });
+      // 2000 frames fit the relay's RX ring and the receiver's socket buffer: none can be lost
+      // to load, and the receiver waits for all of them (no idle timer).
+      const sink = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], {
+        expectTotal: 2000,
+        idleMs: 0,
+      });
       await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 5000, count: 2000 });
       const rep = await sink.result();
       const { stats, code, stderr } = await relay.stop();

@@ -1,11 +1,29 @@
 /**
  * Multi-worker scaling, many interfaces and self-healing (namespaces; counted
- * at independent receivers).
+ * at independent receivers). Every datagram sent is delivered or counted as a
+ * drop where it was lost (tests/netns/lib_account.ts); that every one arrives
+ * on a quiet machine is measured by the benchmarks (bench/README.md), not
+ * asserted here.
  */
 import assert from "node:assert/strict";
-import { chainTopology, skipReason, Topology } from "../../src/netns.ts";
+import { chainTopology, linkCounters, skipReason, Topology } from "../../src/netns.ts";
 import { runGen, type SinkReport, startDriver, startSink } from "../../src/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
+import {
+  assertAccounted,
+  assertClean,
+  assertRelayConsistent,
+  CHAIN_IN,
+  CHAIN_OUT,
+  drive,
+  type Hop,
+  hopKey,
+  outputDrops,
+  outputPackets,
+  PathMeter,
+  quiesce,
+} from "./lib_account.ts";
+import { frameDrops } from "./lib_robust.ts";
 
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };
@@ -33,30 +51,55 @@ function manyRules(n: number) {
   }));
 }
 
-function assertEveryStream(rep: SinkReport, streams: number, each: number): void {
+/** Every stream arrived (something of it), each datagram at most once, each stream in order. */
+function assertEveryStream(rep: SinkReport, streams: number): void {
   assert.equal(rep.groups.length, streams, "every group received something");
   for (const g of rep.groups) {
-    const got = g.streams.reduce((a, s) => a + s.unique, 0);
-    assert.equal(got, each, `${g.group}:${g.port} delivered all`);
     for (const s of g.streams) {
+      assert.ok(s.unique > 0, `${g.group} delivered`);
       assert.equal(s.duplicates, 0, `${g.group} no duplicates`);
       assert.equal(s.reordered, 0, `${g.group} in order`);
       assert.equal(s.corrupt, 0);
     }
   }
-  assert.equal(rep.total.received, streams * each, "nothing delivered twice");
+  assertClean(rep, "streams");
+}
+
+/** The chain's ledger: sent = delivered + every counted drop from s0 to the sink's sockets. */
+function chainLedger(
+  gen: { sent: number },
+  rep: SinkReport,
+  stats: RelayStats,
+  path: { hops: Record<string, number> },
+  what: string,
+): void {
+  const r0 = stats.interfaces.find((i) => i.name === "r0")!;
+  assertAccounted({
+    sent: gen.sent,
+    delivered: rep.total.unique,
+    drops: {
+      "s0→r0": path.hops[hopKey(CHAIN_IN)],
+      r0_kernel_drops: r0.kernel_drops,
+      relay_frame_drops: frameDrops(stats),
+      relay_output_drops: outputDrops(stats),
+      "r1→d0": path.hops[hopKey(CHAIN_OUT)],
+      receiver_socket: rep.socket_drops ?? 0,
+    },
+  }, what);
 }
 
 for (const workers of [2, 4]) {
   Deno.test({
     ...opts,
     name:
-      `${workers} workers in one fanout group: 32 flows, each datagram exactly once, each flow in order`,
+      `${workers} workers in one fanout group: 32 flows, each datagram at most once, each flow ` +
+      "in order, every loss counted",
     async fn() {
       const t = await chain(`w${workers}`);
       try {
         const STREAMS = 32, EACH = 1500;
         const rules = manyRules(STREAMS);
+        const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT]);
         // Pin the workers round robin over both CPUs (interfaces.r0.cpus).
         const relay = await startDriver(t, "rly", [{
           workers,
@@ -64,27 +107,34 @@ for (const workers of [2, 4]) {
           rules,
         }]);
         const pinned = await threadAffinities(relay.proc.child.pid);
-        const sink = await startSink(
-          t,
-          "rcv",
-          "d0",
-          rules.map((r) => `${r.outputs[0].group}:${r.outputs[0].port}`),
-          { expectTotal: STREAMS * EACH },
+        const dsts = rules.map((r) => `${r.outputs[0].group}:${r.outputs[0].port}`);
+        const sink = await startSink(t, "rcv", "d0", dsts, { settle: true });
+        const { gen, stats, path } = await drive(
+          relay,
+          () => relay.snap(),
+          meter,
+          () =>
+            runGen(t, "snd", "s0", rules.map((r) => `${r.input.group}:${r.input.port}`), {
+              rate: 16_000,
+              count: EACH,
+            }),
         );
-        await runGen(t, "snd", "s0", rules.map((r) => `${r.input.group}:${r.input.port}`), {
-          rate: 16_000,
-          count: EACH,
-        });
-        const rep = await sink.result();
-        const { stats } = await relay.stop();
-        assertEveryStream(rep, STREAMS, EACH);
+        const rep = await sink.settle(outputPackets(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
+        assert.equal(gen.sent, STREAMS * EACH);
+        chainLedger(gen, rep, stats, path, `${workers} workers`);
+        assertEveryStream(rep, STREAMS);
+        assertRelayConsistent(stats);
         const ws = stats.workers.filter((w) => w.interface === "r0");
         assert.equal(ws.length, workers);
         assert.ok(
           ws.filter((w) => w.frames > 0).length >= 2,
           `the fanout group spread flows: ${JSON.stringify(ws)}`,
         );
-        assert.equal(ws.reduce((a, w) => a + w.frames, 0), STREAMS * EACH, "one copy per frame");
+        // One copy per frame: the workers together took each frame that reached r0 once (without
+        // a common fanout group each would get a copy, and the ledger above would not balance).
+        const r0 = stats.interfaces.find((i) => i.name === "r0")!;
+        assert.equal(ws.reduce((a, w) => a + w.frames, 0), r0.frames, "one copy per frame");
+        assert.equal(r0.frames + r0.kernel_drops + path.hops[hopKey(CHAIN_IN)], gen.sent);
         assert.equal(stats.interfaces[0].workers, workers);
         assert.deepEqual(ws.map((w) => w.cpu), ws.map((w) => w.index % 2));
         // The worker threads really run with those affinities (the others keep all CPUs).
@@ -104,6 +154,7 @@ Deno.test({
   async fn() {
     const t = await chain("oin");
     try {
+      const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT]);
       const relay = await startDriver(t, "rly", [{
         rules: [
           {
@@ -118,17 +169,20 @@ Deno.test({
           },
         ],
       }]);
-      const fwd = await startSink(t, "rcv", "d0", ["239.1.1.9:5009"], { expectTotal: 5000 });
-      const back = await startSink(t, "snd", "s0", ["239.1.1.8:5008"], {
-        idleMs: 0,
-        durationS: 3,
-      });
-      await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 5000 });
-      const rf = await fwd.result();
-      const rb = await back.result();
-      const { stats } = await relay.stop();
-      assert.equal(rf.total.unique, 5000);
-      assert.equal(rf.total.received, 5000);
+      const fwd = await startSink(t, "rcv", "d0", ["239.1.1.9:5009"], { settle: true });
+      const back = await startSink(t, "snd", "s0", ["239.1.1.8:5008"], { settle: true });
+      const { gen, stats, path } = await drive(
+        relay,
+        () => relay.snap(),
+        meter,
+        () => runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 5000 }),
+      );
+      const rf = await fwd.settle(outputPackets(stats, ["239.1.1.9:5009"]) - path.hops["rly/r1"]);
+      // rule b sent nothing: its sink has nothing to wait for and reports whatever came
+      const rb = await back.settle(outputPackets(stats, ["239.1.1.8:5008"]));
+      chainLedger(gen, rf, stats, path, "rule a");
+      assertClean(rf, "rule a");
+      assertRelayConsistent(stats);
       assert.equal(rb.total.received, 0, "rule b never saw rule a's output");
       assert.equal(stats.rules.find((r) => r.name === "b")!.packets, 0);
       const r1 = stats.interfaces.find((i) => i.name === "r1")!;
@@ -180,14 +234,34 @@ Deno.test({
           outputs: [{ interface: "ro", group: "239.10.1.1", port: 6001 }],
         }],
       }]);
-      const sink = await startSink(t, "one", "db", ["239.10.1.1:6001"], { expectTotal: 10_000 });
-      await runGen(t, "one", "sa", ["239.1.1.1:5001"], { rate: 10_000, count: 10_000 });
-      const rep = await sink.result();
-      const { stats } = await relay.stop();
-      assert.equal(rep.total.unique, 10_000);
-      assert.equal(rep.total.received, 10_000);
-      assert.equal(rep.total.reordered, 0);
-      assert.equal(stats.rules[0].packets, 10_000);
+      const sink = await startSink(t, "one", "db", ["239.10.1.1:6001"], { settle: true });
+      // sa → br0 → ri, the relay, ro → br1 → db: each hop's sending end
+      const hops: Hop[] = ["sa", "rip", "ro", "dbp"].map((dev) => ({ role: "one", dev }));
+      const meter = await PathMeter.start(t, hops);
+      const { gen, stats, path } = await drive(
+        relay,
+        () => relay.snap(),
+        meter,
+        () => runGen(t, "one", "sa", ["239.1.1.1:5001"], { rate: 10_000, count: 10_000 }),
+        { iface: "ri", hops: hops.slice(0, 2) },
+      );
+      const rep = await sink.settle(
+        outputPackets(stats, ["239.10.1.1:6001"]) - path.hops["one/ro"] - path.hops["one/dbp"],
+      );
+      const ri = stats.interfaces.find((i) => i.name === "ri")!;
+      assertAccounted({
+        sent: gen.sent,
+        delivered: rep.total.unique,
+        drops: {
+          ...path.hops,
+          ri_kernel_drops: ri.kernel_drops,
+          relay_frame_drops: frameDrops(stats),
+          relay_output_drops: outputDrops(stats),
+          receiver_socket: rep.socket_drops ?? 0,
+        },
+      }, "dual bridge");
+      assertClean(rep, "dual bridge");
+      assertRelayConsistent(stats);
     } finally {
       await t.destroy();
     }
@@ -196,33 +270,52 @@ Deno.test({
 
 Deno.test({
   ...opts,
-  name: "50 rules, 50 concurrent streams: all delivered",
+  name: "50 rules, 50 concurrent streams: each delivered in order, every loss counted",
   async fn() {
     const t = await chain("d50");
     try {
       const rules = manyRules(50);
+      const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT]);
       const relay = await startDriver(t, "rly", [{ rules }]);
       const EACH = 1000;
-      const sink = await startSink(
-        t,
-        "rcv",
-        "d0",
-        rules.map((r) => `${r.outputs[0].group}:${r.outputs[0].port}`),
-        { expectTotal: 50 * EACH },
+      const dsts = rules.map((r) => `${r.outputs[0].group}:${r.outputs[0].port}`);
+      const sink = await startSink(t, "rcv", "d0", dsts, { settle: true });
+      const { gen, stats, path } = await drive(
+        relay,
+        () => relay.snap(),
+        meter,
+        () =>
+          runGen(t, "snd", "s0", rules.map((r) => `${r.input.group}:${r.input.port}`), {
+            rate: 20_000,
+            count: EACH,
+          }),
       );
-      await runGen(t, "snd", "s0", rules.map((r) => `${r.input.group}:${r.input.port}`), {
-        rate: 20_000,
-        count: EACH,
-      });
-      const rep = await sink.result();
-      const { stats } = await relay.stop();
-      assertEveryStream(rep, 50, EACH);
-      assert.ok(stats.rules.every((r) => r.packets === EACH && r.state === "active"));
+      const rep = await sink.settle(outputPackets(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
+      assert.equal(gen.sent, 50 * EACH);
+      chainLedger(gen, rep, stats, path, "50 streams");
+      assertEveryStream(rep, 50);
+      assertRelayConsistent(stats);
+      assert.ok(stats.rules.every((r) => r.packets <= EACH && r.state === "active"));
     } finally {
       await t.destroy();
     }
   },
 });
+
+/** Poll until `get` returns the same value (compared as JSON) `times` times in a row. */
+async function stable<T>(get: () => Promise<T>, times: number, timeoutMs: number): Promise<T> {
+  const t0 = Date.now();
+  let last = "", same = 0;
+  for (;;) {
+    const v = await get();
+    const k = JSON.stringify(v);
+    same = k === last ? same + 1 : 0;
+    last = k;
+    if (same >= times) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`not stable after ${timeoutMs} ms: ${k}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 Deno.test({
   ...opts,
@@ -230,23 +323,24 @@ Deno.test({
   async fn() {
     const t = await chain("crash");
     try {
-      const relay = await startDriver(t, "rly", [{ workers: 2, rules: manyRules(8) }], {
-        MCR_FAULT_INJECTION: "1",
+      const RING = 256; // RX slots per worker: what the dead worker's ring can hold at the fault
+      const rules = manyRules(8);
+      const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT]);
+      const relay = await startDriver(t, "rly", [{
+        workers: 2,
+        rx: { frame_count: RING },
+        rules,
+      }], { MCR_FAULT_INJECTION: "1" });
+      const dsts = rules.map((r) => `${r.outputs[0].group}:${r.outputs[0].port}`);
+      const sink = await startSink(t, "rcv", "d0", dsts, { settle: true });
+      const EACH = 4000;
+      const gen = runGen(t, "snd", "s0", rules.map((r) => `${r.input.group}:${r.input.port}`), {
+        rate: 8000,
+        count: EACH,
       });
-      const groups = manyRules(8).map((r) => `${r.outputs[0].group}:${r.outputs[0].port}`);
-      const sink = await startSink(t, "rcv", "d0", groups, { idleMs: 2000 });
-      const EACH = 3000;
-      const gen = runGen(
-        t,
-        "snd",
-        "s0",
-        manyRules(8).map((r) => `${r.input.group}:${r.input.port}`),
-        {
-          rate: 8000,
-          count: EACH,
-        },
-      );
-      await new Promise((r) => setTimeout(r, 800));
+      await relay.until((s) => s.rules.every((r) => r.packets > 0), 20_000, "every stream flowing");
+      const r0rx = async () => (await linkCounters(t, "rly")).r0.rx_packets;
+      const beforeFault = await r0rx();
       assert.equal(await relay.fault("r0", 0), true, "fault hook enabled by MCR_FAULT_INJECTION");
       const back = await relay.until(
         (s) => s.workers.every((w) => w.state === "running") && s.workers[0].restarts >= 1,
@@ -254,19 +348,51 @@ Deno.test({
         "worker 0 restarted",
       );
       assert.equal(back.rules.every((r) => r.state === "active"), true);
-      await gen;
-      const rep = await sink.result();
-      const { stats } = await relay.stop();
-      // Every stream carried on to its last datagram after the restart.
-      for (const g of rep.groups) {
-        for (const s of g.streams) assert.equal(s.highest_seq, EACH - 1, `${g.group} resumed`);
-      }
-      assert.equal(rep.total.duplicates, 0);
-      assert.ok(
-        rep.total.unique >= 0.98 * 8 * EACH,
-        `at most the crashed ring's frames lost: ${rep.total.unique}`,
+      const window = (await r0rx()) - beforeFault; // frames that reached r0 while worker 0 was down
+      const g = await gen;
+      // The live rings drained: the counters stand still. (The frames the crashed worker's ring
+      // held appear in no counter, so the relay cannot be polled until it accounts for all.)
+      await stable(
+        async () => {
+          const i = (await relay.snap()).interfaces[0];
+          return [i.frames, i.kernel_drops, i.kernel_packets];
+        },
+        3,
+        30_000,
       );
-      assert.equal(stats.interfaces[0].restarts >= 1, true);
+      const { stats, code, stderr } = await relay.stop();
+      assert.equal(code, 0, stderr);
+      const path = await meter.read();
+      const rep = await sink.settle(outputPackets(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
+      const r0 = stats.interfaces[0];
+      assert.ok(r0.restarts >= 1);
+      // Every stream carried on after the restart: more of it was delivered than the relay had
+      // matched of it when the worker was back.
+      for (const r of back.rules) {
+        const g = rep.groups.find((x) => x.group === r.outputs[0].group)!;
+        const u = g.streams.reduce((a, s) => a + s.unique, 0);
+        assert.ok(u > r.packets, `${r.name} resumed after the restart (${u} > ${r.packets})`);
+      }
+      assertClean(rep, "8 streams");
+      // What was not delivered is counted, except what the kernel steered to the dying worker:
+      // the frames its ring held at the fault (at most RING), and (a relay shortcoming, see
+      // below) what reached it or was dropped for it after its last statistics read, which can
+      // only be frames that reached r0 between the fault and the restart.
+      // The dying worker drains its TX rings (up to 500 ms) and reads PACKET_STATISTICS before
+      // it closes its RX socket, which stays in the fanout group all that time: the kernel keeps
+      // steering half the flows to it, and what it drops after that read is counted nowhere.
+      // On a busy machine that was 831 of 32,000 datagrams (with a 256-slot ring), so no bound
+      // tighter than "arrived while the worker was down" holds until the relay leaves the
+      // fanout group first.
+      const counted = rep.total.unique + (rep.socket_drops ?? 0) + r0.kernel_drops +
+        frameDrops(stats) + outputDrops(stats) + path.hops[hopKey(CHAIN_IN)] +
+        path.hops[hopKey(CHAIN_OUT)];
+      const lost = g.sent - counted;
+      assert.ok(
+        lost >= 0 && lost <= RING + window,
+        `lost only the dead ring and frames that arrived while the worker was down: ${lost} ` +
+          `(ring ${RING}, arrived ${window})`,
+      );
     } finally {
       await t.destroy();
     }
@@ -280,6 +406,8 @@ Deno.test({
   async fn() {
     const t = await chain("gone");
     try {
+      const inMeter1 = await PathMeter.start(t, [CHAIN_IN]);
+      const outMeter = await PathMeter.start(t, [CHAIN_OUT]);
       const relay = await startDriver(t, "rly", [{
         rules: [{
           name: "cam1",
@@ -287,12 +415,11 @@ Deno.test({
           outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
         }],
       }]);
-      const sink = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], {
-        idleMs: 0,
-        durationS: 60,
-        expectTotal: 6000,
-      });
-      await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 3000 });
+      const sink = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { settle: true });
+      const g1 = await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 3000 });
+      const hop1 = (await inMeter1.read()).hops[hopKey(CHAIN_IN)];
+      // the relay took everything before its input goes away
+      const p1 = await quiesce(() => relay.snap(), { r0: g1.sent - hop1 });
       await t.exec("rly", ["ip", "link", "del", "r0"]); // its peer s0 goes too
       const pending = await relay.until(
         (s) => s.rules[0].state === "pending",
@@ -305,19 +432,45 @@ Deno.test({
         dev: "r0",
         addr: "10.77.1.2/24",
       });
+      const inMeter2 = await PathMeter.start(t, [CHAIN_IN]);
       await relay.until((s) => s.rules[0].state === "active", 20_000, "rule active again");
-      await runGen(t, "snd", "s0", ["239.1.1.1:5001"], {
+      const g2 = await runGen(t, "snd", "s0", ["239.1.1.1:5001"], {
         rate: 10_000,
         count: 3000,
         streamBase: 1,
       });
-      const rep = await sink.result();
-      const { code, stats } = await relay.stop();
-      assert.equal(code, 0);
+      const hop2 = (await inMeter2.read()).hops[hopKey(CHAIN_IN)];
+      await quiesce(() => relay.snap(), { r0: g1.sent - hop1 + g2.sent - hop2 });
+      const { code, stats, stderr } = await relay.stop();
+      assert.equal(code, 0, stderr);
+      const hopOut = (await outMeter.read()).hops[hopKey(CHAIN_OUT)];
+      const rep = await sink.settle(stats.rules[0].outputs[0].packets - hopOut);
+      // Before the interface went, the rule had matched every frame that reached its ring.
+      assertAccounted({
+        sent: g1.sent,
+        delivered: p1.rules[0].packets,
+        drops: { "s0→r0": hop1, r0_kernel_drops: p1.interfaces[0].kernel_drops },
+      }, "before deletion");
+      // Both streams, before and after: delivered or counted (the counters span both lives).
+      const r0 = stats.interfaces[0];
+      assertAccounted({
+        sent: g1.sent + g2.sent,
+        delivered: rep.total.unique,
+        drops: {
+          "s0→r0 (first link)": hop1,
+          "s0→r0 (second link)": hop2,
+          r0_kernel_drops: r0.kernel_drops,
+          relay_frame_drops: frameDrops(stats),
+          relay_output_drops: outputDrops(stats),
+          "r1→d0": hopOut,
+          receiver_socket: rep.socket_drops ?? 0,
+        },
+      }, "both lives of r0");
       const streams = rep.groups[0].streams;
-      assert.deepEqual(streams.map((s) => s.unique).sort(), [3000, 3000]);
-      assert.equal(rep.total.duplicates, 0);
-      assert.equal(stats.rules[0].packets, 6000);
+      assert.deepEqual(streams.map((s) => s.stream).sort(), [0, 1], "forwarding resumed");
+      assert.ok(streams.every((s) => s.unique > 0 && s.unique <= 3000));
+      assertClean(rep, "both streams");
+      assertRelayConsistent(stats);
     } finally {
       await t.destroy();
     }
@@ -332,6 +485,8 @@ Deno.test({
     try {
       await t.addNs("rc2");
       await t.link({ role: "rly", dev: "r3" }, { role: "rc2", dev: "e0", addr: "10.77.4.2/24" });
+      const R3: Hop = { role: "rly", dev: "r3" };
+      const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT, R3]);
       const relay = await startDriver(t, "rly", [{
         rules: [{
           name: "cam1",
@@ -342,27 +497,69 @@ Deno.test({
           ],
         }],
       }]);
-      const s1 = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { expectTotal: 3000 });
-      await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 3000 });
-      const r1 = await s1.result();
-      let st: RelayStats = await relay.snap();
-      assert.equal(r1.total.unique, 3000, "the healthy output kept forwarding");
+      const s1 = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { settle: true });
+      const g1 = await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 10_000, count: 3000 });
+      const m1 = await meter.read();
+      let st: RelayStats = await quiesce(() => relay.snap(), {
+        r0: g1.sent - m1.hops[hopKey(CHAIN_IN)],
+      });
+      const r1 = await s1.settle(st.rules[0].outputs[0].packets - m1.hops[hopKey(CHAIN_OUT)]);
       assert.equal(st.rules[0].state, "active");
       assert.equal(st.rules[0].outputs[1].state, "error");
       assert.match(st.rules[0].outputs[1].reason ?? "", /r3 has no IPv4 address/);
-      assert.equal(st.rules[0].outputs[1].errors, 3000, "skipped datagrams are counted");
+      assert.equal(
+        st.rules[0].outputs[1].errors,
+        st.rules[0].packets,
+        "every datagram skipped on the broken output is counted",
+      );
+      assert.equal(st.rules[0].outputs[1].packets, 0);
+      // The healthy output kept forwarding: everything matched was delivered or counted.
+      const i1 = st.interfaces[0];
+      const o0 = st.rules[0].outputs[0];
+      assertAccounted({
+        sent: g1.sent,
+        delivered: r1.total.unique,
+        drops: {
+          "s0→r0": m1.hops[hopKey(CHAIN_IN)],
+          r0_kernel_drops: i1.kernel_drops,
+          relay_frame_drops: frameDrops(st),
+          output_drops: o0.ring_full + o0.errors + o0.ttl_expired,
+          "r1→d0": m1.hops[hopKey(CHAIN_OUT)],
+          receiver_socket: r1.socket_drops ?? 0,
+        },
+      }, "the healthy output");
+      assertClean(r1, "the healthy output");
       // Give r3 an address: the output heals without a restart.
       await t.exec("rly", ["ip", "addr", "add", "10.77.4.1/24", "dev", "r3"]);
-      st = await relay.until((s) => s.rules[0].outputs[1].state === "active", 10_000, "heal");
-      const s2 = await startSink(t, "rc2", "e0", ["239.30.1.1:6001"], { expectTotal: 2000 });
-      await runGen(t, "snd", "s0", ["239.1.1.1:5001"], {
+      await relay.until((s) => s.rules[0].outputs[1].state === "active", 10_000, "heal");
+      const s2 = await startSink(t, "rc2", "e0", ["239.30.1.1:6001"], { settle: true });
+      const before = await relay.snap();
+      const g2 = await runGen(t, "snd", "s0", ["239.1.1.1:5001"], {
         rate: 10_000,
         count: 2000,
         streamBase: 1,
       });
-      const r2 = await s2.result();
-      await relay.stop();
-      assert.equal(r2.total.unique, 2000);
+      const m2 = await meter.read();
+      st = await quiesce(() => relay.snap(), {
+        r0: g1.sent + g2.sent - m2.hops[hopKey(CHAIN_IN)],
+      });
+      const { code, stderr } = await relay.stop();
+      assert.equal(code, 0, stderr);
+      const m3 = await meter.read();
+      const ob = before.rules[0].outputs[1], oa = st.rules[0].outputs[1];
+      const r2 = await s2.settle(oa.packets - ob.packets - m3.hops[hopKey(R3)]);
+      assertAccounted({
+        sent: g2.sent,
+        delivered: r2.total.unique,
+        drops: {
+          "s0→r0": m2.hops[hopKey(CHAIN_IN)] - m1.hops[hopKey(CHAIN_IN)],
+          r0_kernel_drops: st.interfaces[0].kernel_drops - before.interfaces[0].kernel_drops,
+          healed_output_drops: oa.ring_full + oa.errors - ob.ring_full - ob.errors,
+          "r3→e0": m3.hops[hopKey(R3)],
+          receiver_socket: r2.socket_drops ?? 0,
+        },
+      }, "the healed output");
+      assertClean(r2, "the healed output");
     } finally {
       await t.destroy();
     }
