@@ -453,6 +453,22 @@ static inline uint32_t idx_tag(const struct tmpl_state *s, uint32_t idx)
 	return idx | ((s->gen & TAG_GEN_MASK) << TAG_TMPL_BITS);
 }
 
+/*
+ * Room for n frames in tx. When the ring is full of frames this batch
+ * committed, kick it now instead of dropping the rest of the batch as
+ * ring_full: the kernel takes them, and on a virtual link (veth across
+ * namespaces) their slots are free again before sendto() returns.
+ */
+static int room_or_kick(struct mcr_tx *tx, uint32_t n)
+{
+	if (txr_has_room(tx, n))
+		return 1;
+	if (!tx->unkicked || tx->down)
+		return 0;
+	(void)txr_kick(tx);
+	return !tx->down && txr_has_room(tx, n);
+}
+
 static void touch(struct mcr_fwd *f, struct mcr_tx *tx, uint32_t *nt)
 {
 	for (uint32_t i = 0; i < *nt; i++)
@@ -572,13 +588,24 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			}
 			uint32_t flen = MCR_HDRS_LEN + d->payload_len, room;
 			uint32_t tag = idx_tag(s, d->tmpl);
-			if (flen <= tx->max_frame) {
-				uint8_t *slot = txr_slot(tx, &room);
-				if (!slot) {
+			uint32_t nf = flen <= tx->max_frame
+					      ? 1
+					      : frag_count(d->payload_len, tx->max_frame);
+			if (nf != 1 && ((rd16(ip + 6) & IP_DF) || !nf)) {
+				c->too_big++; /* longer than the MTU with DF set: a router would not fragment */
+				continue;
+			}
+			if (!room_or_kick(tx, nf)) {
+				if (tx->down) {
+					c->link_down++;
+				} else {
 					c->ring_full++;
-					tx->st.ring_full++;
-					continue;
+					tx->st.ring_full += nf;
 				}
+				continue;
+			}
+			if (nf == 1 && flen <= tx->max_frame) {
+				uint8_t *slot = txr_slot(tx, &room);
 				uint32_t len = frame_build(slot, room, &s->t, ip, udp, pl,
 							   d->payload_len, ttl, s->ip_id, csum_ok);
 				if (!len) {
@@ -587,17 +614,7 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 				}
 				txr_commit(tx, len, tag | TAG_LAST, d->payload_len);
 			} else {
-				/* longer than the MTU: fragment like a router, unless DF */
-				uint32_t nf = frag_count(d->payload_len, tx->max_frame);
-				if ((rd16(ip + 6) & IP_DF) || !nf) {
-					c->too_big++;
-					continue;
-				}
-				if (!txr_has_room(tx, nf)) {
-					c->ring_full++;
-					tx->st.ring_full += nf;
-					continue;
-				}
+				/* longer than the MTU: IPv4 fragments, as a router would */
 				uint8_t udp8[MCR_UDP_HLEN];
 				udp_header_build(udp8, &s->t, ip, udp, pl, d->payload_len, csum_ok);
 				for (uint32_t k = 0; k < nf; k++) {

@@ -33,6 +33,9 @@
  * - `tx_link_down`: the output link was down, without carrier or gone.
  * - `tx_too_big`: longer than the output MTU with DF set (or refused by the
  *   kernel as too long); without DF the relay sends IPv4 fragments instead.
+ * - `tx_invalid`: a forward descriptor named no installed output (a bug
+ *   guard: the hot loop never writes one).
+ * - `unprocessed`: frames still in the RX ring when its worker failed.
  */
 export const Drop = {
   not_ipv4: 0,
@@ -47,6 +50,8 @@ export const Drop = {
   vlan: 9,
   tx_link_down: 10,
   tx_too_big: 11,
+  tx_invalid: 12,
+  unprocessed: 13,
 } as const;
 
 /** A drop reason code (a value of {@link Drop}). */

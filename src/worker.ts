@@ -25,7 +25,14 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { Forwarder, ifaceByName, pinThread, type RxOptions, RxRing } from "../ffi/mod.ts";
+import {
+  Forwarder,
+  ifaceByName,
+  pinThread,
+  type RxOptions,
+  RxRing,
+  type RxStats,
+} from "../ffi/mod.ts";
 import type { McrError } from "../ffi/errors.ts";
 import { Drop } from "./packet.ts";
 import { BatchProcessor } from "./datapath.ts";
@@ -181,8 +188,8 @@ async function run(cfg: WorkerInit): Promise<void> {
   };
 
   const retired = { packets: 0, drops: 0, freezes: 0, polls: 0, gathers: 0 };
-  const sync = (closeWindow = false) => {
-    const s = rx.stats();
+  const sync = (closeWindow = false, rxStats?: RxStats) => {
+    const s = rxStats ?? rx.stats();
     counters[If.kernelPackets] = retired.packets + s.packets;
     counters[If.kernelDrops] = retired.drops + s.drops;
     counters[If.kernelFreezes] = retired.freezes + s.freezes;
@@ -193,6 +200,7 @@ async function run(cfg: WorkerInit): Promise<void> {
     counters[DROP_BASE + Drop.tx_error] = o.errors;
     counters[DROP_BASE + Drop.tx_link_down] = o.linkDown;
     counters[DROP_BASE + Drop.tx_too_big] = o.tooBig;
+    counters[DROP_BASE + Drop.tx_invalid] = fwd.invalid();
     counters[If.sent] = o.sent;
     counters[If.heartbeat] = Date.now();
   };
@@ -301,15 +309,27 @@ async function run(cfg: WorkerInit): Promise<void> {
         lastSync = now;
       }
     }
+    // A graceful stop forwards what already reached the ring.
+    for (let n = rx.poll(0); n > 0; n = rx.poll(0)) forward(rx, n);
   } catch (e) {
     fatal(e);
   } finally {
+    // Leave the fanout group first (close the RX ring): from here on the
+    // group's other members (or the restarted worker) get the flows. What
+    // was still in the ring (a crash) is counted as `unprocessed`.
+    let last: RxStats | undefined;
+    try {
+      last = rx.stats();
+      rx.close();
+      const left = last.packets - last.drops - last.frames;
+      if (left > 0) counters[DROP_BASE + Drop.unprocessed] += left;
+    } catch { /* ring may be gone */ }
     try {
       const left = outs.drain(500);
       if (left) log("warning", `${cfg.interface}: ${left} frames could not leave at shutdown`);
     } catch { /* ring may be gone */ }
     try {
-      sync();
+      if (last) sync(false, last);
     } catch { /* ring may be gone */ }
     counters[If.running] = 0;
     outs.close();

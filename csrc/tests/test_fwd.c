@@ -271,6 +271,14 @@ static void test_link_flap(void)
 	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
 	CHECK_EQ(c[0].packets, 6);
 
+	/* a batch larger than the ring: kicked when full instead of dropping the rest */
+	for (uint32_t i = 0; i < 20; i++)
+		set_desc(&d[i], 0, 100, 100, 0, 0);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 20), 20);
+	CHECK_EQ(c[0].packets, 26);
+	CHECK_EQ(c[0].ring_full, 0);
+	c[0].packets = 6; /* keep the arithmetic below as it was */
+
 	/* the link goes down: the kick fails, the queue is discarded, not kept */
 	fake_err = ENETDOWN;
 	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
@@ -287,7 +295,7 @@ static void test_link_flap(void)
 	CHECK_EQ(c[0].link_down, 6 + 30);
 	CHECK_EQ(c[0].ring_full, 0);
 	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
-	CHECK_EQ(ts.frames, 12);
+	CHECK_EQ(ts.frames, 6 + 20 + 6);
 
 	/* the link monitor says it is up again: forwarding resumes at once */
 	fake_reset();

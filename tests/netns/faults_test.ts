@@ -31,13 +31,31 @@ const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: fal
 
 Deno.test({
   ...opts,
-  name: "TX ring full (64 slots, 64-way fan-out burst): counted as ring_full, relay survives, " +
-    "a rule on another output delivers what it matched or counts it on its own output",
+  name: "TX ring full (64 slots, 64-way fan-out burst into a 10 Mbit/s output): counted as " +
+    "ring_full, relay survives, a rule on another output delivers what it matched or counts it " +
+    "on its own output",
   async fn() {
     const t = new Topology("txfull");
     const dir = await workDir("txfull");
     try {
       await chainV4(t, { extraOut: true });
+      // A slow output link: frames wait in the qdisc, their ring slots stay taken. (On an
+      // unshaped veth the relay kicks a full ring and gets its slots back at once.)
+      await t.exec("rly", [
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        "r1",
+        "root",
+        "tbf",
+        "rate",
+        "10mbit",
+        "burst",
+        "16k",
+        "latency",
+        "20ms",
+      ]);
       const FAN = 64;
       const config = {
         tx: { frame_count: 64 },
