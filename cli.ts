@@ -32,7 +32,6 @@ Usage:
   cli.ts check --config FILE [--json]
   cli.ts ctl [--control-socket PATH] [--json] COMMAND   (see cli.ts ctl --help)
   cli.ts top [--control-socket PATH]
-  cli.ts demo [--rate PPS] [--seconds N]
   cli.ts schema                      (JSON Schema of rules.json)
   cli.ts gen  [mcr-gen options]      (paced test-traffic generator)
   cli.ts sink [mcr-sink options]     (receiver: loss, duplicates, order, latency)
@@ -44,8 +43,6 @@ check    Validate a configuration: exit 0 when valid, 1 when invalid.
 ctl      Talk to a running relay: version, ping, list, add, remove, stats,
          workers, log-level, reload, check.
 top      Live view of rules and interfaces (pps, Mbit/s, drops).
-demo     Build a throw-away topology in network namespaces (root), relay three
-         streams through it and print what independent receivers counted.
 schema   Print the JSON Schema of rules.json (generated from the validator;
          committed as schema/rules.schema.json for editors).
 
@@ -88,8 +85,6 @@ function parse(argv: string[]) {
         "control-socket": { type: "string" },
         "no-control": { type: "boolean", default: false },
         metrics: { type: "string" },
-        rate: { type: "string" },
-        seconds: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -307,13 +302,6 @@ export async function main(argv: string[]): Promise<number> {
         const { rulesJsonSchemaText } = await import("./src/schema.ts");
         await Deno.stdout.write(new TextEncoder().encode(rulesJsonSchemaText()));
         return EXIT.ok;
-      }
-      case "demo": {
-        const { runDemo } = await import("./src/demo.ts");
-        return await runDemo({
-          rate: values.rate ? Number(values.rate) : undefined,
-          seconds: values.seconds ? Number(values.seconds) : undefined,
-        });
       }
       default:
         throw new UsageError(`unknown command "${cmd}"`);

@@ -12,7 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { REPO, sh, skipReason, type Topology } from "../src/netns.ts";
+import { REPO, sh, skipReason, type Topology } from "../lab/netns.ts";
 import { backgroundLoad, machineInfo, peakRssKiB } from "./lib/procstat.ts";
 import {
   type BenchTopo,

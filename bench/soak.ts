@@ -34,9 +34,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { BUILD, isRoot, Proc, REPO, skipReason, Topology } from "../src/netns.ts";
-import { startSink } from "../src/harness.ts";
-import { type Daemon, startDaemon } from "../src/control/testing.ts";
+import { BUILD, isRoot, Proc, REPO, skipReason, Topology } from "../lab/netns.ts";
+import { startSink } from "../lab/harness.ts";
+import { type Daemon, startDaemon } from "../lab/daemon.ts";
 import type { StatsResult } from "../src/control/commands.ts";
 import { chainV4, rssKb } from "../tests/netns/lib_robust.ts";
 

@@ -110,8 +110,6 @@ export const Ctl = {
   stop: 1,
   /** Log level index (0 trace … 5 fatal) the worker should use. */
   logLevel: 2,
-  /** Test hook: set to 1 to make the worker throw (honoured only with MCR_FAULT_INJECTION=1). */
-  fault: 3,
 } as const;
 
 /** Allocate a control block. */

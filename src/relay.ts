@@ -95,6 +95,8 @@ export interface ReloadSummary {
 export interface RelayOptions {
   /** The file the configuration came from (what `reload()` re-reads). */
   configPath?: string;
+  /** The data-path worker module (URL), for instrumentation; see `DataPathOptions.workerModule`. */
+  workerModule?: string;
 }
 
 /** The part of a rule that decides its forwarding, for diffs. */
@@ -119,7 +121,10 @@ export class Relay implements AsyncDisposable {
   constructor(config: Config, options: RelayOptions = {}) {
     this.#config = config;
     this.#configPath = options.configPath;
-    this.#sup = new Supervisor(dataPathOptions(config));
+    this.#sup = new Supervisor({
+      ...dataPathOptions(config),
+      workerModule: options.workerModule,
+    });
   }
 
   /**
@@ -288,14 +293,6 @@ export class Relay implements AsyncDisposable {
    */
   on(listener: (ev: RelayEvent) => void): () => void {
     return this.#sup.on(listener);
-  }
-
-  /**
-   * Test hook: make worker `index` of `iface` crash. Works only when the
-   * process was started with MCR_FAULT_INJECTION=1 (returns false otherwise).
-   */
-  injectFault(iface: string, index = 0): boolean {
-    return this.#sup.injectFault(iface, index);
   }
 
   /** Stop forwarding, drain, release everything. Final counters stay readable. */

@@ -46,7 +46,16 @@ export interface DataPathOptions {
   workers?: number;
   /** Per input interface overrides. */
   interfaces?: Record<string, { workers?: number; fanout?: FanoutModeName; cpus?: number[] }>;
+  /**
+   * The data-path worker module (a URL; default: src/worker.ts). A module
+   * that wraps the relay's own (`serveWorker` with hooks) can instrument the
+   * data path; the lab uses it to inject faults.
+   */
+  workerModule?: string;
 }
+
+/** The relay's own data-path worker module. */
+const WORKER_MODULE = new URL("./worker.ts", import.meta.url).href;
 
 /** One data-path worker. */
 export interface WorkerStats {
@@ -242,14 +251,6 @@ export type RelayEvent =
     state: WorkerStats["state"];
     reason?: string;
   };
-
-const FAULTS = (() => {
-  try {
-    return Deno.env.get("MCR_FAULT_INJECTION") === "1";
-  } catch {
-    return false;
-  }
-})();
 
 /** The relay's control half (see module doc). */
 export class Supervisor {
@@ -640,11 +641,10 @@ export class Supervisor {
   #startSlot(rt: Runtime, sl: Slot): Promise<boolean> {
     const alive = rt.slots.some((x) => x !== sl && x.state === "running");
     if (!alive) rt.fanoutId = 0;
-    const w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+    const w = new Worker(this.#opts.workerModule ?? WORKER_MODULE, { type: "module" });
     sl.worker = w;
     sl.state = "starting";
     Atomics.store(sl.ctl, Ctl.stop, 0);
-    Atomics.store(sl.ctl, Ctl.fault, 0);
     Atomics.store(sl.ctl, Ctl.wantVersion, rt.table.version);
     this.#pushLogLevel(rt.name, sl);
     sl.counters = newCounterBlock();
@@ -671,7 +671,6 @@ export class Supervisor {
       counters: sl.counters,
       ctl: sl.ctl,
       cpu: sl.cpu,
-      faultInjection: FAULTS,
       links: this.#links.table,
       inputLink: this.#links.slot(rt.name),
     };
@@ -897,19 +896,6 @@ export class Supervisor {
   get permissionDenied(): boolean {
     for (const rt of this.#rt.values()) if (rt.slots.some((sl) => sl.permanent)) return true;
     return false;
-  }
-
-  /**
-   * Test hook: make a worker throw, as a crash would. Only available when the
-   * process runs with MCR_FAULT_INJECTION=1; returns false otherwise.
-   */
-  injectFault(iface: string, index = 0): boolean {
-    if (!FAULTS) return false;
-    const sl = this.#rt.get(iface)?.slots[index];
-    if (!sl?.worker) return false;
-    Atomics.store(sl.ctl, Ctl.fault, 1);
-    sl.waker.wake();
-    return true;
   }
 
   #syncIgmp(rules: RuleSpec[]): void {

@@ -65,8 +65,16 @@ export interface WorkerInit {
   ctl: Int32Array;
   /** CPU to pin this worker to. */
   cpu?: number;
-  /** Honour Ctl.fault (test hook; only set when MCR_FAULT_INJECTION=1). */
-  faultInjection?: boolean;
+}
+
+/**
+ * Extension points of a worker module that wraps this one (`serveWorker`):
+ * for instrumentation and fault injection in the lab; the relay's own worker
+ * module uses none.
+ */
+export interface WorkerHooks {
+  /** Called once per pass of the data-path loop; a throw fails the worker (as a crash). */
+  onPass?(worker: { interface: string; index: number }): void;
 }
 
 /** Messages a worker posts to the supervisor. */
@@ -116,7 +124,7 @@ const SYNC_MS = 100;
 /** Output retry / health window period (ms). */
 const REFRESH_MS = 1000;
 
-async function run(cfg: WorkerInit): Promise<void> {
+async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
   const counters = cfg.counters;
   const ctl = cfg.ctl;
   const fatal = (e: unknown) =>
@@ -159,6 +167,7 @@ async function run(cfg: WorkerInit): Promise<void> {
     (slot, state, reason) => post({ type: "output", index: cfg.index, slot, state, reason }),
   );
   let geometry = rx.geometry();
+  const self = { interface: cfg.interface, index: cfg.index };
   post({ type: "ready", index: cfg.index, geometry, ifindex: iface.ifindex });
   counters[If.running] = 1;
 
@@ -273,9 +282,7 @@ async function run(cfg: WorkerInit): Promise<void> {
   try {
     for (;;) {
       if (Atomics.load(ctl, Ctl.stop) !== 0) break;
-      if (cfg.faultInjection && Atomics.load(ctl, Ctl.fault) !== 0) {
-        throw new Error("injected fault (test hook)");
-      }
+      hooks.onPass?.(self);
       const want = Atomics.load(ctl, Ctl.wantVersion);
       if (want !== version) {
         // Yield until the posted table arrives; the ring buffers meanwhile.
@@ -337,15 +344,24 @@ async function run(cfg: WorkerInit): Promise<void> {
   }
 }
 
-self_.onmessage = (e: MessageEvent) => {
-  const m = e.data as WorkerInit | { type: "table"; table: WorkerTable };
-  if (m.type === "init") {
-    init = m;
-    run(m).finally(() => {
-      post({ type: "stopped", index: m.index });
-      self_.close();
-    });
-  } else if (m.type === "table") {
-    if (!pendingTable || m.table.version > pendingTable.version) pendingTable = m.table;
-  }
-};
+/**
+ * Serve as a data-path worker: wait for the supervisor's init message, run
+ * the loop, report. The relay's worker module calls it with no hooks; a lab
+ * module may wrap it (see {@link WorkerHooks}).
+ */
+export function serveWorker(hooks: WorkerHooks = {}): void {
+  self_.onmessage = (e: MessageEvent) => {
+    const m = e.data as WorkerInit | { type: "table"; table: WorkerTable };
+    if (m.type === "init") {
+      init = m;
+      run(m, hooks).finally(() => {
+        post({ type: "stopped", index: m.index });
+        self_.close();
+      });
+    } else if (m.type === "table") {
+      if (!pendingTable || m.table.version > pendingTable.version) pendingTable = m.table;
+    }
+  };
+}
+
+if (import.meta.main) serveWorker();

@@ -5,7 +5,7 @@
  * @module
  */
 import { BATCH } from "./hotloop_fixture.ts";
-import { REPO } from "../../src/netns.ts";
+import { REPO } from "../../lab/netns.ts";
 
 /** Per-packet cost of one bench, in ns. */
 export interface PerPacket {

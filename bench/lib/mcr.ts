@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Topology } from "../../src/netns.ts";
-import { startRelayWith } from "../../src/harness.ts";
+import type { Topology } from "../../lab/netns.ts";
+import { startRelayWith } from "../../lab/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import { spawnTracked } from "./relays.ts";
 

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Proc } from "../../src/netns.ts";
+import { Proc } from "../../lab/netns.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import { startMcr } from "./mcr.ts";
 import type { BenchTopo, Workload } from "./topologies.ts";

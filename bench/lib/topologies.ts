@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { chainTopology as sharedChain, Topology } from "../../src/netns.ts";
+import { chainTopology as sharedChain, Topology } from "../../lab/netns.ts";
 
 /** Where the sender, the relay and the receiver live in a topology. */
 export interface BenchTopo {

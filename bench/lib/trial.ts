@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { BUILD, waitForFile } from "../../src/netns.ts";
-import type { SinkReport } from "../../src/harness.ts";
+import { BUILD, waitForFile } from "../../lab/netns.ts";
+import type { SinkReport } from "../../lab/harness.ts";
 import { busyBetween, onlineCpus, type ProcCpu, procCpu, procsCpu, sysCpu } from "./procstat.ts";
 import { spawnTracked } from "./relays.ts";
-import type { Topology } from "../../src/netns.ts";
+import type { Topology } from "../../lab/netns.ts";
 
 /** Where the generator sends from and the receiver listens. */
 export interface TrialPath {

@@ -15,10 +15,10 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import parsePrometheus from "parse-prometheus-text-format";
-import { BUILD, chainTopology, Proc, REPO, skipReason, type Topology } from "../../src/netns.ts";
-import { runGen, startSink } from "../../src/harness.ts";
+import { BUILD, chainTopology, Proc, REPO, skipReason, type Topology } from "../../lab/netns.ts";
+import { runGen, startSink } from "../../lab/harness.ts";
 import { CHAIN_IN, CHAIN_OUT, drained, hopKey, PathMeter, total } from "./lib_account.ts";
-import { startDaemon } from "../../src/control/testing.ts";
+import { startDaemon } from "../../lab/daemon.ts";
 import type { StatsResult } from "../../src/control/commands.ts";
 
 const skip = skipReason();

@@ -6,8 +6,8 @@
  * counted by an independent receiver (mcr-sink).
  */
 import assert from "node:assert/strict";
-import { BUILD, chainTopology, type Proc, REPO, runDeno, skipReason } from "../../src/netns.ts";
-import { runGen, startRelayWith, startSink } from "../../src/harness.ts";
+import { BUILD, chainTopology, type Proc, REPO, runDeno, skipReason } from "../../lab/netns.ts";
+import { runGen, startRelayWith, startSink } from "../../lab/harness.ts";
 import { until } from "./lib_robust.ts";
 import { toLineProtocol } from "../../examples/stats_exporter.ts";
 import type { StatsResult } from "../../mod.ts";

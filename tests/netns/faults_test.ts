@@ -7,8 +7,8 @@
  * one snapshot each, after the traffic stopped.
  */
 import assert from "node:assert/strict";
-import { skipReason, Topology } from "../../src/netns.ts";
-import { runGen, startRelayWith, startSink } from "../../src/harness.ts";
+import { skipReason, Topology } from "../../lab/netns.ts";
+import { runGen, startRelayWith, startSink } from "../../lab/harness.ts";
 import { chainV4, frameDrops, until, workDir } from "./lib_robust.ts";
 import {
   assertAccounted,

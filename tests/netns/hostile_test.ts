@@ -7,8 +7,8 @@
  * relay's counters must account for every frame by reason.
  */
 import assert from "node:assert/strict";
-import { skipReason, Topology } from "../../src/netns.ts";
-import { type SinkReport, startRelayWith, startSink } from "../../src/harness.ts";
+import { skipReason, Topology } from "../../lab/netns.ts";
+import { type SinkReport, startRelayWith, startSink } from "../../lab/harness.ts";
 import { hopKey, outputPackets, PathMeter, quiesce } from "./lib_account.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import type { Kind, Manifest } from "../fixtures/hostile/generate.ts";

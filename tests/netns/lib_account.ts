@@ -37,8 +37,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { linkCounters, type Topology } from "../../src/netns.ts";
-import type { GenReport, SinkReport } from "../../src/harness.ts";
+import { linkCounters, type Topology } from "../../lab/netns.ts";
+import type { GenReport, SinkReport } from "../../lab/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import { frameDrops } from "./lib_robust.ts";
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { BUILD, buildChain, Proc, type Topology } from "../../src/netns.ts";
+import { BUILD, buildChain, Proc, type Topology } from "../../lab/netns.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 
 /** Add a namespace whose interfaces never get IPv6 (no ND/MLD frames). */

@@ -14,9 +14,9 @@
  * datagram the rule matched is sent or counted under a reason.
  */
 import assert from "node:assert/strict";
-import { BUILD, Proc, skipReason, Topology } from "../../src/netns.ts";
-import { type SinkReport, startSink } from "../../src/harness.ts";
-import { type Daemon, startDaemon } from "../../src/control/testing.ts";
+import { BUILD, Proc, skipReason, Topology } from "../../lab/netns.ts";
+import { type SinkReport, startSink } from "../../lab/harness.ts";
+import { type Daemon, startDaemon } from "../../lab/daemon.ts";
 import type { StatsResult } from "../../src/control/commands.ts";
 import { chainV4, frameDrops, mtu, until } from "./lib_robust.ts";
 

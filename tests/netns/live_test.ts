@@ -9,8 +9,8 @@
  * ring did not overflow.
  */
 import assert from "node:assert/strict";
-import { chainTopology, skipReason } from "../../src/netns.ts";
-import { runGen, startCapture, startDriver, startRelayWith, startSink } from "../../src/harness.ts";
+import { chainTopology, skipReason } from "../../lab/netns.ts";
+import { runGen, startCapture, startDriver, startRelayWith, startSink } from "../../lab/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import {
   assertAccounted,

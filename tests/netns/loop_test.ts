@@ -6,8 +6,8 @@
  * refused at configuration time.
  */
 import assert from "node:assert/strict";
-import { skipReason, Topology } from "../../src/netns.ts";
-import { runCheck, runGen, startDriver } from "../../src/harness.ts";
+import { skipReason, Topology } from "../../lab/netns.ts";
+import { runCheck, runGen, startDriver } from "../../lab/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import { addNsNoV6 } from "./lib_robust.ts";
 

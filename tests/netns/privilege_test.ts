@@ -7,8 +7,8 @@
  * error (exit 3, naming CAP_NET_RAW).
  */
 import assert from "node:assert/strict";
-import { BUILD, REPO, sh, skipReason, Topology } from "../../src/netns.ts";
-import { runGen, startRelayWith, startSink } from "../../src/harness.ts";
+import { BUILD, REPO, sh, skipReason, Topology } from "../../lab/netns.ts";
+import { runGen, startRelayWith, startSink } from "../../lab/harness.ts";
 import { chainV4 } from "./lib_robust.ts";
 
 const skip = skipReason() ??

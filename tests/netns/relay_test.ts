@@ -14,8 +14,8 @@
  * benchmarks (bench/README.md, chain · 1:1 and fan-out), not asserted here.
  */
 import assert from "node:assert/strict";
-import { chainTopology, skipReason, udpSnmp } from "../../src/netns.ts";
-import { runGen, startCapture, startRelayWith, startSink } from "../../src/harness.ts";
+import { chainTopology, skipReason, udpSnmp } from "../../lab/netns.ts";
+import { runGen, startCapture, startRelayWith, startSink } from "../../lab/harness.ts";
 import {
   assertAccounted,
   assertClean,

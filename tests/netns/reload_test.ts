@@ -16,9 +16,9 @@
  *   starts from zero.
  */
 import assert from "node:assert/strict";
-import { BUILD, chainTopology, Proc, REPO, runDeno, skipReason } from "../../src/netns.ts";
-import { runGen, startDriver, startSink } from "../../src/harness.ts";
-import { type Daemon, startDaemon } from "../../src/control/testing.ts";
+import { BUILD, chainTopology, Proc, REPO, runDeno, skipReason } from "../../lab/netns.ts";
+import { runGen, startDriver, startSink } from "../../lab/harness.ts";
+import { type Daemon, startDaemon } from "../../lab/daemon.ts";
 import type { StatsResult } from "../../src/control/commands.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 

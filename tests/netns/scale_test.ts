@@ -6,8 +6,8 @@
  * asserted here.
  */
 import assert from "node:assert/strict";
-import { chainTopology, linkCounters, skipReason, Topology } from "../../src/netns.ts";
-import { runGen, type SinkReport, startDriver, startSink } from "../../src/harness.ts";
+import { chainTopology, linkCounters, skipReason, Topology } from "../../lab/netns.ts";
+import { runGen, type SinkReport, startDriver, startSink } from "../../lab/harness.ts";
 import type { RelayStats } from "../../src/supervisor.ts";
 import {
   assertAccounted,

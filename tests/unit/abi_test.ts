@@ -72,7 +72,7 @@ Deno.test("abi: a drifted header is named at load (version, size, field, constan
 
 Deno.test("abi: libmcr exports exactly the functions the bindings bind (csrc/libmcr.map)", async () => {
   const { symbols } = await import("../../ffi/symbols.ts");
-  const { REPO } = await import("../../src/netns.ts");
+  const { REPO } = await import("../../lab/netns.ts");
   const out = await new Deno.Command("nm", {
     args: ["-D", "--defined-only", `${REPO}/build/libmcr.so`],
     stdout: "piped",

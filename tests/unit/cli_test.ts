@@ -4,7 +4,7 @@
  * documented exit code; usage errors exit 2. Runs `cli.ts` as a subprocess.
  */
 import assert from "node:assert/strict";
-import { runDeno } from "../../src/netns.ts";
+import { runDeno } from "../../lab/netns.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const FIX = `${REPO}tests/fixtures/config`;

@@ -6,8 +6,8 @@
  * traffic in namespaces with the libmcr and worker it carries.
  */
 import assert from "node:assert/strict";
-import { chainTopology, Proc, skipReason, type Topology, waitForFile } from "../../src/netns.ts";
-import { runGen, startSink } from "../../src/harness.ts";
+import { chainTopology, Proc, skipReason, type Topology, waitForFile } from "../../lab/netns.ts";
+import { runGen, startSink } from "../../lab/harness.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const denort = Deno.env.get("DENORT_BIN");

@@ -7,7 +7,7 @@
  * (`cli.ts`, no rules, no privileges) over its real socket.
  */
 import assert from "node:assert/strict";
-import { startDaemon } from "../../src/control/testing.ts";
+import { startDaemon } from "../../lab/daemon.ts";
 import { MAX_LOG_CATEGORIES } from "../../src/log.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };

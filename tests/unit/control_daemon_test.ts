@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { startDaemon } from "../../src/control/testing.ts";
+import { startDaemon } from "../../lab/daemon.ts";
 import { ControlClient } from "../../src/control/client.ts";
 import { MAX_REQUEST_BYTES } from "../../src/control/protocol.ts";
-import { REPO } from "../../src/netns.ts";
+import { REPO } from "../../lab/netns.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const enc = new TextEncoder();

@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { Forwarder, ifaceByName, liveObjects, Waker } from "../../ffi/mod.ts";
 import { McrError } from "../../ffi/errors.ts";
-import { REPO, skipReason, Topology } from "../../src/netns.ts";
+import { REPO, skipReason, Topology } from "../../lab/netns.ts";
 
 let loaded = true;
 try {

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { sdNotify } from "../../ffi/mod.ts";
 import { McrError } from "../../ffi/errors.ts";
-import { type Proc, REPO, runDeno, skipReason, Topology } from "../../src/netns.ts";
-import { startRelayWith } from "../../src/harness.ts";
+import { type Proc, REPO, runDeno, skipReason, Topology } from "../../lab/netns.ts";
+import { startRelayWith } from "../../lab/harness.ts";
 
 const PKG = `${REPO}/packaging`;
 const UNITS = ["mcr.service", "mcr@.service"];

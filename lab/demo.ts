@@ -10,8 +10,8 @@
  */
 import { BUILD, REPO, Topology, waitForFile } from "./netns.ts";
 import { type RelayProc, runGen, type SinkReport, startRelayWith } from "./harness.ts";
-import { ControlClient } from "./control/client.ts";
-import type { StatsResult } from "./control/commands.ts";
+import { ControlClient } from "../src/control/client.ts";
+import type { StatsResult } from "../src/control/commands.ts";
 
 /** The demo's rule set (also printed by the demo). */
 export const DEMO_RULES = {
@@ -348,4 +348,18 @@ export async function runDemo(opts: { rate?: number; seconds?: number } = {}): P
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     if (interrupted) console.log("interrupted: topology removed");
   }
+}
+
+if (import.meta.main) {
+  const { parseArgs } = await import("node:util");
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { rate: { type: "string" }, seconds: { type: "string" } },
+  });
+  Deno.exit(
+    await runDemo({
+      rate: values.rate ? Number(values.rate) : undefined,
+      seconds: values.seconds ? Number(values.seconds) : undefined,
+    }),
+  );
 }

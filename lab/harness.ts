@@ -5,8 +5,8 @@
  * @module
  */
 import { BUILD, Proc, REPO, runDeno, type RunResult, type Topology, waitForFile } from "./netns.ts";
-import type { RelayStats } from "./supervisor.ts";
-import { ControlClient } from "./control/client.ts";
+import type { RelayStats } from "../src/supervisor.ts";
+import { ControlClient } from "../src/control/client.ts";
 
 /** The receiver's JSON report (see csrc/tools/README.md). */
 export interface SinkReport {
@@ -299,7 +299,7 @@ export async function runCheck(config: unknown): Promise<RunResult> {
   return runDeno(["run", "--allow-read", `${REPO}/cli.ts`, "check", "--config", cfg]);
 }
 
-/** A relay run through tests/netns/fixtures/live_relay.ts (mod.ts API, driven by files). */
+/** A relay run through lab/relay_driver.ts (mod.ts API, driven by files). */
 export class RelayDriver {
   #n = 0;
   constructor(readonly proc: Proc, readonly dir: string) {}
@@ -377,7 +377,7 @@ export async function startDriver(
     "--allow-read",
     "--allow-env",
     "--allow-write",
-    `${REPO}/tests/netns/fixtures/live_relay.ts`,
+    `${REPO}/lab/relay_driver.ts`,
     dir,
     ...paths,
   ], { MCR_LIB: `${BUILD}/libmcr.so`, ...env });
@@ -391,7 +391,7 @@ export async function startDriver(
   return new RelayDriver(proc, dir);
 }
 
-/** One datagram as decoded by tests/netns/fixtures/capture.py (independent of mcr). */
+/** One datagram as decoded by lab/capture.py (independent of mcr). */
 export interface CapturedDatagram {
   ttl: number;
   tos: number;
@@ -421,7 +421,7 @@ export async function startCapture(
   const ready = await tmp(`${topo.prefix}-cap-${crypto.randomUUID().slice(0, 8)}.ready`);
   const proc = new Proc(topo.ns(role), [
     "python3",
-    `${REPO}/tests/netns/fixtures/capture.py`,
+    `${REPO}/lab/capture.py`,
     iface,
     String(port),
     String(count),

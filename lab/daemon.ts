@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { BUILD, Proc, REPO, runDeno, type RunResult, waitForFile } from "../netns.ts";
-import { ControlClient } from "./client.ts";
-import type { Reply } from "./protocol.ts";
+import { BUILD, Proc, REPO, runDeno, type RunResult, waitForFile } from "./netns.ts";
+import { ControlClient } from "../src/control/client.ts";
+import type { Reply } from "../src/control/protocol.ts";
 
 /** A daemon started by {@link startDaemon}. */
 export class Daemon {
