@@ -11,10 +11,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "./src/config.ts";
-import { Relay } from "./src/relay.ts";
-import type { RelayStats } from "./src/supervisor.ts";
-import { logger, setupLogging } from "./src/log.ts";
+import { ConfigError, loadConfig } from "./src/config/mod.ts";
+import { Relay } from "./src/relay/relay.ts";
+import type { RelayStats } from "./src/relay/stats.ts";
+import { logger, setupLogging } from "./src/common/log.ts";
 import type { LogLevel } from "@logtape/logtape";
 import { controlOptions, ControlPlaneError, startControlPlane } from "./src/control/daemon.ts";
 import { sdNotify } from "./ffi/mod.ts";
@@ -270,11 +270,11 @@ async function runTool(name: string, args: string[]): Promise<number> {
 /** Entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "ctl") {
-    const { runCtl } = await import("./src/control/ctl.ts");
+    const { runCtl } = await import("./src/client/ctl.ts");
     return await runCtl(argv.slice(1));
   }
   if (argv[0] === "top") {
-    const { runTop } = await import("./src/top.ts");
+    const { runTop } = await import("./src/client/top.ts");
     return await runTop(argv.slice(1));
   }
   if (argv[0] === "gen" || argv[0] === "sink") {
@@ -299,7 +299,7 @@ export async function main(argv: string[]): Promise<number> {
       case "run":
         return await cmdRun(values);
       case "schema": {
-        const { rulesJsonSchemaText } = await import("./src/schema.ts");
+        const { rulesJsonSchemaText } = await import("./src/config/json_schema.ts");
         await Deno.stdout.write(new TextEncoder().encode(rulesJsonSchemaText()));
         return EXIT.ok;
       }

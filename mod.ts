@@ -40,16 +40,21 @@
  */
 
 // The relay
-export { Relay, type RelayOptions, type ReloadSummary, RuleNotFoundError } from "./src/relay.ts";
+export {
+  Relay,
+  type RelayOptions,
+  type ReloadSummary,
+  RuleNotFoundError,
+} from "./src/relay/relay.ts";
 export type {
   InterfaceStats,
   OutputStats,
-  RelayEvent,
   RelayStats,
   RuleStats,
   State,
   WorkerStats,
-} from "./src/supervisor.ts";
+} from "./src/relay/stats.ts";
+export type { RelayEvent } from "./src/relay/events.ts";
 
 // Configuration: loading, validation, schema
 export {
@@ -63,7 +68,9 @@ export {
   type InputTuple,
   type InterfaceTuning,
   loadConfig,
+  MAX_OUTPUT_SLOTS,
   MAX_OUTPUTS_PER_RULE,
+  MAX_RULE_SLOTS,
   MAX_RULES,
   type OutputConfig,
   parseConfig,
@@ -78,12 +85,12 @@ export {
   type TtlPolicy,
   type TxTuning,
   validateRule,
-} from "./src/config.ts";
-export { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "./src/counters.ts";
-export { type JsonSchema, rulesJsonSchema } from "./src/schema.ts";
+} from "./src/config/mod.ts";
+
+export { type JsonSchema, rulesJsonSchema } from "./src/config/json_schema.ts";
 
 // Control-socket client
-export { ControlClient } from "./src/control/client.ts";
+export { ControlClient } from "./src/client/client.ts";
 export {
   type Command,
   COMMANDS,
@@ -107,5 +114,5 @@ export type {
 } from "./src/control/commands.ts";
 
 // Counters and errors
-export { Drop, DROP_NAMES } from "./src/packet.ts";
+export { Drop, DROP_NAMES } from "./src/datapath/packet.ts";
 export { McrError, McrLoadError } from "./ffi/errors.ts";

@@ -2,7 +2,7 @@
  * What reading and validating rules.json costs, for ordinary and hostile
  * files: wall time and peak RSS of `loadConfig` in a fresh process per case
  * (the figures behind MAX_CONFIG_BYTES and MAX_CONFIG_VALUES in
- * src/config.ts; see docs/limits.md).
+ * src/config/; see docs/limits.md).
  *
  *     deno run -A bench/config_bench.ts            # all cases, table on stdout
  *     deno run -A bench/config_bench.ts --json     # the same as JSON
@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { loadConfig, MAX_CONFIG_BYTES, MAX_CONFIG_VALUES } from "../src/config.ts";
+import { loadConfig, MAX_CONFIG_BYTES, MAX_CONFIG_VALUES } from "../src/config/mod.ts";
 
 /** A hostile or ordinary rules.json. */
 interface Case {

@@ -10,7 +10,7 @@
  * @module
  */
 import { BATCH, hotloopFixture, RULE_COUNTS } from "./lib/hotloop_fixture.ts";
-import { ParsedPacket, parseFrame } from "../src/packet.ts";
+import { ParsedPacket, parseFrame } from "../src/datapath/packet.ts";
 
 for (const n of RULE_COUNTS) {
   const f = hotloopFixture(n);

@@ -434,7 +434,7 @@ async function main(): Promise<number> {
         }
       }
     }
-    // src/netns.ts's own handler then deletes the namespaces and exits.
+    // lab/netns.ts's own handler then deletes the namespaces and exits.
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);

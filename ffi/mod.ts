@@ -3,7 +3,7 @@
  * Each wrapper owns its C handle, has an idempotent `close()` and
  * `[Symbol.dispose]`, and creates its zero-copy views of C-owned memory
  * (ring mapping, descriptor arrays, counters) exactly once. Addresses are
- * unsigned 32-bit numbers in host order (as `src/net.ts` uses); the wrappers
+ * unsigned 32-bit numbers in host order (as `src/common/net.ts` uses); the wrappers
  * convert to network byte order at the C boundary. Loading is lazy.
  *
  * @module

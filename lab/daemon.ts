@@ -6,7 +6,7 @@
  * @module
  */
 import { BUILD, Proc, REPO, runDeno, type RunResult, waitForFile } from "./netns.ts";
-import { ControlClient } from "../src/control/client.ts";
+import { ControlClient } from "../src/client/client.ts";
 import type { Reply } from "../src/control/protocol.ts";
 
 /** A daemon started by {@link startDaemon}. */

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { serveWorker } from "../src/worker.ts";
+import { serveWorker } from "../src/datapath/worker.ts";
 
 /** How often the loop looks for the switch file (ms). */
 const LOOK_MS = 50;

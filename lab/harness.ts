@@ -5,8 +5,8 @@
  * @module
  */
 import { BUILD, Proc, REPO, runDeno, type RunResult, type Topology, waitForFile } from "./netns.ts";
-import type { RelayStats } from "../src/supervisor.ts";
-import { ControlClient } from "../src/control/client.ts";
+import type { RelayStats } from "../src/relay/stats.ts";
+import { ControlClient } from "../src/client/client.ts";
 
 /** The receiver's JSON report (see csrc/tools/README.md). */
 export interface SinkReport {

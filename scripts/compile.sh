@@ -47,7 +47,7 @@ mkdir -p "$OUT"
 # worker. ffi/load.ts also looks for the embedded build/libmcr.so from there.
 DENORT_BIN="$DENORT_BIN" "$DENO" compile --bundle \
   --allow-ffi --allow-read --allow-write --allow-env --allow-net \
-  --include build/libmcr.so --include src/worker.ts \
+  --include build/libmcr.so --include src/datapath/worker.ts \
   --output "$OUT/mcr" cli.ts
 if [[ "$(realpath "$OUT")" != "$(realpath build)" ]]; then
   cp build/libmcr.so "$OUT/libmcr.so"

@@ -7,9 +7,10 @@
  * @module
  */
 import { buildFrame, packFrames } from "../../tests/fixtures/frames.ts";
-import { BatchProcessor } from "../../src/datapath.ts";
-import { buildTables, compileTable, type RuleSpec, Slots } from "../../src/rules.ts";
-import { newCounterBlock } from "../../src/counters.ts";
+import { BatchProcessor } from "../../src/datapath/batch.ts";
+import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
+import { compileTable } from "../../src/datapath/match.ts";
+import { newCounterBlock } from "../../src/datapath/counters.ts";
 
 /** Frames per batch (per `process` call). */
 export const BATCH = 256;

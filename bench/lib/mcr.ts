@@ -1,12 +1,12 @@
 /**
  * Starts the mcr relay for the benchmarks through `startRelayWith` in
- * src/harness.ts (no control socket), with the process tracked for cleanup.
+ * lab/harness.ts (no control socket), with the process tracked for cleanup.
  *
  * @module
  */
 import type { Topology } from "../../lab/netns.ts";
 import { startRelayWith } from "../../lab/harness.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import { spawnTracked } from "./relays.ts";
 
 /** A running relay process. */

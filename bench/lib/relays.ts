@@ -9,7 +9,7 @@
  * @module
  */
 import { Proc } from "../../lab/netns.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import { startMcr } from "./mcr.ts";
 import type { BenchTopo, Workload } from "./topologies.ts";
 

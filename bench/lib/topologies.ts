@@ -1,6 +1,6 @@
 /**
  * The benchmark topologies, built in network namespaces with
- * `src/netns.ts` (unique names, removed on exit and on SIGINT/SIGTERM), and
+ * `lab/netns.ts` (unique names, removed on exit and on SIGINT/SIGTERM), and
  * the workloads (stream sets) run over them.
  *
  * @module

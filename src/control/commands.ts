@@ -6,10 +6,10 @@
  * @module
  */
 import { dirname, isAbsolute, normalize, resolve } from "node:path";
-import { ConfigError, parseConfigText, readConfigFile } from "../config.ts";
-import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../log.ts";
-import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay.ts";
-import type { InterfaceStats, OutputStats, RuleStats, State, WorkerStats } from "../supervisor.ts";
+import { ConfigError, parseConfigText, readConfigFile } from "../config/mod.ts";
+import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../common/log.ts";
+import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
+import type { InterfaceStats, OutputStats, RuleStats, State, WorkerStats } from "../relay/stats.ts";
 import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
 import { outputKey, type Rates, type RateTracker } from "./rates.ts";
 import denoJson from "../../deno.json" with { type: "json" };

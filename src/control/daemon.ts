@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { ConfigError, setQuoteValues } from "../config.ts";
-import { logger } from "../log.ts";
-import type { Relay } from "../relay.ts";
+import { ConfigError, setQuoteValues } from "../config/mod.ts";
+import { logger } from "../common/log.ts";
+import type { Relay } from "../relay/relay.ts";
 import { type ControlContext, logReload } from "./commands.ts";
 import { DEFAULT_CONTROL_SOCKET } from "./protocol.ts";
 import { RateTracker } from "./rates.ts";
@@ -101,7 +101,7 @@ export async function startControlPlane(
   }
   if (opts.metrics !== null) {
     try {
-      const { MetricsServer } = await import("../metrics.ts");
+      const { MetricsServer } = await import("./metrics.ts");
       metrics = MetricsServer.start(opts.metrics, ctx);
     } catch (e) {
       await fail("metrics", e);

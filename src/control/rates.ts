@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { RelayStats } from "../supervisor.ts";
+import type { RelayStats } from "../relay/stats.ts";
 
 /** Packets and bits per second. */
 export interface Rate {

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { logger } from "../log.ts";
+import { logger } from "../common/log.ts";
 import { type ControlContext, runCommand } from "./commands.ts";
 import {
   ControlError,

@@ -111,7 +111,7 @@ const StatsSchema = z.object({
 });
 const WorkersSchema = z.object({ workers: z.array(Worker).min(1) });
 
-/** The shared chain topology (src/netns.ts). */
+/** The shared chain topology (lab/netns.ts). */
 const chain = chainTopology;
 
 const cam1 = {

@@ -23,7 +23,7 @@ if (skip) console.warn(`examples tests (namespaces) skipped: ${skip}`);
 const N = 2_000;
 const RATE = 10_000;
 
-/** The shared chain topology (src/netns.ts). */
+/** The shared chain topology (lab/netns.ts). */
 const chain = chainTopology;
 
 /** A process whose stdout lines ("<kind> <json>") are collected as they come. */

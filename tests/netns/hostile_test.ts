@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { skipReason, Topology } from "../../lab/netns.ts";
 import { type SinkReport, startRelayWith, startSink } from "../../lab/harness.ts";
 import { hopKey, outputPackets, PathMeter, quiesce } from "./lib_account.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import type { Kind, Manifest } from "../fixtures/hostile/generate.ts";
 import { chainV4, FRAME_DROPS, frameDrops, runInject, workDir } from "./lib_robust.ts";
 

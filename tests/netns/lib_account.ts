@@ -39,7 +39,7 @@
 import assert from "node:assert/strict";
 import { linkCounters, type Topology } from "../../lab/netns.ts";
 import type { GenReport, SinkReport } from "../../lab/harness.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import { frameDrops } from "./lib_robust.ts";
 
 /** A veth hop on the path, named by its sending end (namespace role and device). */

@@ -6,7 +6,7 @@
  * @module
  */
 import { BUILD, buildChain, Proc, type Topology } from "../../lab/netns.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 
 /** Add a namespace whose interfaces never get IPv6 (no ND/MLD frames). */
 export async function addNsNoV6(t: Topology, role: string): Promise<void> {

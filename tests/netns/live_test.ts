@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { chainTopology, skipReason } from "../../lab/netns.ts";
 import { runGen, startCapture, startDriver, startRelayWith, startSink } from "../../lab/harness.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import {
   assertAccounted,
   assertClean,
@@ -27,7 +27,7 @@ import { frameDrops } from "./lib_robust.ts";
 
 const skip = skipReason();
 
-/** The shared chain topology (src/netns.ts). */
+/** The shared chain topology (lab/netns.ts). */
 const chain = chainTopology;
 
 const cam1 = {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { skipReason, Topology } from "../../lab/netns.ts";
 import { runCheck, runGen, startDriver } from "../../lab/harness.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import { addNsNoV6 } from "./lib_robust.ts";
 
 const skip = skipReason();

@@ -37,7 +37,7 @@ if (skip) console.warn(`netns relay tests skipped: ${skip}`);
 const N = 20_000;
 const RATE = 20_000;
 
-/** The shared chain topology (src/netns.ts). */
+/** The shared chain topology (lab/netns.ts). */
 const chain = chainTopology;
 
 Deno.test({

@@ -20,13 +20,13 @@ import { BUILD, chainTopology, Proc, REPO, runDeno, skipReason } from "../../lab
 import { runGen, startDriver, startSink } from "../../lab/harness.ts";
 import { type Daemon, startDaemon } from "../../lab/daemon.ts";
 import type { StatsResult } from "../../src/control/commands.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 
 const skip = skipReason();
 if (skip) console.warn(`netns reload tests skipped: ${skip}`);
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };
 
-/** The relay's output-slot capacity (src/counters.ts MAX_OUTPUT_SLOTS), as the issue states it. */
+/** The relay's output-slot capacity (src/datapath/counters.ts MAX_OUTPUT_SLOTS), as the issue states it. */
 const OUTPUT_SLOTS = 16384;
 const CAP_MESSAGE =
   /rules: has 19200 outputs in its enabled rules; at most 16384 are allowed per relay/;

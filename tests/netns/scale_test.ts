@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { chainTopology, linkCounters, skipReason, Topology } from "../../lab/netns.ts";
 import { runGen, type SinkReport, startDriver, startSink } from "../../lab/harness.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import {
   assertAccounted,
   assertClean,
@@ -28,7 +28,7 @@ import { frameDrops } from "./lib_robust.ts";
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };
 
-/** The shared chain topology (src/netns.ts). */
+/** The shared chain topology (lab/netns.ts). */
 const chain = chainTopology;
 
 /** Cpus_allowed_list of every thread of the process `pid` (or of its child, for `ip netns exec`). */

@@ -11,7 +11,7 @@ import {
   MAX_CONFIG_VALUES,
   MAX_REPORTED_ISSUES,
   parseConfigText,
-} from "../../src/config.ts";
+} from "../../src/config/mod.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 

@@ -13,8 +13,8 @@ import {
   parseConfigText,
   ruleId,
   validateRule,
-} from "../../src/config.ts";
-import { formatIPv4, parseIPv4 } from "../../src/net.ts";
+} from "../../src/config/mod.ts";
+import { formatIPv4, parseIPv4 } from "../../src/common/net.ts";
 // Fixtures are imported (no read permission needed); the directory listing
 // check below makes sure none is forgotten when the tests may read files.
 import expectedErrors from "../fixtures/config/expected-errors.json" with { type: "json" };

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { startDaemon } from "../../lab/daemon.ts";
-import { MAX_LOG_CATEGORIES } from "../../src/log.ts";
+import { MAX_LOG_CATEGORIES } from "../../src/common/log.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const SECRET = "s3cr3t-t0ken";

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { startDaemon } from "../../lab/daemon.ts";
-import { ControlClient } from "../../src/control/client.ts";
+import { ControlClient } from "../../src/client/client.ts";
 import { MAX_REQUEST_BYTES } from "../../src/control/protocol.ts";
 import { REPO } from "../../lab/netns.ts";
 

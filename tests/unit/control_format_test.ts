@@ -6,13 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { ListedRule, StatsResult } from "../../src/control/commands.ts";
-import {
-  formatList,
-  formatStatsResult,
-  formatWorkers,
-  termSafe,
-} from "../../src/control/format.ts";
-import { renderTop } from "../../src/top.ts";
+import { formatList, formatStatsResult, formatWorkers, termSafe } from "../../src/client/format.ts";
+import { renderTop } from "../../src/client/top.ts";
 
 /** ESC, CSI (C1), NUL, BEL, DEL, RLO (bidi override), LRI, zero-width space, line separator, BOM. */
 const HOSTILE = "\x1b[2J\u009b31m\x00\x07\x7f\u202e\u2066\u200b\u2028\ufeff";

@@ -12,11 +12,11 @@ import {
   MAX_REQUEST_BYTES,
   PROTOCOL_VERSION,
 } from "../../src/control/protocol.ts";
-import { parseOutputSpec, requestFor, ruleFromArgs } from "../../src/control/ctl.ts";
+import { parseOutputSpec, requestFor, ruleFromArgs } from "../../src/client/ctl.ts";
 import { RateTracker } from "../../src/control/rates.ts";
-import { buildRegistry, health, parseListen } from "../../src/metrics.ts";
-import { getLogLevels, levelFor, setLogLevel } from "../../src/log.ts";
-import type { RelayStats } from "../../src/supervisor.ts";
+import { buildRegistry, health, parseListen } from "../../src/control/metrics.ts";
+import { getLogLevels, levelFor, setLogLevel } from "../../src/common/log.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
 import type { StatsResult } from "../../src/control/commands.ts";
 
 const enc = new TextEncoder();

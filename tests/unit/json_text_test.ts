@@ -1,11 +1,11 @@
 /**
- * src/json_text.ts agrees with `JSON.parse` on what is JSON (and on the
+ * src/config/json_text.ts agrees with `JSON.parse` on what is JSON (and on the
  * value), refuses duplicate keys, nesting and value counts over the limits,
  * and with `quote: false` never repeats the text.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { MAX_JSON_DEPTH, parseJsonText } from "../../src/json_text.ts";
+import { MAX_JSON_DEPTH, parseJsonText } from "../../src/config/json_text.ts";
 
 const LIMITS = { maxValues: 1_000_000 };
 

@@ -7,7 +7,7 @@ import {
   isUnicastUsable,
   parseIPv4,
   unicastProblem,
-} from "../../src/net.ts";
+} from "../../src/common/net.ts";
 
 const ip = (s: string): number => {
   const a = parseIPv4(s);

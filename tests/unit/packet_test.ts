@@ -7,8 +7,8 @@ import {
   ParsedPacket,
   parseFrame,
   TP_STATUS_VLAN_VALID,
-} from "../../src/packet.ts";
-import { formatIPv4 } from "../../src/net.ts";
+} from "../../src/datapath/packet.ts";
+import { formatIPv4 } from "../../src/common/net.ts";
 import {
   buildFrame,
   buildFrameInfo,

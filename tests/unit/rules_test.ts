@@ -1,14 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  buildTables,
-  compileTable,
-  matchRule,
-  type RuleSpec,
-  SlotAllocator,
-  Slots,
-} from "../../src/rules.ts";
-import { parseIPv4 } from "../../src/net.ts";
-import { OUT_BASE, OUT_WORDS, RULE_BASE, RULE_WORDS } from "../../src/counters.ts";
+import { buildTables, type RuleSpec, SlotAllocator, Slots } from "../../src/relay/tables.ts";
+import { compileTable, matchRule } from "../../src/datapath/match.ts";
+import { parseIPv4 } from "../../src/common/net.ts";
+import { OUT_BASE, OUT_WORDS, RULE_BASE, RULE_WORDS } from "../../src/datapath/counters.ts";
 
 const ip = (s: string) => parseIPv4(s)!;
 

@@ -8,8 +8,12 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { MAX_OUTPUTS_PER_RULE, MAX_RULES, RuleSchema } from "../../src/config.ts";
-import { DESCRIPTIONS, rulesJsonSchema, rulesJsonSchemaText } from "../../src/schema.ts";
+import { MAX_OUTPUTS_PER_RULE, MAX_RULES, RuleSchema } from "../../src/config/mod.ts";
+import {
+  DESCRIPTIONS,
+  rulesJsonSchema,
+  rulesJsonSchemaText,
+} from "../../src/config/json_schema.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const COMMITTED = `${REPO}schema/rules.schema.json`;

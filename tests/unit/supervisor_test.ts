@@ -5,9 +5,9 @@
  * privileges or network are needed.
  */
 import assert from "node:assert/strict";
-import { Supervisor } from "../../src/supervisor.ts";
-import { CapacityError, type RuleSpec } from "../../src/rules.ts";
-import { MAX_OUTPUT_SLOTS } from "../../src/counters.ts";
+import { Supervisor } from "../../src/relay/supervisor.ts";
+import { CapacityError, type RuleSpec } from "../../src/relay/tables.ts";
+import { MAX_OUTPUT_SLOTS } from "../../src/config/limits.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const MISSING = "mcrnx0";

@@ -11,14 +11,12 @@ import {
   loadConfig,
   type RuleConfig,
   validateRule,
-} from "./config.ts";
-import type { RuleSpec } from "./rules.ts";
-import {
-  type DataPathOptions,
-  type RelayEvent,
-  type RelayStats,
-  Supervisor,
-} from "./supervisor.ts";
+} from "../config/mod.ts";
+import type { RuleSpec } from "./tables.ts";
+import { Supervisor } from "./supervisor.ts";
+import type { DataPathOptions } from "./workers.ts";
+import type { RelayEvent } from "./events.ts";
+import type { RelayStats } from "./stats.ts";
 
 /** Convert validated rules to the supervisor's rule shape (enabled rules only). */
 export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {

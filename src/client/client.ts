@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { encodeLine, LineSplitter, PROTOCOL_VERSION, type Reply } from "./protocol.ts";
+import { encodeLine, LineSplitter, PROTOCOL_VERSION, type Reply } from "../control/protocol.ts";
 
 /** The client could not talk to the daemon (connect, timeout, protocol). */
 export class ControlConnectionError extends Error {

@@ -6,8 +6,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ControlClient, ControlConnectionError } from "./control/client.ts";
-import type { StatsResult } from "./control/commands.ts";
+import { ControlClient, ControlConnectionError } from "./client.ts";
+import type { StatsResult } from "../control/commands.ts";
 import {
   formatDrops,
   formatInterfaces,
@@ -16,8 +16,8 @@ import {
   num,
   rate,
   termSafe,
-} from "./control/format.ts";
-import { DEFAULT_CONTROL_SOCKET } from "./control/protocol.ts";
+} from "./format.ts";
+import { DEFAULT_CONTROL_SOCKET } from "../control/protocol.ts";
 
 /** Usage text of `top`. */
 export const TOP_USAGE = `Usage: cli.ts top [--control-socket PATH] [--interval SECONDS] [--count N]

@@ -10,20 +10,7 @@
  * @module
  */
 import { DROP_COUNT } from "./packet.ts";
-
-/**
- * Rule slots of a relay: every enabled rule holds one (its counters) for as
- * long as it exists. Config validation keeps `MAX_RULES` (rules per
- * configuration, src/config.ts) within this.
- */
-export const MAX_RULE_SLOTS = 4096;
-/**
- * Output slots of a relay: every output of every enabled rule holds one (its
- * counters, and its template index in each worker's forwarder). Config
- * validation refuses a rule set whose enabled rules have more outputs in
- * total (not to be confused with `MAX_OUTPUTS_PER_RULE`, src/config.ts).
- */
-export const MAX_OUTPUT_SLOTS = 16384;
+import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../config/limits.ts";
 
 /** Interface-level slots. */
 export const If = {
@@ -100,19 +87,4 @@ if (DROP_COUNT > 32) throw new Error("too many drop reasons for the counter layo
 /** Allocate a zeroed counter block. */
 export function newCounterBlock(): Float64Array {
   return new Float64Array(new SharedArrayBuffer(COUNTER_SLOTS * 8));
-}
-
-/** Control block words (Int32Array over a SharedArrayBuffer, shared with a worker). */
-export const Ctl = {
-  /** Latest table version the supervisor has posted. */
-  wantVersion: 0,
-  /** Set to 1 to ask the worker to stop. */
-  stop: 1,
-  /** Log level index (0 trace … 5 fatal) the worker should use. */
-  logLevel: 2,
-} as const;
-
-/** Allocate a control block. */
-export function newControlBlock(): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(16 * 4));
 }

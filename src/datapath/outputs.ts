@@ -25,12 +25,13 @@ import {
   type Template,
   TxRing,
   type TxStats,
-} from "../ffi/mod.ts";
-import { Errno, errnoName, McrError } from "../ffi/errors.ts";
-import { MAX_OUTPUT_SLOTS, Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
-import { linkProblem, type LinkState, readLink } from "./links.ts";
-import { outputKey, type TableOutput, type WorkerTable } from "./rules.ts";
-import { isMulticast } from "./net.ts";
+} from "../../ffi/mod.ts";
+import { Errno, errnoName, McrError } from "../../ffi/errors.ts";
+import { Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
+import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
+import { linkProblem, type LinkState, readLink } from "./link_table.ts";
+import { outputKey, type TableOutput, type TxRingOptions, type WorkerTable } from "./messages.ts";
+import { isMulticast } from "../common/net.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
 export const STALL_MS = 1000;
@@ -39,14 +40,6 @@ const L2_HEADER = 14;
 
 /** What an output reports when its state changes. */
 export type OutputReport = (slot: number, state: "ok" | "error", reason?: string) => void;
-
-/** Ring options for the TX rings of a worker. */
-export interface TxOptions {
-  /** Slots per TX ring. */
-  frameCount?: number;
-  /** PACKET_QDISC_BYPASS. */
-  qdiscBypass?: boolean;
-}
 
 interface Spec {
   /** Identity of the output in this slot (rule id, interface, destination, port). */
@@ -103,13 +96,13 @@ export class Outputs {
    * @param counters the worker's shared counter block
    * @param txOpts TX ring options
    * @param broken per-slot flag the hot loop reads: 1 = output not installed
-   * @param linkTable the shared link table (src/links.ts)
+   * @param linkTable the shared link table (src/relay/links.ts)
    * @param report called when an output's state changes
    */
   constructor(
     readonly fwd: Forwarder,
     readonly counters: Float64Array,
-    readonly txOpts: TxOptions,
+    readonly txOpts: TxRingOptions,
     readonly broken: Uint8Array,
     readonly linkTable: Int32Array,
     readonly report: OutputReport,

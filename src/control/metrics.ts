@@ -12,13 +12,8 @@
  * @module
  */
 import { Counter, Gauge, Registry } from "prom-client";
-import { logger } from "./log.ts";
-import {
-  type ControlContext,
-  MCR_VERSION,
-  type StatsResult,
-  statsWithRates,
-} from "./control/commands.ts";
+import { logger } from "../common/log.ts";
+import { type ControlContext, MCR_VERSION, type StatsResult, statsWithRates } from "./commands.ts";
 
 const log = logger("metrics");
 

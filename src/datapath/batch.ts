@@ -10,9 +10,10 @@
  * @module
  */
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
-import { DROP_BASE, If, MAX_OUTPUT_SLOTS, Out } from "./counters.ts";
-import { type CompiledRule, MatchTable } from "./rules.ts";
-import { FWD_DESC_WORDS as FWW, RX_DESC_WORDS as RXW } from "../ffi/mod.ts";
+import { DROP_BASE, If, Out } from "./counters.ts";
+import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
+import { type CompiledRule, MatchTable } from "./match.ts";
+import { FWD_DESC_WORDS as FWW, RX_DESC_WORDS as RXW } from "../../ffi/mod.ts";
 
 /** Processes batches of received frames into forward descriptors. */
 export class BatchProcessor {

@@ -15,9 +15,9 @@
  * its event loop until that table has arrived, compiles it and swaps it in
  * whole. Frames keep queueing in the kernel ring meanwhile, so none is missed.
  *
- * Link changes: the supervisor keeps a shared link table (src/links.ts);
+ * Link changes: the supervisor keeps a shared link table (src/relay/links.ts);
  * the worker checks its generation once per pass and hands the news to its
- * outputs (src/outputs.ts) at once. An input link that goes down is not a
+ * outputs (src/datapath/outputs.ts) at once. An input link that goes down is not a
  * failure: the kernel unhooks the ring's socket and hooks it in again when
  * the link is back, so the worker just keeps polling. An input MTU that
  * grows beyond what the ring's slots hold reopens the ring.
@@ -32,40 +32,22 @@ import {
   type RxOptions,
   RxRing,
   type RxStats,
-} from "../ffi/mod.ts";
-import type { McrError } from "../ffi/errors.ts";
+} from "../../ffi/mod.ts";
+import type { McrError } from "../../ffi/errors.ts";
 import { Drop } from "./packet.ts";
-import { BatchProcessor } from "./datapath.ts";
-import { Ctl, DROP_BASE, If, MAX_OUTPUT_SLOTS, RULE_BASE, RULE_WORDS } from "./counters.ts";
-import { compileTable, type WorkerTable } from "./rules.ts";
-import { LINK_GEN, readLink } from "./links.ts";
-import { Outputs, type TxOptions } from "./outputs.ts";
-
-/** Message that starts a worker. */
-export interface WorkerInit {
-  /** Message type. */
-  type: "init";
-  /** Worker index (for logs). */
-  index: number;
-  /** Input interface name. */
-  interface: string;
-  /** RX ring options except ifindex and wakeFd. */
-  rx: Omit<RxOptions, "ifindex" | "wakeFd">;
-  /** TX ring options. */
-  tx: TxOptions;
-  /** The shared link table (src/links.ts). */
-  links: Int32Array;
-  /** Slot of the input interface in the link table. */
-  inputLink: number;
-  /** Waker eventfd. */
-  wakeFd: number;
-  /** Counter block. */
-  counters: Float64Array;
-  /** Control block. */
-  ctl: Int32Array;
-  /** CPU to pin this worker to. */
-  cpu?: number;
-}
+import { BatchProcessor } from "./batch.ts";
+import { DROP_BASE, If, RULE_BASE, RULE_WORDS } from "./counters.ts";
+import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
+import { compileTable } from "./match.ts";
+import { LINK_GEN, readLink } from "./link_table.ts";
+import { Outputs } from "./outputs.ts";
+import {
+  Ctl,
+  type TableMessage,
+  type WorkerEvent,
+  type WorkerInit,
+  type WorkerTable,
+} from "./messages.ts";
 
 /**
  * Extension points of a worker module that wraps this one (`serveWorker`):
@@ -76,15 +58,6 @@ export interface WorkerHooks {
   /** Called once per pass of the data-path loop; a throw fails the worker (as a crash). */
   onPass?(worker: { interface: string; index: number }): void;
 }
-
-/** Messages a worker posts to the supervisor. */
-export type WorkerEvent =
-  | { type: "ready"; index: number; geometry: unknown; ifindex: number }
-  | { type: "fatal"; index: number; message: string; code?: string }
-  | { type: "output"; index: number; slot: number; state: "ok" | "error"; reason?: string }
-  | { type: "applied"; index: number; version: number }
-  | { type: "stopped"; index: number }
-  | { type: "log"; index: number; level: "debug" | "info" | "warning" | "error"; message: string };
 
 const self_ = self as unknown as {
   postMessage(m: WorkerEvent): void;
@@ -351,7 +324,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
  */
 export function serveWorker(hooks: WorkerHooks = {}): void {
   self_.onmessage = (e: MessageEvent) => {
-    const m = e.data as WorkerInit | { type: "table"; table: WorkerTable };
+    const m = e.data as WorkerInit | TableMessage;
     if (m.type === "init") {
       init = m;
       run(m, hooks).finally(() => {

@@ -2,7 +2,7 @@
  * JSON text to a value, with the line and column of the first problem: a
  * syntax error, a duplicate object key, nesting deeper than
  * {@link MAX_JSON_DEPTH}, or more values than the caller allows. Knows
- * nothing of rules.json (src/config.ts turns a problem into a ConfigError).
+ * nothing of rules.json (src/config/ turns a problem into a ConfigError).
  *
  * One linear pass of jsonc-parser's scanner (strings are sliced, never built
  * a character at a time) finds the problem; only a text without one is handed

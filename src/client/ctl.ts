@@ -14,8 +14,8 @@
  */
 import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError } from "./client.ts";
-import { DEFAULT_CONTROL_SOCKET, type Reply } from "./protocol.ts";
-import type { ListedRule, StatsResult, WorkerInfo } from "./commands.ts";
+import { DEFAULT_CONTROL_SOCKET, type Reply } from "../control/protocol.ts";
+import type { ListedRule, StatsResult, WorkerInfo } from "../control/commands.ts";
 import { formatList, formatStatsResult, formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
 
 /** Exit codes of `ctl`. */

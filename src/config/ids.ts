@@ -1,0 +1,53 @@
+/**
+ * Rule ids: a stable hash of a rule's input tuple (FNV-1a 64), whatever its
+ * name or outputs, and the input's canonical text.
+ *
+ * @module
+ */
+
+const FNV64_OFFSET = 0xcbf29ce484222325n;
+const FNV64_PRIME = 0x100000001b3n;
+const U64 = 0xffffffffffffffffn;
+
+/** The fields of an input that identify a stream. */
+export interface InputTuple {
+  /** Receiving interface. */
+  interface: string;
+  /** Multicast group, dotted quad. */
+  group: string;
+  /** UDP port. */
+  port: number;
+  /** Source filter, dotted quad (optional). */
+  source?: string;
+  /** VLAN ID (optional; 0 is the same as absent). */
+  vlan?: number;
+}
+
+/** The canonical text of an input tuple: `interface|group|port|source|vlan` (empty when absent). */
+export function inputKey(input: InputTuple): string {
+  const vlan = input.vlan === undefined || input.vlan === 0 ? "" : String(input.vlan);
+  return `${input.interface}|${input.group}|${input.port}|${input.source ?? ""}|${vlan}`;
+}
+
+/**
+ * Stable id of a rule's input: FNV-1a 64-bit over the UTF-8 bytes of
+ * `"interface|group|port|source|vlan"` (absent source/vlan as empty strings;
+ * vlan 0 counts as absent), as 16 lowercase hex digits. Equal inputs give
+ * equal ids, whatever the rule's name or outputs.
+ */
+export function ruleId(input: InputTuple): string {
+  let h = FNV64_OFFSET;
+  for (const byte of new TextEncoder().encode(inputKey(input))) {
+    h ^= BigInt(byte);
+    h = (h * FNV64_PRIME) & U64;
+  }
+  return h.toString(16).padStart(16, "0");
+}
+
+/** An input as people read it: `eth0 239.1.1.1:5001 from 10.0.0.5 vlan 7`. */
+export function describeInput(input: InputTuple): string {
+  let s = `${input.interface} ${input.group}:${input.port}`;
+  if (input.source) s += ` from ${input.source}`;
+  if (input.vlan) s += ` vlan ${input.vlan}`;
+  return s;
+}

@@ -1,0 +1,59 @@
+/**
+ * Every limit of a configuration and of the relay that runs it, in one place
+ * (one name each). `check` and start refuse exactly the same things: both
+ * validate against these.
+ *
+ * @module
+ */
+
+/**
+ * Rule slots of a relay: every enabled rule holds one (its counters) for as
+ * long as it exists.
+ */
+export const MAX_RULE_SLOTS = 4096;
+/**
+ * Output slots of a relay: every output of every enabled rule holds one (its
+ * counters, and its template index in each worker's forwarder). Config
+ * validation refuses a rule set whose enabled rules have more outputs in
+ * total (not to be confused with {@link MAX_OUTPUTS_PER_RULE}).
+ */
+export const MAX_OUTPUT_SLOTS = 16384;
+/** Most rules a configuration may hold (enabled or not). */
+export const MAX_RULES = 4096;
+/** Most outputs one rule may have. */
+export const MAX_OUTPUTS_PER_RULE = 64;
+// The outputs of all enabled rules together are capped by the relay's output
+// slots (MAX_OUTPUT_SLOTS; see capacityIssues in semantics.ts). Rules need no
+// check of their own as long as every configuration fits the rule slots:
+if (MAX_RULES > MAX_RULE_SLOTS) throw new Error("MAX_RULES exceeds the relay's rule slots");
+/** Default output TTL policy when neither output, rule nor config sets one (as the Rust mcrd). */
+export const DEFAULT_TTL = 1;
+/** Default DSCP (outputs carry TOS = dscp << 2). */
+export const DEFAULT_DSCP = 0;
+/** Default number of workers. */
+export const DEFAULT_WORKERS = 1;
+/**
+ * Largest rules.json read, in bytes (64 MiB). Sized for 65,536 rules with 4
+ * outputs each, pretty-printed with a 2-space indent (46 MB,
+ * bench/config_bench.ts), with room for longer names; the largest
+ * configuration the relay can run is under 5 MB. A larger file is refused
+ * before it is read; one at the cap is read and scanned in about a second,
+ * and {@link MAX_CONFIG_VALUES} stops the scan of a file with too much in it.
+ */
+export const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
+/**
+ * Most JSON values (objects, arrays, strings, numbers, booleans, nulls) a
+ * rules.json may hold. Validation costs memory per value (about 1 KB for each
+ * value with a problem), so this, not the byte size, bounds what a hostile file
+ * can cost whatever its shape. The largest configuration the relay can run —
+ * {@link MAX_RULES} rules and {@link MAX_OUTPUT_SLOTS} outputs,
+ * every field set — has 184,322 values (tests/unit/config_file_test.ts).
+ */
+export const MAX_CONFIG_VALUES = 262_144;
+
+/**
+ * Most problems a `ConfigError` lists: enough to fix a file in a few
+ * rounds, and a bound on the message, the control reply and the log line
+ * (a hostile file can hold 200,000 problems).
+ */
+export const MAX_REPORTED_ISSUES = 1000;

@@ -1,0 +1,90 @@
+/**
+ * Normalization: a valid rules.json (as written) becomes a `Config` —
+ * defaults applied, TTL and DSCP resolved per output, addresses as numbers,
+ * rule ids computed.
+ *
+ * @module
+ */
+import { parseIPv4 } from "../common/net.ts";
+import { ruleId } from "./ids.ts";
+import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKERS } from "./limits.ts";
+import type { RawConfig, RawRule, TtlPolicy } from "./schema.ts";
+import type { Config, InputConfig, OutputConfig, RuleConfig, RxTuning, TxTuning } from "./types.ts";
+
+/** Defaults a rule inherits (the config's, or the built-in ones). */
+export interface Defaults {
+  /** TTL policy. */
+  ttl: TtlPolicy;
+  /** DSCP. */
+  dscp: number;
+}
+
+/** One rule, normalized (its id computed, every default resolved). */
+export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
+  const id = ruleId(rule.input);
+  const rttl = rule.ttl ?? d.ttl;
+  const rdscp = rule.dscp ?? d.dscp;
+  const i = rule.input;
+  const input: InputConfig = {
+    interface: i.interface,
+    group: i.group,
+    port: i.port,
+    groupAddr: parseIPv4(i.group)!,
+    sourceAddr: i.source === undefined ? 0 : parseIPv4(i.source)!,
+    vlanId: i.vlan === undefined || i.vlan === 0 ? -1 : i.vlan,
+  };
+  if (i.source !== undefined) input.source = i.source;
+  if (i.vlan !== undefined) input.vlan = i.vlan;
+  const outputs = rule.outputs.map((o): OutputConfig => {
+    const oDscp = o.dscp ?? rdscp;
+    const out: OutputConfig = {
+      interface: o.interface,
+      group: o.group,
+      port: o.port,
+      ttl: o.ttl ?? rttl,
+      dscp: oDscp,
+      tos: oDscp << 2,
+      groupAddr: parseIPv4(o.group)!,
+      sourceAddr: o.source_ip === undefined ? 0 : parseIPv4(o.source_ip)!,
+    };
+    if (o.source_ip !== undefined) out.source_ip = o.source_ip;
+    if (o.source_port !== undefined) out.source_port = o.source_port;
+    return out;
+  });
+  return {
+    id,
+    name: rule.name ?? id,
+    enabled: rule.enabled ?? true,
+    input,
+    outputs,
+    ttl: rttl,
+    dscp: rdscp,
+    allow_link_local: rule.allow_link_local ?? false,
+  };
+}
+
+/** A structurally and semantically valid rules.json, normalized. */
+export function normalize(raw: RawConfig): Config {
+  const d: Defaults = { ttl: raw.ttl ?? DEFAULT_TTL, dscp: raw.dscp ?? DEFAULT_DSCP };
+  const rx: RxTuning = { filter: raw.rx?.filter ?? true, fanout: raw.rx?.fanout ?? "hash" };
+  if (raw.rx?.tpacket_version !== undefined) rx.tpacket_version = raw.rx.tpacket_version;
+  if (raw.rx?.frame_count !== undefined) rx.frame_count = raw.rx.frame_count;
+  if (raw.rx?.batch_max !== undefined) rx.batch_max = raw.rx.batch_max;
+  if (raw.rx?.coalesce_us !== undefined) rx.coalesce_us = raw.rx.coalesce_us;
+  if (raw.rx?.coalesce_pps !== undefined) rx.coalesce_pps = raw.rx.coalesce_pps;
+  const tx: TxTuning = {};
+  if (raw.tx?.frame_count !== undefined) tx.frame_count = raw.tx.frame_count;
+  if (raw.tx?.qdisc_bypass !== undefined) tx.qdisc_bypass = raw.tx.qdisc_bypass;
+  const config: Config = {
+    rules: raw.rules.map((r) => normalizeRule(r, d)),
+    ttl: d.ttl,
+    dscp: d.dscp,
+    workers: raw.workers ?? DEFAULT_WORKERS,
+    interfaces: structuredClone(raw.interfaces ?? {}),
+    rx,
+    tx,
+  };
+  if (raw.control) config.control = { socket: raw.control.socket };
+  if (raw.metrics) config.metrics = { listen: raw.metrics.listen };
+  return config;
+}

@@ -1,0 +1,217 @@
+/**
+ * The structure of rules.json as zod schemas: every leaf field with its
+ * check, its message ("must be <expected> (got X)") and its JSON Schema
+ * fragment (`cli.ts schema` emits them), the strict object shapes, and the
+ * raw (as written) types inferred from them (`z.infer`: one definition, not
+ * two; deno.json therefore turns off the lint rule no-slow-types, which asks
+ * for spelled-out types and matters only for publishing to JSR).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { parseIPv4 } from "../common/net.ts";
+import { MAX_OUTPUTS_PER_RULE, MAX_RULES } from "./limits.ts";
+import { show } from "./quoting.ts";
+
+/**
+ * A leaf field: `check` decides, `expected` describes valid values (used as
+ * "must be <expected> (got X)" or "is required (<expected>)"), `json` is the
+ * same constraint as JSON Schema (zod metadata; `cli.ts schema` emits it).
+ */
+function leaf<T>(check: (v: unknown) => boolean, expected: string, json: Record<string, unknown>) {
+  return z.custom<T>(check, {
+    error: (iss) =>
+      iss.input === undefined
+        ? `is required (${expected})`
+        : `must be ${expected} (got ${show(iss.input)})`,
+  }).meta(json);
+}
+
+/** JSON Schema of an integer range. */
+const jsonInt = (minimum: number, maximum: number) => ({ type: "integer", minimum, maximum });
+/** JSON Schema pattern of a dotted quad without leading zeros (as `parseIPv4`). */
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+
+const isInt = (lo: number, hi: number) => (v: unknown): boolean =>
+  typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
+
+function intIn(lo: number, hi: number) {
+  return leaf<number>(isInt(lo, hi), `an integer from ${lo} to ${hi}`, jsonInt(lo, hi));
+}
+
+const port = () => intIn(1, 65535);
+const dscp = () => intIn(0, 63);
+const bool = () =>
+  leaf<boolean>((v) => typeof v === "boolean", "true or false", { type: "boolean" });
+
+/** TTL policy: a fixed TTL 1..255, or "decrement" (input TTL - 1; TTL 1 is dropped). */
+export type TtlPolicy = number | "decrement";
+
+const ttl = () =>
+  leaf<TtlPolicy>(
+    (v) => v === "decrement" || isInt(1, 255)(v),
+    'an integer from 1 to 255 or "decrement"',
+    { anyOf: [jsonInt(1, 255), { const: "decrement" }] },
+  );
+
+/** PACKET_FANOUT modes accepted in `rx.fanout`. */
+export const FANOUT_MODES = ["hash", "lb", "cpu", "rollover", "random", "qm"] as const;
+/** A PACKET_FANOUT mode name. */
+export type FanoutMode = (typeof FANOUT_MODES)[number];
+
+const ipv4 = () =>
+  leaf<string>(
+    (v) => typeof v === "string" && parseIPv4(v) !== null,
+    'an IPv4 address in dotted-quad form like "239.1.1.1" (no leading zeros)',
+    { type: "string", format: "ipv4", pattern: `^${OCTET}(\\.${OCTET}){3}$` },
+  );
+
+/** Longest interface name: IFNAMSIZ (16) - 1 for the NUL. */
+const IFNAME_MAX = 15;
+/** Printable ASCII without space and "/": the characters of an interface name. */
+const IFNAME_RE = /^[!-.0-~]+$/;
+
+/**
+ * Whether `s` is an acceptable interface name: 1 to 15 printable ASCII
+ * characters (so 1 to 15 bytes: IFNAMSIZ - 1), no space and no "/", not "."
+ * or "..". The kernel's dev_valid_name() refuses "/", whitespace and those two
+ * names; mcr also refuses control characters and everything outside ASCII, as
+ * systemd's ifname_valid_full() does, so that a name printed by `ctl` or `top`
+ * can carry no terminal control (U+009B CSI), bidirectional override (U+202E)
+ * or invisible character. ":" is allowed: an IPv4 alias label like "eth0:1"
+ * names its interface in the kernel's SIOCGIF* lookups.
+ */
+export function isValidInterfaceName(s: unknown): s is string {
+  return typeof s === "string" && s.length <= IFNAME_MAX && IFNAME_RE.test(s) && s !== "." &&
+    s !== "..";
+}
+
+const ifname = () =>
+  leaf<string>(
+    isValidInterfaceName,
+    'an interface name of 1 to 15 printable ASCII characters without space or "/" ' +
+      '(not "." or "..")',
+    {
+      type: "string",
+      minLength: 1,
+      maxLength: IFNAME_MAX,
+      pattern: IFNAME_RE.source,
+      not: { enum: [".", ".."] },
+    },
+  );
+
+/** What a rule name may be. */
+export const RULE_NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const ruleName = () =>
+  leaf<string>(
+    (v) => typeof v === "string" && RULE_NAME_RE.test(v),
+    "a name of 1 to 64 characters from A-Z a-z 0-9 _ . : -",
+    { type: "string", pattern: RULE_NAME_RE.source },
+  );
+
+const nonEmptyString = (max: number) =>
+  leaf<string>(
+    (v) => typeof v === "string" && v.length > 0 && v.length <= max,
+    `a non-empty string of at most ${max} characters`,
+    { type: "string", minLength: 1, maxLength: max },
+  );
+
+// ---------------------------------------------------------------- structure (zod)
+
+const inputShape = {
+  interface: ifname(),
+  group: ipv4(),
+  port: port(),
+  source: ipv4().optional(),
+  vlan: intIn(0, 4094).optional(),
+};
+
+const outputShape = {
+  interface: ifname(),
+  group: ipv4(),
+  port: port(),
+  ttl: ttl().optional(),
+  dscp: dscp().optional(),
+  source_ip: ipv4().optional(),
+  source_port: port().optional(),
+};
+
+const ruleShape = {
+  name: ruleName().optional(),
+  enabled: bool().optional(),
+  input: z.strictObject(inputShape),
+  outputs: z.array(z.strictObject(outputShape)).min(1).max(MAX_OUTPUTS_PER_RULE),
+  ttl: ttl().optional(),
+  dscp: dscp().optional(),
+  allow_link_local: bool().optional(),
+};
+
+const rxShape = {
+  tpacket_version: leaf<2 | 3>((v) => v === 2 || v === 3, "2 or 3", { enum: [2, 3] }),
+  frame_count: intIn(64, 1048576),
+  batch_max: intIn(1, 4096),
+  coalesce_us: intIn(0, 10000),
+  coalesce_pps: intIn(0, 4294967295),
+  filter: bool(),
+  fanout: leaf<FanoutMode>(
+    (v) => typeof v === "string" && (FANOUT_MODES as readonly string[]).includes(v),
+    `one of ${FANOUT_MODES.map((m) => `"${m}"`).join(", ")}`,
+    { enum: [...FANOUT_MODES] },
+  ),
+};
+
+const txShape = {
+  frame_count: intIn(64, 1048576),
+  qdisc_bypass: bool(),
+};
+
+const interfaceShape = {
+  workers: intIn(1, 64),
+  fanout: rxShape.fanout,
+  cpus: z.array(intIn(0, 4095)).min(1).max(64),
+};
+
+const configShape = {
+  // Lets editors find the JSON Schema (schema/rules.schema.json); ignored by the relay.
+  $schema: nonEmptyString(2048).optional(),
+  rules: z.array(z.strictObject(ruleShape)).max(MAX_RULES),
+  interfaces: z.record(ifname(), z.strictObject(interfaceShape).partial()).optional(),
+  ttl: ttl().optional(),
+  dscp: dscp().optional(),
+  workers: intIn(1, 64).optional(),
+  rx: z.strictObject(rxShape).partial().optional(),
+  tx: z.strictObject(txShape).partial().optional(),
+  // Unix socket path: sun_path holds 108 bytes including the NUL.
+  control: z.strictObject({ socket: nonEmptyString(107) }).optional(),
+  metrics: z.strictObject({ listen: nonEmptyString(255) }).optional(),
+};
+
+/** Structural schema of a rule's input. */
+export const InputSchema = z.strictObject(inputShape);
+/** Structural schema of one output. */
+export const OutputSchema = z.strictObject(outputShape);
+/** Structural schema of one rule in rules.json (no semantic checks). */
+export const RuleSchema = z.strictObject(ruleShape);
+/** Structural schema of rules.json, without the semantic checks. */
+export const ConfigShapeSchema = z.strictObject(configShape);
+
+/** A rule's input as written in rules.json. */
+export type RawInput = z.infer<typeof InputSchema>;
+/** An output as written in rules.json. */
+export type RawOutput = z.infer<typeof OutputSchema>;
+/** A rule as written in rules.json (structurally valid, not normalized). */
+export type RawRule = z.infer<typeof RuleSchema>;
+/** rules.json as written (structurally valid, not normalized). */
+export type RawConfig = z.infer<typeof ConfigShapeSchema>;
+
+/** Known keys of each object kind, for "did you mean" suggestions. */
+export const KNOWN_KEYS = {
+  config: Object.keys(configShape),
+  rule: Object.keys(ruleShape),
+  input: Object.keys(inputShape),
+  output: Object.keys(outputShape),
+  rx: Object.keys(rxShape),
+  tx: Object.keys(txShape),
+  control: ["socket"],
+  metrics: ["listen"],
+} as const;

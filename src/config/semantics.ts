@@ -1,0 +1,301 @@
+/**
+ * The checks zod's structure cannot express: address classes (input groups
+ * multicast, link-local groups only with `allow_link_local`, outputs multicast
+ * or usable unicast), an output looping into its own input, duplicate
+ * outputs; across rules, duplicate names and two enabled rules consuming the
+ * same input; and the relay-wide capacity (rules, output slots). They run on
+ * the individually valid parts of a rule, so one run lists every problem.
+ *
+ * @module
+ */
+import { isLinkLocalMulticast, isMulticast, parseIPv4, unicastProblem } from "../common/net.ts";
+import { ConfigError, type ConfigIssue, isRecord, issueAt } from "./errors.ts";
+import { describeInput, inputKey, type InputTuple, ruleId } from "./ids.ts";
+import { MAX_OUTPUT_SLOTS, MAX_RULES } from "./limits.ts";
+import { render } from "./quoting.ts";
+import {
+  InputSchema,
+  OutputSchema,
+  type RawInput,
+  type RawOutput,
+  RULE_NAME_RE,
+} from "./schema.ts";
+import type { RuleConfig } from "./types.ts";
+
+/** What the cross-rule checks need to know about a rule. */
+export interface RuleKey {
+  index: number;
+  /** Effective name (explicit, or the id). */
+  name: string;
+  /** Whether the name was written explicitly. */
+  named: boolean;
+  /** Whether the name takes part in the uniqueness check (false when it is invalid). */
+  checkName: boolean;
+  enabled: boolean;
+  key: string;
+  input: InputTuple;
+}
+
+/**
+ * The parts of a rule that are individually valid, so semantic checks can run
+ * on them while other parts of the rule have structural errors.
+ */
+export interface LooseRule {
+  /** The input, if valid. */
+  input?: RawInput;
+  /** Each output if valid, else undefined. */
+  outputs: (RawOutput | undefined)[];
+  /** allow_link_local when valid (absent = false); undefined when invalid. */
+  allowLinkLocal?: boolean;
+  /** "absent", "valid" or "invalid" name. */
+  nameState: "absent" | "valid" | "invalid";
+  name?: string;
+  enabled: boolean;
+}
+
+export function loosen(v: unknown): LooseRule | null {
+  if (!isRecord(v)) return null;
+  const input = InputSchema.safeParse(v.input);
+  const outputs = Array.isArray(v.outputs)
+    ? v.outputs.map((o) => {
+      const r = OutputSchema.safeParse(o);
+      return r.success ? r.data : undefined;
+    })
+    : [];
+  const all = v.allow_link_local;
+  const name = v.name;
+  return {
+    input: input.success ? input.data : undefined,
+    outputs,
+    allowLinkLocal: all === undefined ? false : typeof all === "boolean" ? all : undefined,
+    nameState: name === undefined
+      ? "absent"
+      : typeof name === "string" && RULE_NAME_RE.test(name)
+      ? "valid"
+      : "invalid",
+    name: typeof name === "string" ? name : undefined,
+    enabled: v.enabled !== false,
+  };
+}
+
+export function keyOfLoose(index: number, rule: LooseRule): RuleKey | null {
+  if (!rule.input) return null;
+  return {
+    index,
+    name: rule.nameState === "valid" ? rule.name! : ruleId(rule.input),
+    named: rule.nameState === "valid",
+    checkName: rule.nameState !== "invalid",
+    enabled: rule.enabled,
+    key: inputKey(rule.input),
+    input: rule.input,
+  };
+}
+
+export function keyOfConfig(index: number, rule: RuleConfig): RuleKey {
+  return {
+    index,
+    name: rule.name,
+    named: rule.name !== rule.id,
+    checkName: true,
+    enabled: rule.enabled,
+    key: inputKey(rule.input),
+    input: rule.input,
+  };
+}
+
+function ruleLabel(k: RuleKey): string {
+  return k.named ? `rule ${k.index} ${render(k.name)}` : `rule ${k.index}`;
+}
+
+const LINK_LOCAL_WHY = "is link-local multicast (224.0.0.0/24), reserved for control traffic " +
+  "such as IGMP, OSPF, RIP, VRRP, PIM and mDNS; relaying it breaks those protocols. " +
+  'Set "allow_link_local": true on the rule to relay it anyway';
+
+/**
+ * Checks of one rule on its own, over its individually valid parts. Paths are
+ * relative to the rule. (Link-local checks are skipped while
+ * `allow_link_local` itself is invalid.)
+ */
+export function checkRule(rule: LooseRule): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const allowLL = rule.allowLinkLocal ?? true;
+  const input = rule.input;
+  if (input) {
+    const inGroup = parseIPv4(input.group)!;
+    if (!isMulticast(inGroup)) {
+      issues.push({
+        path: ["input", "group"],
+        message: `must be an IPv4 multicast address (224.0.0.0/4) (got "${input.group}")`,
+      });
+    } else if (isLinkLocalMulticast(inGroup) && !allowLL) {
+      issues.push({ path: ["input", "group"], message: `${input.group} ${LINK_LOCAL_WHY}` });
+    }
+    if (input.source !== undefined) {
+      const why = unicastProblem(parseIPv4(input.source)!);
+      if (why) {
+        issues.push({
+          path: ["input", "source"],
+          message: `must be a unicast source address (got "${input.source}": ${why})`,
+        });
+      }
+    }
+  }
+  const seen = new Map<string, number>();
+  rule.outputs.forEach((o, j) => {
+    if (!o) return;
+    const g = parseIPv4(o.group)!;
+    if (isMulticast(g)) {
+      if (isLinkLocalMulticast(g) && !allowLL) {
+        issues.push({ path: ["outputs", j, "group"], message: `${o.group} ${LINK_LOCAL_WHY}` });
+      }
+    } else {
+      const why = unicastProblem(g);
+      if (why) {
+        issues.push({
+          path: ["outputs", j, "group"],
+          message:
+            `must be a multicast group or a usable unicast address (got "${o.group}": ${why})`,
+        });
+      }
+    }
+    if (o.source_ip !== undefined) {
+      const why = unicastProblem(parseIPv4(o.source_ip)!);
+      if (why) {
+        issues.push({
+          path: ["outputs", j, "source_ip"],
+          message: `must be a unicast address of this host (got "${o.source_ip}": ${why})`,
+        });
+      }
+    }
+    const dest = `${o.interface} ${o.group}:${o.port}`;
+    if (
+      input && o.interface === input.interface && o.group === input.group &&
+      o.port === input.port
+    ) {
+      issues.push({
+        path: ["outputs", j],
+        message: `same interface, group and port as the rule's input (${dest}); ` +
+          "it would forward the stream into itself",
+      });
+    }
+    const k = `${o.interface}|${o.group}|${o.port}`;
+    const first = seen.get(k);
+    if (first !== undefined) {
+      issues.push({
+        path: ["outputs", j],
+        message: `duplicate of outputs[${first}] (same interface, group and port: ${dest})`,
+      });
+    } else {
+      seen.set(k, j);
+    }
+  });
+  return issues;
+}
+
+/**
+ * Cross-rule checks of `fresh` rules against each other and against `prior`
+ * (already accepted) rules. Issues are reported on the later rule and name the
+ * earlier one.
+ */
+export function checkAcross(
+  prior: RuleKey[],
+  fresh: RuleKey[],
+): { index: number; path: (string | number)[]; message: string }[] {
+  const issues: { index: number; path: (string | number)[]; message: string }[] = [];
+  const names = new Map<string, RuleKey>();
+  const inputs = new Map<string, RuleKey>();
+  const add = (k: RuleKey) => {
+    if (k.checkName && !names.has(k.name)) names.set(k.name, k);
+    if (k.enabled && !inputs.has(k.key)) inputs.set(k.key, k);
+  };
+  prior.forEach(add);
+  for (const k of fresh) {
+    const other = k.checkName ? names.get(k.name) : undefined;
+    if (other) {
+      const message = k.named
+        ? `duplicate rule name ${render(k.name)} (also used by ${ruleLabel(other)})`
+        : `the rule has no name and its default name (its id ${k.name}) is already used by ` +
+          `${ruleLabel(other)}; give the rule a distinct "name"`;
+      issues.push({ index: k.index, path: ["name"], message });
+    }
+    const clash = k.enabled ? inputs.get(k.key) : undefined;
+    if (clash) {
+      issues.push({
+        index: k.index,
+        path: ["input"],
+        message: `same input (${describeInput(k.input)}) as enabled ${ruleLabel(clash)}; ` +
+          "two enabled rules cannot consume the same stream: merge their outputs into one " +
+          "rule or disable one of them",
+      });
+    }
+    add(k);
+  }
+  return issues;
+}
+
+/** The message for a rule list longer than {@link MAX_RULES}. */
+export function tooManyRules(count: number): string {
+  return `has ${count} rules; at most ${MAX_RULES} are allowed`;
+}
+
+/**
+ * Relay-wide capacity of a rule list (parsed JSON rules or normalized ones):
+ * every output of an enabled rule holds one of the relay's MAX_OUTPUT_SLOTS
+ * output slots, so a list whose enabled rules have more outputs in total
+ * cannot run. This is the same arithmetic as the slot allocation at start
+ * and on every change (src/relay/tables.ts), so `check` refuses exactly what the
+ * relay would. Disabled rules hold no slot.
+ */
+export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
+  let outputs = 0;
+  for (const r of rules) {
+    if (isRecord(r) && r.enabled !== false && Array.isArray(r.outputs)) outputs += r.outputs.length;
+  }
+  if (outputs <= MAX_OUTPUT_SLOTS) return [];
+  return [
+    issueAt(
+      ["rules"],
+      `has ${outputs} outputs in its enabled rules; at most ${MAX_OUTPUT_SLOTS} are allowed ` +
+        "per relay",
+      root,
+    ),
+  ];
+}
+
+/**
+ * Checks that a complete rule list fits the relay's limits ({@link MAX_RULES}
+ * rules, MAX_OUTPUT_SLOTS outputs over the enabled rules) before it is
+ * applied, with the same messages as a file.
+ *
+ * @param rules The rules to apply.
+ * @param source Where they came from, for the message.
+ * @throws {ConfigError} naming the limit and the count.
+ */
+export function checkCapacity(rules: readonly RuleConfig[], source?: string): void {
+  const root = { rules };
+  const issues = rules.length > MAX_RULES
+    ? [issueAt(["rules"], tooManyRules(rules.length), root)]
+    : [];
+  issues.push(...capacityIssues(rules, root));
+  if (issues.length > 0) throw new ConfigError(issues, source);
+}
+
+/** Semantic issues of `rules` (absolute paths), over their individually valid parts. */
+export function semanticIssues(rules: unknown, root: unknown): ConfigIssue[] {
+  if (!Array.isArray(rules)) return [];
+  const issues: ConfigIssue[] = [];
+  const keys: RuleKey[] = [];
+  rules.forEach((r, index) => {
+    const loose = loosen(r);
+    if (!loose) return;
+    for (const i of checkRule(loose)) {
+      issues.push(issueAt(["rules", index, ...i.path], i.message, root));
+    }
+    const key = keyOfLoose(index, loose);
+    if (key) keys.push(key);
+  });
+  for (const i of checkAcross([], keys)) {
+    issues.push(issueAt(["rules", i.index, ...i.path], i.message, root));
+  }
+  return issues;
+}

@@ -1,0 +1,140 @@
+/**
+ * The validated, normalized configuration: defaults applied, TTL and DSCP
+ * resolved per output (output, then rule, then global), addresses also as
+ * unsigned 32-bit numbers, each rule with a stable id.
+ *
+ * Naming: fields that come from rules.json keep their JSON spelling
+ * (`source_ip`, `allow_link_local`); fields derived by normalization are
+ * camelCase (`groupAddr`, `sourceAddr`, `vlanId`, `tos`).
+ *
+ * @module
+ */
+import type { FanoutMode, TtlPolicy } from "./schema.ts";
+
+/** A rule's input: where the relayed stream is received. */
+export interface InputConfig {
+  /** Receiving interface name. */
+  interface: string;
+  /** Multicast group (dotted quad). */
+  group: string;
+  /** UDP destination port. */
+  port: number;
+  /** Only datagrams from this source address (optional, dotted quad). */
+  source?: string;
+  /** VLAN ID as written (optional; absent or 0 = untagged frames only). */
+  vlan?: number;
+  /** `group` as an unsigned 32-bit number. */
+  groupAddr: number;
+  /** `source` as an unsigned 32-bit number; 0 when absent (any source). */
+  sourceAddr: number;
+  /**
+   * VLAN to match, in the convention of `ParsedPacket.vlan`: 1..4094, or -1
+   * for untagged (absent, or 0 which a priority tag normalizes to).
+   */
+  vlanId: number;
+}
+
+/** One destination of a rule, with every default resolved. */
+export interface OutputConfig {
+  /** Sending interface name. */
+  interface: string;
+  /** Destination: multicast group or unicast address (dotted quad). */
+  group: string;
+  /** UDP destination port. */
+  port: number;
+  /** Resolved TTL policy: output's, else rule's, else config's, else 1. */
+  ttl: TtlPolicy;
+  /** Resolved DSCP: output's, else rule's, else config's, else 0. */
+  dscp: number;
+  /** IPv4 TOS byte to send: `dscp << 2` (ECN bits 0). */
+  tos: number;
+  /** Source address to send from (optional; default: the interface's address). */
+  source_ip?: string;
+  /** UDP source port to send from (optional; default: the input datagram's). */
+  source_port?: number;
+  /** `group` as an unsigned 32-bit number. */
+  groupAddr: number;
+  /** `source_ip` as an unsigned 32-bit number; 0 when absent. */
+  sourceAddr: number;
+}
+
+/** One relay rule, normalized. */
+export interface RuleConfig {
+  /** Stable id: `ruleId` of the input (16 hex digits). Not unique across disabled rules. */
+  id: string;
+  /** Unique name; defaults to `id`. */
+  name: string;
+  /** Whether the rule relays (default true). */
+  enabled: boolean;
+  /** Where the stream comes from. */
+  input: InputConfig;
+  /** Where it goes (1..64 outputs, pairwise distinct). */
+  outputs: OutputConfig[];
+  /** Rule default TTL policy, resolved (rule's, else config's, else 1). */
+  ttl: TtlPolicy;
+  /** Rule default DSCP, resolved (rule's, else config's, else 0). */
+  dscp: number;
+  /** Whether link-local (224.0.0.0/24) groups are allowed (default false). */
+  allow_link_local: boolean;
+}
+
+/**
+ * RX ring tuning. Unset numeric fields mean "the library's default" (they map
+ * to 0 in `struct mcr_rx_config`).
+ */
+export interface RxTuning {
+  /** TPACKET version 2 or 3. */
+  tpacket_version?: 2 | 3;
+  /** Ring slots (V2). */
+  frame_count?: number;
+  /** Most frames returned per poll. */
+  batch_max?: number;
+  /** Adaptive gather budget in microseconds. */
+  coalesce_us?: number;
+  /** Packet rate above which gathering starts. */
+  coalesce_pps?: number;
+  /** Install the kernel BPF filter for the configured groups (default true). */
+  filter: boolean;
+  /** PACKET_FANOUT mode across workers (default "hash"). */
+  fanout: FanoutMode;
+}
+
+/** Per input interface tuning (`interfaces` in rules.json). */
+export interface InterfaceTuning {
+  /** Workers (RX rings in one fanout group) on this interface. */
+  workers: number;
+  /** Fanout mode for this interface. */
+  fanout: FanoutMode;
+  /** CPUs to pin the workers to, round robin. */
+  cpus: number[];
+}
+
+/** TX ring tuning; unset fields mean "the library's default". */
+export interface TxTuning {
+  /** Ring slots. */
+  frame_count?: number;
+  /** PACKET_QDISC_BYPASS. */
+  qdisc_bypass?: boolean;
+}
+
+/** The validated, normalized configuration. */
+export interface Config {
+  /** Relay rules, in file order. */
+  rules: RuleConfig[];
+  /** Global default TTL policy (default 1). */
+  ttl: TtlPolicy;
+  /** Global default DSCP (default 0). */
+  dscp: number;
+  /** Worker threads per input interface (default 1). */
+  workers: number;
+  /** Per input interface overrides of `workers`, `fanout` and CPU pinning. */
+  interfaces: Record<string, Partial<InterfaceTuning>>;
+  /** RX tuning (defaults applied to `filter` and `fanout`). */
+  rx: RxTuning;
+  /** TX tuning. */
+  tx: TxTuning;
+  /** Control socket settings, if configured. */
+  control?: { socket: string };
+  /** Metrics endpoint settings, if configured. */
+  metrics?: { listen: string };
+}
