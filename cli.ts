@@ -174,15 +174,11 @@ async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number>
   }
   const relay = new Relay(config, { configPath: args.config });
   // systemd Type=notify: RELOADING=1 … READY=1 around every reload (SIGHUP or `ctl reload`).
-  const reload = relay.reload.bind(relay);
-  relay.reload = async (path?: string) => {
-    notify("RELOADING=1\nSTATUS=reloading");
-    try {
-      return await reload(path);
-    } finally {
-      notify(`READY=1\nSTATUS=${statusLine(relay.stats())}`);
-    }
-  };
+  relay.on((ev) => {
+    if (ev.type !== "reload") return;
+    if (ev.phase === "start") notify("RELOADING=1\nSTATUS=reloading");
+    else notify(`READY=1\nSTATUS=${statusLine(relay.stats())}`);
+  });
   let plane;
   try {
     plane = await startControlPlane(relay, controlOptions(args, config));

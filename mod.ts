@@ -111,7 +111,7 @@ export type {
   RuleWithRate,
   StatsResult,
   WorkerInfo,
-} from "./src/control/commands.ts";
+} from "./src/control/results.ts";
 
 // Counters and errors
 export { Drop, DROP_NAMES } from "./src/datapath/packet.ts";

@@ -9,6 +9,10 @@
  *
  * See bench/README.md for what every figure means.
  *
+ * Long file: the whole trial matrix (topologies × relays × rates), its
+ * cleanup on signals and the report are one flow read top to bottom; the
+ * pieces that stand alone are in bench/lib/.
+ *
  * @module
  */
 import { parseArgs } from "node:util";

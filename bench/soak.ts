@@ -37,7 +37,7 @@ import { parseArgs } from "node:util";
 import { BUILD, isRoot, Proc, REPO, skipReason, Topology } from "../lab/netns.ts";
 import { startSink } from "../lab/harness.ts";
 import { type Daemon, startDaemon } from "../lab/daemon.ts";
-import type { StatsResult } from "../src/control/commands.ts";
+import type { StatsResult } from "../src/control/results.ts";
 import { chainV4, rssKb } from "../tests/netns/lib_robust.ts";
 
 const { values } = parseArgs({

@@ -11,7 +11,7 @@
 import { BUILD, REPO, Topology, waitForFile } from "./netns.ts";
 import { type RelayProc, runGen, type SinkReport, startRelayWith } from "./harness.ts";
 import { ControlClient } from "../src/client/client.ts";
-import type { StatsResult } from "../src/control/commands.ts";
+import type { StatsResult } from "../src/control/results.ts";
 
 /** The demo's rule set (also printed by the demo). */
 export const DEMO_RULES = {

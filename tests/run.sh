@@ -65,6 +65,43 @@ if [[ -x csrc/tools/selftest.sh ]]; then
   else failed=$((failed + 1)); fi
 fi
 
+section "TypeScript: deno check, fmt --check, lint (every .ts file)"
+# One check each; a failure names the files.
+mapfile -t ts_files < <(git ls-files --cached --others --exclude-standard '*.ts' | grep -v '^bench/results/' || true)
+if ((${#ts_files[@]})); then
+  for step in check fmt lint; do
+    case $step in
+      check) cmd=("$DENO" check "${ts_files[@]}") ;;
+      fmt) cmd=("$DENO" fmt --check) ;;
+      lint) cmd=("$DENO" lint) ;;
+    esac
+    if out=$("${cmd[@]}" 2>&1); then
+      echo "deno $step: ok"
+      passed=$((passed + 1))
+    else
+      echo "$out" | tail -40
+      echo "deno $step: FAILED"
+      failed=$((failed + 1))
+    fi
+  done
+fi
+
+section "C style: clang-format --dry-run on csrc/"
+if command -v clang-format >/dev/null; then
+  mapfile -t c_files < <(git ls-files 'csrc/*.c' 'csrc/*.h')
+  if out=$(clang-format --dry-run -Werror "${c_files[@]}" 2>&1); then
+    echo "clang-format: ok"
+    passed=$((passed + 1))
+  else
+    echo "$out" | head -40
+    echo "clang-format: FAILED (run: clang-format -i \$(git ls-files 'csrc/*.[ch]'))"
+    failed=$((failed + 1))
+  fi
+else
+  echo "clang-format not installed: skipped (CI installs it)"
+  skipped=$((skipped + 1))
+fi
+
 section "Deno tests"
 junit=build-test/deno-junit.xml
 mkdir -p build-test

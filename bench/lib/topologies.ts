@@ -67,7 +67,8 @@ export async function chainTopology(): Promise<BenchTopo> {
  * Sender, relay and receiver share the namespace, so every datagram the
  * receiver and the relay get has a local source address: `accept_local=1`
  * and `rp_filter=0` are set (all, default and every interface) for every
- * relay under test, as NOTES.md "Measuring fairly" explains.
+ * relay under test (without them the receiving stack drops what socat relays,
+ * and socat seems to fail where it works).
  */
 export async function dualBridgeTopology(): Promise<BenchTopo> {
   const t = new Topology("bdb");

@@ -45,11 +45,8 @@ static uint32_t run(const struct sock_filter *f, int len, const uint8_t *p, size
 		const struct sock_filter *i = &f[pc];
 		uint32_t w = 0, v;
 		switch (i->code) {
-		case BPF_RET | BPF_K:
-			return i->k;
-		case BPF_LDX | BPF_W | BPF_IMM:
-			X = i->k;
-			break;
+		case BPF_RET | BPF_K: return i->k;
+		case BPF_LDX | BPF_W | BPF_IMM: X = i->k; break;
 		case BPF_LD | BPF_W | BPF_ABS:
 			if (i->k == (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)) {
 				A = pkttype;
@@ -74,11 +71,8 @@ static uint32_t run(const struct sock_filter *f, int len, const uint8_t *p, size
 				return 0;
 			A = v;
 			break;
-		case BPF_JMP | BPF_JEQ | BPF_K:
-			pc += A == i->k ? i->jt : i->jf;
-			break;
-		default:
-			abort(); /* an instruction the builder never emits */
+		case BPF_JMP | BPF_JEQ | BPF_K: pc += A == i->k ? i->jt : i->jf; break;
+		default: abort(); /* an instruction the builder never emits */
 		}
 	}
 	abort(); /* fell off the end: the checker should have caught it */
@@ -135,8 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size -= 4;
 		} else {
 			uint32_t v = 0xe0000000u | k;
-			uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
-					(uint8_t)v};
+			uint8_t b[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+					 (uint8_t)v };
 			memcpy(&dst[k], b, 4);
 		}
 	}

@@ -72,11 +72,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n < 0 || n > ND)
 		abort();
 	for (uint32_t i = 0; i < tx->frame_count; i++) {
-		struct tpacket2_hdr *h = (struct tpacket2_hdr *)(tx->map + (size_t)i * tx->frame_size);
+		struct tpacket2_hdr *h =
+			(struct tpacket2_hdr *)(tx->map + (size_t)i * tx->frame_size);
 		if (h->tp_status != TP_STATUS_SEND_REQUEST)
 			continue;
 		const uint8_t *ip = (const uint8_t *)h + MCR_TX_DATA_OFF + 14;
-		if (h->tp_len < 42 || h->tp_len > tx->max_frame || mcr_csum_partial(ip, 20, 0) != 0xffff)
+		if (h->tp_len < 42 || h->tp_len > tx->max_frame ||
+		    mcr_csum_partial(ip, 20, 0) != 0xffff)
 			abort();
 	}
 	mcr_fwd_close(fwd);

@@ -11,31 +11,31 @@
 
 static int t_failures;
 
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-			t_failures++;                                              \
-		}                                                                  \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
+			t_failures++;                                                              \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                             \
-	do {                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                \
-		if (_a != _b) {                                                    \
-			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s = %lld, %s = %lld\n", \
-				__FILE__, __LINE__, #a, _a, #b, _b);               \
-			t_failures++;                                              \
-		}                                                                  \
+#define CHECK_EQ(a, b)                                                                             \
+	do {                                                                                       \
+		long long _a = (long long)(a), _b = (long long)(b);                                \
+		if (_a != _b) {                                                                    \
+			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s = %lld, %s = %lld\n",          \
+				__FILE__, __LINE__, #a, _a, #b, _b);                               \
+			t_failures++;                                                              \
+		}                                                                                  \
 	} while (0)
 
 /* Fatal variant: stop the test at once. */
-#define REQUIRE(c)                                                                 \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #c); \
-			exit(1);                                                   \
-		}                                                                  \
+#define REQUIRE(c)                                                                                 \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #c);    \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static inline int t_done(const char *name)

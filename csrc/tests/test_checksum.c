@@ -38,13 +38,14 @@ static void test_partial(void)
 		/* 0 and 0xffff are the same one's-complement value only when
 		 * everything is zero; the fold must agree exactly otherwise */
 		if (fast != ref)
-			fprintf(stderr, "len %u off %u seed %08x: fast %04x naive %04x\n", len, off, seed,
-				fast, ref);
+			fprintf(stderr, "len %u off %u seed %08x: fast %04x naive %04x\n", len, off,
+				seed, fast, ref);
 		CHECK_EQ(fast, ref);
 	}
 	for (uint32_t len = 0; len < 80; len++) { /* every small length */
 		fill_random(buf + 1, len);
-		CHECK_EQ(mcr_csum_partial(buf + 1, len, 0x1234), t_csum_naive(buf + 1, len, 0x1234));
+		CHECK_EQ(mcr_csum_partial(buf + 1, len, 0x1234),
+			 t_csum_naive(buf + 1, len, 0x1234));
 	}
 	CHECK_EQ(mcr_csum_partial(buf, 0, 0), 0);
 }
@@ -126,8 +127,16 @@ static void test_udp_incremental(void)
 		uint16_t nsp = (uint16_t)t_rand(), ndp = (uint16_t)t_rand();
 		switch (iter % 5) {
 		case 0: nsa = sa; break;
-		case 1: nsp = sp; ndp = dp; break;
-		case 2: nsa = sa; nda = da; nsp = sp; ndp = dp; break; /* nothing changes */
+		case 1:
+			nsp = sp;
+			ndp = dp;
+			break;
+		case 2:
+			nsa = sa;
+			nda = da;
+			nsp = sp;
+			ndp = dp;
+			break; /* nothing changes */
 		default: break;
 		}
 		uint16_t inc = csum_udp_update(old, sa, da, sp, dp, nsa, nda, nsp, ndp);

@@ -30,10 +30,10 @@ static void check_mac(const char *group, const uint8_t *want)
 
 static void test_mac(void)
 {
-	check_mac("224.0.0.1", (const uint8_t[]){0x01, 0x00, 0x5e, 0x00, 0x00, 0x01});
-	check_mac("239.255.255.250", (const uint8_t[]){0x01, 0x00, 0x5e, 0x7f, 0xff, 0xfa});
-	check_mac("224.128.1.1", (const uint8_t[]){0x01, 0x00, 0x5e, 0x00, 0x01, 0x01});
-	check_mac("239.128.1.1", (const uint8_t[]){0x01, 0x00, 0x5e, 0x00, 0x01, 0x01});
+	check_mac("224.0.0.1", (const uint8_t[]){ 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 });
+	check_mac("239.255.255.250", (const uint8_t[]){ 0x01, 0x00, 0x5e, 0x7f, 0xff, 0xfa });
+	check_mac("224.128.1.1", (const uint8_t[]){ 0x01, 0x00, 0x5e, 0x00, 0x01, 0x01 });
+	check_mac("239.128.1.1", (const uint8_t[]){ 0x01, 0x00, 0x5e, 0x00, 0x01, 0x01 });
 }
 
 /* Synthetic input: IPv4 header (optionally with options) + UDP + payload. */
@@ -70,7 +70,7 @@ static void test_build(uint32_t ihl, uint32_t plen, int with_csum, uint16_t tmpl
 	t.ttl = 9;
 	t.tos = 0xb8;
 	mcr_mcast_mac(t.dst_ip, t.dst_mac);
-	memcpy(t.src_mac, (const uint8_t[]){0x02, 0x11, 0x22, 0x33, 0x44, 0x55}, 6);
+	memcpy(t.src_mac, (const uint8_t[]){ 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 }, 6);
 
 	uint32_t len = frame_build(out, sizeof(out), &t, in, in + l3len, in + l3len + 8, plen, 33,
 				   0xbeef, 1);
@@ -116,7 +116,8 @@ static void test_corrupt_stays_corrupt(void)
 	t.src_ip = ip4("192.168.7.1");
 	t.dst_ip = ip4("239.9.8.7");
 	t.dst_port = htons(6000);
-	uint32_t len = frame_build(out, sizeof(out), &t, in, in + l3len, in + l3len + 8, 100, 1, 0, 1);
+	uint32_t len =
+		frame_build(out, sizeof(out), &t, in, in + l3len, in + l3len + 8, 100, 1, 0, 1);
 	REQUIRE(len == 142);
 	const uint8_t *ip = out + 14, *u = ip + 20;
 	uint8_t ph[12];

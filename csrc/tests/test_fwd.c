@@ -77,7 +77,8 @@ static long fake_send(struct mcr_tx *tx)
 	long bytes = 0;
 	uint32_t i = tx->tail;
 	for (int n = 0; fake_take < 0 || n < fake_take; n++) {
-		struct tpacket2_hdr *h = (struct tpacket2_hdr *)(tx->map + (size_t)i * tx->frame_size);
+		struct tpacket2_hdr *h =
+			(struct tpacket2_hdr *)(tx->map + (size_t)i * tx->frame_size);
 		if (h->tp_status != TP_STATUS_SEND_REQUEST)
 			break;
 		if (h->tp_len <= 14 + fake_mtu)
@@ -141,20 +142,20 @@ static void test_submit(void)
 	batch[2].snaplen = put_frame(4000, 1600); /* bigger than the TX MTU */
 
 	struct mcr_fwd_desc *d = mcr_fwd_desc(fwd);
-	set_desc(&d[0], 0, 100, 100, 0, 0);     /* valid -> tmpl 0 */
-	set_desc(&d[1], 5, 100, 100, 0, 0);     /* frame out of range */
-	set_desc(&d[2], 1, 1000, 1000, 0, 0);   /* payload beyond snaplen */
+	set_desc(&d[0], 0, 100, 100, 0, 0);   /* valid -> tmpl 0 */
+	set_desc(&d[1], 5, 100, 100, 0, 0);   /* frame out of range */
+	set_desc(&d[2], 1, 1000, 1000, 0, 0); /* payload beyond snaplen */
 	set_desc(&d[3], 0, 100, 100, 0, 0);
 	d[3].payload_off = d[3].l3_offset + 27; /* payload inside the headers */
-	set_desc(&d[4], 0, 100, 100, 1, 0);     /* UNUSED template */
-	set_desc(&d[5], 0, 100, 100, 99, 0);    /* template out of range */
-	set_desc(&d[6], 0, 100, 100, 0, 300);   /* TTL > 255 */
-	set_desc(&d[7], 0, 100, 100, 2, 0);     /* valid -> tmpl 2, template TTL */
-	set_desc(&d[8], 2, 4000, 1600, 0, 0);   /* too big for the MTU, no DF: 2 fragments */
+	set_desc(&d[4], 0, 100, 100, 1, 0);	/* UNUSED template */
+	set_desc(&d[5], 0, 100, 100, 99, 0);	/* template out of range */
+	set_desc(&d[6], 0, 100, 100, 0, 300);	/* TTL > 255 */
+	set_desc(&d[7], 0, 100, 100, 2, 0);	/* valid -> tmpl 2, template TTL */
+	set_desc(&d[8], 2, 4000, 1600, 0, 0);	/* too big for the MTU, no DF: 2 fragments */
 	set_desc(&d[9], 0, 100, 100, 0, 0);
-	d[9].l3_offset = 99;                    /* l3 before the frame */
-	set_desc(&d[10], 0, 100, 100, 2, 200);  /* valid, descriptor TTL */
-	d[10].payload_len = 50;                 /* shorter than the UDP length: full csum */
+	d[9].l3_offset = 99;		       /* l3 before the frame */
+	set_desc(&d[10], 0, 100, 100, 2, 200); /* valid, descriptor TTL */
+	d[10].payload_len = 50;		       /* shorter than the UDP length: full csum */
 
 	/* the kick fails (memory ring: EBADF): nothing may stay queued */
 	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 11), 4);
@@ -167,7 +168,7 @@ static void test_submit(void)
 	struct mcr_tx_stats ts;
 	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
 	CHECK_EQ(ts.frames, 5); /* 1 + 1 + 2 fragments + 1 */
-	CHECK_EQ(ts.kicks, 1);  /* one kick per ring per submit */
+	CHECK_EQ(ts.kicks, 1);	/* one kick per ring per submit */
 	CHECK_EQ(ts.kick_errors, 1);
 	CHECK_EQ(ts.last_err, EBADF);
 	CHECK_EQ(ts.discarded, 5);
@@ -191,15 +192,15 @@ static void test_submit(void)
 	const uint8_t *f2 = (const uint8_t *)slot(tx, 4) + MCR_TX_DATA_OFF;
 	CHECK_EQ(slot(tx, 0)->tp_len, 142);
 	CHECK_EQ(slot(tx, 4)->tp_len, 92);
-	CHECK_EQ(f0[14 + 8], 7);         /* template TTL */
-	CHECK_EQ(rd16(f0 + 34), 1234);   /* source port copied from the input */
+	CHECK_EQ(f0[14 + 8], 7);       /* template TTL */
+	CHECK_EQ(rd16(f0 + 34), 1234); /* source port copied from the input */
 	CHECK_EQ(rd16(f0 + 36), 6000);
-	CHECK_EQ(rd16(f1 + 34), 999);    /* template source port */
-	CHECK_EQ(rd16(f0 + 18), 2);      /* ip id counters per template (2 datagrams before) */
+	CHECK_EQ(rd16(f1 + 34), 999); /* template source port */
+	CHECK_EQ(rd16(f0 + 18), 2);   /* ip id counters per template (2 datagrams before) */
 	CHECK_EQ(rd16(f1 + 18), 2);
 	CHECK_EQ(rd16(f2 + 18), 3);
-	CHECK_EQ(f2[14 + 8], 200);       /* descriptor TTL */
-	for (int k = 0; k < 3; k++) {    /* every UDP checksum verifies */
+	CHECK_EQ(f2[14 + 8], 200);    /* descriptor TTL */
+	for (int k = 0; k < 3; k++) { /* every UDP checksum verifies */
 		const uint8_t *f = k == 0 ? f0 : k == 1 ? f1 : f2;
 		uint32_t ulen = rd16(f + 38);
 		uint8_t ph[12];
@@ -302,8 +303,7 @@ static void test_link_flap(void)
 	CHECK_EQ(mcr_fwd_set_link(fwd, 0, UP_CARRIER, 0), 0);
 	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 6), 6);
 	CHECK_EQ(c[0].packets, 12);
-	CHECK_EQ(c[0].packets + c[0].link_down + c[0].ring_full + c[0].errors + c[0].queued,
-		 6 * 8);
+	CHECK_EQ(c[0].packets + c[0].link_down + c[0].ring_full + c[0].errors + c[0].queued, 6 * 8);
 
 	/* no carrier: refused as link down until it is running again */
 	CHECK_EQ(mcr_fwd_set_link(fwd, 0, 0x1 | 0x40, 0), 0); /* up, "running", no carrier */
@@ -590,12 +590,13 @@ static void test_bpf(void)
 		dst[i] = htonl(0xe0000000u + i);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	REQUIRE(fd >= 0);
-	uint32_t ns[] = {0, 1, 7, MCR_BPF_MAX_DST};
+	uint32_t ns[] = { 0, 1, 7, MCR_BPF_MAX_DST };
 	for (uint32_t kinds = 1; kinds <= 3; kinds++)
 		for (uint32_t k = 0; k < 4; k++) {
-			int len = bpf_build(prog, sizeof(prog) / sizeof(prog[0]), kinds, dst, ns[k]);
+			int len =
+				bpf_build(prog, sizeof(prog) / sizeof(prog[0]), kinds, dst, ns[k]);
 			REQUIRE(len > 0 && (uint32_t)len <= bpf_size(ns[k]));
-			struct sock_fprog fp = {.len = (unsigned short)len, .filter = prog};
+			struct sock_fprog fp = { .len = (unsigned short)len, .filter = prog };
 			CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)), 0);
 		}
 	CHECK_EQ(bpf_build(prog, sizeof(prog) / sizeof(prog[0]), 3, dst, MCR_BPF_MAX_DST + 1),

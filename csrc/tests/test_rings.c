@@ -52,10 +52,10 @@ static int setup_netns(void)
 	/* frames injected through a packet socket carry no route: let the
 	 * stack accept 127.0.0.1 as a source on lo (else dropped as
 	 * IP_LOCALNET / IP_LOCAL_SOURCE) */
-	const char *knobs[] = {"/proc/sys/net/ipv4/conf/all/route_localnet",
-			       "/proc/sys/net/ipv4/conf/lo/route_localnet",
-			       "/proc/sys/net/ipv4/conf/all/accept_local",
-			       "/proc/sys/net/ipv4/conf/lo/accept_local"};
+	const char *knobs[] = { "/proc/sys/net/ipv4/conf/all/route_localnet",
+				"/proc/sys/net/ipv4/conf/lo/route_localnet",
+				"/proc/sys/net/ipv4/conf/all/accept_local",
+				"/proc/sys/net/ipv4/conf/lo/accept_local" };
 	for (int i = 0; i < 4; i++) {
 		FILE *k = fopen(knobs[i], "w");
 		if (k) {
@@ -76,8 +76,9 @@ static int udp_sock(uint16_t port)
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	REQUIRE(fd >= 0);
 	if (port) {
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-					 .sin_addr.s_addr = LOCALHOST};
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = htons(port),
+					  .sin_addr.s_addr = LOCALHOST };
 		REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 	}
 	return fd;
@@ -85,8 +86,9 @@ static int udp_sock(uint16_t port)
 
 static void send_to(int fd, uint32_t dst, uint16_t port, const void *p, size_t n)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = dst};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = dst };
 	REQUIRE(sendto(fd, p, n, 0, (struct sockaddr *)&sa, sizeof(sa)) == (ssize_t)n);
 }
 
@@ -212,8 +214,9 @@ static void test_filter_and_stats(uint32_t ver)
 	mcr_rx *rx = open_rx(ver, MCR_FANOUT_NONE, 0, -1);
 	/* non-UDP traffic is filtered: a TCP connection attempt to a closed port */
 	int tcp = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(9),
-				 .sin_addr.s_addr = LOCALHOST};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(9),
+				  .sin_addr.s_addr = LOCALHOST };
 	(void)connect(tcp, (struct sockaddr *)&sa, sizeof(sa));
 	close(tcp);
 	usleep(20000);
@@ -258,7 +261,7 @@ static void test_filter_and_stats(uint32_t ver)
 	CHECK_EQ(st.frames, 1 + (uint64_t)total);
 	CHECK_EQ(total + st.drops, 300); /* every datagram taken or counted as dropped */
 	if (ver == 2)
-		CHECK_EQ(st.drops, 0); /* 1024 V2 slots hold all 300 whatever the timing */
+		CHECK_EQ(st.drops, 0);	     /* 1024 V2 slots hold all 300 whatever the timing */
 	REQUIRE(mcr_rx_stats(rx, &st) == 0); /* accumulated, not reset */
 	CHECK_EQ(st.packets, 301);
 	mcr_rx_close(rx);
@@ -293,7 +296,7 @@ static void test_forward(uint32_t ver)
 	mcr_rx *rx = open_rx(ver, MCR_FANOUT_NONE, 0, -1);
 	uint32_t only = LOCALHOST;
 	REQUIRE(mcr_rx_set_filter(rx, &only, 1, err, sizeof(err)) == 0);
-	struct mcr_tx_config tc = {.ifindex = lo_index, .frame_count = 64};
+	struct mcr_tx_config tc = { .ifindex = lo_index, .frame_count = 64 };
 	mcr_tx *tx = NULL;
 	if (mcr_tx_open(&tc, &tx, err, sizeof(err)) < 0)
 		fprintf(stderr, "mcr_tx_open: %s\n", err);
@@ -339,7 +342,7 @@ static void test_forward(uint32_t ver)
 	CHECK_EQ(c[0].errors + c[1].errors + c[0].ring_full + c[1].ring_full, 0);
 
 	char buf[256];
-	struct pollfd p = {.fd = sink_ring, .events = POLLIN};
+	struct pollfd p = { .fd = sink_ring, .events = POLLIN };
 	CHECK_EQ(poll(&p, 1, 1000), 1);
 	CHECK_EQ(recv(sink_ring, buf, sizeof(buf), MSG_DONTWAIT), (ssize_t)sizeof(msg));
 	CHECK(memcmp(buf, msg, sizeof(msg)) == 0);
@@ -347,9 +350,11 @@ static void test_forward(uint32_t ver)
 	p.fd = sink_sock;
 	CHECK_EQ(poll(&p, 1, 1000), 1);
 	char cbuf[64];
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
 	CHECK_EQ(recvmsg(sink_sock, &mh, MSG_DONTWAIT), (ssize_t)sizeof(msg));
 	int ttl = -1;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
@@ -376,8 +381,9 @@ static void test_forward(uint32_t ver)
 				ph[8] = 0;
 				ph[9] = 17;
 				wr16(ph + 10, rd16(f + 38));
-				CHECK_EQ(t_csum_naive(f + 34, rd16(f + 38), t_csum_naive(ph, 12, 0)),
-					 0xffff);
+				CHECK_EQ(
+					t_csum_naive(f + 34, rd16(f + 38), t_csum_naive(ph, 12, 0)),
+					0xffff);
 			}
 		}
 		if (found)
@@ -423,9 +429,18 @@ static int wait_link(mcr_linkmon *m, const char *name, int (*pred)(const struct 
 	return 0;
 }
 
-static int is_new(const struct mcr_link_event *e) { return e->kind == MCR_LINK_NEW; }
-static int is_del(const struct mcr_link_event *e) { return e->kind == MCR_LINK_DEL; }
-static int mtu_1400(const struct mcr_link_event *e) { return e->kind == MCR_LINK_NEW && e->mtu == 1400; }
+static int is_new(const struct mcr_link_event *e)
+{
+	return e->kind == MCR_LINK_NEW;
+}
+static int is_del(const struct mcr_link_event *e)
+{
+	return e->kind == MCR_LINK_DEL;
+}
+static int mtu_1400(const struct mcr_link_event *e)
+{
+	return e->kind == MCR_LINK_NEW && e->mtu == 1400;
+}
 static int no_carrier(const struct mcr_link_event *e)
 {
 	return e->kind == MCR_LINK_NEW && (e->flags & IFF_UP) && !(e->flags & IFF_RUNNING);
@@ -552,7 +567,7 @@ static void test_tx_link(void)
 	REQUIRE(run("ip link set va up && ip link set vb up") == 0);
 	uint32_t va = if_nametoindex("va");
 	REQUIRE(va > 0);
-	struct mcr_tx_config tc = {.ifindex = va, .frame_count = 64};
+	struct mcr_tx_config tc = { .ifindex = va, .frame_count = 64 };
 	mcr_tx *tx = NULL;
 	REQUIRE(mcr_tx_open(&tc, &tx, err, sizeof(err)) == 0);
 	mcr_fwd *fwd;
@@ -668,7 +683,7 @@ static void *pace_sender(void *arg)
 			if (el >= due)
 				break;
 			if (due - el > 200000) {
-				struct timespec ts = {0, (long)(due - el - 100000)};
+				struct timespec ts = { 0, (long)(due - el - 100000) };
 				nanosleep(&ts, NULL);
 			}
 		}
@@ -683,7 +698,7 @@ static void run_paced(uint32_t pps, uint32_t count, struct mcr_rx_stats *st)
 {
 	int sink = udp_sock(7300);
 	mcr_rx *rx = open_rx(2, MCR_FANOUT_NONE, 0, -1);
-	struct pacer p = {pps, count};
+	struct pacer p = { pps, count };
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, pace_sender, &p) == 0);
 	uint32_t got = 0;
@@ -700,8 +715,8 @@ static void run_paced(uint32_t pps, uint32_t count, struct mcr_rx_stats *st)
 	 * may drop too; the accounting must still add up. */
 	CHECK_EQ(got, st->packets - st->drops);
 	if (got < count)
-		fprintf(stderr, "paced %u pps: %u of %u delivered, %llu ring drops\n", pps, got, count,
-			(unsigned long long)st->drops);
+		fprintf(stderr, "paced %u pps: %u of %u delivered, %llu ring drops\n", pps, got,
+			count, (unsigned long long)st->drops);
 	mcr_rx_close(rx);
 	close(sink);
 }
@@ -709,7 +724,7 @@ static void run_paced(uint32_t pps, uint32_t count, struct mcr_rx_stats *st)
 static void test_coalesce(void)
 {
 	struct mcr_rx_stats sp, dn;
-	run_paced(1000, 200, &sp);  /* sparse: never delayed */
+	run_paced(1000, 200, &sp); /* sparse: never delayed */
 	/* sparse traffic is never held back to gather a batch (how many frames
 	 * a batch holds depends on scheduling, so it is not asserted) */
 	CHECK_EQ(sp.gathers, 0);

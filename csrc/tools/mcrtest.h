@@ -28,83 +28,94 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#define MCRT_MAGIC 0x4D435254u
-#define MCRT_HDR_LEN 32u
-#define MCRT_MIN_LEN 32u
-#define MCRT_MAX_LEN 65507u /* largest IPv4 UDP payload */
+#define MCRT_MAGIC	 0x4D435254u
+#define MCRT_HDR_LEN	 32u
+#define MCRT_MIN_LEN	 32u
+#define MCRT_MAX_LEN	 65507u /* largest IPv4 UDP payload */
 #define MCRT_DEFAULT_LEN 1024u
 
 struct mcrt_hdr {
-  uint32_t magic;
-  uint32_t stream;
-  uint64_t seq;
-  uint64_t send_ns;
-  uint32_t len;
-  uint32_t check;
+	uint32_t magic;
+	uint32_t stream;
+	uint64_t seq;
+	uint64_t send_ns;
+	uint32_t len;
+	uint32_t check;
 };
 
-static inline uint32_t mcrt_fnv1a(const uint8_t *p, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) {
-    h ^= p[i];
-    h *= 16777619u;
-  }
-  return h;
+static inline uint32_t mcrt_fnv1a(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
 }
 
-static inline void mcrt_put32(uint8_t *p, uint32_t v) {
-  v = htole32(v);
-  memcpy(p, &v, 4);
+static inline void mcrt_put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
 }
-static inline void mcrt_put64(uint8_t *p, uint64_t v) {
-  v = htole64(v);
-  memcpy(p, &v, 8);
+static inline void mcrt_put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
 }
-static inline uint32_t mcrt_get32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return le32toh(v);
+static inline uint32_t mcrt_get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return le32toh(v);
 }
-static inline uint64_t mcrt_get64(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return le64toh(v);
+static inline uint64_t mcrt_get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
 }
 
 /* Write the 32-byte header (including its check) at p. */
 static inline void mcrt_write_hdr(uint8_t *p, uint32_t stream, uint64_t seq, uint64_t send_ns,
-                                  uint32_t len) {
-  mcrt_put32(p + 0, MCRT_MAGIC);
-  mcrt_put32(p + 4, stream);
-  mcrt_put64(p + 8, seq);
-  mcrt_put64(p + 16, send_ns);
-  mcrt_put32(p + 24, len);
-  mcrt_put32(p + 28, mcrt_fnv1a(p, 28));
+				  uint32_t len)
+{
+	mcrt_put32(p + 0, MCRT_MAGIC);
+	mcrt_put32(p + 4, stream);
+	mcrt_put64(p + 8, seq);
+	mcrt_put64(p + 16, send_ns);
+	mcrt_put32(p + 24, len);
+	mcrt_put32(p + 28, mcrt_fnv1a(p, 28));
 }
 
 /* Only the send time (and therefore the check) changes just before sending. */
-static inline void mcrt_stamp(uint8_t *p, uint64_t send_ns) {
-  mcrt_put64(p + 16, send_ns);
-  mcrt_put32(p + 28, mcrt_fnv1a(p, 28));
+static inline void mcrt_stamp(uint8_t *p, uint64_t send_ns)
+{
+	mcrt_put64(p + 16, send_ns);
+	mcrt_put32(p + 28, mcrt_fnv1a(p, 28));
 }
 
 enum mcrt_parse {
-  MCRT_OK = 0,
-  MCRT_FOREIGN,  /* too short or wrong magic: not our format */
-  MCRT_BAD_HDR,  /* magic right, header check wrong: stream id untrustworthy */
+	MCRT_OK = 0,
+	MCRT_FOREIGN, /* too short or wrong magic: not our format */
+	MCRT_BAD_HDR, /* magic right, header check wrong: stream id untrustworthy */
 };
 
-static inline enum mcrt_parse mcrt_read_hdr(const uint8_t *p, size_t n, struct mcrt_hdr *h) {
-  if (n < MCRT_HDR_LEN) return MCRT_FOREIGN;
-  h->magic = mcrt_get32(p);
-  if (h->magic != MCRT_MAGIC) return MCRT_FOREIGN;
-  h->stream = mcrt_get32(p + 4);
-  h->seq = mcrt_get64(p + 8);
-  h->send_ns = mcrt_get64(p + 16);
-  h->len = mcrt_get32(p + 24);
-  h->check = mcrt_get32(p + 28);
-  if (h->check != mcrt_fnv1a(p, 28)) return MCRT_BAD_HDR;
-  return MCRT_OK;
+static inline enum mcrt_parse mcrt_read_hdr(const uint8_t *p, size_t n, struct mcrt_hdr *h)
+{
+	if (n < MCRT_HDR_LEN)
+		return MCRT_FOREIGN;
+	h->magic = mcrt_get32(p);
+	if (h->magic != MCRT_MAGIC)
+		return MCRT_FOREIGN;
+	h->stream = mcrt_get32(p + 4);
+	h->seq = mcrt_get64(p + 8);
+	h->send_ns = mcrt_get64(p + 16);
+	h->len = mcrt_get32(p + 24);
+	h->check = mcrt_get32(p + 28);
+	if (h->check != mcrt_fnv1a(p, 28))
+		return MCRT_BAD_HDR;
+	return MCRT_OK;
 }
 
 /* The pattern byte at offset i is (base + i) mod 256 with base = seq*131 + stream*7.
@@ -112,95 +123,124 @@ static inline enum mcrt_parse mcrt_read_hdr(const uint8_t *p, size_t n, struct m
  * (memcpy) and the sink (memcmp) handle the whole pattern in one library call. */
 #define MCRT_RAMP_LEN (256u + MCRT_MAX_LEN)
 
-static inline uint8_t *mcrt_ramp_new(void) {
-  uint8_t *r = malloc(MCRT_RAMP_LEN);
-  if (!r) return NULL;
-  for (size_t j = 0; j < MCRT_RAMP_LEN; j++) r[j] = (uint8_t)j;
-  return r;
+static inline uint8_t *mcrt_ramp_new(void)
+{
+	uint8_t *r = malloc(MCRT_RAMP_LEN);
+	if (!r)
+		return NULL;
+	for (size_t j = 0; j < MCRT_RAMP_LEN; j++)
+		r[j] = (uint8_t)j;
+	return r;
 }
 
-static inline unsigned mcrt_pattern_base(uint32_t stream, uint64_t seq) {
-  return (unsigned)(uint8_t)(seq * 131u + (uint64_t)stream * 7u);
+static inline unsigned mcrt_pattern_base(uint32_t stream, uint64_t seq)
+{
+	return (unsigned)(uint8_t)(seq * 131u + (uint64_t)stream * 7u);
 }
 
 /* Fill bytes 32..len-1 of p. */
 static inline void mcrt_fill(const uint8_t *ramp, uint8_t *p, uint32_t stream, uint64_t seq,
-                             uint32_t len) {
-  if (len <= MCRT_HDR_LEN) return;
-  unsigned start = (mcrt_pattern_base(stream, seq) + MCRT_HDR_LEN) & 0xffu;
-  memcpy(p + MCRT_HDR_LEN, ramp + start, len - MCRT_HDR_LEN);
+			     uint32_t len)
+{
+	if (len <= MCRT_HDR_LEN)
+		return;
+	unsigned start = (mcrt_pattern_base(stream, seq) + MCRT_HDR_LEN) & 0xffu;
+	memcpy(p + MCRT_HDR_LEN, ramp + start, len - MCRT_HDR_LEN);
 }
 
 /* 1 when bytes 32..len-1 of p hold the pattern. */
 static inline int mcrt_check_pattern(const uint8_t *ramp, const uint8_t *p, uint32_t stream,
-                                     uint64_t seq, uint32_t len) {
-  if (len <= MCRT_HDR_LEN) return 1;
-  unsigned start = (mcrt_pattern_base(stream, seq) + MCRT_HDR_LEN) & 0xffu;
-  return memcmp(p + MCRT_HDR_LEN, ramp + start, len - MCRT_HDR_LEN) == 0;
+				     uint64_t seq, uint32_t len)
+{
+	if (len <= MCRT_HDR_LEN)
+		return 1;
+	unsigned start = (mcrt_pattern_base(stream, seq) + MCRT_HDR_LEN) & 0xffu;
+	return memcmp(p + MCRT_HDR_LEN, ramp + start, len - MCRT_HDR_LEN) == 0;
 }
 
-static inline uint64_t mcrt_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+static inline uint64_t mcrt_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static inline struct timespec mcrt_ts(uint64_t ns) {
-  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
-                        .tv_nsec = (long)(ns % 1000000000ull)};
-  return ts;
+static inline struct timespec mcrt_ts(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+			       .tv_nsec = (long)(ns % 1000000000ull) };
+	return ts;
 }
 
 /* ---- small parsing helpers (both tools) ---- */
 
 /* "A.B.C.D:PORT" -> addr (network order) and port (host order). 0 on success. */
-static inline int mcrt_parse_addr_port(const char *s, struct in_addr *addr, uint16_t *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon == s || colon[1] == '\0') return -1;
-  char host[64];
-  size_t hl = (size_t)(colon - s);
-  if (hl >= sizeof host) return -1;
-  memcpy(host, s, hl);
-  host[hl] = '\0';
-  if (inet_pton(AF_INET, host, addr) != 1) return -1;
-  char *end;
-  errno = 0;
-  unsigned long p = strtoul(colon + 1, &end, 10);
-  if (errno || *end || p == 0 || p > 65535) return -1;
-  *port = (uint16_t)p;
-  return 0;
+static inline int mcrt_parse_addr_port(const char *s, struct in_addr *addr, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || colon[1] == '\0')
+		return -1;
+	char host[64];
+	size_t hl = (size_t)(colon - s);
+	if (hl >= sizeof host)
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, addr) != 1)
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || p == 0 || p > 65535)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
 }
 
 /* Unsigned integer with optional k/M/G (decimal) suffix. 0 on success. */
-static inline int mcrt_parse_u64(const char *s, uint64_t *out) {
-  if (!s || !*s || *s == '-') return -1;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s) return -1;
-  uint64_t mul = 1;
-  if (*end == 'k' || *end == 'K') mul = 1000ull, end++;
-  else if (*end == 'M') mul = 1000000ull, end++;
-  else if (*end == 'G') mul = 1000000000ull, end++;
-  if (*end) return -1;
-  if (mul > 1 && v > UINT64_MAX / mul) return -1;
-  *out = (uint64_t)v * mul;
-  return 0;
+static inline int mcrt_parse_u64(const char *s, uint64_t *out)
+{
+	if (!s || !*s || *s == '-')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	uint64_t mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1000ull, end++;
+	else if (*end == 'M')
+		mul = 1000000ull, end++;
+	else if (*end == 'G')
+		mul = 1000000000ull, end++;
+	if (*end)
+		return -1;
+	if (mul > 1 && v > UINT64_MAX / mul)
+		return -1;
+	*out = (uint64_t)v * mul;
+	return 0;
 }
 
 /* Non-negative decimal number (seconds, rates). 0 on success. */
-static inline int mcrt_parse_double(const char *s, double *out) {
-  if (!s || !*s) return -1;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0 || v != v) return -1;
-  double mul = 1;
-  if (*end == 'k' || *end == 'K') mul = 1e3, end++;
-  else if (*end == 'M') mul = 1e6, end++;
-  if (*end) return -1;
-  *out = v * mul;
-  return 0;
+static inline int mcrt_parse_double(const char *s, double *out)
+{
+	if (!s || !*s)
+		return -1;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0 || v != v)
+		return -1;
+	double mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1e3, end++;
+	else if (*end == 'M')
+		mul = 1e6, end++;
+	if (*end)
+		return -1;
+	*out = v * mul;
+	return 0;
 }
 
 #endif

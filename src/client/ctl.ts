@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError } from "./client.ts";
 import { DEFAULT_CONTROL_SOCKET, type Reply } from "../control/protocol.ts";
-import type { ListedRule, StatsResult, WorkerInfo } from "../control/commands.ts";
+import type { ListedRule, StatsResult, WorkerInfo } from "../control/results.ts";
 import { formatList, formatStatsResult, formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
 
 /** Exit codes of `ctl`. */

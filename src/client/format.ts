@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ListedRule, StatsResult, WorkerInfo } from "../control/commands.ts";
+import type { ListedRule, StatsResult, WorkerInfo } from "../control/results.ts";
 
 /**
  * Characters a terminal acts on or that hide or reorder text: C0 controls,

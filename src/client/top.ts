@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError } from "./client.ts";
-import type { StatsResult } from "../control/commands.ts";
+import type { StatsResult } from "../control/results.ts";
 import {
   formatDrops,
   formatInterfaces,

@@ -9,7 +9,7 @@ import { dirname, isAbsolute, normalize, resolve } from "node:path";
 import { ConfigError, parseConfigText, readConfigFile } from "../config/mod.ts";
 import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../common/log.ts";
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
-import type { InterfaceStats, OutputStats, RuleStats, State, WorkerStats } from "../relay/stats.ts";
+import type { ListedRule, ListState, StatsResult } from "./results.ts";
 import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
 import { outputKey, type Rates, type RateTracker } from "./rates.ts";
 import denoJson from "../../deno.json" with { type: "json" };
@@ -25,85 +25,6 @@ export interface ControlContext {
   rates: RateTracker;
   /** `performance.now()` when the daemon started. */
   startedAt: number;
-}
-
-/** One data-path worker (as `stats().workers` reports it). */
-export type WorkerInfo = WorkerStats;
-
-/** An output with its rate. */
-export type OutputWithRate = OutputStats & { pps: number; bps: number };
-/** A rule with its rates. */
-export type RuleWithRate = Omit<RuleStats, "outputs"> & {
-  pps: number;
-  bps: number;
-  outputs: OutputWithRate[];
-};
-/** An interface with its rates. */
-export type InterfaceWithRate = InterfaceStats & {
-  pps: number;
-  bps: number;
-  kernel_drops_ps: number;
-};
-
-/** Result of `stats`. */
-export interface StatsResult {
-  /** When the snapshot was taken (ISO 8601). */
-  time: string;
-  /** Seconds since the daemon started. */
-  uptime_s: number;
-  /** Window the rates were computed over, in seconds (0 until two samples exist). */
-  rate_window_s: number;
-  /** Per rule, with per-output counters and rates. */
-  rules: RuleWithRate[];
-  /** Per input interface, with kernel ring drops and freezes and rates. */
-  interfaces: InterfaceWithRate[];
-  /** Per data-path worker. */
-  workers: WorkerInfo[];
-  /** Drops by reason (totals). */
-  drops: Record<string, number>;
-  /** Drops by reason per second. */
-  drops_ps: Record<string, number>;
-}
-
-/** State of a listed rule: a disabled rule is listed as "disabled". */
-export type ListState = State | "disabled";
-
-/** A rule as `list` shows it. */
-export interface ListedRule {
-  /** Stable id (hash of the input tuple). */
-  id: string;
-  /** Name. */
-  name: string;
-  /** Whether the rule is enabled. */
-  enabled: boolean;
-  /** active, pending, error, or disabled. */
-  state: ListState;
-  /** Why it is not active. */
-  reason?: string;
-  /** Input match. */
-  input: { interface: string; group: string; port: number; source?: string; vlan?: number };
-  /** Outputs with their state and counters. */
-  outputs: {
-    interface: string;
-    group: string;
-    port: number;
-    ttl: number | "decrement";
-    dscp: number;
-    state: ListState;
-    reason?: string;
-    packets: number;
-    bytes: number;
-    pps: number;
-    bps: number;
-  }[];
-  /** Datagrams matched. */
-  packets: number;
-  /** Payload bytes matched. */
-  bytes: number;
-  /** Matched datagrams per second. */
-  pps: number;
-  /** Matched payload bits per second. */
-  bps: number;
 }
 
 /** A stats snapshot with rates (also used by the metrics endpoint and `top`). */

@@ -12,8 +12,24 @@
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
 import { DROP_BASE, If, Out } from "./counters.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
-import { type CompiledRule, MatchTable } from "./match.ts";
-import { FWD_DESC_WORDS as FWW, RX_DESC_WORDS as RXW } from "../../ffi/mod.ts";
+import { matchRule, MatchTable } from "./match.ts";
+import { FWD_DESC_WORDS, FwdDescWord, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
+
+// Descriptor words as plain constants for the hot loop (ffi/abi.ts checks them against C).
+const RXW = RX_DESC_WORDS;
+const RX_OFFSET = RxDescWord.offset;
+const RX_SNAPLEN = RxDescWord.snaplen;
+const RX_LEN = RxDescWord.len;
+const RX_STATUS = RxDescWord.status;
+const RX_VLAN_TCI = RxDescWord.vlanTci;
+const FWW = FWD_DESC_WORDS;
+const FW_FRAME = FwdDescWord.frame;
+const FW_L3 = FwdDescWord.l3Offset;
+const FW_PAYLOAD_OFF = FwdDescWord.payloadOff;
+const FW_PAYLOAD_LEN = FwdDescWord.payloadLen;
+const FW_TMPL = FwdDescWord.tmpl;
+const FW_TTL = FwdDescWord.ttl;
+const FW_FLAGS = FwdDescWord.flags;
 
 /** Processes batches of received frames into forward descriptors. */
 export class BatchProcessor {
@@ -52,25 +68,22 @@ export class BatchProcessor {
     let bytes = 0, matched = 0;
     for (let i = 0; i < n; i++) {
       const b = i * RXW;
-      const wire = desc[b + 2];
+      const wire = desc[b + RX_LEN];
       bytes += wire;
-      const r = parseFrame(ring, desc[b], desc[b + 1], wire, desc[b + 3], desc[b + 4], pkt);
+      const r = parseFrame(
+        ring,
+        desc[b + RX_OFFSET],
+        desc[b + RX_SNAPLEN],
+        wire,
+        desc[b + RX_STATUS],
+        desc[b + RX_VLAN_TCI],
+        pkt,
+      );
       if (r >= 0) {
         counters[DROP_BASE + r]++;
         continue;
       }
-      const li = lookup.find(pkt.dst, pkt.dport);
-      let rule: CompiledRule | undefined;
-      if (li >= 0) {
-        const list = lookup.lists[li];
-        for (let j = 0; j < list.length; j++) {
-          const c = list[j];
-          if (c.vlan === pkt.vlan && (c.source === 0 || c.source === pkt.src)) {
-            rule = c;
-            break;
-          }
-        }
-      }
+      const rule = matchRule(lookup, pkt.dst, pkt.dport, pkt.src, pkt.vlan);
       if (rule === undefined) {
         counters[DROP_BASE + Drop.no_match]++;
         continue;
@@ -99,13 +112,13 @@ export class BatchProcessor {
           m = 0;
         }
         const d = m * FWW;
-        fdesc[d] = i;
-        fdesc[d + 1] = pkt.l3Offset;
-        fdesc[d + 2] = pkt.payloadOffset;
-        fdesc[d + 3] = pkt.payloadLength;
-        fdesc[d + 4] = tmpl;
-        fdesc[d + 5] = ttl;
-        fdesc[d + 6] = 0;
+        fdesc[d + FW_FRAME] = i;
+        fdesc[d + FW_L3] = pkt.l3Offset;
+        fdesc[d + FW_PAYLOAD_OFF] = pkt.payloadOffset;
+        fdesc[d + FW_PAYLOAD_LEN] = pkt.payloadLength;
+        fdesc[d + FW_TMPL] = tmpl;
+        fdesc[d + FW_TTL] = ttl;
+        fdesc[d + FW_FLAGS] = 0;
         m++;
       }
     }

@@ -81,6 +81,38 @@ export const ETH_P_8021AD = 0x88a8;
 /** IPv4 protocol number of UDP. */
 export const IPPROTO_UDP = 17;
 
+// Header layout (RFC 894 Ethernet, RFC 791 IPv4, RFC 768 UDP): byte offsets.
+/** Ethernet header length. */
+const ETH_HLEN = 14;
+/** Ethertype in the Ethernet header. */
+const ETH_TYPE = 12;
+/** An 802.1Q/802.1ad tag: TPID-less TCI (2) + the next Ethertype (2). */
+const VLAN_TAG_LEN = 4;
+/** VLAN ID bits of a TCI. */
+const VID_MASK = 0xfff;
+/** Shortest IPv4 header. */
+const IP_MIN_HLEN = 20;
+const IP_TOS = 1;
+const IP_TOTLEN = 2;
+const IP_FRAG = 6;
+const IP_TTL = 8;
+const IP_PROTO = 9;
+const IP_SRC = 12;
+const IP_DST = 16;
+/** MF flag and fragment offset bits of the flags/offset word. */
+const IP_MF_OFFSET = 0x3fff;
+const UDP_HLEN = 8;
+const UDP_DPORT = 2;
+const UDP_LEN = 4;
+const UDP_CSUM = 6;
+// Drop codes as plain constants for the hot path.
+const DROP_NOT_IPV4 = Drop.not_ipv4;
+const DROP_NOT_UDP = Drop.not_udp;
+const DROP_FRAGMENT = Drop.fragment;
+const DROP_MALFORMED = Drop.malformed;
+const DROP_TRUNCATED = Drop.truncated;
+const DROP_VLAN = Drop.vlan;
+
 /**
  * The result of {@link parseFrame}. One instance per worker is reused for
  * every frame; it is never reallocated. Fields are only meaningful when
@@ -151,57 +183,58 @@ export function parseFrame(
   vlanTci: number,
   out: ParsedPacket,
 ): number {
-  if (snaplen < wireLen) return 4; // Drop.truncated: cut by the ring slot
+  if (snaplen < wireLen) return DROP_TRUNCATED; // cut by the ring slot
   // Never read outside buf, even with bogus descriptors.
-  if (offset < 0 || snaplen < 14 || offset + snaplen > buf.length) return 3; // malformed
+  if (offset < 0 || snaplen < ETH_HLEN || offset + snaplen > buf.length) return DROP_MALFORMED;
   const end = offset + snaplen;
-  let p = offset + 12;
+  let p = offset + ETH_TYPE;
   let type = (buf[p] << 8) | buf[p + 1];
   p += 2;
   let vlan = -1;
   let tagged = false;
-  if ((status & 0x10) !== 0) {
-    vlan = vlanTci & 0xfff;
+  if ((status & TP_STATUS_VLAN_VALID) !== 0) {
+    vlan = vlanTci & VID_MASK;
     tagged = true;
   }
-  if (type === 0x8100 || type === 0x88a8) {
-    if (tagged) return 9; // Drop.vlan: second tag level
-    if (p + 4 > end) return 3; // malformed
-    vlan = ((buf[p] << 8) | buf[p + 1]) & 0xfff;
+  if (type === ETH_P_8021Q || type === ETH_P_8021AD) {
+    if (tagged) return DROP_VLAN; // second tag level
+    if (p + VLAN_TAG_LEN > end) return DROP_MALFORMED;
+    vlan = ((buf[p] << 8) | buf[p + 1]) & VID_MASK;
     type = (buf[p + 2] << 8) | buf[p + 3];
-    p += 4;
-    if (type === 0x8100 || type === 0x88a8) return 9; // Drop.vlan: QinQ
+    p += VLAN_TAG_LEN;
+    if (type === ETH_P_8021Q || type === ETH_P_8021AD) return DROP_VLAN; // QinQ
   }
   if (vlan === 0) vlan = -1; // priority tag: untagged
   out.vlan = vlan;
-  if (type !== 0x0800) return 0; // Drop.not_ipv4 (includes 802.3 lengths < 0x0600)
+  if (type !== ETH_P_IP) return DROP_NOT_IPV4; // (includes 802.3 lengths < 0x0600)
   const l3 = p;
   const avail = end - l3;
-  if (avail < 20) return 3; // malformed
+  if (avail < IP_MIN_HLEN) return DROP_MALFORMED;
   const vihl = buf[l3];
-  if ((vihl >> 4) !== 4) return 3;
+  if ((vihl >> 4) !== 4) return DROP_MALFORMED;
   const hlen = (vihl & 0x0f) << 2;
-  if (hlen < 20 || hlen > avail) return 3;
-  const total = (buf[l3 + 2] << 8) | buf[l3 + 3];
-  if (total < hlen + 8 || total > avail) return 3;
-  if (buf[l3 + 9] !== 17) return 1; // Drop.not_udp
+  if (hlen < IP_MIN_HLEN || hlen > avail) return DROP_MALFORMED;
+  const total = (buf[l3 + IP_TOTLEN] << 8) | buf[l3 + IP_TOTLEN + 1];
+  if (total < hlen + UDP_HLEN || total > avail) return DROP_MALFORMED;
+  if (buf[l3 + IP_PROTO] !== IPPROTO_UDP) return DROP_NOT_UDP;
   // Flags (reserved, DF, MF) and the 13-bit offset: MF or offset => fragment.
-  if ((((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3fff) !== 0) return 2;
+  if ((((buf[l3 + IP_FRAG] << 8) | buf[l3 + IP_FRAG + 1]) & IP_MF_OFFSET) !== 0) {
+    return DROP_FRAGMENT;
+  }
   const l4 = l3 + hlen;
-  const ulen = (buf[l4 + 4] << 8) | buf[l4 + 5];
-  if (ulen !== total - hlen) return 3;
+  const ulen = (buf[l4 + UDP_LEN] << 8) | buf[l4 + UDP_LEN + 1];
+  if (ulen !== total - hlen) return DROP_MALFORMED;
   out.l3Offset = l3;
   out.l4Offset = l4;
-  out.tos = buf[l3 + 1];
-  out.ttl = buf[l3 + 8];
-  out.src = ((buf[l3 + 12] << 24) | (buf[l3 + 13] << 16) | (buf[l3 + 14] << 8) | buf[l3 + 15]) >>>
-    0;
-  out.dst = ((buf[l3 + 16] << 24) | (buf[l3 + 17] << 16) | (buf[l3 + 18] << 8) | buf[l3 + 19]) >>>
-    0;
+  out.tos = buf[l3 + IP_TOS];
+  out.ttl = buf[l3 + IP_TTL];
+  const sa = l3 + IP_SRC, da = l3 + IP_DST;
+  out.src = ((buf[sa] << 24) | (buf[sa + 1] << 16) | (buf[sa + 2] << 8) | buf[sa + 3]) >>> 0;
+  out.dst = ((buf[da] << 24) | (buf[da + 1] << 16) | (buf[da + 2] << 8) | buf[da + 3]) >>> 0;
   out.sport = (buf[l4] << 8) | buf[l4 + 1];
-  out.dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
-  out.udpChecksum = (buf[l4 + 6] << 8) | buf[l4 + 7];
-  out.payloadOffset = l4 + 8;
-  out.payloadLength = ulen - 8;
+  out.dport = (buf[l4 + UDP_DPORT] << 8) | buf[l4 + UDP_DPORT + 1];
+  out.udpChecksum = (buf[l4 + UDP_CSUM] << 8) | buf[l4 + UDP_CSUM + 1];
+  out.payloadOffset = l4 + UDP_HLEN;
+  out.payloadLength = ulen - UDP_HLEN;
   return -1;
 }

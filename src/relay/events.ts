@@ -24,6 +24,13 @@ export type RelayEvent =
     index: number;
     state: WorkerStats["state"];
     reason?: string;
+  }
+  | {
+    /** A reload (`Relay.reload`: SIGHUP, `ctl reload`) starts, applied, or was refused. */
+    type: "reload";
+    phase: "start" | "done" | "failed";
+    path: string;
+    reason?: string;
   };
 
 /** Subscribers and the last state reported for each thing (see module doc). */
@@ -43,7 +50,8 @@ export class StateEvents {
     return () => this.#listeners.delete(listener);
   }
 
-  #emit(ev: RelayEvent): void {
+  /** Tell every subscriber (a listener's failure is logged, not thrown). */
+  emit(ev: RelayEvent): void {
     for (const l of this.#listeners) {
       try {
         l(ev);
@@ -62,7 +70,7 @@ export class StateEvents {
       const v = `${state}|${reason ?? ""}`;
       if (this.#lastState.get(key) === v) return;
       this.#lastState.set(key, v);
-      this.#emit(ev());
+      this.emit(ev());
     };
     for (const i of st.interfaces) {
       diff(`i:${i.name}`, i.state, i.reason, () => ({
@@ -104,7 +112,7 @@ export class StateEvents {
       if (seen.has(k)) continue;
       this.#lastState.delete(k);
       if (k.startsWith("i:")) {
-        this.#emit({ type: "interface", interface: k.slice(2), state: "removed" });
+        this.emit({ type: "interface", interface: k.slice(2), state: "removed" });
       }
     }
   }

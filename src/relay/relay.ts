@@ -226,18 +226,31 @@ export class Relay implements AsyncDisposable {
           message: "the relay was not started from a file; give a path",
         }]);
       }
-      const next = await loadConfig(file);
-      const summary = this.diff(next, file);
-      const cur = this.#config;
-      await this.#apply({
-        ...next,
-        workers: cur.workers,
-        rx: cur.rx,
-        tx: cur.tx,
-        control: cur.control,
-        metrics: cur.metrics,
-      });
-      return summary;
+      const source = String(file);
+      this.#sup.emit({ type: "reload", phase: "start", path: source });
+      try {
+        const next = await loadConfig(file);
+        const summary = this.diff(next, file);
+        const cur = this.#config;
+        await this.#apply({
+          ...next,
+          workers: cur.workers,
+          rx: cur.rx,
+          tx: cur.tx,
+          control: cur.control,
+          metrics: cur.metrics,
+        });
+        this.#sup.emit({ type: "reload", phase: "done", path: source });
+        return summary;
+      } catch (e) {
+        this.#sup.emit({
+          type: "reload",
+          phase: "failed",
+          path: source,
+          reason: (e as Error).message,
+        });
+        throw e;
+      }
     });
   }
 

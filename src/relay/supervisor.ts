@@ -75,6 +75,11 @@ export class Supervisor {
     return this.#events.on(listener);
   }
 
+  /** Tell subscribers about an event that is not a state change (a reload). */
+  emit(ev: RelayEvent): void {
+    this.#events.emit(ev);
+  }
+
   /** Snapshot of all counters and states. */
   stats(): RelayStats {
     return collectStats(this.#groups.values(), this.#links, this.#outState);

@@ -19,7 +19,7 @@ import { BUILD, chainTopology, Proc, REPO, skipReason, type Topology } from "../
 import { runGen, startSink } from "../../lab/harness.ts";
 import { CHAIN_IN, CHAIN_OUT, drained, hopKey, PathMeter, total } from "./lib_account.ts";
 import { startDaemon } from "../../lab/daemon.ts";
-import type { StatsResult } from "../../src/control/commands.ts";
+import type { StatsResult } from "../../src/control/results.ts";
 
 const skip = skipReason();
 if (skip) console.warn(`netns control tests skipped: ${skip}`);

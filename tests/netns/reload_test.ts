@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { BUILD, chainTopology, Proc, REPO, runDeno, skipReason } from "../../lab/netns.ts";
 import { runGen, startDriver, startSink } from "../../lab/harness.ts";
 import { type Daemon, startDaemon } from "../../lab/daemon.ts";
-import type { StatsResult } from "../../src/control/commands.ts";
+import type { StatsResult } from "../../src/control/results.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
 
 const skip = skipReason();

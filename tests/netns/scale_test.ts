@@ -4,6 +4,9 @@
  * drop where it was lost (tests/netns/lib_account.ts); that every one arrives
  * on a quiet machine is measured by the benchmarks (bench/README.md), not
  * asserted here.
+ *
+ * Long file: each scenario builds and tears down its own namespaces inline,
+ * so it reads on its own; shared pieces are in lab/ and lib_account.ts.
  */
 import assert from "node:assert/strict";
 import { chainTopology, linkCounters, skipReason, Topology } from "../../lab/netns.ts";

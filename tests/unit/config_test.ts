@@ -1,3 +1,10 @@
+/**
+ * The configuration side (src/config/): structure, semantics, normalization,
+ * rule ids, limits, error messages and fixtures, and property tests.
+ *
+ * Long file: one test per behaviour of rules.json, in the order the README
+ * documents them; the file, reading and size caps are config_file_test.ts.
+ */
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {

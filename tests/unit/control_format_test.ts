@@ -5,7 +5,7 @@
  * aligned.
  */
 import assert from "node:assert/strict";
-import type { ListedRule, StatsResult } from "../../src/control/commands.ts";
+import type { ListedRule, StatsResult } from "../../src/control/results.ts";
 import { formatList, formatStatsResult, formatWorkers, termSafe } from "../../src/client/format.ts";
 import { renderTop } from "../../src/client/top.ts";
 

@@ -17,7 +17,7 @@ import { RateTracker } from "../../src/control/rates.ts";
 import { buildRegistry, health, parseListen } from "../../src/control/metrics.ts";
 import { getLogLevels, levelFor, setLogLevel } from "../../src/common/log.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
-import type { StatsResult } from "../../src/control/commands.ts";
+import type { StatsResult } from "../../src/control/results.ts";
 
 const enc = new TextEncoder();
 

@@ -1,0 +1,234 @@
+/**
+ * `BatchProcessor.process` itself — the relay's hot loop — over synthetic
+ * ring memory: every frame-level drop reason, (S,G) precedence over (*,G),
+ * VLAN matching, fixed and decremented TTL (and expiry), several outputs,
+ * outputs not installed, and the forward descriptors it writes (checked word
+ * by word against the frames), including a flush when they fill up.
+ */
+import assert from "node:assert/strict";
+import { buildFrame, type FrameOptions, packFrames } from "../fixtures/frames.ts";
+import { BatchProcessor } from "../../src/datapath/batch.ts";
+import {
+  DROP_BASE,
+  If,
+  newCounterBlock,
+  Out,
+  OUT_BASE,
+  OUT_WORDS,
+  RULE_BASE,
+  RULE_WORDS,
+} from "../../src/datapath/counters.ts";
+import { Drop } from "../../src/datapath/packet.ts";
+import { compileTable } from "../../src/datapath/match.ts";
+import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
+import type { TableRule } from "../../src/datapath/messages.ts";
+import { FWD_DESC_WORDS, FwdDescWord, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
+import { parseIPv4 } from "../../src/common/net.ts";
+
+const ip = (s: string) => parseIPv4(s)!;
+
+/** A rule on r0 with outputs to r1 (TTL 0 = decrement). */
+function rule(
+  name: string,
+  group: string,
+  port: number,
+  outs: { dst: string; ttl: number }[],
+  opts: { source?: string; vlan?: number } = {},
+): RuleSpec {
+  return {
+    id: name,
+    name,
+    input: {
+      interface: "r0",
+      group: ip(group),
+      port,
+      source: opts.source ? ip(opts.source) : 0,
+      vlan: opts.vlan ?? -1,
+    },
+    outputs: outs.map((o, k) => ({
+      interface: "r1",
+      dst: ip(o.dst),
+      port: 7000 + k,
+      srcIp: 0,
+      srcPort: 0,
+      ttl: o.ttl,
+      tos: 0,
+    })),
+  };
+}
+
+/** One batch: frames in ring memory, their descriptors, a processor over `rules`. */
+function batch(
+  rules: RuleSpec[],
+  frames: { opts: FrameOptions; status?: number; tci?: number; cut?: number }[],
+  maxDesc = 64,
+) {
+  const built = frames.map((f) => buildFrame(f.opts));
+  const { buf, placed } = packFrames(built);
+  const desc = new Uint32Array(frames.length * RX_DESC_WORDS);
+  placed.forEach((p, k) => {
+    const b = k * RX_DESC_WORDS;
+    desc[b + RxDescWord.offset] = p.offset;
+    desc[b + RxDescWord.snaplen] = frames[k].cut ?? p.length;
+    desc[b + RxDescWord.len] = p.length;
+    desc[b + RxDescWord.status] = frames[k].status ?? 0;
+    desc[b + RxDescWord.vlanTci] = frames[k].tci ?? 0;
+  });
+  const table = buildTables(rules, new Slots(), 1, ["r0"]).get("r0")!;
+  const counters = newCounterBlock();
+  const fdesc = new Uint32Array(maxDesc * FWD_DESC_WORDS);
+  const flushed: number[][] = [];
+  const proc = new BatchProcessor(counters, fdesc, maxDesc, (n) => {
+    flushed.push(Array.from(fdesc.subarray(0, n * FWD_DESC_WORDS)));
+  });
+  proc.lookup = compileTable(table);
+  const byName = new Map(table.rules.map((r) => [r.name, r]));
+  return { buf, placed, desc, counters, fdesc, proc, flushed, byName, n: frames.length };
+}
+
+/** The forward descriptors `m` written in `fdesc`, as objects. */
+function descriptors(fdesc: Uint32Array, m: number) {
+  const out = [];
+  for (let i = 0; i < m; i++) {
+    const d = i * FWD_DESC_WORDS;
+    out.push({
+      frame: fdesc[d + FwdDescWord.frame],
+      l3: fdesc[d + FwdDescWord.l3Offset],
+      off: fdesc[d + FwdDescWord.payloadOff],
+      len: fdesc[d + FwdDescWord.payloadLen],
+      tmpl: fdesc[d + FwdDescWord.tmpl],
+      ttl: fdesc[d + FwdDescWord.ttl],
+    });
+  }
+  return out;
+}
+
+const out = (r: TableRule, k: number, what: keyof typeof Out, c: Float64Array) =>
+  c[OUT_BASE + r.outputs[k].slot * OUT_WORDS + Out[what]];
+const rulePackets = (r: TableRule, c: Float64Array) => c[RULE_BASE + r.slot * RULE_WORDS];
+
+Deno.test("batch: every frame-level drop reason is counted under its name", () => {
+  const rules = [rule("cam", "239.1.1.1", 5001, [{ dst: "239.10.1.1", ttl: 5 }])];
+  const b = batch(rules, [
+    { opts: { ethertype: 0x86dd } }, // not_ipv4
+    { opts: { protocol: 6 } }, // not_udp
+    { opts: { mf: true } }, // fragment
+    { opts: { fragmentOffset: 8 } }, // fragment
+    { opts: { override: { udpLength: 7 } } }, // malformed
+    { opts: { payload: 100 }, cut: 60 }, // truncated
+    { opts: { vlans: [{ vid: 5 }, { vid: 6 }] } }, // vlan (QinQ)
+    { opts: { dst: "239.9.9.9" } }, // no_match
+    { opts: { dport: 5002 } }, // no_match (port)
+    { opts: {} }, // matched
+  ]);
+  const m = b.proc.process(b.buf, b.desc, b.n);
+  const c = b.counters;
+  assert.equal(c[DROP_BASE + Drop.not_ipv4], 1);
+  assert.equal(c[DROP_BASE + Drop.not_udp], 1);
+  assert.equal(c[DROP_BASE + Drop.fragment], 2);
+  assert.equal(c[DROP_BASE + Drop.malformed], 1);
+  assert.equal(c[DROP_BASE + Drop.truncated], 1);
+  assert.equal(c[DROP_BASE + Drop.vlan], 1);
+  assert.equal(c[DROP_BASE + Drop.no_match], 2);
+  assert.equal(c[If.frames], 10);
+  assert.equal(c[If.matched], 1);
+  assert.equal(m, 1);
+  assert.equal(rulePackets(b.byName.get("cam")!, c), 1);
+  // frames = matched + frame drops
+  const drops = [
+    Drop.not_ipv4,
+    Drop.not_udp,
+    Drop.fragment,
+    Drop.malformed,
+    Drop.truncated,
+    Drop.vlan,
+    Drop.no_match,
+  ].reduce((a: number, d: number) => a + c[DROP_BASE + d], 0);
+  assert.equal(c[If.frames], c[If.matched] + drops);
+});
+
+Deno.test("batch: (S,G) beats (*,G); VLAN must match; descriptors point at each datagram", () => {
+  const rules = [
+    rule("any", "239.1.1.1", 5001, [{ dst: "239.10.0.1", ttl: 3 }]),
+    rule("ssm", "239.1.1.1", 5001, [{ dst: "239.20.0.1", ttl: 4 }], { source: "10.0.0.7" }),
+    rule("v7", "239.1.1.1", 5001, [{ dst: "239.30.0.1", ttl: 6 }], { vlan: 7 }),
+  ];
+  const b = batch(rules, [
+    { opts: { src: "10.0.0.1", payload: 40 } }, // any
+    { opts: { src: "10.0.0.7", payload: 50 } }, // ssm
+    { opts: { src: "10.0.0.7", payload: 60, vlans: [{ vid: 7 }] } }, // v7, in-band tag
+    { opts: { src: "10.0.0.1", payload: 70 }, status: 0x10, tci: 7 }, // v7, stripped tag
+    { opts: { src: "10.0.0.1", vlans: [{ vid: 8 }] } }, // no rule for VLAN 8
+    { opts: { src: "10.0.0.1", vlans: [{ vid: 0 }] } }, // priority tag = untagged: any
+  ]);
+  const m = b.proc.process(b.buf, b.desc, b.n);
+  const d = descriptors(b.fdesc, m);
+  const r = (n: string) => b.byName.get(n)!;
+  assert.deepEqual(d.map((x) => x.tmpl), [
+    r("any").outputs[0].slot,
+    r("ssm").outputs[0].slot,
+    r("v7").outputs[0].slot,
+    r("v7").outputs[0].slot,
+    r("any").outputs[0].slot,
+  ]);
+  assert.deepEqual(d.map((x) => x.frame), [0, 1, 2, 3, 5]);
+  assert.deepEqual(d.map((x) => x.ttl), [3, 4, 6, 6, 3]);
+  assert.deepEqual(d.map((x) => x.len), [40, 50, 60, 70, 32]);
+  // offsets: IPv4 header after Ethernet (+ in-band tag), payload after IPv4 + UDP
+  const tagged = [false, false, true, false, false, true];
+  d.forEach((x) => {
+    const base = b.placed[x.frame].offset + 14 + (tagged[x.frame] ? 4 : 0);
+    assert.equal(x.l3, base);
+    assert.equal(x.off, base + 20 + 8);
+    assert.equal(b.buf[x.off], 0, "payload's counting pattern starts at 0");
+  });
+  assert.equal(b.counters[DROP_BASE + Drop.no_match], 1);
+  assert.equal(rulePackets(r("any"), b.counters), 2);
+  assert.equal(rulePackets(r("ssm"), b.counters), 1);
+  assert.equal(rulePackets(r("v7"), b.counters), 2);
+});
+
+Deno.test("batch: several outputs, TTL decrement and expiry, outputs not installed, flush", () => {
+  const rules = [rule("fan", "239.1.1.1", 5001, [
+    { dst: "239.10.0.1", ttl: 0 }, // decrement
+    { dst: "239.10.0.2", ttl: 9 }, // fixed
+    { dst: "239.10.0.3", ttl: 0 }, // decrement, not installed
+  ])];
+  const b = batch(rules, [
+    { opts: { ttl: 5 } },
+    { opts: { ttl: 1 } }, // expires on the decrementing outputs
+    { opts: { ttl: 2 } },
+  ], 2); // room for 2 descriptors: the processor flushes
+  const fan = b.byName.get("fan")!;
+  b.proc.broken[fan.outputs[2].slot] = 1;
+  const m = b.proc.process(b.buf, b.desc, b.n);
+  const c = b.counters;
+  // written: frame0 out0 (ttl 4), out1 (9); frame1 out1 (9); frame2 out0 (1), out1 (9)
+  const all = [
+    ...b.flushed.flatMap((f) => descriptors(Uint32Array.from(f), f.length / FWD_DESC_WORDS)),
+    ...descriptors(b.fdesc, m),
+  ];
+  assert.deepEqual(all.map((x) => [x.frame, x.tmpl, x.ttl]), [
+    [0, fan.outputs[0].slot, 4],
+    [0, fan.outputs[1].slot, 9],
+    [1, fan.outputs[1].slot, 9],
+    [2, fan.outputs[0].slot, 1],
+    [2, fan.outputs[1].slot, 9],
+  ]);
+  assert.equal(b.flushed.length, 2, "flushed twice when the 2 descriptors were full");
+  assert.equal(out(fan, 0, "ttlExpired", c), 1);
+  assert.equal(out(fan, 2, "ttlExpired", c), 1);
+  assert.equal(out(fan, 1, "ttlExpired", c), 0);
+  assert.equal(c[DROP_BASE + Drop.ttl_expired], 2);
+  assert.equal(out(fan, 2, "unavailable", c), 2, "frames 0 and 2 skipped for the broken output");
+  assert.equal(rulePackets(fan, c), 3);
+  // every matched datagram per output: a descriptor, or counted
+  for (let k = 0; k < 3; k++) {
+    const written = all.filter((x) => x.tmpl === fan.outputs[k].slot).length;
+    assert.equal(
+      written + out(fan, k, "ttlExpired", c) + out(fan, k, "unavailable", c),
+      rulePackets(fan, c),
+      `output ${k}`,
+    );
+  }
+});
