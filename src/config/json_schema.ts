@@ -65,7 +65,7 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
     "Most microseconds to wait for a batch to gather when traffic is dense (0 = never wait; default 50).",
   "rx.coalesce_pps": "Arrival rate above which frames are gathered (default 20000 pps).",
   "rx.filter":
-    "Kernel BPF filter: only IPv4/UDP to the rules' groups is copied to the ring (default true).",
+    "Kernel BPF filter: only IPv4/UDP datagrams are copied to the ring (default true); false copies every frame (drops counted as not_ipv4/not_udp).",
   "rx.fanout": "PACKET_FANOUT mode when an interface has several workers (default hash).",
   "tx": "Transmit ring tuning.",
   "tx.frame_count": "Frames in each transmit ring.",

@@ -11,7 +11,7 @@ import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "..
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
 import type { ListedRule, ListState, StatsResult } from "./results.ts";
 import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
-import { outputKey, type Rates, type RateTracker } from "./rates.ts";
+import { outputRateKey, type Rates, type RateTracker } from "./rates.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
 /** mcr's version (from deno.json). */
@@ -44,7 +44,10 @@ export function statsWithRates(ctx: ControlContext): StatsResult {
     rules: s.rules.map((rule) => ({
       ...rule,
       ...rate(r.rules.get(rule.id)),
-      outputs: rule.outputs.map((o) => ({ ...o, ...rate(r.outputs.get(outputKey(rule.id, o))) })),
+      outputs: rule.outputs.map((o) => ({
+        ...o,
+        ...rate(r.outputs.get(outputRateKey(rule.id, o))),
+      })),
     })),
     interfaces: s.interfaces.map((i) => {
       const x = r.interfaces.get(i.name);

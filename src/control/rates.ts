@@ -37,8 +37,8 @@ export interface Rates {
   drops: Record<string, number>;
 }
 
-/** Key of an output in {@link Rates.outputs}. */
-export function outputKey(
+/** Key of an output in {@link Rates.outputs} (rule id and the output as the stats show it). */
+export function outputRateKey(
   ruleId: string,
   o: { interface: string; group: string; port: number },
 ): string {
@@ -56,7 +56,7 @@ function flatten(s: RelayStats) {
   const ifs = new Map<string, { p: number; b: number; d: number }>();
   for (const r of s.rules) {
     rules.set(r.id, { p: r.packets, b: r.bytes });
-    for (const o of r.outputs) outputs.set(outputKey(r.id, o), { p: o.packets, b: o.bytes });
+    for (const o of r.outputs) outputs.set(outputRateKey(r.id, o), { p: o.packets, b: o.bytes });
   }
   for (const i of s.interfaces) ifs.set(i.name, { p: i.frames, b: i.bytes, d: i.kernel_drops });
   return { rules, outputs, ifs, drops: s.drops };
