@@ -28,7 +28,8 @@ import {
   STREAMS_8,
   type Workload,
 } from "./lib/topologies.ts";
-import { killTracked, mcrRelay, type RelayDef, SMCROUTE, SOCAT } from "./lib/relays.ts";
+import { mcrRelay, type RelayDef, SMCROUTE, SOCAT } from "./lib/relays.ts";
+import { killTracked } from "./lib/procs.ts";
 import { runTrial, type TrialPath, type TrialResult, type TrialSpec } from "./lib/trial.ts";
 import type { BenchRun, HotloopResult, MaxLossless, RelayRun } from "./lib/types.ts";
 import { HOTLOOP_COMMAND, runHotloop } from "./lib/hotloop_run.ts";

@@ -7,7 +7,7 @@
 import type { Topology } from "../../lab/netns.ts";
 import { startRelayWith } from "../../lab/harness.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
-import { spawnTracked } from "./relays.ts";
+import { spawnTracked } from "./procs.ts";
 
 /** A running relay process. */
 export interface McrProc {

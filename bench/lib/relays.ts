@@ -8,25 +8,11 @@
  *
  * @module
  */
-import { Proc } from "../../lab/netns.ts";
+import type { Proc } from "../../lab/netns.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
 import { startMcr } from "./mcr.ts";
+import { spawnTracked } from "./procs.ts";
 import type { BenchTopo, Workload } from "./topologies.ts";
-
-const tracked = new Set<Proc>();
-
-/** Start a tracked background process in a namespace. */
-export function spawnTracked(ns: string, cmd: string[], env: Record<string, string> = {}): Proc {
-  const p = new Proc(ns, cmd, env);
-  tracked.add(p);
-  p.child.status.finally(() => tracked.delete(p));
-  return p;
-}
-
-/** SIGKILL every process still tracked (signal and error paths). */
-export function killTracked(): void {
-  for (const p of tracked) p.kill("SIGKILL");
-}
 
 /** A relay running for the trials of one workload. */
 export interface RunningRelay {

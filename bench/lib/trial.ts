@@ -8,7 +8,7 @@
 import { BUILD, waitForFile } from "../../lab/netns.ts";
 import type { SinkReport } from "../../lab/harness.ts";
 import { busyBetween, onlineCpus, type ProcCpu, procCpu, procsCpu, sysCpu } from "./procstat.ts";
-import { spawnTracked } from "./relays.ts";
+import { spawnTracked } from "./procs.ts";
 import type { Topology } from "../../lab/netns.ts";
 
 /** Where the generator sends from and the receiver listens. */

@@ -20,7 +20,7 @@ import {
 import { linkProblem, linkUsable } from "../datapath/link_table.ts";
 import { DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
-import type { InputWorkers } from "./workers.ts";
+import type { WorkerTable } from "../datapath/messages.ts";
 
 /** One data-path worker. */
 export interface WorkerStats {
@@ -146,6 +146,31 @@ export interface RelayStats {
   workers: WorkerStats[];
 }
 
+/** What {@link collectStats} reads of one input interface's workers (relay/workers.ts). */
+export interface InterfaceWorkersView {
+  /** Interface name. */
+  readonly name: string;
+  /** The rule table its workers run. */
+  readonly table: WorkerTable;
+  /** Counter sums of earlier worker lives. */
+  readonly retired: Float64Array;
+  /** Fanout group id. */
+  readonly fanoutId: number;
+  /** Why the input lock could not be taken. */
+  readonly lockError?: string;
+  /** The workers. */
+  readonly members: readonly {
+    readonly index: number;
+    readonly state: WorkerStats["state"];
+    readonly reason?: string;
+    readonly worker: unknown;
+    readonly counters: Float64Array;
+    readonly restarts: number;
+    readonly retiredFrames: number;
+    readonly cpu?: number;
+  }[];
+}
+
 /**
  * Snapshot of every counter and state.
  * @param groups the input interfaces' worker groups
@@ -153,7 +178,7 @@ export interface RelayStats {
  * @param outputStates what the workers last reported for each output slot
  */
 export function collectStats(
-  groups: Iterable<InputWorkers>,
+  groups: Iterable<InterfaceWorkersView>,
   links: Links,
   outputStates: ReadonlyMap<number, { state: State; reason?: string }>,
 ): RelayStats {
