@@ -93,8 +93,11 @@ function parse(argv: string[]) {
   }
 }
 
+/** One formatter for every number (toLocaleString builds one per call: seconds at 262,144 outputs). */
+const NUMBER_FORMAT = new Intl.NumberFormat("en-US");
+
 function fmtNum(n: number): string {
-  return n.toLocaleString("en-US");
+  return NUMBER_FORMAT.format(n);
 }
 
 /** Render final counters as a table for people. */
@@ -124,7 +127,8 @@ export function formatStats(s: RelayStats): string {
       ]);
     });
   }
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const w = rows[0].map(() => 0);
+  for (const r of rows) for (let c = 0; c < r.length; c++) w[c] = Math.max(w[c], r[c].length);
   const lines = rows.map((r) => r.map((v, c) => v.padEnd(w[c])).join("  ").trimEnd());
   const drops = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) =>
     `${k}=${fmtNum(v)}`

@@ -19,7 +19,7 @@ for (const n of RULE_COUNTS) {
     group: "process",
     baseline: n === 1,
     fn() {
-      f.proc.process(f.ring, f.desc, BATCH);
+      f.proc.process(f.ring, f.desc, BATCH, f.lookup, f.base);
     },
   });
 }

@@ -114,6 +114,11 @@ static const uint32_t off_link_event[] = {
 	OFF(mcr_link_event, name)
 };
 
+static const uint32_t off_rxset_stats[] = {
+	OFF(mcr_rxset_stats, polls), OFF(mcr_rxset_stats, wakeups), OFF(mcr_rxset_stats, gathers),
+	OFF(mcr_rxset_stats, batches), OFF(mcr_rxset_stats, frames)
+};
+
 int32_t mcr_abi_offsets(uint32_t which, uint32_t *out, uint32_t max)
 {
 	const uint32_t *t;
@@ -158,6 +163,10 @@ int32_t mcr_abi_offsets(uint32_t which, uint32_t *out, uint32_t max)
 	case MCR_ABI_LINK_EVENT:
 		t = off_link_event;
 		n = sizeof(off_link_event) / 4;
+		break;
+	case MCR_ABI_RXSET_STATS:
+		t = off_rxset_stats;
+		n = sizeof(off_rxset_stats) / 4;
 		break;
 	default: return -EINVAL;
 	}
@@ -209,6 +218,7 @@ int32_t mcr_abi_sizeof(uint32_t which)
 	case MCR_ABI_IFACE_INFO: return (int32_t)sizeof(struct mcr_iface_info);
 	case MCR_ABI_TX_STATS: return (int32_t)sizeof(struct mcr_tx_stats);
 	case MCR_ABI_LINK_EVENT: return (int32_t)sizeof(struct mcr_link_event);
+	case MCR_ABI_RXSET_STATS: return (int32_t)sizeof(struct mcr_rxset_stats);
 	default: return -EINVAL;
 	}
 }

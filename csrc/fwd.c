@@ -57,7 +57,7 @@
 struct tmpl_state {
 	struct mcr_template t;
 	struct mcr_tx *tx;	/* ring kind */
-	int fd;			/* socket kind, -1 otherwise */
+	int fd;			/* socket kind only (valid while t.kind is SOCKET) */
 	uint16_t ip_id;		/* ring kind: IPv4 identification counter */
 	uint8_t def_ttl;	/* TTL when neither descriptor nor template gives one */
 	uint8_t frag_fail;	/* outcome + 1 of a failed earlier fragment of the datagram */
@@ -75,7 +75,10 @@ struct mcr_fwd {
 	uint32_t max_templates, max_desc;
 	struct tmpl_state *tm;
 	struct mcr_fwd_desc *desc;
-	struct mcr_out_counters *ctr;
+	struct mcr_out_counters *own_ctr; /* the forwarder's own counter array */
+	uint8_t *cbase;			  /* counters in use: template i at cbase + i * cstride */
+	uint32_t cstride;
+	uint32_t hi; /* 1 + the highest template index ever installed (loops stop there) */
 	uint64_t invalid;
 	uint64_t orphans;	/* outcomes of frames whose template was cleared meanwhile */
 	struct ring_ref *rings; /* rings this forwarder owns */
@@ -92,10 +95,14 @@ struct mcr_fwd {
 
 static void tmpl_clear(struct tmpl_state *s)
 {
-	if (s->fd >= 0)
+	if (s->t.kind == MCR_TMPL_SOCKET)
 		close(s->fd);
 	memset(s, 0, sizeof(*s));
-	s->fd = -1;
+}
+
+static inline struct mcr_out_counters *ctr_of(const struct mcr_fwd *f, uint32_t idx)
+{
+	return (struct mcr_out_counters *)(f->cbase + (size_t)idx * f->cstride);
 }
 
 int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err, size_t errlen)
@@ -113,7 +120,9 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
 	f->max_desc = max_desc;
 	f->tm = calloc(max_templates, sizeof(*f->tm));
 	f->desc = calloc(max_desc, sizeof(*f->desc));
-	f->ctr = calloc(max_templates, sizeof(*f->ctr));
+	f->own_ctr = calloc(max_templates, sizeof(*f->own_ctr));
+	f->cbase = (uint8_t *)f->own_ctr;
+	f->cstride = sizeof(struct mcr_out_counters);
 	f->msgs = calloc(max_desc, sizeof(*f->msgs));
 	f->iov = calloc(max_desc, sizeof(*f->iov));
 	f->cmsg = calloc(max_desc, CMSG_TTL_SPACE);
@@ -121,19 +130,14 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
 	f->order = calloc(max_desc, sizeof(uint32_t));
 	f->sock_cnt = calloc(max_templates, sizeof(uint32_t));
 	f->sock_list = calloc(max_templates, sizeof(uint32_t));
-	if (!f->tm || !f->desc || !f->ctr || !f->msgs || !f->iov || !f->cmsg || !f->stage_tmpl ||
-	    !f->order || !f->sock_cnt || !f->sock_list) {
-		if (f->tm)
-			for (uint32_t i = 0; i < max_templates; i++)
-				f->tm[i].fd = -1;
+	if (!f->tm || !f->desc || !f->own_ctr || !f->msgs || !f->iov || !f->cmsg ||
+	    !f->stage_tmpl || !f->order || !f->sock_cnt || !f->sock_list) {
 		live_inc();
 		mcr_fwd_close(f);
 		return lib_err(err, errlen, ENOMEM,
 			       "mcr_fwd_open: allocating %u templates, %u descs", max_templates,
 			       max_desc);
 	}
-	for (uint32_t i = 0; i < max_templates; i++)
-		f->tm[i].fd = -1;
 	live_inc();
 	*out = f;
 	return 0;
@@ -149,12 +153,12 @@ int mcr_fwd_close(mcr_fwd *f)
 		ring_leave(f, f->rings[f->nrings - 1].tx);
 	free(f->rings);
 	if (f->tm)
-		for (uint32_t i = 0; i < f->max_templates; i++)
-			if (f->tm[i].fd >= 0)
+		for (uint32_t i = 0; i < f->hi; i++)
+			if (f->tm[i].t.kind == MCR_TMPL_SOCKET)
 				close(f->tm[i].fd);
 	free(f->tm);
 	free(f->desc);
-	free(f->ctr);
+	free(f->own_ctr);
 	free(f->msgs);
 	free(f->iov);
 	free(f->cmsg);
@@ -174,7 +178,28 @@ struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *f)
 
 struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *f)
 {
-	return f ? f->ctr : NULL;
+	return f ? (struct mcr_out_counters *)f->cbase : NULL;
+}
+
+int mcr_fwd_set_counters(mcr_fwd *f, void *mem, uint64_t bytes, uint32_t stride)
+{
+	if (!f || !mem || stride < sizeof(struct mcr_out_counters) || stride % 8u ||
+	    bytes < (uint64_t)f->max_templates * stride)
+		return -EINVAL;
+	uint8_t *to = mem;
+	for (uint32_t i = 0; i < f->hi; i++)
+		memcpy(to + (size_t)i * stride, ctr_of(f, i), sizeof(struct mcr_out_counters));
+	f->cbase = to;
+	f->cstride = stride;
+	return 0;
+}
+
+int mcr_fwd_reset_counters(mcr_fwd *f, uint32_t idx)
+{
+	if (!f || idx >= f->max_templates)
+		return -EINVAL;
+	memset(ctr_of(f, idx), 0, sizeof(struct mcr_out_counters));
+	return 0;
 }
 
 uint64_t mcr_fwd_invalid(const mcr_fwd *f)
@@ -203,8 +228,8 @@ static void fwd_done(void *ctx, uint32_t tag, uint32_t aux, enum txr_outcome o)
 	if (s->frag_fail && o == TXR_SENT)
 		o = (enum txr_outcome)(s->frag_fail - 1);
 	s->frag_fail = 0;
-	struct mcr_out_counters *c = &f->ctr[idx];
-	if (c->queued)
+	struct mcr_out_counters *c = ctr_of(f, idx);
+	if (c->queued > 0)
 		c->queued--;
 	switch (o) {
 	case TXR_SENT:
@@ -232,7 +257,7 @@ static struct ring_ref *ring_find(struct mcr_fwd *f, const struct mcr_tx *tx)
 static void fwd_detach(void *ctx, struct mcr_tx *tx)
 {
 	struct mcr_fwd *f = ctx;
-	for (uint32_t i = 0; i < f->max_templates; i++) {
+	for (uint32_t i = 0; i < f->hi; i++) {
 		struct tmpl_state *s = &f->tm[i];
 		if (s->t.kind == MCR_TMPL_RING && s->tx == tx) {
 			s->t.kind = MCR_TMPL_UNUSED;
@@ -310,7 +335,7 @@ int mcr_fwd_set_link(mcr_fwd *f, uint32_t ifindex, uint32_t flags, uint32_t mtu)
 	for (uint32_t i = 0; i < f->nrings; i++)
 		if (f->rings[i].tx->ifindex == ifindex)
 			txr_set_link(f->rings[i].tx, flags, mtu);
-	for (uint32_t i = 0; i < f->max_templates; i++)
+	for (uint32_t i = 0; i < f->hi; i++)
 		if (f->tm[i].t.kind == MCR_TMPL_SOCKET && f->tm[i].t.ifindex == ifindex)
 			f->tm[i].down = why;
 	return 0;
@@ -401,7 +426,6 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	struct tmpl_state *old = &f->tm[idx];
 	struct tmpl_state ns;
 	memset(&ns, 0, sizeof(ns));
-	ns.fd = -1;
 	ns.t = *t;
 	ns.def_ttl = is_mcast(t->dst_ip) ? 1 : 64;
 	/* Replacing a template keeps its life (and counters): datagrams still in
@@ -441,8 +465,10 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 		ring_unref(f, old_tx);
 	tmpl_clear(old);
 	*old = ns;
-	if (t->kind == MCR_TMPL_UNUSED) /* a cleared slot starts its next life at zero */
-		memset(&f->ctr[idx], 0, sizeof(f->ctr[idx]));
+	if (t->kind == MCR_TMPL_UNUSED) /* its frames still in a ring are orphans now */
+		ctr_of(f, idx)->queued = 0;
+	else if (idx >= f->hi)
+		f->hi = idx + 1;
 	return 0;
 }
 
@@ -500,7 +526,7 @@ static uint32_t send_socket_batches(struct mcr_fwd *f, uint32_t nstaged, uint32_
 	for (uint32_t k = 0; k < nlist; k++) {
 		uint32_t ti = f->sock_list[k], end = f->sock_cnt[ti];
 		struct tmpl_state *s = &f->tm[ti];
-		struct mcr_out_counters *c = &f->ctr[ti];
+		struct mcr_out_counters *c = ctr_of(f, ti);
 		for (uint32_t j = start; j < end; j++) {
 			uint32_t i = f->order[j]; /* staged index: iov[i], cmsg slot i */
 			struct msghdr *m = &f->msgs[j].msg_hdr;
@@ -563,7 +589,7 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			continue;
 		}
 		struct tmpl_state *s = &f->tm[d->tmpl];
-		struct mcr_out_counters *c = &f->ctr[d->tmpl];
+		struct mcr_out_counters *c = ctr_of(f, d->tmpl);
 		if (d->frame >= nbatch || d->ttl > 255) {
 			c->errors++;
 			continue;

@@ -616,6 +616,46 @@ int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out)
 	return 0;
 }
 
+int rxr_fd(const mcr_rx *rx)
+{
+	return rx->fd;
+}
+
+uint32_t rxr_version(const mcr_rx *rx)
+{
+	return rx->version == TPACKET_V3 ? 3u : 2u;
+}
+
+uint32_t rxr_take(mcr_rx *rx)
+{
+	release_all(rx);
+	rx->ndesc = collect(rx, 0);
+	return rx->ndesc;
+}
+
+uint32_t rxr_more(mcr_rx *rx)
+{
+	rx->ndesc = collect(rx, rx->ndesc);
+	return rx->ndesc;
+}
+
+void rxr_finish(mcr_rx *rx)
+{
+	if (!rx->ndesc)
+		return;
+	rx->st.frames += rx->ndesc;
+	rx->st.batches++;
+}
+
+int rxr_sock_error(mcr_rx *rx)
+{
+	int e = 0;
+	socklen_t el = sizeof(e);
+	if (getsockopt(rx->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+		return errno;
+	return e;
+}
+
 void rxr_batch(const mcr_rx *rx, const struct mcr_rx_desc **desc, uint32_t *n, const uint8_t **base,
 	       uint64_t *size)
 {

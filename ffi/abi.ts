@@ -12,7 +12,7 @@
  */
 
 /** ABI version this module was written for (`MCR_ABI_VERSION`). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** A struct: its id for `mcr_abi_sizeof`/`mcr_abi_offsets`, size, and field byte offsets. */
 export interface StructLayout<F extends string> {
@@ -114,7 +114,7 @@ export const FWD_DESC = layout(6, 32, {
   reserved: 28,
 });
 
-/** `struct mcr_out_counters` (8 × u64 per template). */
+/** `struct mcr_out_counters` (8 × double per template). */
 export const OUT_COUNTERS = layout(7, 64, {
   packets: 0,
   bytes: 8,
@@ -169,6 +169,15 @@ export const LINK_EVENT = layout(10, 40, {
   name: 24,
 });
 
+/** `struct mcr_rxset_stats` (5 × u64). */
+export const RXSET_STATS = layout(11, 40, {
+  polls: 0,
+  wakeups: 8,
+  gathers: 16,
+  batches: 24,
+  frames: 32,
+});
+
 /** Every struct the bindings use. */
 export const STRUCTS = {
   rx_config: RX_CONFIG,
@@ -181,9 +190,10 @@ export const STRUCTS = {
   iface_info: IFACE_INFO,
   tx_stats: TX_STATS,
   link_event: LINK_EVENT,
+  rxset_stats: RXSET_STATS,
 } as const;
 
-/** Words (of its element size) per entry of an array of `s` (u32 or u64 structs). */
+/** Words (of its element size) per entry of an array of `s` (u32, u64 or double structs). */
 export function words(s: StructLayout<string>, elementBytes: 4 | 8): number {
   return s.size / elementBytes;
 }

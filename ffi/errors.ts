@@ -38,6 +38,7 @@ const ERRNO_NAMES: Record<number, string> = {
 
 /** errno values the wrappers and the relay test for (Linux). */
 export const Errno = {
+  EINTR: 4,
   ENXIO: 6,
   EAGAIN: 11,
   ENODEV: 19,

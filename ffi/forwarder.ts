@@ -51,7 +51,7 @@ export const FwdDescWord = {
   flags: FWD_DESC.field.flags / 4,
 } as const;
 
-/** Words per template in `Forwarder.counters` (struct mcr_out_counters is 8 × u64). */
+/** Words per template in `Forwarder.counters` (struct mcr_out_counters is 8 × double). */
 export const OUT_COUNTER_WORDS: number = words(OUT_COUNTERS, 8);
 
 /** Word index of each `struct mcr_out_counters` field (datagrams, not frames). */
@@ -108,8 +108,13 @@ export class Forwarder implements Disposable {
   readonly #service: (f: Deno.PointerObject) => number;
   /** Forward descriptors (zero-copy, maxDesc entries). */
   readonly desc: Uint32Array;
-  /** Per-template counters, {@link OUT_COUNTER_WORDS} per template at {@link OutCounter} (zero-copy). */
-  readonly counters: BigUint64Array;
+  /**
+   * Per-template counters (zero-copy): template i's at `i * counterStride`
+   * + {@link OutCounter}. The forwarder's own array until {@link setCounters}.
+   */
+  counters: Float64Array;
+  /** Words between two templates' counters in `counters`. */
+  counterStride: number = OUT_COUNTER_WORDS;
   /** Template capacity. */
   readonly maxTemplates: number;
   /** Descriptor capacity. */
@@ -126,7 +131,7 @@ export class Forwarder implements Disposable {
     this.maxTemplates = maxTemplates;
     this.maxDesc = maxDesc;
     this.desc = new Uint32Array(view(l.sym.mcr_fwd_desc(p), maxDesc * FWD_DESC.size));
-    this.counters = new BigUint64Array(
+    this.counters = new Float64Array(
       view(l.sym.mcr_fwd_counters(p), maxTemplates * OUT_COUNTERS.size),
     );
     this.#submit = l.sym.mcr_fwd_submit;
@@ -148,6 +153,31 @@ export class Forwarder implements Disposable {
       lib().sym.mcr_fwd_set_template(this.pointer, idx, b, err, errlen),
       err,
     );
+  }
+
+  /**
+   * Keep the counters in `block` (e.g. a SharedArrayBuffer other threads
+   * read): template i's at `i * strideWords` + {@link OutCounter}, from
+   * element 0 of `block`. The current counts are copied there. `block` must
+   * stay alive as long as the forwarder (hold a reference).
+   */
+  setCounters(block: Float64Array, strideWords: number): void {
+    check(
+      "mcr_fwd_set_counters",
+      lib().sym.mcr_fwd_set_counters(
+        this.pointer,
+        block,
+        BigInt(block.byteLength),
+        strideWords * 8,
+      ),
+    );
+    this.counters = block;
+    this.counterStride = strideWords;
+  }
+
+  /** Zero template `idx`'s counters (a new output takes the slot). */
+  resetCounters(idx: number): void {
+    check("mcr_fwd_reset_counters", lib().sym.mcr_fwd_reset_counters(this.pointer, idx));
   }
 
   /** Send `n` descriptors whose frames are in `rx`'s current batch; returns datagrams queued/sent. */

@@ -22,6 +22,7 @@ export {
   RxRing,
   type RxStats,
 } from "./rx_ring.ts";
+export { RX_READY_WORDS, RxSet, type RxSetOptions, type RxSetStats } from "./rx_set.ts";
 export { type TxOptions, TxRing, type TxStats } from "./tx_ring.ts";
 export {
   Forwarder,

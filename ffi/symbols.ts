@@ -59,6 +59,24 @@ export const symbols = {
   mcr_rx_geometry: { parameters: ["pointer", "buffer"], result: "i32" },
   // int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out)
   mcr_rx_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int mcr_rxset_open(uint32_t max_tags, int32_t wake_fd, uint32_t coalesce_us,
+  //                    uint32_t coalesce_pps, mcr_rxset **out, char *err, size_t errlen)
+  mcr_rxset_open: {
+    parameters: ["u32", "i32", "u32", "u32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_rxset_add(mcr_rxset *set, mcr_rx *rx, uint32_t tag, char *err, size_t errlen)
+  mcr_rxset_add: { parameters: ["pointer", "pointer", "u32", "buffer", "usize"], result: "i32" },
+  // int mcr_rxset_remove(mcr_rxset *set, uint32_t tag)
+  mcr_rxset_remove: { parameters: ["pointer", "u32"], result: "i32" },
+  // int mcr_rxset_wait(mcr_rxset *set, int32_t timeout_ms) — blocks: call only from a Worker
+  mcr_rxset_wait: { parameters: ["pointer", "i32"], result: "i32" },
+  // int32_t *mcr_rxset_ready(mcr_rxset *set)
+  mcr_rxset_ready: { parameters: ["pointer"], result: "pointer" },
+  // int mcr_rxset_stats(const mcr_rxset *set, struct mcr_rxset_stats *out)
+  mcr_rxset_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int mcr_rxset_close(mcr_rxset *set)
+  mcr_rxset_close: { parameters: ["pointer"], result: "i32" },
   // int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err,
   //                       size_t errlen)
   mcr_rx_set_filter: {
@@ -96,6 +114,10 @@ export const symbols = {
   mcr_fwd_desc: { parameters: ["pointer"], result: "pointer" },
   // struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *fwd)
   mcr_fwd_counters: { parameters: ["pointer"], result: "pointer" },
+  // int mcr_fwd_set_counters(mcr_fwd *fwd, void *mem, uint64_t bytes, uint32_t stride)
+  mcr_fwd_set_counters: { parameters: ["pointer", "buffer", "u64", "u32"], result: "i32" },
+  // int mcr_fwd_reset_counters(mcr_fwd *fwd, uint32_t idx)
+  mcr_fwd_reset_counters: { parameters: ["pointer", "u32"], result: "i32" },
   // int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n)
   mcr_fwd_submit: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
   // uint64_t mcr_fwd_invalid(const mcr_fwd *fwd)

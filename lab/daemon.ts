@@ -93,6 +93,8 @@ export interface DaemonOptions {
   /** Log level (default warning). */
   logLevel?: string;
   /** Wait for the ready file (default true). */
+  /** How long to wait for the ready file (ms; default 20 s). */
+  readyTimeoutMs?: number;
   waitReady?: boolean;
 }
 
@@ -154,7 +156,7 @@ export async function startDaemon(config: unknown, opts: DaemonOptions = {}): Pr
   }
   if (opts.waitReady ?? true) {
     try {
-      await waitForFile(ready, 20_000, "the relay to start");
+      await waitForFile(ready, opts.readyTimeoutMs ?? 20_000, "the relay to start");
     } catch (e) {
       d.kill("SIGKILL");
       const r = await d.output();

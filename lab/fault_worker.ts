@@ -2,8 +2,11 @@
  * A data-path worker with a fault switch, for tests that crash a worker (the
  * relay's own worker module has none): it runs the relay's worker
  * (`serveWorker`) and, about every 50 ms of its loop, looks for the file
- * `$MCR_LAB_FAULT_DIR/crash-<interface>-<index>`. When it is there, the
- * worker removes it and throws, as a crash in the data path would.
+ * `$MCR_LAB_FAULT_DIR/crash-<interface>-<member>` for every input interface
+ * it serves (member: its index among the interface's fanout members). When
+ * one is there, the worker removes it and throws, as a crash in the data
+ * path would (every interface the worker serves loses its ring until the
+ * restart).
  *
  * Use: `new Relay(config, { workerModule: new URL("lab/fault_worker.ts", …).href })`
  * with MCR_LAB_FAULT_DIR set in the environment (workers share it).
@@ -30,12 +33,14 @@ serveWorker({
     const now = performance.now();
     if (now - last < LOOK_MS) return;
     last = now;
-    const path = `${dir}/crash-${w.interface}-${w.index}`;
-    try {
-      Deno.removeSync(path);
-    } catch {
-      return; // no switch (or not ours to remove)
+    for (const i of w.inputs) {
+      const path = `${dir}/crash-${i.interface}-${i.member}`;
+      try {
+        Deno.removeSync(path);
+      } catch {
+        continue; // no switch (or not ours to remove)
+      }
+      throw new Error(`injected fault (${path})`);
     }
-    throw new Error(`injected fault (${path})`);
   },
 });

@@ -9,8 +9,8 @@
 import { buildFrame, packFrames } from "../../tests/fixtures/frames.ts";
 import { BatchProcessor } from "../../src/datapath/batch.ts";
 import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
-import { compileTable } from "../../src/datapath/match.ts";
-import { newCounterBlock } from "../../src/datapath/counters.ts";
+import { compileTable, type MatchTable } from "../../src/datapath/match.ts";
+import { inBase, newCounterBlock } from "../../src/datapath/counters.ts";
 
 /** Frames per batch (per `process` call). */
 export const BATCH = 256;
@@ -35,8 +35,12 @@ export interface HotloopFixture {
   ring: Uint8Array;
   /** RX descriptors, 8 words per frame. */
   desc: Uint32Array;
-  /** The processor with the compiled table installed. */
+  /** The processor. */
   proc: BatchProcessor;
+  /** The compiled table. */
+  lookup: MatchTable;
+  /** The input section the counts go to. */
+  base: number;
 }
 
 /** Build the fixture for a table of `rules` rules (one output each); frame k hits rule k % rules. */
@@ -80,9 +84,10 @@ export function hotloopFixture(rules: number): HotloopFixture {
     maxDesc,
     () => {},
   );
-  proc.lookup = compileTable(tables.get("r0")!);
+  const lookup = compileTable(tables.get("r0")!);
+  const base = inBase(0);
   // Sanity: every frame must produce one descriptor, or the bench measures drops.
-  const m = proc.process(buf, desc, BATCH);
+  const m = proc.process(buf, desc, BATCH, lookup, base);
   if (m !== BATCH) throw new Error(`hot-loop fixture: ${m} descriptors for ${BATCH} frames`);
-  return { ring: buf, desc, proc };
+  return { ring: buf, desc, proc, lookup, base };
 }

@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 2u
+#define MCR_ABI_VERSION 3u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -56,6 +56,7 @@ enum mcr_abi_struct {
 	MCR_ABI_IFACE_INFO = 8,
 	MCR_ABI_TX_STATS = 9,
 	MCR_ABI_LINK_EVENT = 10,
+	MCR_ABI_RXSET_STATS = 11,
 };
 /** sizeof the given struct, or -EINVAL. */
 int32_t mcr_abi_sizeof(uint32_t which);
@@ -237,6 +238,52 @@ int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out);
 int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err, size_t errlen);
 int mcr_rx_close(mcr_rx *rx);
 
+/* ---------------------------------------------------------------- RX set */
+
+/*
+ * One blocking wait over many RX rings and a waker (a worker serves many
+ * input interfaces from one thread). Each ring is added under a tag chosen
+ * by the caller (< max_tags). A wait collects first from the rings that had
+ * frames last time (no syscall), then asks epoll for the others, or blocks
+ * there when nothing was collected; while the arrival rate over all rings is
+ * above coalesce_pps it gathers bigger batches (as mcr_rx_poll does for one
+ * ring). Each ready ring's frames are in its own mcr_rx_desc(); hand them
+ * back with mcr_rx_release() before the next wait. A ring must be removed
+ * before it is closed.
+ */
+typedef struct mcr_rxset mcr_rxset;
+
+/* RX set statistics (accumulated). */
+struct mcr_rxset_stats {
+	uint64_t polls;	  /* epoll waits that could block */
+	uint64_t wakeups; /* of those, waits that returned frames */
+	uint64_t gathers; /* adaptive gather sleeps */
+	uint64_t batches; /* ring batches returned */
+	uint64_t frames;  /* frames returned */
+};
+
+/** Open a set for tags 0..max_tags-1 (at most 65536). wake_fd: a waker's fd, or -1.
+ *  coalesce_us: gather budget (0 = 50 µs, UINT32_MAX = never gather); coalesce_pps:
+ *  arrival rate above which gathering starts (0 = 20000). */
+int mcr_rxset_open(uint32_t max_tags, int32_t wake_fd, uint32_t coalesce_us, uint32_t coalesce_pps,
+		   mcr_rxset **out, char *err, size_t errlen);
+/** Add a ring under tag (EEXIST when the tag is in use). */
+int mcr_rxset_add(mcr_rxset *set, mcr_rx *rx, uint32_t tag, char *err, size_t errlen);
+/** Remove the ring of tag (-ENOENT when there is none). */
+int mcr_rxset_remove(mcr_rxset *set, uint32_t tag);
+/**
+ * Wait up to timeout_ms (-1 forever, 0 no wait) for frames on any ring.
+ * Returns the number of entries in mcr_rxset_ready() (0 on timeout or
+ * wake-up), or -errno.
+ */
+int mcr_rxset_wait(mcr_rxset *set, int32_t timeout_ms);
+/** The ready list of the last wait: (tag, frames) int32 pairs; frames < 0 is
+ *  -errno of a ring whose socket reported an error (-ENETDOWN: link down). */
+int32_t *mcr_rxset_ready(mcr_rxset *set);
+int mcr_rxset_stats(const mcr_rxset *set, struct mcr_rxset_stats *out);
+/** Close the set (not its rings). */
+int mcr_rxset_close(mcr_rxset *set);
+
 /* -------------------------------------------------------------------- TX */
 
 typedef struct mcr_tx mcr_tx;
@@ -342,32 +389,46 @@ struct mcr_fwd_desc {
 };
 
 /*
- * Per-template counters (8 x uint64), owned by C, read by TS. Datagrams, not
- * frames: a datagram sent as IPv4 fragments counts once. For each template,
- * descriptors = packets + ring_full + errors + link_down + too_big + queued.
+ * Per-template counters (8 x double: exact to 2^53), read by TS. Datagrams,
+ * not frames: a datagram sent as IPv4 fragments counts once. For each
+ * template, descriptors = packets + ring_full + errors + link_down + too_big
+ * + queued. They live in the forwarder's own array, or in memory the caller
+ * provides (mcr_fwd_set_counters: a block other threads read directly).
  */
 struct mcr_out_counters {
-	uint64_t packets;    /* datagrams the kernel took */
-	uint64_t bytes;	     /* UDP payload bytes of those */
-	uint64_t ring_full;  /* dropped: TX ring full / socket would block */
-	uint64_t errors;     /* dropped: invalid descriptor, send error */
-	uint64_t link_down;  /* dropped: output link down, without carrier, or gone */
-	uint64_t too_big;    /* dropped: longer than the output MTU and not fragmentable
-				(DF set), or refused by the kernel as too long */
-	uint64_t fragmented; /* of packets: datagrams sent as IPv4 fragments */
-	uint64_t queued;     /* gauge: datagrams in a TX ring, not yet taken by the kernel */
+	double packets;	   /* datagrams the kernel took */
+	double bytes;	   /* UDP payload bytes of those */
+	double ring_full;  /* dropped: TX ring full / socket would block */
+	double errors;	   /* dropped: invalid descriptor, send error */
+	double link_down;  /* dropped: output link down, without carrier, or gone */
+	double too_big;	   /* dropped: longer than the output MTU and not fragmentable
+			      (DF set), or refused by the kernel as too long */
+	double fragmented; /* of packets: datagrams sent as IPv4 fragments */
+	double queued;	   /* gauge: datagrams in a TX ring, not yet taken by the kernel */
 };
 
 int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char *err,
 		 size_t errlen);
-/** Install or replace template idx (kind UNUSED clears it and zeroes its counters).
+/** Install or replace template idx. Kind UNUSED clears it: its queued gauge
+ *  drops to 0 and outcomes of its frames still in a ring no longer count (they
+ *  are orphans); its other counters stay (mcr_fwd_reset_counters zeroes them).
  *  Socket kind opens its socket here. */
 int mcr_fwd_set_template(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t, char *err,
 			 size_t errlen);
 /** Forward descriptor array (max_desc entries). */
 struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *fwd);
-/** Per-template counters (max_templates entries). */
+/** Per-template counters: template i at (char *)result + i * stride (see mcr_fwd_set_counters;
+ *  the forwarder's own array has stride sizeof(struct mcr_out_counters)). */
 struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *fwd);
+/**
+ * Keep the counters in caller memory: template i's struct mcr_out_counters at
+ * mem + i * stride (stride >= 64, a multiple of 8; bytes >= max_templates *
+ * stride). The current values are copied there. The memory must outlive the
+ * forwarder or the next call.
+ */
+int mcr_fwd_set_counters(mcr_fwd *fwd, void *mem, uint64_t bytes, uint32_t stride);
+/** Zero template idx's counters (a new output takes the slot). */
+int mcr_fwd_reset_counters(mcr_fwd *fwd, uint32_t idx);
 /**
  * Build and send n forward descriptors whose frames live in rx's current
  * batch. One kick per TX ring touched, one sendmmsg per socket template.

@@ -47,19 +47,29 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.dscp": "Default DSCP of this rule's outputs.",
   "rules.*.allow_link_local":
     "Allow groups in 224.0.0.0/24 (link-local control traffic), refused by default.",
-  "interfaces": "Per input interface settings, by interface name.",
-  "interfaces.*": "Settings of one input interface.",
-  "interfaces.*.workers": "Worker threads reading this interface (one fanout group).",
+  "interfaces": "Per interface settings, by interface name.",
+  "interfaces.*": "Settings of one interface.",
+  "interfaces.*.workers":
+    "Dedicated worker threads for this input interface (one fanout group) instead of the shared pool.",
   "interfaces.*.fanout": "How the kernel spreads frames over this interface's workers.",
-  "interfaces.*.cpus": "CPUs to pin this interface's workers to (round robin).",
+  "interfaces.*.cpus":
+    "CPUs to pin this input interface's dedicated workers to (round robin); implies dedicated workers.",
   "interfaces.*.cpus.*": "A CPU number.",
+  "interfaces.*.rx_frame_count":
+    "RX ring slots of each ring on this interface (default: from the interface count).",
+  "interfaces.*.tx_frame_count": "TX ring slots of each TX ring on this interface.",
+  "interfaces.*.rate_pps":
+    "Expected peak rate in packets per second: its rings hold 50 ms of it (default: sized from the interface count).",
   "ttl": "Global default TTL policy (default 1, as mcrd).",
   "dscp": "Global default DSCP (default 0).",
-  "workers": "Default worker threads per input interface (default 1).",
+  "workers": "Size of the worker pool that serves every input interface (default 1).",
+  "cpus": "CPUs to pin the pool's workers to (worker i on cpus[i % length]).",
+  "cpus.*": "A CPU number.",
   "rx": "Receive ring tuning (see csrc/README.md).",
   "rx.tpacket_version":
     "AF_PACKET ring version: 2 (per-frame wakeup with adaptive coalescing, default) or 3 (block-based).",
-  "rx.frame_count": "Frames in each receive ring (V2; default 4096).",
+  "rx.frame_count":
+    "Frames in each receive ring (V2; default: 4096 shared by the interfaces a worker serves, at least 128 each).",
   "rx.batch_max": "Most frames handled per wakeup.",
   "rx.coalesce_us":
     "Most microseconds to wait for a batch to gather when traffic is dense (0 = never wait; default 50).",

@@ -10,16 +10,16 @@
  * Rule slots of a relay: every enabled rule holds one (its counters) for as
  * long as it exists.
  */
-export const MAX_RULE_SLOTS = 4096;
+export const MAX_RULE_SLOTS = 65_536;
 /**
  * Output slots of a relay: every output of every enabled rule holds one (its
  * counters, and its template index in each worker's forwarder). Config
  * validation refuses a rule set whose enabled rules have more outputs in
  * total (not to be confused with {@link MAX_OUTPUTS_PER_RULE}).
  */
-export const MAX_OUTPUT_SLOTS = 16384;
+export const MAX_OUTPUT_SLOTS = 262_144;
 /** Most rules a configuration may hold (enabled or not). */
-export const MAX_RULES = 4096;
+export const MAX_RULES = 65_536;
 /** Most outputs one rule may have. */
 export const MAX_OUTPUTS_PER_RULE = 64;
 // The outputs of all enabled rules together are capped by the relay's output
@@ -30,26 +30,37 @@ if (MAX_RULES > MAX_RULE_SLOTS) throw new Error("MAX_RULES exceeds the relay's r
 export const DEFAULT_TTL = 1;
 /** Default DSCP (outputs carry TOS = dscp << 2). */
 export const DEFAULT_DSCP = 0;
-/** Default number of workers. */
+/** Default size of the worker pool (`workers`). */
 export const DEFAULT_WORKERS = 1;
+/** Largest worker pool, and most dedicated workers of one interface. */
+export const MAX_WORKERS = 64;
+/** Most data-path workers of a relay: the pool and every dedicated worker together. */
+export const MAX_DATA_PATH_WORKERS = 256;
 /**
- * Largest rules.json read, in bytes (64 MiB). Sized for 65,536 rules with 4
- * outputs each, pretty-printed with a 2-space indent (46 MB,
- * bench/config_bench.ts), with room for longer names; the largest
- * configuration the relay can run is under 5 MB. A larger file is refused
- * before it is read; one at the cap is read and scanned in about a second,
- * and {@link MAX_CONFIG_VALUES} stops the scan of a file with too much in it.
+ * Input interfaces of a relay: every input interface with an enabled rule
+ * holds one input slot (its counters in each worker that serves it) for as
+ * long as it has rules.
  */
-export const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
+export const MAX_INPUT_SLOTS = 4096;
+/**
+ * Largest rules.json read, in bytes (96 MiB). Sized for the largest
+ * configuration the relay can run — {@link MAX_RULES} rules with 4 outputs
+ * each ({@link MAX_OUTPUT_SLOTS} outputs), every field set, pretty-printed
+ * with a 2-space indent: 78.5 MB (43 MB without indentation;
+ * tests/unit/config_file_test.ts). A larger file is refused before it is
+ * read, and {@link MAX_CONFIG_VALUES} stops the scan of a file with too much
+ * in it.
+ */
+export const MAX_CONFIG_BYTES = 96 * 1024 * 1024;
 /**
  * Most JSON values (objects, arrays, strings, numbers, booleans, nulls) a
  * rules.json may hold. Validation costs memory per value (about 1 KB for each
  * value with a problem), so this, not the byte size, bounds what a hostile file
  * can cost whatever its shape. The largest configuration the relay can run —
  * {@link MAX_RULES} rules and {@link MAX_OUTPUT_SLOTS} outputs,
- * every field set — has 184,322 values (tests/unit/config_file_test.ts).
+ * every field set — has 2,949,122 values (tests/unit/config_file_test.ts).
  */
-export const MAX_CONFIG_VALUES = 262_144;
+export const MAX_CONFIG_VALUES = 4_194_304;
 
 /**
  * Most problems a `ConfigError` lists: enough to fix a file in a few

@@ -40,6 +40,7 @@ import {
   loosen,
   semanticIssues,
   tooManyRules,
+  tuningIssues,
 } from "./semantics.ts";
 import type { Config, RuleConfig } from "./types.ts";
 import { fromZod } from "./zod_issues.ts";
@@ -53,7 +54,13 @@ import type { z } from "zod";
  * the {@link RawConfig}.
  */
 export const ConfigSchema: z.ZodType<RawConfig> = ConfigShapeSchema.superRefine((raw, ctx) => {
-  for (const i of [...semanticIssues(raw.rules, raw), ...capacityIssues(raw.rules, raw)]) {
+  for (
+    const i of [
+      ...semanticIssues(raw.rules, raw),
+      ...capacityIssues(raw.rules, raw),
+      ...tuningIssues(raw),
+    ]
+  ) {
     ctx.addIssue({ code: "custom", path: i.path, message: i.message });
   }
 });
@@ -74,6 +81,7 @@ export function parseConfig(value: unknown, source?: string, options?: ParseOpti
     const rules = isRecord(value) ? value.rules : undefined;
     issues.push(...semanticIssues(rules, value));
     if (Array.isArray(rules)) issues.push(...capacityIssues(rules, value));
+    issues.push(...tuningIssues(value));
     if (issues.length > 0 || !parsed.success) {
       throw new ConfigError(sortIssues(issues), source);
     }
@@ -99,7 +107,7 @@ export function parseConfigText(text: string, source?: string, options?: ParseOp
       const what = limit
         ? `the document is too large at line ${line}, column ${column}: ${message} ` +
           `(a configuration within the relay's limits, ${MAX_RULES} rules and ${MAX_OUTPUT_SLOTS} outputs, ` +
-          "has fewer than 190,000)"
+          "has fewer than 3,000,000)"
         : `invalid JSON at line ${line}, column ${column}: ${message}`;
       throw new ConfigError([{ path: [], field: "", message: what, line, column }], source);
     }

@@ -84,6 +84,7 @@ export function normalize(raw: RawConfig): Config {
     rx,
     tx,
   };
+  if (raw.cpus) config.cpus = [...raw.cpus];
   if (raw.control) config.control = { socket: raw.control.socket };
   if (raw.metrics) config.metrics = { listen: raw.metrics.listen };
   return config;

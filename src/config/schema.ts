@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import { parseIPv4 } from "../common/net.ts";
-import { MAX_OUTPUTS_PER_RULE, MAX_RULES } from "./limits.ts";
+import { MAX_OUTPUTS_PER_RULE, MAX_RULES, MAX_WORKERS } from "./limits.ts";
 import { show } from "./quoting.ts";
 
 /**
@@ -165,10 +165,15 @@ const txShape = {
   qdisc_bypass: bool(),
 };
 
+const cpuList = z.array(intIn(0, 4095)).min(1).max(MAX_WORKERS);
+
 const interfaceShape = {
-  workers: intIn(1, 64),
+  workers: intIn(1, MAX_WORKERS),
   fanout: rxShape.fanout,
-  cpus: z.array(intIn(0, 4095)).min(1).max(64),
+  cpus: cpuList,
+  rx_frame_count: intIn(64, 1048576),
+  tx_frame_count: intIn(64, 1048576),
+  rate_pps: intIn(1, 100_000_000),
 };
 
 const configShape = {
@@ -178,7 +183,8 @@ const configShape = {
   interfaces: z.record(ifname(), z.strictObject(interfaceShape).partial()).optional(),
   ttl: ttl().optional(),
   dscp: dscp().optional(),
-  workers: intIn(1, 64).optional(),
+  workers: intIn(1, MAX_WORKERS).optional(),
+  cpus: cpuList.optional(),
   rx: z.strictObject(rxShape).partial().optional(),
   tx: z.strictObject(txShape).partial().optional(),
   // Unix socket path: sun_path holds 108 bytes including the NUL.
@@ -212,6 +218,7 @@ export const KNOWN_KEYS = {
   output: Object.keys(outputShape),
   rx: Object.keys(rxShape),
   tx: Object.keys(txShape),
+  interface: Object.keys(interfaceShape),
   control: ["socket"],
   metrics: ["listen"],
 } as const;

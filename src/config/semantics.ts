@@ -11,7 +11,13 @@
 import { isLinkLocalMulticast, isMulticast, parseIPv4, unicastProblem } from "../common/net.ts";
 import { ConfigError, type ConfigIssue, isRecord, issueAt } from "./errors.ts";
 import { describeInput, inputKey, type InputTuple, ruleId } from "./ids.ts";
-import { MAX_OUTPUT_SLOTS, MAX_RULES } from "./limits.ts";
+import {
+  DEFAULT_WORKERS,
+  MAX_DATA_PATH_WORKERS,
+  MAX_INPUT_SLOTS,
+  MAX_OUTPUT_SLOTS,
+  MAX_RULES,
+} from "./limits.ts";
 import { render } from "./quoting.ts";
 import {
   InputSchema,
@@ -248,18 +254,98 @@ export function tooManyRules(count: number): string {
  */
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
   let outputs = 0;
+  const inputs = new Set<unknown>();
   for (const r of rules) {
-    if (isRecord(r) && r.enabled !== false && Array.isArray(r.outputs)) outputs += r.outputs.length;
+    if (!isRecord(r) || r.enabled === false) continue;
+    if (Array.isArray(r.outputs)) outputs += r.outputs.length;
+    if (isRecord(r.input) && typeof r.input.interface === "string") inputs.add(r.input.interface);
   }
-  if (outputs <= MAX_OUTPUT_SLOTS) return [];
-  return [
-    issueAt(
+  const issues: ConfigIssue[] = [];
+  if (outputs > MAX_OUTPUT_SLOTS) {
+    issues.push(issueAt(
       ["rules"],
       `has ${outputs} outputs in its enabled rules; at most ${MAX_OUTPUT_SLOTS} are allowed ` +
         "per relay",
       root,
-    ),
-  ];
+    ));
+  }
+  if (inputs.size > MAX_INPUT_SLOTS) {
+    issues.push(issueAt(
+      ["rules"],
+      `has ${inputs.size} input interfaces in its enabled rules; at most ${MAX_INPUT_SLOTS} ` +
+        "are allowed per relay",
+      root,
+    ));
+  }
+  return issues;
+}
+
+/**
+ * Worker settings that cannot work: fanout "none" where several workers
+ * read one interface (each would get every frame and send it again: every
+ * datagram duplicated), a CPU listed twice, more data-path workers than
+ * {@link MAX_DATA_PATH_WORKERS}. Runs on the raw document, so `check` and
+ * start refuse the same files.
+ */
+export function tuningIssues(value: unknown): ConfigIssue[] {
+  if (!isRecord(value)) return [];
+  const issues: ConfigIssue[] = [];
+  const pool = typeof value.workers === "number" ? value.workers : DEFAULT_WORKERS;
+  const globalNone = isRecord(value.rx) && value.rx.fanout === "none";
+  const copies = (n: number) =>
+    `each of the ${n} workers would get every frame and send every datagram again; use a ` +
+    'fanout mode (e.g. "hash") or one worker';
+  const dupCpus = (list: unknown, path: (string | number)[]) => {
+    if (!Array.isArray(list)) return;
+    const seen = new Set<unknown>();
+    list.forEach((c, i) => {
+      if (seen.has(c)) {
+        issues.push(issueAt([...path, i], `CPU ${render(c)} is listed twice`, value));
+      }
+      seen.add(c);
+    });
+  };
+  dupCpus(value.cpus, ["cpus"]);
+  if (globalNone && pool > 1) {
+    issues.push(
+      issueAt(["rx", "fanout"], `is "none" with a pool of ${pool} workers: ${copies(pool)}`, value),
+    );
+  }
+  let total = pool;
+  const ifs = isRecord(value.interfaces) ? value.interfaces : {};
+  for (const [name, t] of Object.entries(ifs)) {
+    if (!isRecord(t)) continue;
+    dupCpus(t.cpus, ["interfaces", name, "cpus"]);
+    const own = typeof t.workers === "number" ? t.workers : undefined;
+    const cpus = Array.isArray(t.cpus) ? t.cpus.length : undefined;
+    const dedicated = own !== undefined || cpus !== undefined;
+    const n = dedicated ? own ?? Math.max(1, cpus!) : pool;
+    if (dedicated) total += n;
+    if (n <= 1) continue;
+    if (t.fanout === "none") {
+      issues.push(
+        issueAt(
+          ["interfaces", name, "fanout"],
+          `is "none" but ${n} workers read ${name}: ${copies(n)}`,
+          value,
+        ),
+      );
+    } else if (t.fanout === undefined && globalNone && dedicated) {
+      const at = ["interfaces", name, own !== undefined ? "workers" : "cpus"];
+      issues.push(
+        issueAt(at, `gives ${name} ${n} workers while rx.fanout is "none": ${copies(n)}`, value),
+      );
+    }
+  }
+  if (total > MAX_DATA_PATH_WORKERS) {
+    issues.push(issueAt(
+      ["workers"],
+      `adds up to ${total} data-path workers with the interfaces' dedicated ones; at most ` +
+        `${MAX_DATA_PATH_WORKERS} are allowed`,
+      value,
+    ));
+  }
+  return issues;
 }
 
 /**

@@ -99,14 +99,20 @@ export interface RxTuning {
   fanout: FanoutMode;
 }
 
-/** Per input interface tuning (`interfaces` in rules.json). */
+/** Per interface tuning (`interfaces` in rules.json). */
 export interface InterfaceTuning {
-  /** Workers (RX rings in one fanout group) on this interface. */
+  /** Dedicated workers (RX rings in one fanout group) for this input interface. */
   workers: number;
   /** Fanout mode for this interface. */
   fanout: FanoutMode;
-  /** CPUs to pin the workers to, round robin. */
+  /** CPUs to pin its dedicated workers to, round robin. */
   cpus: number[];
+  /** RX ring slots of each ring on this interface. */
+  rx_frame_count: number;
+  /** TX ring slots of each TX ring on this interface. */
+  tx_frame_count: number;
+  /** Expected peak rate (packets/s): its rings are sized to hold 50 ms of it. */
+  rate_pps: number;
 }
 
 /** TX ring tuning; unset fields mean "the library's default". */
@@ -125,9 +131,11 @@ export interface Config {
   ttl: TtlPolicy;
   /** Global default DSCP (default 0). */
   dscp: number;
-  /** Worker threads per input interface (default 1). */
+  /** Size of the worker pool that serves every input interface (default 1). */
   workers: number;
-  /** Per input interface overrides of `workers`, `fanout` and CPU pinning. */
+  /** CPUs to pin the pool's workers to, round robin (none: not pinned). */
+  cpus?: number[];
+  /** Per interface settings: dedicated workers, fanout, CPU pinning, ring sizes. */
   interfaces: Record<string, Partial<InterfaceTuning>>;
   /** RX tuning (defaults applied to `filter` and `fanout`). */
   rx: RxTuning;

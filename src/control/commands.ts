@@ -11,7 +11,7 @@ import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "..
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
 import type { ListedRule, ListState, StatsResult } from "./results.ts";
 import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
-import { outputRateKey, type Rates, type RateTracker } from "./rates.ts";
+import type { Rates, RateTracker } from "./rates.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
 /** mcr's version (from deno.json). */
@@ -44,16 +44,14 @@ export function statsWithRates(ctx: ControlContext): StatsResult {
     rules: s.rules.map((rule) => ({
       ...rule,
       ...rate(r.rules.get(rule.id)),
-      outputs: rule.outputs.map((o) => ({
-        ...o,
-        ...rate(r.outputs.get(outputRateKey(rule.id, o))),
-      })),
+      outputs: rule.outputs.map((o, k) => ({ ...o, ...rate(r.outputs.get(rule.id)?.[k]) })),
     })),
     interfaces: s.interfaces.map((i) => {
       const x = r.interfaces.get(i.name);
       return { ...i, ...rate(x), kernel_drops_ps: rnd(x?.kernel_drops_ps ?? 0) };
     }),
     workers: s.workers,
+    pool: s.pool,
     drops: s.drops,
     drops_ps: Object.fromEntries(Object.keys(s.drops).map((k) => [k, rnd(r.drops[k] ?? 0)])),
   };
@@ -145,7 +143,10 @@ export const HANDLERS: Record<string, Handler> = {
 
   stats: (ctx) => Promise.resolve(statsWithRates(ctx)),
 
-  workers: (ctx) => Promise.resolve({ workers: ctx.relay.stats().workers }),
+  workers: (ctx) => {
+    const s = ctx.relay.stats();
+    return Promise.resolve({ workers: s.workers, pool: s.pool });
+  },
 
   async add(ctx, args) {
     const raw = args.rule;

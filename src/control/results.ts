@@ -5,10 +5,20 @@
  *
  * @module
  */
-import type { InterfaceStats, OutputStats, RuleStats, State, WorkerStats } from "../relay/stats.ts";
+import type {
+  InterfaceStats,
+  OutputStats,
+  PoolWorkerStats,
+  RuleStats,
+  State,
+  WorkerStats,
+} from "../relay/stats.ts";
 
-/** One data-path worker (as `stats().workers` reports it). */
+/** One fanout member of an input interface (as `stats().workers` reports it). */
 export type WorkerInfo = WorkerStats;
+
+/** One data-path worker (as `stats().pool` reports it). */
+export type PoolWorkerInfo = PoolWorkerStats;
 
 /** An output with its rate. */
 export type OutputWithRate = OutputStats & { pps: number; bps: number };
@@ -37,8 +47,10 @@ export interface StatsResult {
   rules: RuleWithRate[];
   /** Per input interface, with kernel ring drops and freezes and rates. */
   interfaces: InterfaceWithRate[];
-  /** Per data-path worker. */
+  /** Per fanout member (input interface, index). */
   workers: WorkerInfo[];
+  /** Per data-path worker. */
+  pool: PoolWorkerInfo[];
   /** Drops by reason (totals). */
   drops: Record<string, number>;
   /** Drops by reason per second. */

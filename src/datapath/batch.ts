@@ -10,9 +10,9 @@
  * @module
  */
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
-import { DROP_BASE, If, Out } from "./counters.ts";
+import { In, IN_DROP, Out } from "./counters.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
-import { matchRule, MatchTable } from "./match.ts";
+import { matchRule, type MatchTable } from "./match.ts";
 import { FWD_DESC_WORDS, FwdDescWord, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
 
 // Descriptor words as plain constants for the hot loop (ffi/abi.ts checks them against C).
@@ -33,14 +33,12 @@ const FW_FLAGS = FwdDescWord.flags;
 
 /** Processes batches of received frames into forward descriptors. */
 export class BatchProcessor {
-  /** The compiled rule lookup in force (swap whole to change rules). */
-  lookup: MatchTable = new MatchTable(0);
   /** Output slots currently in error (descriptors skipped and counted). */
   readonly broken: Uint8Array = new Uint8Array(MAX_OUTPUT_SLOTS);
   readonly #pkt = new ParsedPacket();
 
   /**
-   * @param counters the worker's counter block
+   * @param counters the worker's counter block (counters.ts)
    * @param fdesc forward descriptor array (C-owned in the relay)
    * @param maxDesc capacity of `fdesc` in descriptors
    * @param flush called with the number of descriptors when `fdesc` is full
@@ -54,13 +52,21 @@ export class BatchProcessor {
   ) {}
 
   /**
-   * Process `n` frames described by `desc` (8 words each) in `ring`.
-   * Returns the number of forward descriptors left in `fdesc` to submit.
+   * Process `n` frames described by `desc` (8 words each) in `ring`, an
+   * input interface's ring: `lookup` holds its rules, `base` is its input
+   * section in the counter block (counters.ts `inBase`). Returns the number
+   * of forward descriptors left in `fdesc` to submit.
    */
-  process(ring: Uint8Array, desc: Uint32Array, n: number): number {
+  process(
+    ring: Uint8Array,
+    desc: Uint32Array,
+    n: number,
+    lookup: MatchTable,
+    base: number,
+  ): number {
     const counters = this.counters;
     const fdesc = this.fdesc;
-    const lookup = this.lookup;
+    const drops = base + IN_DROP;
     const broken = this.broken;
     const pkt = this.#pkt;
     const maxDesc = this.maxDesc;
@@ -80,12 +86,12 @@ export class BatchProcessor {
         pkt,
       );
       if (r >= 0) {
-        counters[DROP_BASE + r]++;
+        counters[drops + r]++;
         continue;
       }
       const rule = matchRule(lookup, pkt.dst, pkt.dport, pkt.src, pkt.vlan);
       if (rule === undefined) {
-        counters[DROP_BASE + Drop.no_match]++;
+        counters[drops + Drop.no_match]++;
         continue;
       }
       matched++;
@@ -98,7 +104,7 @@ export class BatchProcessor {
         if (ttl === 0) {
           if (inTtl <= 1) {
             counters[rule.outCounter[k] + Out.ttlExpired]++;
-            counters[DROP_BASE + Drop.ttl_expired]++;
+            counters[drops + Drop.ttl_expired]++;
             continue;
           }
           ttl = inTtl - 1;
@@ -122,10 +128,10 @@ export class BatchProcessor {
         m++;
       }
     }
-    counters[If.frames] += n;
-    counters[If.bytes] += bytes;
-    counters[If.matched] += matched;
-    counters[If.batches]++;
+    counters[base + In.frames] += n;
+    counters[base + In.bytes] += bytes;
+    counters[base + In.matched] += matched;
+    counters[base + In.batches]++;
     return m;
   }
 }

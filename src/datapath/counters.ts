@@ -1,19 +1,60 @@
 /**
- * Layout of the per-worker counter block: one `SharedArrayBuffer` of float64
- * slots that the worker writes in its hot loop (plain stores, no atomics: a
- * single writer) and the supervisor reads at any time without a message
- * round-trip. Float64 counts exactly up to 2^53.
+ * Layout of a worker's counter block: one `SharedArrayBuffer` of float64
+ * words that the worker (and libmcr's forwarder, in the worker's thread)
+ * writes with plain stores — a single writer — and the supervisor reads at
+ * any time without a message round-trip. Float64 counts exactly up to 2^53.
  *
- * Rules and outputs own stable slot numbers assigned by the supervisor, so a
- * rule's counters survive table changes and reloads.
+ * Sections, each at a fixed base:
+ * - the worker's own words ({@link W}): heartbeat, table version, waits;
+ * - one section per input slot ({@link In}, and the drop reasons at
+ *   {@link IN_DROP}): the interface's frames, kernel counts and drops as
+ *   seen by this worker's ring on it. The supervisor gives each input
+ *   interface a slot and each assignment of a slot a generation; the worker
+ *   zeroes the section and writes the generation into `In.owner` when it
+ *   starts serving it, so a reader never mistakes a slot's earlier life for
+ *   the current one;
+ * - rules ({@link RULE_WORDS} per rule slot) and outputs ({@link OUT_WORDS}
+ *   per output slot, the first eight written by libmcr's forwarder, see
+ *   {@link Out}). Rules and outputs own stable slot numbers assigned by the
+ *   supervisor, so their counters survive table changes and reloads.
+ *
+ * The block is allocated zeroed and only the pages of slots in use are ever
+ * touched, so its size follows the rule set, not the limits.
  *
  * @module
  */
 import { DROP_COUNT } from "./packet.ts";
-import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../config/limits.ts";
+import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../config/limits.ts";
+import { OUT_COUNTER_WORDS, OutCounter } from "../../ffi/mod.ts";
 
-/** Interface-level slots. */
-export const If = {
+/** Worker section words. */
+export const W = {
+  /** Worker heartbeat (ms timestamp of the last loop pass). */
+  heartbeat: 0,
+  /** 1 while the worker runs its loop. */
+  running: 1,
+  /** Rule-table version the worker runs. */
+  tableVersion: 2,
+  /** Waits that could block (epoll_wait with a timeout). */
+  polls: 3,
+  /** Adaptive gather sleeps. */
+  gathers: 4,
+  /** Waits that returned frames after blocking. */
+  wakeups: 5,
+  /** Forward descriptors that named no installed output (a bug guard). */
+  invalid: 6,
+  /** Outcomes of frames whose output had been cleared meanwhile. */
+  orphans: 7,
+  /** Supervisor messages handled (the last one's sequence number). */
+  seq: 8,
+  /** RX rings open. */
+  rings: 9,
+} as const;
+/** Words of the worker section. */
+export const W_WORDS = 16;
+
+/** Input section words (per input slot). */
+export const In = {
   /** Frames taken from the ring. */
   frames: 0,
   /** Bytes of those frames (wire length). */
@@ -28,61 +69,65 @@ export const If = {
   kernelDrops: 5,
   /** Kernel: V3 queue freezes. */
   kernelFreezes: 6,
-  /** poll() syscalls. */
-  polls: 7,
-  /** Rule-table version the worker runs. */
-  tableVersion: 8,
-  /** Adaptive gather sleeps. */
-  gathers: 9,
-  /** Datagrams handed to the kernel for output. */
-  sent: 10,
-  /** Worker heartbeat (ms timestamp of the last loop pass). */
-  heartbeat: 11,
-  /** 1 while the worker's ring is open and forwarding. */
-  running: 12,
+  /** Generation of the slot assignment this section counts for (0 = none yet). */
+  owner: 7,
+  /** 1 while the worker's ring on the interface is open. */
+  open: 8,
+  /** Times the kernel reported the input link down on the ring. */
+  linkDowns: 9,
 } as const;
-
-/** First drop-reason slot (indexed by `Drop` code). */
-export const DROP_BASE = 32;
-/** First rule slot; each rule has RULE_WORDS slots. */
-export const RULE_BASE = DROP_BASE + 32;
-/** Slots per rule: packets, bytes. */
+/** Offset of the drop reasons (indexed by `Drop` code) in an input section. */
+export const IN_DROP = 32;
+/** Words per input section. */
+export const IN_WORDS = 64;
+/** First input section. */
+export const IN_BASE = W_WORDS;
+/** First rule slot; each rule has RULE_WORDS words: packets, bytes. */
+export const RULE_BASE = IN_BASE + MAX_INPUT_SLOTS * IN_WORDS;
+/** Words per rule. */
 export const RULE_WORDS = 2;
-/** First output slot; each output has OUT_WORDS slots. */
+/** First output slot; each output has OUT_WORDS words (see {@link Out}). */
 export const OUT_BASE = RULE_BASE + MAX_RULE_SLOTS * RULE_WORDS;
-/** Slots per output (see {@link Out}). */
+/** Words per output. */
 export const OUT_WORDS = 10;
 /**
- * Output slot offsets. For each output, datagrams matched by its rule =
- * packets + ringFull + errors + ttlExpired + unavailable + linkDown + tooBig
- * + queued.
+ * Output words. The first eight are libmcr's `struct mcr_out_counters`
+ * (the forwarder writes them straight into the block); the hot loop counts
+ * the last two. For each output, datagrams matched by its rule = packets +
+ * ringFull + errors + ttlExpired + unavailable + linkDown + tooBig + queued.
  */
 export const Out = {
   /** Datagrams the kernel took. */
-  packets: 0,
+  packets: OutCounter.packets,
   /** UDP payload bytes of those. */
-  bytes: 1,
+  bytes: OutCounter.bytes,
   /** Dropped: TX ring full (or the socket would block). */
-  ringFull: 2,
+  ringFull: OutCounter.ringFull,
   /** Dropped: send errors. */
-  errors: 3,
-  /** Dropped: TTL would reach 0 (decrement policy). */
-  ttlExpired: 4,
-  /** Dropped: the output could not be installed (no address, missing interface, ...). */
-  unavailable: 5,
+  errors: OutCounter.errors,
   /** Dropped: output link down, without carrier, or gone. */
-  linkDown: 6,
+  linkDown: OutCounter.linkDown,
   /** Dropped: longer than the output MTU with DF set. */
-  tooBig: 7,
+  tooBig: OutCounter.tooBig,
   /** Of packets: sent as IPv4 fragments. */
-  fragmented: 8,
+  fragmented: OutCounter.fragmented,
   /** Gauge: queued in a TX ring, not yet taken by the kernel. */
-  queued: 9,
+  queued: OutCounter.queued,
+  /** Dropped: TTL would reach 0 (decrement policy). */
+  ttlExpired: OUT_COUNTER_WORDS,
+  /** Dropped: the output could not be installed (no address, missing interface, ...). */
+  unavailable: OUT_COUNTER_WORDS + 1,
 } as const;
-/** Total float64 slots in a counter block. */
+/** Total float64 words in a counter block. */
 export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
 
-if (DROP_COUNT > 32) throw new Error("too many drop reasons for the counter layout");
+if (DROP_COUNT > IN_WORDS - IN_DROP) throw new Error("too many drop reasons for the layout");
+if (OUT_COUNTER_WORDS + 2 !== OUT_WORDS) throw new Error("output layout does not match libmcr");
+
+/** Base of input slot `slot`'s section. */
+export function inBase(slot: number): number {
+  return IN_BASE + slot * IN_WORDS;
+}
 
 /** Allocate a zeroed counter block. */
 export function newCounterBlock(): Float64Array {

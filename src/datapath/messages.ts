@@ -1,17 +1,27 @@
 /**
  * The contract between the supervisor (main thread, src/relay/) and a
- * data-path worker: the init message, the versioned rule table it runs, the
+ * data-path worker: the init message, the messages that tell a running
+ * worker which input interfaces to serve and which rules they have, the
  * events it posts back, and the control block both sides read and write.
  * The counter block's layout is counters.ts; the shared link table's is
  * link_table.ts. Everything here crosses `postMessage` (structured clone) or
  * lives in a SharedArrayBuffer.
  *
+ * One worker serves any number of input interfaces (an RX ring on each, in
+ * that interface's fanout group) and sends on every output interface their
+ * rules name (a TX ring or socket per output interface). Rule changes reach
+ * it as deltas per input interface ({@link RulesMessage}), so a change of
+ * one rule costs the same whatever the size of the rule set.
+ *
  * @module
  */
 import type { RxOptions, TxOptions } from "../../ffi/mod.ts";
 
-/** TX ring options for the TX rings of a worker (every ring of the relay). */
+/** TX ring options of a worker's TX rings. */
 export type TxRingOptions = Omit<TxOptions, "ifindex">;
+
+/** RX ring options the supervisor chooses for one input interface. */
+export type InputRxOptions = Omit<RxOptions, "ifindex" | "wakeFd">;
 
 /**
  * Identity of an output in a rule: the rule's id and where it sends. A slot
@@ -64,7 +74,7 @@ export interface TableRule {
   outputs: TableOutput[];
 }
 
-/** The complete rule table for one input interface, versioned. */
+/** The complete rule table of one input interface, versioned (the supervisor's view). */
 export interface WorkerTable {
   /** Monotonic table version; a worker never runs a mix of two versions. */
   version: number;
@@ -85,19 +95,19 @@ export interface WorkerInit {
   type: "init";
   /** Worker index (for logs). */
   index: number;
-  /** Input interface name. */
-  interface: string;
-  /** RX ring options except ifindex and wakeFd. */
-  rx: Omit<RxOptions, "ifindex" | "wakeFd">;
   /** TX ring options. */
   tx: TxRingOptions;
+  /** Per output interface TX ring slot counts (default: `tx.frameCount`, or libmcr's choice). */
+  txFrames: Record<string, number>;
+  /** Adaptive gather budget in µs over all the worker's rings (-1 = off). */
+  coalesceUs?: number;
+  /** Arrival rate above which gathering starts. */
+  coalescePps?: number;
   /** The shared link table (link_table.ts). */
   links: Int32Array;
-  /** Slot of the input interface in the link table. */
-  inputLink: number;
   /** Waker eventfd. */
   wakeFd: number;
-  /** Counter block. */
+  /** Counter block (counters.ts). */
   counters: Float64Array;
   /** Control block. */
   ctl: Int32Array;
@@ -105,27 +115,106 @@ export interface WorkerInit {
   cpu?: number;
 }
 
+/** Serve an input interface: open an RX ring on it in its fanout group. */
+export interface OpenMessage {
+  /** Message type. */
+  type: "open";
+  /** Sequence number (see {@link Ctl.seq}). */
+  seq: number;
+  /** Input slot (counter section, and the ring's tag in the worker's set). */
+  slot: number;
+  /** Generation of this slot assignment (written to `In.owner`). */
+  gen: number;
+  /** Interface name. */
+  interface: string;
+  /** This worker's index among the interface's fanout members. */
+  member: number;
+  /** Slot of the interface in the shared link table. */
+  link: number;
+  /** RX ring options (fanout group included). */
+  rx: InputRxOptions;
+}
+
+/** Stop serving an input interface: close its ring (its rules stay unless `forget`). */
+export interface CloseMessage {
+  /** Message type. */
+  type: "close";
+  /** Sequence number. */
+  seq: number;
+  /** Input slot. */
+  slot: number;
+  /** Also drop the interface's rules and zero its counters (it has no rules any more). */
+  forget: boolean;
+}
+
+/** A rule change on one input interface. */
+export interface RulesMessage {
+  /** Message type. */
+  type: "rules";
+  /** Sequence number. */
+  seq: number;
+  /** Input slot. */
+  slot: number;
+  /** Generation of the slot assignment (as in {@link OpenMessage}). */
+  gen: number;
+  /** Input interface name. */
+  interface: string;
+  /** Rules added or changed (a rule is identified by its slot). */
+  upsert: TableRule[];
+  /** Slots of rules removed. */
+  remove: number[];
+  /** Link-table slots of the interfaces the upserted rules name. */
+  links: Record<string, number>;
+}
+
+/** Every rule change of a version has been sent: run it. */
+export interface VersionMessage {
+  /** Message type. */
+  type: "version";
+  /** Sequence number. */
+  seq: number;
+  /** The table version now complete. */
+  version: number;
+}
+
+/** Messages the supervisor posts after the init message. */
+export type SupervisorMessage = OpenMessage | CloseMessage | RulesMessage | VersionMessage;
+
+/** A supervisor message before the worker handle numbers it (`seq` is added on sending). */
+export type UnsentMessage = SupervisorMessage extends infer T
+  ? T extends unknown ? Omit<T, "seq"> : never
+  : never;
+
+/** What a worker's ring on an input interface is doing. */
+export type RingState = "open" | "error" | "closed";
+
 /** Messages a worker posts to the supervisor. */
 export type WorkerEvent =
-  | { type: "ready"; index: number; geometry: unknown; ifindex: number }
+  | { type: "ready"; index: number }
   | { type: "fatal"; index: number; message: string; code?: string }
-  | { type: "output"; index: number; slot: number; state: "ok" | "error"; reason?: string }
+  | {
+    type: "ring";
+    index: number;
+    slot: number;
+    gen: number;
+    state: RingState;
+    geometry?: { fanoutId: number; [k: string]: unknown };
+    message?: string;
+    code?: string;
+  }
+  | { type: "outputs"; index: number; changes: [slot: number, reason: string][] }
   | { type: "applied"; index: number; version: number }
   | { type: "stopped"; index: number }
   | { type: "log"; index: number; level: "debug" | "info" | "warning" | "error"; message: string };
 
-/** What the supervisor posts after the init message: the next rule table. */
-export interface TableMessage {
-  /** Message type. */
-  type: "table";
-  /** The complete table (replaces the previous one). */
-  table: WorkerTable;
-}
-
 /** Control block words (Int32Array over a SharedArrayBuffer, shared with a worker). */
 export const Ctl = {
-  /** Latest table version the supervisor has posted. */
-  wantVersion: 0,
+  /**
+   * Sequence number of the latest message the supervisor posted. The worker
+   * yields to its event loop only when it differs from the last message it
+   * handled, then handles every message up to it in order.
+   */
+  seq: 0,
   /** Set to 1 to ask the worker to stop. */
   stop: 1,
   /** Log level index (0 trace … 5 fatal) the worker should use. */

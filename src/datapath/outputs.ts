@@ -1,8 +1,8 @@
 /**
  * The output side of one data-path worker: its TX rings (one per output
- * interface), the forwarder's templates (one per output slot), the
- * per-output counters it copies into the shared counter block, and the
- * truth about each output's state.
+ * interface), the forwarder's templates (one per output slot), and the truth
+ * about each output's state. The forwarder counts straight into the worker's
+ * shared counter block (counters.ts `Out`), so nothing is copied per output.
  *
  * An output is `error` — with the reason — whenever it cannot deliver: its
  * template could not be installed (no address, missing interface), its link
@@ -12,6 +12,10 @@
  * the rings at once (link table), a ring that saw its link fail probes it,
  * failed templates are retried on every link change and every second.
  *
+ * Outputs change one at a time ({@link Outputs.set}, {@link Outputs.clear});
+ * what is checked every 100 ms is per output interface, and only the
+ * once-a-second health window looks at every output.
+ *
  * Runs inside the worker (it calls into libmcr synchronously); it never
  * blocks.
  *
@@ -20,8 +24,7 @@
 import {
   type Forwarder,
   ifaceByName,
-  OUT_COUNTER_WORDS,
-  OutCounter,
+  type IfaceInfo,
   type Template,
   TxRing,
   type TxStats,
@@ -30,16 +33,15 @@ import { Errno, errnoName, McrError } from "../../ffi/errors.ts";
 import { Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
-import { outputKey, type TableOutput, type TxRingOptions, type WorkerTable } from "./messages.ts";
+import { outputKey, type TableOutput, type TxRingOptions } from "./messages.ts";
 import { isMulticast } from "../common/net.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
 export const STALL_MS = 1000;
 /** Ethernet header: what a TX slot holds on top of the MTU. */
 const L2_HEADER = 14;
-
-/** What an output reports when its state changes. */
-export type OutputReport = (slot: number, state: "ok" | "error", reason?: string) => void;
+/** How long an interface's looked-up addresses are reused (ms): one burst of installs. */
+const IFACE_CACHE_MS = 50;
 
 interface Spec {
   /** Identity of the output in this slot (rule id, interface, destination, port). */
@@ -47,14 +49,20 @@ interface Spec {
   /** Full description (a change means a new template). */
   key: string;
   o: TableOutput;
-  /** Reported state ("" = ok, else the reason) — undefined until first reported. */
-  reported?: string;
+  /** Reported state ("" = ok, else the reason). */
+  reported: string;
   /** Why the template is not installed (broken), if it is not. */
   installError?: string;
   /** Why the last health window failed, if it did. */
   windowFailing?: string;
   /** Interface index the installed template sends on (0 = not installed). */
   ifindex: number;
+}
+
+interface Tx {
+  ring: TxRing;
+  ifindex: number;
+  stats?: TxStats;
 }
 
 function mcastMac(group: number): Uint8Array {
@@ -83,35 +91,57 @@ function downReason(name: string, errno: number): string {
 /** Output plumbing owned by one worker (see module doc). */
 export class Outputs {
   /** TX ring per output interface name (with the ifindex it was opened on). */
-  readonly tx = new Map<string, { ring: TxRing; ifindex: number; stats?: TxStats }>();
+  readonly tx = new Map<string, Tx>();
   readonly #specs = new Map<number, Spec>();
-  /** Counts carried over from earlier template lives of a slot. */
-  readonly #carried = new Float64Array(MAX_OUTPUT_SLOTS * OUT_COUNTER_WORDS);
+  /** Output slots per output interface. */
+  readonly #byIf = new Map<string, Set<number>>();
+  /** Problem of each output interface at the last sync ("" = none). */
+  readonly #ifProblem = new Map<string, string>();
   /** Counts at the start of the current health window, per slot: packets, failures. */
   readonly #window = new Float64Array(MAX_OUTPUT_SLOTS * 2);
-  #links: Record<string, number> = {};
+  /** Link-table slot of every interface the outputs name. */
+  readonly #links = new Map<string, number>();
+  /** State changes not yet reported: [slot, reason ("" = ok)]. */
+  #changes: [number, string][] = [];
+  /** Interface addresses looked up lately (see #iface). */
+  readonly #ifaceCache = new Map<string, { info: IfaceInfo; at: number }>();
 
   /**
-   * @param fwd the worker's forwarder
+   * @param fwd the worker's forwarder (its counters move into `counters`)
    * @param counters the worker's shared counter block
    * @param txOpts TX ring options
+   * @param txFrames TX ring slots per output interface (overrides `txOpts.frameCount`)
    * @param broken per-slot flag the hot loop reads: 1 = output not installed
    * @param linkTable the shared link table (src/relay/links.ts)
-   * @param report called when an output's state changes
    */
   constructor(
     readonly fwd: Forwarder,
     readonly counters: Float64Array,
     readonly txOpts: TxRingOptions,
+    readonly txFrames: Record<string, number>,
     readonly broken: Uint8Array,
     readonly linkTable: Int32Array,
-    readonly report: OutputReport,
-  ) {}
+  ) {
+    fwd.setCounters(counters.subarray(OUT_BASE), OUT_WORDS);
+  }
+
+  /** Learn link-table slots of interfaces (from a rule change). */
+  setLinks(links: Record<string, number>): void {
+    for (const [name, slot] of Object.entries(links)) this.#links.set(name, slot);
+  }
 
   /** Link table state of an output interface (undefined: absent or not tracked). */
   #link(name: string): LinkState | undefined {
-    const slot = this.#links[name];
+    const slot = this.#links.get(name);
     return slot === undefined ? undefined : readLink(this.linkTable, slot);
+  }
+
+  #openTx(name: string, ifindex: number): TxRing {
+    return new TxRing({
+      ifindex,
+      frameCount: this.txFrames[name] ?? this.txOpts.frameCount,
+      qdiscBypass: this.txOpts.qdiscBypass,
+    });
   }
 
   #txFor(name: string, ifindex: number): TxRing {
@@ -121,12 +151,7 @@ export class Outputs {
       t = undefined;
     }
     if (!t) {
-      const ring = new TxRing({
-        ifindex,
-        frameCount: this.txOpts.frameCount,
-        qdiscBypass: this.txOpts.qdiscBypass,
-      });
-      t = { ring, ifindex };
+      t = { ring: this.#openTx(name, ifindex), ifindex };
       this.tx.set(name, t);
     }
     return t.ring;
@@ -141,8 +166,8 @@ export class Outputs {
     const t = this.tx.get(name);
     if (!t) return;
     t.ring.setLink(0); // discard the queue, charged to the outputs as link_down
-    for (const [slot, s] of this.#specs) {
-      if (s.o.interface === name && !this.broken[slot]) this.#uninstall(slot, reason);
+    for (const slot of this.#byIf.get(name) ?? []) {
+      if (!this.broken[slot]) this.#uninstall(slot, reason);
     }
     t.ring.close();
     this.tx.delete(name);
@@ -158,31 +183,21 @@ export class Outputs {
     const old = this.tx.get(name)!;
     let ring: TxRing;
     try {
-      ring = new TxRing({
-        ifindex,
-        frameCount: this.txOpts.frameCount,
-        qdiscBypass: this.txOpts.qdiscBypass,
-      });
+      ring = this.#openTx(name, ifindex);
     } catch {
       return; // keep the old ring: longer datagrams are fragmented or counted as too_big
     }
     this.tx.set(name, { ring, ifindex });
-    for (const [slot, s] of this.#specs) {
-      if (s.o.interface === name && !this.broken[slot]) this.#install(slot);
-    }
+    for (const slot of this.#byIf.get(name) ?? []) if (!this.broken[slot]) this.#install(slot);
     old.ring.close();
   }
 
-  /** Fold the slot's C counters into the carried counts, then clear the template. */
+  /** Clear the template (its counts stay); the output is broken until reinstalled. */
   #uninstall(slot: number, reason: string): void {
-    const c = this.fwd.counters;
-    const b = slot * OUT_COUNTER_WORDS;
-    for (let k = 0; k < OUT_COUNTER_WORDS; k++) {
-      if (k !== OutCounter.queued) this.#carried[b + k] += Number(c[b + k]);
-    }
     this.fwd.setTemplate(slot, null);
     this.broken[slot] = 1;
     this.#specs.get(slot)!.installError = reason;
+    this.#evaluate(slot);
   }
 
   /** Install (or replace in place) the template of a slot; on failure the output is broken. */
@@ -196,55 +211,65 @@ export class Outputs {
       s.ifindex = t.ifindex;
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
-      if (!this.broken[slot]) this.#uninstall(slot, reason);
+      if (!this.broken[slot]) this.fwd.setTemplate(slot, null);
+      this.broken[slot] = 1;
       s.installError = reason;
     }
+    this.#evaluate(slot);
   }
 
-  /** Install templates for a table; clear slots no longer used. */
-  apply(table: WorkerTable): void {
-    this.#links = table.links ?? {};
-    const used = new Set<number>();
-    for (const r of table.rules) {
-      for (const o of r.outputs) {
-        used.add(o.slot);
-        const id = outputKey(r.id, o);
-        const key = JSON.stringify(o);
-        const cur = this.#specs.get(o.slot);
-        if (cur?.id === id && cur.key === key) continue;
-        if (cur && cur.id !== id) this.#clear(o.slot); // another output now owns the slot
-        const keep = cur?.id === id ? cur : undefined;
-        if (!keep) this.#resetSlot(o.slot);
-        this.#specs.set(o.slot, { id, key, o, reported: keep?.reported, ifindex: 0 });
-        this.#install(o.slot);
-      }
-    }
-    for (const slot of [...this.#specs.keys()]) if (!used.has(slot)) this.#clear(slot);
-    this.#dropUnusedRings();
+  /**
+   * Install the output `o` of rule `ruleId` in its slot. The same output
+   * again (same identity) keeps its counters; another output in the slot
+   * starts from zero.
+   */
+  set(ruleId: string, o: TableOutput): void {
+    const slot = o.slot;
+    const id = outputKey(ruleId, o);
+    const key = `${o.interface}|${o.dst}|${o.port}|${o.srcIp}|${o.srcPort}|${o.ttl}|${o.tos}`;
+    const cur = this.#specs.get(slot);
+    if (cur?.id === id && cur.key === key) return;
+    if (cur && cur.id !== id) this.clear(slot); // another output now owns the slot
+    const keep = cur?.id === id ? cur : undefined;
+    if (!keep) this.#resetSlot(slot);
+    else this.#unindex(slot, keep.o.interface);
+    this.#specs.set(slot, { id, key, o, reported: keep?.reported ?? "", ifindex: 0 });
+    let set = this.#byIf.get(o.interface);
+    if (!set) this.#byIf.set(o.interface, set = new Set());
+    set.add(slot);
+    this.#install(slot);
+  }
+
+  #unindex(slot: number, name: string): void {
+    const set = this.#byIf.get(name);
+    set?.delete(slot);
+    if (set?.size === 0) this.#byIf.delete(name);
   }
 
   /** The slot's output is gone: clear its template and counters. */
-  #clear(slot: number): void {
+  clear(slot: number): void {
+    const s = this.#specs.get(slot);
+    if (!s) return;
     this.fwd.setTemplate(slot, null);
     this.#specs.delete(slot);
+    this.#unindex(slot, s.o.interface);
     this.broken[slot] = 0;
     this.#resetSlot(slot);
   }
 
   /** Close TX rings no template uses any more. */
-  #dropUnusedRings(): void {
-    const ifs = new Set([...this.#specs.values()].map((s) => s.o.interface));
+  dropUnusedRings(): void {
     for (const [name, t] of [...this.tx]) {
-      if (ifs.has(name)) continue;
+      if (this.#byIf.has(name)) continue;
       t.ring.close();
       this.tx.delete(name);
+      this.#ifProblem.delete(name);
     }
   }
 
   #resetSlot(slot: number): void {
     const base = OUT_BASE + slot * OUT_WORDS;
-    for (let k = 0; k < OUT_WORDS; k++) this.counters[base + k] = 0;
-    this.#carried.fill(0, slot * OUT_COUNTER_WORDS, (slot + 1) * OUT_COUNTER_WORDS);
+    this.counters.fill(0, base, base + OUT_WORDS);
     this.#window.fill(0, slot * 2, slot * 2 + 2);
   }
 
@@ -254,6 +279,7 @@ export class Outputs {
    * re-created under the same name), and retry outputs that are broken.
    */
   onLinks(): void {
+    this.#ifaceCache.clear();
     for (const [name, t] of [...this.tx]) {
       const l = this.#link(name);
       if (!l || l.ifindex !== t.ifindex) {
@@ -265,39 +291,52 @@ export class Outputs {
         this.#growTx(name, t.ifindex);
       }
     }
-    // socket outputs are bound to an interface index: follow a re-created interface
-    for (const [slot, s] of this.#specs) {
-      const l = this.#link(s.o.interface);
-      if (!this.broken[slot] && l && s.ifindex && l.ifindex !== s.ifindex) this.#install(slot);
-    }
-    const seen = new Set<string>();
-    for (const s of this.#specs.values()) {
-      const name = s.o.interface;
-      if (seen.has(name)) continue;
-      seen.add(name);
+    for (const [name, slots] of this.#byIf) {
       const l = this.#link(name);
-      if (l) this.fwd.setLink(l.ifindex, l.flags, l.mtu);
+      if (!l) continue;
+      // socket outputs are bound to an interface index: follow a re-created interface
+      for (const slot of slots) {
+        const s = this.#specs.get(slot)!;
+        if (!this.broken[slot] && s.ifindex && l.ifindex !== s.ifindex) this.#install(slot);
+      }
+      this.fwd.setLink(l.ifindex, l.flags, l.mtu);
     }
     this.retry();
   }
 
   /** Retry the templates of broken outputs (an interface or address may be back). */
   retry(): void {
-    for (const [slot, s] of this.#specs) {
-      if (!this.broken[slot]) continue;
-      this.#install(slot);
-      // a freshly opened ring starts from the link table's view of its link
-      if (!this.broken[slot]) {
-        const l = this.#link(s.o.interface);
-        if (l) this.fwd.setLink(l.ifindex, l.flags, l.mtu);
+    for (const [name, slots] of this.#byIf) {
+      let any = false;
+      for (const slot of slots) {
+        if (!this.broken[slot]) continue;
+        this.#install(slot);
+        any ||= !this.broken[slot];
       }
+      // a freshly opened ring starts from the link table's view of its link
+      const l = any ? this.#link(name) : undefined;
+      if (l) this.fwd.setLink(l.ifindex, l.flags, l.mtu);
     }
+  }
+
+  /**
+   * The interface's addresses, cached for {@link IFACE_CACHE_MS}: a table
+   * of 262,144 outputs on one interface asks the kernel once, not 262,144
+   * times; a link change clears the cache.
+   */
+  #iface(name: string): IfaceInfo {
+    const now = performance.now();
+    const c = this.#ifaceCache.get(name);
+    if (c && now - c.at < IFACE_CACHE_MS) return c.info;
+    const info = ifaceByName(name);
+    this.#ifaceCache.set(name, { info, at: now });
+    return info;
   }
 
   #template(o: TableOutput): Template {
     let iface;
     try {
-      iface = ifaceByName(o.interface);
+      iface = this.#iface(o.interface);
     } catch (e) {
       if (e instanceof McrError && e.code === "ENODEV") {
         throw new Error(`output interface ${o.interface} does not exist`);
@@ -330,95 +369,75 @@ export class Outputs {
     };
   }
 
+  /** Why output interface `name` cannot deliver now ("" = it can). */
+  #interfaceProblem(name: string): string {
+    const st = this.tx.get(name)?.stats;
+    if (this.#links.has(name)) {
+      const p = linkProblem(name, this.#link(name));
+      if (p) return `output ${p}`;
+    }
+    if (st?.down) return downReason(name, st.down);
+    if (st && st.stalledMs >= STALL_MS) {
+      return `TX ring on ${name} stalled: ${st.queued} frames queued, none taken for ${
+        (st.stalledMs / 1000).toFixed(1)
+      } s`;
+    }
+    return "";
+  }
+
+  /** Decide a slot's state; a change is queued for {@link takeChanges}. */
+  #evaluate(slot: number): void {
+    const s = this.#specs.get(slot);
+    if (!s) return;
+    const r = s.installError ?? (this.#ifProblem.get(s.o.interface) || s.windowFailing || "");
+    if (s.reported === r) return;
+    s.reported = r;
+    this.#changes.push([slot, r]);
+  }
+
   /**
-   * Copy C's per-template counters (plus carried counts) into the shared
-   * block and report state changes. `closeWindow` ends a health window
-   * (about once a second): an output that sent nothing while every datagram
-   * failed in it is in error. Returns the totals for the interface counters.
+   * Look at every output interface (rings, links) and, when `closeWindow`
+   * ends a health window (about once a second), at every output: one that
+   * sent nothing while everything failed in the window is in error.
    */
-  sync(closeWindow: boolean): {
-    ringFull: number;
-    errors: number;
-    sent: number;
-    linkDown: number;
-    tooBig: number;
-  } {
+  sync(closeWindow: boolean): void {
     for (const t of this.tx.values()) t.stats = t.ring.stats();
-    const c = this.fwd.counters;
-    const car = this.#carried;
-    let ringFull = 0, errors = 0, sent = 0, linkDown = 0, tooBig = 0;
+    for (const [name, slots] of this.#byIf) {
+      const p = this.#interfaceProblem(name);
+      if ((this.#ifProblem.get(name) ?? "") === p) continue;
+      this.#ifProblem.set(name, p);
+      for (const slot of slots) this.#evaluate(slot);
+    }
+    if (!closeWindow) return;
+    const c = this.counters;
+    const w = this.#window;
     for (const [slot, spec] of this.#specs) {
       const base = OUT_BASE + slot * OUT_WORDS;
-      const s = slot * OUT_COUNTER_WORDS;
-      const v = (k: number) => Number(c[s + k]) + car[s + k];
-      const p = v(OutCounter.packets);
-      const rf = v(OutCounter.ringFull);
-      const er = v(OutCounter.errors);
-      const ld = v(OutCounter.linkDown);
-      const tb = v(OutCounter.tooBig);
-      const out = this.counters;
-      out[base + Out.packets] = p;
-      out[base + Out.bytes] = v(OutCounter.bytes);
-      out[base + Out.ringFull] = rf;
-      out[base + Out.errors] = er;
-      out[base + Out.linkDown] = ld;
-      out[base + Out.tooBig] = tb;
-      out[base + Out.fragmented] = v(OutCounter.fragmented);
-      out[base + Out.queued] = Number(c[s + OutCounter.queued]);
-      sent += p;
-      ringFull += rf;
-      errors += er + out[base + Out.unavailable];
-      linkDown += ld;
-      tooBig += tb;
-      this.#updateState(slot, spec, p, er + tb, closeWindow);
-    }
-    return { ringFull, errors, sent, linkDown, tooBig };
-  }
-
-  #updateState(
-    slot: number,
-    spec: Spec,
-    packets: number,
-    failures: number,
-    closeWindow: boolean,
-  ): void {
-    const name = spec.o.interface;
-    let reason = spec.installError;
-    if (reason === undefined) {
-      const l = this.#link(name);
-      const ring = this.tx.get(name);
-      const st = ring?.stats;
-      if (this.#links[name] !== undefined) reason = linkProblem(name, l);
-      if (reason) reason = `output ${reason}`;
-      if (!reason && st && st.down) reason = downReason(name, st.down);
-      if (!reason && st && st.stalledMs >= STALL_MS) {
-        reason = `TX ring on ${name} stalled: ${st.queued} frames queued, none taken for ${
-          (st.stalledMs / 1000).toFixed(1)
-        } s`;
-      }
-      if (!reason) {
-        // the last health window: nothing sent, everything failed
-        const w = slot * 2;
-        const dp = packets - this.#window[w], df = failures - this.#window[w + 1];
-        if (closeWindow) {
-          this.#window[w] = packets;
-          this.#window[w + 1] = failures;
-          spec.windowFailing = dp === 0 && df > 0 ? this.#failureReason(spec, st) : undefined;
-        }
-        reason = spec.windowFailing;
+      const p = c[base + Out.packets];
+      const f = c[base + Out.errors] + c[base + Out.tooBig];
+      const dp = p - w[slot * 2], df = f - w[slot * 2 + 1];
+      w[slot * 2] = p;
+      w[slot * 2 + 1] = f;
+      const failing = dp === 0 && df > 0 ? this.#failureReason(spec) : undefined;
+      if (failing !== spec.windowFailing) {
+        spec.windowFailing = failing;
+        this.#evaluate(slot);
       }
     }
-    const r = reason ?? "";
-    if (spec.reported === r) return;
-    spec.reported = r;
-    this.report(slot, r ? "error" : "ok", r || undefined);
   }
 
-  #failureReason(spec: Spec, st: TxStats | undefined): string {
+  /** State changes since the last call: [slot, reason] ("" = ok again). */
+  takeChanges(): [number, string][] {
+    const c = this.#changes;
+    this.#changes = [];
+    return c;
+  }
+
+  #failureReason(spec: Spec): string {
     const name = spec.o.interface;
-    const c = this.fwd.counters;
-    const s = spec.o.slot * OUT_COUNTER_WORDS;
-    if (Number(c[s + OutCounter.tooBig]) > 0 && !st?.lastErr) {
+    const st = this.tx.get(name)?.stats;
+    const base = OUT_BASE + spec.o.slot * OUT_WORDS;
+    if (this.counters[base + Out.tooBig] > 0 && !st?.lastErr) {
       return `every datagram of the last second was longer than the MTU of ${name}` +
         `${st ? ` (${st.mtu})` : ""} and may not be fragmented (DF set)`;
     }

@@ -1,52 +1,53 @@
 /**
- * The data path: runs inside a Deno Worker, one per input interface (and per
- * fanout member). It owns one RX ring, the TX rings of the output interfaces
- * it uses and one forwarder, and loops:
+ * The data path: runs inside a Deno Worker, one of a fixed pool. A worker
+ * serves every input interface the supervisor gives it — an RX ring on each,
+ * a member of that interface's fanout group — and sends on the output
+ * interfaces their rules name (one TX ring or socket per output interface,
+ * shared by all its inputs, one forwarder). It loops:
  *
- *   poll (blocks in C) → parse + match every frame of the batch → write
- *   forward descriptors → one submit (one kick per TX ring) → release.
+ *   wait on all its rings at once (one blocking call in C, ffi `RxSet`) →
+ *   for each ready ring: parse + match every frame of the batch against
+ *   that interface's rules → write forward descriptors → one submit (one
+ *   kick per TX ring) → release.
  *
- * No FFI call and no allocation per packet: the ring, the RX descriptors,
- * the forward descriptors and the counters are typed-array views created
- * once. Counters go straight into a SharedArrayBuffer the supervisor reads.
+ * No FFI call and no allocation per packet: the rings, the descriptor arrays
+ * and the counters are typed-array views created once. Counters go straight
+ * into a SharedArrayBuffer the supervisor reads (counters.ts), the
+ * forwarder's included.
  *
- * Rule-table changes: the supervisor posts a complete {@link WorkerTable}
- * and bumps `Ctl.wantVersion`; the worker notices between batches, yields to
- * its event loop until that table has arrived, compiles it and swaps it in
- * whole. Frames keep queueing in the kernel ring meanwhile, so none is missed.
+ * Changes: the supervisor posts messages (open or close an interface's
+ * ring, a rule delta for one interface, a version marker) and bumps
+ * `Ctl.seq`; the worker notices between batches, yields to its event loop
+ * until those messages have arrived and handles them in order. Frames keep
+ * queueing in the kernel rings meanwhile, so none is missed, and a rule
+ * delta touches only the rules it names, so a change costs the same in a
+ * table of 50,000 rules as in one of 5.
  *
- * Link changes: the supervisor keeps a shared link table (src/relay/links.ts);
- * the worker checks its generation once per pass and hands the news to its
- * outputs (src/datapath/outputs.ts) at once. An input link that goes down is not a
- * failure: the kernel unhooks the ring's socket and hooks it in again when
- * the link is back, so the worker just keeps polling. An input MTU that
- * grows beyond what the ring's slots hold reopens the ring.
+ * A ring that fails is closed and reported (the supervisor reopens it after
+ * a backoff); the worker's other interfaces keep forwarding. An input link
+ * that goes down is not a failure: the kernel unhooks the ring's socket and
+ * hooks it in again when the link is back. An input MTU that grows beyond
+ * what the ring's slots hold reopens that ring.
  *
  * @module
  */
 /// <reference lib="deno.worker" />
-import {
-  Forwarder,
-  ifaceByName,
-  pinThread,
-  type RxOptions,
-  RxRing,
-  type RxStats,
-} from "../../ffi/mod.ts";
+import { Errno, Forwarder, ifaceByName, pinThread, type RxRing, RxSet } from "../../ffi/mod.ts";
 import type { McrError } from "../../ffi/errors.ts";
-import { Drop } from "./packet.ts";
 import { BatchProcessor } from "./batch.ts";
-import { DROP_BASE, If, RULE_BASE, RULE_WORDS } from "./counters.ts";
-import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
-import { compileTable } from "./match.ts";
-import { LINK_GEN, readLink } from "./link_table.ts";
+import { In, W } from "./counters.ts";
+import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS } from "../config/limits.ts";
+import { LINK_GEN } from "./link_table.ts";
 import { Outputs } from "./outputs.ts";
+import { type Input, InputRings } from "./input_rings.ts";
 import {
+  type CloseMessage,
   Ctl,
-  type TableMessage,
+  type OpenMessage,
+  type RulesMessage,
+  type SupervisorMessage,
   type WorkerEvent,
   type WorkerInit,
-  type WorkerTable,
 } from "./messages.ts";
 
 /**
@@ -56,7 +57,15 @@ import {
  */
 export interface WorkerHooks {
   /** Called once per pass of the data-path loop; a throw fails the worker (as a crash). */
-  onPass?(worker: { interface: string; index: number }): void;
+  onPass?(worker: WorkerView): void;
+}
+
+/** What a hook sees of a worker. */
+export interface WorkerView {
+  /** Worker index in the pool. */
+  readonly index: number;
+  /** The input interfaces it serves, with its index among each one's fanout members. */
+  readonly inputs: readonly { readonly interface: string; readonly member: number }[];
 }
 
 const self_ = self as unknown as {
@@ -66,7 +75,7 @@ const self_ = self as unknown as {
 };
 
 let init: WorkerInit | undefined;
-let pendingTable: WorkerTable | undefined;
+const inbox: SupervisorMessage[] = [];
 
 function post(m: WorkerEvent): void {
   self_.postMessage(m);
@@ -84,18 +93,18 @@ function sleep0(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
 }
 
-/** Room for a frame in an RX slot: the slot minus the tpacket2 + sockaddr_ll headers. */
-const RX_SLOT_OVERHEAD = 68;
-/** Link header and one VLAN tag on top of the MTU. */
-const L2_OVERHEAD = 18;
-/** Poll timeout while output frames wait to be retried (ms). */
-const POLL_BUSY_MS = 1;
-/** Poll timeout when idle (ms): bounds how late stop/sync/refresh happen. */
-const POLL_IDLE_MS = 100;
+/** Forward descriptors per submit (the hot loop flushes when they are full). */
+const MAX_DESC = 4096;
+/** Wait timeout while output frames wait to be retried (ms). */
+const WAIT_BUSY_MS = 1;
+/** Wait timeout when idle (ms): bounds how late stop/sync/refresh happen. */
+const WAIT_IDLE_MS = 100;
 /** Counter sync period (ms). */
 const SYNC_MS = 100;
 /** Output retry / health window period (ms). */
 const REFRESH_MS = 1000;
+/** How long a graceful stop lets queued output frames leave (ms). */
+const DRAIN_MS = 500;
 
 async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
   const counters = cfg.counters;
@@ -107,163 +116,175 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
       message: (e as Error).message,
       code: (e as McrError).code,
     });
-  let iface;
-  let rx: RxRing;
-  try {
-    iface = ifaceByName(cfg.interface);
-    rx = new RxRing({ ...cfg.rx, ifindex: iface.ifindex, wakeFd: cfg.wakeFd });
-  } catch (e) {
-    fatal(e);
-    return;
-  }
   if (cfg.cpu !== undefined) {
     try {
       pinThread(cfg.cpu);
     } catch (e) {
-      log(
-        "warning",
-        `${cfg.interface}: cannot pin worker ${cfg.index} to CPU ${cfg.cpu}: ${
-          (e as Error).message
-        }`,
-      );
+      log("warning", `cannot pin worker ${cfg.index} to CPU ${cfg.cpu}: ${(e as Error).message}`);
     }
   }
-  const maxDesc = Math.max(64, rx.batchMax * 4);
-  const fwd = new Forwarder(MAX_OUTPUT_SLOTS, maxDesc);
-  const proc = new BatchProcessor(counters, fwd.desc, maxDesc, (m) => fwd.submit(rx, m));
-  const outs = new Outputs(
-    fwd,
-    counters,
-    cfg.tx,
-    proc.broken,
-    cfg.links,
-    (slot, state, reason) => post({ type: "output", index: cfg.index, slot, state, reason }),
-  );
-  let geometry = rx.geometry();
-  const self = { interface: cfg.interface, index: cfg.index };
-  post({ type: "ready", index: cfg.index, geometry, ifindex: iface.ifindex });
-  counters[If.running] = 1;
-
-  let version = 0;
-  let lastSync = 0;
-  let lastRefresh = performance.now();
-  let linkGen = -1;
-  let rxLinkDowns = 0;
-  let rxMtuWarned = 0;
-  const ruleIds = new Map<number, string>();
-
-  const applyTable = (t: WorkerTable) => {
-    outs.apply(t);
-    for (const r of t.rules) {
-      if (ruleIds.get(r.slot) !== r.id) {
-        const base = RULE_BASE + r.slot * RULE_WORDS;
-        for (let k = 0; k < RULE_WORDS; k++) counters[base + k] = 0;
-        ruleIds.set(r.slot, r.id);
-      }
-    }
-    proc.lookup = compileTable(t);
-    version = t.version;
-    counters[If.tableVersion] = version;
-    linkGen = -1; // new interfaces may be named: look at the link table again
-    post({ type: "applied", index: cfg.index, version });
-    log("debug", `${cfg.interface}: rule table v${version} applied (${t.rules.length} rules)`);
+  let set: RxSet, fwd: Forwarder;
+  try {
+    set = new RxSet({
+      maxTags: MAX_INPUT_SLOTS,
+      wakeFd: cfg.wakeFd,
+      coalesceUs: cfg.coalesceUs,
+      coalescePps: cfg.coalescePps,
+    });
+    fwd = new Forwarder(MAX_OUTPUT_SLOTS, MAX_DESC);
+  } catch (e) {
+    fatal(e);
+    return;
+  }
+  /** The ring whose batch the hot loop is processing (for a mid-batch flush). */
+  let cur: RxRing | null = null;
+  const proc = new BatchProcessor(counters, fwd.desc, MAX_DESC, (m) => fwd.submit(cur!, m));
+  const outs = new Outputs(fwd, counters, cfg.tx, cfg.txFrames, proc.broken, cfg.links);
+  const view: WorkerView & { inputs: { interface: string; member: number }[] } = {
+    index: cfg.index,
+    inputs: [],
   };
-
-  const retired = { packets: 0, drops: 0, freezes: 0, polls: 0, gathers: 0 };
-  const sync = (closeWindow = false, rxStats?: RxStats) => {
-    const s = rxStats ?? rx.stats();
-    counters[If.kernelPackets] = retired.packets + s.packets;
-    counters[If.kernelDrops] = retired.drops + s.drops;
-    counters[If.kernelFreezes] = retired.freezes + s.freezes;
-    counters[If.polls] = retired.polls + s.polls;
-    counters[If.gathers] = retired.gathers + s.gathers;
-    const o = outs.sync(closeWindow);
-    counters[DROP_BASE + Drop.tx_ring_full] = o.ringFull;
-    counters[DROP_BASE + Drop.tx_error] = o.errors;
-    counters[DROP_BASE + Drop.tx_link_down] = o.linkDown;
-    counters[DROP_BASE + Drop.tx_too_big] = o.tooBig;
-    counters[DROP_BASE + Drop.tx_invalid] = fwd.invalid();
-    counters[If.sent] = o.sent;
-    counters[If.heartbeat] = Date.now();
-  };
-
-  /** Process one batch of `n` frames of `ring`. */
-  const forward = (ring: RxRing, n: number) => {
-    const m = proc.process(ring.ring, ring.desc, n);
+  /** Process one batch of `n` frames of an input's ring. */
+  const forward = (inp: Input, ring: RxRing, n: number) => {
+    cur = ring;
+    const m = proc.process(ring.ring, ring.desc, n, inp.lookup, inp.base);
     if (m > 0) fwd.submit(ring, m);
     ring.release();
   };
+  const inputs = new InputRings({
+    counters,
+    set,
+    outs,
+    forward,
+    log,
+    changed: () => view.inputs = inputs.open(),
+  });
+  const bySlot = inputs.bySlot;
+  post({ type: "ready", index: cfg.index });
+  counters[W.running] = 1;
 
-  /**
-   * The input MTU grew past what the ring's slots hold (frames would be
-   * truncated): open a bigger ring and retire the old one. In a fanout
-   * group the new ring joins first and the old one is drained before it
-   * closes (at most a reordering at this membership change); without
-   * fanout the old ring closes first (a frame arriving in between is lost).
-   */
-  const reopenRx = (mtu: number) => {
-    const old = rx;
-    const joinGroup = cfg.rx.fanout !== "none";
-    const opts: RxOptions = { ...cfg.rx, ifindex: old.ifindex, wakeFd: cfg.wakeFd };
-    if (joinGroup) {
-      opts.fanoutId = geometry.fanoutId;
-      opts.uniqueFanoutId = false;
+  let handled = 0;
+  let lastSync = 0;
+  let lastRefresh = performance.now();
+  let linkGen = -1;
+
+  const postChanges = () => {
+    const changes = outs.takeChanges();
+    if (changes.length) post({ type: "outputs", index: cfg.index, changes });
+  };
+
+  const open = (m: OpenMessage) => {
+    const inp = inputs.inputFor(m.slot, m.gen, m.interface);
+    inputs.closeRing(inp, true);
+    inp.member = m.member;
+    inp.link = m.link;
+    inp.rx = m.rx;
+    try {
+      const ifindex = ifaceByName(m.interface).ifindex;
+      inputs.openRing(inp, { ...m.rx, ifindex });
+      post({
+        type: "ring",
+        index: cfg.index,
+        slot: m.slot,
+        gen: m.gen,
+        state: "open",
+        geometry: { ...inp.geometry!, ifindex },
+      });
+    } catch (e) {
+      post({
+        type: "ring",
+        index: cfg.index,
+        slot: m.slot,
+        gen: m.gen,
+        state: "error",
+        message: (e as Error).message,
+        code: (e as McrError).code,
+      });
     }
-    const keep = old.stats();
-    if (!joinGroup) {
-      for (let n = old.poll(0); n > 0; n = old.poll(0)) forward(old, n);
-      old.close();
+  };
+
+  const close = (m: CloseMessage) => {
+    const inp = inputs.get(m.slot);
+    if (inp && m.forget) inputs.forget(inp);
+    else if (inp) inputs.closeRing(inp, true);
+    post({ type: "ring", index: cfg.index, slot: m.slot, gen: inp?.gen ?? 0, state: "closed" });
+  };
+
+  const rules = (m: RulesMessage) => {
+    const inp = inputs.inputFor(m.slot, m.gen, m.interface);
+    outs.setLinks(m.links);
+    for (const slot of m.remove) inputs.removeRule(inp, slot);
+    for (const r of m.upsert) inputs.upsertRule(inp, r);
+    if (m.remove.length) outs.dropUnusedRings();
+    linkGen = -1; // new interfaces may be named: look at the link table again
+  };
+
+  const handle = (m: SupervisorMessage) => {
+    switch (m.type) {
+      case "open":
+        open(m);
+        break;
+      case "close":
+        close(m);
+        break;
+      case "rules":
+        rules(m);
+        break;
+      case "version":
+        counters[W.tableVersion] = m.version;
+        post({ type: "applied", index: cfg.index, version: m.version });
+        break;
     }
-    const next = new RxRing(opts);
-    if (joinGroup) {
-      for (let n = old.poll(0); n > 0; n = old.poll(0)) forward(old, n);
-      old.close();
-    }
-    retired.packets += keep.packets;
-    retired.drops += keep.drops;
-    retired.freezes += keep.freezes;
-    retired.polls += keep.polls;
-    retired.gathers += keep.gathers;
-    rx = next;
-    geometry = rx.geometry();
-    log(
-      "info",
-      `${cfg.interface}: input MTU ${mtu}: RX ring reopened with ${geometry.frameSize}-byte slots`,
-    );
+    handled = m.seq;
+    counters[W.seq] = m.seq;
+  };
+
+  const sync = (closeWindow: boolean, now: number) => {
+    inputs.syncKernel(now);
+    const s = set.stats();
+    counters[W.polls] = s.polls;
+    counters[W.gathers] = s.gathers;
+    counters[W.wakeups] = s.wakeups;
+    counters[W.invalid] = fwd.invalid();
+    counters[W.orphans] = fwd.orphans();
+    outs.sync(closeWindow);
+    postChanges();
+    counters[W.heartbeat] = Date.now();
+  };
+
+  /** A ring failed (not a link-down notice): close it and tell the supervisor. */
+  const ringFailed = (inp: Input, errno: number) => {
+    const message = `RX ring on ${inp.name} failed (errno ${errno})`;
+    inputs.closeRing(inp, false);
+    post({
+      type: "ring",
+      index: cfg.index,
+      slot: inp.slot,
+      gen: inp.gen,
+      state: "error",
+      message,
+    });
   };
 
   const onLinks = () => {
     outs.onLinks();
-    const l = readLink(cfg.links, cfg.inputLink);
-    if (!l || l.ifindex !== rx.ifindex) return; // the supervisor restarts us
-    if (geometry.version === 2 && l.mtu + L2_OVERHEAD > geometry.frameSize - RX_SLOT_OVERHEAD) {
-      if (cfg.rx.frameSize) {
-        if (rxMtuWarned !== l.mtu) {
-          rxMtuWarned = l.mtu;
-          log(
-            "warning",
-            `${cfg.interface}: MTU ${l.mtu} exceeds the configured RX frame_size ` +
-              `${cfg.rx.frameSize}: longer frames are truncated (counted as truncated)`,
-          );
-        }
-      } else {
-        reopenRx(l.mtu);
-      }
-    }
+    inputs.checkMtu(cfg.links);
+    postChanges();
   };
 
   try {
     for (;;) {
       if (Atomics.load(ctl, Ctl.stop) !== 0) break;
-      hooks.onPass?.(self);
-      const want = Atomics.load(ctl, Ctl.wantVersion);
-      if (want !== version) {
-        // Yield until the posted table arrives; the ring buffers meanwhile.
-        while (!pendingTable || pendingTable.version < want) {
+      hooks.onPass?.(view);
+      const want = Atomics.load(ctl, Ctl.seq);
+      if (want !== handled) {
+        // Yield until the posted messages arrive; the rings buffer meanwhile.
+        while ((inbox.length === 0 || inbox[inbox.length - 1].seq < want)) {
           await sleep0();
           if (Atomics.load(ctl, Ctl.stop) !== 0) break;
         }
-        if (pendingTable && pendingTable.version !== version) applyTable(pendingTable);
+        while (inbox.length) handle(inbox.shift()!);
+        postChanges();
         continue;
       }
       const g = Atomics.load(cfg.links, LINK_GEN);
@@ -272,12 +293,17 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         onLinks();
       }
       const queued = fwd.service();
-      const n = rx.poll(queued > 0 ? POLL_BUSY_MS : POLL_IDLE_MS);
-      if (rx.linkDownEvents !== rxLinkDowns) {
-        rxLinkDowns = rx.linkDownEvents;
-        log("info", `${cfg.interface}: the kernel reports the input link down; still listening`);
+      const n = set.wait(queued > 0 ? WAIT_BUSY_MS : WAIT_IDLE_MS);
+      const ready = set.ready;
+      for (let k = 0; k < n; k++) {
+        const inp = bySlot[ready[2 * k]]!;
+        const v = ready[2 * k + 1];
+        if (v > 0) forward(inp, inp.ring!, v);
+        else if (v === -Errno.ENETDOWN) {
+          counters[inp.base + In.linkDowns]++;
+          log("info", `${inp.name}: the kernel reports the input link down; still listening`);
+        } else ringFailed(inp, -v);
       }
-      if (n > 0) forward(rx, n);
       const now = performance.now();
       const refresh = now - lastRefresh > REFRESH_MS;
       if (refresh) {
@@ -285,35 +311,33 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         lastRefresh = now;
       }
       if (now - lastSync > SYNC_MS || refresh) {
-        sync(refresh);
+        sync(refresh, now);
         lastSync = now;
       }
     }
-    // A graceful stop forwards what already reached the ring.
-    for (let n = rx.poll(0); n > 0; n = rx.poll(0)) forward(rx, n);
+    // A graceful stop forwards what already reached the rings.
+    for (const inp of inputs.values()) inputs.closeRing(inp, true);
   } catch (e) {
     fatal(e);
   } finally {
-    // Leave the fanout group first (close the RX ring): from here on the
-    // group's other members (or the restarted worker) get the flows. What
-    // was still in the ring (a crash) is counted as `unprocessed`.
-    let last: RxStats | undefined;
+    // Leave the fanout groups first (close the RX rings): from here on the
+    // groups' other members (or the restarted worker) get the flows. What
+    // was still in a ring (a crash) is counted as `unprocessed`.
+    for (const inp of inputs.values()) {
+      try {
+        inputs.closeRing(inp, false);
+      } catch { /* ring may be gone */ }
+    }
     try {
-      last = rx.stats();
-      rx.close();
-      const left = last.packets - last.drops - last.frames;
-      if (left > 0) counters[DROP_BASE + Drop.unprocessed] += left;
+      const left = outs.drain(DRAIN_MS);
+      if (left) log("warning", `${left} frames could not leave at shutdown`);
     } catch { /* ring may be gone */ }
     try {
-      const left = outs.drain(500);
-      if (left) log("warning", `${cfg.interface}: ${left} frames could not leave at shutdown`);
+      sync(false, performance.now());
     } catch { /* ring may be gone */ }
-    try {
-      if (last) sync(false, last);
-    } catch { /* ring may be gone */ }
-    counters[If.running] = 0;
+    counters[W.running] = 0;
     outs.close();
-    rx.close();
+    set.close();
   }
 }
 
@@ -324,15 +348,15 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
  */
 export function serveWorker(hooks: WorkerHooks = {}): void {
   self_.onmessage = (e: MessageEvent) => {
-    const m = e.data as WorkerInit | TableMessage;
+    const m = e.data as WorkerInit | SupervisorMessage;
     if (m.type === "init") {
       init = m;
       run(m, hooks).finally(() => {
         post({ type: "stopped", index: m.index });
         self_.close();
       });
-    } else if (m.type === "table") {
-      if (!pendingTable || m.table.version > pendingTable.version) pendingTable = m.table;
+    } else {
+      inbox.push(m);
     }
   };
 }

@@ -14,7 +14,7 @@ import {
 } from "../config/mod.ts";
 import type { RuleSpec } from "./tables.ts";
 import { Supervisor } from "./supervisor.ts";
-import type { DataPathOptions } from "./workers.ts";
+import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
 import type { RelayStats } from "./stats.ts";
 
@@ -42,8 +42,19 @@ export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
   }));
 }
 
-/** Ring options from the config's `rx`/`tx` sections. */
+/** Ring and worker options from the config's `rx`, `tx`, `workers`, `cpus` and `interfaces`. */
 export function dataPathOptions(c: Config): DataPathOptions {
+  const interfaces: Record<string, InterfaceOptions> = {};
+  for (const [name, t] of Object.entries(c.interfaces)) {
+    interfaces[name] = {
+      workers: t.workers,
+      fanout: t.fanout,
+      cpus: t.cpus,
+      rxFrameCount: t.rx_frame_count,
+      txFrameCount: t.tx_frame_count,
+      ratePps: t.rate_pps,
+    };
+  }
   return {
     rx: {
       tpacketVersion: c.rx.tpacket_version,
@@ -57,7 +68,8 @@ export function dataPathOptions(c: Config): DataPathOptions {
     },
     tx: { frameCount: c.tx.frame_count, qdiscBypass: c.tx.qdisc_bypass },
     workers: c.workers,
-    interfaces: c.interfaces,
+    cpus: c.cpus,
+    interfaces,
   };
 }
 
@@ -202,7 +214,7 @@ export class Relay implements AsyncDisposable {
       (ruleKey(prev) === ruleKey(r) ? s.unchanged : s.changed).push(r.name);
     }
     for (const r of this.#config.rules) if (!seen.has(r)) s.removed.push(r.name);
-    for (const k of ["workers", "rx", "tx", "control", "metrics"] as const) {
+    for (const k of ["workers", "cpus", "interfaces", "rx", "tx", "control", "metrics"] as const) {
       if (JSON.stringify(this.#config[k]) !== JSON.stringify(next[k])) s.restart_needed.push(k);
     }
     return s;
@@ -235,6 +247,8 @@ export class Relay implements AsyncDisposable {
         await this.#apply({
           ...next,
           workers: cur.workers,
+          cpus: cur.cpus,
+          interfaces: cur.interfaces,
           rx: cur.rx,
           tx: cur.tx,
           control: cur.control,

@@ -1,45 +1,75 @@
 /**
  * What the relay reports: the public stats types (per rule, output, input
- * interface and worker) and {@link collectStats}, which sums the workers'
- * shared counter blocks (and the retired sums of earlier worker lives) and
- * decides every state from what is true now: the link table for input
- * interfaces, the workers' own reports for outputs.
+ * interface, fanout member and worker) and {@link collectStats}, which sums
+ * the workers' shared counter blocks (and the retired sums of earlier worker
+ * lives) and decides every state from what is true now: the link table for
+ * input interfaces, the workers' own reports for rings and outputs.
  *
  * @module
  */
 import { formatIPv4 } from "../common/net.ts";
 import {
-  DROP_BASE,
-  If,
+  In,
+  IN_DROP,
+  inBase,
   Out,
   OUT_BASE,
   OUT_WORDS,
   RULE_BASE,
   RULE_WORDS,
+  W,
 } from "../datapath/counters.ts";
 import { linkProblem, linkUsable } from "../datapath/link_table.ts";
-import { DROP_NAMES } from "../datapath/packet.ts";
+import { Drop, DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
 
-/** One data-path worker. */
+/** One fanout member of an input interface: its RX ring in one worker. */
 export interface WorkerStats {
   /** Input interface. */
   interface: string;
-  /** Index among the interface's workers. */
+  /** Index among the interface's fanout members. */
   index: number;
-  /** running, starting, pending (interface missing) or error. */
+  /** The worker that holds the ring (index in `pool`). */
+  worker: number;
+  /** running, starting, pending (interface missing, or its rings closed) or error. */
   state: "running" | "starting" | "pending" | "error";
+  /** Why it is not running. */
+  reason?: string;
+  /** Restarts so far (its worker's, and reopens of its ring after a failure). */
+  restarts: number;
+  /** Frames taken from this ring (all lives of its worker). */
+  frames: number;
+  /** Milliseconds since its worker's last loop pass (heartbeat); null when not running. */
+  heartbeat_age_ms: number | null;
+  /** CPU its worker is pinned to, if any. */
+  cpu?: number;
+}
+
+/** One data-path worker (a thread serving any number of input interfaces). */
+export interface PoolWorkerStats {
+  /** Worker index. */
+  index: number;
+  /** running, starting, error (see reason; restarted after a backoff) or stopped. */
+  state: "running" | "starting" | "error" | "stopped";
   /** Why it is not running. */
   reason?: string;
   /** Restarts so far. */
   restarts: number;
-  /** Frames this worker took from its ring (all its lives). */
-  frames: number;
-  /** Milliseconds since its last loop pass (heartbeat); null when not running. */
-  heartbeat_age_ms: number | null;
+  /** The interface it serves alone, for a dedicated worker. */
+  dedicated?: string;
   /** CPU it is pinned to, if any. */
   cpu?: number;
+  /** Input interfaces it serves (fanout members it holds). */
+  interfaces: number;
+  /** RX rings open. */
+  rings: number;
+  /** Waits that could block (one epoll_wait over all its rings). */
+  polls: number;
+  /** Adaptive gather sleeps. */
+  gathers: number;
+  /** Milliseconds since its last loop pass (heartbeat); null when not running. */
+  heartbeat_age_ms: number | null;
 }
 
 /** State of a rule or output. */
@@ -122,14 +152,16 @@ export interface InterfaceStats {
   kernel_drops: number;
   /** Kernel: V3 queue freezes. */
   kernel_freezes: number;
-  /** poll() syscalls. */
+  /** Waits of the workers serving it (shared with the other interfaces they serve). */
   polls: number;
-  /** Adaptive gather sleeps. */
+  /** Adaptive gather sleeps of the workers serving it (shared, as polls). */
   gathers: number;
-  /** Worker restarts. */
+  /** Restarts of its members (their workers' and their rings'). */
   restarts: number;
   /** Workers (fanout members) on this interface. */
   workers: number;
+  /** Drops by reason seen on this interface (its outputs' drops included). */
+  drops: Record<string, number>;
   /** Fanout group id (kernel-chosen). */
   fanout_id: number;
 }
@@ -142,61 +174,118 @@ export interface RelayStats {
   interfaces: InterfaceStats[];
   /** Drops by reason, summed over interfaces. */
   drops: Record<string, number>;
-  /** Per worker. */
+  /** Per fanout member (interface, index). */
   workers: WorkerStats[];
+  /** Per data-path worker. */
+  pool: PoolWorkerStats[];
 }
 
-/** What {@link collectStats} reads of one input interface's workers (relay/workers.ts). */
-export interface InterfaceWorkersView {
+/** What {@link collectStats} reads of a data-path worker (relay/pool.ts `DataWorker`). */
+export interface WorkerView {
+  /** Worker index. */
+  readonly index: number;
+  /** State. */
+  readonly state: PoolWorkerStats["state"];
+  /** Why it is not running. */
+  readonly reason?: string;
+  /** Restarts. */
+  readonly restarts: number;
+  /** The current life's counter block. */
+  readonly counters: Float64Array;
+  /** Worker-section counts of earlier lives. */
+  readonly retired: Float64Array;
+  /** A Deno Worker runs. */
+  readonly worker: unknown;
+  /** CPU it is pinned to. */
+  readonly cpu?: number;
+  /** Interface it serves alone. */
+  readonly dedicated?: string;
+}
+
+/** What {@link collectStats} reads of an input interface (relay/inputs.ts `Input`). */
+export interface InputView {
   /** Interface name. */
   readonly name: string;
-  /** The rule table its workers run. */
+  /** Input slot. */
+  readonly slot: number;
+  /** Generation of the slot assignment. */
+  readonly gen: number;
+  /** Its rules. */
   readonly table: WorkerTable;
-  /** Counter sums of earlier worker lives. */
-  readonly retired: Float64Array;
   /** Fanout group id. */
   readonly fanoutId: number;
   /** Why the input lock could not be taken. */
   readonly lockError?: string;
-  /** The workers. */
+  /** Its fanout members. */
   readonly members: readonly {
     readonly index: number;
     readonly state: WorkerStats["state"];
     readonly reason?: string;
-    readonly worker: unknown;
-    readonly counters: Float64Array;
     readonly restarts: number;
     readonly retiredFrames: number;
-    readonly cpu?: number;
+    readonly worker: WorkerView;
   }[];
 }
 
-/**
- * Snapshot of every counter and state.
- * @param groups the input interfaces' worker groups
- * @param links the link table
- * @param outputStates what the workers last reported for each output slot
- */
-export function collectStats(
-  groups: Iterable<InterfaceWorkersView>,
-  links: Links,
-  outputStates: ReadonlyMap<number, { state: State; reason?: string }>,
-): RelayStats {
+/** Everything {@link collectStats} reads. */
+export interface StatsSource {
+  /** Input interfaces with rules. */
+  readonly inputs: Iterable<InputView>;
+  /** Every data-path worker. */
+  readonly workers: Iterable<WorkerView>;
+  /** Counts of earlier worker lives, in the counter-block layout. */
+  readonly retired: Float64Array;
+  /** The link table. */
+  readonly links: Links;
+  /** Outputs in error: slot → worker index → reason. */
+  readonly outputErrors: ReadonlyMap<number, ReadonlyMap<number, string>>;
+}
+
+/** Output drop words and the interface drop reason each one adds to. */
+const TX_DROPS: [number, number][] = [
+  [Out.ringFull, Drop.tx_ring_full],
+  [Out.errors, Drop.tx_error],
+  [Out.unavailable, Drop.tx_error],
+  [Out.linkDown, Drop.tx_link_down],
+  [Out.tooBig, Drop.tx_too_big],
+];
+
+/** Snapshot of every counter and state. */
+export function collectStats(src: StatsSource): RelayStats {
   const drops: Record<string, number> = {};
   for (const n of DROP_NAMES) drops[n] = 0;
   const interfaces: InterfaceStats[] = [];
   const workers: WorkerStats[] = [];
   const rules: RuleStats[] = [];
   const now = Date.now();
-  for (const rt of groups) {
-    const sum = (k: number) => {
-      let v = rt.retired[k];
-      for (const sl of rt.members) v += sl.counters[k];
+  const retired = src.retired;
+  const heartbeatAge = (w: WorkerView) => {
+    const hb = w.counters[W.heartbeat];
+    return w.worker && w.state === "running" && hb ? Math.max(0, now - hb) : null;
+  };
+  for (const rt of src.inputs) {
+    const base = inBase(rt.slot);
+    // a worker's counts belong to this interface once it has taken up this assignment of the slot
+    const blocks: Float64Array[] = [];
+    for (const m of rt.members) {
+      const c = m.worker.counters;
+      if (c[base + In.owner] === rt.gen && !blocks.includes(c)) blocks.push(c);
+    }
+    const own = retired[base + In.owner] === rt.gen;
+    const sumIn = (k: number) => {
+      let v = own ? retired[base + k] : 0;
+      for (const c of blocks) v += c[base + k];
       return v;
     };
-    for (let d = 0; d < DROP_NAMES.length; d++) drops[DROP_NAMES[d]] += sum(DROP_BASE + d);
-    const states = rt.members.map((sl) => sl.state);
-    const link = links.get(rt.name);
+    const sum = (k: number) => {
+      let v = retired[k];
+      for (const c of blocks) v += c[k];
+      return v;
+    };
+    const ifDrops: Record<string, number> = {};
+    for (let d = 0; d < DROP_NAMES.length; d++) ifDrops[DROP_NAMES[d]] = sumIn(IN_DROP + d);
+    const states = rt.members.map((m) => m.state);
+    const link = src.links.get(rt.name);
     const inputProblem = link && !linkUsable(link)
       ? `input ${linkProblem(rt.name, link)}`
       : undefined;
@@ -215,44 +304,15 @@ export function collectStats(
       : "starting";
     const reason = !link
       ? `input interface ${rt.name} does not exist`
-      : rt.lockError ?? inputProblem ?? rt.members.find((sl) => sl.reason)?.reason;
-    if (state === "pending" && link) state = "starting"; // workers on their way
-    interfaces.push({
-      name: rt.name,
-      state,
-      ...(reason && state !== "running" ? { reason } : {}),
-      frames: sum(If.frames),
-      bytes: sum(If.bytes),
-      matched: sum(If.matched),
-      sent: sum(If.sent),
-      kernel_packets: sum(If.kernelPackets),
-      kernel_drops: sum(If.kernelDrops),
-      kernel_freezes: sum(If.kernelFreezes),
-      polls: sum(If.polls),
-      gathers: sum(If.gathers),
-      restarts: rt.members.reduce((a, sl) => a + sl.restarts, 0),
-      workers: rt.members.length,
-      fanout_id: rt.fanoutId,
-    });
-    for (const sl of rt.members) {
-      const hb = sl.counters[If.heartbeat];
-      workers.push({
-        interface: rt.name,
-        index: sl.index,
-        state: sl.state,
-        ...(sl.reason && sl.state !== "running" ? { reason: sl.reason } : {}),
-        restarts: sl.restarts,
-        frames: sl.retiredFrames + sl.counters[If.frames],
-        heartbeat_age_ms: sl.worker && hb ? Math.max(0, now - hb) : null,
-        ...(sl.cpu !== undefined ? { cpu: sl.cpu } : {}),
-      });
-    }
+      : rt.lockError ?? inputProblem ?? rt.members.find((m) => m.reason)?.reason;
+    if (state === "pending" && link) state = "starting"; // rings on their way
     // A rule forwards while at least one fanout member runs and its input link is up.
     const ruleState: State = state === "pending" || state === "starting"
       ? "pending"
       : state === "running" || (state === "error" && states.includes("running"))
       ? "active"
       : "error";
+    let sent = 0;
     for (const r of rt.table.rules) {
       const rb = RULE_BASE + r.slot * RULE_WORDS;
       rules.push({
@@ -271,14 +331,19 @@ export function collectStats(
         bytes: sum(rb + 1),
         outputs: r.outputs.map((o) => {
           const ob = OUT_BASE + o.slot * OUT_WORDS;
-          const st = outputStates.get(o.slot);
+          for (const [w, d] of TX_DROPS) ifDrops[DROP_NAMES[d]] += sum(ob + w);
+          const packets = sum(ob + Out.packets);
+          sent += packets;
+          const errs = src.outputErrors.get(o.slot);
+          const err = ruleState === "active" && errs?.size ? errs.values().next().value : undefined;
+          const ostate: State = ruleState === "pending" ? "pending" : err ? "error" : "active";
           return {
             interface: o.interface,
             group: formatIPv4(o.dst),
             port: o.port,
-            state: st?.state ?? "pending",
-            ...(st?.reason && st.state !== "active" ? { reason: st.reason } : {}),
-            packets: sum(ob + Out.packets),
+            state: ostate,
+            ...(err ? { reason: err } : {}),
+            packets,
             bytes: sum(ob + Out.bytes),
             ring_full: sum(ob + Out.ringFull),
             errors: sum(ob + Out.errors) + sum(ob + Out.unavailable),
@@ -291,6 +356,62 @@ export function collectStats(
         }),
       });
     }
+    for (const n of DROP_NAMES) drops[n] += ifDrops[n];
+    const shared = [...new Set(rt.members.map((m) => m.worker))];
+    const wsum = (k: number) => shared.reduce((a, w) => a + w.retired[k] + w.counters[k], 0);
+    interfaces.push({
+      name: rt.name,
+      state,
+      ...(reason && state !== "running" ? { reason } : {}),
+      frames: sumIn(In.frames),
+      bytes: sumIn(In.bytes),
+      matched: sumIn(In.matched),
+      sent,
+      kernel_packets: sumIn(In.kernelPackets),
+      kernel_drops: sumIn(In.kernelDrops),
+      kernel_freezes: sumIn(In.kernelFreezes),
+      polls: wsum(W.polls),
+      gathers: wsum(W.gathers),
+      restarts: rt.members.reduce((a, m) => a + m.restarts + m.worker.restarts, 0),
+      workers: rt.members.length,
+      fanout_id: rt.fanoutId,
+      drops: ifDrops,
+    });
+    for (const m of rt.members) {
+      const c = m.worker.counters;
+      workers.push({
+        interface: rt.name,
+        index: m.index,
+        worker: m.worker.index,
+        state: m.state,
+        ...(m.reason && m.state !== "running" ? { reason: m.reason } : {}),
+        restarts: m.restarts + m.worker.restarts,
+        frames: m.retiredFrames + (c[base + In.owner] === rt.gen ? c[base + In.frames] : 0),
+        heartbeat_age_ms: heartbeatAge(m.worker),
+        ...(m.worker.cpu !== undefined ? { cpu: m.worker.cpu } : {}),
+      });
+    }
   }
-  return { rules, interfaces, drops, workers };
+  const pool: PoolWorkerStats[] = [];
+  const served = new Map<WorkerView, number>();
+  for (const rt of src.inputs) {
+    for (const m of rt.members) served.set(m.worker, (served.get(m.worker) ?? 0) + 1);
+  }
+  for (const w of src.workers) {
+    drops[DROP_NAMES[Drop.tx_invalid]] += w.retired[W.invalid] + w.counters[W.invalid];
+    pool.push({
+      index: w.index,
+      state: w.state,
+      ...(w.reason && w.state !== "running" ? { reason: w.reason } : {}),
+      restarts: w.restarts,
+      ...(w.dedicated !== undefined ? { dedicated: w.dedicated } : {}),
+      ...(w.cpu !== undefined ? { cpu: w.cpu } : {}),
+      interfaces: served.get(w) ?? 0,
+      rings: w.worker ? w.counters[W.rings] : 0,
+      polls: w.retired[W.polls] + w.counters[W.polls],
+      gathers: w.retired[W.gathers] + w.counters[W.gathers],
+      heartbeat_age_ms: heartbeatAge(w),
+    });
+  }
+  return { rules, interfaces, drops, workers, pool };
 }

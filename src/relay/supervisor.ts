@@ -1,48 +1,77 @@
 /**
- * The supervisor: owns the rule set and decides, per input interface,
- * whether its workers run. It turns a rule set into versioned tables (stable
- * counter slots, all or nothing: tables.ts), hands them to the workers of
- * each interface (workers.ts), keeps the IGMP memberships (igmp.ts), and
- * reports stats (stats.ts) and state changes (events.ts).
+ * The supervisor: owns the rule set and the data-path workers. It turns a
+ * rule set into versioned tables (stable counter slots, all or nothing:
+ * tables.ts) and sends each input interface's workers only what changed
+ * (inputs.ts), runs the worker pool (pool.ts), keeps the IGMP memberships
+ * (igmp.ts), and reports stats (stats.ts) and state changes (events.ts).
  *
  * It watches every interface through the link table (links.ts): an input
- * interface that does not exist costs no worker — its rules are `pending`
- * until it appears, and its workers stop when it goes; an input link that is
- * down or without carrier puts its rules in `error` (the workers keep their
- * rings: the kernel resumes delivery when the link comes back). Each input
+ * interface that does not exist costs no ring — its rules are `pending`
+ * until it appears, and its rings close when it goes; an input link that is
+ * down or without carrier puts its rules in `error` (the rings stay open:
+ * the kernel resumes delivery when the link comes back). Each input
  * interface is locked (ffi `InputLock`) so that a second relay in the same
  * network namespace cannot capture it too.
  *
  * @module
  */
 import { Errno, InputLock, McrError } from "../../ffi/mod.ts";
-import { formatIPv4 } from "../common/net.ts";
+import { MAX_INPUT_SLOTS } from "../config/limits.ts";
 import { logger, onLogLevelChange } from "../common/log.ts";
+import {
+  COUNTER_SLOTS,
+  In,
+  IN_WORDS,
+  inBase,
+  Out,
+  OUT_BASE,
+  OUT_WORDS,
+  RULE_BASE,
+  RULE_WORDS,
+} from "../datapath/counters.ts";
 import { IFF_UP, linkProblem } from "../datapath/link_table.ts";
-import type { WorkerEvent } from "../datapath/messages.ts";
+import type { InputRxOptions, WorkerEvent, WorkerInit } from "../datapath/messages.ts";
 import { type RelayEvent, StateEvents } from "./events.ts";
 import { Memberships } from "./igmp.ts";
+import { Input, type InputHost } from "./inputs.ts";
 import { type LinkChange, Links } from "./links.ts";
-import { collectStats, type RelayStats, type State } from "./stats.ts";
-import { planTables, type RuleSpec, Slots } from "./tables.ts";
-import { type DataPathOptions, InputWorkers, type WorkerHost } from "./workers.ts";
+import { type DataPathOptions, type DataWorker, Pool, type WorkerHost } from "./pool.ts";
+import { rxRingFor, txRingFor } from "./rings.ts";
+import { collectStats, type RelayStats } from "./stats.ts";
+import { diffRules, planTables, type RuleSpec, SlotAllocator, Slots } from "./tables.ts";
+import { OutputErrors } from "./output_errors.ts";
 
 /** How often to retry an input lock held by another relay (ms). */
 const LOCK_RETRY_MS = 2000;
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
+/** How long a rule change waits for the workers to apply it (ms). */
+const APPLY_TIMEOUT_MS = 5000;
 
 /** The relay's control half (see module doc). */
 export class Supervisor {
   readonly #log = logger("supervisor");
   readonly #slots = new Slots();
-  readonly #groups = new Map<string, InputWorkers>();
-  readonly #outState = new Map<number, { state: State; reason?: string }>();
+  readonly #inputSlots = new SlotAllocator(MAX_INPUT_SLOTS, "input interface");
+  #gen = 0;
+  /** Input interfaces with rules. */
+  readonly #inputs = new Map<string, Input>();
+  /** Every input whose slot is assigned, by slot (those being removed included). */
+  readonly #bySlot = new Map<number, Set<Input>>();
+  /** Outputs in error, as the workers report them. */
+  readonly #outErrors = new OutputErrors(
+    this.#log,
+    () => [...this.#inputs.values()].map((g) => g.table.rules),
+  );
+  /** Counts of earlier worker lives (counter-block layout). */
+  readonly #retired = new Float64Array(COUNTER_SLOTS);
   readonly #links = new Links();
   readonly #igmp = new Memberships(this.#links);
   readonly #events = new StateEvents();
-  readonly #host: WorkerHost;
+  readonly #pool: Pool;
+  readonly #inputHost: InputHost;
   readonly #unlisten: () => void;
+  readonly #opts: DataPathOptions;
   #linksStarted?: Promise<void>;
   #version = 0;
   #closed = false;
@@ -50,17 +79,31 @@ export class Supervisor {
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
-    this.#host = {
+    this.#opts = opts;
+    const host: WorkerHost = {
       opts,
+      linkTable: this.#links.table,
+      closed: () => this.#closed,
+      initFor: (w) => this.#initFor(w),
+      replay: (w) => this.#replay(w),
+      retire: (w, c) => this.#retire(w, c),
+      failed: (w, reason) => {
+        for (const i of this.#allInputs()) i.workerFailed(w, reason);
+        this.#outErrors.deleteWorker(w.index);
+      },
+      event: (w, ev) => this.#onEvent(w, ev),
+      changed: () => this.#publishSoon(),
+    };
+    this.#pool = new Pool(host);
+    this.#inputHost = {
       links: this.#links,
       closed: () => this.#closed,
-      outputReport: (g, ev) => this.#outputReport(g, ev),
       groupReady: (g) => this.#igmp.rejoin(g.name),
       changed: () => this.#publishSoon(),
     };
     // Workers drop messages below their category's level at the source.
     this.#unlisten = onLogLevelChange(() => {
-      for (const g of this.#groups.values()) g.pushLogLevels();
+      for (const w of this.#pool.all()) w.pushLogLevel();
     });
     this.#links.on((c) => this.#onLink(c));
   }
@@ -82,13 +125,23 @@ export class Supervisor {
 
   /** Snapshot of all counters and states. */
   stats(): RelayStats {
-    return collectStats(this.#groups.values(), this.#links, this.#outState);
+    return collectStats({
+      inputs: this.#inputs.values(),
+      workers: this.#pool.all(),
+      retired: this.#retired,
+      links: this.#links,
+      outputErrors: this.#outErrors.map,
+    });
   }
 
-  /** True when some worker failed for lack of privileges (CAP_NET_RAW). */
+  /** True when some ring or worker failed for lack of privileges (CAP_NET_RAW). */
   get permissionDenied(): boolean {
-    for (const g of this.#groups.values()) if (g.permissionDenied) return true;
+    for (const g of this.#inputs.values()) if (g.permissionDenied) return true;
     return false;
+  }
+
+  *#allInputs(): IterableIterator<Input> {
+    for (const set of this.#bySlot.values()) yield* set;
   }
 
   #publish(): void {
@@ -107,45 +160,85 @@ export class Supervisor {
     }, PUBLISH_DELAY_MS);
   }
 
-  /** A worker reported an output's state: keep it, log the change. */
-  #outputReport(g: InputWorkers, ev: Extract<WorkerEvent, { type: "output" }>): void {
-    const prev = this.#outState.get(ev.slot);
-    this.#outState.set(ev.slot, {
-      state: ev.state === "ok" ? "active" : "error",
-      reason: ev.reason,
-    });
-    if (ev.state === "error" && prev?.reason !== ev.reason) {
-      this.#log.warn("{interface}: output {output}: {reason}", {
-        interface: g.name,
-        output: this.#outputName(ev.slot),
-        reason: ev.reason,
-      });
-    } else if (ev.state === "ok" && prev?.state === "error") {
-      this.#log.info("{interface}: output {output} recovered", {
-        interface: g.name,
-        output: this.#outputName(ev.slot),
-      });
+  /** TX ring sizes and gathering for a worker (its rings are sized from what it will serve). */
+  #initFor(w: DataWorker): Pick<WorkerInit, "tx" | "txFrames" | "coalesceUs" | "coalescePps"> {
+    const outputs = new Set<string>();
+    for (const g of this.#inputs.values()) {
+      if (!g.memberOf(w)) continue;
+      for (const r of g.table.rules) for (const o of r.outputs) outputs.add(o.interface);
     }
+    const tx = txRingFor(this.#opts, [...outputs]);
+    const rx = this.#opts.rx ?? {};
+    return {
+      tx: tx.options,
+      txFrames: tx.perInterface,
+      // V3 rings batch by themselves (blocks): no gathering on top
+      coalesceUs: rx.tpacketVersion === 3 ? -1 : rx.coalesceUs,
+      coalescePps: rx.coalescePps,
+    };
   }
 
-  #outputName(slot: number): string {
-    for (const g of this.#groups.values()) {
-      for (const r of g.table.rules) {
-        for (const o of r.outputs) {
-          if (o.slot === slot) {
-            return `${o.interface} ${formatIPv4(o.dst)}:${o.port} of rule ${r.name}`;
-          }
+  /** A (re)started worker: send it every input it serves, then the version in force. */
+  #replay(w: DataWorker): void {
+    for (const g of this.#inputs.values()) {
+      const m = g.memberOf(w);
+      if (m) g.replay(m);
+    }
+    w.send({ type: "version", version: this.#version });
+  }
+
+  /**
+   * Fold a worker's last counter block into the retired sums: for each input
+   * it served (the current assignment of the slot), the input section, the
+   * rules in its table and their outputs. Slots not in a table hold counts
+   * of rules or outputs that went away; they must not reappear when the
+   * slot is given to another one.
+   */
+  #retire(w: DataWorker, c: Float64Array): void {
+    const r = this.#retired;
+    for (const g of this.#inputs.values()) {
+      const m = g.memberOf(w);
+      if (!m) continue;
+      const base = inBase(g.slot);
+      if (c[base + In.owner] !== g.gen) continue;
+      if (r[base + In.owner] !== g.gen) r.fill(0, base, base + IN_WORDS);
+      for (let k = 0; k < IN_WORDS; k++) {
+        if (k !== In.owner && k !== In.open) r[base + k] += c[base + k];
+      }
+      r[base + In.owner] = g.gen;
+      m.retiredFrames += c[base + In.frames];
+      for (const rule of g.table.rules) {
+        const rb = RULE_BASE + rule.slot * RULE_WORDS;
+        for (let k = rb; k < rb + RULE_WORDS; k++) r[k] += c[k];
+        for (const o of rule.outputs) {
+          const ob = OUT_BASE + o.slot * OUT_WORDS;
+          for (let k = 0; k < OUT_WORDS; k++) if (k !== Out.queued) r[ob + k] += c[ob + k];
         }
       }
     }
-    return `#${slot}`;
+  }
+
+  #onEvent(w: DataWorker, ev: WorkerEvent): void {
+    if (ev.type === "ring") {
+      for (const g of this.#bySlot.get(ev.slot) ?? []) {
+        const m = g.memberOf(w);
+        if (!m) continue;
+        // "closed" answers a close request (its gen is 0 when the worker had nothing there)
+        if (ev.gen === g.gen || (ev.state === "closed" && m.closing)) {
+          g.onRing(m, ev);
+          break;
+        }
+      }
+    } else if (ev.type === "outputs") {
+      this.#outErrors.report(w.index, ev.changes);
+    }
   }
 
   /** A link changed: wake every worker (they read the table), and act on input interfaces. */
   #onLink(c: LinkChange): void {
     if (this.#closed) return;
-    for (const g of this.#groups.values()) g.wake();
-    const g = this.#groups.get(c.name);
+    for (const w of this.#pool.all()) w.waker.wake();
+    const g = this.#inputs.get(c.name);
     if (g) {
       const was = linkProblem(c.name, c.prev), now = linkProblem(c.name, c.next);
       if (!c.prev) this.#log.info("input interface {interface} appeared", { interface: c.name });
@@ -164,8 +257,8 @@ export class Supervisor {
     this.#publishSoon();
   }
 
-  /** Run `f` after the group's earlier start/park transitions. */
-  #transition(g: InputWorkers, f: () => Promise<void>): Promise<void> {
+  /** Run `f` after the input's earlier start/park transitions. */
+  #transition(g: Input, f: () => Promise<void>): Promise<void> {
     const run = g.transition.then(f, f);
     g.transition = run.catch((e) => {
       this.#log.error("{interface}: {error}", { interface: g.name, error: (e as Error).message });
@@ -174,16 +267,15 @@ export class Supervisor {
   }
 
   /**
-   * Bring an input interface's workers in line with its link: none while the
-   * interface is missing or locked by another relay; running (on the current
+   * Bring an input interface's rings in line with its link: closed while the
+   * interface is missing or locked by another relay; open (on the current
    * interface index) otherwise.
    */
-  async #reconcile(g: InputWorkers): Promise<void> {
+  async #reconcile(g: Input): Promise<void> {
     if (g.stopping || this.#closed) return;
     const link = this.#links.get(g.name);
-    const running = g.members.some((m) => m.worker);
     if (!link || (g.lock && link.ifindex !== g.ifindex)) {
-      if (running || g.lock) await g.park();
+      if (g.active || g.lock) await g.park();
       if (!link) {
         const reason = `input interface ${g.name} does not exist`;
         // one line when it goes pending (the link monitor logs when it is gone or back)
@@ -205,14 +297,15 @@ export class Supervisor {
     }
     if (!g.lock && !this.#takeLock(g, link.ifindex)) return;
     // A packet socket cannot join a fanout group on an interface that is
-    // administratively down: start once it is up (its rules are in error
+    // administratively down: open once it is up (its rules are in error
     // meanwhile, and the link monitor calls us again).
     if (!(link.flags & IFF_UP)) return;
+    for (const w of new Set(g.members.map((m) => m.worker))) w.start();
     if (!g.active) await g.start();
   }
 
   /** Take the input lock of `ifindex`; on failure say why and retry later. */
-  #takeLock(g: InputWorkers, ifindex: number): boolean {
+  #takeLock(g: Input, ifindex: number): boolean {
     clearTimeout(g.lockTimer);
     g.lockTimer = undefined;
     try {
@@ -243,18 +336,39 @@ export class Supervisor {
     }
   }
 
+  /** RX ring options for a new input interface (sized from the interfaces its workers serve). */
+  #rxFor(name: string, sharedInputs: number): InputRxOptions {
+    const dedicated = this.#pool.isDedicated(name);
+    return rxRingFor(this.#opts, name, dedicated ? 1 : sharedInputs, this.#links.get(name)?.mtu);
+  }
+
+  /** Resolves once every running worker runs table `version` (or a timeout passed). */
+  #waitApplied(version: number): Promise<void> {
+    const workers = [...this.#pool.all()];
+    for (const w of workers) w.send({ type: "version", version });
+    return new Promise((resolve) => {
+      const t0 = Date.now();
+      const check = () => {
+        if (workers.every((w) => w.applied(version)) || Date.now() - t0 > APPLY_TIMEOUT_MS) {
+          resolve();
+        } else setTimeout(check, 2);
+      };
+      check();
+    });
+  }
+
   /**
    * Replace the rule set: computes new tables (unchanged rules keep their
-   * counter slots and never miss a datagram), starts/stops workers for
-   * interfaces that gained/lost all rules, updates IGMP memberships. Resolves
-   * when every running worker has its new table (or failed; a failed worker is
-   * restarted with the new table).
+   * counter slots and never miss a datagram), sends each input interface's
+   * workers what changed, opens rings on interfaces that gained rules and
+   * closes those of interfaces that lost all, updates IGMP memberships.
+   * Resolves when every running worker has the new rules (or failed; a
+   * failed worker is restarted with them).
    *
    * All or nothing: the change is checked completely (slot capacity, with the
-   * slots of rules and outputs that go away counted as free; the new
-   * interfaces' wakers) before anything changes. It rejects only then, and
-   * then nothing changed: rules, slots, tables, IGMP and workers are as they
-   * were.
+   * slots of rules, outputs and input interfaces that go away counted as
+   * free) before anything changes. It rejects only then, and then nothing
+   * changed: rules, slots, tables, IGMP and rings are as they were.
    * @throws {CapacityError} when the rules need more slots than the relay has
    */
   async setRules(rules: RuleSpec[]): Promise<void> {
@@ -262,57 +376,72 @@ export class Supervisor {
     this.#linksStarted ??= this.#links.start();
     await this.#linksStarted;
     const version = this.#version + 1;
-    const plan = planTables(rules, this.#slots, version, this.#groups.keys());
+    const plan = planTables(rules, this.#slots, version, this.#inputs.keys());
+    const withRules = [...plan.tables].filter(([, t]) => t.rules.length > 0).map(([n]) => n);
+    const inPlan = this.#inputSlots.plan(withRules);
     const inUse = new Set<string>();
     for (const r of rules) {
       inUse.add(r.input.interface);
       for (const o of r.outputs) inUse.add(o.interface);
     }
-    const created = new Map<string, InputWorkers>();
-    try {
-      for (const t of plan.tables.values()) {
-        const links: Record<string, number> = {
-          [t.interface]: this.#links.slot(t.interface, inUse),
-        };
-        for (const r of t.rules) {
-          for (const o of r.outputs) links[o.interface] = this.#links.slot(o.interface, inUse);
-        }
-        t.links = links;
+    for (const t of plan.tables.values()) {
+      const links: Record<string, number> = {
+        [t.interface]: this.#links.slot(t.interface, inUse),
+      };
+      for (const r of t.rules) {
+        for (const o of r.outputs) links[o.interface] = this.#links.slot(o.interface, inUse);
       }
-      for (const [name, table] of plan.tables) {
-        if (table.rules.length > 0 && !this.#groups.has(name)) {
-          created.set(name, new InputWorkers(name, table, this.#host));
-        }
-      }
-    } catch (e) {
-      for (const g of created.values()) g.closeWakers();
-      throw e;
+      t.links = links;
     }
     // Nothing below fails: the change is applied from here on.
     plan.commit();
+    this.#inputSlots.commit(inPlan);
     this.#version = version;
     // Freed slots start their next life at zero (retired counts included).
-    for (const g of this.#groups.values()) g.forget(plan.freed);
-    for (const slot of plan.freed.outputs) this.#outState.delete(slot);
+    for (const slot of plan.freed.rules) {
+      this.#retired.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
+    }
+    for (const slot of plan.freed.outputs) {
+      this.#retired.fill(0, OUT_BASE + slot * OUT_WORDS, OUT_BASE + (slot + 1) * OUT_WORDS);
+      this.#outErrors.deleteSlot(slot);
+    }
     this.#igmp.sync(rules);
+    const shared = withRules.filter((n) => !this.#pool.isDedicated(n)).length;
     const waits: Promise<unknown>[] = [];
     for (const [name, table] of plan.tables) {
-      const g = this.#groups.get(name);
+      const g = this.#inputs.get(name);
       if (table.rules.length === 0) {
         if (g) {
-          this.#groups.delete(name);
-          waits.push(g.stop());
+          this.#inputs.delete(name);
+          waits.push(g.stop().then(() => this.#removed(g)));
         }
         continue;
       }
       if (!g) {
-        const n = created.get(name)!;
-        this.#groups.set(name, n);
+        const slot = inPlan.slots.get(name)!;
+        const n = new Input(
+          name,
+          slot,
+          ++this.#gen,
+          table,
+          this.#pool.workersFor(name),
+          this.#rxFor(name, shared),
+          this.#inputHost,
+        );
+        this.#retired.fill(0, inBase(slot), inBase(slot) + IN_WORDS);
+        this.#inputs.set(name, n);
+        let set = this.#bySlot.get(slot);
+        if (!set) this.#bySlot.set(slot, set = new Set());
+        set.add(n);
+        n.sendRules(table.rules, [], table.links ?? {});
         waits.push(this.#transition(n, () => this.#reconcile(n)));
       } else {
-        waits.push(...g.postTable(table));
+        const { upsert, remove } = diffRules(g.table.rules, table.rules);
+        g.table = table;
+        if (upsert.length || remove.length) g.sendRules(upsert, remove, table.links ?? {});
       }
     }
+    waits.push(this.#waitApplied(version));
     // The tables are in force; a worker that fails to start is restarted with them.
     for (const r of await Promise.allSettled(waits)) {
       if (r.status === "rejected") {
@@ -325,6 +454,18 @@ export class Supervisor {
     this.#publish();
   }
 
+  /** An input interface lost its last rule and its rings are closed: free what it held. */
+  async #removed(g: Input): Promise<void> {
+    const set = this.#bySlot.get(g.slot);
+    set?.delete(g);
+    if (set?.size === 0) this.#bySlot.delete(g.slot);
+    const r = this.#retired;
+    if (r[inBase(g.slot) + In.owner] === g.gen) {
+      r.fill(0, inBase(g.slot), inBase(g.slot) + IN_WORDS);
+    }
+    if (!this.#inputs.has(g.name)) await this.#pool.release(g.name);
+  }
+
   /** Stop every worker (their final counters are kept) and leave all groups. */
   async stop(): Promise<void> {
     if (this.#closed) return;
@@ -332,7 +473,16 @@ export class Supervisor {
     this.#unlisten();
     clearTimeout(this.#publishTimer);
     this.#publishTimer = undefined;
-    await Promise.all([...this.#groups.values()].map((g) => g.stop()));
+    for (const g of this.#inputs.values()) {
+      clearTimeout(g.lockTimer);
+      g.stopping = true;
+    }
+    await this.#pool.stop();
+    for (const g of this.#inputs.values()) {
+      for (const m of g.members) clearTimeout(m.timer);
+      g.lock?.close();
+      g.lock = null;
+    }
     this.#publish(); // the final states, once
     this.#igmp.close();
     await this.#links.stop();

@@ -9,7 +9,12 @@
  * @module
  */
 import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../config/limits.ts";
-import { outputKey, type TableOutput, type WorkerTable } from "../datapath/messages.ts";
+import {
+  outputKey,
+  type TableOutput,
+  type TableRule,
+  type WorkerTable,
+} from "../datapath/messages.ts";
 
 /** The minimal rule shape tables are built from (a validated config rule). */
 export interface RuleSpec {
@@ -227,4 +232,29 @@ export function buildTables(
   const plan = planTables(rules, slots, version, interfaces);
   plan.commit();
   return plan.tables;
+}
+
+/** Fingerprint of a rule as the workers run it (a change means an upsert). */
+function ruleKey(r: TableRule): string {
+  let k = `${r.id}|${r.name}|${r.group}|${r.port}|${r.source}|${r.vlan}`;
+  for (const o of r.outputs) {
+    k += `|${o.slot},${o.interface},${o.dst},${o.port},${o.srcIp},${o.srcPort},${o.ttl},${o.tos}`;
+  }
+  return k;
+}
+
+/** What changed between two rule lists of one interface: rules to upsert, slots to remove. */
+export function diffRules(
+  before: readonly TableRule[],
+  after: readonly TableRule[],
+): { upsert: TableRule[]; remove: number[] } {
+  const old = new Map<number, TableRule>();
+  for (const r of before) old.set(r.slot, r);
+  const upsert: TableRule[] = [];
+  for (const r of after) {
+    const o = old.get(r.slot);
+    if (o !== r && (!o || ruleKey(o) !== ruleKey(r))) upsert.push(r);
+    old.delete(r.slot);
+  }
+  return { upsert, remove: [...old.keys()] };
 }

@@ -103,12 +103,9 @@ for (const workers of [2, 4]) {
         const STREAMS = 32, EACH = 1500;
         const rules = manyRules(STREAMS);
         const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT]);
-        // Pin the workers round robin over both CPUs (interfaces.r0.cpus).
-        const relay = await startDriver(t, "rly", [{
-          workers,
-          interfaces: { r0: { cpus: [0, 1] } },
-          rules,
-        }]);
+        // A pool of `workers`, pinned round robin over both CPUs (top-level cpus): every pool
+        // worker is a member of r0's fanout group.
+        const relay = await startDriver(t, "rly", [{ workers, cpus: [0, 1], rules }]);
         const pinned = await threadAffinities(relay.proc.child.pid);
         const dsts = rules.map((r) => `${r.outputs[0].group}:${r.outputs[0].port}`);
         const sink = await startSink(t, "rcv", "d0", dsts, { settle: true });

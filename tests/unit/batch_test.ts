@@ -9,8 +9,10 @@ import assert from "node:assert/strict";
 import { buildFrame, type FrameOptions, packFrames } from "../fixtures/frames.ts";
 import { BatchProcessor } from "../../src/datapath/batch.ts";
 import {
-  DROP_BASE,
-  If,
+  In,
+  IN_DROP,
+  IN_WORDS,
+  inBase,
   newCounterBlock,
   Out,
   OUT_BASE,
@@ -81,9 +83,23 @@ function batch(
   const proc = new BatchProcessor(counters, fdesc, maxDesc, (n) => {
     flushed.push(Array.from(fdesc.subarray(0, n * FWD_DESC_WORDS)));
   });
-  proc.lookup = compileTable(table);
+  const lookup = compileTable(table);
+  // input slot 3: the counts must land in that interface's section, nowhere else
+  const base = inBase(3);
   const byName = new Map(table.rules.map((r) => [r.name, r]));
-  return { buf, placed, desc, counters, fdesc, proc, flushed, byName, n: frames.length };
+  return {
+    buf,
+    placed,
+    desc,
+    counters,
+    fdesc,
+    proc,
+    flushed,
+    byName,
+    lookup,
+    base,
+    n: frames.length,
+  };
 }
 
 /** The forward descriptors `m` written in `fdesc`, as objects. */
@@ -121,18 +137,20 @@ Deno.test("batch: every frame-level drop reason is counted under its name", () =
     { opts: { dport: 5002 } }, // no_match (port)
     { opts: {} }, // matched
   ]);
-  const m = b.proc.process(b.buf, b.desc, b.n);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
   const c = b.counters;
-  assert.equal(c[DROP_BASE + Drop.not_ipv4], 1);
-  assert.equal(c[DROP_BASE + Drop.not_udp], 1);
-  assert.equal(c[DROP_BASE + Drop.fragment], 2);
-  assert.equal(c[DROP_BASE + Drop.malformed], 1);
-  assert.equal(c[DROP_BASE + Drop.truncated], 1);
-  assert.equal(c[DROP_BASE + Drop.vlan], 1);
-  assert.equal(c[DROP_BASE + Drop.no_match], 2);
-  assert.equal(c[If.frames], 10);
-  assert.equal(c[If.matched], 1);
+  assert.equal(c[b.base + IN_DROP + Drop.not_ipv4], 1);
+  assert.equal(c[b.base + IN_DROP + Drop.not_udp], 1);
+  assert.equal(c[b.base + IN_DROP + Drop.fragment], 2);
+  assert.equal(c[b.base + IN_DROP + Drop.malformed], 1);
+  assert.equal(c[b.base + IN_DROP + Drop.truncated], 1);
+  assert.equal(c[b.base + IN_DROP + Drop.vlan], 1);
+  assert.equal(c[b.base + IN_DROP + Drop.no_match], 2);
+  assert.equal(c[b.base + In.frames], 10);
+  assert.equal(c[b.base + In.matched], 1);
   assert.equal(m, 1);
+  // another interface's section saw nothing
+  for (let k = 0; k < IN_WORDS; k++) assert.equal(c[inBase(2) + k] + c[inBase(4) + k], 0);
   assert.equal(rulePackets(b.byName.get("cam")!, c), 1);
   // frames = matched + frame drops
   const drops = [
@@ -143,8 +161,8 @@ Deno.test("batch: every frame-level drop reason is counted under its name", () =
     Drop.truncated,
     Drop.vlan,
     Drop.no_match,
-  ].reduce((a: number, d: number) => a + c[DROP_BASE + d], 0);
-  assert.equal(c[If.frames], c[If.matched] + drops);
+  ].reduce((a: number, d: number) => a + c[b.base + IN_DROP + d], 0);
+  assert.equal(c[b.base + In.frames], c[b.base + In.matched] + drops);
 });
 
 Deno.test("batch: (S,G) beats (*,G); VLAN must match; descriptors point at each datagram", () => {
@@ -161,7 +179,7 @@ Deno.test("batch: (S,G) beats (*,G); VLAN must match; descriptors point at each 
     { opts: { src: "10.0.0.1", vlans: [{ vid: 8 }] } }, // no rule for VLAN 8
     { opts: { src: "10.0.0.1", vlans: [{ vid: 0 }] } }, // priority tag = untagged: any
   ]);
-  const m = b.proc.process(b.buf, b.desc, b.n);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
   const d = descriptors(b.fdesc, m);
   const r = (n: string) => b.byName.get(n)!;
   assert.deepEqual(d.map((x) => x.tmpl), [
@@ -182,7 +200,7 @@ Deno.test("batch: (S,G) beats (*,G); VLAN must match; descriptors point at each 
     assert.equal(x.off, base + 20 + 8);
     assert.equal(b.buf[x.off], 0, "payload's counting pattern starts at 0");
   });
-  assert.equal(b.counters[DROP_BASE + Drop.no_match], 1);
+  assert.equal(b.counters[b.base + IN_DROP + Drop.no_match], 1);
   assert.equal(rulePackets(r("any"), b.counters), 2);
   assert.equal(rulePackets(r("ssm"), b.counters), 1);
   assert.equal(rulePackets(r("v7"), b.counters), 2);
@@ -201,7 +219,7 @@ Deno.test("batch: several outputs, TTL decrement and expiry, outputs not install
   ], 2); // room for 2 descriptors: the processor flushes
   const fan = b.byName.get("fan")!;
   b.proc.broken[fan.outputs[2].slot] = 1;
-  const m = b.proc.process(b.buf, b.desc, b.n);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
   const c = b.counters;
   // written: frame0 out0 (ttl 4), out1 (9); frame1 out1 (9); frame2 out0 (1), out1 (9)
   const all = [
@@ -219,7 +237,7 @@ Deno.test("batch: several outputs, TTL decrement and expiry, outputs not install
   assert.equal(out(fan, 0, "ttlExpired", c), 1);
   assert.equal(out(fan, 2, "ttlExpired", c), 1);
   assert.equal(out(fan, 1, "ttlExpired", c), 0);
-  assert.equal(c[DROP_BASE + Drop.ttl_expired], 2);
+  assert.equal(c[b.base + IN_DROP + Drop.ttl_expired], 2);
   assert.equal(out(fan, 2, "unavailable", c), 2, "frames 0 and 2 skipped for the broken output");
   assert.equal(rulePackets(fan, c), 3);
   // every matched datagram per output: a descriptor, or counted

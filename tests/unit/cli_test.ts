@@ -4,6 +4,7 @@
  * documented exit code; usage errors exit 2. Runs `cli.ts` as a subprocess.
  */
 import assert from "node:assert/strict";
+import { MAX_INPUT_SLOTS } from "../../src/config/limits.ts";
 import { runDeno } from "../../lab/netns.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
@@ -76,21 +77,18 @@ Deno.test("usage errors exit 2 and show usage", async () => {
   assert.equal(d.code, 2);
 });
 
-Deno.test("check and the relay refuse 300 rules × 64 outputs alike, naming the limit (exit 1)", async () => {
-  const rules = Array.from({ length: 300 }, (_, k) => ({
+Deno.test("check and the relay refuse more input interfaces than the relay has slots alike, naming the limit (exit 1)", async () => {
+  const n = MAX_INPUT_SLOTS + 1;
+  const rules = Array.from({ length: n }, (_, k) => ({
     name: `r${k}`,
-    input: { interface: "eth0", group: `239.1.${k >> 8}.${k & 255}`, port: 5000 },
-    outputs: Array.from({ length: 64 }, (_, j) => ({
-      interface: "eth1",
-      group: "239.200.1.1",
-      port: 6000 + j,
-    })),
+    input: { interface: `v${k}`, group: "239.1.1.1", port: 5000 },
+    outputs: [{ interface: "eth1", group: "239.200.1.1", port: 6000 }],
   }));
   const file = await Deno.makeTempFile({ suffix: ".json" });
   try {
     await Deno.writeTextFile(file, JSON.stringify({ rules }));
-    const msg =
-      "rules: has 19200 outputs in its enabled rules; at most 16384 are allowed per relay";
+    const msg = `rules: has ${n} input interfaces in its enabled rules; at most ` +
+      `${MAX_INPUT_SLOTS} are allowed per relay`;
     const check = await cli("check", "--config", file);
     assert.equal(check.code, 1, check.stdout + check.stderr);
     assert.ok(check.stderr.includes(msg), check.stderr);

@@ -9,7 +9,9 @@ import {
   loadConfig,
   MAX_CONFIG_BYTES,
   MAX_CONFIG_VALUES,
+  MAX_OUTPUT_SLOTS,
   MAX_REPORTED_ISSUES,
+  MAX_RULES,
   parseConfigText,
 } from "../../src/config/mod.ts";
 
@@ -130,9 +132,9 @@ Deno.test({
   },
 });
 
-/** The largest configuration the relay can run: 4096 rules, 16384 outputs, every field set. */
+/** The largest configuration the relay can run: MAX_RULES rules, MAX_OUTPUT_SLOTS outputs, every field set. */
 function largestRunnable(): string {
-  const rules = Array.from({ length: 4096 }, (_, i) => ({
+  const rules = Array.from({ length: MAX_RULES }, (_, i) => ({
     name: `rule-${i}`,
     enabled: true,
     input: {
@@ -142,7 +144,7 @@ function largestRunnable(): string {
       source: "10.0.0.1",
       vlan: 100,
     },
-    outputs: Array.from({ length: 4 }, (_, j) => ({
+    outputs: Array.from({ length: MAX_OUTPUT_SLOTS / MAX_RULES }, (_, j) => ({
       interface: `eth${j + 1}`,
       group: `239.${100 + j}.${i >> 8}.${i & 255}`,
       port: 6000,
@@ -166,8 +168,9 @@ Deno.test("parseConfigText: at most MAX_CONFIG_VALUES JSON values; the largest r
     (typeof v === "object" && v !== null
       ? Object.values(v).map(count).reduce((a, b) => a + b, 0)
       : 0);
-  assert.equal(count(JSON.parse(big)), 184_322, "the figure in MAX_CONFIG_VALUES' comment");
-  assert.equal(parseConfigText(big, "largest.json").rules.length, 4096);
+  assert.equal(count(JSON.parse(big)), 2_949_122, "the figure in MAX_CONFIG_VALUES' comment");
+  assert.equal(big.length, 78_547_117, "the figure in MAX_CONFIG_BYTES' comment");
+  assert.equal(parseConfigText(big, "largest.json").rules.length, MAX_RULES);
 
   const values = MAX_CONFIG_VALUES + 1;
   // {"rules": [], "x": [0,0,...]}: the root, "rules", "x" and its elements are values.

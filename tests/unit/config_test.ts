@@ -14,6 +14,8 @@ import {
   ConfigSchema,
   isValidInterfaceName,
   loadConfig,
+  MAX_INPUT_SLOTS,
+  MAX_OUTPUT_SLOTS,
   MAX_OUTPUTS_PER_RULE,
   MAX_RULES,
   parseConfig,
@@ -382,10 +384,14 @@ Deno.test("config: global field ranges", () => {
 
 Deno.test("config: rule and output count limits", () => {
   const rules = Array.from({ length: MAX_RULES + 1 }, (_, i) => ({
-    input: { interface: "eth0", group: "239.1.1.1", port: i + 1 },
+    input: { interface: "eth0", group: `239.1.${i >> 8 & 255}.${i & 255}`, port: 5000 + (i >> 16) },
     outputs: [{ interface: "eth1", group: "239.10.1.1", port: 6001 }],
   }));
-  assert.match(configError({ rules }).message, /config: rules: has 4097 rules; at most 4096/);
+  assert.ok(
+    configError({ rules }).message.includes(
+      `config: rules: has ${MAX_RULES + 1} rules; at most ${MAX_RULES}`,
+    ),
+  );
   assert.equal(parseConfig({ rules: rules.slice(0, MAX_RULES) }).rules.length, MAX_RULES);
   const outs = (n: number) =>
     Array.from({ length: n }, (_, i) => ({ interface: "eth1", group: "239.10.1.1", port: i + 1 }));
@@ -416,43 +422,70 @@ function fanRules(n: number, outs: number, tag = "r", enabled = true): Json[] {
 }
 
 Deno.test("config: outputs of all enabled rules together are capped at the relay's output slots", () => {
-  // The issue's file: 300 rules × 64 outputs = 19,200 outputs, more than the 16,384 the relay has.
-  const e = configError({ rules: fanRules(300, 64) });
+  // One more rule of 64 outputs than the relay has output slots for.
+  const fill = MAX_OUTPUT_SLOTS / 64;
+  const over = `has ${MAX_OUTPUT_SLOTS + 64} outputs in its enabled rules; at most ` +
+    `${MAX_OUTPUT_SLOTS} are allowed per relay`;
+  const e = configError({ rules: fanRules(fill + 1, 64) });
   assert.equal(e.issues.length, 1, e.message);
   assert.equal(e.issues[0].field, "rules");
-  assert.match(
-    e.message,
-    /config: rules: has 19200 outputs in its enabled rules; at most 16384 are allowed per relay/,
-  );
+  assert.ok(e.message.includes(`config: rules: ${over}`), e.message);
   // Exactly at the cap: accepted. Disabled rules hold no output slot.
-  assert.equal(parseConfig({ rules: fanRules(256, 64) }).rules.length, 256);
+  assert.equal(parseConfig({ rules: fanRules(fill, 64) }).rules.length, fill);
   assert.equal(
-    parseConfig({ rules: [...fanRules(256, 64), ...fanRules(10, 64, "d", false)] }).rules.length,
-    266,
+    parseConfig({ rules: [...fanRules(fill, 64), ...fanRules(10, 64, "d", false)] }).rules.length,
+    fill + 10,
   );
-  assert.match(
-    configError({ rules: [...fanRules(256, 64), ...fanRules(1, 1, "x")] }).message,
-    /rules: has 16385 outputs in its enabled rules; at most 16384 are allowed per relay/,
+  assert.ok(
+    configError({ rules: [...fanRules(fill, 64), ...fanRules(1, 1, "x")] }).message.includes(
+      `rules: has ${MAX_OUTPUT_SLOTS + 1} outputs in its enabled rules`,
+    ),
   );
 });
 
+Deno.test("config: input interfaces of all enabled rules together are capped at the relay's input slots", () => {
+  const rules = (n: number, enabled = true) =>
+    Array.from({ length: n }, (_, k) => ({
+      name: `i${k}`,
+      ...(enabled ? {} : { enabled: false }),
+      input: { interface: `v${k}`, group: "239.1.1.1", port: 5000 },
+      outputs: [{ interface: "eth1", group: "239.10.1.1", port: 6001 }],
+    }));
+  assert.equal(parseConfig({ rules: rules(MAX_INPUT_SLOTS) }).rules.length, MAX_INPUT_SLOTS);
+  const e = configError({ rules: rules(MAX_INPUT_SLOTS + 1) });
+  assert.equal(e.issues.length, 1, e.message);
+  assert.ok(
+    e.message.includes(
+      `rules: has ${MAX_INPUT_SLOTS + 1} input interfaces in its enabled rules; at most ` +
+        `${MAX_INPUT_SLOTS} are allowed per relay`,
+    ),
+    e.message,
+  );
+  // disabled rules hold no input slot
+  const mixed = [...rules(MAX_INPUT_SLOTS), {
+    ...rules(MAX_INPUT_SLOTS + 1)[MAX_INPUT_SLOTS],
+    enabled: false,
+  }];
+  assert.equal(parseConfig({ rules: mixed }).rules.length, MAX_INPUT_SLOTS + 1);
+});
+
 Deno.test("validateRule: an added rule may not exceed the rule or output caps", () => {
-  const full = parseConfig({ rules: fanRules(256, 64) });
+  const full = parseConfig({ rules: fanRules(MAX_OUTPUT_SLOTS / 64, 64) });
   const extra = fanRules(1, 1, "x")[0];
   assert.throws(() => validateRule(extra, full), (e: unknown) => {
     assert.ok(e instanceof ConfigError);
-    assert.match(
+    assert.ok(
+      e.message.includes(`rules: has ${MAX_OUTPUT_SLOTS + 1} outputs in its enabled rules`),
       e.message,
-      /rules: has 16385 outputs in its enabled rules; at most 16384 are allowed per relay/,
     );
     return true;
   });
   // A disabled rule takes no output slot.
   assert.equal(validateRule({ ...extra, enabled: false }, full).enabled, false);
-  const many = parseConfig({ rules: fanRules(4096, 1) });
+  const many = parseConfig({ rules: fanRules(MAX_RULES, 1) });
   assert.throws(
     () => validateRule(extra, many),
-    /rules: has 4097 rules; at most 4096 are allowed/,
+    new RegExp(`rules: has ${MAX_RULES + 1} rules; at most ${MAX_RULES} are allowed`),
   );
 });
 

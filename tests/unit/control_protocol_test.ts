@@ -137,9 +137,11 @@ function fakeStats(packets: number, frames: number, drops: number): RelayStats {
       restarts: 0,
       workers: 1,
       fanout_id: 1,
+      drops: { no_match: frames - packets },
     }],
     drops: { no_match: frames - packets },
     workers: [],
+    pool: [],
   }) as unknown as RelayStats;
 }
 
@@ -158,7 +160,7 @@ Deno.test("RateTracker: rates are counter deltas over the sampling window", asyn
   const pps = x.rules.get("abc")!.pps;
   near(pps * x.window_s, 1000);
   near(x.rules.get("abc")!.bps, pps * 800);
-  near(x.outputs.get("abc|r1|239.10.1.1|6001")!.pps, pps);
+  near(x.outputs.get("abc")![0].pps, pps);
   near(x.interfaces.get("r0")!.kernel_drops_ps * x.window_s, 10);
   near(x.drops.no_match * x.window_s, 500);
   r.stop();
@@ -179,11 +181,13 @@ function result(s: RelayStats): StatsResult {
     workers: [{
       interface: "r0",
       index: 0,
+      worker: 0,
       state: "running",
       restarts: 0,
       frames: 1,
       heartbeat_age_ms: 3,
     }],
+    pool: [],
     drops: s.drops,
     drops_ps: {},
   };

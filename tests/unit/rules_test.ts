@@ -3,6 +3,7 @@ import { buildTables, type RuleSpec, SlotAllocator, Slots } from "../../src/rela
 import { compileTable, matchRule } from "../../src/datapath/match.ts";
 import { parseIPv4 } from "../../src/common/net.ts";
 import { OUT_BASE, OUT_WORDS, RULE_BASE, RULE_WORDS } from "../../src/datapath/counters.ts";
+import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../../src/config/limits.ts";
 
 const ip = (s: string) => parseIPv4(s)!;
 
@@ -115,7 +116,6 @@ Deno.test("compileTable fills template indices, counters and TTL policy per outp
   assert.deepEqual([...c.tmpl], t.rules[0].outputs.map((o) => o.slot));
   assert.deepEqual([...c.outCounter], t.rules[0].outputs.map((o) => OUT_BASE + o.slot * OUT_WORDS));
   assert.deepEqual([...c.ttl], [0, 0]);
-  assert.equal(c.decrements, true);
 });
 
 Deno.test("MatchTable finds every key among thousands and misses absent ones", () => {
@@ -185,28 +185,30 @@ Deno.test("buildTables: replacing 2,500 of 2,501 rules applies (slots of removed
 
 Deno.test("buildTables: a rule set over capacity is refused, names the limit and changes nothing", () => {
   const slots = new Slots();
-  const base = many("a", 4000);
+  const kept = MAX_RULE_SLOTS - 96;
+  const base = many("a", kept);
   const t1 = buildTables(base, slots, 1);
   const before = slotMap(t1);
   assert.throws(
     () => buildTables([...base, ...many("b", 97)], slots, 2, t1.keys()),
-    /4097 rule slots needed; the relay has 4096/,
+    new RegExp(`${MAX_RULE_SLOTS + 1} rule slots needed; the relay has ${MAX_RULE_SLOTS}`),
   );
-  assert.equal(slots.rules.size, 4000, "no slot was taken by the refused change");
-  assert.equal(slots.outputs.size, 4000);
-  // Outputs over capacity: 257 rules × 64 outputs.
+  assert.equal(slots.rules.size, kept, "no slot was taken by the refused change");
+  assert.equal(slots.outputs.size, kept);
+  // Outputs over capacity: one more rule of 64 outputs than fits.
+  const wide = MAX_OUTPUT_SLOTS / 64 + 1;
   assert.throws(
-    () => buildTables([...many("c", 257, 64)], slots, 2, t1.keys()),
-    /16448 output slots needed; the relay has 16384/,
+    () => buildTables([...many("c", wide, 64)], slots, 2, t1.keys()),
+    new RegExp(`${wide * 64} output slots needed; the relay has ${MAX_OUTPUT_SLOTS}`),
   );
-  assert.equal(slots.rules.size, 4000);
-  assert.equal(slots.outputs.size, 4000);
+  assert.equal(slots.rules.size, kept);
+  assert.equal(slots.outputs.size, kept);
   // A change that fits still applies, and the kept rules keep their slots.
   const t3 = buildTables([...base, ...many("d", 96)], slots, 3, t1.keys());
   const after = slotMap(t3);
   for (const [id, s] of before.rules) assert.equal(after.rules.get(id), s, id);
   for (const [k, s] of before.outs) assert.equal(after.outs.get(k), s, k);
-  assert.equal(slots.rules.size, 4096);
+  assert.equal(slots.rules.size, MAX_RULE_SLOTS);
 });
 
 Deno.test("buildTables: a slot freed by a change is reused in that change only when nothing else is free", () => {
@@ -221,9 +223,9 @@ Deno.test("buildTables: a slot freed by a change is reused in that change only w
     t2.get("eth0")!.rules[0].outputs[0].slot,
     t1.get("eth0")!.rules[0].outputs[0].slot,
   );
-  // Full: 4096 rules; replacing one reuses the slot it frees.
+  // Full: every rule slot taken; replacing one rule reuses the slot it frees.
   const full = new Slots();
-  const rest = many("f", 4095);
+  const rest = many("f", MAX_RULE_SLOTS - 1);
   const f1 = buildTables([x, ...rest], full, 1);
   const f2 = buildTables([y, ...rest], full, 2, f1.keys());
   assert.equal(f2.get("eth0")!.rules[0].id, "y");

@@ -1,0 +1,300 @@
+/**
+ * The input side of a pool worker: the RX rings of the input interfaces it
+ * serves (one per interface, a member of that interface's fanout group), the
+ * rule table of each, and their counters in the shared block. The worker's
+ * loop (worker.ts) waits on all of them through one `RxSet` and hands each
+ * ready batch back to `forward`.
+ *
+ * @module
+ */
+import {
+  type RxGeometry,
+  type RxOptions,
+  RxRing,
+  type RxSet,
+  type RxStats,
+} from "../../ffi/mod.ts";
+import { Drop } from "./packet.ts";
+import { In, IN_DROP, IN_WORDS, inBase, RULE_BASE, RULE_WORDS, W } from "./counters.ts";
+import { compileRule, MatchTable } from "./match.ts";
+import { readLink } from "./link_table.ts";
+import type { Outputs } from "./outputs.ts";
+import type { InputRxOptions, TableRule } from "./messages.ts";
+
+/** Room for a frame in an RX slot: the slot minus the tpacket2 + sockaddr_ll headers. */
+const RX_SLOT_OVERHEAD = 68;
+/** Link header and one VLAN tag on top of the MTU. */
+const L2_OVERHEAD = 18;
+/** Longest gap between two reads of a ring's kernel counters (ms). */
+const KERNEL_STATS_MS = 1000;
+
+/** One input interface a worker serves (its ring may be closed). */
+export interface Input {
+  /** Input slot (the supervisor's index of the interface; also the RxSet tag). */
+  readonly slot: number;
+  /** Assignment generation of the slot (counters carry it as their owner). */
+  readonly gen: number;
+  /** Interface name. */
+  readonly name: string;
+  /** First counter word of the slot's section. */
+  readonly base: number;
+  /** This worker's index among the interface's fanout members. */
+  member: number;
+  /** Link-table row of the interface, -1 when unknown. */
+  link: number;
+  /** Ring options the supervisor chose. */
+  rx: InputRxOptions;
+  /** The open ring, or null. */
+  ring: RxRing | null;
+  /** Geometry of the open ring. */
+  geometry?: RxGeometry;
+  /** The interface's rules, compiled. */
+  readonly lookup: MatchTable;
+  /** Rule slot → its id and output slots. */
+  readonly rules: Map<number, { id: string; outputs: number[] }>;
+  /** Kernel counts of earlier rings on the interface (a reopen). */
+  readonly kernel: { packets: number; drops: number; freezes: number };
+  /** Frames counted at the last kernel-stat read, and when. */
+  framesAtStats: number;
+  /** When the kernel counters were read last (performance.now()). */
+  statsAt: number;
+  /** The MTU last warned about (a configured frame size too small), 0 if none. */
+  mtuWarned: number;
+}
+
+/** What the input side needs from its worker. */
+export interface InputRingsHost {
+  /** The worker's shared counter block. */
+  readonly counters: Float64Array;
+  /** The set every open ring waits in. */
+  readonly set: RxSet;
+  /** The worker's outputs (rules set and clear theirs). */
+  readonly outs: Outputs;
+  /** Process one batch of `n` frames of an input's ring. */
+  forward(inp: Input, ring: RxRing, n: number): void;
+  /** Log a message through the supervisor. */
+  log(level: "info" | "warning", message: string): void;
+  /** The set of open rings changed. */
+  changed(): void;
+}
+
+/** The input interfaces of one worker, by slot. */
+export class InputRings {
+  readonly #h: InputRingsHost;
+  readonly #inputs = new Map<number, Input>();
+  /** Slot → input, for the hot loop (RxSet tags are slots). */
+  readonly bySlot: (Input | undefined)[] = [];
+
+  /** Serve the inputs of the worker `host`. */
+  constructor(host: InputRingsHost) {
+    this.#h = host;
+  }
+
+  /** Every input. */
+  values(): IterableIterator<Input> {
+    return this.#inputs.values();
+  }
+
+  /** The input of `slot`, if served. */
+  get(slot: number): Input | undefined {
+    return this.#inputs.get(slot);
+  }
+
+  /** The interfaces with an open ring, with this worker's member index in each. */
+  open(): { interface: string; member: number }[] {
+    return [...this.#inputs.values()].filter((i) => i.ring).map((i) => ({
+      interface: i.name,
+      member: i.member,
+    }));
+  }
+
+  /** The input of `slot` for assignment `gen`; a new assignment starts its counters at zero. */
+  inputFor(slot: number, gen: number, name: string): Input {
+    const have = this.#inputs.get(slot);
+    if (have && have.gen === gen) return have;
+    if (have) this.forget(have);
+    const c = this.#h.counters;
+    const base = inBase(slot);
+    c.fill(0, base, base + IN_WORDS);
+    c[base + In.owner] = gen;
+    const inp: Input = {
+      slot,
+      gen,
+      name,
+      base,
+      member: 0,
+      link: -1,
+      rx: {},
+      ring: null,
+      lookup: new MatchTable(),
+      rules: new Map(),
+      kernel: { packets: 0, drops: 0, freezes: 0 },
+      framesAtStats: 0,
+      statsAt: 0,
+      mtuWarned: 0,
+    };
+    this.#inputs.set(slot, inp);
+    this.bySlot[slot] = inp;
+    return inp;
+  }
+
+  #zeroRule(slot: number): void {
+    this.#h.counters.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
+  }
+
+  /** Remove the rule in `slot` from the input's table; its outputs go with it. */
+  removeRule(inp: Input, slot: number): void {
+    const r = inp.rules.get(slot);
+    if (!r) return;
+    inp.lookup.delete(slot);
+    for (const o of r.outputs) this.#h.outs.clear(o);
+    inp.rules.delete(slot);
+    this.#zeroRule(slot);
+  }
+
+  /** Add or replace a rule; outputs it keeps keep their counters and rings. */
+  upsertRule(inp: Input, r: TableRule): void {
+    const prev = inp.rules.get(r.slot);
+    if (!prev || prev.id !== r.id) this.#zeroRule(r.slot); // a new rule in the slot
+    const now = new Set(r.outputs.map((o) => o.slot));
+    if (prev) { for (const o of prev.outputs) if (!now.has(o)) this.#h.outs.clear(o); }
+    for (const o of r.outputs) this.#h.outs.set(r.id, o);
+    inp.lookup.set(compileRule(r));
+    inp.rules.set(r.slot, { id: r.id, outputs: [...now] });
+  }
+
+  /** Close an input's ring: forward what it holds (or count it), fold its kernel counts. */
+  closeRing(inp: Input, drain: boolean): void {
+    const ring = inp.ring;
+    if (!ring) return;
+    const c = this.#h.counters;
+    this.#h.set.remove(inp.slot);
+    inp.ring = null;
+    try {
+      if (drain) {
+        for (let n = ring.poll(0); n > 0; n = ring.poll(0)) this.#h.forward(inp, ring, n);
+      }
+      const s = ring.stats();
+      this.#writeKernel(inp, s);
+      inp.kernel.packets += s.packets;
+      inp.kernel.drops += s.drops;
+      inp.kernel.freezes += s.freezes;
+      const left = s.packets - s.drops - s.frames;
+      if (left > 0) c[inp.base + IN_DROP + Drop.unprocessed] += left;
+    } catch { /* the ring may be unusable */ }
+    ring.close();
+    c[inp.base + In.open] = 0;
+    c[W.rings] = this.#h.set.size;
+    this.#h.changed();
+  }
+
+  /** The interface has no rules any more: drop everything of it, counters included. */
+  forget(inp: Input): void {
+    this.closeRing(inp, true);
+    for (const slot of [...inp.rules.keys()]) this.removeRule(inp, slot);
+    this.#h.counters.fill(0, inp.base, inp.base + IN_WORDS);
+    this.#inputs.delete(inp.slot);
+    this.bySlot[inp.slot] = undefined;
+  }
+
+  /** Open the input's ring with `rx` and add it to the set. */
+  openRing(inp: Input, rx: RxOptions): RxRing {
+    const ring = new RxRing(rx);
+    try {
+      this.#h.set.add(ring, inp.slot);
+    } catch (e) {
+      ring.close();
+      throw e;
+    }
+    this.#adopt(inp, ring);
+    return ring;
+  }
+
+  #adopt(inp: Input, ring: RxRing): void {
+    inp.ring = ring;
+    inp.geometry = ring.geometry();
+    this.#h.counters[inp.base + In.open] = 1;
+    this.#h.counters[W.rings] = this.#h.set.size;
+    this.#h.changed();
+  }
+
+  #writeKernel(inp: Input, s: RxStats): void {
+    const c = this.#h.counters;
+    c[inp.base + In.kernelPackets] = inp.kernel.packets + s.packets;
+    c[inp.base + In.kernelDrops] = inp.kernel.drops + s.drops;
+    c[inp.base + In.kernelFreezes] = inp.kernel.freezes + s.freezes;
+  }
+
+  /**
+   * Copy the kernel's ring counters into the shared block: for rings that
+   * took frames since the last read, and for every ring at least once a second.
+   */
+  syncKernel(now: number): void {
+    const c = this.#h.counters;
+    for (const inp of this.#inputs.values()) {
+      const ring = inp.ring;
+      if (!ring) continue;
+      const frames = c[inp.base + In.frames];
+      if (frames === inp.framesAtStats && now - inp.statsAt < KERNEL_STATS_MS) continue;
+      inp.framesAtStats = frames;
+      inp.statsAt = now;
+      this.#writeKernel(inp, ring.stats());
+    }
+  }
+
+  /**
+   * The input MTU grew past what the ring's slots hold (frames would be
+   * truncated): open a bigger ring and retire the old one. In a fanout
+   * group the new ring joins first and the old one is drained before it
+   * closes (at most a reordering at this membership change); without
+   * fanout the old ring closes first (a frame arriving in between is lost).
+   */
+  #reopen(inp: Input, mtu: number): void {
+    const old = inp.ring!;
+    const joinGroup = inp.rx.fanout !== "none";
+    const opts: RxOptions = { ...inp.rx, ifindex: old.ifindex };
+    if (joinGroup) {
+      opts.fanoutId = inp.geometry!.fanoutId;
+      opts.uniqueFanoutId = false;
+    }
+    if (!joinGroup) this.closeRing(inp, true);
+    const next = new RxRing(opts);
+    if (joinGroup) this.closeRing(inp, true);
+    this.#h.set.add(next, inp.slot);
+    this.#adopt(inp, next);
+    this.#h.log(
+      "info",
+      `${inp.name}: input MTU ${mtu}: RX ring reopened with ${inp.geometry!.frameSize}-byte slots`,
+    );
+  }
+
+  /** The link table changed: reopen (or warn about) rings whose slots the input MTU outgrew. */
+  checkMtu(links: Int32Array): void {
+    for (const inp of this.#inputs.values()) {
+      const g = inp.geometry;
+      if (!inp.ring || !g || g.version !== 2 || inp.link < 0) continue;
+      const l = readLink(links, inp.link);
+      if (!l || l.ifindex !== inp.ring.ifindex) continue; // the supervisor reopens it
+      if (l.mtu + L2_OVERHEAD <= g.frameSize - RX_SLOT_OVERHEAD) continue;
+      if (inp.rx.frameSize) {
+        if (inp.mtuWarned !== l.mtu) {
+          inp.mtuWarned = l.mtu;
+          this.#h.log(
+            "warning",
+            `${inp.name}: MTU ${l.mtu} exceeds the configured RX frame_size ` +
+              `${inp.rx.frameSize}: longer frames are truncated (counted as truncated)`,
+          );
+        }
+        continue;
+      }
+      try {
+        this.#reopen(inp, l.mtu);
+      } catch (e) {
+        this.#h.log(
+          "warning",
+          `${inp.name}: reopening the RX ring for MTU ${l.mtu}: ${(e as Error).message}`,
+        );
+      }
+    }
+  }
+}
