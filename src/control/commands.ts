@@ -56,6 +56,8 @@ export function statsWithRates(ctx: ControlContext): StatsResult {
     workers: s.workers,
     drops: s.drops,
     drops_ps: Object.fromEntries(Object.keys(s.drops).map((k) => [k, rnd(r.drops[k] ?? 0)])),
+    ...(s.igmp ? { igmp: s.igmp } : {}),
+    ...(s.fds ? { fds: s.fds } : {}),
   };
 }
 

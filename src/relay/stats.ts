@@ -21,6 +21,8 @@ import { linkProblem, linkUsable } from "../datapath/link_table.ts";
 import { DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
+import type { IgmpStats } from "./igmp.ts";
+import type { FdStats } from "./fd_budget.ts";
 
 /** One data-path worker. */
 export interface WorkerStats {
@@ -144,6 +146,10 @@ export interface RelayStats {
   drops: Record<string, number>;
   /** Per worker. */
   workers: WorkerStats[];
+  /** IGMP memberships: counts, sockets, the namespace's per-socket limits, refused joins. */
+  igmp?: IgmpStats;
+  /** File descriptors: open, RLIMIT_NOFILE, what the configuration needs (set once started). */
+  fds?: FdStats;
 }
 
 /** What {@link collectStats} reads of one input interface's workers (relay/workers.ts). */

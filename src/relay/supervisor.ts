@@ -82,7 +82,9 @@ export class Supervisor {
 
   /** Snapshot of all counters and states. */
   stats(): RelayStats {
-    return collectStats(this.#groups.values(), this.#links, this.#outState);
+    const s = collectStats(this.#groups.values(), this.#links, this.#outState);
+    // issue 12 (IGMP packing): the memberships' counts, limits and refusals
+    return { ...s, igmp: this.#igmp.stats() };
   }
 
   /** True when some worker failed for lack of privileges (CAP_NET_RAW). */
