@@ -121,19 +121,27 @@ export function dataPathFds(rules: readonly RuleSpec[], opts: DataPathOptions): 
 export function igmpSocketsNeeded(rules: readonly RuleSpec[], limits: IgmpLimits): number {
   const perGroup = Math.max(1, limits.maxMemberships ?? DEFAULT_MAX_MEMBERSHIPS);
   const perSource = Math.max(1, limits.maxMsf ?? DEFAULT_MAX_MSF);
-  const keys = new Map<string, { any: boolean; sources: Set<number> }>();
+  // per input interface: any-source groups, and the sources of each source-specific group
+  const ifs = new Map<string, { any: Set<number>; ssm: Map<number, Set<number>> }>();
   for (const r of rules) {
-    const k = `${r.input.interface}|${r.input.group}`;
-    let e = keys.get(k);
-    if (!e) keys.set(k, e = { any: false, sources: new Set() });
-    if (r.input.source === 0) e.any = true;
-    else e.sources.add(r.input.source);
+    let i = ifs.get(r.input.interface);
+    if (!i) ifs.set(r.input.interface, i = { any: new Set(), ssm: new Map() });
+    if (r.input.source === 0) i.any.add(r.input.group);
+    else {
+      const s = i.ssm.get(r.input.group);
+      if (s) s.add(r.input.source);
+      else i.ssm.set(r.input.group, new Set([r.input.source]));
+    }
   }
   let entries = 0, widest = 0;
-  for (const e of keys.values()) {
-    const n = (e.any ? 1 : 0) + Math.ceil(e.sources.size / perSource);
-    entries += n;
-    widest = Math.max(widest, n);
+  for (const i of ifs.values()) {
+    entries += i.any.size;
+    if (i.any.size > 0) widest = Math.max(widest, 1);
+    for (const [g, sources] of i.ssm) {
+      const n = Math.ceil(sources.size / perSource);
+      entries += n;
+      widest = Math.max(widest, n + (i.any.has(g) ? 1 : 0));
+    }
   }
   return entries === 0 ? 0 : Math.max(Math.ceil(entries / perGroup), widest);
 }

@@ -50,6 +50,8 @@ interface Wanted {
   ifname: string;
   group: number;
   source: number;
+  /** The last {@link Memberships.sync} that wanted it. */
+  seen: number;
   /** Where it is held, when joined. */
   placed: Placement | null;
   /** Why it is not joined: the interface is missing (pending) or the kernel refused. */
@@ -74,7 +76,10 @@ function limitsText(l: IgmpLimits): string {
 /** The relay's memberships, keyed by interface, group and source. */
 export class Memberships {
   readonly #log = logger("supervisor");
-  readonly #m = new Map<string, Wanted>();
+  /** interface name → group → source (0: any) → membership; numbers keep sync cheap at 65,536. */
+  readonly #m = new Map<string, Map<number, Map<number, Wanted>>>();
+  #count = 0;
+  #sync = 0;
   readonly #openSocket: () => MembershipSocket;
   readonly #readLimits: () => IgmpLimits;
   #packer?: SocketPacker;
@@ -103,30 +108,50 @@ export class Memberships {
     return this.#packer;
   }
 
+  /** Every membership. */
+  *#all(): Generator<Wanted> {
+    for (const groups of this.#m.values()) {
+      for (const sources of groups.values()) yield* sources.values();
+    }
+  }
+
   /** Join what `rules` need, leave what they no longer need. */
   sync(rules: readonly RuleSpec[]): void {
-    const want = new Map<string, { ifname: string; group: number; source: number }>();
-    for (const r of rules) {
-      const k = `${r.input.interface}|${r.input.group}|${r.input.source}`;
-      if (!want.has(k)) {
-        want.set(k, { ifname: r.input.interface, group: r.input.group, source: r.input.source });
-      }
-    }
-    if (want.size === 0 && !this.#packer) return;
+    if (rules.length === 0 && !this.#packer) return;
     const packer = this.#pack();
-    for (const [k, v] of this.#m) {
-      if (!want.has(k)) {
-        if (v.placed) packer.leave(v.placed);
-        this.#m.delete(k);
+    const seen = ++this.#sync;
+    const fresh: Wanted[] = [];
+    for (const r of rules) {
+      const { interface: ifname, group, source } = r.input;
+      let groups = this.#m.get(ifname);
+      if (!groups) this.#m.set(ifname, groups = new Map());
+      let sources = groups.get(group);
+      if (!sources) groups.set(group, sources = new Map());
+      const m = sources.get(source);
+      if (m) {
+        if (m.seen !== seen && !m.placed) fresh.push(m); // not joined yet: try again
+        m.seen = seen;
+      } else {
+        const n: Wanted = { ifname, group, source, seen, placed: null };
+        sources.set(source, n);
+        this.#count++;
+        fresh.push(n);
       }
     }
-    for (const [k, w] of want) {
-      const cur = this.#m.get(k);
-      if (cur?.placed) continue;
-      const m: Wanted = cur ?? { ...w, placed: null };
-      this.#m.set(k, m);
-      this.#join(packer, m);
+    // Leave first: what goes frees places for what comes.
+    for (const [ifname, groups] of this.#m) {
+      for (const [group, sources] of groups) {
+        for (const [source, m] of sources) {
+          if (m.seen === seen) continue;
+          if (m.placed) packer.leave(m.placed);
+          sources.delete(source);
+          this.#count--;
+        }
+        if (sources.size === 0) groups.delete(group);
+      }
+      if (groups.size === 0) this.#m.delete(ifname);
     }
+    for (const m of fresh) this.#join(packer, m);
     packer.compact();
   }
 
@@ -157,11 +182,12 @@ export class Memberships {
     if (!this.#packer) return;
     const packer = this.#pack();
     const again: Wanted[] = [];
-    for (const m of this.#m.values()) {
-      if (m.ifname !== ifname) continue;
-      if (m.placed) packer.leave(m.placed);
-      m.placed = null;
-      again.push(m);
+    for (const sources of this.#m.get(ifname)?.values() ?? []) {
+      for (const m of sources.values()) {
+        if (m.placed) packer.leave(m.placed);
+        m.placed = null;
+        again.push(m);
+      }
     }
     for (const m of again) this.#join(packer, m);
     packer.compact();
@@ -170,15 +196,16 @@ export class Memberships {
   /** Leave every group. */
   close(): void {
     this.#packer?.close();
-    for (const m of this.#m.values()) m.placed = null;
+    for (const m of this.#all()) m.placed = null;
     this.#m.clear();
+    this.#count = 0;
   }
 
   /** Counts, limits and the reasons of refused joins. */
   stats(): IgmpStats {
     let joined = 0, pending = 0, failed = 0;
     const failures: IgmpStats["failures"] = [];
-    for (const m of this.#m.values()) {
+    for (const m of this.#all()) {
       if (m.placed) joined++;
       else if (m.pending) pending++;
       else {
@@ -195,7 +222,7 @@ export class Memberships {
     }
     const l = this.#packer?.limits;
     return {
-      memberships: this.#m.size,
+      memberships: this.#count,
       joined,
       pending,
       failed,
