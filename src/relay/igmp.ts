@@ -151,7 +151,14 @@ export class Memberships {
       }
       if (groups.size === 0) this.#m.delete(ifname);
     }
-    for (const m of fresh) this.#join(packer, m);
+    // Source-specific first, a group's sources together: a group with more
+    // sources than igmp_max_msf needs sockets of its own, which any-source
+    // groups then fill up.
+    const ssm = fresh.filter((m) => m.source !== 0).sort((a, b) =>
+      a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : a.group - b.group
+    );
+    for (const m of ssm) this.#join(packer, m);
+    for (const m of fresh) if (m.source === 0) this.#join(packer, m);
     packer.compact();
   }
 

@@ -297,6 +297,25 @@ Deno.test("memberships: sync joins what the rules need in ceil(N/limit) sockets,
   assert.equal(k.sockets.size, 0);
 });
 
+Deno.test("memberships: a group with more sources than igmp_max_msf is placed before any-source ones", () => {
+  const k = new ModelKernel();
+  k.maxMemberships = 4;
+  k.maxMsf = 2;
+  const ms = new Memberships(links(new Map([["eth0", 3]])), {
+    openSocket: k.open,
+    readLimits: k.limits,
+  });
+  // 13 any-source groups listed first, then 5 sources of one group: 13 + 3 entries
+  const rules = [
+    ...Array.from({ length: 13 }, (_, i) => rule(i, "eth0", G0 + i)),
+    ...Array.from({ length: 5 }, (_, i) => rule(20 + i, "eth0", SSM, src(i))),
+  ];
+  ms.sync(rules);
+  assert.equal(ms.stats().joined, 18);
+  assert.equal(ms.stats().sockets, 4, "ceil(16 entries / 4): the fewest the limits allow");
+  assertKernelSane(k);
+});
+
 Deno.test("memberships: an interface re-created with a new index is joined again, nothing leaks", () => {
   const k = new ModelKernel();
   k.maxMemberships = 4;
