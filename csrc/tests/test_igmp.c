@@ -227,6 +227,15 @@ static void test_optmem(uint32_t lo)
 	mcr_igmp *a = NULL;
 	REQUIRE(mcr_igmp_open(&a, err, sizeof(err)) == 0);
 	CHECK_EQ(mcr_igmp_add(a, lo, htonl(0xef040401), 0, err, sizeof(err)), -ENOBUFS);
+	/* room for a group (~48 bytes) but not for its source list (64): the
+	 * source-specific join fails and leaves the group joined without a source
+	 * (include mode, empty) until it is dropped */
+	write_sysctl("/proc/sys/net/core/optmem_max", 100);
+	CHECK_EQ(mcr_igmp_add(a, lo, htonl(0xe8040401), htonl(0x0a000001), err, sizeof(err)),
+		 -ENOBUFS);
+	CHECK(igmp_listed("lo", htonl(0xe8040401)));
+	CHECK_EQ(mcr_igmp_drop(a, lo, htonl(0xe8040401), 0, err, sizeof(err)), 0);
+	CHECK(!igmp_listed("lo", htonl(0xe8040401)));
 	write_sysctl("/proc/sys/net/core/optmem_max", lim[MCR_OPTMEM_MAX]);
 	CHECK_EQ(mcr_igmp_add(a, lo, htonl(0xef040401), 0, err, sizeof(err)), 0);
 	CHECK_EQ(mcr_igmp_close(a), 0);
