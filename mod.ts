@@ -55,6 +55,8 @@ export type {
   WorkerStats,
 } from "./src/relay/stats.ts";
 export type { RelayEvent } from "./src/relay/events.ts";
+export type { IgmpStats } from "./src/relay/igmp.ts";
+export { FdLimitError, type FdNeed, type FdStats } from "./src/relay/fd_budget.ts";
 
 // Configuration: loading, validation, schema
 export {

@@ -18,6 +18,7 @@ const ERRNO_NAMES: Record<number, string> = {
   17: "EEXIST",
   19: "ENODEV",
   22: "EINVAL",
+  23: "ENFILE",
   24: "EMFILE",
   28: "ENOSPC",
   34: "ERANGE",
@@ -41,10 +42,15 @@ export const Errno = {
   EINTR: 4,
   ENXIO: 6,
   EAGAIN: 11,
+  ENOMEM: 12,
   ENODEV: 19,
+  ENFILE: 23,
+  EMFILE: 24,
   ENOLINK: 67,
   EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99,
   ENETDOWN: 100,
+  ENOBUFS: 105,
 } as const;
 
 /** Symbolic name of an errno value (`"ENODEV"`), or `"E<n>"` when unknown. */

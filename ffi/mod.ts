@@ -11,7 +11,14 @@
 export { FanoutMode } from "./abi.ts";
 export { Errno, errnoName, McrError, McrLoadError } from "./errors.ts";
 export { ifaceByName, type IfaceInfo } from "./iface.ts";
-export { liveObjects, pinThread, sdNotify } from "./system.ts";
+export {
+  type FdLimits,
+  fdLimits,
+  liveObjects,
+  pinThread,
+  sdNotify,
+  setSoftFdLimit,
+} from "./system.ts";
 export { Waker } from "./waker.ts";
 export {
   type FanoutModeName,
@@ -32,7 +39,7 @@ export {
   OutCounter,
   type Template,
 } from "./forwarder.ts";
-export { IgmpMembership } from "./igmp.ts";
+export { type IgmpLimits, igmpLimits, IgmpSocket } from "./igmp.ts";
 export { type LinkEvent, LinkMonitor } from "./link_monitor.ts";
 export { InputLock } from "./input_lock.ts";
 export { hton32 } from "./util.ts";

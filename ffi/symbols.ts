@@ -149,15 +149,6 @@ export const symbols = {
   // int mcr_input_lock_release(mcr_input_lock *l)
   mcr_input_lock_release: { parameters: ["pointer"], result: "i32" },
 
-  // int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **out,
-  //                   char *err, size_t errlen)   (addresses in network byte order)
-  mcr_igmp_join: {
-    parameters: ["u32", "u32", "u32", "buffer", "buffer", "usize"],
-    result: "i32",
-  },
-  // int mcr_igmp_close(mcr_igmp *m)
-  mcr_igmp_close: { parameters: ["pointer"], result: "i32" },
-
   // uint16_t mcr_csum_partial(const uint8_t *buf, uint32_t len, uint32_t seed)
   mcr_csum_partial: { parameters: ["buffer", "u32", "u32"], result: "u16" },
   // void mcr_mcast_mac(uint32_t group, uint8_t *mac6)
@@ -166,6 +157,30 @@ export const symbols = {
   // int mcr_sd_notify(const char *state, char *err, size_t errlen)
   //   1 sent, 0 when $NOTIFY_SOCKET is unset, -errno on failure
   mcr_sd_notify: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
+
+  // ---- IGMP memberships packed into sockets, file-descriptor budget (issue 12) ----
+  // int mcr_igmp_open(mcr_igmp **out, char *err, size_t errlen)
+  mcr_igmp_open: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_igmp_add(mcr_igmp *m, uint32_t ifindex, uint32_t group, uint32_t source, char *err,
+  //                  size_t errlen)   (addresses in network byte order)
+  mcr_igmp_add: {
+    parameters: ["pointer", "u32", "u32", "u32", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_igmp_drop(mcr_igmp *m, uint32_t ifindex, uint32_t group, uint32_t source, char *err,
+  //                   size_t errlen)
+  mcr_igmp_drop: {
+    parameters: ["pointer", "u32", "u32", "u32", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_igmp_close(mcr_igmp *m)
+  mcr_igmp_close: { parameters: ["pointer"], result: "i32" },
+  // int mcr_igmp_limits(int64_t *out3)
+  mcr_igmp_limits: { parameters: ["buffer"], result: "i32" },
+  // int mcr_fd_limits(uint64_t *out3, char *err, size_t errlen)
+  mcr_fd_limits: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_fd_set_soft_limit(uint64_t soft, char *err, size_t errlen)
+  mcr_fd_set_soft_limit: { parameters: ["u64", "buffer", "usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbol functions. */

@@ -1,6 +1,6 @@
 /**
  * Process-level libmcr calls: the live-handle counter tests check, thread
- * pinning, and sd_notify.
+ * pinning, sd_notify, and the file-descriptor limit (RLIMIT_NOFILE).
  *
  * @module
  */
@@ -33,4 +33,38 @@ export function sdNotify(state: string): boolean {
   }
   const [err, errlen] = errBuf();
   return check("mcr_sd_notify", lib().sym.mcr_sd_notify(cstr(state), err, errlen), err) > 0;
+}
+
+/** RLIMIT_NOFILE and the descriptors open now (null: unlimited, or unknown). */
+export interface FdLimits {
+  /** Soft limit: what open() and socket() are held to. */
+  soft: number | null;
+  /** Hard limit: the most the soft limit may be raised to without privileges. */
+  hard: number | null;
+  /** Descriptors open in this process now. */
+  open: number | null;
+}
+
+/** `enum mcr_fd_limit`: where `mcr_fd_limits` writes each value. */
+const FdLimit = { soft: 0, hard: 1, open: 2, count: 3 } as const;
+/** UINT64_MAX: unlimited / unknown. */
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/** Read RLIMIT_NOFILE and count the open descriptors (/proc/self/fd). */
+export function fdLimits(): FdLimits {
+  const out = new BigUint64Array(FdLimit.count);
+  const [err, errlen] = errBuf();
+  check("mcr_fd_limits", lib().sym.mcr_fd_limits(out, err, errlen), err);
+  const v = (i: number) => (out[i] === U64_MAX ? null : Number(out[i]));
+  return { soft: v(FdLimit.soft), hard: v(FdLimit.hard), open: v(FdLimit.open) };
+}
+
+/**
+ * Set the soft RLIMIT_NOFILE (null: unlimited); it may not exceed the hard limit.
+ * @throws {McrError}
+ */
+export function setSoftFdLimit(soft: number | null): void {
+  const [err, errlen] = errBuf();
+  const v = soft === null ? U64_MAX : BigInt(soft);
+  check("mcr_fd_set_soft_limit", lib().sym.mcr_fd_set_soft_limit(v, err, errlen), err);
 }

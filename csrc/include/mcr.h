@@ -41,7 +41,7 @@ extern "C" {
 /** ABI version of the library (MCR_ABI_VERSION). */
 uint32_t mcr_abi_version(void);
 
-/** Number of live handles (rx, tx, fwd, igmp, waker) across the process. */
+/** Number of live handles (rx, tx, fwd, igmp socket, waker, ...) across the process. */
 int64_t mcr_debug_live_objects(void);
 
 /* sizeof() of ABI structs, so TS can check its layout. */
@@ -516,12 +516,55 @@ int mcr_input_lock_release(mcr_input_lock *l);
 
 /* ------------------------------------------------------------------ IGMP */
 
+/*
+ * One AF_INET socket holding IGMP memberships (any-source or source-
+ * specific, by interface index: the interface needs no IPv4 address). The
+ * kernel bounds what one socket holds and refuses more with ENOBUFS
+ * (net.ipv4.igmp_max_memberships groups, net.ipv4.igmp_max_msf sources per
+ * group, net.core.optmem_max bytes): the caller spreads memberships over as
+ * many handles as those limits need (mcr_igmp_limits). A handle must not hold
+ * an any-source and a source-specific membership of the same group on the
+ * same interface (the kernel would turn the first into the second).
+ * Addresses are in network byte order.
+ */
 typedef struct mcr_igmp mcr_igmp;
-/** Join group (and optional source, 0 = any) on ifindex; keeps a socket until mcr_igmp_close. */
-int mcr_igmp_join(uint32_t ifindex, uint32_t group, uint32_t source, mcr_igmp **out, char *err,
+/** Open a socket that holds no membership yet. */
+int mcr_igmp_open(mcr_igmp **out, char *err, size_t errlen);
+/** Join group on ifindex: any source (source 0, IP_ADD_MEMBERSHIP) or add one source
+ *  (MCAST_JOIN_SOURCE_GROUP). -ENOBUFS when a limit of this socket is reached. */
+int mcr_igmp_add(mcr_igmp *m, uint32_t ifindex, uint32_t group, uint32_t source, char *err,
+		 size_t errlen);
+/** Leave: source 0 drops the group with every source (IP_DROP_MEMBERSHIP; works after the
+ *  interface is gone); else one source (MCAST_LEAVE_SOURCE_GROUP; the group goes with its
+ *  last source; -ENODEV once the interface is gone). */
+int mcr_igmp_drop(mcr_igmp *m, uint32_t ifindex, uint32_t group, uint32_t source, char *err,
 		  size_t errlen);
-/** Leave (IP_DROP_MEMBERSHIP) and free. */
+/** Close the socket (the kernel drops every membership it holds) and free. */
 int mcr_igmp_close(mcr_igmp *m);
+
+/* Index of each value mcr_igmp_limits() writes. */
+enum mcr_igmp_limit {
+	MCR_IGMP_MAX_MEMBERSHIPS = 0, /* net.ipv4.igmp_max_memberships: groups per socket */
+	MCR_IGMP_MAX_MSF = 1,	      /* net.ipv4.igmp_max_msf: sources per group per socket */
+	MCR_OPTMEM_MAX = 2,	      /* net.core.optmem_max: option memory per socket, bytes */
+	MCR_IGMP_LIMIT_COUNT = 3,
+};
+/** The calling process's network namespace's per-socket limits, -1 where unreadable;
+ *  returns MCR_IGMP_LIMIT_COUNT. */
+int mcr_igmp_limits(int64_t *out3);
+
+/* ------------------------------------------------ file-descriptor budget */
+
+/* Index of each value mcr_fd_limits() writes. */
+enum mcr_fd_limit {
+	MCR_FD_SOFT = 0, /* RLIMIT_NOFILE soft limit (UINT64_MAX: unlimited) */
+	MCR_FD_HARD = 1, /* RLIMIT_NOFILE hard limit (UINT64_MAX: unlimited) */
+	MCR_FD_OPEN = 2, /* descriptors open now (UINT64_MAX: unknown) */
+};
+/** RLIMIT_NOFILE and the number of open descriptors. */
+int mcr_fd_limits(uint64_t *out3, char *err, size_t errlen);
+/** Set the soft RLIMIT_NOFILE (at most the hard limit; UINT64_MAX: unlimited). */
+int mcr_fd_set_soft_limit(uint64_t soft, char *err, size_t errlen);
 
 /* ------------------------------------------------------------- checksums */
 

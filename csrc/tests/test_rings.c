@@ -5,9 +5,9 @@
  * = skipped otherwise). Covers: RX V2/V3 open, poll, release, stats, the
  * IPv4/UDP and destination filters, own-TX suppression in every mode, the
  * waker, TX ring + mcr_fwd_submit from a received frame (ring and socket
- * templates, delivery checked at a UDP socket), IGMP join, the link monitor,
- * the input lock, the RX ring set, a TX ring surviving link down/up and an MTU cut on a veth
- * pair, live objects.
+ * templates, delivery checked at a UDP socket), the link monitor, the input
+ * lock, the RX ring set, a TX ring surviving link down/up and an MTU cut on a
+ * veth pair, live objects. IGMP sockets: test_igmp.c.
  * Loopback frames carry an all-zero Ethernet header.
  */
 #include "t.h"
@@ -642,26 +642,6 @@ static void test_tx_link(void)
 	mcr_tx_close(tx);
 }
 
-static void test_igmp(void)
-{
-	mcr_igmp *m1 = NULL, *m2 = NULL;
-	int rc = mcr_igmp_join(lo_index, htonl(0xef010203), 0, &m1, err, sizeof(err));
-	if (rc < 0)
-		fprintf(stderr, "igmp join: %s\n", err);
-	CHECK_EQ(rc, 0);
-	rc = mcr_igmp_join(lo_index, htonl(0xe8010203), htonl(0x0a000001), &m2, err, sizeof(err));
-	if (rc < 0)
-		fprintf(stderr, "igmp ssm join: %s\n", err);
-	CHECK_EQ(rc, 0);
-	mcr_igmp *bad = NULL;
-	CHECK_EQ(mcr_igmp_join(lo_index, htonl(0x0a000001), 0, &bad, err, sizeof(err)), -EINVAL);
-	CHECK(bad == NULL);
-	CHECK_EQ(mcr_debug_live_objects(), 2);
-	CHECK_EQ(mcr_igmp_close(m2), 0);
-	CHECK_EQ(mcr_igmp_close(m1), 0);
-	CHECK_EQ(mcr_igmp_close(NULL), 0);
-}
-
 /* ------------------------------------------------ adaptive coalescing */
 
 struct pacer {
@@ -854,7 +834,6 @@ int main(void)
 	}
 	test_waker();
 	test_rxset();
-	test_igmp();
 	test_linkmon();
 	test_input_lock();
 	test_tx_link();

@@ -54,6 +54,8 @@ export function statsWithRates(ctx: ControlContext): StatsResult {
     pool: s.pool,
     drops: s.drops,
     drops_ps: Object.fromEntries(Object.keys(s.drops).map((k) => [k, rnd(r.drops[k] ?? 0)])),
+    ...(s.igmp ? { igmp: s.igmp } : {}),
+    ...(s.fds ? { fds: s.fds } : {}),
   };
 }
 

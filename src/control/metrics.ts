@@ -232,6 +232,51 @@ export function buildRegistry(snap: () => StatsResult): Registry {
       }
     },
   );
+  // IGMP memberships and file descriptors (issue 12)
+  gauge(
+    "mcr_igmp_memberships",
+    "IGMP memberships the rules need, by state (joined, pending: input interface missing, " +
+      "failed: refused by the kernel).",
+    ["state"],
+    (set, s) => {
+      if (!s.igmp) return;
+      set({ state: "joined" }, s.igmp.joined);
+      set({ state: "pending" }, s.igmp.pending);
+      set({ state: "failed" }, s.igmp.failed);
+    },
+  );
+  gauge("mcr_igmp_sockets", "Sockets holding the IGMP memberships.", [], (set, s) => {
+    if (s.igmp) set({}, s.igmp.sockets);
+  });
+  gauge(
+    "mcr_igmp_socket_limit",
+    "Per-socket limits of the relay's network namespace: net.ipv4.igmp_max_memberships, " +
+      "net.ipv4.igmp_max_msf, net.core.optmem_max.",
+    ["sysctl"],
+    (set, s) => {
+      const l = s.igmp?.limits;
+      if (!l) return;
+      if (l.max_memberships !== null) {
+        set({ sysctl: "net.ipv4.igmp_max_memberships" }, l.max_memberships);
+      }
+      if (l.max_msf !== null) set({ sysctl: "net.ipv4.igmp_max_msf" }, l.max_msf);
+      if (l.optmem_max !== null) set({ sysctl: "net.core.optmem_max" }, l.optmem_max);
+    },
+  );
+  gauge(
+    "mcr_fds",
+    "File descriptors: open now, needed by the rules (estimated), and the RLIMIT_NOFILE soft " +
+      "and hard limits (absent when unlimited).",
+    ["kind"],
+    (set, s) => {
+      const f = s.fds;
+      if (!f) return;
+      if (f.open !== null) set({ kind: "open" }, f.open);
+      set({ kind: "needed" }, f.needed);
+      if (f.soft_limit !== null) set({ kind: "soft_limit" }, f.soft_limit);
+      if (f.hard_limit !== null) set({ kind: "hard_limit" }, f.hard_limit);
+    },
+  );
   gauge("mcr_build_info", "Always 1; labels give the version.", ["version", "deno"], (set) => {
     set({ version: MCR_VERSION, deno: Deno.version.deno }, 1);
   });

@@ -13,6 +13,8 @@ import type {
   State,
   WorkerStats,
 } from "../relay/stats.ts";
+import type { IgmpStats } from "../relay/igmp.ts";
+import type { FdStats } from "../relay/fd_budget.ts";
 
 /** One fanout member of an input interface (as `stats().workers` reports it). */
 export type WorkerInfo = WorkerStats;
@@ -55,6 +57,10 @@ export interface StatsResult {
   drops: Record<string, number>;
   /** Drops by reason per second. */
   drops_ps: Record<string, number>;
+  /** IGMP memberships: joined, pending, refused (with reasons), sockets, the namespace's limits. */
+  igmp?: IgmpStats;
+  /** File descriptors: open, RLIMIT_NOFILE soft and hard, what the rules need. */
+  fds?: FdStats;
 }
 
 /** State of a listed rule: a disabled rule is listed as "disabled". */

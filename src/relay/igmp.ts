@@ -3,71 +3,243 @@
  * for an (S,G) rule) on its input interface, so IGMP-snooping switches
  * deliver the stream, and leaves when the last rule for it goes. An
  * interface that does not exist yet is joined when it appears (`rejoin`).
+ * The memberships share as few sockets as the network namespace's limits
+ * allow (igmp_sockets.ts); those limits are read at every change, logged
+ * when first read and when they change, and reported in {@link IgmpStats}.
+ * A refused join is logged and reported with its reason, never fatal.
  *
  * @module
  */
-import { IgmpMembership } from "../../ffi/mod.ts";
+import { type IgmpLimits, igmpLimits, IgmpSocket } from "../../ffi/mod.ts";
 import { formatIPv4 } from "../common/net.ts";
 import { logger } from "../common/log.ts";
 import type { Links } from "./links.ts";
 import type { RuleSpec } from "./tables.ts";
+import { type MembershipSocket, type Placement, SocketPacker } from "./igmp_sockets.ts";
+
+/** Refused memberships listed in {@link IgmpStats.failures} at most (all are counted). */
+export const MAX_LISTED_FAILURES = 64;
+
+/** The relay's IGMP memberships (in `stats().igmp`). */
+export interface IgmpStats {
+  /** Memberships the rules need: distinct (input interface, group, source). */
+  memberships: number;
+  /** Of those, joined. */
+  joined: number;
+  /** Of those, waiting for their input interface to appear. */
+  pending: number;
+  /** Of those, refused by the kernel (see `failures`). */
+  failed: number;
+  /** Sockets holding the joined memberships. */
+  sockets: number;
+  /** Per-socket limits of the relay's network namespace, as last read (null: unreadable). */
+  limits: {
+    /** net.ipv4.igmp_max_memberships: groups per socket. */
+    max_memberships: number | null;
+    /** net.ipv4.igmp_max_msf: sources per source-specific group per socket. */
+    max_msf: number | null;
+    /** net.core.optmem_max: option memory per socket, bytes. */
+    optmem_max: number | null;
+  };
+  /** The first refused memberships, with the reason. */
+  failures: { interface: string; group: string; source?: string; reason: string }[];
+}
+
+/** One membership the rules need. */
+interface Wanted {
+  ifname: string;
+  group: number;
+  source: number;
+  /** The last {@link Memberships.sync} that wanted it. */
+  seen: number;
+  /** Where it is held, when joined. */
+  placed: Placement | null;
+  /** Why it is not joined: the interface is missing (pending) or the kernel refused. */
+  error?: string;
+  pending?: boolean;
+}
+
+/** Options of {@link Memberships} (tests put a model of the kernel here). */
+export interface MembershipsOptions {
+  /** Opens one kernel socket (default: ffi `IgmpSocket`). */
+  openSocket?: () => MembershipSocket;
+  /** Reads the namespace's limits (default: ffi `igmpLimits`). */
+  readLimits?: () => IgmpLimits;
+}
+
+function limitsText(l: IgmpLimits): string {
+  return `net.ipv4.igmp_max_memberships=${l.maxMemberships ?? "unreadable"}, ` +
+    `net.ipv4.igmp_max_msf=${l.maxMsf ?? "unreadable"}, ` +
+    `net.core.optmem_max=${l.optmemMax ?? "unreadable"}`;
+}
 
 /** The relay's memberships, keyed by interface, group and source. */
 export class Memberships {
   readonly #log = logger("supervisor");
-  readonly #m = new Map<string, { m: IgmpMembership | null; error?: string }>();
+  /** interface name → group → source (0: any) → membership; numbers keep sync cheap at 65,536. */
+  readonly #m = new Map<string, Map<number, Map<number, Wanted>>>();
+  #count = 0;
+  #sync = 0;
+  readonly #openSocket: () => MembershipSocket;
+  readonly #readLimits: () => IgmpLimits;
+  #packer?: SocketPacker;
 
-  /** @param links where interfaces are looked up */
-  constructor(readonly links: Links) {}
+  /**
+   * @param links where interfaces are looked up
+   * @param opts socket and limit sources (default: libmcr)
+   */
+  constructor(readonly links: Links, opts: MembershipsOptions = {}) {
+    this.#openSocket = opts.openSocket ?? (() => new IgmpSocket());
+    this.#readLimits = opts.readLimits ?? igmpLimits;
+  }
 
-  /** Join what `rules` need, leave what they no longer need. */
-  sync(rules: readonly RuleSpec[]): void {
-    const want = new Map<string, { ifname: string; group: number; source: number }>();
-    for (const r of rules) {
-      const k = `${r.input.interface}|${r.input.group}|${r.input.source}`;
-      want.set(k, { ifname: r.input.interface, group: r.input.group, source: r.input.source });
+  /** The packer, created (and the limits logged) on first use: no libmcr before. */
+  #pack(): SocketPacker {
+    if (!this.#packer) {
+      this.#packer = new SocketPacker(this.#openSocket, this.#readLimits);
+      this.#log.info("IGMP: per-socket limits in this network namespace: {limits}", {
+        limits: limitsText(this.#packer.limits),
+      });
+    } else if (this.#packer.refreshLimits()) {
+      this.#log.info("IGMP: per-socket limits changed: {limits}", {
+        limits: limitsText(this.#packer.limits),
+      });
     }
-    for (const [k, v] of this.#m) {
-      if (!want.has(k)) {
-        v.m?.close();
-        this.#m.delete(k);
-      }
-    }
-    for (const [k, w] of want) {
-      if (this.#m.get(k)?.m) continue;
-      this.#m.set(k, this.#join(w.ifname, w.group, w.source));
+    return this.#packer;
+  }
+
+  /** Every membership. */
+  *#all(): Generator<Wanted> {
+    for (const groups of this.#m.values()) {
+      for (const sources of groups.values()) yield* sources.values();
     }
   }
 
-  #join(ifname: string, group: number, source: number) {
-    const link = this.links.get(ifname);
-    if (!link) return { m: null, error: `interface ${ifname} does not exist` };
+  /** Join what `rules` need, leave what they no longer need. */
+  sync(rules: readonly RuleSpec[]): void {
+    if (rules.length === 0 && !this.#packer) return;
+    const packer = this.#pack();
+    const seen = ++this.#sync;
+    const fresh: Wanted[] = [];
+    for (const r of rules) {
+      const { interface: ifname, group, source } = r.input;
+      let groups = this.#m.get(ifname);
+      if (!groups) this.#m.set(ifname, groups = new Map());
+      let sources = groups.get(group);
+      if (!sources) groups.set(group, sources = new Map());
+      const m = sources.get(source);
+      if (m) {
+        if (m.seen !== seen && !m.placed) fresh.push(m); // not joined yet: try again
+        m.seen = seen;
+      } else {
+        const n: Wanted = { ifname, group, source, seen, placed: null };
+        sources.set(source, n);
+        this.#count++;
+        fresh.push(n);
+      }
+    }
+    // Leave first: what goes frees places for what comes.
+    for (const [ifname, groups] of this.#m) {
+      for (const [group, sources] of groups) {
+        for (const [source, m] of sources) {
+          if (m.seen === seen) continue;
+          if (m.placed) packer.leave(m.placed);
+          sources.delete(source);
+          this.#count--;
+        }
+        if (sources.size === 0) groups.delete(group);
+      }
+      if (groups.size === 0) this.#m.delete(ifname);
+    }
+    // Source-specific first, a group's sources together: a group with more
+    // sources than igmp_max_msf needs sockets of its own, which any-source
+    // groups then fill up.
+    const ssm = fresh.filter((m) => m.source !== 0).sort((a, b) =>
+      a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : a.group - b.group
+    );
+    for (const m of ssm) this.#join(packer, m);
+    for (const m of fresh) if (m.source === 0) this.#join(packer, m);
+    packer.compact();
+  }
+
+  #join(packer: SocketPacker, m: Wanted): void {
+    m.placed = null;
+    m.error = undefined;
+    m.pending = false;
+    const link = this.links.get(m.ifname);
+    if (!link) {
+      m.pending = true;
+      m.error = `interface ${m.ifname} does not exist`;
+      return;
+    }
     try {
-      return { m: new IgmpMembership(link.ifindex, group, source) };
+      m.placed = packer.join(link.ifindex, m.group, m.source);
     } catch (e) {
-      const error = (e as Error).message;
+      m.error = (e as Error).message;
       this.#log.warn("{interface}: IGMP join of {group} failed: {error}", {
-        group: formatIPv4(group),
-        interface: ifname,
-        error,
+        group: m.source ? `(${formatIPv4(m.source)}, ${formatIPv4(m.group)})` : formatIPv4(m.group),
+        interface: m.ifname,
+        error: m.error,
       });
-      return { m: null, error };
     }
   }
 
   /** (Re)join every membership on an interface (it may have been re-created). */
   rejoin(ifname: string): void {
-    for (const [k, v] of this.#m) {
-      const [name, g, s] = k.split("|");
-      if (name !== ifname) continue;
-      v.m?.close();
-      this.#m.set(k, this.#join(name, Number(g), Number(s)));
+    if (!this.#packer) return;
+    const packer = this.#pack();
+    const again: Wanted[] = [];
+    for (const sources of this.#m.get(ifname)?.values() ?? []) {
+      for (const m of sources.values()) {
+        if (m.placed) packer.leave(m.placed);
+        m.placed = null;
+        again.push(m);
+      }
     }
+    for (const m of again) this.#join(packer, m);
+    packer.compact();
   }
 
   /** Leave every group. */
   close(): void {
-    for (const v of this.#m.values()) v.m?.close();
+    this.#packer?.close();
+    for (const m of this.#all()) m.placed = null;
     this.#m.clear();
+    this.#count = 0;
+  }
+
+  /** Counts, limits and the reasons of refused joins. */
+  stats(): IgmpStats {
+    let joined = 0, pending = 0, failed = 0;
+    const failures: IgmpStats["failures"] = [];
+    for (const m of this.#all()) {
+      if (m.placed) joined++;
+      else if (m.pending) pending++;
+      else {
+        failed++;
+        if (failures.length < MAX_LISTED_FAILURES) {
+          failures.push({
+            interface: m.ifname,
+            group: formatIPv4(m.group),
+            ...(m.source ? { source: formatIPv4(m.source) } : {}),
+            reason: m.error ?? "not joined",
+          });
+        }
+      }
+    }
+    const l = this.#packer?.limits;
+    return {
+      memberships: this.#count,
+      joined,
+      pending,
+      failed,
+      sockets: this.#packer?.sockets ?? 0,
+      limits: {
+        max_memberships: l?.maxMemberships ?? null,
+        max_msf: l?.maxMsf ?? null,
+        optmem_max: l?.optmemMax ?? null,
+      },
+      failures,
+    };
   }
 }

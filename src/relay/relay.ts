@@ -17,6 +17,9 @@ import { Supervisor } from "./supervisor.ts";
 import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
 import type { RelayStats } from "./stats.ts";
+import { igmpLimits } from "../../ffi/mod.ts";
+import { logger } from "../common/log.ts";
+import { ensureFdLimit, estimateFds, FDS_HEADROOM, type FdStats, openFds } from "./fd_budget.ts";
 
 /** Convert validated rules to the supervisor's rule shape (enabled rules only). */
 export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
@@ -120,6 +123,10 @@ export class Relay implements AsyncDisposable {
   #config: Config;
   #started = false;
   #configPath?: string;
+  readonly #dataPath: DataPathOptions;
+  /** Descriptors open before the relay opened any (measured at start). */
+  #fdBaseline?: number;
+  #fds?: FdStats;
   /** Serializes rule changes (add/remove/reload/setConfig). */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -131,10 +138,8 @@ export class Relay implements AsyncDisposable {
   constructor(config: Config, options: RelayOptions = {}) {
     this.#config = config;
     this.#configPath = options.configPath;
-    this.#sup = new Supervisor({
-      ...dataPathOptions(config),
-      workerModule: options.workerModule,
-    });
+    this.#dataPath = { ...dataPathOptions(config), workerModule: options.workerModule };
+    this.#sup = new Supervisor(this.#dataPath);
   }
 
   /**
@@ -276,19 +281,68 @@ export class Relay implements AsyncDisposable {
    */
   async #apply(config: Config): Promise<void> {
     checkCapacity(config.rules);
-    if (this.#started) await this.#sup.setRules(ruleSpecs(config.rules));
+    if (this.#started) {
+      const specs = ruleSpecs(config.rules);
+      this.#ensureFds(specs);
+      await this.#sup.setRules(specs);
+    }
     this.#config = config;
   }
 
   /**
+   * Make room in RLIMIT_NOFILE for `rules` (src/relay/fd_budget.ts): raise the
+   * soft limit to the hard one when they need more, log what was done.
+   * @throws {FdLimitError} when even the hard limit is too low (nothing changed)
+   */
+  #ensureFds(rules: RuleSpec[]): void {
+    const first = this.#fdBaseline === undefined;
+    this.#fdBaseline ??= openFds();
+    const need = estimateFds(rules, this.#dataPath, igmpLimits(), this.#fdBaseline);
+    const r = ensureFdLimit(need);
+    const log = logger("supervisor");
+    const figures = {
+      needed: need.total,
+      soft: r.stats.soft_limit ?? "unlimited",
+      hard: r.stats.hard_limit ?? "unlimited",
+      igmp: need.igmp,
+    };
+    if (r.raised) {
+      log.info(
+        "raised the open-file limit (RLIMIT_NOFILE) from {from} to {soft}: the rules need " +
+          "about {needed} file descriptors ({igmp} of them IGMP sockets)",
+        { ...figures, from: r.stats.raised_from },
+      );
+    } else if (first) {
+      log.info(
+        "file descriptors: the rules need about {needed} ({igmp} IGMP sockets); " +
+          "RLIMIT_NOFILE soft {soft}, hard {hard}",
+        figures,
+      );
+    }
+    if (r.tight && (first || r.raised)) {
+      log.warn(
+        "the open-file limit (hard {hard}) leaves less than {headroom} file descriptors " +
+          "beyond what the rules need ({needed}): control clients may be refused; raise it " +
+          "(ulimit -n, LimitNOFILE= in a systemd unit)",
+        { ...figures, headroom: FDS_HEADROOM },
+      );
+    }
+    this.#fds = r.stats;
+  }
+
+  /**
    * Open rings and start forwarding; resolves once every worker has its rules (or failed).
+   * Raises the soft open-file limit when the rules need more descriptors.
    * @throws {ConfigError} when the rules exceed the relay's limits (nothing is started)
+   * @throws {FdLimitError} when the hard open-file limit is too low for the rules
    */
   start(): Promise<void> {
     return this.#serial(async () => {
       if (this.#started) return;
       checkCapacity(this.#config.rules);
-      await this.#sup.setRules(ruleSpecs(this.#config.rules));
+      const specs = ruleSpecs(this.#config.rules);
+      this.#ensureFds(specs);
+      await this.#sup.setRules(specs);
       this.#started = true;
     });
   }
@@ -304,7 +358,13 @@ export class Relay implements AsyncDisposable {
 
   /** Snapshot of all counters. */
   stats(): RelayStats {
-    return this.#sup.stats();
+    const s = this.#sup.stats();
+    if (!this.#fds) return s;
+    let open: number | null = null;
+    try {
+      open = openFds();
+    } catch { /* libmcr not loaded: keep the last figure */ }
+    return { ...s, fds: { ...this.#fds, open: open ?? this.#fds.open } };
   }
 
   /** True when a worker could not open its rings for lack of CAP_NET_RAW. */

@@ -23,6 +23,8 @@ import { linkProblem, linkUsable } from "../datapath/link_table.ts";
 import { Drop, DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
+import type { IgmpStats } from "./igmp.ts";
+import type { FdStats } from "./fd_budget.ts";
 
 /** One fanout member of an input interface: its RX ring in one worker. */
 export interface WorkerStats {
@@ -178,6 +180,10 @@ export interface RelayStats {
   workers: WorkerStats[];
   /** Per data-path worker. */
   pool: PoolWorkerStats[];
+  /** IGMP memberships: counts, sockets, the namespace's per-socket limits, refused joins. */
+  igmp?: IgmpStats;
+  /** File descriptors: open, RLIMIT_NOFILE, what the configuration needs (set once started). */
+  fds?: FdStats;
 }
 
 /** What {@link collectStats} reads of a data-path worker (relay/pool.ts `DataWorker`). */
@@ -263,7 +269,8 @@ export function collectStats(src: StatsSource): RelayStats {
     const hb = w.counters[W.heartbeat];
     return w.worker && w.state === "running" && hb ? Math.max(0, now - hb) : null;
   };
-  for (const rt of src.inputs) {
+  const inputs = [...src.inputs]; // read twice below
+  for (const rt of inputs) {
     const base = inBase(rt.slot);
     // a worker's counts belong to this interface once it has taken up this assignment of the slot
     const blocks: Float64Array[] = [];
@@ -394,7 +401,7 @@ export function collectStats(src: StatsSource): RelayStats {
   }
   const pool: PoolWorkerStats[] = [];
   const served = new Map<WorkerView, number>();
-  for (const rt of src.inputs) {
+  for (const rt of inputs) {
     for (const m of rt.members) served.set(m.worker, (served.get(m.worker) ?? 0) + 1);
   }
   for (const w of src.workers) {

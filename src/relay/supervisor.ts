@@ -125,13 +125,15 @@ export class Supervisor {
 
   /** Snapshot of all counters and states. */
   stats(): RelayStats {
-    return collectStats({
+    const s = collectStats({
       inputs: this.#inputs.values(),
       workers: this.#pool.all(),
       retired: this.#retired,
       links: this.#links,
       outputErrors: this.#outErrors.map,
     });
+    // the IGMP memberships' counts, limits and refusals
+    return { ...s, igmp: this.#igmp.stats() };
   }
 
   /** True when some ring or worker failed for lack of privileges (CAP_NET_RAW). */

@@ -121,7 +121,10 @@ const StatsSchema = z.object({
   drops: z.record(z.string(), Count),
   drops_ps: z.record(z.string(), z.number().nonnegative()),
 });
-const WorkersSchema = z.object({ workers: z.array(Worker).min(1) });
+const WorkersSchema = z.object({
+  workers: z.array(Worker).min(1),
+  pool: z.array(z.object({ interfaces: Count, rings: Count })).min(1),
+});
 
 /** The shared chain topology (lab/netns.ts). */
 const chain = chainTopology;
@@ -197,7 +200,9 @@ Deno.test({
         ["cam1", "active"],
         ["camx", "active"],
       ]);
-      WorkersSchema.parse(await d.ok("workers"));
+      const ws = WorkersSchema.parse(await d.ok("workers"));
+      // one pool worker serves the one input interface, with one RX ring on it
+      assert.deepEqual(ws.pool.map((w) => [w.interfaces, w.rings]), [[1, 1]]);
       await stats();
       const listCli = await d.ctl("--json", "list");
       assert.equal(listCli.code, 0, listCli.stderr);

@@ -86,7 +86,7 @@ Deno.test(
 
 /** Runs in the child (inside a namespace): every kind, printing the count after each step. */
 const CHILD = `
-import { Forwarder, IgmpMembership, ifaceByName, liveObjects, RxRing, TxRing, Waker } from "${REPO}/ffi/mod.ts";
+import { Forwarder, IgmpSocket, ifaceByName, liveObjects, RxRing, TxRing, Waker } from "${REPO}/ffi/mod.ts";
 const steps = [];
 const note = (what) => steps.push([what, liveObjects()]);
 note("start");
@@ -104,14 +104,15 @@ f.setTemplate(0, { kind: "ring", ifindex: v.ifindex, srcIp: 0x0a000001, dstIp: 0
   srcPort: 0, dstPort: 5001, ttl: 1, tos: 0, dstMac: new Uint8Array([1,0,0x5e,1,1,1]),
   srcMac: new Uint8Array(v.mac ?? [2,0,0,0,0,1]), tx });
 note("fwd");
-const m = new IgmpMembership(v.ifindex, 0xef010101);
-const m2 = new IgmpMembership(v.ifindex, 0xe8010101, 0x0a000005);
+const m = new IgmpSocket();
+m.add(v.ifindex, 0xef010101);
+m.add(v.ifindex, 0xe8010101, 0x0a000005); // one socket holds both
 note("igmp");
 let failed = 0;
 try { new RxRing({ ifindex: 999999 }); } catch { failed++; }
 try { new TxRing({ ifindex: 999999 }); } catch { failed++; }
 note("failed-opens");
-m2.close(); m.close();
+m.drop(v.ifindex, 0xe8010101, 0x0a000005); m.close();
 f.setTemplate(0, null); f.close();
 tx.close(); rx3.close(); rx.close(); w.close();
 rx.close(); tx.close(); f.close(); m.close(); w.close(); // idempotent
@@ -120,7 +121,7 @@ console.log(JSON.stringify({ steps, failed }));
 `;
 
 Deno.test({
-  name: "ffi: RX/TX rings, ring templates, IGMP memberships return the live count to 0 (root)",
+  name: "ffi: RX/TX rings, ring templates, IGMP sockets return the live count to 0 (root)",
   ignore: !!noLib || skipReason() !== null,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -147,9 +148,9 @@ Deno.test({
       assert.equal(counts.rx3, 3);
       assert.equal(counts.tx, 4);
       assert.equal(counts.fwd, 5);
-      assert.equal(counts.igmp, 7);
+      assert.equal(counts.igmp, 6, "one IGMP socket for two memberships");
       assert.equal(r.failed, 2);
-      assert.equal(counts["failed-opens"], 7, "failed opens leave no live object");
+      assert.equal(counts["failed-opens"], 6, "failed opens leave no live object");
       assert.equal(counts.closed, 0, "every handle closed");
     } finally {
       await t.destroy();
