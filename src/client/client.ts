@@ -230,6 +230,7 @@ export class ControlClient implements AsyncDisposable {
           this.#resume = null;
         }
         if (next instanceof Error) throw next;
+        done = !next.ok || next.more !== true;
         if (!next.ok) throw new ControlRefusedError(next);
         const records = (next.result as { records?: unknown } | null)?.records;
         if (!Array.isArray(records)) {
@@ -237,7 +238,6 @@ export class ControlClient implements AsyncDisposable {
             `the daemon answered "${cmd}" without a stream (an older mcr?)`,
           );
         }
-        done = next.more !== true;
         yield records as T[];
       }
     } finally {

@@ -236,6 +236,15 @@ export function requestFor(
   }
 }
 
+/**
+ * The request a `ctl` command line makes (arguments after `ctl`).
+ * @throws {Error} a usage error, saying what is wrong
+ */
+export function ctlRequest(argv: string[]): { cmd: string; args: Record<string, unknown> } {
+  const p = parse(argv);
+  return requestFor(p.values, p.positionals);
+}
+
 function absolute(p: string): string {
   return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
 }
@@ -295,11 +304,19 @@ function refused(v: Values, cmd: string, reply: ErrReply): number {
 
 const encoder = new TextEncoder();
 
+/** Stdout was closed by its reader (`ctl list | head`): stop quietly. */
+class StdoutClosed extends Error {}
+
 /** Write all of `text` to stdout (blocking, so a slow reader slows the stream down). */
 function print(text: string): void {
   const b = encoder.encode(text);
   let off = 0;
-  while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+  try {
+    while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) throw new StdoutClosed();
+    throw e;
+  }
 }
 
 /**
@@ -355,6 +372,7 @@ export async function runCtl(argv: string[]): Promise<number> {
     try {
       return await streamed(v, req.cmd, req.args, timeoutMs);
     } catch (e) {
+      if (e instanceof StdoutClosed) return CTL_EXIT.ok;
       if (e instanceof ControlRefusedError) return refused(v, req.cmd, e.reply);
       if (e instanceof ControlConnectionError || e instanceof RecordStreamError) {
         return unreachable(e.message);

@@ -21,12 +21,9 @@ import {
   formatInterfaces,
   formatWorkers,
   jsonTermSafe,
-  LIST_COLUMNS,
-  listRows,
   noRules,
   reasonLines,
-  RULE_RATE_COLUMNS,
-  ruleRateRows,
+  ruleTable,
   selectionHead,
   selectionHint,
 } from "./format.ts";
@@ -63,6 +60,7 @@ type KindRecord = { kind: string };
 export class RecordPrinter {
   #header: Header | null = null;
   #table: BlockTable | null = null;
+  #rows: ((r: ListedRule & RuleWithRate) => string[][]) | null = null;
   #rules = 0;
   #reasons: string[] = [];
   readonly #interfaces: InterfaceWithRate[] = [];
@@ -85,8 +83,9 @@ export class RecordPrinter {
         this.#header = x as Header;
         const head = selectionHead(this.#header);
         if (head.length) this.write(head.join("\n"));
-        const columns = this.cmd === "list" ? LIST_COLUMNS : RULE_RATE_COLUMNS;
+        const [columns, rows] = ruleTable(this.cmd, this.#header.summary !== undefined);
         this.#table = new BlockTable(columns, this.write);
+        this.#rows = rows;
         continue;
       }
       switch (x?.kind) {
@@ -110,13 +109,9 @@ export class RecordPrinter {
       throw new RecordStreamError(`a rule after the interfaces in the ${this.cmd} stream`);
     }
     this.#rules++;
-    if (this.cmd === "list") {
-      const r = x as unknown as ListedRule;
-      for (const row of listRows(r)) this.#table!.add(row);
-      this.#reasons.push(...reasonLines([r]));
-    } else {
-      for (const row of ruleRateRows(x as unknown as RuleWithRate)) this.#table!.add(row);
-    }
+    const r = x as unknown as ListedRule & RuleWithRate;
+    for (const row of this.#rows!(r)) this.#table!.add(row);
+    if (this.cmd === "list") this.#reasons.push(...reasonLines([r]));
   }
 
   /**

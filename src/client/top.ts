@@ -12,7 +12,6 @@ import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError } from "./client.ts";
 import {
   outputDrops,
-  type RuleWithRate,
   SORT_KEYS,
   type SortKey,
   type StatsResult,
@@ -26,6 +25,8 @@ import {
   mbit,
   num,
   rate,
+  RULE_LINE_COLUMNS,
+  ruleLine,
   stateText,
   table,
   termSafe,
@@ -59,11 +60,6 @@ export function topArgs(
   filter: Pick<ViewArgs, "interface" | "group">,
 ): ViewArgs {
   return { ...filter, view: "summary", sort, limit: Math.max(1, rules) };
-}
-
-function outputsText(r: RuleWithRate): string {
-  const bad = r.outputs.filter((o) => o.state !== "active").length;
-  return `${r.outputs.length}${bad ? ` (${bad} not active)` : ""}`;
 }
 
 /**
@@ -114,19 +110,9 @@ export function renderTop(
   const ruleRows = Math.max(1, Math.min(s.rules.length, room - ifText.length));
   const rules = s.rules.slice(0, ruleRows);
   const by = s.sort ? ` by ${s.sort}` : "";
-  const ruleText = rules.length === 0 ? ["no rules"] : table([
-    ["RULE", "STATE", "INPUT", "OUTPUTS", "PPS", "MBIT/S", "OUT PPS", "DROPS"],
-    ...rules.map((r) => [
-      r.name,
-      r.state,
-      `${r.input.interface} ${r.input.group}:${r.input.port}`,
-      outputsText(r),
-      rate(r.pps),
-      mbit(r.bps),
-      rate(r.outputs.reduce((a, o) => a + o.pps, 0)),
-      num(r.outputs.reduce((a, o) => a + outputDrops(o), 0)),
-    ]),
-  ]).split("\n");
+  const ruleText = rules.length === 0
+    ? ["no rules"]
+    : table([RULE_LINE_COLUMNS, ...rules.map(ruleLine)]).split("\n");
   const shown = rules.length < matched ? `top ${rules.length} of ${num(matched)} rules${by}` : "";
   const body = [
     ...ifText,

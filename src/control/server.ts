@@ -300,12 +300,14 @@ export class ControlServer implements AsyncDisposable {
       return [encodeLine(this.#failure(id, cmd, e))];
     }
     if (result instanceof StreamedResult) return this.#parts(id, cmd, result);
-    const bytes = encodeLine(okReply(id, result));
-    if (bytes.length - 1 <= MAX_REPLY_BYTES) return [bytes];
+    // A string's length never exceeds its UTF-8 size: most too long replies are never encoded.
+    const text = JSON.stringify(okReply(id, result));
+    const bytes = text.length <= MAX_REPLY_BYTES ? new TextEncoder().encode(text + "\n") : null;
+    if (bytes && bytes.length - 1 <= MAX_REPLY_BYTES) return [bytes];
     return [encodeLine(errReply(
       id,
       "reply_too_large",
-      `the reply to ${cmd} would be ${bytes.length - 1} bytes, more than the ${MAX_REPLY_BYTES} ` +
+      `the reply to ${cmd} would be more than the ${MAX_REPLY_BYTES} bytes ` +
         `one reply may hold: ask for a stream (args.stream, as \`ctl\` does), a filter, a ` +
         `summary or a limit`,
     ))];
