@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { RelayStats } from "../relay/stats.ts";
+import type { RelayStats, RuleStats } from "../relay/stats.ts";
 
 /** Packets and bits per second. */
 export interface Rate {
@@ -23,26 +23,60 @@ export interface InterfaceRate extends Rate {
   kernel_drops_ps: number;
 }
 
+/** Rate of one output of a rule, with what identifies the output. */
+export interface OutputRate extends Rate {
+  /** Output interface. */
+  interface: string;
+  /** Destination group or address. */
+  group: string;
+  /** Destination port. */
+  port: number;
+}
+
 /** Rates between the last two samples. */
 export interface Rates {
   /** Length of the window in seconds (0 before the second sample). */
   window_s: number;
   /** By rule id. */
   rules: Map<string, Rate>;
-  /** By `${ruleId}|${interface}|${group}|${port}`. */
-  outputs: Map<string, Rate>;
+  /**
+   * By rule id: the rule's outputs in its order. Kept per rule rather than
+   * by a string key per output: at 65,536 rules with 4 outputs, building and
+   * hashing a key per output cost seconds per request (bench/ctl_scale.ts).
+   */
+  outputs: Map<string, OutputRate[]>;
   /** By interface name. */
   interfaces: Map<string, InterfaceRate>;
   /** Drops per second by reason. */
   drops: Record<string, number>;
 }
 
-/** Key of an output in {@link Rates.outputs} (rule id and the output as the stats show it). */
-export function outputRateKey(
+/** What identifies an output of a rule. */
+type OutputKey = { interface: string; group: string; port: number };
+
+/**
+ * The entry of `list` for output `o`, expected at `index` (the outputs of a
+ * rule keep their order), else searched for (a reload may have changed them).
+ */
+function findOutput<T extends OutputKey>(
+  list: readonly T[] | undefined,
+  o: OutputKey,
+  index: number,
+): T | undefined {
+  if (!list) return undefined;
+  const same = (x: T) => x.port === o.port && x.interface === o.interface && x.group === o.group;
+  const at = list[index];
+  return at && same(at) ? at : list.find(same);
+}
+
+/** Rate of output `o` (the `index`-th) of rule `ruleId`, if the rates know it. */
+export function outputRate(
+  rates: Rates,
   ruleId: string,
-  o: { interface: string; group: string; port: number },
-): string {
-  return `${ruleId}|${o.interface}|${o.group}|${o.port}`;
+  o: OutputKey,
+  index: number,
+): Rate | undefined {
+  return findOutput(rates.outputs.get(ruleId), o, index);
 }
 
 interface Sample {
@@ -50,17 +84,8 @@ interface Sample {
   s: RelayStats;
 }
 
-function flatten(s: RelayStats) {
-  const rules = new Map<string, { p: number; b: number }>();
-  const outputs = new Map<string, { p: number; b: number }>();
-  const ifs = new Map<string, { p: number; b: number; d: number }>();
-  for (const r of s.rules) {
-    rules.set(r.id, { p: r.packets, b: r.bytes });
-    for (const o of r.outputs) outputs.set(outputRateKey(r.id, o), { p: o.packets, b: o.bytes });
-  }
-  for (const i of s.interfaces) ifs.set(i.name, { p: i.frames, b: i.bytes, d: i.kernel_drops });
-  return { rules, outputs, ifs, drops: s.drops };
-}
+/** The rules of a snapshot by id. */
+const byId = (s: RelayStats) => new Map<string, RuleStats>(s.rules.map((r) => [r.id, r]));
 
 /** Rate of a counter going from `a` to `b` over `dt` seconds (a restart resets to 0). */
 const per = (a: number | undefined, b: number, dt: number) =>
@@ -114,26 +139,39 @@ export class RateTracker implements Disposable {
     };
     if (!this.#prev || !this.#last) return r;
     const dt = (this.#last.t - this.#prev.t) / 1000;
-    const a = flatten(this.#prev.s);
-    const b = flatten(this.#last.s);
+    const a = byId(this.#prev.s);
     r.window_s = Math.round(dt * 1000) / 1000;
-    for (const [k, v] of b.rules) {
-      const o = a.rules.get(k);
-      r.rules.set(k, { pps: per(o?.p, v.p, dt), bps: 8 * per(o?.b, v.b, dt) });
+    for (const rule of this.#last.s.rules) {
+      const was = a.get(rule.id);
+      r.rules.set(rule.id, {
+        pps: per(was?.packets, rule.packets, dt),
+        bps: 8 * per(was?.bytes, rule.bytes, dt),
+      });
+      r.outputs.set(
+        rule.id,
+        rule.outputs.map((o, i) => {
+          const w = findOutput(was?.outputs, o, i);
+          return {
+            interface: o.interface,
+            group: o.group,
+            port: o.port,
+            pps: per(w?.packets, o.packets, dt),
+            bps: 8 * per(w?.bytes, o.bytes, dt),
+          };
+        }),
+      );
     }
-    for (const [k, v] of b.outputs) {
-      const o = a.outputs.get(k);
-      r.outputs.set(k, { pps: per(o?.p, v.p, dt), bps: 8 * per(o?.b, v.b, dt) });
-    }
-    for (const [k, v] of b.ifs) {
-      const o = a.ifs.get(k);
-      r.interfaces.set(k, {
-        pps: per(o?.p, v.p, dt),
-        bps: 8 * per(o?.b, v.b, dt),
-        kernel_drops_ps: per(o?.d, v.d, dt),
+    const ifs = new Map(this.#prev.s.interfaces.map((i) => [i.name, i]));
+    for (const i of this.#last.s.interfaces) {
+      const o = ifs.get(i.name);
+      r.interfaces.set(i.name, {
+        pps: per(o?.frames, i.frames, dt),
+        bps: 8 * per(o?.bytes, i.bytes, dt),
+        kernel_drops_ps: per(o?.kernel_drops, i.kernel_drops, dt),
       });
     }
-    for (const [k, v] of Object.entries(b.drops)) r.drops[k] = per(a.drops[k], v, dt);
+    const drops = this.#prev.s.drops;
+    for (const [k, v] of Object.entries(this.#last.s.drops)) r.drops[k] = per(drops[k], v, dt);
     return this.#rates = r;
   }
 

@@ -18,7 +18,7 @@ import type { RuleConfig } from "../config/types.ts";
 import { parseIPv4 } from "../common/net.ts";
 import type { RelayStats, RuleStats } from "../relay/stats.ts";
 import { ControlError } from "./protocol.ts";
-import { outputRateKey, type Rates } from "./rates.ts";
+import { outputRate, type Rates } from "./rates.ts";
 import {
   AUTO_SUMMARY_RULES,
   type InterfaceSummary,
@@ -291,19 +291,19 @@ export function ruleWithRate(rule: RuleStats, rates: Rates): RuleWithRate {
   return {
     ...rule,
     ...shown(rates.rules.get(rule.id)),
-    outputs: rule.outputs.map((o) => ({
+    outputs: rule.outputs.map((o, i) => ({
       ...o,
-      ...shown(rates.outputs.get(outputRateKey(rule.id, o))),
+      ...shown(outputRate(rates, rule.id, o, i)),
     })),
   };
 }
 
 function statsFacts(rule: RuleStats, rates: Rates): Facts {
   let outPps = 0, drops = 0;
-  for (const o of rule.outputs) {
-    outPps += roundPps(rates.outputs.get(outputRateKey(rule.id, o))?.pps ?? 0);
+  rule.outputs.forEach((o, i) => {
+    outPps += roundPps(outputRate(rates, rule.id, o, i)?.pps ?? 0);
     drops += outputDrops(o);
-  }
+  });
   const r = shown(rates.rules.get(rule.id));
   return {
     name: rule.name,
@@ -451,7 +451,7 @@ export function listedRule({ c, s }: Joined, rates: Rates): ListedRule {
     outputs: c.outputs.map((o, i) => {
       const so = s?.outputs[i];
       if (so) drops += outputDrops(so);
-      const or = so ? shown(rates.outputs.get(outputRateKey(s!.id, so))) : zeroRate;
+      const or = so ? shown(outputRate(rates, s!.id, so, i)) : zeroRate;
       return {
         interface: o.interface,
         group: o.group,
