@@ -1,6 +1,8 @@
 /**
  * `cli.ts ctl`: the thin client. Tables for people, `--json` for machines
- * (the reply's `result`, or the whole error reply, on stdout).
+ * (the reply's `result`, or the whole error reply, on stdout; for `list` and
+ * `stats`, JSON Lines: one record per line, printed as the daemon streams
+ * them).
  *
  * Exit codes: 0 ok; 1 the daemon refused the request (invalid rule, no such
  * rule, invalid file, a `check` that found problems); 2 usage error; 3 the
@@ -13,10 +15,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ControlClient, ControlConnectionError } from "./client.ts";
-import { DEFAULT_CONTROL_SOCKET, type Reply } from "../control/protocol.ts";
-import type { ListedRule, StatsResult, WorkerInfo } from "../control/results.ts";
-import { formatList, formatStatsResult, formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
+import { ControlClient, ControlConnectionError, ControlRefusedError } from "./client.ts";
+import { DEFAULT_CONTROL_SOCKET, type ErrReply, type Reply } from "../control/protocol.ts";
+import { SORT_KEYS, type SortKey, type ViewArgs, type WorkerInfo } from "../control/results.ts";
+import { formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
+import { jsonLines, RecordPrinter, RecordStreamError } from "./listing.ts";
 
 /** Exit codes of `ctl`. */
 export const CTL_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
@@ -28,8 +31,20 @@ export const CTL_USAGE =
 Commands:
   version                      daemon and protocol version
   ping                         is the daemon answering?
-  list                         rules with state (active/pending/error/disabled) and counters
-  stats                        counters and rates per rule, output, interface, worker; drops
+  list [NAME] [FILTER] [VIEW]  rules with state (active/pending/error/disabled) and counters
+  stats [NAME] [FILTER] [VIEW] counters and rates per rule, output, interface, worker; drops
+      NAME                     one rule (by name, else by id)
+      --interface IF           rules whose input is on IF or with an output on IF
+      --group G                rules whose input group is G or with an output to G
+      --all                    every matching rule (default: a summary and the top
+                               rules when more than 50 match)
+      --summary                the summary even for a few rules
+      --sort KEY               ${SORT_KEYS.join("|")} (name ascending, others
+                               highest first; a summary's top rules: pps)
+      --limit N                at most N rules (a summary's top: 10)
+      with --json: every matching rule (or --summary, --limit) as JSON Lines:
+      a header record, then one record per rule (stats: then per interface,
+      per worker), printed as they arrive
   workers                      data-path workers
   add --input-interface IF --input-group G --input-port P --outputs G:P:IF[,G:P:IF...]
       [--name NAME] [--input-source S] [--vlan V] [--ttl T] [--dscp D]
@@ -76,6 +91,12 @@ function parse(argv: string[]) {
         outputs: { type: "string" },
         ttl: { type: "string" },
         dscp: { type: "string" },
+        interface: { type: "string" },
+        group: { type: "string" },
+        all: { type: "boolean", default: false },
+        summary: { type: "boolean", default: false },
+        sort: { type: "string" },
+        limit: { type: "string" },
       },
     });
   } catch (e) {
@@ -138,6 +159,36 @@ export function ruleFromArgs(v: Values, positionals: string[]): Record<string, u
   return rule;
 }
 
+/**
+ * The arguments of `list`/`stats` from the command line: the filter, the
+ * view (`--json` or `--all`: every rule; `--summary`; else `auto`), order
+ * and limit, always streamed.
+ */
+export function viewArgsFor(v: Values, rest: string[], cmd: string): ViewArgs {
+  if (rest.length > 1) throw new CtlUsage(`${cmd}: unexpected argument "${rest[1]}"`);
+  if (v.all && v.summary) throw new CtlUsage(`${cmd}: --all and --summary exclude each other`);
+  if (v.sort !== undefined && !(SORT_KEYS as readonly string[]).includes(v.sort)) {
+    throw new CtlUsage(`${cmd}: --sort must be one of ${SORT_KEYS.join(", ")}`);
+  }
+  let limit: number | undefined;
+  if (v.limit !== undefined) {
+    limit = /^\d+$/.test(v.limit) ? Number(v.limit) : NaN;
+    if (!(Number.isSafeInteger(limit) && limit >= 1)) {
+      throw new CtlUsage(`${cmd}: --limit must be a positive integer`);
+    }
+  }
+  const a: ViewArgs = {
+    view: v.summary ? "summary" : v.all || v.json ? "full" : "auto",
+    stream: true,
+  };
+  if (rest[0] !== undefined) a.rule = rest[0];
+  if (v.interface !== undefined) a.interface = v.interface;
+  if (v.group !== undefined) a.group = v.group;
+  if (v.sort !== undefined) a.sort = v.sort as SortKey;
+  if (limit !== undefined) a.limit = limit;
+  return a;
+}
+
 /** The request a command line makes. */
 export function requestFor(
   v: Values,
@@ -150,10 +201,11 @@ export function requestFor(
   switch (cmd) {
     case undefined:
       throw new CtlUsage("missing command");
-    case "version":
-    case "ping":
     case "list":
     case "stats":
+      return { cmd, args: { ...viewArgsFor(v, rest, cmd) } };
+    case "version":
+    case "ping":
     case "workers":
       noMore(0);
       return { cmd, args: {} };
@@ -184,6 +236,15 @@ export function requestFor(
   }
 }
 
+/**
+ * The request a `ctl` command line makes (arguments after `ctl`).
+ * @throws {Error} a usage error, saying what is wrong
+ */
+export function ctlRequest(argv: string[]): { cmd: string; args: Record<string, unknown> } {
+  const p = parse(argv);
+  return requestFor(p.values, p.positionals);
+}
+
 function absolute(p: string): string {
   return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
 }
@@ -196,10 +257,6 @@ function human(cmd: string, result: unknown): string {
         `config ${r.config ?? "-"}, up ${r.uptime_s} s`;
     case "ping":
       return `pong (up ${r.uptime_s} s)`;
-    case "list":
-      return formatList(r.rules as ListedRule[]);
-    case "stats":
-      return formatStatsResult(result as StatsResult);
     case "workers":
       return formatWorkers(r.workers as WorkerInfo[]);
     case "add": {
@@ -236,6 +293,52 @@ function human(cmd: string, result: unknown): string {
   }
 }
 
+/** Report an error reply; returns the exit code. */
+function refused(v: Values, cmd: string, reply: ErrReply): number {
+  if (v.json) console.log(jsonTermSafe(JSON.stringify(reply)));
+  else console.error(termSafe(`mcr ctl: ${cmd}: ${reply.error.message} [${reply.error.code}]`));
+  return reply.error.code === "bad_request" || reply.error.code === "unsupported_version"
+    ? CTL_EXIT.unreachable
+    : CTL_EXIT.refused;
+}
+
+const encoder = new TextEncoder();
+
+/** Stdout was closed by its reader (`ctl list | head`): stop quietly. */
+class StdoutClosed extends Error {}
+
+/** Write all of `text` to stdout (blocking, so a slow reader slows the stream down). */
+function print(text: string): void {
+  const b = encoder.encode(text);
+  let off = 0;
+  try {
+    while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) throw new StdoutClosed();
+    throw e;
+  }
+}
+
+/**
+ * `list`/`stats`: print the records as they arrive, as JSON Lines or tables.
+ * @throws {ControlRefusedError} {ControlConnectionError} {RecordStreamError}
+ */
+async function streamed(
+  v: Values,
+  cmd: "list" | "stats",
+  args: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<number> {
+  await using c = await ControlClient.connect(v["control-socket"]!, timeoutMs);
+  const printer = v.json ? null : new RecordPrinter(cmd, (text) => print(termSafe(text) + "\n"));
+  for await (const records of c.stream(cmd, args)) {
+    if (printer) printer.push(records);
+    else print(jsonLines(records));
+  }
+  printer?.end();
+  return CTL_EXIT.ok;
+}
+
 /** Run `ctl` with its arguments; returns the exit code. */
 export async function runCtl(argv: string[]): Promise<number> {
   let v: Values;
@@ -256,33 +359,36 @@ export async function runCtl(argv: string[]): Promise<number> {
     throw e;
   }
   const timeout = Number(v.timeout);
+  const timeoutMs = Number.isFinite(timeout) && timeout > 0 ? timeout : 10_000;
+  const unreachable = (message: string) => {
+    if (v.json) {
+      console.log(
+        jsonTermSafe(JSON.stringify({ ok: false, error: { code: "unreachable", message } })),
+      );
+    } else console.error(termSafe(`mcr ctl: ${message}`));
+    return CTL_EXIT.unreachable;
+  };
+  if (req.cmd === "list" || req.cmd === "stats") {
+    try {
+      return await streamed(v, req.cmd, req.args, timeoutMs);
+    } catch (e) {
+      if (e instanceof StdoutClosed) return CTL_EXIT.ok;
+      if (e instanceof ControlRefusedError) return refused(v, req.cmd, e.reply);
+      if (e instanceof ControlConnectionError || e instanceof RecordStreamError) {
+        return unreachable(e.message);
+      }
+      throw e;
+    }
+  }
   let reply: Reply;
   try {
-    await using c = await ControlClient.connect(
-      v["control-socket"]!,
-      Number.isFinite(timeout) && timeout > 0 ? timeout : 10_000,
-    );
+    await using c = await ControlClient.connect(v["control-socket"]!, timeoutMs);
     reply = await c.request(req.cmd, req.args);
   } catch (e) {
     if (!(e instanceof ControlConnectionError)) throw e;
-    if (v.json) {
-      console.log(
-        jsonTermSafe(
-          JSON.stringify({ ok: false, error: { code: "unreachable", message: e.message } }),
-        ),
-      );
-    } else console.error(termSafe(`mcr ctl: ${e.message}`));
-    return CTL_EXIT.unreachable;
+    return unreachable(e.message);
   }
-  if (!reply.ok) {
-    if (v.json) console.log(jsonTermSafe(JSON.stringify(reply)));
-    else {
-      console.error(termSafe(`mcr ctl: ${req.cmd}: ${reply.error.message} [${reply.error.code}]`));
-    }
-    return reply.error.code === "bad_request" || reply.error.code === "unsupported_version"
-      ? CTL_EXIT.unreachable
-      : CTL_EXIT.refused;
-  }
+  if (!reply.ok) return refused(v, req.cmd, reply);
   if (v.json) console.log(jsonTermSafe(JSON.stringify(reply.result)));
   else console.log(termSafe(human(req.cmd, reply.result)));
   if (req.cmd === "check" && !(reply.result as { valid: boolean }).valid) return CTL_EXIT.refused;

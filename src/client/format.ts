@@ -7,7 +7,20 @@
  *
  * @module
  */
-import type { ListedRule, StatsResult, WorkerInfo } from "../control/results.ts";
+import {
+  type InterfaceWithRate,
+  LIST_STATES,
+  type ListedRule,
+  outputDrops,
+  type RuleFilter,
+  type RuleWithRate,
+  type Selection,
+  SORT_KEYS,
+  type StateCounts,
+  type StatsResult,
+  type Summary,
+  type WorkerInfo,
+} from "../control/results.ts";
 
 /**
  * Characters a terminal acts on or that hide or reorder text: C0 controls,
@@ -50,6 +63,24 @@ export function jsonTermSafe(json: string): string {
   return json.replace(UNSAFE_IN_TEXT, escape);
 }
 
+/** Whether a cell holds a number (right-aligned in tables). */
+const numeric = (s: string) => /^[-+]?[\d.,]+[kMG]?$/.test(s);
+
+/** The width of each column of `rows` (escaped cells), at least `min`. */
+function widthsOf(rows: string[][], min: readonly number[] = []): number[] {
+  const w = [...min];
+  for (const r of rows) r.forEach((v, c) => w[c] = Math.max(w[c] ?? 0, v.length));
+  return w;
+}
+
+/** Escaped rows as aligned lines; `header` rows at the top are never right-aligned. */
+function alignRows(rows: string[][], w: readonly number[], header: number): string {
+  return rows.map((r, i) =>
+    r.map((v, c) => (i >= header && numeric(v) ? v.padStart(w[c]) : v.padEnd(w[c]))).join("  ")
+      .trimEnd()
+  ).join("\n");
+}
+
 /**
  * Align rows into columns (first row is the header). Right-aligns
  * numeric-looking cells. Cells are escaped with {@link lineSafe} first.
@@ -57,17 +88,65 @@ export function jsonTermSafe(json: string): string {
 export function table(cells: string[][]): string {
   if (cells.length === 0) return "";
   const rows = cells.map((r) => r.map((v) => lineSafe(v ?? "")));
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
-  const numeric = (s: string) => /^[-+]?[\d.,]+[kMG]?$/.test(s);
-  return rows.map((r, i) =>
-    r.map((v, c) => (i > 0 && numeric(v) ? v.padStart(w[c]) : v.padEnd(w[c]))).join("  ")
-      .trimEnd()
-  ).join("\n");
+  return alignRows(rows, widthsOf(rows), 1);
 }
+
+/**
+ * A table printed while its rows arrive: rows are aligned in blocks of
+ * `block`, each block at least as wide as the ones before (a column widens
+ * when a later block needs it, never narrows), so memory stays one block
+ * however many rows come. Cells are escaped with {@link lineSafe}.
+ */
+export class BlockTable {
+  #rows: string[][] = [];
+  #widths: number[] = [];
+  #header: string[] | null;
+
+  /**
+   * Create a table.
+   * @param header column titles (printed with the first block)
+   * @param write where aligned text goes (without a trailing newline)
+   * @param block rows per block
+   */
+  constructor(
+    header: string[],
+    readonly write: (text: string) => void,
+    readonly block: number = 1000,
+  ) {
+    this.#header = header.map(lineSafe);
+  }
+
+  /** Add one row (printed once its block is full). */
+  add(cells: string[]): void {
+    this.#rows.push(cells.map((v) => lineSafe(v ?? "")));
+    if (this.#rows.length >= this.block) this.flush();
+  }
+
+  /** Print the rows held so far (with the header, the first time). */
+  flush(): void {
+    if (this.#rows.length === 0) return;
+    const rows = this.#header ? [this.#header, ...this.#rows] : this.#rows;
+    this.#widths = widthsOf(rows, this.#widths);
+    this.write(alignRows(rows, this.#widths, this.#header ? 1 : 0));
+    this.#header = null;
+    this.#rows = [];
+  }
+
+  /** Whether any row was added. */
+  get started(): boolean {
+    return this.#header === null || this.#rows.length > 0;
+  }
+}
+
+/**
+ * One formatter for every number: `toLocaleString` builds a new one per call
+ * (about 12 µs each, 12 s for the million cells of a 65,536-rule table).
+ */
+const GROUPED = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 
 /** 1234567 → "1,234,567". */
 export function num(n: number): string {
-  return Math.round(n).toLocaleString("en-US");
+  return GROUPED.format(Math.round(n));
 }
 
 /** Packets per second, compact: 950, 12.3k, 1.20M. */
@@ -89,26 +168,92 @@ function input(i: ListedRule["input"]): string {
   return s;
 }
 
-/** `list` as a table. */
-export function formatList(rules: ListedRule[]): string {
-  if (rules.length === 0) return "no rules";
-  const rows = [["NAME", "ID", "STATE", "INPUT", "OUTPUT", "PACKETS", "PPS"]];
-  for (const r of rules) {
-    r.outputs.forEach((o, i) => {
-      const first = i === 0;
-      rows.push([
-        first ? r.name : "",
-        first ? r.id : "",
-        first ? r.state : "",
-        first ? input(r.input) : "",
-        `${o.interface} ${o.group}:${o.port}${o.state === "error" ? " (error)" : ""}`,
-        num(first ? r.packets : o.packets),
-        rate(first ? r.pps : o.pps),
-      ]);
-    });
+/** Columns of the `list` table. */
+export const LIST_COLUMNS = ["NAME", "ID", "STATE", "INPUT", "OUTPUT", "PACKETS", "PPS"];
+
+/** The `list` table rows of one rule: the rule with its first output, then one per output. */
+export function listRows(r: ListedRule): string[][] {
+  return r.outputs.map((o, i) => {
+    const first = i === 0;
+    return [
+      first ? r.name : "",
+      first ? r.id : "",
+      first ? r.state : "",
+      first ? input(r.input) : "",
+      `${o.interface} ${o.group}:${o.port}${o.state === "error" ? " (error)" : ""}`,
+      num(first ? r.packets : o.packets),
+      rate(first ? r.pps : o.pps),
+    ];
+  });
+}
+
+/** Why the rules that are not active are not, one line each ("name: reason"). */
+export function reasonLines(rules: readonly Pick<ListedRule, "name" | "reason">[]): string[] {
+  return rules.filter((r) => r.reason).map((r) => lineSafe(`${r.name}: ${r.reason}`));
+}
+
+/** Columns of the one-line-per-rule table of a summary's top rules (and of `top`). */
+export const RULE_LINE_COLUMNS = [
+  "RULE",
+  "STATE",
+  "INPUT",
+  "OUTPUTS",
+  "PACKETS",
+  "PPS",
+  "MBIT/S",
+  "OUT PPS",
+  "DROPS",
+];
+
+/** A rule of `list` or `stats` on one line: its outputs counted, their rates and drops summed. */
+export function ruleLine(r: ListedRule | RuleWithRate): string[] {
+  let outPps = 0, drops = 0, notActive = 0;
+  for (const o of r.outputs) {
+    outPps += o.pps;
+    if ("ring_full" in o) drops += outputDrops(o);
+    if (o.state !== "active") notActive++;
   }
-  const reasons = rules.filter((r) => r.reason).map((r) => lineSafe(`${r.name}: ${r.reason}`));
-  return table(rows) + (reasons.length ? "\n\n" + reasons.join("\n") : "");
+  if ("drops" in r) drops = r.drops;
+  return [
+    r.name,
+    r.state,
+    input(r.input),
+    `${r.outputs.length}${notActive ? ` (${notActive} not active)` : ""}`,
+    num(r.packets),
+    rate(r.pps),
+    mbit(r.bps),
+    rate(outPps),
+    num(drops),
+  ];
+}
+
+/**
+ * The rules table of a `list` or `stats` answer, as `[columns, rows of one
+ * rule]`: one line per rule under a summary, else a rule and its outputs.
+ */
+export function ruleTable<R extends ListedRule | RuleWithRate>(
+  cmd: "list" | "stats",
+  summary: boolean,
+): [string[], (r: R) => string[][]] {
+  if (summary) return [RULE_LINE_COLUMNS, (r) => [ruleLine(r)]];
+  return cmd === "list"
+    ? [LIST_COLUMNS, (r) => listRows(r as ListedRule)]
+    : [RULE_RATE_COLUMNS, (r) => ruleRateRows(r as RuleWithRate)];
+}
+
+/** `list` as a table (with the summary and hints of a selection, when given). */
+export function formatList(rules: ListedRule[], sel?: Partial<Selection>): string {
+  const head = sel ? selectionHead(sel) : [];
+  const tail = sel ? selectionHint(sel, rules.length, "list") : [];
+  if (rules.length === 0) return [...head, noRules(sel ?? {}), ...tail].join("\n");
+  const [columns, rows] = ruleTable<ListedRule>("list", sel?.summary !== undefined);
+  const reasons = reasonLines(rules);
+  return [
+    ...head,
+    table([columns, ...rules.flatMap(rows)]) +
+    (reasons.length ? "\n\n" + reasons.join("\n") : ""),
+    ...tail,
+  ].join("\n");
 }
 
 /** `workers` as a table. */
@@ -127,57 +272,168 @@ export function formatWorkers(ws: WorkerInfo[]): string {
   ]);
 }
 
+/** Columns of the rules table of `stats`. */
+export const RULE_RATE_COLUMNS = ["RULE", "STATE", "OUTPUT", "PACKETS", "PPS", "MBIT/S", "DROPS"];
+
+/** The rules-table rows of one rule of `stats`: the rule, then one per output. */
+export function ruleRateRows(r: RuleWithRate): string[][] {
+  return [
+    [r.name, r.state, "", num(r.packets), rate(r.pps), mbit(r.bps), ""],
+    ...r.outputs.map((o) => [
+      "",
+      o.state === "active" ? "" : o.state,
+      `→ ${o.interface} ${o.group}:${o.port}`,
+      num(o.packets),
+      rate(o.pps),
+      mbit(o.bps),
+      num(outputDrops(o)),
+    ]),
+  ];
+}
+
 /** Rules (with outputs) as a table with rates. */
-export function formatRuleRates(s: StatsResult): string {
-  const rows = [["RULE", "STATE", "OUTPUT", "PACKETS", "PPS", "MBIT/S", "DROPS"]];
-  for (const r of s.rules) {
-    rows.push([r.name, r.state, "", num(r.packets), rate(r.pps), mbit(r.bps), ""]);
-    for (const o of r.outputs) {
-      rows.push([
-        "",
-        o.state === "active" ? "" : o.state,
-        `→ ${o.interface} ${o.group}:${o.port}`,
-        num(o.packets),
-        rate(o.pps),
-        mbit(o.bps),
-        num(o.ring_full + o.errors + o.ttl_expired),
-      ]);
-    }
-  }
+export function formatRuleRates(s: Pick<StatsResult, "rules">): string {
+  const rows = [RULE_RATE_COLUMNS, ...s.rules.flatMap(ruleRateRows)];
   return rows.length > 1 ? table(rows) : "no rules";
 }
 
+/** Columns of the interfaces table of `stats`. */
+export const INTERFACE_COLUMNS = [
+  "INTERFACE",
+  "STATE",
+  "FRAMES",
+  "PPS",
+  "MBIT/S",
+  "KDROPS",
+  "KDROPS/S",
+  "FREEZES",
+  "RESTARTS",
+];
+
+/** The interfaces-table row of one input interface. */
+export function interfaceRow(i: InterfaceWithRate): string[] {
+  return [
+    i.name,
+    i.state,
+    num(i.frames),
+    rate(i.pps),
+    mbit(i.bps),
+    num(i.kernel_drops),
+    rate(i.kernel_drops_ps),
+    num(i.kernel_freezes),
+    num(i.restarts),
+  ];
+}
+
 /** Interfaces as a table with rates and kernel drops. */
-export function formatInterfaces(s: StatsResult): string {
+export function formatInterfaces(s: Pick<StatsResult, "interfaces">): string {
   if (s.interfaces.length === 0) return "no input interfaces";
-  return table([
-    ["INTERFACE", "STATE", "FRAMES", "PPS", "MBIT/S", "KDROPS", "KDROPS/S", "FREEZES", "RESTARTS"],
-    ...s.interfaces.map((i) => [
-      i.name,
-      i.state,
-      num(i.frames),
-      rate(i.pps),
-      mbit(i.bps),
-      num(i.kernel_drops),
-      rate(i.kernel_drops_ps),
-      num(i.kernel_freezes),
-      num(i.restarts),
-    ]),
-  ]);
+  return table([INTERFACE_COLUMNS, ...s.interfaces.map(interfaceRow)]);
 }
 
 /** Drops by reason on one line. */
-export function formatDrops(s: StatsResult): string {
+export function formatDrops(s: Pick<StatsResult, "drops" | "drops_ps">): string {
   const d = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) =>
     `${lineSafe(k)}=${num(v)}${s.drops_ps[k] ? ` (${rate(s.drops_ps[k])}/s)` : ""}`
   );
   return `drops: ${d.length ? d.join(" ") : "none"}`;
 }
 
-/** `stats` for people. */
-export function formatStatsResult(s: StatsResult): string {
+/** Rules (or outputs) by state for people: "3 active, 1 error" ("none" when empty). */
+export function stateText(c: StateCounts): string {
+  const parts = LIST_STATES.filter((s) => c[s] > 0).map((s) => `${num(c[s])} ${s}`);
+  return parts.length ? parts.join(", ") : "none";
+}
+
+/** The filter for people: `interface eth0, group 239.1.1.1`. */
+export function filterText(f: RuleFilter): string {
+  const parts: string[] = [];
+  if (f.rule !== undefined) parts.push(`rule ${f.rule}`);
+  if (f.interface !== undefined) parts.push(`interface ${f.interface}`);
+  if (f.group !== undefined) parts.push(`group ${f.group}`);
+  return lineSafe(parts.join(", "));
+}
+
+const filtered = (f: RuleFilter | undefined) =>
+  f !== undefined && (f.rule !== undefined || f.interface !== undefined || f.group !== undefined);
+
+/** What to say when no rule is answered. */
+export function noRules(sel: Partial<Selection>): string {
+  return filtered(sel.filter) ? `no rules match (${filterText(sel.filter!)})` : "no rules";
+}
+
+/** The summary of a {@link Summary}: totals, then a table per input interface. */
+export function formatSummary(sel: Partial<Selection> & { summary: Summary }): string {
+  const s = sel.summary;
+  const of = sel.total !== undefined && sel.total !== sel.matched ? ` (of ${num(sel.total)})` : "";
+  const where = filtered(sel.filter) ? `, matching ${filterText(sel.filter!)}` : "";
+  const lines = [
+    `${num(sel.matched ?? 0)} rules${of}${where}: ${stateText(s.by_state)}`,
+    `${num(s.outputs)} outputs: ${stateText(s.outputs_by_state)}`,
+    `in ${rate(s.pps)} pps ${mbit(s.bps)} Mbit/s, out ${rate(s.out_pps)} pps, ` +
+    `output drops ${num(s.drops)}`,
+    "",
+    table([
+      ["INPUT", "RULES", "ACTIVE", "PENDING", "ERROR", "DISABLED", "OUTPUTS", "PPS", "MBIT/S"]
+        .concat(["OUT PPS", "DROPS"]),
+      ...s.interfaces.map((i) => [
+        i.interface,
+        num(i.rules),
+        num(i.by_state.active),
+        num(i.by_state.pending),
+        num(i.by_state.error),
+        num(i.by_state.disabled),
+        num(i.outputs),
+        rate(i.pps),
+        mbit(i.bps),
+        rate(i.out_pps),
+        num(i.drops),
+      ]),
+    ]),
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * What comes before the rules of a `list`/`stats` answer: the summary and
+ * the title of its top rules, when it is one.
+ */
+export function selectionHead(sel: Partial<Selection>): string[] {
+  if (!sel.summary) return [];
+  const by = sel.sort ?? "pps";
+  return [formatSummary({ ...sel, summary: sel.summary }), "", `top rules by ${by}:`];
+}
+
+/**
+ * The hint after a `list`/`stats` answer that did not show every matching
+ * rule: how to see them all, one, or fewer.
+ * @param shown rules answered
+ */
+export function selectionHint(
+  sel: Partial<Selection>,
+  shown: number,
+  cmd: "list" | "stats",
+): string[] {
+  const matched = sel.matched ?? shown;
+  if (shown >= matched) return [];
+  const what = sel.summary
+    ? `a summary of ${num(matched)} rules and the top ${num(shown)} by ${sel.sort ?? "pps"}`
+    : `${num(shown)} of ${num(matched)} rules${sel.sort ? ` by ${sel.sort}` : ""}`;
   return [
-    formatRuleRates(s),
+    "",
+    `(${what}; every rule: ctl ${cmd} --all; one rule: ctl ${cmd} NAME;`,
+    ` filter: --interface IF, --group G; order: --sort ${SORT_KEYS.join("|")}; how many: ` +
+    `--limit N)`,
+  ];
+}
+
+/** `stats` for people (with the summary and hints of a selection, when it has them). */
+export function formatStatsResult(s: StatsResult): string {
+  const [columns, rows] = ruleTable<RuleWithRate>("stats", s.summary !== undefined);
+  const rules = s.rules.length === 0 ? noRules(s) : table([columns, ...s.rules.flatMap(rows)]);
+  return [
+    ...selectionHead(s),
+    rules,
     "",
     formatInterfaces(s),
     "",
@@ -185,5 +441,6 @@ export function formatStatsResult(s: StatsResult): string {
     "",
     formatDrops(s),
     `(rates over ${s.rate_window_s} s; uptime ${s.uptime_s} s)`,
+    ...selectionHint(s, s.rules.length, "stats"),
   ].join("\n");
 }

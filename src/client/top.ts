@@ -1,50 +1,127 @@
 /**
  * `cli.ts top`: a live terminal view of rules and interfaces (packets per
  * second, Mbit/s, drops), refreshed every second from the daemon's `stats`
- * over the control socket, like `top`. `q` or Ctrl-C quits.
+ * over the control socket, like `top`. It asks for a summary and only the
+ * rules that fit the screen (the daemon filters and orders them), so it costs
+ * the same with 10 rules or 65,536. `s` changes the order, `q` or Ctrl-C
+ * quits.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError } from "./client.ts";
-import type { StatsResult } from "../control/results.ts";
 import {
+  outputDrops,
+  SORT_KEYS,
+  type SortKey,
+  type StatsResult,
+  type ViewArgs,
+} from "../control/results.ts";
+import {
+  filterText,
   formatDrops,
-  formatInterfaces,
-  formatRuleRates,
+  INTERFACE_COLUMNS,
+  interfaceRow,
   mbit,
   num,
   rate,
+  RULE_LINE_COLUMNS,
+  ruleLine,
+  stateText,
+  table,
   termSafe,
 } from "./format.ts";
 import { DEFAULT_CONTROL_SOCKET } from "../control/protocol.ts";
 
 /** Usage text of `top`. */
 export const TOP_USAGE = `Usage: cli.ts top [--control-socket PATH] [--interval SECONDS] [--count N]
+                  [--sort KEY] [--interface IF] [--group G] [--limit N]
 
 A live view of rules and interfaces (pps, Mbit/s, drops), refreshed every
-second. q or Ctrl-C quits. --count N draws N frames and exits (for scripts;
-frames are then printed one after another instead of redrawn).`;
+second: a summary of every rule and the top rules, as many as fit the
+terminal. s changes the order (${SORT_KEYS.join(", ")}); q or Ctrl-C quits.
+--count N draws N frames and exits (for scripts; frames are then printed one
+after another instead of redrawn). --sort, --interface, --group: as for
+ctl stats. --limit N: show N rules (default: what fits, 20 when not a
+terminal).`;
 
 const enc = new TextEncoder();
 
-/** Render one screen (daemon strings escaped: see `termSafe`). */
-export function renderTop(s: StatsResult, socket: string, width = 120): string {
+/** Rules shown when the output is not a terminal and --limit is absent. */
+export const TOP_DEFAULT_RULES = 20;
+
+/** Rows of the screen `renderTop` never gives to rules (head, tables' titles, drops). */
+const TOP_FIXED_ROWS = 9;
+
+/** The `stats` arguments of one frame of `top` showing `rules` rules. */
+export function topArgs(
+  rules: number,
+  sort: SortKey,
+  filter: Pick<ViewArgs, "interface" | "group">,
+): ViewArgs {
+  return { ...filter, view: "summary", sort, limit: Math.max(1, rules) };
+}
+
+/**
+ * Render one screen (daemon strings escaped: see `termSafe`) of `width`
+ * columns and at most `height` rows: the rules table gets the rows the head,
+ * the interfaces (at most a third of the screen) and the drops leave.
+ */
+export function renderTop(
+  s: StatsResult,
+  socket: string,
+  width = 120,
+  height = Infinity,
+): string {
   const totalPps = s.interfaces.reduce((a, i) => a + i.pps, 0);
   const totalBps = s.interfaces.reduce((a, i) => a + i.bps, 0);
-  const sent = s.rules.reduce((a, r) => a + r.outputs.reduce((b, o) => b + o.pps, 0), 0);
-  const active = s.rules.filter((r) => r.state === "active").length;
+  const sum = s.summary;
+  const sent = sum?.out_pps ??
+    s.rules.reduce((a, r) => a + r.outputs.reduce((b, o) => b + o.pps, 0), 0);
+  const drops = sum?.drops ??
+    s.rules.reduce((a, r) => a + r.outputs.reduce((b, o) => b + outputDrops(o), 0), 0);
+  const states = sum?.by_state ?? {
+    active: s.rules.filter((r) => r.state === "active").length,
+    pending: s.rules.filter((r) => r.state === "pending").length,
+    error: s.rules.filter((r) => r.state === "error").length,
+    disabled: 0,
+  };
+  const matched = s.matched ?? s.rules.length;
+  const filter = s.filter && filterText(s.filter);
   const head = [
     `mcr top — ${s.time.replace("T", " ").replace(/\.\d+Z$/, "Z")}  up ${s.uptime_s} s  ${socket}`,
-    `rules: ${s.rules.length} (${active} active)  in: ${rate(totalPps)} pps ${
-      mbit(totalBps)
-    } Mbit/s` +
-    `  out: ${rate(sent)} pps  kernel drops: ${
-      num(s.interfaces.reduce((a, i) => a + i.kernel_drops, 0))
-    }`,
+    `rules: ${num(matched)}${filter ? ` matching ${filter}` : ""} (${stateText(states)})  ` +
+    `in: ${rate(totalPps)} pps ${mbit(totalBps)} Mbit/s  out: ${rate(sent)} pps  ` +
+    `kernel drops: ${num(s.interfaces.reduce((a, i) => a + i.kernel_drops, 0))}  ` +
+    `output drops: ${num(drops)}`,
     "",
   ];
-  const body = [formatInterfaces(s), "", formatRuleRates(s), "", formatDrops(s)];
+  const room = height - TOP_FIXED_ROWS;
+  const maxIfs = Math.max(1, Math.floor(room / 3));
+  const ifs = s.interfaces.length <= maxIfs
+    ? s.interfaces
+    : [...s.interfaces].sort((a, b) => b.pps - a.pps).slice(0, maxIfs - 1);
+  const ifText = s.interfaces.length === 0
+    ? ["no input interfaces"]
+    : table([INTERFACE_COLUMNS, ...ifs.map(interfaceRow)]).split("\n");
+  if (ifs.length < s.interfaces.length) {
+    ifText.push(`… ${num(s.interfaces.length - ifs.length)} more interfaces (by pps)`);
+  }
+  const ruleRows = Math.max(1, Math.min(s.rules.length, room - ifText.length));
+  const rules = s.rules.slice(0, ruleRows);
+  const by = s.sort ? ` by ${s.sort}` : "";
+  const ruleText = rules.length === 0
+    ? ["no rules"]
+    : table([RULE_LINE_COLUMNS, ...rules.map(ruleLine)]).split("\n");
+  const shown = rules.length < matched ? `top ${rules.length} of ${num(matched)} rules${by}` : "";
+  const body = [
+    ...ifText,
+    "",
+    ...ruleText,
+    ...(shown ? [`(${shown}; s: order)`] : []),
+    "",
+    formatDrops(s),
+  ];
   return termSafe([...head, ...body].join("\n")).split("\n").map((l) => l.slice(0, width))
     .join("\n");
 }
@@ -59,6 +136,10 @@ export async function runTop(argv: string[]): Promise<number> {
         "control-socket": { type: "string", default: DEFAULT_CONTROL_SOCKET },
         interval: { type: "string", default: "1" },
         count: { type: "string" },
+        sort: { type: "string", default: "pps" },
+        interface: { type: "string" },
+        group: { type: "string" },
+        limit: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }).values;
@@ -72,10 +153,23 @@ export async function runTop(argv: string[]): Promise<number> {
   }
   const interval = Number(v.interval);
   const count = v.count === undefined ? Infinity : Number(v.count);
-  if (!(interval >= 0.1) || !(count >= 1)) {
-    console.error(`mcr top: --interval must be >= 0.1 and --count >= 1\n\n${TOP_USAGE}`);
+  const limit = v.limit === undefined ? undefined : Number(v.limit);
+  if (
+    !(interval >= 0.1) || !(count >= 1) ||
+    (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) ||
+    !(SORT_KEYS as readonly string[]).includes(v.sort!)
+  ) {
+    console.error(
+      `mcr top: --interval must be >= 0.1, --count and --limit >= 1, --sort one of ` +
+        `${SORT_KEYS.join(", ")}\n\n${TOP_USAGE}`,
+    );
     return 2;
   }
+  let sort = v.sort as SortKey;
+  const filter = {
+    ...(v.interface !== undefined ? { interface: v.interface } : {}),
+    ...(v.group !== undefined ? { group: v.group } : {}),
+  };
   const socket = v["control-socket"]!;
   let client: ControlClient;
   try {
@@ -87,6 +181,8 @@ export async function runTop(argv: string[]): Promise<number> {
   const live = Deno.stdout.isTerminal() && count === Infinity;
   let quit = false;
   const wake = Promise.withResolvers<void>();
+  /** Resolved when a key asks for a new frame at once. */
+  let redraw = Promise.withResolvers<void>();
   const stop = () => {
     quit = true;
     wake.resolve();
@@ -99,7 +195,12 @@ export async function runTop(argv: string[]): Promise<number> {
       for (;;) {
         const n = await Deno.stdin.read(b).catch(() => null);
         if (n === null || quit) break;
-        if (b.subarray(0, n).some((c) => c === 0x71 /* q */ || c === 0x03 /* ^C */)) break;
+        const keys = b.subarray(0, n);
+        if (keys.some((c) => c === 0x71 /* q */ || c === 0x03 /* ^C */)) break;
+        if (keys.includes(0x73 /* s */)) {
+          sort = SORT_KEYS[(SORT_KEYS.indexOf(sort) + 1) % SORT_KEYS.length];
+          redraw.resolve();
+        }
       }
       stop();
     })();
@@ -108,20 +209,30 @@ export async function runTop(argv: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSig);
   if (live) Deno.stdout.writeSync(enc.encode("\x1b[?1049h\x1b[?25l")); // alt screen, hide cursor
   let code = 0;
+  let usage: string | null = null;
   try {
     for (let frame = 0; frame < count && !quit; frame++) {
-      const r = await client.request<StatsResult>("stats");
-      if (!r.ok) throw new ControlConnectionError(r.error.message);
-      const { columns } = live ? Deno.consoleSize() : { columns: 200 };
-      const screen = renderTop(r.result, socket, columns);
+      const { columns, rows } = live ? Deno.consoleSize() : { columns: 200, rows: Infinity };
+      const shown = limit ?? (live ? rows - TOP_FIXED_ROWS : TOP_DEFAULT_RULES);
+      const r = await client.request<StatsResult>("stats", { ...topArgs(shown, sort, filter) });
+      if (!r.ok) {
+        if (r.error.code === "bad_args") {
+          usage = `mcr top: ${r.error.message}`;
+          break;
+        }
+        throw new ControlConnectionError(r.error.message);
+      }
+      const screen = renderTop(r.result, socket, columns, live ? rows : Infinity);
       Deno.stdout.writeSync(enc.encode(live ? `\x1b[H\x1b[2J${screen}\n` : `${screen}\n\n`));
       if (frame + 1 < count) {
         let t: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           wake.promise,
+          redraw.promise,
           new Promise((res) => t = setTimeout(res, interval * 1000)),
         ]);
         clearTimeout(t);
+        redraw = Promise.withResolvers<void>();
       }
     }
   } catch (e) {
@@ -139,6 +250,10 @@ export async function runTop(argv: string[]): Promise<number> {
       } catch { /* not a tty any more */ }
     }
     await client.close();
+  }
+  if (usage !== null) {
+    console.error(termSafe(usage));
+    return 2;
   }
   return code;
 }

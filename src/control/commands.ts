@@ -9,9 +9,18 @@ import { dirname, isAbsolute, normalize, resolve } from "node:path";
 import { ConfigError, parseConfigText, readConfigFile } from "../config/mod.ts";
 import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../common/log.ts";
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
-import type { ListedRule, ListState, StatsResult } from "./results.ts";
-import { ControlError, PROTOCOL_VERSION } from "./protocol.ts";
-import type { Rates, RateTracker } from "./rates.ts";
+import type { ListedRule, StatsResult } from "./results.ts";
+import { ControlError, PROTOCOL_VERSION, StreamedResult } from "./protocol.ts";
+import type { RateTracker } from "./rates.ts";
+import {
+  listRecords,
+  listResult,
+  listView,
+  parseViewArgs,
+  statsRecords,
+  statsResult,
+  statsView,
+} from "./views.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
 /** mcr's version (from deno.json). */
@@ -27,80 +36,33 @@ export interface ControlContext {
   startedAt: number;
 }
 
-/** A stats snapshot with rates (also used by the metrics endpoint and `top`). */
-export function statsWithRates(ctx: ControlContext): StatsResult {
-  const s = ctx.relay.stats();
-  const r: Rates = ctx.rates.rates();
-  const zero = { pps: 0, bps: 0 };
-  const rnd = (x: number) => Math.round(x * 10) / 10;
-  const rate = (x: { pps: number; bps: number } | undefined) => ({
-    pps: rnd((x ?? zero).pps),
-    bps: Math.round((x ?? zero).bps),
-  });
+/** When the snapshot is taken and since when the daemon runs. */
+function clock(ctx: ControlContext) {
   return {
     time: new Date().toISOString(),
     uptime_s: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
-    rate_window_s: r.window_s,
-    rules: s.rules.map((rule) => ({
-      ...rule,
-      ...rate(r.rules.get(rule.id)),
-      outputs: rule.outputs.map((o, k) => ({ ...o, ...rate(r.outputs.get(rule.id)?.[k]) })),
-    })),
-    interfaces: s.interfaces.map((i) => {
-      const x = r.interfaces.get(i.name);
-      return { ...i, ...rate(x), kernel_drops_ps: rnd(x?.kernel_drops_ps ?? 0) };
-    }),
-    workers: s.workers,
-    pool: s.pool,
-    drops: s.drops,
-    drops_ps: Object.fromEntries(Object.keys(s.drops).map((k) => [k, rnd(r.drops[k] ?? 0)])),
-    ...(s.igmp ? { igmp: s.igmp } : {}),
-    ...(s.fds ? { fds: s.fds } : {}),
   };
 }
 
-/** The rules of the configuration in force, with state and counters. */
-export function listRules(ctx: ControlContext): ListedRule[] {
-  const st = statsWithRates(ctx);
-  const byId = new Map(st.rules.map((r) => [`${r.id}|${r.name}`, r]));
-  return ctx.relay.config.rules.map((c) => {
-    const s = c.enabled ? byId.get(`${c.id}|${c.name}`) : undefined;
-    const state: ListState = !c.enabled ? "disabled" : s?.state ?? "pending";
-    return {
-      id: c.id,
-      name: c.name,
-      enabled: c.enabled,
-      state,
-      ...(s?.reason ? { reason: s.reason } : {}),
-      input: {
-        interface: c.input.interface,
-        group: c.input.group,
-        port: c.input.port,
-        ...(c.input.source ? { source: c.input.source } : {}),
-        ...(c.input.vlan ? { vlan: c.input.vlan } : {}),
-      },
-      outputs: c.outputs.map((o, i) => {
-        const so = s?.outputs[i];
-        return {
-          interface: o.interface,
-          group: o.group,
-          port: o.port,
-          ttl: o.ttl,
-          dscp: o.dscp,
-          state: !c.enabled ? "disabled" : so?.state ?? "pending",
-          ...(so?.reason ? { reason: so.reason } : {}),
-          packets: so?.packets ?? 0,
-          bytes: so?.bytes ?? 0,
-          pps: so?.pps ?? 0,
-          bps: so?.bps ?? 0,
-        };
-      }),
-      packets: s?.packets ?? 0,
-      bytes: s?.bytes ?? 0,
-      pps: s?.pps ?? 0,
-      bps: s?.bps ?? 0,
-    };
-  });
+/** A stats snapshot with rates, every rule (also used by the metrics endpoint). */
+export function statsWithRates(ctx: ControlContext): StatsResult {
+  return statsResult(
+    statsView(ctx.relay.stats(), ctx.rates.rates(), clock(ctx), parseViewArgs("stats", {})),
+  );
+}
+
+/**
+ * The rules of the configuration in force, with state and counters: every
+ * one, or the one named `name`.
+ */
+export function listRules(ctx: ControlContext, name?: string): ListedRule[] {
+  const v = listView(
+    ctx.relay.config.rules,
+    ctx.relay.stats(),
+    ctx.rates.rates(),
+    parseViewArgs("list", name === undefined ? {} : { rule: name }),
+  );
+  return listResult(v).rules;
 }
 
 function str(args: Record<string, unknown>, key: string, required: true): string;
@@ -141,9 +103,18 @@ export const HANDLERS: Record<string, Handler> = {
       uptime_s: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
     }),
 
-  list: (ctx) => Promise.resolve({ rules: listRules(ctx) }),
+  list(ctx, args) {
+    const a = parseViewArgs("list", args);
+    const v = listView(ctx.relay.config.rules, ctx.relay.stats(), ctx.rates.rates(), a);
+    return Promise.resolve(a.stream ? new StreamedResult(listRecords(v)) : listResult(v));
+  },
 
-  stats: (ctx) => Promise.resolve(statsWithRates(ctx)),
+  stats(ctx, args) {
+    const a = parseViewArgs("stats", args);
+    const disabled = ctx.relay.config.rules.filter((r) => !r.enabled);
+    const v = statsView(ctx.relay.stats(), ctx.rates.rates(), clock(ctx), a, disabled);
+    return Promise.resolve(a.stream ? new StreamedResult(statsRecords(v)) : statsResult(v));
+  },
 
   workers: (ctx) => {
     const s = ctx.relay.stats();
@@ -164,7 +135,12 @@ export const HANDLERS: Record<string, Handler> = {
         outputs: rule.outputs.length,
       });
       ctx.rates.sample();
-      const listed = listRules(ctx).find((r) => r.id === rule.id && r.name === rule.name);
+      let listed: ListedRule | undefined;
+      try {
+        listed = listRules(ctx, rule.name).find((r) => r.id === rule.id);
+      } catch (e) {
+        if (!(e instanceof ControlError)) throw e; // removed again meanwhile
+      }
       return { rule: listed ?? { id: rule.id, name: rule.name } };
     } catch (e) {
       if (e instanceof ConfigError) throw invalidConfig(e, "invalid_rule");

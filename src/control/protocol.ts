@@ -6,6 +6,14 @@
  * Reply:    `{"v":1,"id":7,"ok":true,"result":...}`
  * Error:    `{"v":1,"id":7,"ok":false,"error":{"code":"not_found","message":"..."}}`
  *
+ * A reply is one line of at most {@link MAX_REPLY_BYTES}. A request that
+ * asks for a stream (`list`/`stats` with `"stream":true`) is answered in
+ * parts instead, each at most {@link MAX_PART_BYTES} of records unless one
+ * record alone is larger ({@link encodeParts}):
+ *
+ * Part:     `{"v":1,"id":7,"ok":true,"more":true,"result":{"records":[...]}}`
+ * Last:     `{"v":1,"id":7,"ok":true,"result":{"records":[...]}}`
+ *
  * @module
  */
 import { z } from "zod";
@@ -15,6 +23,22 @@ export const PROTOCOL_VERSION = 1;
 
 /** Largest request line accepted, in bytes (the newline not counted). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
+
+/**
+ * Largest one-line reply the daemon sends, in bytes (the newline not
+ * counted); a larger one is answered `reply_too_large` instead. Today's
+ * largest `stats` (4096 rules, 16,384 outputs) is about 8 MB; clients
+ * before streaming read lines of up to 64 MiB.
+ */
+export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Records per part of a streamed reply: a part holds records until the next
+ * one would take it past this many bytes (envelope included), so it is at most
+ * this long unless a single record is longer (a rule with 64 outputs is about
+ * 25 KB).
+ */
+export const MAX_PART_BYTES = 64 * 1024;
 
 /** Most clients connected at once; more are answered `busy` and closed. */
 export const MAX_CLIENTS = 256;
@@ -49,6 +73,11 @@ export type ErrorCode =
   | "unknown_command"
   /** The request line is longer than {@link MAX_REQUEST_BYTES}. */
   | "too_large"
+  /**
+   * The reply would be longer than {@link MAX_REPLY_BYTES}: ask for a stream,
+   * a filter, a summary or a limit (`list`/`stats`).
+   */
+  | "reply_too_large"
   /** `args` are wrong for the command. */
   | "bad_args"
   /** `add`: the rule is invalid or conflicts (see `error.issues`). */
@@ -102,8 +131,10 @@ export interface OkReply<T = unknown> {
   id: RequestId;
   /** true. */
   ok: true;
-  /** Command result. */
+  /** Command result (of a streamed reply: `{records: [...]}`, one part of them). */
   result: T;
+  /** Present (true) on every part of a streamed reply but the last. */
+  more?: true;
 }
 
 /** A failed reply. */
@@ -214,6 +245,61 @@ export function errReply(
 /** Encode a message as one line (JSON + "\n"). */
 export function encodeLine(m: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(m) + "\n");
+}
+
+/**
+ * A command result to be sent as a stream of records ({@link encodeParts}):
+ * what a handler returns when the request asked for a stream. The records
+ * are produced as they are sent, so a large answer is never one string.
+ */
+export class StreamedResult {
+  /**
+   * Wrap the records.
+   * @param records plain JSON values, produced lazily
+   */
+  constructor(readonly records: Iterable<unknown>) {}
+}
+
+/**
+ * The lines of a streamed reply to request `id`: parts of at most `max` bytes
+ * (a part holds at least one record, so a single longer record makes a longer
+ * part), every one but the last marked `"more":true`. There is always a last
+ * part, with no records when `records` is empty.
+ */
+export function* encodeParts(
+  id: RequestId,
+  records: Iterable<unknown>,
+  max: number = MAX_PART_BYTES,
+): Generator<Uint8Array> {
+  const enc = new TextEncoder();
+  const prefix = `{"v":${PROTOCOL_VERSION},"id":${JSON.stringify(id)},"ok":true,`;
+  const more = enc.encode(`${prefix}"more":true,"result":{"records":[`);
+  const last = enc.encode(`${prefix}"result":{"records":[`);
+  const tail = enc.encode("]}}\n");
+  const room = max - more.length - tail.length;
+  let held: Uint8Array[] = [];
+  let size = 0;
+  const join = (head: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(head.length + size + tail.length);
+    out.set(head);
+    let o = head.length;
+    held.forEach((b, i) => {
+      if (i > 0) out[o++] = 44; // ","
+      out.set(b, o);
+      o += b.length;
+    });
+    out.set(tail, o);
+    held = [];
+    size = 0;
+    return out;
+  };
+  for (const r of records) {
+    const b = enc.encode(JSON.stringify(r));
+    if (held.length > 0 && size + 1 + b.length > room) yield join(more);
+    size += (held.length > 0 ? 1 : 0) + b.length;
+    held.push(b);
+  }
+  yield join(last);
 }
 
 /**

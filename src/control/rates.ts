@@ -1,16 +1,16 @@
 /**
  * Rates (packets and bits per second) from counter deltas: a sampler keeps
- * the counters of the last two snapshots of `Relay.stats()` (compact: one
- * typed array per rule) taken every `intervalMs` and derives per-rule,
- * per-output and per-interface rates from them. Reading counters never
- * touches the data path. A snapshot of a very large relay costs real time
- * (hundreds of milliseconds at 262,144 outputs): while no client asks for
- * rates, the sampler spaces its snapshots so that they cost at most about
- * 1 % of a core; `window_s` always says what window the rates cover.
+ * the last two snapshots of `Relay.stats()` taken every `intervalMs` and
+ * derives per-rule, per-output and per-interface rates from them. Reading
+ * counters never touches the data path, but a snapshot of a very large relay
+ * costs real time (hundreds of milliseconds at 262,144 outputs): while no
+ * client asks for rates, the sampler spaces its snapshots so that they cost
+ * at most about 1 % of a core; `window_s` always says what window the rates
+ * cover.
  *
  * @module
  */
-import type { RelayStats } from "../relay/stats.ts";
+import type { RelayStats, RuleStats } from "../relay/stats.ts";
 
 /** Packets and bits per second. */
 export interface Rate {
@@ -26,64 +26,73 @@ export interface InterfaceRate extends Rate {
   kernel_drops_ps: number;
 }
 
+/** Rate of one output of a rule, with what identifies the output. */
+export interface OutputRate extends Rate {
+  /** Output interface. */
+  interface: string;
+  /** Destination group or address. */
+  group: string;
+  /** Destination port. */
+  port: number;
+}
+
 /** Rates between the last two samples. */
 export interface Rates {
   /** Length of the window in seconds (0 before the second sample). */
   window_s: number;
   /** By rule id. */
   rules: Map<string, Rate>;
-  /** By rule id: one rate per output, in the order the stats list them. */
-  outputs: Map<string, Rate[]>;
+  /**
+   * By rule id: the rule's outputs in its order. Kept per rule rather than
+   * by a string key per output: at 65,536 rules with 4 outputs, building and
+   * hashing a key per output cost seconds per request (bench/ctl_scale.ts).
+   */
+  outputs: Map<string, OutputRate[]>;
   /** By interface name. */
   interfaces: Map<string, InterfaceRate>;
   /** Drops per second by reason. */
   drops: Record<string, number>;
 }
 
-/** One rule's counters in a sample: [packets, bytes, then packets and bytes of each output]. */
-interface RuleSample {
-  /** Hash of the outputs' identities (a changed output list does not compare). */
-  sig: number;
-  v: Float64Array;
+/** What identifies an output of a rule. */
+type OutputKey = { interface: string; group: string; port: number };
+
+/**
+ * The entry of `list` for output `o`, expected at `index` (the outputs of a
+ * rule keep their order), else searched for (a reload may have changed them).
+ */
+function findOutput<T extends OutputKey>(
+  list: readonly T[] | undefined,
+  o: OutputKey,
+  index: number,
+): T | undefined {
+  if (!list) return undefined;
+  const same = (x: T) => x.port === o.port && x.interface === o.interface && x.group === o.group;
+  const at = list[index];
+  return at && same(at) ? at : list.find(same);
 }
 
-/** Counters at one instant, compact: one typed array per rule (no object per output). */
+/** Rate of output `o` (the `index`-th) of rule `ruleId`, if the rates know it. */
+export function outputRate(
+  rates: Rates,
+  ruleId: string,
+  o: OutputKey,
+  index: number,
+): Rate | undefined {
+  return findOutput(rates.outputs.get(ruleId), o, index);
+}
+
 interface Sample {
   t: number;
-  rules: Map<string, RuleSample>;
-  ifs: Map<string, Float64Array>;
-  drops: Record<string, number>;
+  s: RelayStats;
 }
 
-/** FNV-1a step over a string. */
-function hashStr(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return h;
-}
-
-function compact(s: RelayStats, t: number): Sample {
-  const rules = new Map<string, RuleSample>();
-  for (const r of s.rules) {
-    const v = new Float64Array(2 + 2 * r.outputs.length);
-    v[0] = r.packets;
-    v[1] = r.bytes;
-    let sig = 2166136261;
-    for (let k = 0; k < r.outputs.length; k++) {
-      const o = r.outputs[k];
-      v[2 + 2 * k] = o.packets;
-      v[3 + 2 * k] = o.bytes;
-      sig = Math.imul(hashStr(hashStr(sig, o.interface), o.group) ^ o.port, 16777619);
-    }
-    rules.set(r.id, { sig, v });
-  }
-  const ifs = new Map<string, Float64Array>();
-  for (const i of s.interfaces) ifs.set(i.name, Float64Array.of(i.frames, i.bytes, i.kernel_drops));
-  return { t, rules, ifs, drops: { ...s.drops } };
-}
+/** The rules of a snapshot by id. */
+const byId = (s: RelayStats) => new Map<string, RuleStats>(s.rules.map((r) => [r.id, r]));
 
 /** While rates were asked for within this time (ms), sampling keeps its period. */
 const DEMAND_MS = 60_000;
-/** Otherwise sampling waits this many times the length of the last sample. */
+/** Otherwise sampling waits at least this many times the length of the last sample. */
 const IDLE_COST_SHARE = 100;
 
 /** Rate of a counter going from `a` to `b` over `dt` seconds (a restart resets to 0). */
@@ -126,18 +135,14 @@ export class RateTracker implements Disposable {
   /** Take a sample now. */
   sample(): void {
     const t0 = performance.now();
-    const stats = this.stats();
+    const s = this.stats();
     this.#prev = this.#last;
-    this.#last = compact(stats, performance.now());
+    this.#last = { t: performance.now(), s };
     this.#rates = undefined;
     this.#cost = performance.now() - t0;
   }
 
-  /**
-   * Sampling while nobody asks for rates costs at most 1/{@link IDLE_COST_SHARE}
-   * of a core: a relay with hundreds of thousands of outputs samples less
-   * often until a client asks again.
-   */
+  /** A timer tick: sample, unless nobody asked lately and sampling this often costs too much. */
   #tick(): void {
     const now = performance.now();
     const wanted = now - this.#wantedAt < DEMAND_MS;
@@ -157,33 +162,41 @@ export class RateTracker implements Disposable {
       interfaces: new Map(),
       drops: {},
     };
-    const a = this.#prev, b = this.#last;
-    if (!a || !b) return r;
-    const dt = (b.t - a.t) / 1000;
+    if (!this.#prev || !this.#last) return r;
+    const dt = (this.#last.t - this.#prev.t) / 1000;
+    const a = byId(this.#prev.s);
     r.window_s = Math.round(dt * 1000) / 1000;
-    for (const [id, cur] of b.rules) {
-      const old = a.rules.get(id);
-      const v = cur.v, o = old?.v;
-      r.rules.set(id, { pps: per(o?.[0], v[0], dt), bps: 8 * per(o?.[1], v[1], dt) });
-      const same = old !== undefined && old.sig === cur.sig && o!.length === v.length;
-      const outs: Rate[] = [];
-      for (let i = 2; i < v.length; i += 2) {
-        outs.push({
-          pps: same ? per(o![i], v[i], dt) : 0,
-          bps: same ? 8 * per(o![i + 1], v[i + 1], dt) : 0,
-        });
-      }
-      r.outputs.set(id, outs);
+    for (const rule of this.#last.s.rules) {
+      const was = a.get(rule.id);
+      r.rules.set(rule.id, {
+        pps: per(was?.packets, rule.packets, dt),
+        bps: 8 * per(was?.bytes, rule.bytes, dt),
+      });
+      r.outputs.set(
+        rule.id,
+        rule.outputs.map((o, i) => {
+          const w = findOutput(was?.outputs, o, i);
+          return {
+            interface: o.interface,
+            group: o.group,
+            port: o.port,
+            pps: per(w?.packets, o.packets, dt),
+            bps: 8 * per(w?.bytes, o.bytes, dt),
+          };
+        }),
+      );
     }
-    for (const [k, v] of b.ifs) {
-      const o = a.ifs.get(k);
-      r.interfaces.set(k, {
-        pps: per(o?.[0], v[0], dt),
-        bps: 8 * per(o?.[1], v[1], dt),
-        kernel_drops_ps: per(o?.[2], v[2], dt),
+    const ifs = new Map(this.#prev.s.interfaces.map((i) => [i.name, i]));
+    for (const i of this.#last.s.interfaces) {
+      const o = ifs.get(i.name);
+      r.interfaces.set(i.name, {
+        pps: per(o?.frames, i.frames, dt),
+        bps: 8 * per(o?.bytes, i.bytes, dt),
+        kernel_drops_ps: per(o?.kernel_drops, i.kernel_drops, dt),
       });
     }
-    for (const [k, v] of Object.entries(b.drops)) r.drops[k] = per(a.drops[k], v, dt);
+    const drops = this.#prev.s.drops;
+    for (const [k, v] of Object.entries(this.#last.s.drops)) r.drops[k] = per(drops[k], v, dt);
     return this.#rates = r;
   }
 

@@ -1,7 +1,12 @@
 /**
  * What the control commands answer (`list`, `stats`, `workers`): the result
- * shapes of the wire format, shared by the daemon (commands.ts) and the
- * clients (src/client/). Requests and the envelope are protocol.ts.
+ * shapes of the wire format, shared by the daemon (commands.ts, views.ts) and
+ * the clients (src/client/). Requests and the envelope are protocol.ts.
+ *
+ * `list` and `stats` take the same arguments ({@link ViewArgs}): a filter
+ * ({@link RuleFilter}), an order ({@link SortKey}), a limit, a view (every
+ * matching rule, or a {@link Summary} and the top rules) and whether to
+ * stream the answer as records ({@link StatsRecord}, {@link ListRecord}).
  *
  * @module
  */
@@ -37,23 +42,143 @@ export type InterfaceWithRate = InterfaceStats & {
   kernel_drops_ps: number;
 };
 
+/**
+ * Output-level drops of one output: every datagram its rule matched that it
+ * did not send (matched = packets + these + queued).
+ */
+export function outputDrops(
+  o: Pick<OutputStats, "ring_full" | "errors" | "ttl_expired" | "link_down" | "too_big">,
+): number {
+  return o.ring_full + o.errors + o.ttl_expired + o.link_down + o.too_big;
+}
+
+/** Orders of `list`/`stats` rules (`args.sort`); absent = the natural order. */
+export const SORT_KEYS = ["name", "pps", "bps", "packets", "drops"] as const;
+/**
+ * An order: `name` ascending; the others descending (busiest or worst
+ * first), ties by name. `drops` is a rule's output-level drops
+ * ({@link outputDrops} summed over its outputs).
+ */
+export type SortKey = (typeof SORT_KEYS)[number];
+
+/** What `list`/`stats` answer (`args.view`). */
+export const VIEWS = ["full", "summary", "auto"] as const;
+/**
+ * `full`: every matching rule (up to `limit`); `summary`: a {@link Summary}
+ * of the matching rules and the top `limit` of them; `auto`: `summary` when
+ * more than {@link AUTO_SUMMARY_RULES} rules match, else `full`.
+ */
+export type View = (typeof VIEWS)[number];
+
+/** `auto` answers a summary when more rules than this match. */
+export const AUTO_SUMMARY_RULES = 50;
+/** Rules a summary lists (the top ones) when `args.limit` is absent. */
+export const SUMMARY_TOP_RULES = 10;
+/** Order of the top rules of a summary when `args.sort` is absent. */
+export const SUMMARY_SORT: SortKey = "pps";
+
+/**
+ * Which rules `list`/`stats` answer about; every given field must hold
+ * (AND). Absent fields match everything.
+ */
+export interface RuleFilter {
+  /** A rule name, else a rule id (every rule with that id): as `remove` finds rules. */
+  rule?: string;
+  /** Rules whose input is on this interface or that have an output on it. */
+  interface?: string;
+  /** Rules whose input group is this address or that have an output to it (dotted quad). */
+  group?: string;
+}
+
+/** The arguments of `list` and `stats` (all optional). */
+export interface ViewArgs extends RuleFilter {
+  /** What to answer (default `full`). */
+  view?: View;
+  /** Order of the rules (default: the natural order; `pps` for a summary's top rules). */
+  sort?: SortKey;
+  /** At most this many rules (after ordering); a summary's default is {@link SUMMARY_TOP_RULES}. */
+  limit?: number;
+  /** Answer in parts of records (see protocol.ts), not one reply. */
+  stream?: boolean;
+}
+
+/** Rules (or outputs) by state. */
+export type StateCounts = Record<ListState, number>;
+
+/** Totals of the matching rules on one input interface (in a {@link Summary}). */
+export interface InterfaceSummary {
+  /** Input interface. */
+  interface: string;
+  /** Matching rules with their input on it. */
+  rules: number;
+  /** Those by state. */
+  by_state: StateCounts;
+  /** Their outputs. */
+  outputs: number;
+  /** Datagrams per second they matched. */
+  pps: number;
+  /** Payload bits per second they matched. */
+  bps: number;
+  /** Datagrams per second their outputs sent. */
+  out_pps: number;
+  /** Their output-level drops (totals). */
+  drops: number;
+}
+
+/** Totals over every matching rule (`view: summary`). */
+export interface Summary {
+  /** Rules by state. */
+  by_state: StateCounts;
+  /** Outputs of the matching rules. */
+  outputs: number;
+  /** Those by state. */
+  outputs_by_state: StateCounts;
+  /** Datagrams per second matched. */
+  pps: number;
+  /** Payload bits per second matched. */
+  bps: number;
+  /** Datagrams per second sent by the outputs. */
+  out_pps: number;
+  /** Output-level drops (totals). */
+  drops: number;
+  /** Per input interface, by name. */
+  interfaces: InterfaceSummary[];
+}
+
+/** What every `list`/`stats` answer says about the rule selection. */
+export interface Selection {
+  /** Rules in the relay (`list`: in the configuration, disabled ones too). */
+  total: number;
+  /** Rules the filter matched. */
+  matched: number;
+  /** Order of the rules answered (null: the natural order). */
+  sort: SortKey | null;
+  /** The filter in force. */
+  filter: RuleFilter;
+  /** Totals over the matching rules (`view: summary`, or `auto` above the threshold). */
+  summary?: Summary;
+}
+
 /** Result of `stats`. */
-export interface StatsResult {
+export interface StatsResult extends Partial<Selection> {
   /** When the snapshot was taken (ISO 8601). */
   time: string;
   /** Seconds since the daemon started. */
   uptime_s: number;
   /** Window the rates were computed over, in seconds (0 until two samples exist). */
   rate_window_s: number;
-  /** Per rule, with per-output counters and rates. */
+  /** Per rule, with per-output counters and rates (the selected rules). */
   rules: RuleWithRate[];
-  /** Per input interface, with kernel ring drops and freezes and rates. */
+  /**
+   * Per input interface, with kernel ring drops and freezes and rates: every
+   * one, or with a filter the inputs of the matching rules.
+   */
   interfaces: InterfaceWithRate[];
-  /** Per fanout member (input interface, index). */
+  /** Per fanout member (input interface, index) of those interfaces. */
   workers: WorkerInfo[];
   /** Per data-path worker. */
   pool: PoolWorkerInfo[];
-  /** Drops by reason (totals). */
+  /** Drops by reason (the relay's totals, whatever the filter). */
   drops: Record<string, number>;
   /** Drops by reason per second. */
   drops_ps: Record<string, number>;
@@ -65,6 +190,9 @@ export interface StatsResult {
 
 /** State of a listed rule: a disabled rule is listed as "disabled". */
 export type ListState = State | "disabled";
+
+/** The states a listed rule may be in, in the order tables show them. */
+export const LIST_STATES: readonly ListState[] = ["active", "pending", "error", "disabled"];
 
 /** A rule as `list` shows it. */
 export interface ListedRule {
@@ -102,4 +230,57 @@ export interface ListedRule {
   pps: number;
   /** Matched payload bits per second. */
   bps: number;
+  /** Output-level drops of its outputs ({@link outputDrops}). */
+  drops: number;
 }
+
+/** Result of `list`. */
+export interface ListResult extends Partial<Selection> {
+  /** The selected rules. */
+  rules: ListedRule[];
+}
+
+/** How many records of each kind follow a stream's header. */
+export interface RecordCounts {
+  /** `rule` records. */
+  rules: number;
+  /** `interface` records (`stats`). */
+  interfaces?: number;
+  /** `worker` records (`stats`). */
+  workers?: number;
+  /** `pool` records (`stats`): the data-path workers. */
+  pool?: number;
+}
+
+/** First record of a streamed `stats`. */
+export type StatsHeader =
+  & Selection
+  & {
+    /** Record kind. */
+    kind: "stats";
+    /** How many records of each kind follow, in this order: rules, interfaces, workers. */
+    records: Required<RecordCounts>;
+  }
+  & Pick<
+    StatsResult,
+    "time" | "uptime_s" | "rate_window_s" | "drops" | "drops_ps" | "igmp" | "fds"
+  >;
+
+/** First record of a streamed `list`. */
+export type ListHeader = Selection & {
+  /** Record kind. */
+  kind: "list";
+  /** How many `rule` records follow. */
+  records: { rules: number };
+};
+
+/** A record of a streamed `stats`: the header, then rules, interfaces, workers and the pool. */
+export type StatsRecord =
+  | StatsHeader
+  | ({ kind: "rule" } & RuleWithRate)
+  | ({ kind: "interface" } & InterfaceWithRate)
+  | ({ kind: "worker" } & WorkerInfo)
+  | ({ kind: "pool" } & PoolWorkerInfo);
+
+/** A record of a streamed `list`: the header, then rules. */
+export type ListRecord = ListHeader | ({ kind: "rule" } & ListedRule);

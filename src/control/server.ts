@@ -18,12 +18,16 @@ import {
   ControlError,
   decodeRequest,
   encodeLine,
+  encodeParts,
   errReply,
   LineSplitter,
   MAX_CLIENTS,
+  MAX_REPLY_BYTES,
   MAX_REQUEST_BYTES,
   okReply,
   type Reply,
+  type RequestId,
+  StreamedResult,
 } from "./protocol.ts";
 
 const log = logger("control");
@@ -131,10 +135,10 @@ export const IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * A request line must be complete this long (ms) after its first byte came,
- * and a reply must be taken by the client within as long; otherwise the
- * client gets a `timeout` error (when it can) and is disconnected. A client
- * sends a request in one write, so this only ever cuts off clients that
- * trickle bytes (slow loris) or do not read their replies.
+ * and a reply (each part of a streamed one) must be taken by the client within
+ * as long; otherwise the client gets a `timeout` error (when it can) and is
+ * disconnected. A client sends a request in one write, so this only ever cuts
+ * off clients that trickle bytes (slow loris) or do not read their replies.
  */
 export const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -212,9 +216,15 @@ export class ControlServer implements AsyncDisposable {
     let lastRequest = performance.now();
     /** When the first byte of the unfinished line came; null when no line is unfinished. */
     let partialSince: number | null = null;
-    /** Send a reply; false when the client does not take it in time. */
-    const send = async (reply: Reply): Promise<boolean> =>
-      (await within(writeAll(conn, encodeLine(reply)), this.requestTimeoutMs)) !== TIMED_OUT;
+    /** Send a line; false when the client does not take it in time. */
+    const sendLine = async (line: Uint8Array): Promise<boolean> =>
+      (await within(writeAll(conn, line), this.requestTimeoutMs)) !== TIMED_OUT;
+    const send = (reply: Reply): Promise<boolean> => sendLine(encodeLine(reply));
+    /** Send every line of an answer; false when the client stops taking them. */
+    const sendAll = async (lines: Iterable<Uint8Array>): Promise<boolean> => {
+      for (const line of lines) if (!(await sendLine(line))) return false;
+      return true;
+    };
     let ended = false;
     try {
       for (;;) {
@@ -239,12 +249,12 @@ export class ControlServer implements AsyncDisposable {
         for (const ev of split.push(buf.subarray(0, n))) {
           // A blank line is no request: it neither gets a reply nor counts as activity.
           if ("line" in ev && ev.line.trim() === "") continue;
-          const reply = "line" in ev ? await this.#handleLine(ev.line) : errReply(
+          const lines = "line" in ev ? await this.#handleLine(ev.line) : [encodeLine(errReply(
             null,
             "too_large",
             `request longer than ${MAX_REQUEST_BYTES} bytes; discarded up to the next newline`,
-          );
-          if (reply && !(await send(reply))) {
+          ))];
+          if (lines && !(await sendAll(lines))) {
             answered = false;
             break;
           }
@@ -256,8 +266,8 @@ export class ControlServer implements AsyncDisposable {
       // The stream ended in the middle of a line: answer it (usually a truncated request).
       const rest = ended ? split.end() : null;
       if (rest !== null) {
-        const reply = await this.#handleLine(rest);
-        if (reply) await send(reply);
+        const lines = await this.#handleLine(rest);
+        if (lines) await sendAll(lines);
       }
     } catch (e) {
       if (
@@ -274,22 +284,59 @@ export class ControlServer implements AsyncDisposable {
     }
   }
 
-  /** Answer one line; null for a blank line. */
-  async #handleLine(line: string): Promise<Reply | null> {
+  /**
+   * Answer one line: the encoded lines of the reply (several for a streamed
+   * one, produced as they are sent); null for a blank line.
+   */
+  async #handleLine(line: string): Promise<Iterable<Uint8Array> | null> {
     if (line.trim() === "") return null;
     const d = decodeRequest(line);
-    if (!d.ok) return d.reply;
+    if (!d.ok) return [encodeLine(d.reply)];
     const { id, cmd } = d.req;
+    let result: unknown;
     try {
-      return okReply(id, await runCommand(this.ctx, cmd, d.req.args ?? {}));
+      result = await runCommand(this.ctx, cmd, d.req.args ?? {});
     } catch (e) {
-      if (e instanceof ControlError) return errReply(id, e.code, e.message, e.issues);
-      log.error("control command {cmd} failed: {error}", {
-        cmd,
-        error: (e as Error)?.stack ?? String(e),
-      });
-      return errReply(id, "internal", (e as Error)?.message ?? String(e));
+      return [encodeLine(this.#failure(id, cmd, e))];
     }
+    if (result instanceof StreamedResult) return this.#parts(id, cmd, result);
+    // A string's length never exceeds its UTF-8 size: most too long replies are never encoded.
+    const text = JSON.stringify(okReply(id, result));
+    const bytes = text.length <= MAX_REPLY_BYTES ? new TextEncoder().encode(text + "\n") : null;
+    if (bytes && bytes.length - 1 <= MAX_REPLY_BYTES) return [bytes];
+    return [encodeLine(errReply(
+      id,
+      "reply_too_large",
+      `the reply to ${cmd} would be more than the ${MAX_REPLY_BYTES} bytes ` +
+        `one reply may hold: ask for a stream (args.stream, as \`ctl\` does), a filter, a ` +
+        `summary or a limit`,
+    ))];
+  }
+
+  /** The parts of a streamed reply; an error while producing them ends it with an error reply. */
+  *#parts(id: RequestId, cmd: string, result: StreamedResult): Generator<Uint8Array> {
+    const parts = encodeParts(id, result.records);
+    for (;;) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = parts.next();
+      } catch (e) {
+        yield encodeLine(this.#failure(id, cmd, e));
+        return;
+      }
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+
+  /** The error reply for a command that threw `e` (logged unless it is a ControlError). */
+  #failure(id: RequestId, cmd: string, e: unknown): Reply {
+    if (e instanceof ControlError) return errReply(id, e.code, e.message, e.issues);
+    log.error("control command {cmd} failed: {error}", {
+      cmd,
+      error: (e as Error)?.stack ?? String(e),
+    });
+    return errReply(id, "internal", (e as Error)?.message ?? String(e));
   }
 
   /** Stop accepting, close every client, remove the socket file. */

@@ -206,7 +206,13 @@ Deno.test({
       await stats();
       const listCli = await d.ctl("--json", "list");
       assert.equal(listCli.code, 0, listCli.stderr);
-      ListSchema.parse(JSON.parse(listCli.stdout));
+      // JSON Lines: the header, then one record per rule, each as in the one-reply result.
+      const [head, ...recs] = listCli.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+      assert.equal(head.kind, "list");
+      assert.equal(head.records.rules, recs.length);
+      assert.ok(recs.every((r) => r.kind === "rule"));
+      const listed = ListSchema.parse({ rules: recs.map(({ kind: _, ...r }) => r) });
+      assert.deepEqual(listed.rules.map((r) => r.name), list.rules.map((r) => r.name));
 
       // The cam1 stream flows through everything below; it is stopped at the end.
       const s1 = await startSink(t, "rcv", "d0", ["239.10.1.1:6001"], { settle: true });

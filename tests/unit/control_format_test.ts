@@ -53,6 +53,7 @@ const listed: ListedRule = {
   bytes: 100,
   pps: 0,
   bps: 0,
+  drops: 0,
 };
 
 const stats: StatsResult = {

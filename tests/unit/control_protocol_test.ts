@@ -13,7 +13,7 @@ import {
   PROTOCOL_VERSION,
 } from "../../src/control/protocol.ts";
 import { parseOutputSpec, requestFor, ruleFromArgs } from "../../src/client/ctl.ts";
-import { RateTracker } from "../../src/control/rates.ts";
+import { outputRate, RateTracker } from "../../src/control/rates.ts";
 import { buildRegistry, health, parseListen } from "../../src/control/metrics.ts";
 import { getLogLevels, levelFor, setLogLevel } from "../../src/common/log.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
@@ -137,11 +137,9 @@ function fakeStats(packets: number, frames: number, drops: number): RelayStats {
       restarts: 0,
       workers: 1,
       fanout_id: 1,
-      drops: { no_match: frames - packets },
     }],
     drops: { no_match: frames - packets },
     workers: [],
-    pool: [],
   }) as unknown as RelayStats;
 }
 
@@ -160,10 +158,47 @@ Deno.test("RateTracker: rates are counter deltas over the sampling window", asyn
   const pps = x.rules.get("abc")!.pps;
   near(pps * x.window_s, 1000);
   near(x.rules.get("abc")!.bps, pps * 800);
-  near(x.outputs.get("abc")![0].pps, pps);
+  near(outputRate(x, "abc", { interface: "r1", group: "239.10.1.1", port: 6001 }, 0)!.pps, pps);
   near(x.interfaces.get("r0")!.kernel_drops_ps * x.window_s, 10);
   near(x.drops.no_match * x.window_s, 500);
   r.stop();
+});
+
+Deno.test("RateTracker: an output keeps its rate when a reload reorders the outputs", async () => {
+  const out = (port: number, packets: number) => ({
+    interface: "r1",
+    group: "239.10.1.1",
+    port,
+    packets,
+    bytes: packets * 100,
+  });
+  const snap = (outputs: ReturnType<typeof out>[]) => {
+    const s = fakeStats(0, 0, 0);
+    s.rules[0].outputs = outputs.map((o) => ({ ...s.rules[0].outputs[0], ...o }));
+    return s;
+  };
+  let s = snap([out(6001, 0), out(6002, 0)]);
+  const r = new RateTracker(() => s, 1000);
+  r.sample();
+  await new Promise((res) => setTimeout(res, 20)); // a window longer than the clock's resolution
+  s = snap([out(6002, 2000), out(6001, 1000), out(6003, 500)]);
+  r.sample();
+  const x = r.rates();
+  const pps = (port: number, index: number) =>
+    outputRate(x, "abc", { interface: "r1", group: "239.10.1.1", port }, index)!.pps;
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) <= b * 1e-9, `${a} vs ${b}`);
+  assert.ok(pps(6001, 1) > 0);
+  near(pps(6002, 0), 2 * pps(6001, 1));
+  near(pps(6001, 0), pps(6001, 1)); // found wherever it is
+  assert.equal(pps(6003, 2), 0, "a new output has no rate before its second sample");
+  assert.equal(
+    outputRate(x, "abc", { interface: "r9", group: "239.10.1.1", port: 6001 }, 1),
+    undefined,
+  );
+  assert.equal(
+    outputRate(x, "nope", { interface: "r1", group: "239.10.1.1", port: 6001 }, 0),
+    undefined,
+  );
 });
 
 function result(s: RelayStats): StatsResult {
