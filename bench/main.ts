@@ -20,7 +20,7 @@
  */
 import { parseArgs } from "node:util";
 import { REPO, sh, skipReason, type Topology } from "../lab/netns.ts";
-import { backgroundLoad, machineInfo, peakRssKiB } from "./lib/procstat.ts";
+import { backgroundLoad, machineInfo, peakRssKiB, waitQuiet } from "./lib/procstat.ts";
 import {
   type BenchTopo,
   chainTopology,
@@ -266,21 +266,6 @@ async function maxLossless(
   return { pps: best(), method: "bisection", failing_pps: failing() };
 }
 
-/**
- * Wait (up to `maxS` seconds) until the machine is nearly idle before a
- * relay's trials; returns the last measured background load (0..1). Other
- * work on the machine skews every figure, so it is recorded with each run.
- */
-async function waitQuiet(maxS = 90): Promise<number> {
-  const t0 = Date.now();
-  let load = await backgroundLoad(500);
-  while (load > 0.1 && Date.now() - t0 < maxS * 1000) {
-    log(`  machine busy (${(100 * load).toFixed(0)} % of all CPUs) — waiting for it to calm down`);
-    load = await backgroundLoad(1000);
-  }
-  return load;
-}
-
 async function runRelay(
   mode: Mode,
   item: PlanItem,
@@ -309,7 +294,7 @@ async function runRelay(
     return run;
   }
   log(`${relay.name} on ${bt.name}/${item.workload.name}`);
-  run.background_load = await waitQuiet();
+  run.background_load = await waitQuiet(log);
   let running;
   try {
     running = await relay.start(bt, item.workload, tmp);
@@ -358,7 +343,7 @@ async function runDirect(mode: Mode, bt: BenchTopo, tmp: string): Promise<TrialR
     relayPids: [],
   };
   log("direct baseline (gen → sink over one veth, no relay)");
-  await waitQuiet();
+  await waitQuiet(log);
   await runTrial(path, { rate: LATENCY_RATE, durationS: 0.3, size: SIZE, purpose: "warmup" }, tmp);
   const out: TrialResult[] = [];
   for (const rate of rates) {
