@@ -80,6 +80,58 @@ export function startGen(
   return spawnTracked(topo.ns(role), [...a, ...extra]);
 }
 
+/** One generator of {@link startGens}. */
+export interface GenSpec {
+  /** Interface it sends on. */
+  dev: string;
+  /** Destinations, "G:P". */
+  dsts: string[];
+  /** Datagrams per second in all. */
+  rate: number;
+  /** More mcr-gen arguments (--count, --stream-base, ...). */
+  extra: string[];
+}
+
+/** Quote a word for sh. */
+const shQuote = (w: string) => `'${w.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * Start many mcr-gen processes at once: one `sh` in the namespace forks them
+ * all in the background (one `ip netns exec` each would take tens of ms per
+ * generator on a busy machine, seconds for 64), each writing its report to a
+ * file; resolves with the reports once every one has finished.
+ */
+export async function runGens(
+  topo: Topology,
+  role: string,
+  gens: GenSpec[],
+  tmp: string,
+): Promise<GenReport[]> {
+  const dir = await Deno.makeTempDir({ dir: tmp, prefix: "gens-" });
+  const lines = gens.map((g, i) => {
+    const a = [`${BUILD}/mcr-gen`, "--iface", g.dev, "--json"];
+    for (const d of g.dsts) a.push("--dst", d);
+    a.push("--rate", String(g.rate), "--size", String(SIZE), "--ttl", String(TTL));
+    a.push("--spin-us", "0", ...g.extra);
+    return `${a.map(shQuote).join(" ")} > ${dir}/${i}.json 2> ${dir}/${i}.err &`;
+  });
+  const p = spawnTracked(topo.ns(role), ["sh", "-c", [...lines, "wait"].join("\n")]);
+  const r = await p.wait();
+  try {
+    return await Promise.all(gens.map(async (_, i) => {
+      const out = await Deno.readTextFile(`${dir}/${i}.json`).catch(() => "");
+      try {
+        return JSON.parse(out) as GenReport;
+      } catch {
+        const err = await Deno.readTextFile(`${dir}/${i}.err`).catch(() => "");
+        throw new Error(`mcr-gen ${i + 1} of ${gens.length} gave no report: ${err}${r.stderr}`);
+      }
+    }));
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 /** Wait for mcr-gen to finish and parse its report (an error when it failed). */
 export async function genReport(p: Proc): Promise<GenReport> {
   const r = await p.wait();

@@ -70,8 +70,11 @@ export interface TrafficResult extends RelayFigures {
   stream_pps: number;
   /** Seconds of sending. */
   seconds: number;
-  /** Seconds between the first and the last generator's start. */
-  start_spread_s: number;
+  /**
+   * Seconds between the first datagram of the first stream and the first datagram of the last
+   * stream at the receiver (how nearly at once the streams started); null when none arrived.
+   */
+  first_arrival_spread_s: number | null;
   /** Per stream. */
   streams: StreamCount[];
   /** RSS summed over the relay's processes after the traffic, KiB. */
@@ -217,7 +220,7 @@ function trafficTable(run: ScaleRun): string[] {
   const L = [
     "## b) N input interfaces, one stream each, all at once",
     "",
-    "| input interfaces | per stream | delivered / sent (all streams) | streams complete | worst stream | median stream | RSS MiB after | peak RSS MiB | relay CPU µs/pkt | ready after s | generators' start spread s | background load | notes |",
+    "| input interfaces | per stream | delivered / sent (all streams) | streams complete | worst stream | median stream | RSS MiB after | peak RSS MiB | relay CPU µs/pkt | ready after s | streams' first arrivals spread over s | background load | notes |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const [n, rs] of groupBy(run.traffic, (r) => r.inputs)) {
@@ -235,9 +238,9 @@ function trafficTable(run: ScaleRun): string[] {
         s(ok, (r) => sorted(r)[sorted(r).length >> 1], pct)
       } % | ${s(ok, (r) => r.rss_after_kib, mib)} | ${s(ok, (r) => r.hwm_kib, mib)} | ${
         s(ok, (r) => (1e6 * r.relay_cpu_s) / Math.max(1, tot(r, (x) => x.delivered)), f1)
-      } | ${s(ok, (r) => r.ready_s, f1)} | ${s(ok, (r) => r.start_spread_s, f1)} | ${
-        loadText(rs)
-      } |${failures(rs)} |`,
+      } | ${s(ok, (r) => r.ready_s, f1)} | ${
+        s(ok, (r) => r.first_arrival_spread_s, (x) => x.toFixed(3))
+      } | ${loadText(rs)} |${failures(rs)} |`,
     );
   }
   L.push(

@@ -24,6 +24,7 @@ import {
   genReport,
   inputOf,
   outputOf,
+  runGens,
   sinkReport,
   startGen,
   startSink,
@@ -185,7 +186,10 @@ export async function idle(ctx: Ctx, n: number, pass: number): Promise<IdleResul
   });
 }
 
-/** b) N interfaces, one stream each, every generator started at once. */
+/**
+ * b) N interfaces, one stream each, every generator started at once (forked by one shell in the
+ * sender's namespace).
+ */
 export async function traffic(
   ctx: Ctx,
   n: number,
@@ -202,7 +206,7 @@ export async function traffic(
       inputs: n,
       stream_pps: pps,
       seconds,
-      start_spread_s: 0,
+      first_arrival_spread_s: null,
       streams: [],
       rss_after_kib: 0,
       relay_cpu_s: 0,
@@ -223,24 +227,26 @@ export async function traffic(
     });
     const pids = processTree(t.pid);
     const cpu0 = procsCpu(pids);
-    const t0 = performance.now();
-    const gens = rules.map((x, i) =>
-      startGen(topo, "snd", x.input.interface, [inputOf(x)], pps, [
-        "--count",
-        String(count),
-        "--stream-base",
-        String(i + 1),
-      ])
+    const sent = await runGens(
+      topo,
+      "snd",
+      rules.map((x, i) => ({
+        dev: x.input.interface,
+        dsts: [inputOf(x)],
+        rate: pps,
+        extra: ["--count", String(count), "--stream-base", String(i + 1)],
+      })),
+      ctx.tmp,
     );
-    r.start_spread_s = (performance.now() - t0) / 1000;
-    const sent = await Promise.all(gens.map(genReport));
     const rep = await sinkReport(sink);
     r.relay_cpu_s = procsCpu(pids).schedS - cpu0.schedS;
     const after = snapshot(t.pid);
     r.rss_after_kib = after.rss_kib;
     r.hwm_kib = after.hwm_kib;
+    const firsts: number[] = [];
     r.streams = rules.map((x, i) => {
       const st = streamIn(rep, outputOf(x), i + 1);
+      if (st?.first_rx_ns != null) firsts.push(st.first_rx_ns);
       return {
         input: x.input.interface,
         sent: sent[i].sent,
@@ -249,6 +255,9 @@ export async function traffic(
         reordered: st?.reordered ?? 0,
       };
     });
+    r.first_arrival_spread_s = firsts.length
+      ? (Math.max(...firsts) - Math.min(...firsts)) / 1e9
+      : null;
     const s = await finish(t, r);
     r.relay_drops = s?.stats
       ? {
