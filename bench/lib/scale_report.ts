@@ -60,6 +60,8 @@ export interface StreamCount {
   duplicates: number;
   /** Reordered at the receiver. */
   reordered: number;
+  /** Its first datagram at the receiver, s after the first datagram of any stream; null when none. */
+  first_rx_s?: number | null;
 }
 
 /** b) N input interfaces, one stream each, all sent at once. */
@@ -79,6 +81,8 @@ export interface TrafficResult extends RelayFigures {
   streams: StreamCount[];
   /** RSS summed over the relay's processes after the traffic, KiB. */
   rss_after_kib: number;
+  /** One-way latency at the receiver over all streams (send timestamp → receive), µs. */
+  latency_us?: { p50: number; p99: number; max: number };
   /** Relay CPU over the traffic (schedstat), s. */
   relay_cpu_s: number;
   /** The relay's own final counters (second opinion): drops by reason. */
@@ -220,8 +224,8 @@ function trafficTable(run: ScaleRun): string[] {
   const L = [
     "## b) N input interfaces, one stream each, all at once",
     "",
-    "| input interfaces | per stream | delivered / sent (all streams) | streams complete | worst stream | median stream | RSS MiB after | peak RSS MiB | relay CPU µs/pkt | ready after s | streams' first arrivals spread over s | background load | notes |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| input interfaces | per stream | delivered / sent (all streams) | streams complete | worst stream | median stream | RSS MiB after | peak RSS MiB | latency p50 / p99 / max ms | relay CPU µs/pkt | ready after s | streams' first arrivals spread over s | background load | notes |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const [n, rs] of groupBy(run.traffic, (r) => r.inputs)) {
     const ok = rs.filter((r) => r.ready_s !== null);
@@ -237,10 +241,14 @@ function trafficTable(run: ScaleRun): string[] {
       } of ${n} | ${s(ok, (r) => sorted(r)[0], pct)} % | ${
         s(ok, (r) => sorted(r)[sorted(r).length >> 1], pct)
       } % | ${s(ok, (r) => r.rss_after_kib, mib)} | ${s(ok, (r) => r.hwm_kib, mib)} | ${
-        s(ok, (r) => (1e6 * r.relay_cpu_s) / Math.max(1, tot(r, (x) => x.delivered)), f1)
-      } | ${s(ok, (r) => r.ready_s, f1)} | ${
-        s(ok, (r) => r.first_arrival_spread_s, (x) => x.toFixed(3))
-      } | ${loadText(rs)} |${failures(rs)} |`,
+        (["p50", "p99", "max"] as const).map((k) =>
+          s(ok, (r) => r.latency_us && r.latency_us[k] / 1000, f1)
+        ).join(" / ")
+      } | ${s(ok, (r) => (1e6 * r.relay_cpu_s) / Math.max(1, tot(r, (x) => x.delivered)), f1)} | ${
+        s(ok, (r) => r.ready_s, f1)
+      } | ${s(ok, (r) => r.first_arrival_spread_s, (x) => x.toFixed(3))} | ${loadText(rs)} |${
+        failures(rs)
+      } |`,
     );
   }
   L.push(

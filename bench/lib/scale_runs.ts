@@ -255,9 +255,17 @@ export async function traffic(
         reordered: st?.reordered ?? 0,
       };
     });
-    r.first_arrival_spread_s = firsts.length
-      ? (Math.max(...firsts) - Math.min(...firsts)) / 1e9
-      : null;
+    const first = Math.min(...firsts);
+    r.first_arrival_spread_s = firsts.length ? (Math.max(...firsts) - first) / 1e9 : null;
+    for (const [i, x] of r.streams.entries()) {
+      const ns = streamIn(rep, outputOf(rules[i]), i + 1)?.first_rx_ns;
+      x.first_rx_s = ns != null ? (ns - first) / 1e9 : null;
+    }
+    r.latency_us = {
+      p50: rep.latency_us.p50,
+      p99: rep.latency_us.p99,
+      max: rep.latency_us.max,
+    };
     const s = await finish(t, r);
     r.relay_drops = s?.stats
       ? {
