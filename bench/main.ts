@@ -1,11 +1,14 @@
 /**
  * The mcr benchmark harness. Builds the topologies in network namespaces,
  * runs mcr (ring variants), socat and the kernel's multicast forwarding
- * (smcroute) at the same offered rates in the same run, counts delivery at an
- * independent receiver, and writes `bench/results/<stamp>-<mode>.json`,
+ * (smcroute) — or, in floor mode, mcr and the bare C reference relay of
+ * bench/floor — at the same offered rates in the same run, counts delivery at
+ * an independent receiver, and writes `bench/results/<stamp>-<mode>.json`,
  * `bench/results/latest.md` (also printed) and `bench/results/latest.svg`.
+ * `--repeat N` runs the whole plan N times; every figure is then reported as
+ * the median over the passes and its range.
  *
- *     bash bench/run.sh [--quick|--full]     (deno task bench -- --full)
+ *     bash bench/run.sh [--quick|--full|--floor] [--repeat N]   (deno task bench -- --repeat 5)
  *
  * See bench/README.md for what every figure means.
  *
@@ -17,7 +20,7 @@
  */
 import { parseArgs } from "node:util";
 import { REPO, sh, skipReason, type Topology } from "../lab/netns.ts";
-import { backgroundLoad, machineInfo, peakRssKiB } from "./lib/procstat.ts";
+import { backgroundLoad, machineInfo, peakRssKiB, waitQuiet } from "./lib/procstat.ts";
 import {
   type BenchTopo,
   chainTopology,
@@ -28,12 +31,19 @@ import {
   STREAMS_8,
   type Workload,
 } from "./lib/topologies.ts";
-import { mcrRelay, type RelayDef, SMCROUTE, SOCAT } from "./lib/relays.ts";
+import { FLOOR, mcrRelay, type RelayDef, SMCROUTE, SOCAT } from "./lib/relays.ts";
 import { killTracked } from "./lib/procs.ts";
 import { runTrial, type TrialPath, type TrialResult, type TrialSpec } from "./lib/trial.ts";
-import type { BenchRun, HotloopResult, MaxLossless, RelayRun } from "./lib/types.ts";
+import {
+  type BenchRun,
+  type HotloopResult,
+  type MaxLossless,
+  type Pass,
+  type RelayRun,
+  upgradeRun,
+} from "./lib/types.ts";
 import { HOTLOOP_COMMAND, runHotloop } from "./lib/hotloop_run.ts";
-import { renderMarkdown } from "./lib/report_md.ts";
+import { FLOOR_CPU_RATE, renderMarkdown } from "./lib/report_md.ts";
 import { renderSvg } from "./lib/report_svg.ts";
 
 /** Payload size of every trial (bytes). */
@@ -64,6 +74,9 @@ const MCR_1W = mcrRelay("mcr-1w", undefined, "one worker", { workers: 1 });
 const MCR_2W = mcrRelay("mcr-2w", undefined, "two workers in one fanout group (hash)", {
   workers: 2,
 });
+
+/** Most passes `--repeat` accepts. */
+const MAX_REPEAT = 50;
 
 /** One block of the plan: a topology, a workload, the relays, the rates. */
 interface PlanItem {
@@ -142,6 +155,25 @@ const FULL: Mode = {
       bisect: true,
     },
   ],
+};
+
+/**
+ * mcr against the bare C reference relay: relay CPU per packet at 100 kpps and
+ * added latency at 10 kpps, mcr's default and V3 rings and the floor, 3 s trials.
+ */
+const FLOOR_MODE: Mode = {
+  name: "floor",
+  trialS: 3,
+  latencyTrialS: 3,
+  bisectTrialS: 1,
+  bisectSteps: 0,
+  plan: [{
+    topology: "chain",
+    workload: ONE_TO_ONE,
+    relays: [MCR_DEFAULT, MCR_V3, FLOOR],
+    rates: [LATENCY_RATE, FLOOR_CPU_RATE],
+    bisect: false,
+  }],
 };
 
 function log(msg: string): void {
@@ -234,21 +266,6 @@ async function maxLossless(
   return { pps: best(), method: "bisection", failing_pps: failing() };
 }
 
-/**
- * Wait (up to `maxS` seconds) until the machine is nearly idle before a
- * relay's trials; returns the last measured background load (0..1). Other
- * work on the machine skews every figure, so it is recorded with each run.
- */
-async function waitQuiet(maxS = 90): Promise<number> {
-  const t0 = Date.now();
-  let load = await backgroundLoad(500);
-  while (load > 0.1 && Date.now() - t0 < maxS * 1000) {
-    log(`  machine busy (${(100 * load).toFixed(0)} % of all CPUs) — waiting for it to calm down`);
-    load = await backgroundLoad(1000);
-  }
-  return load;
-}
-
 async function runRelay(
   mode: Mode,
   item: PlanItem,
@@ -277,7 +294,7 @@ async function runRelay(
     return run;
   }
   log(`${relay.name} on ${bt.name}/${item.workload.name}`);
-  run.background_load = await waitQuiet();
+  run.background_load = await waitQuiet(log);
   let running;
   try {
     running = await relay.start(bt, item.workload, tmp);
@@ -326,7 +343,7 @@ async function runDirect(mode: Mode, bt: BenchTopo, tmp: string): Promise<TrialR
     relayPids: [],
   };
   log("direct baseline (gen → sink over one veth, no relay)");
-  await waitQuiet();
+  await waitQuiet(log);
   await runTrial(path, { rate: LATENCY_RATE, durationS: 0.3, size: SIZE, purpose: "warmup" }, tmp);
   const out: TrialResult[] = [];
   for (const rate of rates) {
@@ -370,6 +387,8 @@ async function main(): Promise<number> {
     options: {
       quick: { type: "boolean" },
       full: { type: "boolean" },
+      floor: { type: "boolean" },
+      repeat: { type: "string" },
       "no-hotloop": { type: "boolean" },
       out: { type: "string" },
       render: { type: "string" },
@@ -379,23 +398,24 @@ async function main(): Promise<number> {
   });
   if (values.help) {
     console.log(
-      "usage: bash bench/run.sh [--quick|--full] [--no-hotloop] [--out DIR]\n" +
+      "usage: bash bench/run.sh [--quick|--full|--floor] [--repeat N] [--no-hotloop] [--out DIR]\n" +
         "  --quick       chain topology, mcr ring variants + socat + smcroute, 4 rates, short trials (default)\n" +
         "  --full        all topologies and workloads, more rates, bisection for the max lossless rate\n" +
+        "  --floor       mcr (default and V3 rings) against the bare C reference relay (bench/floor):\n" +
+        "                relay CPU per packet at 100 kpps, added latency at 10 kpps\n" +
+        `  --repeat N    run the whole plan N times (1..${MAX_REPEAT}, default 1); every figure is then\n` +
+        "                the median over the passes and its range\n" +
         "  --no-hotloop  skip the deno bench hot-loop microbenchmarks\n" +
         "  --out DIR     results directory (default bench/results)\n" +
         "  --only NAME   run only the plan items whose workload is NAME (e.g. streams-8)\n" +
-        "  --render JSON re-render latest.md and latest.svg from a stored run (no traffic)",
+        "  --render JSON re-render the report (latest.md and .svg, or latest-floor.md) of a stored run",
     );
     return 0;
   }
   if (values.render) {
-    // Re-render latest.md / latest.svg from a stored run (no traffic).
-    const b = JSON.parse(await Deno.readTextFile(values.render)) as BenchRun;
-    const dir = values.out ?? `${REPO}/bench/results`;
-    const md = renderMarkdown(b, values.render.replace(`${REPO}/`, ""));
-    await Deno.writeTextFile(`${dir}/latest.md`, md);
-    await Deno.writeTextFile(`${dir}/latest.svg`, renderSvg(b));
+    // Re-render the report of a stored run (no traffic).
+    const b = upgradeRun(JSON.parse(await Deno.readTextFile(values.render)));
+    const md = await writeReport(b, values.out ?? `${REPO}/bench/results`, values.render);
     console.log(md);
     return 0;
   }
@@ -404,7 +424,16 @@ async function main(): Promise<number> {
     console.error(`bench: cannot run: ${skip}`);
     return 3;
   }
-  const base = values.full ? FULL : QUICK;
+  const repeat = Number(values.repeat ?? "1");
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > MAX_REPEAT) {
+    console.error(`bench: --repeat wants a whole number 1..${MAX_REPEAT}, got "${values.repeat}"`);
+    return 2;
+  }
+  if ([values.quick, values.full, values.floor].filter(Boolean).length > 1) {
+    console.error("bench: choose one of --quick, --full, --floor");
+    return 2;
+  }
+  const base = values.full ? FULL : values.floor ? FLOOR_MODE : QUICK;
   const mode: Mode = values.only
     ? {
       ...base,
@@ -445,7 +474,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
 
   const result: BenchRun = {
-    schema: 1,
+    schema: 2,
     mode: mode.name,
     started: started.toISOString(),
     finished: "",
@@ -462,15 +491,17 @@ async function main(): Promise<number> {
       latency_trial_s: mode.latencyTrialS,
       bisect_trial_s: mode.bisectTrialS,
     },
+    repeat,
     topologies: {},
     workloads: {},
-    direct: [],
-    runs: [],
+    passes: [],
     hotloop: null,
     background_load: { before: 0, after: 0 },
   };
   log(
-    `mode ${mode.name}; ${result.machine.cores} cores, kernel ${result.machine.kernel}, deno ${Deno.version.deno}`,
+    `mode ${mode.name}, ${repeat} pass${
+      repeat > 1 ? "es" : ""
+    }; ${result.machine.cores} cores, kernel ${result.machine.kernel}, deno ${Deno.version.deno}`,
   );
 
   try {
@@ -503,13 +534,24 @@ async function main(): Promise<number> {
       } % of all CPUs`,
     );
     const chain = await topoOf("chain");
-    result.direct = await runDirect(mode, chain, tmp);
-    for (const item of mode.plan) {
-      const bt = await topoOf(item.topology);
-      result.workloads[item.workload.name] = item.workload.describe;
-      for (const relay of item.relays) {
-        result.runs.push(await runRelay(mode, item, bt, relay, tmp));
+    for (let index = 1; index <= repeat; index++) {
+      if (repeat > 1) log(`pass ${index} of ${repeat}`);
+      const pass: Pass = {
+        index,
+        direct: [],
+        runs: [],
+        background_load: { before: await backgroundLoad(), after: 0 },
+      };
+      pass.direct = await runDirect(mode, chain, tmp);
+      for (const item of mode.plan) {
+        const bt = await topoOf(item.topology);
+        result.workloads[item.workload.name] = item.workload.describe;
+        for (const relay of item.relays) {
+          pass.runs.push(await runRelay(mode, item, bt, relay, tmp));
+        }
       }
+      pass.background_load.after = await backgroundLoad();
+      result.passes.push(pass);
     }
     result.background_load.after = await backgroundLoad();
   } finally {
@@ -521,14 +563,27 @@ async function main(): Promise<number> {
 
   await Deno.mkdir(outDir, { recursive: true });
   const stamp = started.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
-  const jsonPath = `${outDir}/${stamp}-${mode.name}.json`;
+  const jsonPath = `${outDir}/${stamp}-${mode.name}${repeat > 1 ? `-x${repeat}` : ""}.json`;
   await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
-  const md = renderMarkdown(result, jsonPath.replace(`${REPO}/`, ""));
-  await Deno.writeTextFile(`${outDir}/latest.md`, md);
-  await Deno.writeTextFile(`${outDir}/latest.svg`, renderSvg(result));
-  console.log(md);
-  log(`wrote ${jsonPath}, ${outDir}/latest.md, ${outDir}/latest.svg`);
-  return result.runs.some((r) => r.error) ? 1 : 0;
+  console.log(await writeReport(result, outDir, jsonPath));
+  log(`wrote ${jsonPath} and its report in ${outDir}`);
+  return result.passes.some((p) => p.runs.some((r) => r.error)) ? 1 : 0;
+}
+
+/**
+ * Write the report of a run next to its JSON: `latest.md` and `latest.svg`
+ * (quick and full modes), `latest-floor.md` (floor mode, no chart). Returns
+ * the markdown.
+ */
+async function writeReport(b: BenchRun, dir: string, jsonPath: string): Promise<string> {
+  const md = renderMarkdown(b, jsonPath.replace(`${REPO}/`, ""));
+  if (b.mode.startsWith("floor")) {
+    await Deno.writeTextFile(`${dir}/latest-floor.md`, md);
+  } else {
+    await Deno.writeTextFile(`${dir}/latest.md`, md);
+    await Deno.writeTextFile(`${dir}/latest.svg`, renderSvg(b));
+  }
+  return md;
 }
 
 async function destroy(t: Topology): Promise<void> {

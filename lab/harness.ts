@@ -24,6 +24,14 @@ export interface SinkReport {
       first_seq: number;
       last_seq: number;
       highest_seq: number;
+      /** CLOCK_MONOTONIC receive time (ns) of the first unique datagram; null when none. */
+      first_rx_ns?: number | null;
+      /** CLOCK_MONOTONIC receive time (ns) of the last unique datagram; null when none. */
+      last_rx_ns?: number | null;
+      /** Longest time between two consecutive unique datagrams, µs; null when none. */
+      max_gap_us?: number | null;
+      /** Receive time (ns) that ended the longest gap; null when none. */
+      max_gap_end_ns?: number | null;
     }[];
   }[];
   total: {

@@ -86,15 +86,15 @@ if ((${#ts_files[@]})); then
   done
 fi
 
-section "C style: clang-format --dry-run on csrc/"
+section "C style: clang-format --dry-run on csrc/ and bench/"
 if command -v clang-format >/dev/null; then
-  mapfile -t c_files < <(git ls-files 'csrc/*.c' 'csrc/*.h')
+  mapfile -t c_files < <(git ls-files --cached --others --exclude-standard 'csrc/*.[ch]' 'bench/*.[ch]')
   if out=$(clang-format --dry-run -Werror "${c_files[@]}" 2>&1); then
     echo "clang-format: ok"
     passed=$((passed + 1))
   else
     echo "$out" | head -40
-    echo "clang-format: FAILED (run: clang-format -i \$(git ls-files 'csrc/*.[ch]'))"
+    echo "clang-format: FAILED (run: clang-format -i \$(git ls-files 'csrc/*.[ch]' 'bench/*.[ch]'))"
     failed=$((failed + 1))
   fi
 else

@@ -104,11 +104,66 @@ export async function backgroundLoad(ms = 1000): Promise<number> {
   return busyBetween(a, b, cores) / (cores * ((b.atMs - a.atMs) / 1000));
 }
 
+/** Background load above which {@link waitQuiet} keeps waiting (share of all CPUs). */
+export const QUIET_LOAD = 0.1;
+
+/**
+ * Wait (up to `maxS` seconds) until the machine is nearly idle (below
+ * {@link QUIET_LOAD}) before a measurement; returns the last measured
+ * background load (0..1). Other work on the machine skews every figure, so it
+ * is recorded with each run.
+ */
+export async function waitQuiet(log: (msg: string) => void, maxS = 90): Promise<number> {
+  const t0 = Date.now();
+  let load = await backgroundLoad(500);
+  while (load > QUIET_LOAD && Date.now() - t0 < maxS * 1000) {
+    log(`  machine busy (${(100 * load).toFixed(0)} % of all CPUs) — waiting for it to calm down`);
+    load = await backgroundLoad(1000);
+  }
+  return load;
+}
+
 /** Peak resident set size (VmHWM) of a process in KiB, or 0 when it is gone. */
 export function peakRssKiB(pid: number): number {
   const s = readText(`/proc/${pid}/status`);
   const m = s?.match(/^VmHWM:\s+(\d+)\s+kB/m);
   return m ? Number(m[1]) : 0;
+}
+
+/** A `/proc/<pid>/status` field in kB (VmRSS, VmHWM) or a count (Threads); 0 when gone. */
+export function statusField(pid: number, field: string): number {
+  const m = readText(`/proc/${pid}/status`)?.match(new RegExp(`^${field}:\\s+(\\d+)`, "m"));
+  return m ? Number(m[1]) : 0;
+}
+
+/** A process and all its descendants (children of children ...), from /proc/<pid>/stat. */
+export function processTree(pid: number): number[] {
+  const parent = new Map<number, number>();
+  try {
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      const st = readText(`/proc/${e.name}/stat`);
+      if (st === null) continue;
+      // field 4 (ppid) is the second after the ")" that ends comm
+      parent.set(Number(e.name), Number(st.slice(st.lastIndexOf(")") + 2).split(" ")[1]));
+    }
+  } catch { /* /proc unreadable: the process alone */ }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const [c, p] of parent) if (p === out[i]) out.push(c);
+  }
+  return out;
+}
+
+/** Open file descriptors of a process; 0 when it is gone. */
+export function fdCount(pid: number): number {
+  try {
+    let n = 0;
+    for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) n++;
+    return n;
+  } catch {
+    return 0;
+  }
 }
 
 /** Machine description recorded with every run. */

@@ -1,14 +1,15 @@
 /**
  * The relays under test, started inside a topology's relay namespace:
- * mcr (ring variants), socat (one process per stream and output) and the
- * kernel's own multicast forwarding driven by smcrouted.
+ * mcr (ring variants), socat (one process per stream and output), the
+ * kernel's own multicast forwarding driven by smcrouted, and the bare C
+ * reference relay of bench/floor (the physical floor of mcr's design).
  *
  * Every process started here is tracked, so {@link killTracked} can end them
  * on SIGINT/SIGTERM before the namespaces are deleted.
  *
  * @module
  */
-import type { Proc } from "../../lab/netns.ts";
+import { BUILD, type Proc, waitForFile } from "../../lab/netns.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
 import { startMcr } from "./mcr.ts";
 import { spawnTracked } from "./procs.ts";
@@ -29,7 +30,7 @@ export interface RelayDef {
   /** Name in the tables. */
   name: string;
   /** Kind of relay. */
-  kind: "mcr" | "socat" | "smcroute";
+  kind: "mcr" | "socat" | "smcroute" | "floor";
   /** One-line description (config, command form). */
   describe: string;
   /** Why this relay cannot run a workload, or null. */
@@ -210,6 +211,58 @@ export const SMCROUTE: RelayDef = {
         proc.kill("SIGTERM");
         const r = await proc.wait();
         return { exit_code: r.code, ip_mr_cache: cache.trim().split("\n") };
+      },
+    };
+  },
+};
+
+/**
+ * The bare C reference relay (bench/floor/floor-relay.c): TPACKET_V3 RX ring
+ * (64 KiB blocks, 1 ms retire timeout), the rewrite mcr does, a TPACKET_V2 TX
+ * ring kicked once per RX block. One stream, one output.
+ */
+export const FLOOR: RelayDef = {
+  name: "floor (C)",
+  kind: "floor",
+  describe:
+    "bench/floor/floor-relay.c: TPACKET_V3 RX ring (64 KiB × 64 blocks, 1 ms timeout), mcr's rewrite and checksums, TPACKET_V2 TX ring, one kick per RX block; no libmcr",
+  unsupported: (w) =>
+    w.streams.length !== 1 || w.streams[0].outs.length !== 1
+      ? "the floor relay relays one stream to one output"
+      : null,
+  async start(t, w, tmp) {
+    const s = w.streams[0], o = s.outs[0];
+    const ready = `${tmp}/floor-${crypto.randomUUID().slice(0, 8)}.ready`;
+    const proc = spawnTracked(t.topo.ns(t.relay.role), [
+      `${BUILD}/floor-relay`,
+      "--in",
+      t.relay.inDev,
+      "--out",
+      t.relay.outDev,
+      "--group",
+      `${s.inGroup}:${s.inPort}`,
+      "--to",
+      `${o.group}:${o.port}`,
+      "--ready-file",
+      ready,
+    ]);
+    try {
+      await waitForFile(ready, 10_000, "floor-relay to start");
+    } catch (e) {
+      proc.kill("SIGKILL");
+      throw new Error(`${(e as Error).message}: ${(await proc.wait()).stderr}`);
+    }
+    return {
+      pids: [proc.child.pid],
+      sinkGroups: [`${o.group}:${o.port}`],
+      async stop() {
+        proc.kill("SIGTERM");
+        const r = await proc.wait();
+        let counters: unknown = null;
+        try {
+          counters = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+        } catch { /* reported as null */ }
+        return { exit_code: r.code, counters, stderr: r.stderr.slice(0, 500) };
       },
     };
   },

@@ -1,12 +1,24 @@
 /**
- * Markdown report of a benchmark run (`bench/results/latest.md`).
+ * Markdown report of a benchmark run (`bench/results/latest.md`). With
+ * `--repeat N` every figure is the median over the N passes with its range,
+ * written "median [min–max]".
+ *
+ * Long file: one table per section of the report, each a short function over
+ * the same few helpers; splitting them would scatter one document.
  *
  * @module
  */
 import type { TrialResult } from "./trial.ts";
-import type { BenchRun, RelayRun } from "./types.ts";
+import type { BenchRun, Pass, RelayRun } from "./types.ts";
+import { fmtSummary, summarize, type Summary } from "./summary.ts";
 
 const MCR_VARIANTS = ["mcr-v2", "mcr-v2-nogather", "mcr-v3", "mcr"];
+/** Name of the bare C reference relay (bench/floor). */
+export const FLOOR_NAME = "floor (C)";
+/** Rate at which relay CPU per packet is compared with the floor. */
+export const FLOOR_CPU_RATE = 100_000;
+
+type Num = number | null | undefined;
 
 function kpps(pps: number): string {
   return (pps / 1000).toFixed(pps >= 100_000 ? 0 : 1);
@@ -16,8 +28,16 @@ function pct(p: number): string {
   return p >= 99.995 ? "100" : p.toFixed(p >= 99 ? 2 : 1);
 }
 
-function us(v: number | null | undefined, digits = 2): string {
+function us2(v: number): string {
+  return v.toFixed(2);
+}
+
+function us(v: Num, digits = 2): string {
   return v === null || v === undefined || !Number.isFinite(v) ? "—" : v.toFixed(digits);
+}
+
+function lat(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v.toFixed(1);
 }
 
 function rateLabel(r: number): string {
@@ -29,73 +49,148 @@ function at(run: RelayRun | undefined, rate: number): TrialResult | undefined {
   return run?.trials.find((t) => t.spec.rate === rate);
 }
 
-function directAt(b: BenchRun, rate: number): TrialResult | undefined {
-  return b.direct.find((t) => t.spec.rate === rate);
+function directAt(p: Pass, rate: number): TrialResult | undefined {
+  return p.direct.find((t) => t.spec.rate === rate);
 }
 
-/** Added latency p50/p99 at the latency rate vs the direct baseline, µs. */
-export function addedLatency(
+/** Added latency p50/p99 at the latency rate vs the same pass's direct baseline, µs. */
+function addedLatency(
   b: BenchRun,
+  p: Pass,
   run: RelayRun | undefined,
 ): { p50: number; p99: number } | null {
   const t = at(run, b.settings.latency_rate_pps);
-  const d = directAt(b, b.settings.latency_rate_pps);
+  const d = directAt(p, b.settings.latency_rate_pps);
   if (!t || !d || t.delivered === 0) return null;
-  const r1 = (x: number) => Math.round(x * 10) / 10;
-  return {
-    p50: r1(t.latency_us.p50 - d.latency_us.p50),
-    p99: r1(t.latency_us.p99 - d.latency_us.p99),
-  };
+  return { p50: t.latency_us.p50 - d.latency_us.p50, p99: t.latency_us.p99 - d.latency_us.p99 };
 }
 
-function lat(v: number): string {
-  return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+/** Relay CPU per delivered datagram from /proc/<pid>/stat utime+stime (10 ms ticks), µs. */
+function statUsPerPkt(t: TrialResult | undefined): number | null {
+  return t && t.delivered > 0 ? (t.relay_cpu_stat_s / t.delivered) * 1e6 : null;
+}
+
+/** One relay (topology, workload, name) in every pass that ran it. */
+interface Series {
+  topology: string;
+  workload: string;
+  relay: string;
+  kind: string;
+  /** Per pass that ran it. */
+  runs: { pass: Pass; run: RelayRun }[];
+}
+
+/** Every relay of the run, in the order of the first pass. */
+function allSeries(b: BenchRun): Series[] {
+  const out: Series[] = [];
+  for (const p of b.passes) {
+    for (const r of p.runs) {
+      let s = out.find((x) =>
+        x.topology === r.topology && x.workload === r.workload && x.relay === r.relay
+      );
+      if (!s) {
+        s = { topology: r.topology, workload: r.workload, relay: r.relay, kind: r.kind, runs: [] };
+        out.push(s);
+      }
+      s.runs.push({ pass: p, run: r });
+    }
+  }
+  return out;
+}
+
+function find(b: BenchRun, topology: string, workload: string, relay: string): Series | undefined {
+  return allSeries(b).find((s) =>
+    s.topology === topology && s.workload === workload && s.relay === relay
+  );
+}
+
+/** A figure of one relay over the passes. */
+function over(s: Series, f: (run: RelayRun, pass: Pass) => Num): Summary | null {
+  return summarize(s.runs.filter((x) => !x.run.skipped).map((x) => f(x.run, x.pass)));
+}
+
+/** A figure of the direct baseline over the passes. */
+function overDirect(b: BenchRun, f: (p: Pass) => Num): Summary | null {
+  return summarize(b.passes.map(f));
+}
+
+function skipped(s: Series): string | undefined {
+  return s.runs.every((x) => x.run.skipped) ? s.runs[0]?.run.skipped : undefined;
+}
+
+function errors(s: Series): string[] {
+  return s.runs.filter((x) => x.run.error).map((x) => `pass ${x.pass.index}: ${x.run.error}`);
 }
 
 function allTrials(run: RelayRun): TrialResult[] {
   return [...run.trials, ...run.bisection];
 }
 
-function maxLosslessText(run: RelayRun): string {
-  const m = run.max_lossless;
-  if (!m) return "—";
-  if (m.method === "generator") return `≥ ${kpps(m.pps)} (generator limit)`;
-  const up = m.failing_pps !== null ? ` (fails at ${kpps(m.failing_pps)})` : "";
-  if (m.pps === 0) {
-    return `< ${m.failing_pps !== null ? kpps(m.failing_pps) : "?"} (lowest tried fails)`;
-  }
-  return m.method === "tested" ? `≥ ${kpps(m.pps)} of tested${up}` : `${kpps(m.pps)}${up}`;
+function total(s: Series, f: (t: TrialResult) => number): number {
+  return s.runs.reduce((a, x) => a + allTrials(x.run).reduce((c, t) => c + f(t), 0), 0);
 }
 
-function flatText(run: RelayRun | undefined): string {
-  const f = at(run, 0);
-  if (!f) return "—";
-  return `${kpps(f.offered_pps)} → ${kpps(f.delivered_pps)} (${pct(f.delivered_pct)} %)`;
+function maxLosslessText(s: Series): string {
+  const ms = s.runs.map((x) => x.run.max_lossless).filter((m) => m !== null);
+  if (!ms.length) return "—";
+  const sum = summarize(ms.map((m) => m.pps));
+  const text = fmtSummary(sum, kpps);
+  if (ms.every((m) => m.method === "generator")) return `≥ ${text} (generator limit)`;
+  const fails = summarize(ms.map((m) => m.failing_pps));
+  const up = fails ? ` (fails at ${fmtSummary(fails, kpps)})` : "";
+  if (ms.every((m) => m.method === "tested")) return `≥ ${text} of tested${up}`;
+  return `${text}${up}`;
+}
+
+function flatText(s: Series): string {
+  const off = over(s, (r) => at(r, 0)?.offered_pps);
+  const del = over(s, (r) => at(r, 0)?.delivered_pps);
+  const pc = over(s, (r) => at(r, 0)?.delivered_pct);
+  if (!off) return "—";
+  return `${fmtSummary(off, kpps)} → ${fmtSummary(del, kpps)} (${fmtSummary(pc, pct)} %)`;
 }
 
 /**
  * "relay / system − gen − sink / system above direct" µs per delivered
  * datagram. The last one compares total busy CPU per datagram with the direct
- * baseline at the same requested rate (only for one output per input).
+ * baseline of the same pass at the same requested rate (one output per input only).
  */
-function cpuText(b: BenchRun, t: TrialResult | undefined, kind: string): string {
-  if (!t) return "—";
-  const relay = kind === "smcroute" ? "(kernel)" : us(t.relay_us_per_pkt);
-  const d = t.spec.rate > 0 && t.expected === t.sent ? directAt(b, t.spec.rate) : undefined;
-  const delta = d && d.sys_busy_us_per_pkt !== null && t.sys_busy_us_per_pkt !== null
-    ? t.sys_busy_us_per_pkt - d.sys_busy_us_per_pkt
-    : null;
-  return `${relay} / ${us(t.sys_us_per_pkt)} / ${us(delta)}`;
+function cpuText(s: Series, rate: number): string {
+  const t = (r: RelayRun) => at(r, rate);
+  if (!over(s, (r) => t(r)?.sent)) return "—";
+  const relay = s.kind === "smcroute"
+    ? "(kernel)"
+    : fmtSummary(over(s, (r) => t(r)?.relay_us_per_pkt), us2);
+  const sys = fmtSummary(over(s, (r) => t(r)?.sys_us_per_pkt), us2);
+  const delta = over(s, (r, p) => {
+    const x = t(r);
+    const d = rate > 0 && x && x.expected === x.sent ? directAt(p, rate) : undefined;
+    return d && d.sys_busy_us_per_pkt !== null && x!.sys_busy_us_per_pkt !== null
+      ? x!.sys_busy_us_per_pkt - d.sys_busy_us_per_pkt
+      : null;
+  });
+  return `${relay} / ${sys} / ${fmtSummary(delta, us2)}`;
 }
 
 function mark(ok: boolean | null): string {
   return ok === null ? "" : ok ? " ✅" : " ❌ not met";
 }
 
+function latencyText(b: BenchRun, s: Series): { p50: Summary | null; p99: Summary | null } {
+  return {
+    p50: over(s, (r, p) => addedLatency(b, p, r)?.p50),
+    p99: over(s, (r, p) => addedLatency(b, p, r)?.p99),
+  };
+}
+
+function chainVariants(b: BenchRun, names: string[]): Series[] {
+  return names.map((n) => find(b, "chain", "1:1", n)).filter((s): s is Series =>
+    s !== undefined && !skipped(s)
+  );
+}
+
 function goalRows(b: BenchRun): string[] {
-  const variants = MCR_VARIANTS.map((n) =>
-    b.runs.find((r) => r.topology === "chain" && r.workload === "1:1" && r.relay === n)
-  ).filter((r): r is RelayRun => r !== undefined && !r.skipped);
+  const variants = chainVariants(b, MCR_VARIANTS);
   if (!variants.length) return [];
   const lines: string[] = [];
   lines.push(
@@ -104,32 +199,29 @@ function goalRows(b: BenchRun): string[] {
     } |`,
   );
   lines.push(`|---|---|${variants.map(() => "---").join("|")}|`);
-  const row = (goal: string, target: string, f: (r: RelayRun) => string) =>
+  const row = (goal: string, target: string, f: (s: Series) => string) =>
     lines.push(`| ${goal} | ${target} | ${variants.map(f).join(" | ")} |`);
-  row("maximum lossless rate", "≥ 200 kpps", (r) => {
-    const m = r.max_lossless;
-    if (!m) return "—";
-    const ok = m.pps >= 200_000;
-    return `${maxLosslessText(r)}${mark(ok)}`;
+  row("maximum lossless rate", "≥ 200 kpps", (s) => {
+    const m = over(s, (r) => r.max_lossless?.pps);
+    return `${maxLosslessText(s)}${mark(m ? m.median >= 200_000 : null)}`;
   });
   for (const rate of [10_000, 100_000, 200_000]) {
-    row(`relay CPU per packet at ${rate / 1000} kpps`, "≤ 1.5 µs (socat ~35)", (r) => {
-      const t = at(r, rate);
-      if (!t || t.relay_us_per_pkt === null) return "—";
-      return `${us(t.relay_us_per_pkt)} µs${mark(t.relay_us_per_pkt <= 1.5)}`;
+    row(`relay CPU per packet at ${rate / 1000} kpps`, "≤ 1.5 µs (socat ~35)", (s) => {
+      const c = over(s, (r) => at(r, rate)?.relay_us_per_pkt);
+      return c ? `${fmtSummary(c, us2)} µs${mark(c.median <= 1.5)}` : "—";
     });
   }
-  row(`added latency p50 at ${b.settings.latency_rate_pps / 1000} kpps`, "≤ 50 µs", (r) => {
-    const l = addedLatency(b, r);
-    return l ? `${lat(l.p50)} µs${mark(l.p50 <= 50)}` : "—";
+  const lr = b.settings.latency_rate_pps / 1000;
+  row(`added latency p50 at ${lr} kpps`, "≤ 50 µs", (s) => {
+    const l = latencyText(b, s).p50;
+    return l ? `${fmtSummary(l, lat)} µs${mark(l.median <= 50)}` : "—";
   });
-  row(`added latency p99 at ${b.settings.latency_rate_pps / 1000} kpps`, "≤ 1 ms", (r) => {
-    const l = addedLatency(b, r);
-    return l ? `${lat(l.p99)} µs${mark(l.p99 <= 1000)}` : "—";
+  row(`added latency p99 at ${lr} kpps`, "≤ 1 ms", (s) => {
+    const l = latencyText(b, s).p99;
+    return l ? `${fmtSummary(l, lat)} µs${mark(l.median <= 1000)}` : "—";
   });
-  row("duplicates / reordered (all trials)", "0 / 0", (r) => {
-    const d = allTrials(r).reduce((a, t) => a + t.duplicates, 0);
-    const o = allTrials(r).reduce((a, t) => a + t.reordered, 0);
+  row("duplicates / reordered (all trials)", "0 / 0", (s) => {
+    const d = total(s, (t) => t.duplicates), o = total(s, (t) => t.reordered);
     return `${d} / ${o}${mark(d === 0 && o === 0)}`;
   });
   if (b.hotloop && !b.hotloop.error) {
@@ -147,9 +239,7 @@ function goalRows(b: BenchRun): string[] {
 }
 
 function ringComparison(b: BenchRun): string[] {
-  const variants = ["mcr-v2", "mcr-v2-nogather", "mcr-v3"].map((n) =>
-    b.runs.find((r) => r.topology === "chain" && r.workload === "1:1" && r.relay === n)
-  ).filter((r): r is RelayRun => r !== undefined && !r.skipped);
+  const variants = chainVariants(b, ["mcr-v2", "mcr-v2-nogather", "mcr-v3"]);
   if (!variants.length) return [];
   const lr = b.settings.latency_rate_pps;
   const lines = [
@@ -158,32 +248,70 @@ function ringComparison(b: BenchRun): string[] {
     } kpps: CPU µs/pkt | 100 kpps: delivered %, CPU µs/pkt | 200 kpps: delivered %, CPU µs/pkt | flat out: offered → delivered kpps | ring: frames per poll syscall, gathers |`,
     "|---|---|---|---|---|---|---|",
   ];
-  for (const r of variants) {
-    const l = addedLatency(b, r);
-    const t100 = at(r, 100_000), t200 = at(r, 200_000);
-    const ifs =
-      (r.relay_report.stats as { interfaces?: Record<string, number>[] } | undefined)?.interfaces ??
-        [];
-    const inIf = ifs.find((i) => (i.frames ?? 0) > 0);
-    const ring = inIf
-      ? `${((inIf.frames ?? 0) / Math.max(1, inIf.polls ?? 0)).toFixed(1)}, ${inIf.gathers ?? 0}`
-      : "—";
+  for (const s of variants) {
+    const l = latencyText(b, s);
+    const deliv = (rate: number) => fmtSummary(over(s, (r) => at(r, rate)?.delivered_pct), pct);
+    const inIf = (r: RelayRun) =>
+      ((r.relay_report.stats as { interfaces?: Record<string, number>[] } | undefined)
+        ?.interfaces ?? []).find((i) => (i.frames ?? 0) > 0);
+    const fpp = over(s, (r) => {
+      const i = inIf(r);
+      return i ? (i.frames ?? 0) / Math.max(1, i.polls ?? 0) : null;
+    });
+    const gathers = over(s, (r) => inIf(r)?.gathers ?? null);
     lines.push(
-      `| ${r.relay} | ${l ? `${lat(l.p50)} / ${lat(l.p99)}` : "—"} | ${
-        cpuText(b, at(r, lr), r.kind)
-      } | ${t100 ? `${pct(t100.delivered_pct)} %, ${cpuText(b, t100, r.kind)}` : "—"} | ${
-        t200 ? `${pct(t200.delivered_pct)} %, ${cpuText(b, t200, r.kind)}` : "—"
-      } | ${flatText(r)} | ${ring} |`,
+      `| ${s.relay} | ${fmtSummary(l.p50, lat)} / ${fmtSummary(l.p99, lat)} | ${cpuText(s, lr)} | ${
+        deliv(100_000)
+      } %, ${cpuText(s, 100_000)} | ${deliv(200_000)} %, ${cpuText(s, 200_000)} | ${
+        flatText(s)
+      } | ${fmtSummary(fpp, (x) => x.toFixed(1))}, ${fmtSummary(gathers, (x) => x.toFixed(0))} |`,
+    );
+  }
+  return lines;
+}
+
+/** mcr against the bare C reference relay: CPU per packet, its ratio, latency. */
+function floorComparison(b: BenchRun): string[] {
+  const floor = find(b, "chain", "1:1", FLOOR_NAME);
+  if (!floor || skipped(floor)) return [];
+  const others = allSeries(b).filter((s) =>
+    s.topology === "chain" && s.workload === "1:1" && s.kind === "mcr" && !skipped(s)
+  );
+  const rate = FLOOR_CPU_RATE;
+  const lines = [
+    `| relay | ${rate / 1000} kpps: delivered % | ${
+      rate / 1000
+    } kpps: relay CPU µs/pkt (stat ticks) | (schedstat) | ratio to the floor (stat; per pass) | (schedstat) | ${
+      b.settings.latency_rate_pps / 1000
+    } kpps: added latency p50 / p99 µs |`,
+    "|---|---|---|---|---|---|---|",
+  ];
+  const floorIn = (p: Pass) => p.runs.find((r) => r.relay === FLOOR_NAME && r.workload === "1:1");
+  for (const s of [...others, floor]) {
+    const ratio = (f: (t: TrialResult | undefined) => number | null) =>
+      over(s, (r, p) => {
+        const mine = f(at(r, rate)), base = f(at(floorIn(p), rate));
+        return mine !== null && base ? mine / base : null;
+      });
+    const l = latencyText(b, s);
+    lines.push(
+      `| ${s.relay} | ${fmtSummary(over(s, (r) => at(r, rate)?.delivered_pct), pct)} | ${
+        fmtSummary(over(s, (r) => statUsPerPkt(at(r, rate))), us2)
+      } | ${fmtSummary(over(s, (r) => at(r, rate)?.relay_us_per_pkt), us2)} | ${
+        s === floor ? "1" : fmtSummary(ratio(statUsPerPkt), us2)
+      } | ${s === floor ? "1" : fmtSummary(ratio((t) => t?.relay_us_per_pkt ?? null), us2)} | ${
+        fmtSummary(l.p50, lat)
+      } / ${fmtSummary(l.p99, lat)} |`,
     );
   }
   return lines;
 }
 
 function groupTables(b: BenchRun, topology: string, workload: string): string[] {
-  const runs = b.runs.filter((r) => r.topology === topology && r.workload === workload);
-  const rates = [...new Set(runs.flatMap((r) => r.trials.map((t) => t.spec.rate)))].sort((x, y) =>
-    (x || Infinity) - (y || Infinity)
-  );
+  const series = allSeries(b).filter((s) => s.topology === topology && s.workload === workload);
+  const rates = [
+    ...new Set(series.flatMap((s) => s.runs.flatMap((x) => x.run.trials.map((t) => t.spec.rate)))),
+  ].sort((x, y) => (x || Infinity) - (y || Infinity));
   const lines: string[] = [];
   lines.push(`### ${topology} · ${workload}`, "");
   lines.push(`${b.topologies[topology] ?? ""}; ${b.workloads[workload] ?? ""}.`, "");
@@ -193,22 +321,24 @@ function groupTables(b: BenchRun, topology: string, workload: string): string[] 
     }k | peak RSS MiB | duplicates / reordered / corrupt | background load before |`,
     "|---|---|---|---|---|---|---|",
   );
-  for (const r of runs) {
-    if (r.skipped) {
-      lines.push(`| ${r.relay} | n/a: ${r.skipped} | | | | | |`);
+  for (const s of series) {
+    const why = skipped(s);
+    if (why) {
+      lines.push(`| ${s.relay} | n/a: ${why} | | | | | |`);
       continue;
     }
-    const l = addedLatency(b, r);
-    const ts = allTrials(r);
+    const errs = errors(s);
+    const l = latencyText(b, s);
+    const procs = Math.max(...s.runs.map((x) => x.run.processes));
     lines.push(
-      `| ${r.relay}${r.error ? ` (error: ${r.error.split("\n")[0].slice(0, 80)})` : ""} | ${
-        maxLosslessText(r)
-      } | ${flatText(r)} | ${l ? `${lat(l.p50)} / ${lat(l.p99)}` : "—"} | ${
-        (r.peak_rss_kib / 1024).toFixed(1)
-      }${r.processes > 1 ? ` (${r.processes} processes)` : ""} | ${
-        ts.reduce((a, t) => a + t.duplicates, 0)
-      } / ${ts.reduce((a, t) => a + t.reordered, 0)} / ${ts.reduce((a, t) => a + t.corrupt, 0)} | ${
-        (100 * (r.background_load ?? 0)).toFixed(0)
+      `| ${s.relay}${errs.length ? ` (error: ${errs[0].split("\n")[0].slice(0, 80)})` : ""} | ${
+        maxLosslessText(s)
+      } | ${flatText(s)} | ${fmtSummary(l.p50, lat)} / ${fmtSummary(l.p99, lat)} | ${
+        fmtSummary(over(s, (r) => r.peak_rss_kib / 1024), (x) => x.toFixed(1))
+      }${procs > 1 ? ` (${procs} processes)` : ""} | ${total(s, (t) => t.duplicates)} / ${
+        total(s, (t) => t.reordered)
+      } / ${total(s, (t) => t.corrupt)} | ${
+        fmtSummary(over(s, (r) => 100 * (r.background_load ?? 0)), (x) => x.toFixed(0))
       } % |`,
     );
   }
@@ -219,41 +349,40 @@ function groupTables(b: BenchRun, topology: string, workload: string): string[] 
     } |`,
   );
   lines.push(`|---|${rates.map(() => "---").join("|")}|${rates.map(() => "---").join("|")}|`);
-  for (const r of runs.filter((r) => !r.skipped)) {
+  for (const s of series.filter((s) => !skipped(s))) {
     lines.push(
-      `| ${r.relay} | ${
-        rates.map((x) => (at(r, x) ? pct(at(r, x)!.delivered_pct) : "—")).join(" | ")
-      } | ${rates.map((x) => cpuText(b, at(r, x), r.kind)).join(" | ")} |`,
+      `| ${s.relay} | ${
+        rates.map((x) => fmtSummary(over(s, (r) => at(r, x)?.delivered_pct), pct)).join(" | ")
+      } | ${rates.map((x) => cpuText(s, x)).join(" | ")} |`,
     );
   }
   lines.push("");
   lines.push("<details><summary>every trial</summary>", "");
   lines.push(
-    "| relay | trial | requested | offered kpps | delivered % | delivered kpps | relay µs/pkt (schedstat; stat ticks) | system − gen − sink µs/pkt | system total µs/pkt | latency p50 / p99 / max µs | dup | reord |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| relay | pass | trial | requested | offered kpps | delivered % | delivered kpps | relay µs/pkt (schedstat; stat ticks) | system − gen − sink µs/pkt | system total µs/pkt | latency p50 / p99 / max µs | dup | reord |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   );
-  for (const r of runs.filter((r) => !r.skipped)) {
-    for (const t of allTrials(r)) {
-      const statUs = t.delivered > 0 && r.kind !== "smcroute"
-        ? (t.relay_cpu_stat_s / t.delivered) * 1e6
-        : null;
-      lines.push(
-        `| ${r.relay} | ${t.spec.purpose} | ${rateLabel(t.spec.rate)} | ${kpps(t.offered_pps)} | ${
-          pct(t.delivered_pct)
-        } | ${kpps(t.delivered_pps)} | ${us(t.relay_us_per_pkt)}; ${us(statUs)} | ${
-          us(t.sys_us_per_pkt)
-        } | ${us(t.sys_busy_us_per_pkt)} | ${lat(t.latency_us.p50)} / ${lat(t.latency_us.p99)} / ${
-          lat(t.latency_us.max)
-        } | ${t.duplicates} | ${t.reordered} |`,
-      );
+  for (const s of series.filter((s) => !skipped(s))) {
+    for (const { pass, run } of s.runs) {
+      for (const t of allTrials(run)) {
+        const statUs = run.kind !== "smcroute" ? statUsPerPkt(t) : null;
+        lines.push(
+          `| ${s.relay} | ${pass.index} | ${t.spec.purpose} | ${rateLabel(t.spec.rate)} | ${
+            kpps(t.offered_pps)
+          } | ${pct(t.delivered_pct)} | ${kpps(t.delivered_pps)} | ${us(t.relay_us_per_pkt)}; ${
+            us(statUs)
+          } | ${us(t.sys_us_per_pkt)} | ${us(t.sys_busy_us_per_pkt)} | ${lat(t.latency_us.p50)} / ${
+            lat(t.latency_us.p99)
+          } / ${lat(t.latency_us.max)} | ${t.duplicates} | ${t.reordered} |`,
+        );
+      }
     }
   }
   lines.push("", "</details>", "");
   return lines;
 }
 
-/** Render the run as markdown. `jsonPath` is shown as the source of the figures. */
-export function renderMarkdown(b: BenchRun, jsonPath: string): string {
+function header(b: BenchRun, jsonPath: string): string[] {
   const m = b.machine;
   const L: string[] = [];
   L.push(`# mcr benchmark — ${b.mode} mode, ${b.started}`, "");
@@ -266,6 +395,13 @@ export function renderMarkdown(b: BenchRun, jsonPath: string): string {
   );
   L.push(`- Tools: ${Object.entries(b.tools).map(([k, v]) => `${k}: ${v || "?"}`).join("; ")}`);
   L.push(
+    `- ${b.passes.length} pass${b.passes.length === 1 ? "" : "es"} over the whole plan${
+      b.passes.length > 1
+        ? ': every figure is the median over the passes with its range, written "median [min–max]"'
+        : " (one value per figure: use `--repeat N` for a median and a range)"
+    }.`,
+  );
+  L.push(
     `- ${b.settings.payload_bytes}-byte payloads; delivery counted by mcr-sink (never relay counters); lossless = ≥ ${b.settings.lossless_threshold_pct} % delivered; trials ${b.settings.trial_s} s (latency ${b.settings.latency_trial_s} s at ${
       b.settings.latency_rate_pps / 1000
     } kpps, bisection ${b.settings.bisect_trial_s} s).`,
@@ -277,31 +413,47 @@ export function renderMarkdown(b: BenchRun, jsonPath: string): string {
     `- CPU figures are µs per delivered datagram, written "relay / system − gen − sink / system above direct": relay = CPU of the relay's processes (all threads, /proc/<pid>/task/*/schedstat); system − gen − sink = all busy CPU (cores × wall − idle from /proc/stat) minus the generator's, the receiver's and the harness's own CPU; system above direct = total busy CPU per datagram minus that of the direct baseline at the same rate (the fairest figure for the kernel's forwarding, which has no process and partly runs in the generator's softirq context). See bench/README.md.`,
   );
   const bg = b.background_load;
+  const passLoads = b.passes.map((p) =>
+    `${(100 * p.background_load.before).toFixed(1)} / ${(100 * p.background_load.after).toFixed(1)}`
+  );
   L.push(
-    `- Background load (1 s idle before / after the trials): ${(100 * bg.before).toFixed(1)} % / ${
+    `- Background load (1 s idle before / after the run): ${(100 * bg.before).toFixed(1)} % / ${
       (100 * bg.after).toFixed(1)
     } % of all CPUs${
+      b.passes.length > 1 ? `; per pass (before / after): ${passLoads.join(", ")} %` : ""
+    }${
       Math.max(bg.before, bg.after) > 0.05
         ? " — **other work was running on the machine: figures are skewed**"
         : ""
     }.`,
     "",
   );
-  const d10 = directAt(b, b.settings.latency_rate_pps), df = directAt(b, 0);
-  if (d10) {
+  const lr = b.settings.latency_rate_pps;
+  const d50 = overDirect(b, (p) => directAt(p, lr)?.latency_us.p50);
+  if (d50) {
+    const d99 = overDirect(b, (p) => directAt(p, lr)?.latency_us.p99);
+    const off = overDirect(b, (p) => directAt(p, 0)?.offered_pps);
+    const del = overDirect(b, (p) => directAt(p, 0)?.delivered_pps);
+    const dp = overDirect(b, (p) => directAt(p, 0)?.delivered_pct);
     L.push(
       `Direct baseline (generator → receiver over one veth, no relay): latency p50 / p99 ${
-        lat(d10.latency_us.p50)
-      } / ${lat(d10.latency_us.p99)} µs at ${b.settings.latency_rate_pps / 1000} kpps${
-        df
-          ? `; flat out ${kpps(df.offered_pps)} kpps offered, ${
-            kpps(df.delivered_pps)
-          } kpps delivered (${pct(df.delivered_pct)} %)`
+        fmtSummary(d50, lat)
+      } / ${fmtSummary(d99, lat)} µs at ${lr / 1000} kpps${
+        off
+          ? `; flat out ${fmtSummary(off, kpps)} kpps offered, ${
+            fmtSummary(del, kpps)
+          } kpps delivered (${fmtSummary(dp, pct)} %)`
           : ""
-      }. Added latency = relay path minus this baseline.`,
+      }. Added latency = relay path minus this baseline (of the same pass).`,
       "",
     );
   }
+  return L;
+}
+
+/** Render the run as markdown. `jsonPath` is shown as the source of the figures. */
+export function renderMarkdown(b: BenchRun, jsonPath: string): string {
+  const L = header(b, jsonPath);
   const goals = goalRows(b);
   if (goals.length) L.push("## Goals", "", ...goals, "");
   const ring = ringComparison(b);
@@ -312,15 +464,24 @@ export function renderMarkdown(b: BenchRun, jsonPath: string): string {
       "",
     );
   }
+  const floor = floorComparison(b);
+  if (floor.length) {
+    L.push("## mcr against the floor (bare C TPACKET_V3 + TX ring relay, chain, 1:1)", "");
+    L.push(...floor, "");
+    L.push(
+      `Relay CPU = CPU time of the relay's process over the trial (utime + stime of /proc/<pid>/stat, 10 ms ticks; schedstat of its threads, ns) ÷ datagrams delivered at the receiver. The ratio is taken within each pass (same machine state), then its median and range over the passes. The floor is bench/floor/floor-relay.c (64 KiB blocks, 1 ms retire timeout).`,
+      "",
+    );
+  }
   L.push("## Results by topology and workload", "");
   const seen = new Set<string>();
-  for (const r of b.runs) {
-    const k = `${r.topology}\u0000${r.workload}`;
+  for (const s of allSeries(b)) {
+    const k = `${s.topology}\u0000${s.workload}`;
     if (seen.has(k)) continue;
     seen.add(k);
-    L.push(...groupTables(b, r.topology, r.workload));
+    L.push(...groupTables(b, s.topology, s.workload));
   }
-  if (b.runs.some((r) => r.kind === "smcroute" && !r.skipped)) {
+  if (allSeries(b).some((s) => s.kind === "smcroute" && !skipped(s))) {
     L.push(
       "`kernel (smcroute)` forwards each stream unchanged (the receiver joins the input group): the kernel cannot translate groups. Its relay CPU is the kernel's softirq work, visible only in the system column.",
       "",

@@ -6,6 +6,7 @@
  * @module
  */
 import type { BenchRun } from "./types.ts";
+import { summarize } from "./summary.ts";
 
 const COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#ff7f0e", "#8c564b", "#17becf"];
 const W = 760, H = 380, ML = 70, MR = 190, MT = 40, MB = 50;
@@ -24,14 +25,15 @@ function niceStep(max: number, ticks = 6): number {
 
 /** Render the chart. */
 export function renderSvg(b: BenchRun): string {
+  const all = b.passes.flatMap((p) => p.runs);
   const groups: { key: string; topology: string; workload: string }[] = [];
-  for (const r of b.runs) {
+  for (const r of all) {
     const key = `${r.topology} · ${r.workload}`;
     if (!groups.some((g) => g.key === key)) {
       groups.push({ key, topology: r.topology, workload: r.workload });
     }
   }
-  const relayNames = [...new Set(b.runs.map((r) => r.relay))];
+  const relayNames = [...new Set(all.map((r) => r.relay))];
   const color = (name: string) => COLORS[relayNames.indexOf(name) % COLORS.length];
   const out: string[] = [];
   const total = H * Math.max(1, groups.length);
@@ -41,16 +43,29 @@ export function renderSvg(b: BenchRun): string {
   out.push(`<rect width="${W}" height="${total}" fill="#fff"/>`);
   groups.forEach((g, gi) => {
     const y0 = gi * H;
-    const runs = b.runs.filter((r) =>
+    const runs = all.filter((r) =>
       r.topology === g.topology && r.workload === g.workload && !r.skipped
     );
-    const series = runs.map((r) => ({
-      name: r.relay,
-      pts: [...r.trials, ...r.bisection].filter((t) => t.sent > 0)
-        .map((t) => ({ x: t.offered_pps / 1000, y: t.delivered_pps / 1000 }))
-        .sort((a, c) => a.x - c.x),
-      fanout: r.trials[0] ? r.trials[0].expected / Math.max(1, r.trials[0].sent) : 1,
-    }));
+    // One point per requested rate (median over the passes) plus every bisection trial.
+    const series = [...new Set(runs.map((r) => r.relay))].map((name) => {
+      const mine = runs.filter((r) => r.relay === name);
+      const rates = [...new Set(mine.flatMap((r) => r.trials.map((t) => t.spec.rate)))];
+      const fixed = rates.map((rate) => {
+        const ts = mine.flatMap((r) => r.trials.filter((t) => t.spec.rate === rate && t.sent > 0));
+        return {
+          x: (summarize(ts.map((t) => t.offered_pps))?.median ?? 0) / 1000,
+          y: (summarize(ts.map((t) => t.delivered_pps))?.median ?? 0) / 1000,
+        };
+      }).filter((p) => p.x > 0);
+      const bis = mine.flatMap((r) => r.bisection).filter((t) => t.sent > 0)
+        .map((t) => ({ x: t.offered_pps / 1000, y: t.delivered_pps / 1000 }));
+      const first = mine.find((r) => r.trials[0])?.trials[0];
+      return {
+        name,
+        pts: [...fixed, ...bis].sort((a, c) => a.x - c.x),
+        fanout: first ? first.expected / Math.max(1, first.sent) : 1,
+      };
+    });
     const fan = Math.max(1, ...series.map((s) => s.fanout));
     const xmax = Math.max(1, ...series.flatMap((s) => s.pts.map((p) => p.x))) * 1.05;
     const ymax = Math.max(
@@ -63,7 +78,11 @@ export function renderSvg(b: BenchRun): string {
     const sy = (y: number) => +(y0 + MT + ph - (Math.min(y, ymax) / ymax) * ph).toFixed(1);
     out.push(
       `<text x="${ML}" y="${y0 + 22}" font-size="14" font-weight="bold">${
-        esc(`${g.key}: delivered vs offered rate (kpps), ${b.mode} run ${b.started}`)
+        esc(
+          `${g.key}: delivered vs offered rate (kpps), ${b.mode} run ${b.started}${
+            b.passes.length > 1 ? `, median of ${b.passes.length} passes` : ""
+          }`,
+        )
       }</text>`,
     );
     // grid and ticks

@@ -62,11 +62,28 @@ export interface HotloopResult {
   error?: string;
 }
 
+/**
+ * One pass over the whole plan: the direct baseline, then every relay of every
+ * plan item. `--repeat N` runs N passes in a row (interleaved, so a slow drift
+ * in the machine's load spreads over every relay) and every figure is reported
+ * as the median and range over the passes.
+ */
+export interface Pass {
+  /** 1-based pass number. */
+  index: number;
+  /** Direct gen → sink over one veth (no relay): the latency baseline of this pass. */
+  direct: TrialResult[];
+  /** Relay runs of this pass. */
+  runs: RelayRun[];
+  /** Share of all CPUs busy (0..1) during idling before and after this pass. */
+  background_load: { before: number; after: number };
+}
+
 /** One benchmark run. */
 export interface BenchRun {
-  /** Format version. */
-  schema: 1;
-  /** "quick" or "full". */
+  /** Format version: 2 (schema 1 had one pass: `direct` and `runs` at the top; see upgradeRun). */
+  schema: 2;
+  /** "quick", "full" or "floor" (with "-NAME" for --only). */
   mode: string;
   /** ISO start and end times. */
   started: string;
@@ -91,19 +108,41 @@ export interface BenchRun {
     latency_trial_s: number;
     bisect_trial_s: number;
   };
+  /** Passes requested (`--repeat`). */
+  repeat: number;
   /** Topology descriptions. */
   topologies: Record<string, string>;
   /** Workload descriptions. */
   workloads: Record<string, string>;
-  /** Direct gen → sink over one veth (no relay): the latency baseline. */
-  direct: TrialResult[];
-  /** Relay runs. */
-  runs: RelayRun[];
+  /** The passes, in the order they ran. */
+  passes: Pass[];
   /**
-   * Share of all CPUs busy during 1 s of idling before and after the trials
+   * Share of all CPUs busy during 1 s of idling before and after the whole run
    * (other work on the machine skews every figure; should be near 0).
    */
   background_load: { before: number; after: number };
   /** Hot-loop microbenchmark, if run. */
   hotloop: HotloopResult | null;
+}
+
+/** A stored run of either schema, as read from `bench/results/*.json`. */
+type StoredRun =
+  | BenchRun
+  | (Omit<BenchRun, "schema" | "repeat" | "passes"> & {
+    schema: 1;
+    direct: TrialResult[];
+    runs: RelayRun[];
+  });
+
+/** Read a stored run; a schema-1 run (one pass, before `--repeat`) becomes a one-pass run. */
+export function upgradeRun(json: unknown): BenchRun {
+  const r = json as StoredRun;
+  if (r.schema === 2) return r;
+  const { direct, runs, ...rest } = r;
+  return {
+    ...rest,
+    schema: 2,
+    repeat: 1,
+    passes: [{ index: 1, direct, runs, background_load: r.background_load }],
+  };
 }

@@ -223,6 +223,9 @@ struct stream {
 	bool seen_valid;
 	uint64_t received, unique, dups, reordered, corrupt;
 	uint64_t first_seq, last_seq, highest;
+	/* CLOCK_MONOTONIC receive times of the first and the last unique datagram, and the
+	 * longest time between two consecutive unique datagrams (with the time it ended) */
+	uint64_t first_rx_ns, last_rx_ns, max_gap_ns, max_gap_end_ns;
 	uint64_t untracked; /* valid datagrams whose sequence fell outside the duplicate window */
 	uint64_t *bits;	    /* bit (seq - base) set once seq has been seen */
 	uint64_t nwords, base;
@@ -669,6 +672,13 @@ static void handle(const uint8_t *ramp, int s, const uint8_t *p, size_t n, bool 
 		st->dups++;
 		return;
 	}
+	if (!st->unique) {
+		st->first_rx_ns = rx_ns;
+	} else if (rx_ns - st->last_rx_ns > st->max_gap_ns) {
+		st->max_gap_ns = rx_ns - st->last_rx_ns;
+		st->max_gap_end_ns = rx_ns;
+	}
+	st->last_rx_ns = rx_ns;
 	st->unique++;
 	g_unique_total++;
 	if (h.seq < st->highest)
@@ -934,6 +944,16 @@ int main(int argc, char **argv)
 				else
 					printf("\"first_seq\":null,\"last_seq\":null,\"highest_"
 					       "seq\":null,");
+				if (s->unique)
+					printf("\"first_rx_ns\":%llu,\"last_rx_ns\":%llu,\"max_gap_"
+					       "us\":%.3f,\"max_gap_end_ns\":%llu,",
+					       (unsigned long long)s->first_rx_ns,
+					       (unsigned long long)s->last_rx_ns,
+					       (double)s->max_gap_ns / 1e3,
+					       (unsigned long long)s->max_gap_end_ns);
+				else
+					printf("\"first_rx_ns\":null,\"last_rx_ns\":null,\"max_gap_"
+					       "us\":null,\"max_gap_end_ns\":null,");
 				printf("\"dup_untracked\":%llu}", (unsigned long long)s->untracked);
 			}
 			printf("]}");

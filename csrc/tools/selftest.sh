@@ -132,6 +132,18 @@ check "read + socket_drops = 5000 exactly, drops > 0" \
 check "the namespace's RcvbufErrors agree" 's["udp"]["rcvbuf_errors"] == s["socket_drops"]'
 check "stopped by the stop file" 's["stop_reason"] == "stop-file"'
 
+echo "== 1d. arrival times: first/last unique datagram and the longest gap between two"
+reset
+start_sink --group 239.10.1.1:6001 --expect-total 1000 --idle-ms 5000 --first-timeout-ms 5000
+gen --dst 239.10.1.1:6001 --iface va --rate 10000 --count 500
+sleep 0.3
+gen --dst 239.10.1.1:6001 --iface va --rate 10000 --count 500 --seq-start 500
+wait_sink
+# The second half left at least 0.3 s after the first half's last datagram: whatever the load,
+# the longest gap is at least that long and lies between the first and the last arrival.
+check "max gap >= the 0.3 s pause, inside [first_rx, last_rx]" \
+  '(x := st("239.10.1.1",6001,0)) and t["unique"] == 1000 and x["max_gap_us"] >= 300000 and x["first_rx_ns"] < x["max_gap_end_ns"] <= x["last_rx_ns"] and x["max_gap_us"] * 1000 <= x["last_rx_ns"] - x["first_rx_ns"]'
+
 echo "== 2. several groups on one port and another port, round robin streams"
 reset
 start_sink --group 239.10.1.1:6001 --group 239.10.1.2:6001 --group 239.10.1.3:6002 --expect 3000 --idle-ms 1000 --first-timeout-ms 5000
