@@ -43,6 +43,11 @@ export const MAX_DATA_PATH_WORKERS = 256;
  */
 export const MAX_INPUT_SLOTS = 4096;
 /**
+ * Distinct interface names (inputs and outputs) of the enabled rules: each
+ * holds a row of the link table the workers read (src/datapath/link_table.ts).
+ */
+export const MAX_INTERFACES = 8192;
+/**
  * Largest rules.json read, in bytes (96 MiB). Sized for the largest
  * configuration the relay can run — {@link MAX_RULES} rules with 4 outputs
  * each ({@link MAX_OUTPUT_SLOTS} outputs), every field set, pretty-printed

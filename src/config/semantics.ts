@@ -15,6 +15,7 @@ import {
   DEFAULT_WORKERS,
   MAX_DATA_PATH_WORKERS,
   MAX_INPUT_SLOTS,
+  MAX_INTERFACES,
   MAX_OUTPUT_SLOTS,
   MAX_RULES,
 } from "./limits.ts";
@@ -255,10 +256,19 @@ export function tooManyRules(count: number): string {
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
   let outputs = 0;
   const inputs = new Set<unknown>();
+  const names = new Set<unknown>();
   for (const r of rules) {
     if (!isRecord(r) || r.enabled === false) continue;
-    if (Array.isArray(r.outputs)) outputs += r.outputs.length;
-    if (isRecord(r.input) && typeof r.input.interface === "string") inputs.add(r.input.interface);
+    if (Array.isArray(r.outputs)) {
+      outputs += r.outputs.length;
+      for (const o of r.outputs) {
+        if (isRecord(o) && typeof o.interface === "string") names.add(o.interface);
+      }
+    }
+    if (isRecord(r.input) && typeof r.input.interface === "string") {
+      inputs.add(r.input.interface);
+      names.add(r.input.interface);
+    }
   }
   const issues: ConfigIssue[] = [];
   if (outputs > MAX_OUTPUT_SLOTS) {
@@ -274,6 +284,14 @@ export function capacityIssues(rules: readonly unknown[], root: unknown): Config
       ["rules"],
       `has ${inputs.size} input interfaces in its enabled rules; at most ${MAX_INPUT_SLOTS} ` +
         "are allowed per relay",
+      root,
+    ));
+  }
+  if (names.size > MAX_INTERFACES) {
+    issues.push(issueAt(
+      ["rules"],
+      `names ${names.size} interfaces (inputs and outputs) in its enabled rules; at most ` +
+        `${MAX_INTERFACES} are allowed per relay`,
       root,
     ));
   }

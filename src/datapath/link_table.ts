@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { MAX_INTERFACES } from "../config/limits.ts";
 
 /** IFF_UP: administratively up. */
 export const IFF_UP = 0x1;
@@ -46,8 +47,8 @@ export function linkProblem(name: string, s: LinkState | undefined): string | un
   return undefined;
 }
 
-/** Maximum distinct interface names the shared table tracks. */
-export const MAX_LINK_SLOTS = 4096;
+/** Maximum distinct interface names the shared table tracks (the config limit). */
+export const MAX_LINK_SLOTS = MAX_INTERFACES;
 /** Int32 words per entry in the shared table. */
 export const LINK_WORDS = 8;
 /** Word offsets of an entry. */

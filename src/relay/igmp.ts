@@ -14,6 +14,7 @@ import { type IgmpLimits, igmpLimits, IgmpSocket } from "../../ffi/mod.ts";
 import { formatIPv4 } from "../common/net.ts";
 import { logger } from "../common/log.ts";
 import type { Links } from "./links.ts";
+import { IFF_UP } from "../datapath/link_table.ts";
 import type { RuleSpec } from "./tables.ts";
 import { type MembershipSocket, type Placement, SocketPacker } from "./igmp_sockets.ts";
 
@@ -54,6 +55,8 @@ interface Wanted {
   seen: number;
   /** Where it is held, when joined. */
   placed: Placement | null;
+  /** The interface was up (IFF_UP) when it was joined. */
+  joinedUp?: boolean;
   /** Why it is not joined: the interface is missing (pending) or the kernel refused. */
   error?: string;
   pending?: boolean;
@@ -174,6 +177,7 @@ export class Memberships {
     }
     try {
       m.placed = packer.join(link.ifindex, m.group, m.source);
+      m.joinedUp = (link.flags & IFF_UP) !== 0;
     } catch (e) {
       m.error = (e as Error).message;
       this.#log.warn("{interface}: IGMP join of {group} failed: {error}", {
@@ -184,13 +188,23 @@ export class Memberships {
     }
   }
 
-  /** (Re)join every membership on an interface (it may have been re-created). */
+  /**
+   * (Re)join the memberships of an interface that are not joined on its
+   * current index (it may have been re-created, or just appeared). Those
+   * already joined there stay as they are: leaving and joining 65,536
+   * groups again costs the kernel a minute (each join walks the device's
+   * group list).
+   */
   rejoin(ifname: string): void {
     if (!this.#packer) return;
     const packer = this.#pack();
+    const ifindex = this.links.get(ifname)?.ifindex;
     const again: Wanted[] = [];
     for (const sources of this.#m.get(ifname)?.values() ?? []) {
       for (const m of sources.values()) {
+        // joined there already, on the interface up (a source list set on an interface that
+        // was not up yet may not hold: join again)
+        if (m.placed && m.joinedUp && m.placed.entry.ifindex === ifindex) continue;
         if (m.placed) packer.leave(m.placed);
         m.placed = null;
         again.push(m);
