@@ -21,6 +21,7 @@
  */
 #include "ring_rx.h"
 #include "bpf.h"
+#include "gather.h"
 
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -30,14 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#define GATHER_TARGET  32u
-#define RATE_WINDOW_NS 1000000ull /* rate sample period */
-#define RATE_TAU_NS    8000000.0  /* EWMA time constant */
 #define V2_HDR_OFF_SLL TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 #define V3_HDR_OFF_SLL TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 
@@ -50,33 +46,22 @@ struct mcr_rx {
 	char name[IFNAMSIZ];
 	uint32_t version, frame_size, frame_count, block_size, block_count, per_block;
 	uint32_t fanout_id, out_mode, flags;
-	uint32_t batch_max, target, coalesce_us, coalesce_pps;
+	uint32_t batch_max, target;
 	struct mcr_rx_desc *desc;
 	uint32_t ndesc;
 	/* V2 */
 	uint32_t head; /* next frame to look at */
 	uint32_t held; /* frames before head still owned by the caller */
 	/* V3 */
-	uint32_t blk;	   /* current block */
-	uint32_t blk_left; /* frames left in the current (open) block */
-	uint32_t blk_off;  /* offset of the next frame in the current block */
-	uint32_t blk_open; /* current block has been started */
-	uint32_t rel_blk;  /* oldest block not yet returned */
-	uint32_t blk_done; /* fully consumed blocks not yet returned */
-	/* coalescing */
-	uint64_t win_start;
-	uint64_t win_frames;
-	double rate;
-	int slack_set;
+	uint32_t blk;	      /* current block */
+	uint32_t blk_left;    /* frames left in the current (open) block */
+	uint32_t blk_off;     /* offset of the next frame in the current block */
+	uint32_t blk_open;    /* current block has been started */
+	uint32_t rel_blk;     /* oldest block not yet returned */
+	uint32_t blk_done;    /* fully consumed blocks not yet returned */
+	struct gather gather; /* coalescing */
 	struct mcr_rx_stats st;
 };
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------- filters */
 
@@ -273,8 +258,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	if (rx->batch_max > 4096u)
 		rx->batch_max = 4096u;
 	rx->target = rx->batch_max < GATHER_TARGET ? rx->batch_max : GATHER_TARGET;
-	rx->coalesce_us = cfg->coalesce_us ? cfg->coalesce_us : 50u;
-	rx->coalesce_pps = cfg->coalesce_pps ? cfg->coalesce_pps : 20000u;
+	gather_init(&rx->gather, cfg->coalesce_us, cfg->coalesce_pps);
 	rc = ifname_of(cfg->ifindex, rx->name, err, errlen);
 	if (rc < 0)
 		goto fail;
@@ -466,26 +450,6 @@ int mcr_rx_release(mcr_rx *rx)
 	return 0;
 }
 
-/* Update the arrival-rate estimate with n frames seen now. */
-static void rate_update(struct mcr_rx *rx, uint32_t n, uint64_t now)
-{
-	if (!rx->win_start) {
-		rx->win_start = now;
-		rx->win_frames = 0;
-	}
-	rx->win_frames += n;
-	uint64_t el = now - rx->win_start;
-	if (el < RATE_WINDOW_NS)
-		return;
-	double inst = (double)rx->win_frames * 1e9 / (double)el;
-	double w = (double)el / RATE_TAU_NS;
-	if (w > 1.0)
-		w = 1.0;
-	rx->rate += (inst - rx->rate) * w;
-	rx->win_start = now;
-	rx->win_frames = 0;
-}
-
 static int wait_ready(struct mcr_rx *rx, int32_t timeout_ms)
 {
 	struct pollfd pfd[2] = { { .fd = rx->fd, .events = POLLIN | POLLERR } };
@@ -521,11 +485,7 @@ int mcr_rx_poll(mcr_rx *rx, int32_t timeout_ms)
 {
 	if (!rx)
 		return -EINVAL;
-	if (!rx->slack_set) {
-		/* timer slack is per thread; set it for the polling thread */
-		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-		rx->slack_set = 1;
-	}
+	gather_thread(&rx->gather);
 	release_all(rx);
 	uint32_t n = collect(rx, 0);
 	if (n == 0 && timeout_ms != 0) {
@@ -540,20 +500,11 @@ int mcr_rx_poll(mcr_rx *rx, int32_t timeout_ms)
 	}
 	if (n == 0)
 		return 0;
-	uint64_t now = now_ns();
-	rate_update(rx, n, now);
-	if (rx->version == TPACKET_V2 && n < rx->target && rx->coalesce_us != UINT32_MAX &&
-	    rx->rate > (double)rx->coalesce_pps) {
-		double ns = (double)(rx->target - n) * 1e9 / rx->rate;
-		double cap = (double)rx->coalesce_us * 1000.0;
-		if (ns > cap)
-			ns = cap;
-		struct timespec ts = { .tv_sec = (time_t)(ns / 1e9),
-				       .tv_nsec = (long)((uint64_t)ns % 1000000000ull) };
-		(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+	gather_seen(&rx->gather, n);
+	if (rx->version == TPACKET_V2 && gather_sleep(&rx->gather, n, rx->target)) {
 		rx->st.gathers++;
 		uint32_t m = collect(rx, n);
-		rx->win_frames += m - n;
+		gather_more(&rx->gather, m - n);
 		n = m;
 	}
 	rx->ndesc = n;

@@ -10,7 +10,7 @@
  * otherwise it asks epoll once without blocking (skipped when every ring was
  * already looked at), so a busy ring cannot starve the quiet ones.
  *
- * Coalescing works over the whole set, as in ring_rx.c for one ring: while
+ * Coalescing (gather.h) works over the whole set, as ring_rx.c does for one ring: while
  * the estimated arrival rate (all rings) is above coalesce_pps and the
  * frames collected are fewer than the gather target, sleep for the time the
  * target takes to arrive (at most coalesce_us) and collect again — larger
@@ -21,19 +21,15 @@
  * keeps working when it comes back).
  */
 #include "ring_rx.h"
+#include "gather.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
-#include <time.h>
 #include <unistd.h>
 
-#define GATHER_TARGET  32u
-#define RATE_WINDOW_NS 1000000ull /* rate sample period */
-#define RATE_TAU_NS    8000000.0  /* EWMA time constant */
-#define WAKE_TAG       UINT32_MAX /* epoll data of the waker */
-#define MAX_TAGS       (1u << 16)
+#define WAKE_TAG UINT32_MAX /* epoll data of the waker */
+#define MAX_TAGS (1u << 16)
 
 struct mcr_rxset {
 	int epfd;
@@ -46,20 +42,10 @@ struct mcr_rxset {
 	uint8_t *in_ready; /* max_tags: 1 while the tag is in this wait's ready list */
 	struct epoll_event *ev;
 	uint32_t evcap;
-	int32_t *ready; /* (tag, frames) pairs, max_tags of them */
-	uint32_t coalesce_us, coalesce_pps;
-	uint64_t win_start, win_frames;
-	double rate;
-	int slack_set;
+	int32_t *ready;	      /* (tag, frames) pairs, max_tags of them */
+	struct gather gather; /* coalescing over the whole set */
 	struct mcr_rxset_stats st;
 };
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void set_free(struct mcr_rxset *s)
 {
@@ -88,8 +74,7 @@ int mcr_rxset_open(uint32_t max_tags, int32_t wake_fd, uint32_t coalesce_us, uin
 	s->epfd = -1;
 	s->wake_fd = wake_fd;
 	s->max_tags = max_tags;
-	s->coalesce_us = coalesce_us ? coalesce_us : 50u;
-	s->coalesce_pps = coalesce_pps ? coalesce_pps : 20000u;
+	gather_init(&s->gather, coalesce_us, coalesce_pps);
 	s->evcap = max_tags + 1u;
 	s->by_tag = calloc(max_tags, sizeof(*s->by_tag));
 	s->hot = calloc(max_tags, sizeof(*s->hot));
@@ -157,26 +142,6 @@ int mcr_rxset_remove(mcr_rxset *s, uint32_t tag)
 	return 0;
 }
 
-/* Update the arrival-rate estimate (all rings) with n frames seen now. */
-static void rate_update(struct mcr_rxset *s, uint64_t n, uint64_t now)
-{
-	if (!s->win_start) {
-		s->win_start = now;
-		s->win_frames = 0;
-	}
-	s->win_frames += n;
-	uint64_t el = now - s->win_start;
-	if (el < RATE_WINDOW_NS)
-		return;
-	double inst = (double)s->win_frames * 1e9 / (double)el;
-	double w = (double)el / RATE_TAU_NS;
-	if (w > 1.0)
-		w = 1.0;
-	s->rate += (inst - s->rate) * w;
-	s->win_start = now;
-	s->win_frames = 0;
-}
-
 static void push_ready(struct mcr_rxset *s, uint32_t *nready, uint32_t tag, int32_t v)
 {
 	s->ready[*nready * 2u] = (int32_t)tag;
@@ -228,11 +193,7 @@ int mcr_rxset_wait(mcr_rxset *s, int32_t timeout_ms)
 {
 	if (!s)
 		return -EINVAL;
-	if (!s->slack_set) {
-		/* timer slack is per thread; set it for the waiting thread */
-		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-		s->slack_set = 1;
-	}
+	gather_thread(&s->gather);
 	uint32_t nready = 0;
 	uint64_t total = 0;
 	int r;
@@ -257,17 +218,8 @@ int mcr_rxset_wait(mcr_rxset *s, int32_t timeout_ms)
 	}
 	/* 3. gather a bigger batch when the rate is high */
 	if (total) {
-		uint64_t now = now_ns();
-		rate_update(s, total, now);
-		if (!woken && total < GATHER_TARGET && s->coalesce_us != UINT32_MAX &&
-		    s->rate > (double)s->coalesce_pps) {
-			double ns = (double)(GATHER_TARGET - total) * 1e9 / s->rate;
-			double cap = (double)s->coalesce_us * 1000.0;
-			if (ns > cap)
-				ns = cap;
-			struct timespec ts = { .tv_sec = (time_t)(ns / 1e9),
-					       .tv_nsec = (long)((uint64_t)ns % 1000000000ull) };
-			(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+		gather_seen(&s->gather, total);
+		if (!woken && gather_sleep(&s->gather, total, GATHER_TARGET)) {
 			s->st.gathers++;
 			uint64_t before = total;
 			for (uint32_t k = 0; k < nready; k++) {
@@ -283,7 +235,7 @@ int mcr_rxset_wait(mcr_rxset *s, int32_t timeout_ms)
 				if (r < 0)
 					goto fail;
 			}
-			s->win_frames += total - before;
+			gather_more(&s->gather, total - before);
 		}
 	}
 	/* the rings that had frames are looked at first next time */
