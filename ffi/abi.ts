@@ -193,6 +193,17 @@ export const STRUCTS = {
   rxset_stats: RXSET_STATS,
 } as const;
 
+/** Every field of `b` (a struct laid out as `s` whose fields are all u64) as a number. */
+export function readU64Fields<F extends string>(
+  s: StructLayout<F>,
+  b: Uint8Array,
+): Record<F, number> {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out = {} as Record<F, number>;
+  for (const k of Object.keys(s.field) as F[]) out[k] = Number(dv.getBigUint64(s.field[k], true));
+  return out;
+}
+
 /** Words (of its element size) per entry of an array of `s` (u32, u64 or double structs). */
 export function words(s: StructLayout<string>, elementBytes: 4 | 8): number {
   return s.size / elementBytes;

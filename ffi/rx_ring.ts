@@ -5,7 +5,16 @@
  *
  * @module
  */
-import { FanoutMode, OwnTxMode, RX_CONFIG, RX_DESC, RX_STATS, RxFlag, words } from "./abi.ts";
+import {
+  FanoutMode,
+  OwnTxMode,
+  readU64Fields,
+  RX_CONFIG,
+  RX_DESC,
+  RX_STATS,
+  RxFlag,
+  words,
+} from "./abi.ts";
 import { Errno, McrError } from "./errors.ts";
 import { check, lib, open, view } from "./util.ts";
 
@@ -205,19 +214,7 @@ export class RxRing implements Disposable {
   stats(): RxStats {
     const b = new Uint8Array(RX_STATS.size);
     check("mcr_rx_stats", lib().sym.mcr_rx_stats(this.pointer, b));
-    const dv = new DataView(b.buffer);
-    const u64 = (o: number) => Number(dv.getBigUint64(o, true));
-    const f = RX_STATS.field;
-    return {
-      packets: u64(f.packets),
-      drops: u64(f.drops),
-      freezes: u64(f.freezes),
-      polls: u64(f.polls),
-      wakeups: u64(f.wakeups),
-      frames: u64(f.frames),
-      batches: u64(f.batches),
-      gathers: u64(f.gathers),
-    };
+    return readU64Fields(RX_STATS, b);
   }
 
   /** Effective geometry. */

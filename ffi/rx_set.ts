@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { RXSET_STATS } from "./abi.ts";
+import { readU64Fields, RXSET_STATS } from "./abi.ts";
 import { Errno, McrError } from "./errors.ts";
 import type { RxRing } from "./rx_ring.ts";
 import { check, errBuf, lib, open, view } from "./util.ts";
@@ -126,16 +126,7 @@ export class RxSet implements Disposable {
   stats(): RxSetStats {
     const b = new Uint8Array(RXSET_STATS.size);
     check("mcr_rxset_stats", lib().sym.mcr_rxset_stats(this.#p(), b));
-    const dv = new DataView(b.buffer);
-    const u64 = (o: number) => Number(dv.getBigUint64(o, true));
-    const f = RXSET_STATS.field;
-    return {
-      polls: u64(f.polls),
-      wakeups: u64(f.wakeups),
-      gathers: u64(f.gathers),
-      batches: u64(f.batches),
-      frames: u64(f.frames),
-    };
+    return readU64Fields(RXSET_STATS, b);
   }
 
   /** Close the set (not its rings; idempotent). */

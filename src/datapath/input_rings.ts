@@ -19,12 +19,8 @@ import { In, IN_DROP, IN_WORDS, inBase, RULE_BASE, RULE_WORDS, W } from "./count
 import { compileRule, MatchTable } from "./match.ts";
 import { readLink } from "./link_table.ts";
 import type { Outputs } from "./outputs.ts";
-import type { InputRxOptions, TableRule } from "./messages.ts";
+import { type InputRxOptions, RX_SLOT_OVERHEAD, type TableRule } from "./messages.ts";
 
-/** Room for a frame in an RX slot: the slot minus the tpacket2 + sockaddr_ll headers. */
-const RX_SLOT_OVERHEAD = 68;
-/** Link header and one VLAN tag on top of the MTU. */
-const L2_OVERHEAD = 18;
 /** Longest gap between two reads of a ring's kernel counters (ms). */
 const KERNEL_STATS_MS = 1000;
 
@@ -275,7 +271,7 @@ export class InputRings {
       if (!inp.ring || !g || g.version !== 2 || inp.link < 0) continue;
       const l = readLink(links, inp.link);
       if (!l || l.ifindex !== inp.ring.ifindex) continue; // the supervisor reopens it
-      if (l.mtu + L2_OVERHEAD <= g.frameSize - RX_SLOT_OVERHEAD) continue;
+      if (l.mtu + RX_SLOT_OVERHEAD <= g.frameSize) continue;
       if (inp.rx.frameSize) {
         if (inp.mtuWarned !== l.mtu) {
           inp.mtuWarned = l.mtu;

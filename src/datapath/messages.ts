@@ -207,6 +207,14 @@ export type WorkerEvent =
   | { type: "stopped"; index: number }
   | { type: "log"; index: number; level: "debug" | "info" | "warning" | "error"; message: string };
 
+/**
+ * Bytes an RX ring slot needs on top of the link MTU: the tpacket2 header and
+ * sockaddr_ll (68), then the Ethernet header and one VLAN tag (18). The
+ * supervisor sizes slots with it; a worker reopens a ring whose slots the
+ * link's MTU outgrew.
+ */
+export const RX_SLOT_OVERHEAD = 68 + 18;
+
 /** Control block words (Int32Array over a SharedArrayBuffer, shared with a worker). */
 export const Ctl = {
   /**

@@ -21,7 +21,7 @@
 import { fdLimits, type IgmpLimits, setSoftFdLimit } from "../../ffi/mod.ts";
 import { DEFAULT_MAX_MEMBERSHIPS, DEFAULT_MAX_MSF } from "./igmp_sockets.ts";
 import type { RuleSpec } from "./tables.ts";
-import type { DataPathOptions } from "./pool.ts";
+import { type DataPathOptions, dedicatedWorkers, poolSize } from "./pool.ts";
 
 /**
  * Descriptors of one data-path worker besides its rings: its waker (eventfd)
@@ -109,15 +109,12 @@ export function dataPathFds(rules: readonly RuleSpec[], opts: DataPathOptions): 
       if (!isMulticast(o.dst)) i.unicast++;
     }
   }
-  const dedicated = (name: string) =>
-    opts.interfaces?.[name]?.workers !== undefined || opts.interfaces?.[name]?.cpus !== undefined;
   let n = 0;
   // the shared pool: every worker serves every shared input
   const shared = { inputs: 0, outIfs: new Set<string>(), unicast: 0 };
   for (const [name, i] of inputs) {
-    if (dedicated(name)) {
-      const o = opts.interfaces![name]!;
-      const workers = Math.max(1, o.workers ?? o.cpus?.length ?? 1);
+    const workers = dedicatedWorkers(opts, name);
+    if (workers > 0) {
       n += workers * (FDS_PER_WORKER + FDS_PER_RX_SET + 1 + i.outIfs.size + i.unicast);
       continue;
     }
@@ -125,8 +122,7 @@ export function dataPathFds(rules: readonly RuleSpec[], opts: DataPathOptions): 
     for (const x of i.outIfs) shared.outIfs.add(x);
     shared.unicast += i.unicast;
   }
-  const pool = Math.max(1, opts.workers ?? 1);
-  n += pool *
+  n += poolSize(opts) *
     (FDS_PER_WORKER + FDS_PER_RX_SET + shared.inputs + shared.outIfs.size + shared.unicast);
   return n;
 }

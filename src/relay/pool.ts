@@ -294,6 +294,26 @@ export class DataWorker {
   }
 }
 
+/** Workers in the shared pool (`workers`, default 1). */
+export function poolSize(opts: DataPathOptions): number {
+  return Math.max(1, opts.workers ?? 1);
+}
+
+/**
+ * Dedicated workers of input interface `name`: its own `workers`, else one
+ * per CPU of its `cpus`; 0 when it has neither (the shared pool serves it).
+ */
+export function dedicatedWorkers(opts: DataPathOptions, name: string): number {
+  const o = opts.interfaces?.[name];
+  if (o?.workers === undefined && o?.cpus === undefined) return 0;
+  return Math.max(1, o.workers ?? o.cpus?.length ?? 1);
+}
+
+/** CPU of the `i`-th worker pinned round robin over `cpus` (none when the list is empty). */
+function cpuOf(cpus: readonly number[] | undefined, i: number): number | undefined {
+  return cpus?.length ? cpus[i % cpus.length] : undefined;
+}
+
 /** The shared workers and the dedicated ones (see module doc). */
 export class Pool {
   /** The shared pool. */
@@ -304,33 +324,26 @@ export class Pool {
 
   /** @param host the supervisor */
   constructor(readonly host: WorkerHost) {
-    const o = host.opts;
-    const n = Math.max(1, o.workers ?? 1);
-    for (let i = 0; i < n; i++) {
-      this.shared.push(
-        new DataWorker(i, host, o.cpus?.length ? o.cpus[i % o.cpus.length] : undefined),
-      );
-    }
+    const n = poolSize(host.opts);
+    for (let i = 0; i < n; i++) this.shared.push(new DataWorker(i, host, cpuOf(host.opts.cpus, i)));
     this.#next = n;
   }
 
   /** Whether `name` has dedicated workers (its own `workers` or `cpus`). */
   isDedicated(name: string): boolean {
-    const o = this.host.opts.interfaces?.[name];
-    return o?.workers !== undefined || o?.cpus !== undefined;
+    return dedicatedWorkers(this.host.opts, name) > 0;
   }
 
   /** The workers that serve input interface `name` (dedicated ones are created here). */
   workersFor(name: string): DataWorker[] {
-    if (!this.isDedicated(name)) return this.shared;
+    const n = dedicatedWorkers(this.host.opts, name);
+    if (n === 0) return this.shared;
     let d = this.dedicated.get(name);
     if (!d) {
-      const o = this.host.opts.interfaces![name];
-      const n = Math.max(1, o.workers ?? o.cpus?.length ?? 1);
+      const cpus = this.host.opts.interfaces![name].cpus;
       d = [];
       for (let i = 0; i < n; i++) {
-        const cpu = o.cpus?.length ? o.cpus[i % o.cpus.length] : undefined;
-        d.push(new DataWorker(this.#next++, this.host, cpu, name));
+        d.push(new DataWorker(this.#next++, this.host, cpuOf(cpus, i), name));
       }
       this.dedicated.set(name, d);
     }

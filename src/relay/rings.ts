@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { InputRxOptions, TxRingOptions } from "../datapath/messages.ts";
+import { type InputRxOptions, RX_SLOT_OVERHEAD, type TxRingOptions } from "../datapath/messages.ts";
 import type { DataPathOptions } from "./pool.ts";
 
 /** RX ring memory per worker, shared by the interfaces it serves. */
@@ -43,8 +43,6 @@ export const TX_MAX_FRAMES = 1024;
 export const HOLD_MS = 50;
 /** Largest ring a rate hint asks for (slots). */
 const RATE_MAX_FRAMES = 65536;
-/** tpacket2 header + sockaddr_ll + alignment slack + Ethernet + VLAN on top of the MTU. */
-const RX_SLOT_OVERHEAD = 52 + 16 + 18;
 /** Ethernet header on top of the MTU in a TX slot (plus libmcr's tpacket header). */
 const TX_SLOT_OVERHEAD = 32 + 14;
 
