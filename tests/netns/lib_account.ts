@@ -296,6 +296,28 @@ export function assertClean(rep: SinkReport, what: string): void {
   assert.notEqual(rep.socket_drops, null, "the kernel reports socket drops (SO_MEMINFO)");
 }
 
+/**
+ * Each stream of the groups `only` ("group:port"; every group the sink saw when omitted)
+ * delivered something, each datagram at most once, in order and intact.
+ */
+export function assertEachStream(rep: SinkReport, what: string, only?: readonly string[]): void {
+  const groups = only === undefined ? rep.groups : only.map((want) => {
+    const [ip, port] = want.split(":");
+    const g = rep.groups.find((x) => x.group === ip && x.port === Number(port));
+    assert.ok(g, `${what}: ${want} delivered something`);
+    return g;
+  });
+  for (const g of groups) {
+    const name = `${what}: ${g.group}:${g.port}`;
+    for (const s of g.streams) {
+      assert.ok(s.unique > 0, `${name} delivered`);
+      assert.equal(s.duplicates, 0, `${name} nothing twice`);
+      assert.equal(s.reordered, 0, `${name} in order`);
+      assert.equal(s.corrupt, 0, `${name} intact`);
+    }
+  }
+}
+
 /** Datagrams a sink accounts for: read (valid, corrupt or foreign) + dropped at its sockets. */
 export function sinkAccounted(rep: SinkReport): number {
   return rep.total.received + rep.total.foreign + (rep.socket_drops ?? 0);

@@ -18,7 +18,7 @@ import { runGen, type SinkReport, startDriver, startSink } from "../../lab/harne
 import { startDaemon } from "../../lab/daemon.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
 import type { StatsResult } from "../../src/control/results.ts";
-import { outputDrops } from "./lib_account.ts";
+import { assertEachStream, outputDrops } from "./lib_account.ts";
 import { frameDrops, until } from "./lib_robust.ts";
 
 const skip = skipReason();
@@ -71,19 +71,9 @@ function fanInRules(inputs: number) {
   }));
 }
 
-/** Streams of `rep` by output group, each at most once and in order. */
+/** Streams of `rep` of the output `groups`, each at most once and in order; nothing foreign. */
 function assertStreamsClean(rep: SinkReport, groups: string[], what: string): void {
-  for (const want of groups) {
-    const [ip, port] = want.split(":");
-    const g = rep.groups.find((x) => x.group === ip && x.port === Number(port));
-    assert.ok(g, `${what}: ${want} delivered something`);
-    for (const s of g.streams) {
-      assert.ok(s.unique > 0, `${what}: ${want} delivered`);
-      assert.equal(s.duplicates, 0, `${what}: ${want} nothing twice`);
-      assert.equal(s.reordered, 0, `${what}: ${want} in order`);
-      assert.equal(s.corrupt, 0, `${what}: ${want} intact`);
-    }
-  }
+  assertEachStream(rep, what, groups);
   assert.equal(rep.total.foreign, 0, `${what}: nothing foreign`);
 }
 

@@ -15,6 +15,7 @@ import type { RelayStats } from "../../src/relay/stats.ts";
 import {
   assertAccounted,
   assertClean,
+  assertEachStream,
   assertRelayConsistent,
   CHAIN_IN,
   CHAIN_OUT,
@@ -57,14 +58,7 @@ function manyRules(n: number) {
 /** Every stream arrived (something of it), each datagram at most once, each stream in order. */
 function assertEveryStream(rep: SinkReport, streams: number): void {
   assert.equal(rep.groups.length, streams, "every group received something");
-  for (const g of rep.groups) {
-    for (const s of g.streams) {
-      assert.ok(s.unique > 0, `${g.group} delivered`);
-      assert.equal(s.duplicates, 0, `${g.group} no duplicates`);
-      assert.equal(s.reordered, 0, `${g.group} in order`);
-      assert.equal(s.corrupt, 0);
-    }
-  }
+  assertEachStream(rep, "streams");
   assertClean(rep, "streams");
 }
 
