@@ -247,6 +247,14 @@ export interface StatsSource {
   readonly outputErrors: ReadonlyMap<number, ReadonlyMap<number, string>>;
 }
 
+/**
+ * A running worker whose loop has not passed for this long (ms) is reported
+ * in error: its interfaces stop forwarding through it. Its loop passes at
+ * least every 100 ms; only the apply of a very large rule change (about 7 s
+ * for 262,144 outputs on this project's VM) holds it longer.
+ */
+export const STALL_MS = 15_000;
+
 /** Output drop words and the interface drop reason each one adds to. */
 const TX_DROPS: [number, number][] = [
   [Out.ringFull, Drop.tx_ring_full],
@@ -268,6 +276,18 @@ export function collectStats(src: StatsSource): RelayStats {
   const heartbeatAge = (w: WorkerView) => {
     const hb = w.counters[W.heartbeat];
     return w.worker && w.state === "running" && hb ? Math.max(0, now - hb) : null;
+  };
+  /** Why a running worker is not working: its loop has not passed for {@link STALL_MS}. */
+  const stalled = (w: WorkerView) => {
+    const age = heartbeatAge(w);
+    return age !== null && age > STALL_MS
+      ? `worker ${w.index}: its loop has not run for ${Math.round(age / 1000)} s (stalled)`
+      : undefined;
+  };
+  /** A fanout member's state, a stalled worker's members in error. */
+  const memberState = (m: InputView["members"][number]) => {
+    const why = m.state === "running" ? stalled(m.worker) : undefined;
+    return why ? { state: "error" as const, reason: why } : { state: m.state, reason: m.reason };
   };
   const inputs = [...src.inputs]; // read twice below
   for (const rt of inputs) {
@@ -291,7 +311,8 @@ export function collectStats(src: StatsSource): RelayStats {
     };
     const ifDrops: Record<string, number> = {};
     for (let d = 0; d < DROP_NAMES.length; d++) ifDrops[DROP_NAMES[d]] = sumIn(IN_DROP + d);
-    const states = rt.members.map((m) => m.state);
+    const members = rt.members.map(memberState);
+    const states = members.map((m) => m.state);
     const link = src.links.get(rt.name);
     const inputProblem = link && !linkUsable(link)
       ? `input ${linkProblem(rt.name, link)}`
@@ -311,7 +332,7 @@ export function collectStats(src: StatsSource): RelayStats {
       : "starting";
     const reason = !link
       ? `input interface ${rt.name} does not exist`
-      : rt.lockError ?? inputProblem ?? rt.members.find((m) => m.reason)?.reason;
+      : rt.lockError ?? inputProblem ?? members.find((m) => m.reason)?.reason;
     if (state === "pending" && link) state = "starting"; // rings on their way
     // A rule forwards while at least one fanout member runs and its input link is up.
     const ruleState: State = state === "pending" || state === "starting"
@@ -384,14 +405,15 @@ export function collectStats(src: StatsSource): RelayStats {
       fanout_id: rt.fanoutId,
       drops: ifDrops,
     });
-    for (const m of rt.members) {
+    for (const [k, m] of rt.members.entries()) {
       const c = m.worker.counters;
+      const { state, reason } = members[k];
       workers.push({
         interface: rt.name,
         index: m.index,
         worker: m.worker.index,
-        state: m.state,
-        ...(m.reason && m.state !== "running" ? { reason: m.reason } : {}),
+        state,
+        ...(reason && state !== "running" ? { reason } : {}),
         restarts: m.restarts + m.worker.restarts,
         frames: m.retiredFrames + (c[base + In.owner] === rt.gen ? c[base + In.frames] : 0),
         heartbeat_age_ms: heartbeatAge(m.worker),
@@ -406,10 +428,11 @@ export function collectStats(src: StatsSource): RelayStats {
   }
   for (const w of src.workers) {
     drops[DROP_NAMES[Drop.tx_invalid]] += w.retired[W.invalid] + w.counters[W.invalid];
+    const why = stalled(w);
     pool.push({
       index: w.index,
-      state: w.state,
-      ...(w.reason && w.state !== "running" ? { reason: w.reason } : {}),
+      state: why ? "error" : w.state,
+      ...(why ? { reason: why } : w.reason && w.state !== "running" ? { reason: w.reason } : {}),
       restarts: w.restarts,
       ...(w.dedicated !== undefined ? { dedicated: w.dedicated } : {}),
       ...(w.cpu !== undefined ? { cpu: w.cpu } : {}),
