@@ -74,7 +74,7 @@ interface Listed {
 async function listAndStats(d: Daemon): Promise<{ list: string[]; stats: string[] }> {
   // streamed (JSON lines): at the output cap one reply would exceed the reply bound
   const records = async (cmd: string) => {
-    const r = await d.ctl("--json", cmd, "--all");
+    const r = await d.ctl("--timeout", "60000", "--json", cmd, "--all");
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim().split("\n").map((x) => JSON.parse(x))
       .filter((x) => x.kind === "rule") as Listed["rules"];
@@ -297,8 +297,11 @@ Deno.test({
         "y's outputs count only y's datagrams",
       );
 
-      // One output more than the relay has: refused, nothing changes.
+      // One output more than the relay has: refused, nothing changes. (A change at this size
+      // plans all 262,144 outputs: seconds under load, hence the long client timeouts.)
       const add = await d.ctl(
+        "--timeout",
+        "60000",
         "add",
         "--name",
         "one-more",
@@ -321,8 +324,10 @@ Deno.test({
       );
       assert.equal((await agreed(d, "after the refused add")).length, CAP_RULES);
       // Removing a rule makes room again.
-      assert.equal((await d.ctl("remove", "f0")).code, 0);
+      assert.equal((await d.ctl("--timeout", "60000", "remove", "f0")).code, 0);
       const again = await d.ctl(
+        "--timeout",
+        "60000",
         "add",
         "--name",
         "one-more",
