@@ -17,9 +17,10 @@
  *
  * Changes: the supervisor posts messages (open or close an interface's
  * ring, a rule delta for one interface, a version marker) and bumps
- * `Ctl.seq`; the worker notices between batches, yields to its event loop
- * until those messages have arrived and handles them in order. Frames keep
- * queueing in the kernel rings meanwhile, so none is missed, and a rule
+ * `Ctl.seq`; the worker notices between batches, yields one turn to its
+ * event loop so that they come in, and handles in order what has arrived
+ * (the rest on a later pass: the loop never waits for a message). Frames
+ * keep queueing in the kernel rings meanwhile, so none is missed, and a rule
  * delta touches only the rules it names, so a change costs the same in a
  * table of 50,000 rules as in one of 5.
  *
@@ -278,14 +279,12 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
       hooks.onPass?.(view);
       const want = Atomics.load(ctl, Ctl.seq);
       if (want !== handled) {
-        // Yield until the posted messages arrive; the rings buffer meanwhile.
-        while ((inbox.length === 0 || inbox[inbox.length - 1].seq < want)) {
-          await sleep0();
-          if (Atomics.load(ctl, Ctl.stop) !== 0) break;
-        }
+        // Let the posted messages in (one turn of the event loop; the rings buffer meanwhile)
+        // and handle what has come. What is still on its way is handled on a later pass:
+        // forwarding never waits for a message.
+        if (inbox.length === 0 || inbox[inbox.length - 1].seq < want) await sleep0();
         while (inbox.length) handle(inbox.shift()!);
         postChanges();
-        continue;
       }
       const g = Atomics.load(cfg.links, LINK_GEN);
       if (g !== linkGen) {
@@ -293,7 +292,10 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         onLinks();
       }
       const queued = fwd.service();
-      const n = set.wait(queued > 0 ? WAIT_BUSY_MS : WAIT_IDLE_MS);
+      // a message still on its way: only look at the rings, then yield for it again
+      const n = set.wait(
+        handled !== Atomics.load(ctl, Ctl.seq) ? 0 : queued > 0 ? WAIT_BUSY_MS : WAIT_IDLE_MS,
+      );
       const ready = set.ready;
       for (let k = 0; k < n; k++) {
         const inp = bySlot[ready[2 * k]]!;

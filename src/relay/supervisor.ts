@@ -351,9 +351,14 @@ export class Supervisor {
     return new Promise((resolve) => {
       const t0 = Date.now();
       const check = () => {
-        if (workers.every((w) => w.applied(version)) || Date.now() - t0 > APPLY_TIMEOUT_MS) {
-          resolve();
-        } else setTimeout(check, 2);
+        if (workers.every((w) => w.applied(version))) return resolve();
+        if (Date.now() - t0 <= APPLY_TIMEOUT_MS) return void setTimeout(check, 2);
+        const late = workers.filter((w) => !w.applied(version)).map((w) => w.index);
+        this.#log.warn(
+          "rule table v{version} not yet applied by worker(s) {workers} after {ms} ms",
+          { version, workers: late.join(", "), ms: APPLY_TIMEOUT_MS },
+        );
+        resolve();
       };
       check();
     });
