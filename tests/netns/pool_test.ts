@@ -159,6 +159,12 @@ Deno.test({
         st.rules.filter((r) => r.name !== "in5").every((r) => r.state === "active"),
         "the other rules stay active",
       );
+      // the workers close i5's rings once they handle the close (asynchronously): poll for it
+      st = await relay.until(
+        (s) => s.pool.every((w) => w.rings === INPUTS - 1),
+        DEADLINE_MS,
+        "i5's rings closed in both workers",
+      );
       for (const w of st.pool) assert.equal(w.rings, INPUTS - 1, "i5's rings closed");
       await addInput(t, 5);
       await relay.until(active, DEADLINE_MS, "in5 active again on the new i5");
