@@ -31,13 +31,16 @@ import {
 import { normalize, normalizeRule } from "./normalize.ts";
 import { isQuoting, type ParseOptions, withQuoting } from "./quoting.ts";
 import { ConfigShapeSchema, type RawConfig, RuleSchema } from "./schema.ts";
+import type { RuleIndex } from "./rule_index.ts";
 import {
   capacityIssues,
+  capacityIssuesOf,
   checkAcross,
   checkRule,
   keyOfConfig,
   keyOfLoose,
   loosen,
+  type RuleKey,
   semanticIssues,
   tooManyRules,
   tuningIssues,
@@ -160,36 +163,51 @@ export async function loadConfig(path: string | URL, options?: ParseOptions): Pr
  *
  * @param value The rule object (parsed JSON).
  * @param existing The running configuration.
+ * @param index An index of `existing.rules` ({@link RuleIndex}): the checks against
+ *   the rules in force then take constant time instead of reading them all.
  * @returns The normalized rule.
  * @throws {ConfigError}
  */
-export function validateRule(value: unknown, existing?: Config): RuleConfig {
-  return withQuoting(undefined, () => validateRuleNow(value, existing));
+export function validateRule(value: unknown, existing?: Config, index?: RuleIndex): RuleConfig {
+  return withQuoting(undefined, () => validateRuleNow(value, existing, index));
 }
 
-function validateRuleNow(value: unknown, existing?: Config): RuleConfig {
-  const index = existing?.rules.length ?? 0;
+/** The rules of `existing` the rule `key` could conflict with (all of them without an index). */
+function priorKeys(key: RuleKey, existing?: Config, index?: RuleIndex): RuleKey[] {
+  const rules = existing?.rules ?? [];
+  if (!index) return rules.map((r, n) => keyOfConfig(n, r));
+  const near = new Set([index.byName(key.name), index.byInput(key.key)]);
+  const keys: RuleKey[] = [];
+  for (const r of near) if (r) keys.push(keyOfConfig(rules.indexOf(r), r));
+  return keys.sort((a, b) => a.index - b.index);
+}
+
+function validateRuleNow(value: unknown, existing?: Config, index?: RuleIndex): RuleConfig {
+  const at = existing?.rules.length ?? 0;
   // Present the rule at its future position so paths and messages match a file.
-  const root = { rules: Object.assign(new Array(index), { [index]: value }) };
+  const root = { rules: Object.assign(new Array(at), { [at]: value }) };
   const parsed = RuleSchema.safeParse(value);
   const issues = parsed.success ? [] : fromZod(
-    parsed.error.issues.map((i) => ({ ...i, path: ["rules", index, ...i.path] })),
+    parsed.error.issues.map((i) => ({ ...i, path: ["rules", at, ...i.path] })),
     root,
   );
   const loose = loosen(value);
   if (loose) {
     for (const i of checkRule(loose)) {
-      issues.push(issueAt(["rules", index, ...i.path], i.message, root));
+      issues.push(issueAt(["rules", at, ...i.path], i.message, root));
     }
-    const key = keyOfLoose(index, loose);
-    const prior = (existing?.rules ?? []).map((r, n) => keyOfConfig(n, r));
-    for (const i of key ? checkAcross(prior, [key]) : []) {
+    const key = keyOfLoose(at, loose);
+    for (const i of key ? checkAcross(priorKeys(key, existing, index), [key]) : []) {
       issues.push(issueAt(["rules", i.index, ...i.path], i.message, root));
     }
   }
   // The relay-wide limits, counted over the rules in force plus this one.
-  if (index + 1 > MAX_RULES) issues.push(issueAt(["rules"], tooManyRules(index + 1), root));
-  issues.push(...capacityIssues([...(existing?.rules ?? []), value], root));
+  if (at + 1 > MAX_RULES) issues.push(issueAt(["rules"], tooManyRules(at + 1), root));
+  issues.push(
+    ...(index
+      ? capacityIssuesOf(index.countsWith(value), root)
+      : capacityIssues([...(existing?.rules ?? []), value], root)),
+  );
   if (issues.length > 0 || !parsed.success) throw new ConfigError(issues);
   return normalizeRule(parsed.data, {
     ttl: existing?.ttl ?? DEFAULT_TTL,

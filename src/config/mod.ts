@@ -37,3 +37,4 @@ export {
   readConfigFile,
   validateRule,
 } from "./load.ts";
+export { RuleIndex } from "./rule_index.ts";

@@ -254,9 +254,9 @@ export function tooManyRules(count: number): string {
  * relay would. Disabled rules hold no slot.
  */
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
-  let outputs = 0;
   const inputs = new Set<unknown>();
   const names = new Set<unknown>();
+  let outputs = 0;
   for (const r of rules) {
     if (!isRecord(r) || r.enabled === false) continue;
     if (Array.isArray(r.outputs)) {
@@ -270,6 +270,22 @@ export function capacityIssues(rules: readonly unknown[], root: unknown): Config
       names.add(r.input.interface);
     }
   }
+  return capacityIssuesOf({ outputs, inputs: inputs.size, interfaces: names.size }, root);
+}
+
+/** What the relay-wide capacity is counted in (see {@link capacityIssues}). */
+export interface CapacityCounts {
+  /** Outputs of the enabled rules (each holds an output slot). */
+  outputs: number;
+  /** Distinct input interfaces of the enabled rules. */
+  inputs: number;
+  /** Distinct interface names (inputs and outputs) of the enabled rules. */
+  interfaces: number;
+}
+
+/** The capacity issues of a rule list with these counts (see {@link capacityIssues}). */
+export function capacityIssuesOf(counts: CapacityCounts, root: unknown): ConfigIssue[] {
+  const { outputs } = counts;
   const issues: ConfigIssue[] = [];
   if (outputs > MAX_OUTPUT_SLOTS) {
     issues.push(issueAt(
@@ -279,18 +295,18 @@ export function capacityIssues(rules: readonly unknown[], root: unknown): Config
       root,
     ));
   }
-  if (inputs.size > MAX_INPUT_SLOTS) {
+  if (counts.inputs > MAX_INPUT_SLOTS) {
     issues.push(issueAt(
       ["rules"],
-      `has ${inputs.size} input interfaces in its enabled rules; at most ${MAX_INPUT_SLOTS} ` +
+      `has ${counts.inputs} input interfaces in its enabled rules; at most ${MAX_INPUT_SLOTS} ` +
         "are allowed per relay",
       root,
     ));
   }
-  if (names.size > MAX_INTERFACES) {
+  if (counts.interfaces > MAX_INTERFACES) {
     issues.push(issueAt(
       ["rules"],
-      `names ${names.size} interfaces (inputs and outputs) in its enabled rules; at most ` +
+      `names ${counts.interfaces} interfaces (inputs and outputs) in its enabled rules; at most ` +
         `${MAX_INTERFACES} are allowed per relay`,
       root,
     ));

@@ -11,8 +11,9 @@ import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "..
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
 import type { ListedRule, StatsResult } from "./results.ts";
 import { ControlError, PROTOCOL_VERSION, StreamedResult } from "./protocol.ts";
-import type { RateTracker } from "./rates.ts";
+import { noRates, type RateTracker } from "./rates.ts";
 import {
+  listedRule,
   listRecords,
   listResult,
   listView,
@@ -134,14 +135,9 @@ export const HANDLERS: Record<string, Handler> = {
         interface: rule.input.interface,
         outputs: rule.outputs.length,
       });
-      ctx.rates.sample();
-      let listed: ListedRule | undefined;
-      try {
-        listed = listRules(ctx, rule.name).find((r) => r.id === rule.id);
-      } catch (e) {
-        if (!(e instanceof ControlError)) throw e; // removed again meanwhile
-      }
-      return { rule: listed ?? { id: rule.id, name: rule.name } };
+      // the new rule alone (a whole listing costs seconds at 65,536 rules); no rate yet
+      const [stats] = ctx.relay.ruleStats([rule.id]);
+      return { rule: listedRule(stats ? { c: rule, s: stats } : { c: rule }, noRates()) };
     } catch (e) {
       if (e instanceof ConfigError) throw invalidConfig(e, "invalid_rule");
       throw e;

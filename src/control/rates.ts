@@ -54,6 +54,11 @@ export interface Rates {
   drops: Record<string, number>;
 }
 
+/** Rates over no window (zeros): before the second sample, or for a rule just added. */
+export function noRates(): Rates {
+  return { window_s: 0, rules: new Map(), outputs: new Map(), interfaces: new Map(), drops: {} };
+}
+
 /** What identifies an output of a rule. */
 type OutputKey = { interface: string; group: string; port: number };
 
@@ -155,13 +160,7 @@ export class RateTracker implements Disposable {
   rates(): Rates {
     this.#wantedAt = performance.now();
     if (this.#rates) return this.#rates;
-    const r: Rates = {
-      window_s: 0,
-      rules: new Map(),
-      outputs: new Map(),
-      interfaces: new Map(),
-      drops: {},
-    };
+    const r = noRates();
     if (!this.#prev || !this.#last) return r;
     const dt = (this.#last.t - this.#prev.t) / 1000;
     const a = byId(this.#prev.s);

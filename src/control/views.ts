@@ -302,7 +302,8 @@ export function* statsRecords(v: StatsView): Generator<StatsRecord> {
 }
 
 /** A configured rule joined with its counters (none when disabled or not yet running). */
-interface Joined {
+/** A rule of the configuration with its stats (absent: disabled, or not in force yet). */
+export interface Joined {
   c: RuleConfig;
   s?: RuleStats;
 }

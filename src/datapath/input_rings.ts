@@ -44,10 +44,8 @@ export interface Input {
   ring: RxRing | null;
   /** Geometry of the open ring. */
   geometry?: RxGeometry;
-  /** The interface's rules, compiled. */
+  /** The interface's rules, compiled (by slot too: their ids and output slots). */
   readonly lookup: MatchTable;
-  /** Rule slot → its id and output slots. */
-  readonly rules: Map<number, { id: string; outputs: number[] }>;
   /** Kernel counts of earlier rings on the interface (a reopen). */
   readonly kernel: { packets: number; drops: number; freezes: number };
   /** Frames counted at the last kernel-stat read, and when. */
@@ -123,7 +121,6 @@ export class InputRings {
       rx: {},
       ring: null,
       lookup: new MatchTable(),
-      rules: new Map(),
       kernel: { packets: 0, drops: 0, freezes: 0 },
       framesAtStats: 0,
       statsAt: 0,
@@ -140,23 +137,21 @@ export class InputRings {
 
   /** Remove the rule in `slot` from the input's table; its outputs go with it. */
   removeRule(inp: Input, slot: number): void {
-    const r = inp.rules.get(slot);
+    const r = inp.lookup.get(slot);
     if (!r) return;
     inp.lookup.delete(slot);
-    for (const o of r.outputs) this.#h.outs.clear(o);
-    inp.rules.delete(slot);
+    for (const o of r.tmpl) this.#h.outs.clear(o);
     this.#zeroRule(slot);
   }
 
   /** Add or replace a rule; outputs it keeps keep their counters and rings. */
   upsertRule(inp: Input, r: TableRule): void {
-    const prev = inp.rules.get(r.slot);
+    const prev = inp.lookup.get(r.slot);
     if (!prev || prev.id !== r.id) this.#zeroRule(r.slot); // a new rule in the slot
     const now = new Set(r.outputs.map((o) => o.slot));
-    if (prev) { for (const o of prev.outputs) if (!now.has(o)) this.#h.outs.clear(o); }
+    if (prev) { for (const o of prev.tmpl) if (!now.has(o)) this.#h.outs.clear(o); }
     for (const o of r.outputs) this.#h.outs.set(r.id, o);
     inp.lookup.set(compileRule(r));
-    inp.rules.set(r.slot, { id: r.id, outputs: [...now] });
   }
 
   /** Close an input's ring: forward what it holds (or count it), fold its kernel counts. */
@@ -187,7 +182,7 @@ export class InputRings {
   /** The interface has no rules any more: drop everything of it, counters included. */
   forget(inp: Input): void {
     this.closeRing(inp, true);
-    for (const slot of [...inp.rules.keys()]) this.removeRule(inp, slot);
+    for (const slot of [...inp.lookup.slots()]) this.removeRule(inp, slot);
     this.#h.counters.fill(0, inp.base, inp.base + IN_WORDS);
     this.#inputs.delete(inp.slot);
     this.bySlot[inp.slot] = undefined;

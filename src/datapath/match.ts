@@ -23,6 +23,8 @@ import type { TableRule } from "./messages.ts";
 export interface CompiledRule {
   /** Rule slot. */
   readonly slot: number;
+  /** Rule id (a new id in the slot is another rule: its counters restart). */
+  readonly id: string;
   /** Input group. */
   readonly group: number;
   /** Input port. */
@@ -35,27 +37,32 @@ export interface CompiledRule {
   readonly vlan: number;
   /** Number of outputs. */
   readonly nOut: number;
-  /** Template index per output (= output slot). */
-  readonly tmpl: Int32Array;
+  /**
+   * Template index per output (= output slot). Plain arrays of small integers
+   * here: as fast to read as typed arrays, and a fifth of their memory (three
+   * typed arrays per rule cost 65,536 rules about 30 MB).
+   */
+  readonly tmpl: readonly number[];
   /** Counter base per output. */
-  readonly outCounter: Int32Array;
+  readonly outCounter: readonly number[];
   /** Fixed TTL per output, 0 = decrement. */
-  readonly ttl: Uint8Array;
+  readonly ttl: readonly number[];
 }
 
 /** Compile one rule for the hot loop. */
 export function compileRule(r: TableRule): CompiledRule {
   return {
     slot: r.slot,
+    id: r.id,
     group: r.group >>> 0,
     port: r.port,
     counter: RULE_BASE + r.slot * RULE_WORDS,
     source: r.source >>> 0,
     vlan: r.vlan,
     nOut: r.outputs.length,
-    tmpl: Int32Array.from(r.outputs, (o) => o.slot),
-    outCounter: Int32Array.from(r.outputs, (o) => OUT_BASE + o.slot * OUT_WORDS),
-    ttl: Uint8Array.from(r.outputs, (o) => o.ttl),
+    tmpl: r.outputs.map((o) => o.slot),
+    outCounter: r.outputs.map((o) => OUT_BASE + o.slot * OUT_WORDS),
+    ttl: r.outputs.map((o) => o.ttl & 0xff),
   };
 }
 

@@ -33,7 +33,7 @@ import { Errno, errnoName, McrError } from "../../ffi/errors.ts";
 import { Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
-import { outputKey, type TableOutput, type TxRingOptions } from "./messages.ts";
+import type { TableOutput, TxRingOptions } from "./messages.ts";
 import { isMulticast } from "../common/net.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
@@ -44,10 +44,9 @@ const L2_HEADER = 14;
 const IFACE_CACHE_MS = 50;
 
 interface Spec {
-  /** Identity of the output in this slot (rule id, interface, destination, port). */
-  id: string;
-  /** Full description (a change means a new template). */
-  key: string;
+  /** Rule the output belongs to (with the output's interface, destination and port: its identity). */
+  ruleId: string;
+  /** The output (a change of any field means a new template). */
   o: TableOutput;
   /** Reported state ("" = ok, else the reason). */
   reported: string;
@@ -125,9 +124,18 @@ export class Outputs {
     fwd.setCounters(counters.subarray(OUT_BASE), OUT_WORDS);
   }
 
-  /** Learn link-table slots of interfaces (from a rule change). */
-  setLinks(links: Record<string, number>): void {
-    for (const [name, slot] of Object.entries(links)) this.#links.set(name, slot);
+  /**
+   * Learn link-table slots of interfaces (from a rule change). Returns true
+   * when a name is new or has another slot (the link table must be read again).
+   */
+  setLinks(links: Record<string, number>): boolean {
+    let changed = false;
+    for (const [name, slot] of Object.entries(links)) {
+      if (this.#links.get(name) === slot) continue;
+      this.#links.set(name, slot);
+      changed = true;
+    }
+    return changed;
   }
 
   /** Link table state of an output interface (undefined: absent or not tracked). */
@@ -225,15 +233,19 @@ export class Outputs {
    */
   set(ruleId: string, o: TableOutput): void {
     const slot = o.slot;
-    const id = outputKey(ruleId, o);
-    const key = `${o.interface}|${o.dst}|${o.port}|${o.srcIp}|${o.srcPort}|${o.ttl}|${o.tos}`;
     const cur = this.#specs.get(slot);
-    if (cur?.id === id && cur.key === key) return;
-    if (cur && cur.id !== id) this.clear(slot); // another output now owns the slot
-    const keep = cur?.id === id ? cur : undefined;
+    // compared field by field: two strings per output would cost 65,536 outputs ~10 MB
+    const same = cur !== undefined && cur.ruleId === ruleId &&
+      cur.o.interface === o.interface && cur.o.dst === o.dst && cur.o.port === o.port;
+    if (
+      same && cur.o.srcIp === o.srcIp && cur.o.srcPort === o.srcPort && cur.o.ttl === o.ttl &&
+      cur.o.tos === o.tos
+    ) return;
+    if (cur && !same) this.clear(slot); // another output now owns the slot
+    const keep = same ? cur : undefined;
     if (!keep) this.#resetSlot(slot);
     else this.#unindex(slot, keep.o.interface);
-    this.#specs.set(slot, { id, key, o, reported: keep?.reported ?? "", ifindex: 0 });
+    this.#specs.set(slot, { ruleId, o, reported: keep?.reported ?? "", ifindex: 0 });
     let set = this.#byIf.get(o.interface);
     if (!set) this.#byIf.set(o.interface, set = new Set());
     set.add(slot);
@@ -308,9 +320,19 @@ export class Outputs {
   retry(): void {
     for (const [name, slots] of this.#byIf) {
       let any = false;
+      // One try per reason and interface: outputs that failed for the reason a retry just
+      // failed for again (no address, no such interface) would fail the same way, and
+      // 65,536 tries stall forwarding for half a second.
+      const again = new Set<string>();
       for (const slot of slots) {
         if (!this.broken[slot]) continue;
+        const s = this.#specs.get(slot)!;
+        const before = s.installError;
+        if (before !== undefined && again.has(before)) continue;
         this.#install(slot);
+        if (this.broken[slot] && before !== undefined && s.installError === before) {
+          again.add(before);
+        }
         any ||= !this.broken[slot];
       }
       // a freshly opened ring starts from the link table's view of its link

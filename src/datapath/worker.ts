@@ -213,11 +213,12 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
 
   const rules = (m: RulesMessage) => {
     const inp = inputs.inputFor(m.slot, m.gen, m.interface);
-    outs.setLinks(m.links);
+    // interfaces named for the first time: look at the link table again (not for every
+    // rule: that pass reads every output, 262,144 at the most)
+    if (outs.setLinks(m.links)) linkGen = -1;
     for (const slot of m.remove) inputs.removeRule(inp, slot);
     for (const r of m.upsert) inputs.upsertRule(inp, r);
     if (m.remove.length) outs.dropUnusedRings();
-    linkGen = -1; // new interfaces may be named: look at the link table again
   };
 
   const handle = (m: SupervisorMessage) => {

@@ -226,3 +226,19 @@ export function ensureFdLimit(need: FdNeed): FdLimitResult {
     tight: now.hard !== null && now.hard < want,
   };
 }
+
+/**
+ * At most how many descriptors `rules` add to any rule set they join: per
+ * rule an IGMP socket and an input lock, and in each worker that may serve
+ * its input an RX ring, a TX ring per output and a socket per unicast output.
+ * A live change checks this bound against the limit instead of estimating
+ * the whole rule set again (see {@link estimateFds}).
+ */
+export function fdsAddedAtMost(rules: readonly RuleSpec[], opts: DataPathOptions): number {
+  let n = 0;
+  for (const r of rules) {
+    const workers = dedicatedWorkers(opts, r.input.interface) || poolSize(opts);
+    n += 2 + workers * (1 + 2 * r.outputs.length);
+  }
+  return n;
+}

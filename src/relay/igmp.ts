@@ -53,6 +53,8 @@ interface Wanted {
   source: number;
   /** The last {@link Memberships.sync} that wanted it. */
   seen: number;
+  /** Rules that want it (a membership is left when the last goes). */
+  refs: number;
   /** Where it is held, when joined. */
   placed: Placement | null;
   /** The interface was up (IFF_UP) when it was joined. */
@@ -83,6 +85,8 @@ export class Memberships {
   readonly #m = new Map<string, Map<number, Map<number, Wanted>>>();
   #count = 0;
   #sync = 0;
+  /** Memberships wanted but not joined (pending or refused): tried again at every change. */
+  readonly #unplaced = new Set<Wanted>();
   readonly #openSocket: () => MembershipSocket;
   readonly #readLimits: () => IgmpLimits;
   #packer?: SocketPacker;
@@ -132,10 +136,14 @@ export class Memberships {
       if (!sources) groups.set(group, sources = new Map());
       const m = sources.get(source);
       if (m) {
-        if (m.seen !== seen && !m.placed) fresh.push(m); // not joined yet: try again
+        if (m.seen !== seen) {
+          if (!m.placed) fresh.push(m); // not joined yet: try again
+          m.refs = 0;
+        }
         m.seen = seen;
+        m.refs++;
       } else {
-        const n: Wanted = { ifname, group, source, seen, placed: null };
+        const n: Wanted = { ifname, group, source, seen, refs: 1, placed: null };
         sources.set(source, n);
         this.#count++;
         fresh.push(n);
@@ -147,6 +155,7 @@ export class Memberships {
         for (const [source, m] of sources) {
           if (m.seen === seen) continue;
           if (m.placed) packer.leave(m.placed);
+          this.#unplaced.delete(m);
           sources.delete(source);
           this.#count--;
         }
@@ -154,6 +163,52 @@ export class Memberships {
       }
       if (groups.size === 0) this.#m.delete(ifname);
     }
+    this.#joinAll(packer, fresh);
+  }
+
+  /**
+   * Join what rules being added need and leave what rules being removed no
+   * longer need (another rule may want the same membership): the same result
+   * as {@link sync} with the changed rule set, in time proportional to the change.
+   */
+  change(add: readonly RuleSpec[], remove: readonly RuleSpec[]): void {
+    if (add.length === 0 && !this.#packer) return;
+    const packer = this.#pack();
+    for (const r of remove) {
+      const { interface: ifname, group, source } = r.input;
+      const groups = this.#m.get(ifname);
+      const sources = groups?.get(group);
+      const m = sources?.get(source);
+      if (!groups || !sources || !m || --m.refs > 0) continue;
+      if (m.placed) packer.leave(m.placed);
+      this.#unplaced.delete(m);
+      sources.delete(source);
+      this.#count--;
+      if (sources.size === 0) groups.delete(group);
+      if (groups.size === 0) this.#m.delete(ifname);
+    }
+    const fresh = new Set(this.#unplaced); // not joined yet: try again
+    for (const r of add) {
+      const { interface: ifname, group, source } = r.input;
+      let groups = this.#m.get(ifname);
+      if (!groups) this.#m.set(ifname, groups = new Map());
+      let sources = groups.get(group);
+      if (!sources) groups.set(group, sources = new Map());
+      const m = sources.get(source);
+      if (m) {
+        m.refs++;
+      } else {
+        const n: Wanted = { ifname, group, source, seen: this.#sync, refs: 1, placed: null };
+        sources.set(source, n);
+        this.#count++;
+        fresh.add(n);
+      }
+    }
+    this.#joinAll(packer, [...fresh]);
+  }
+
+  /** Join `fresh` memberships, then pack the sockets. */
+  #joinAll(packer: SocketPacker, fresh: readonly Wanted[]): void {
     // Source-specific first, a group's sources together: a group with more
     // sources than igmp_max_msf needs sockets of its own, which any-source
     // groups then fill up.
@@ -171,6 +226,7 @@ export class Memberships {
     m.pending = false;
     const link = this.links.get(m.ifname);
     if (!link) {
+      this.#unplaced.add(m);
       m.pending = true;
       m.error = `interface ${m.ifname} does not exist`;
       return;
@@ -178,7 +234,9 @@ export class Memberships {
     try {
       m.placed = packer.join(link.ifindex, m.group, m.source);
       m.joinedUp = (link.flags & IFF_UP) !== 0;
+      this.#unplaced.delete(m);
     } catch (e) {
+      this.#unplaced.add(m);
       m.error = (e as Error).message;
       this.#log.warn("{interface}: IGMP join of {group} failed: {error}", {
         group: m.source ? `(${formatIPv4(m.source)}, ${formatIPv4(m.group)})` : formatIPv4(m.group),
@@ -219,6 +277,7 @@ export class Memberships {
     this.#packer?.close();
     for (const m of this.#all()) m.placed = null;
     this.#m.clear();
+    this.#unplaced.clear();
     this.#count = 0;
   }
 

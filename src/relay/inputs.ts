@@ -5,17 +5,22 @@
  * rings' lifecycle: open (the first member asks the kernel for a free fanout
  * group id, the others join it), close, reopen with backoff after a failure.
  *
- * The supervisor decides whether an interface's rings should be open (link
- * present and up, input lock held); this module opens and closes them.
+ * Whether the rings should be open follows the interface's link and its
+ * input lock ({@link Input.reconcile}): open while the link is present and
+ * up and the lock held (a second relay in the same network namespace cannot
+ * capture the interface too; the lock is retried while another holds it).
  *
  * @module
  */
-import type { FanoutModeName, InputLock } from "../../ffi/mod.ts";
+import { Errno, type FanoutModeName, InputLock, McrError } from "../../ffi/mod.ts";
 import { logger } from "../common/log.ts";
 import type { InputRxOptions, TableRule, WorkerEvent, WorkerTable } from "../datapath/messages.ts";
+import { IFF_UP } from "../datapath/link_table.ts";
 import type { Links } from "./links.ts";
 import { BACKOFF_MAX_MS, BACKOFF_START_MS, type DataWorker } from "./pool.ts";
 
+/** How often to retry an input lock held by another relay (ms). */
+const LOCK_RETRY_MS = 2000;
 /** How long closing a ring may take before the worker is assumed gone. */
 const CLOSE_TIMEOUT_MS = 3000;
 
@@ -129,6 +134,92 @@ export class Input {
   /** The member held by `w`, if any. */
   memberOf(w: DataWorker): Member | undefined {
     return this.members.find((m) => m.worker === w);
+  }
+
+  /**
+   * {@link reconcile} after the earlier start/park transitions (they run one
+   * at a time); its failure is logged.
+   */
+  reconcileSoon(): Promise<void> {
+    const f = () => this.reconcile();
+    const run = this.transition.then(f, f);
+    this.transition = run.catch((e) => {
+      this.#log.error("{interface}: {error}", {
+        interface: this.name,
+        error: (e as Error).message,
+      });
+    });
+    return this.transition;
+  }
+
+  /**
+   * Bring an input interface's rings in line with its link: closed while the
+   * interface is missing or locked by another relay; open (on the current
+   * interface index) otherwise.
+   */
+  async reconcile(): Promise<void> {
+    if (this.stopping || this.host.closed()) return;
+    const link = this.host.links.get(this.name);
+    if (!link || (this.lock && link.ifindex !== this.ifindex)) {
+      if (this.active || this.lock) await this.park();
+      if (!link) {
+        const reason = `input interface ${this.name} does not exist`;
+        // one line when it goes pending (the link monitor logs when it is gone or back)
+        if (!this.announcedMissing && !this.members.some((m) => m.reason === reason)) {
+          this.#log.warn(
+            "input interface {interface} does not exist; its rules are pending until it appears",
+            { interface: this.name },
+          );
+        }
+        this.announcedMissing = true;
+        for (const m of this.members) {
+          m.state = "pending";
+          m.reason = reason;
+        }
+        this.host.changed();
+        return;
+      }
+      this.announcedMissing = false;
+    }
+    if (!this.lock && !this.#takeLock(link.ifindex)) return;
+    // A packet socket cannot join a fanout group on an interface that is
+    // administratively down: open once it is up (its rules are in error
+    // meanwhile, and the link monitor calls us again).
+    if (!(link.flags & IFF_UP)) return;
+    for (const w of new Set(this.members.map((m) => m.worker))) w.start();
+    if (!this.active) await this.start();
+  }
+
+  /** Take the input lock of `ifindex`; on failure say why and retry later. */
+  #takeLock(ifindex: number): boolean {
+    clearTimeout(this.lockTimer);
+    this.lockTimer = undefined;
+    try {
+      this.lock = new InputLock(ifindex);
+      this.ifindex = ifindex;
+      if (this.lockError) this.#log.info("{interface}: input lock taken", { interface: this.name });
+      this.lockError = undefined;
+      return true;
+    } catch (e) {
+      const msg = e instanceof McrError && e.errno === Errno.EADDRINUSE
+        ? `input interface ${this.name} is already captured by another mcr relay in this ` +
+          `network namespace (lock @mcr/rx/${ifindex}); retrying every ${LOCK_RETRY_MS / 1000} s`
+        : (e as Error).message;
+      if (this.lockError !== msg) {
+        this.#log.error("{interface}: {reason}", { interface: this.name, reason: msg });
+      }
+      this.lockError = msg;
+      for (const m of this.members) {
+        m.state = "error";
+        m.reason = msg;
+      }
+      this.lockTimer = setTimeout(() => {
+        this.lockTimer = undefined;
+        this.reconcileSoon();
+      }, LOCK_RETRY_MS);
+      this.host.changed();
+      return false;
+    }
   }
 
   /** Send rule changes to every member's worker. */

@@ -59,13 +59,15 @@ export class Links {
   /**
    * The table slot of an interface name (allocated on first use). Slots of
    * names no rule uses any more are reused once the table is full.
-   * @param inUse names still referenced (consulted only when the table is full)
+   * @param inUse names still referenced (consulted only when the table is full: a
+   *   function is called only then)
    */
-  slot(name: string, inUse?: ReadonlySet<string>): number {
+  slot(name: string, inUse?: ReadonlySet<string> | (() => ReadonlySet<string>)): number {
     let s = this.#slots.get(name);
     if (s !== undefined) return s;
     if (this.#slots.size >= MAX_LINK_SLOTS) {
-      const victim = [...this.#slots].find(([n]) => !inUse?.has(n));
+      const used = typeof inUse === "function" ? inUse() : inUse;
+      const victim = [...this.#slots].find(([n]) => !used?.has(n));
       if (!victim) {
         throw new Error(
           `more than ${MAX_LINK_SLOTS} distinct interface names in use (MAX_LINK_SLOTS)`,

@@ -10,16 +10,24 @@ import {
   ConfigError,
   loadConfig,
   type RuleConfig,
+  RuleIndex,
   validateRule,
 } from "../config/mod.ts";
 import type { RuleSpec } from "./tables.ts";
 import { Supervisor } from "./supervisor.ts";
 import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
-import type { RelayStats } from "./stats.ts";
+import type { RelayStats, RuleStats } from "./stats.ts";
 import { igmpLimits } from "../../ffi/mod.ts";
 import { logger } from "../common/log.ts";
-import { ensureFdLimit, estimateFds, FDS_HEADROOM, type FdStats, openFds } from "./fd_budget.ts";
+import {
+  ensureFdLimit,
+  estimateFds,
+  FDS_HEADROOM,
+  fdsAddedAtMost,
+  type FdStats,
+  openFds,
+} from "./fd_budget.ts";
 
 /** Convert validated rules to the supervisor's rule shape (enabled rules only). */
 export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
@@ -127,6 +135,15 @@ export class Relay implements AsyncDisposable {
   /** Descriptors open before the relay opened any (measured at start). */
   #fdBaseline?: number;
   #fds?: FdStats;
+  /**
+   * At least what the rules in force need in descriptors: the last estimate
+   * plus a bound for each live addition since ({@link fdsAddedAtMost}).
+   */
+  #fdsBound = 0;
+  /** `#fds.needed` predates live changes: estimated again when stats are read. */
+  #fdsStale = false;
+  /** Index of the rules in force for live changes (built on first use, dropped on a reload). */
+  #index?: RuleIndex;
   /** Serializes rule changes (add/remove/reload/setConfig). */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -169,8 +186,16 @@ export class Relay implements AsyncDisposable {
    */
   addRule(raw: unknown): Promise<RuleConfig> {
     return this.#serial(async () => {
-      const rule = validateRule(raw, this.#config);
-      await this.#apply({ ...this.#config, rules: [...this.#config.rules, rule] });
+      const index = this.#index ??= new RuleIndex(this.#config.rules);
+      const rule = validateRule(raw, this.#config, index);
+      const next = { ...this.#config, rules: [...this.#config.rules, rule] };
+      if (this.#started) {
+        const add = ruleSpecs([rule]);
+        this.#ensureFdsAdded(add, next);
+        await this.#sup.changeRules(add, []);
+      }
+      this.#config = next;
+      index.add(rule);
       return rule;
     });
   }
@@ -185,10 +210,12 @@ export class Relay implements AsyncDisposable {
       let gone = this.#config.rules.filter((r) => r.name === nameOrId);
       if (gone.length === 0) gone = this.#config.rules.filter((r) => r.id === nameOrId);
       if (gone.length === 0) throw new RuleNotFoundError(nameOrId);
-      await this.#apply({
-        ...this.#config,
-        rules: this.#config.rules.filter((r) => !gone.includes(r)),
-      });
+      const leaving = new Set(gone);
+      const next = { ...this.#config, rules: this.#config.rules.filter((r) => !leaving.has(r)) };
+      if (this.#started) await this.#sup.changeRules([], ruleSpecs(gone));
+      this.#config = next;
+      for (const r of gone) this.#index?.remove(r);
+      this.#fdsStale = true;
       return gone;
     });
   }
@@ -287,6 +314,25 @@ export class Relay implements AsyncDisposable {
       await this.#sup.setRules(specs);
     }
     this.#config = config;
+    this.#index = undefined;
+  }
+
+  /**
+   * Make room in RLIMIT_NOFILE for rules added live: when the rules in force
+   * plus a bound for the added ones fit under the soft limit (the usual
+   * case) nothing is estimated; otherwise the whole rule set `next` is, as
+   * for a reload ({@link #ensureFds}).
+   * @throws {FdLimitError} when even the hard limit is too low (nothing changed)
+   */
+  #ensureFdsAdded(add: RuleSpec[], next: Config): void {
+    const bound = this.#fdsBound + fdsAddedAtMost(add, this.#dataPath);
+    const soft = this.#fds?.soft_limit;
+    if (this.#fds && (soft === null || bound + FDS_HEADROOM <= soft!)) {
+      this.#fdsBound = bound;
+      this.#fdsStale = true;
+      return;
+    }
+    this.#ensureFds(ruleSpecs(next.rules));
   }
 
   /**
@@ -328,6 +374,8 @@ export class Relay implements AsyncDisposable {
       );
     }
     this.#fds = r.stats;
+    this.#fdsBound = need.total;
+    this.#fdsStale = false;
   }
 
   /**
@@ -360,11 +408,31 @@ export class Relay implements AsyncDisposable {
   stats(): RelayStats {
     const s = this.#sup.stats();
     if (!this.#fds) return s;
+    if (this.#fdsStale) {
+      const need = estimateFds(
+        ruleSpecs(this.#config.rules),
+        this.#dataPath,
+        igmpLimits(),
+        this.#fdBaseline ?? 0,
+      );
+      this.#fds = { ...this.#fds, needed: need.total };
+      this.#fdsBound = Math.max(this.#fdsBound, need.total);
+      this.#fdsStale = false;
+    }
     let open: number | null = null;
     try {
       open = openFds();
     } catch { /* libmcr not loaded: keep the last figure */ }
     return { ...s, fds: { ...this.#fds, open: open ?? this.#fds.open } };
+  }
+
+  /**
+   * The stats of the rules with these ids only (the same figures as in
+   * `stats().rules`), in time proportional to their input interfaces' rule
+   * count rather than to the whole relay's: for a reply about one rule.
+   */
+  ruleStats(ids: Iterable<string>): RuleStats[] {
+    return this.#sup.ruleStats(new Set(ids));
   }
 
   /** True when a worker could not open its rings for lack of CAP_NET_RAW. */

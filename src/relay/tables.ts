@@ -54,6 +54,9 @@ export class SlotPlan {
    * @param freed slots whose key is not in the new set (ascending); some may be reused by it
    * @param free the allocator's free list after the commit (ascending)
    * @param next the allocator's first never-used slot after the commit
+   * @param removed for a change plan ({@link SlotAllocator.planChange}): the keys it
+   *   removes; `slots` then holds only the keys it adds or keeps. Absent for a plan of a
+   *   complete key set ({@link SlotAllocator.plan}).
    */
   constructor(
     readonly owner: SlotAllocator,
@@ -62,7 +65,20 @@ export class SlotPlan {
     readonly freed: readonly number[],
     readonly free: readonly number[],
     readonly next: number,
+    readonly removed?: readonly string[],
   ) {}
+}
+
+/** Merge two ascending lists into one ascending list. */
+function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
+  if (b.length === 0) return a.slice();
+  if (a.length === 0) return b.slice();
+  const out: number[] = new Array(a.length + b.length);
+  let i = 0, j = 0, k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i] <= b[j] ? a[i++] : b[j++];
+  while (i < a.length) out[k++] = a[i++];
+  while (j < b.length) out[k++] = b[j++];
+  return out;
 }
 
 /**
@@ -108,6 +124,48 @@ export class SlotAllocator {
     const freed: number[] = [];
     for (const [k, s] of this.#byKey) if (!want.has(k)) freed.push(s);
     freed.sort((a, b) => a - b);
+    return this.#allocate(fresh, slots, freed);
+  }
+
+  /**
+   * Plan a change to the current key set: `add` keys join it (a key already
+   * in it keeps its slot), `remove` keys leave it (unless also in `add`).
+   * The same allocation as {@link plan}, in time proportional to the change
+   * rather than to the set: this is how one rule is added to 65,536.
+   * Changes nothing.
+   * @throws {CapacityError} when the changed set has more keys than the capacity
+   */
+  planChange(add: Iterable<string>, remove: Iterable<string>): SlotPlan {
+    const adding = new Set(add);
+    const slots = new Map<string, number>();
+    const fresh: string[] = [];
+    for (const k of adding) {
+      const s = this.#byKey.get(k);
+      if (s === undefined) fresh.push(k);
+      else slots.set(k, s);
+    }
+    const removed: string[] = [];
+    const freed: number[] = [];
+    for (const k of new Set(remove)) {
+      if (adding.has(k)) continue;
+      const s = this.#byKey.get(k);
+      if (s === undefined) continue;
+      removed.push(k);
+      freed.push(s);
+    }
+    freed.sort((a, b) => a - b);
+    const size = this.#byKey.size - freed.length + fresh.length;
+    if (size > this.capacity) throw new CapacityError(this.kind, size, this.capacity);
+    return this.#allocate(fresh, slots, freed, removed);
+  }
+
+  /** Give `fresh` keys slots (free first, then never used, then `freed`) and make the plan. */
+  #allocate(
+    fresh: readonly string[],
+    slots: Map<string, number>,
+    freed: readonly number[],
+    removed?: readonly string[],
+  ): SlotPlan {
     // Enough: free + never used + freed = capacity - kept >= fresh.
     let fi = 0, ri = 0, next = this.#next;
     for (const k of fresh) {
@@ -115,8 +173,8 @@ export class SlotAllocator {
       else if (next < this.capacity) slots.set(k, next++);
       else slots.set(k, freed[ri++]);
     }
-    const free = [...this.#free.slice(fi), ...freed.slice(ri)].sort((a, b) => a - b);
-    return new SlotPlan(this, this.#generation, slots, freed, free, next);
+    const free = mergeSorted(this.#free.slice(fi), freed.slice(ri));
+    return new SlotPlan(this, this.#generation, slots, freed, free, next, removed);
   }
 
   /** True when `plan` was made by this allocator since its last commit. */
@@ -129,7 +187,12 @@ export class SlotAllocator {
     if (!this.isCurrent(plan)) {
       throw new Error("stale slot plan: the allocator changed since it was planned");
     }
-    this.#byKey = new Map(plan.slots);
+    if (plan.removed) {
+      for (const k of plan.removed) this.#byKey.delete(k);
+      for (const [k, s] of plan.slots) this.#byKey.set(k, s);
+    } else {
+      this.#byKey = new Map(plan.slots);
+    }
     this.#free = [...plan.free];
     this.#next = plan.next;
     this.#generation++;
@@ -149,9 +212,18 @@ export class SlotAllocator {
 /** Slot allocators for rules and outputs. */
 export class Slots {
   /** Rule slots. */
-  readonly rules: SlotAllocator = new SlotAllocator(MAX_RULE_SLOTS, "rule");
+  readonly rules: SlotAllocator;
   /** Output slots (also the template index in every worker). */
-  readonly outputs: SlotAllocator = new SlotAllocator(MAX_OUTPUT_SLOTS, "output");
+  readonly outputs: SlotAllocator;
+
+  /**
+   * @param ruleCapacity rule slots (the relay's: MAX_RULE_SLOTS; tests make full relays small)
+   * @param outputCapacity output slots (the relay's: MAX_OUTPUT_SLOTS)
+   */
+  constructor(ruleCapacity = MAX_RULE_SLOTS, outputCapacity = MAX_OUTPUT_SLOTS) {
+    this.rules = new SlotAllocator(ruleCapacity, "rule");
+    this.outputs = new SlotAllocator(outputCapacity, "output");
+  }
 }
 
 /** New tables and the slot changes behind them, not yet committed (see {@link planTables}). */
@@ -207,6 +279,125 @@ export function planTables(
   }
   return {
     tables,
+    freed: { rules: rulePlan.freed, outputs: outPlan.freed },
+    commit() {
+      if (!slots.rules.isCurrent(rulePlan) || !slots.outputs.isCurrent(outPlan)) {
+        throw new Error("stale table plan: the slots changed since it was planned");
+      }
+      slots.rules.commit(rulePlan);
+      slots.outputs.commit(outPlan);
+    },
+  };
+}
+
+/** What one input interface's workers must be sent for a change: rules to upsert, slots to remove. */
+export interface TableChange {
+  /** New or changed rules. */
+  upsert: TableRule[];
+  /** Rule slots that leave the table. */
+  remove: number[];
+}
+
+/** A {@link TablePlan} for a change: only the tables it touches, and what to send for each. */
+export interface TableChangePlan extends TablePlan {
+  /** By input interface: what its workers must be sent (same keys as `tables`). */
+  readonly changes: ReadonlyMap<string, TableChange>;
+}
+
+/** The table form of a rule, with the slots of `rulePlan` and `outPlan`. */
+function tableRule(r: RuleSpec, rulePlan: SlotPlan, outPlan: SlotPlan): TableRule {
+  return {
+    slot: rulePlan.slots.get(r.id)!,
+    id: r.id,
+    name: r.name,
+    group: r.input.group,
+    port: r.input.port,
+    source: r.input.source,
+    vlan: r.input.vlan,
+    outputs: r.outputs.map((o) => ({ slot: outPlan.slots.get(outputKey(r.id, o))!, ...o })),
+  };
+}
+
+/**
+ * Plan a change to the tables in force, changing nothing: `add` rules join
+ * (a rule whose id is in force replaces it in place, keeping its slot),
+ * `remove` rules leave (matched by id on their input interface). Only the
+ * tables of the interfaces involved are rebuilt, and slots are planned for
+ * the change alone ({@link SlotAllocator.planChange}), so adding one rule to
+ * 65,536 costs little more than adding it to one. The result is what
+ * {@link planTables} of the whole changed rule set would give those tables
+ * (a new rule goes to the end of its table).
+ * @throws {CapacityError} when the change needs more rule or output slots than the relay has
+ */
+export function planTableChange(
+  current: ReadonlyMap<string, WorkerTable>,
+  add: readonly RuleSpec[],
+  remove: readonly RuleSpec[],
+  slots: Slots,
+  version: number,
+): TableChangePlan {
+  const removing = new Map<string, Set<string>>();
+  const leaves = (r: RuleSpec) => {
+    let ids = removing.get(r.input.interface);
+    if (!ids) removing.set(r.input.interface, ids = new Set());
+    ids.add(r.id);
+  };
+  for (const r of remove) leaves(r);
+  // a rule added with an id in force replaces that rule: its old outputs leave
+  for (const r of add) if (slots.rules.peek(r.id) !== undefined) leaves(r);
+  // the rules that leave, as they are in force (their outputs' keys free slots)
+  const gone: TableRule[] = [];
+  for (const [name, ids] of removing) {
+    for (const t of current.get(name)?.rules ?? []) if (ids.has(t.id)) gone.push(t);
+  }
+  const rulePlan = slots.rules.planChange(add.map((r) => r.id), gone.map((r) => r.id));
+  const outPlan = slots.outputs.planChange(
+    add.flatMap((r) => r.outputs.map((o) => outputKey(r.id, o))),
+    gone.flatMap((r) => r.outputs.map((o) => outputKey(r.id, o))),
+  );
+  const adding = new Map<string, Map<string, TableRule>>();
+  for (const r of add) {
+    let m = adding.get(r.input.interface);
+    if (!m) adding.set(r.input.interface, m = new Map());
+    m.set(r.id, tableRule(r, rulePlan, outPlan));
+  }
+  const tables = new Map<string, WorkerTable>();
+  const changes = new Map<string, TableChange>();
+  for (const name of new Set([...removing.keys(), ...adding.keys()])) {
+    const before = current.get(name);
+    const ids = removing.get(name) ?? new Set<string>();
+    const fresh = new Map(adding.get(name) ?? []);
+    const upsert = [...fresh.values()];
+    const remove: number[] = [];
+    // only new rules (no id of them in force, nothing removed): append them, no scan
+    const appendOnly = ids.size === 0 && upsert.every((r) => slots.rules.peek(r.id) === undefined);
+    const rules: TableRule[] = appendOnly ? (before?.rules ?? []).slice() : [];
+    for (const t of appendOnly ? [] : before?.rules ?? []) {
+      const n = fresh.get(t.id);
+      if (n) {
+        rules.push(n); // replaced in place
+        fresh.delete(t.id);
+        if (n.slot !== t.slot) remove.push(t.slot);
+      } else if (ids.has(t.id)) {
+        remove.push(t.slot);
+      } else {
+        rules.push(t);
+      }
+    }
+    for (const r of fresh.values()) rules.push(r);
+    // a slot that leaves and is taken by a rule of the same change (a full relay) is upserted
+    const taken = new Set(upsert.map((r) => r.slot));
+    tables.set(name, {
+      version,
+      interface: name,
+      rules,
+      ...(before?.links ? { links: before.links } : {}),
+    });
+    changes.set(name, { upsert, remove: remove.filter((s) => !taken.has(s)) });
+  }
+  return {
+    tables,
+    changes,
     freed: { rules: rulePlan.freed, outputs: outPlan.freed },
     commit() {
       if (!slots.rules.isCurrent(rulePlan) || !slots.outputs.isCurrent(outPlan)) {
