@@ -72,6 +72,7 @@ export function dataPathOptions(c: Config): DataPathOptions {
     tx: { frameCount: c.tx.frame_count, qdiscBypass: c.tx.qdisc_bypass },
     workers: c.workers,
     cpus: c.cpus,
+    workerNice: c.worker_nice,
     interfaces,
   };
 }
@@ -219,7 +220,18 @@ export class Relay implements AsyncDisposable {
       (ruleKey(prev) === ruleKey(r) ? s.unchanged : s.changed).push(r.name);
     }
     for (const r of this.#config.rules) if (!seen.has(r)) s.removed.push(r.name);
-    for (const k of ["workers", "cpus", "interfaces", "rx", "tx", "control", "metrics"] as const) {
+    for (
+      const k of [
+        "workers",
+        "cpus",
+        "worker_nice",
+        "interfaces",
+        "rx",
+        "tx",
+        "control",
+        "metrics",
+      ] as const
+    ) {
       if (JSON.stringify(this.#config[k]) !== JSON.stringify(next[k])) s.restart_needed.push(k);
     }
     return s;
@@ -253,6 +265,7 @@ export class Relay implements AsyncDisposable {
           ...next,
           workers: cur.workers,
           cpus: cur.cpus,
+          worker_nice: cur.worker_nice,
           interfaces: cur.interfaces,
           rx: cur.rx,
           tx: cur.tx,
