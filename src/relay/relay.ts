@@ -113,6 +113,18 @@ export interface RelayOptions {
   workerModule?: string;
 }
 
+/** Settings that take effect only at start (a reload keeps them and lists them as restart_needed). */
+const RESTART_SETTINGS = [
+  "workers",
+  "cpus",
+  "worker_nice",
+  "interfaces",
+  "rx",
+  "tx",
+  "control",
+  "metrics",
+] as const;
+
 /** The part of a rule that decides its forwarding, for diffs. */
 function ruleKey(r: RuleConfig): string {
   return JSON.stringify([r.id, r.name, r.enabled, r.input, r.outputs, r.ttl, r.dscp]);
@@ -220,18 +232,7 @@ export class Relay implements AsyncDisposable {
       (ruleKey(prev) === ruleKey(r) ? s.unchanged : s.changed).push(r.name);
     }
     for (const r of this.#config.rules) if (!seen.has(r)) s.removed.push(r.name);
-    for (
-      const k of [
-        "workers",
-        "cpus",
-        "worker_nice",
-        "interfaces",
-        "rx",
-        "tx",
-        "control",
-        "metrics",
-      ] as const
-    ) {
+    for (const k of RESTART_SETTINGS) {
       if (JSON.stringify(this.#config[k]) !== JSON.stringify(next[k])) s.restart_needed.push(k);
     }
     return s;
