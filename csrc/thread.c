@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen)
 {
@@ -17,5 +20,16 @@ int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen)
 	/* pid 0 = the calling thread */
 	if (sched_setaffinity(0, sizeof(set), &set) < 0)
 		return lib_err(err, errlen, errno, "sched_setaffinity(cpu %u)", cpu);
+	return 0;
+}
+
+int mcr_thread_nice(int32_t nice, char *err, size_t errlen)
+{
+	if (nice < -20 || nice > 19)
+		return lib_err(err, errlen, EINVAL, "nice %d out of range (-20..19)", nice);
+	/* on Linux a thread id names one thread for PRIO_PROCESS: only the caller changes */
+	id_t tid = (id_t)syscall(SYS_gettid);
+	if (setpriority(PRIO_PROCESS, tid, nice) < 0)
+		return lib_err(err, errlen, errno, "setpriority(nice %d)", nice);
 	return 0;
 }

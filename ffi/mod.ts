@@ -18,6 +18,7 @@ export {
   pinThread,
   sdNotify,
   setSoftFdLimit,
+  setThreadNice,
 } from "./system.ts";
 export { Waker } from "./waker.ts";
 export {

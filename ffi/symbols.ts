@@ -31,6 +31,8 @@ export const symbols = {
 
   // int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen)
   mcr_pin_thread: { parameters: ["u32", "buffer", "usize"], result: "i32" },
+  // int mcr_thread_nice(int32_t nice, char *err, size_t errlen)
+  mcr_thread_nice: { parameters: ["i32", "buffer", "usize"], result: "i32" },
 
   // int mcr_waker_open(mcr_waker **out, char *err, size_t errlen)
   mcr_waker_open: { parameters: ["buffer", "buffer", "usize"], result: "i32" },

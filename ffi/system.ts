@@ -1,6 +1,7 @@
 /**
  * Process-level libmcr calls: the live-handle counter tests check, thread
- * pinning, sd_notify, and the file-descriptor limit (RLIMIT_NOFILE).
+ * pinning and priority, sd_notify, and the file-descriptor limit
+ * (RLIMIT_NOFILE).
  *
  * @module
  */
@@ -15,6 +16,16 @@ export function liveObjects(): number {
 export function pinThread(cpu: number): void {
   const [err, errlen] = errBuf();
   check("mcr_pin_thread", lib().sym.mcr_pin_thread(cpu, err, errlen), err);
+}
+
+/**
+ * Set the calling thread's (a worker's) nice value, -20..19. Raising the
+ * priority (a lower value than now) needs CAP_SYS_NICE or RLIMIT_NICE.
+ * @throws {McrError} EACCES or EPERM when not permitted (nothing changed), EINVAL out of range
+ */
+export function setThreadNice(nice: number): void {
+  const [err, errlen] = errBuf();
+  check("mcr_thread_nice", lib().sym.mcr_thread_nice(nice, err, errlen), err);
 }
 
 /**

@@ -18,6 +18,11 @@ export interface ProcCpu {
    * /proc/<pid>/task/<tid>/schedstat, in seconds (nanosecond resolution).
    */
   schedS: number;
+  /**
+   * Time the live threads spent runnable but waiting for a CPU (run queue),
+   * from the second field of their schedstat, in seconds.
+   */
+  waitS: number;
 }
 
 function readText(path: string): string | null {
@@ -36,27 +41,31 @@ export function procCpu(pid: number): ProcCpu | null {
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);
-  let sched = 0;
+  let sched = 0, wait = 0;
   try {
     for (const e of Deno.readDirSync(`/proc/${pid}/task`)) {
       const s = readText(`/proc/${pid}/task/${e.name}/schedstat`);
-      if (s !== null) sched += Number(s.split(" ")[0]);
+      if (s === null) continue;
+      const f = s.split(" ");
+      sched += Number(f[0]);
+      wait += Number(f[1]);
     }
   } catch { /* gone */ }
-  return { statS: (utime + stime) / USER_HZ, schedS: sched / 1e9 };
+  return { statS: (utime + stime) / USER_HZ, schedS: sched / 1e9, waitS: wait / 1e9 };
 }
 
 /** Sum of {@link procCpu} over several processes (missing ones count 0). */
 export function procsCpu(pids: readonly number[]): ProcCpu {
-  let statS = 0, schedS = 0;
+  let statS = 0, schedS = 0, waitS = 0;
   for (const p of pids) {
     const c = procCpu(p);
     if (c) {
       statS += c.statS;
       schedS += c.schedS;
+      waitS += c.waitS;
     }
   }
-  return { statS, schedS };
+  return { statS, schedS, waitS };
 }
 
 /** System-wide idle time from /proc/stat, with the wall-clock instant it was read. */

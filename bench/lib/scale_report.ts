@@ -85,6 +85,10 @@ export interface TrafficResult extends RelayFigures {
   latency_us?: { p50: number; p99: number; max: number };
   /** Relay CPU over the traffic (schedstat), s. */
   relay_cpu_s: number;
+  /** Time the relay's threads were runnable but waiting for a CPU over the traffic (schedstat), s. */
+  relay_wait_s?: number;
+  /** Share of all CPUs busy from the generators' start to the receiver's end, % (senders and receiver included). */
+  machine_busy_pct?: number;
   /** The relay's own final counters (second opinion): drops by reason. */
   relay_drops: Record<string, unknown> | null;
 }
@@ -224,8 +228,8 @@ function trafficTable(run: ScaleRun): string[] {
   const L = [
     "## b) N input interfaces, one stream each, all at once",
     "",
-    "| input interfaces | per stream | delivered / sent (all streams) | streams complete | worst stream | median stream | RSS MiB after | peak RSS MiB | latency p50 / p99 / max ms | relay CPU µs/pkt | ready after s | streams' first arrivals spread over s | background load | notes |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| input interfaces | per stream | delivered / sent (all streams) | streams complete | worst stream | median stream | RSS MiB after | peak RSS MiB | latency p50 / p99 / max ms | relay CPU µs/pkt | relay waiting for a CPU s | machine busy during the traffic | ready after s | streams' first arrivals spread over s | background load | notes |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const [n, rs] of groupBy(run.traffic, (r) => r.inputs)) {
     const ok = rs.filter((r) => r.ready_s !== null);
@@ -245,6 +249,8 @@ function trafficTable(run: ScaleRun): string[] {
           s(ok, (r) => r.latency_us && r.latency_us[k] / 1000, f1)
         ).join(" / ")
       } | ${s(ok, (r) => (1e6 * r.relay_cpu_s) / Math.max(1, tot(r, (x) => x.delivered)), f1)} | ${
+        s(ok, (r) => r.relay_wait_s, f1)
+      } | ${s(ok, (r) => r.machine_busy_pct, (x) => x.toFixed(0))} % | ${
         s(ok, (r) => r.ready_s, f1)
       } | ${s(ok, (r) => r.first_arrival_spread_s, (x) => x.toFixed(3))} | ${loadText(rs)} |${
         failures(rs)

@@ -11,7 +11,7 @@ import { chainTopology, type Topology } from "../../lab/netns.ts";
 import type { SinkReport } from "../../lab/harness.ts";
 import { ControlClient } from "../../src/client/client.ts";
 import { monotonicNs } from "./clock.ts";
-import { processTree, procsCpu, waitQuiet } from "./procstat.ts";
+import { busyBetween, onlineCpus, processTree, procsCpu, sysCpu, waitQuiet } from "./procstat.ts";
 import { cpuOver, snapshot, startTimed, stopTimed, type TimedRelay } from "./relay_probe.ts";
 import type {
   IdleResult,
@@ -227,6 +227,7 @@ export async function traffic(
     });
     const pids = processTree(t.pid);
     const cpu0 = procsCpu(pids);
+    const sys0 = sysCpu();
     const sent = await runGens(
       topo,
       "snd",
@@ -239,7 +240,11 @@ export async function traffic(
       ctx.tmp,
     );
     const rep = await sinkReport(sink);
-    r.relay_cpu_s = procsCpu(pids).schedS - cpu0.schedS;
+    const cpu1 = procsCpu(pids), sys1 = sysCpu(), cores = onlineCpus();
+    r.relay_cpu_s = cpu1.schedS - cpu0.schedS;
+    r.relay_wait_s = cpu1.waitS - cpu0.waitS;
+    r.machine_busy_pct = (100 * busyBetween(sys0, sys1, cores)) /
+      (cores * ((sys1.atMs - sys0.atMs) / 1000));
     const after = snapshot(t.pid);
     r.rss_after_kib = after.rss_kib;
     r.hwm_kib = after.hwm_kib;

@@ -92,7 +92,7 @@ export interface TrialResult {
 }
 
 function cpuDelta(a: ProcCpu, b: ProcCpu): ProcCpu {
-  return { statS: b.statS - a.statS, schedS: b.schedS - a.schedS };
+  return { statS: b.statS - a.statS, schedS: b.schedS - a.schedS, waitS: b.waitS - a.waitS };
 }
 
 let seq = 0;

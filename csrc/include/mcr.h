@@ -116,6 +116,13 @@ int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_
 /** Pin the calling thread to one CPU (sched_setaffinity). */
 int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen);
 
+/**
+ * Set the calling thread's nice value (-20..19; setpriority on its thread
+ * id). A value below the current one needs CAP_SYS_NICE or RLIMIT_NICE
+ * (-EACCES / -EPERM otherwise, nothing changed).
+ */
+int mcr_thread_nice(int32_t nice, char *err, size_t errlen);
+
 /* ----------------------------------------------------------------- waker */
 
 /*

@@ -65,6 +65,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "workers": "Size of the worker pool that serves every input interface (default 1).",
   "cpus": "CPUs to pin the pool's workers to (worker i on cpus[i % length]).",
   "cpus.*": "A CPU number.",
+  "worker_nice":
+    "Nice value of the data-path workers (-20..19, default -10: ahead of ordinary processes); needs CAP_SYS_NICE or RLIMIT_NICE, without them the workers keep the process's priority.",
   "rx": "Receive ring tuning (see csrc/README.md).",
   "rx.tpacket_version":
     "AF_PACKET ring version: 2 (per-frame wakeup with adaptive coalescing, default) or 3 (block-based).",

@@ -32,6 +32,12 @@ export const DEFAULT_TTL = 1;
 export const DEFAULT_DSCP = 0;
 /** Default size of the worker pool (`workers`). */
 export const DEFAULT_WORKERS = 1;
+/**
+ * Default nice value of the data-path workers (`worker_nice`): ahead of
+ * ordinary processes, as the kernel's own forwarding (softirq) is, so that a
+ * busy host does not keep a worker from its rings until they overflow.
+ */
+export const DEFAULT_WORKER_NICE = -10;
 /** Largest worker pool, and most dedicated workers of one interface. */
 export const MAX_WORKERS = 64;
 /** Most data-path workers of a relay: the pool and every dedicated worker together. */

@@ -7,7 +7,7 @@
  */
 import { parseIPv4 } from "../common/net.ts";
 import { ruleId } from "./ids.ts";
-import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKERS } from "./limits.ts";
+import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKER_NICE, DEFAULT_WORKERS } from "./limits.ts";
 import type { RawConfig, RawRule, TtlPolicy } from "./schema.ts";
 import type { Config, InputConfig, OutputConfig, RuleConfig, RxTuning, TxTuning } from "./types.ts";
 
@@ -80,6 +80,7 @@ export function normalize(raw: RawConfig): Config {
     ttl: d.ttl,
     dscp: d.dscp,
     workers: raw.workers ?? DEFAULT_WORKERS,
+    worker_nice: raw.worker_nice ?? DEFAULT_WORKER_NICE,
     interfaces: structuredClone(raw.interfaces ?? {}),
     rx,
     tx,

@@ -185,6 +185,7 @@ const configShape = {
   dscp: dscp().optional(),
   workers: intIn(1, MAX_WORKERS).optional(),
   cpus: cpuList.optional(),
+  worker_nice: intIn(-20, 19).optional(),
   rx: z.strictObject(rxShape).partial().optional(),
   tx: z.strictObject(txShape).partial().optional(),
   // Unix socket path: sun_path holds 108 bytes including the NUL.

@@ -135,6 +135,8 @@ export interface Config {
   workers: number;
   /** CPUs to pin the pool's workers to, round robin (none: not pinned). */
   cpus?: number[];
+  /** Nice value of every data-path worker thread, when the process may set it (default -10). */
+  worker_nice: number;
   /** Per interface settings: dedicated workers, fanout, CPU pinning, ring sizes. */
   interfaces: Record<string, Partial<InterfaceTuning>>;
   /** RX tuning (defaults applied to `filter` and `fanout`). */

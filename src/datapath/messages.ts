@@ -113,6 +113,8 @@ export interface WorkerInit {
   ctl: Int32Array;
   /** CPU to pin this worker to. */
   cpu?: number;
+  /** Nice value to ask for (undefined: leave the thread's priority as it is). */
+  nice?: number;
 }
 
 /** Serve an input interface: open an RX ring on it in its fanout group. */

@@ -24,6 +24,11 @@
  * delta touches only the rules it names, so a change costs the same in a
  * table of 50,000 rules as in one of 5.
  *
+ * The worker thread asks for the nice value the supervisor gives it
+ * (`worker_nice`, default -10) when the process may raise it: a worker kept
+ * waiting for a CPU by other processes lets its rings overflow, and the
+ * kernel's own forwarding would run ahead of those processes too.
+ *
  * A ring that fails is closed and reported (the supervisor reopens it after
  * a backoff); the worker's other interfaces keep forwarding. An input link
  * that goes down is not a failure: the kernel unhooks the ring's socket and
@@ -33,7 +38,15 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { Errno, Forwarder, ifaceByName, pinThread, type RxRing, RxSet } from "../../ffi/mod.ts";
+import {
+  Errno,
+  Forwarder,
+  ifaceByName,
+  pinThread,
+  type RxRing,
+  RxSet,
+  setThreadNice,
+} from "../../ffi/mod.ts";
 import type { McrError } from "../../ffi/errors.ts";
 import { BatchProcessor } from "./batch.ts";
 import { In, W } from "./counters.ts";
@@ -122,6 +135,18 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
       pinThread(cfg.cpu);
     } catch (e) {
       log("warning", `cannot pin worker ${cfg.index} to CPU ${cfg.cpu}: ${(e as Error).message}`);
+    }
+  }
+  if (cfg.nice !== undefined) {
+    try {
+      setThreadNice(cfg.nice);
+    } catch (e) {
+      // Not permitted (no CAP_SYS_NICE or RLIMIT_NICE): the worker runs at the process's priority.
+      log(
+        "info",
+        `worker ${cfg.index} keeps the process's priority: nice ${cfg.nice} not permitted ` +
+          `(${(e as Error).message}); see worker_nice in docs/guide.md`,
+      );
     }
   }
   let set: RxSet, fwd: Forwarder;

@@ -56,6 +56,11 @@ export interface DataPathOptions {
   workers?: number;
   /** CPUs the pool's workers are pinned to (worker i on cpus[i % length]). */
   cpus?: number[];
+  /**
+   * Nice value every worker thread asks for (undefined: left as it is). A
+   * worker that may not raise its priority keeps the process's and says so.
+   */
+  workerNice?: number;
   /** Per interface overrides. */
   interfaces?: Record<string, InterfaceOptions>;
   /**
@@ -176,6 +181,7 @@ export class DataWorker {
       counters: this.counters,
       ctl: this.ctl,
       cpu: this.cpu,
+      nice: this.host.opts.workerNice,
       ...this.host.initFor(this),
     };
     w.postMessage(init);

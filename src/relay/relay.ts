@@ -80,6 +80,7 @@ export function dataPathOptions(c: Config): DataPathOptions {
     tx: { frameCount: c.tx.frame_count, qdiscBypass: c.tx.qdisc_bypass },
     workers: c.workers,
     cpus: c.cpus,
+    workerNice: c.worker_nice,
     interfaces,
   };
 }
@@ -119,6 +120,18 @@ export interface RelayOptions {
   /** The data-path worker module (URL), for instrumentation; see `DataPathOptions.workerModule`. */
   workerModule?: string;
 }
+
+/** Settings that take effect only at start (a reload keeps them and lists them as restart_needed). */
+const RESTART_SETTINGS = [
+  "workers",
+  "cpus",
+  "worker_nice",
+  "interfaces",
+  "rx",
+  "tx",
+  "control",
+  "metrics",
+] as const;
 
 /** The part of a rule that decides its forwarding, for diffs. */
 function ruleKey(r: RuleConfig): string {
@@ -246,7 +259,7 @@ export class Relay implements AsyncDisposable {
       (ruleKey(prev) === ruleKey(r) ? s.unchanged : s.changed).push(r.name);
     }
     for (const r of this.#config.rules) if (!seen.has(r)) s.removed.push(r.name);
-    for (const k of ["workers", "cpus", "interfaces", "rx", "tx", "control", "metrics"] as const) {
+    for (const k of RESTART_SETTINGS) {
       if (JSON.stringify(this.#config[k]) !== JSON.stringify(next[k])) s.restart_needed.push(k);
     }
     return s;
@@ -280,6 +293,7 @@ export class Relay implements AsyncDisposable {
           ...next,
           workers: cur.workers,
           cpus: cur.cpus,
+          worker_nice: cur.worker_nice,
           interfaces: cur.interfaces,
           rx: cur.rx,
           tx: cur.tx,

@@ -111,3 +111,33 @@ export async function rssKb(pid: number): Promise<number> {
   const m = s.match(/VmRSS:\s+(\d+)/);
   return m ? Number(m[1]) : 0;
 }
+
+/** One thread of a process: its name (comm) and nice value. */
+export interface ThreadNice {
+  /** Thread id. */
+  tid: number;
+  /** Thread name (/proc/PID/task/TID/comm). */
+  comm: string;
+  /** Nice value (field 19 of /proc/PID/task/TID/stat). */
+  nice: number;
+}
+
+/** Every thread of a process with its name and nice value. */
+export async function threadNices(pid: number): Promise<ThreadNice[]> {
+  const out: ThreadNice[] = [];
+  for await (const e of Deno.readDir(`/proc/${pid}/task`)) {
+    try {
+      const comm = (await Deno.readTextFile(`/proc/${pid}/task/${e.name}/comm`)).trim();
+      const stat = await Deno.readTextFile(`/proc/${pid}/task/${e.name}/stat`);
+      // fields after "comm)": state is field 3, so nice (field 19) is index 16
+      const nice = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+      out.push({ tid: Number(e.name), comm, nice });
+    } catch { /* the thread ended meanwhile */ }
+  }
+  return out;
+}
+
+/** Deno names the thread of each Web Worker "worker-N": the relay's data-path workers. */
+export function dataPathThreads(threads: ThreadNice[]): ThreadNice[] {
+  return threads.filter((t) => /^worker-\d+$/.test(t.comm));
+}

@@ -4,12 +4,14 @@
  * repository and its own directory; write: its own directory only; net: its
  * control socket only), forwards real traffic, and writes nothing to /tmp or
  * other world-writable places. Without the capability it must fail with a clear
- * error (exit 3, naming CAP_NET_RAW).
+ * error (exit 3, naming CAP_NET_RAW). Without CAP_SYS_NICE its data-path
+ * workers cannot raise their priority (worker_nice): they keep the process's,
+ * say so, and forward.
  */
 import assert from "node:assert/strict";
 import { BUILD, REPO, sh, skipReason, Topology } from "../../lab/netns.ts";
 import { runGen, startRelayWith, startSink } from "../../lab/harness.ts";
-import { chainV4 } from "./lib_robust.ts";
+import { chainV4, dataPathThreads, threadNices } from "./lib_robust.ts";
 
 const skip = skipReason() ??
   (await sh(["sh", "-c", "command -v setpriv useradd"], { allowFail: true })
@@ -115,7 +117,7 @@ Deno.test({
         wrap: relayCmd(dir, true),
         deno: `${dir}/deno`,
         perms: perms(dir),
-        args: ["--control-socket", `${dir}/run/control.sock`],
+        args: ["--control-socket", `${dir}/run/control.sock`, "--log-level", "info"],
         env: { MCR_LIB: `${BUILD}/libmcr.so` },
       });
       // the relay process: the user's uid, and CAP_NET_RAW is its only effective capability
@@ -128,6 +130,12 @@ Deno.test({
       assert.equal(capEff, 1n << CAP_NET_RAW_BIT, "effective capabilities = CAP_NET_RAW only");
       const sock = await Deno.stat(`${dir}/run/control.sock`);
       assert.equal(sock.uid, uid, "control socket created by the user in its own directory");
+      // no CAP_SYS_NICE: the worker could not take nice -10 and kept the process's priority
+      const threads = await threadNices(pid);
+      const workers = dataPathThreads(threads);
+      assert.equal(workers.length, 1, "one pool worker thread");
+      const main = threads.find((x) => x.tid === pid)!;
+      assert.equal(workers[0].nice, main.nice, "the worker keeps the process's priority");
 
       // 2000 frames fit the relay's RX ring and the receiver's socket buffer: none can be lost
       // to load, and the receiver waits for all of them (no idle timer).
@@ -139,6 +147,7 @@ Deno.test({
       const rep = await sink.result();
       const { stats, code, stderr } = await relay.stop();
       assert.equal(code, 0, stderr);
+      assert.match(stderr, /worker 0 keeps the process's priority: nice -10 not permitted/);
       assert.equal(rep.total.unique, 2000, "every datagram forwarded");
       assert.equal(rep.total.received, 2000);
       assert.equal(stats.rules[0].packets, 2000);

@@ -168,6 +168,7 @@ Deno.test("config: minimal config parses with defaults", () => {
       ttl: 1,
       dscp: 0,
       workers: 1,
+      worker_nice: -10,
       interfaces: {},
       rx: { filter: true, fanout: "hash" },
       tx: {},
@@ -363,6 +364,9 @@ Deno.test("config: global field ranges", () => {
     [{ ttl: "Decrement" }, "ttl", /"decrement"/],
     [{ dscp: -1 }, "dscp", /0 to 63/],
     [{ workers: 65 }, "workers", /1 to 64/],
+    [{ worker_nice: -21 }, "worker_nice", /-20 to 19/],
+    [{ worker_nice: 20 }, "worker_nice", /-20 to 19/],
+    [{ worker_nice: 1.5 }, "worker_nice", /integer/],
     [{ rx: { tpacket_version: 1 } }, "rx.tpacket_version", /2 or 3/],
     [{ rx: { frame_count: 63 } }, "rx.frame_count", /64 to 1048576/],
     [{ rx: { batch_max: 4097 } }, "rx.batch_max", /1 to 4096/],
@@ -1039,6 +1043,8 @@ Deno.test("config: per-interface workers, fanout and cpus; bad values named", ()
   });
   assert.equal(c.workers, 2);
   assert.deepEqual(c.interfaces, { eth0: { workers: 4, cpus: [0, 1] } });
+  assert.equal(parseConfig({ ...base, worker_nice: 0 }).worker_nice, 0, "worker_nice as given");
+  assert.equal(parseConfig({ ...base, worker_nice: -20 }).worker_nice, -20);
   assert.throws(
     () => parseConfig({ ...base, interfaces: { eth0: { workers: 0, fanout: "spray" } } }),
     (e: unknown) =>

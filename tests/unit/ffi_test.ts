@@ -3,14 +3,14 @@
  * the C live-object counter (`liveObjects()`, an atomic in libmcr) returns to
  * zero after each, including failed opens, double closes and `using`
  * disposal. Deno's resource sanitizer does not see FFI handles, so this is the
- * leak check for the TS side.
+ * leak check for the TS side. setThreadNice acts on the calling thread only.
  *
  * Waker and Forwarder (with a socket template) run anywhere; the AF_PACKET
  * rings and IGMP memberships need root and run in a child process inside a
  * fresh network namespace (skipped without root).
  */
 import assert from "node:assert/strict";
-import { Forwarder, ifaceByName, liveObjects, Waker } from "../../ffi/mod.ts";
+import { Forwarder, ifaceByName, liveObjects, setThreadNice, Waker } from "../../ffi/mod.ts";
 import { McrError } from "../../ffi/errors.ts";
 import { REPO, skipReason, Topology } from "../../lab/netns.ts";
 
@@ -81,6 +81,57 @@ Deno.test(
       );
     }
     assert.equal(liveObjects(), 0);
+  },
+);
+
+/** Nice value (field 19 of /proc/.../stat) of one thread. */
+function niceOf(statPath: string): number {
+  const stat = Deno.readTextFileSync(statPath);
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+}
+
+/** Runs in a Deno Worker: lowers its own thread's priority and reports its nice value. */
+const NICE_WORKER = `
+import { setThreadNice } from "${new URL("../../ffi/mod.ts", import.meta.url).href}";
+const nice = (p) => { const s = Deno.readTextFileSync(p); return Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[16]); };
+const before = nice("/proc/thread-self/stat");
+const target = Math.min(before + 3, 19); // raising nice (lowering priority) needs no privilege
+setThreadNice(target);
+self.postMessage({ target, after: nice("/proc/thread-self/stat") });
+`;
+
+Deno.test(
+  {
+    name: "ffi: setThreadNice changes the calling thread only; out of range is EINVAL",
+    ignore: !!noLib,
+  },
+  async () => {
+    const main = `/proc/self/task/${Deno.pid}/stat`;
+    const mainBefore = niceOf(main);
+    const url = URL.createObjectURL(new Blob([NICE_WORKER], { type: "text/javascript" }));
+    const w = new Worker(url, { type: "module" });
+    try {
+      const r = await new Promise<{ target: number; after: number }>((resolve, reject) => {
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = (e) => {
+          e.preventDefault();
+          reject(new Error(e.message));
+        };
+      });
+      assert.equal(r.after, r.target, "the worker's thread took the new nice value");
+    } finally {
+      w.terminate();
+      URL.revokeObjectURL(url);
+    }
+    assert.equal(niceOf(main), mainBefore, "the main thread's priority is unchanged");
+    for (const bad of [-21, 20]) {
+      assert.throws(
+        () => setThreadNice(bad),
+        (e: unknown) => e instanceof McrError && e.code === "EINVAL",
+        String(bad),
+      );
+    }
+    assert.equal(niceOf(main), mainBefore);
   },
 );
 

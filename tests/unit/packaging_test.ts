@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { sdNotify } from "../../ffi/mod.ts";
 import { McrError } from "../../ffi/errors.ts";
+import { DEFAULT_WORKER_NICE } from "../../src/config/limits.ts";
 import { type Proc, REPO, runDeno, skipReason, Topology } from "../../lab/netns.ts";
 import { startRelayWith } from "../../lab/harness.ts";
 
@@ -127,6 +128,8 @@ for (const u of UNITS) {
     assert.equal(one("AmbientCapabilities"), "CAP_NET_RAW");
     assert.equal(one("CapabilityBoundingSet"), "CAP_NET_RAW");
     assert.equal(one("NoNewPrivileges"), "yes");
+    // RLIMIT_NICE lets the unprivileged user give its workers the default worker_nice
+    assert.equal(one("LimitNICE"), String(DEFAULT_WORKER_NICE), "LimitNICE = default worker_nice");
     assert.equal(one("Type"), "notify");
     assert.equal(one("RuntimeDirectoryMode"), "0750");
     const rt = one("RuntimeDirectory");
