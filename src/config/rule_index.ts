@@ -6,9 +6,8 @@
  *
  * @module
  */
-import { isRecord } from "./errors.ts";
 import { inputKey } from "./ids.ts";
-import type { CapacityCounts } from "./semantics.ts";
+import { type CapacityCounts, capacityShare } from "./semantics.ts";
 import type { RuleConfig } from "./types.ts";
 
 function bump(m: Map<string, number>, k: string, by: number): void {
@@ -75,19 +74,11 @@ export class RuleIndex {
       inputs: this.#inputIfs.size,
       interfaces: this.#ifNames.size,
     };
-    if (!isRecord(value) || value.enabled === false) return counts;
-    const names = new Set<string>();
-    if (Array.isArray(value.outputs)) {
-      counts.outputs += value.outputs.length;
-      for (const o of value.outputs) {
-        if (isRecord(o) && typeof o.interface === "string") names.add(o.interface);
-      }
-    }
-    if (isRecord(value.input) && typeof value.input.interface === "string") {
-      if (!this.#inputIfs.has(value.input.interface)) counts.inputs++;
-      names.add(value.input.interface);
-    }
-    for (const n of names) if (!this.#ifNames.has(n)) counts.interfaces++;
+    const share = capacityShare(value);
+    if (!share) return counts;
+    counts.outputs += share.outputs;
+    if (share.input !== undefined && !this.#inputIfs.has(share.input)) counts.inputs++;
+    for (const n of share.interfaces) if (!this.#ifNames.has(n)) counts.interfaces++;
     return counts;
   }
 }

@@ -254,23 +254,44 @@ export function tooManyRules(count: number): string {
  * relay would. Disabled rules hold no slot.
  */
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
-  const inputs = new Set<unknown>();
-  const names = new Set<unknown>();
+  const inputs = new Set<string>();
+  const names = new Set<string>();
   let outputs = 0;
   for (const r of rules) {
-    if (!isRecord(r) || r.enabled === false) continue;
-    if (Array.isArray(r.outputs)) {
-      outputs += r.outputs.length;
-      for (const o of r.outputs) {
-        if (isRecord(o) && typeof o.interface === "string") names.add(o.interface);
-      }
-    }
-    if (isRecord(r.input) && typeof r.input.interface === "string") {
-      inputs.add(r.input.interface);
-      names.add(r.input.interface);
-    }
+    const share = capacityShare(r);
+    if (!share) continue;
+    outputs += share.outputs;
+    if (share.input !== undefined) inputs.add(share.input);
+    for (const n of share.interfaces) names.add(n);
   }
   return capacityIssuesOf({ outputs, inputs: inputs.size, interfaces: names.size }, root);
+}
+
+/** What one rule (parsed JSON or normalized) counts for in {@link capacityIssues}. */
+export interface CapacityShare {
+  /** Its outputs. */
+  outputs: number;
+  /** Its input interface, if named. */
+  input?: string;
+  /** The interface names it uses (input and outputs). */
+  interfaces: Set<string>;
+}
+
+/** A rule's {@link CapacityShare}; null for a disabled rule (it holds no slot) or a non-object. */
+export function capacityShare(r: unknown): CapacityShare | null {
+  if (!isRecord(r) || r.enabled === false) return null;
+  const share: CapacityShare = { outputs: 0, interfaces: new Set() };
+  if (Array.isArray(r.outputs)) {
+    share.outputs = r.outputs.length;
+    for (const o of r.outputs) {
+      if (isRecord(o) && typeof o.interface === "string") share.interfaces.add(o.interface);
+    }
+  }
+  if (isRecord(r.input) && typeof r.input.interface === "string") {
+    share.input = r.input.interface;
+    share.interfaces.add(r.input.interface);
+  }
+  return share;
 }
 
 /** What the relay-wide capacity is counted in (see {@link capacityIssues}). */

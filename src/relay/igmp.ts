@@ -129,39 +129,19 @@ export class Memberships {
     const seen = ++this.#sync;
     const fresh: Wanted[] = [];
     for (const r of rules) {
-      const { interface: ifname, group, source } = r.input;
-      let groups = this.#m.get(ifname);
-      if (!groups) this.#m.set(ifname, groups = new Map());
-      let sources = groups.get(group);
-      if (!sources) groups.set(group, sources = new Map());
-      const m = sources.get(source);
-      if (m) {
-        if (m.seen !== seen) {
-          if (!m.placed) fresh.push(m); // not joined yet: try again
-          m.refs = 0;
-        }
+      const m = this.#want(r);
+      if (m.seen !== seen) {
+        if (!m.placed) fresh.push(m); // new, or not joined yet: try again
         m.seen = seen;
-        m.refs++;
-      } else {
-        const n: Wanted = { ifname, group, source, seen, refs: 1, placed: null };
-        sources.set(source, n);
-        this.#count++;
-        fresh.push(n);
+        m.refs = 0;
       }
+      m.refs++;
     }
     // Leave first: what goes frees places for what comes.
-    for (const [ifname, groups] of this.#m) {
-      for (const [group, sources] of groups) {
-        for (const [source, m] of sources) {
-          if (m.seen === seen) continue;
-          if (m.placed) packer.leave(m.placed);
-          this.#unplaced.delete(m);
-          sources.delete(source);
-          this.#count--;
-        }
-        if (sources.size === 0) groups.delete(group);
+    for (const groups of this.#m.values()) {
+      for (const sources of groups.values()) {
+        for (const m of sources.values()) if (m.seen !== seen) this.#forget(packer, m);
       }
-      if (groups.size === 0) this.#m.delete(ifname);
     }
     this.#joinAll(packer, fresh);
   }
@@ -176,35 +156,43 @@ export class Memberships {
     const packer = this.#pack();
     for (const r of remove) {
       const { interface: ifname, group, source } = r.input;
-      const groups = this.#m.get(ifname);
-      const sources = groups?.get(group);
-      const m = sources?.get(source);
-      if (!groups || !sources || !m || --m.refs > 0) continue;
-      if (m.placed) packer.leave(m.placed);
-      this.#unplaced.delete(m);
-      sources.delete(source);
-      this.#count--;
-      if (sources.size === 0) groups.delete(group);
-      if (groups.size === 0) this.#m.delete(ifname);
+      const m = this.#m.get(ifname)?.get(group)?.get(source);
+      if (m && --m.refs === 0) this.#forget(packer, m);
     }
     const fresh = new Set(this.#unplaced); // not joined yet: try again
     for (const r of add) {
-      const { interface: ifname, group, source } = r.input;
-      let groups = this.#m.get(ifname);
-      if (!groups) this.#m.set(ifname, groups = new Map());
-      let sources = groups.get(group);
-      if (!sources) groups.set(group, sources = new Map());
-      const m = sources.get(source);
-      if (m) {
-        m.refs++;
-      } else {
-        const n: Wanted = { ifname, group, source, seen: this.#sync, refs: 1, placed: null };
-        sources.set(source, n);
-        this.#count++;
-        fresh.add(n);
-      }
+      const m = this.#want(r);
+      if (m.refs++ === 0) fresh.add(m);
     }
     this.#joinAll(packer, [...fresh]);
+  }
+
+  /** The membership rule `r` needs, created (not joined, no rule counted) when missing. */
+  #want(r: RuleSpec): Wanted {
+    const { interface: ifname, group, source } = r.input;
+    let groups = this.#m.get(ifname);
+    if (!groups) this.#m.set(ifname, groups = new Map());
+    let sources = groups.get(group);
+    if (!sources) groups.set(group, sources = new Map());
+    let m = sources.get(source);
+    if (!m) {
+      m = { ifname, group, source, seen: 0, refs: 0, placed: null };
+      sources.set(source, m);
+      this.#count++;
+    }
+    return m;
+  }
+
+  /** Leave a membership no rule needs any more and forget it. */
+  #forget(packer: SocketPacker, m: Wanted): void {
+    if (m.placed) packer.leave(m.placed);
+    this.#unplaced.delete(m);
+    const groups = this.#m.get(m.ifname)!;
+    const sources = groups.get(m.group)!;
+    sources.delete(m.source);
+    this.#count--;
+    if (sources.size === 0) groups.delete(m.group);
+    if (groups.size === 0) this.#m.delete(m.ifname);
   }
 
   /** Join `fresh` memberships, then pack the sockets. */

@@ -114,13 +114,7 @@ export class SlotAllocator {
   plan(keys: Iterable<string>): SlotPlan {
     const want = new Set(keys);
     if (want.size > this.capacity) throw new CapacityError(this.kind, want.size, this.capacity);
-    const slots = new Map<string, number>();
-    const fresh: string[] = [];
-    for (const k of want) {
-      const s = this.#byKey.get(k);
-      if (s === undefined) fresh.push(k);
-      else slots.set(k, s);
-    }
+    const { slots, fresh } = this.#split(want);
     const freed: number[] = [];
     for (const [k, s] of this.#byKey) if (!want.has(k)) freed.push(s);
     freed.sort((a, b) => a - b);
@@ -137,13 +131,7 @@ export class SlotAllocator {
    */
   planChange(add: Iterable<string>, remove: Iterable<string>): SlotPlan {
     const adding = new Set(add);
-    const slots = new Map<string, number>();
-    const fresh: string[] = [];
-    for (const k of adding) {
-      const s = this.#byKey.get(k);
-      if (s === undefined) fresh.push(k);
-      else slots.set(k, s);
-    }
+    const { slots, fresh } = this.#split(adding);
     const removed: string[] = [];
     const freed: number[] = [];
     for (const k of new Set(remove)) {
@@ -157,6 +145,18 @@ export class SlotAllocator {
     const size = this.#byKey.size - freed.length + fresh.length;
     if (size > this.capacity) throw new CapacityError(this.kind, size, this.capacity);
     return this.#allocate(fresh, slots, freed, removed);
+  }
+
+  /** The slots `keys` already hold, and the keys that hold none yet (in order). */
+  #split(keys: ReadonlySet<string>): { slots: Map<string, number>; fresh: string[] } {
+    const slots = new Map<string, number>();
+    const fresh: string[] = [];
+    for (const k of keys) {
+      const s = this.#byKey.get(k);
+      if (s === undefined) fresh.push(k);
+      else slots.set(k, s);
+    }
+    return { slots, fresh };
   }
 
   /** Give `fresh` keys slots (free first, then never used, then `freed`) and make the plan. */
