@@ -289,17 +289,8 @@ export class Relay implements AsyncDisposable {
         const next = await loadConfig(file);
         const summary = this.diff(next, file);
         const cur = this.#config;
-        await this.#apply({
-          ...next,
-          workers: cur.workers,
-          cpus: cur.cpus,
-          worker_nice: cur.worker_nice,
-          interfaces: cur.interfaces,
-          rx: cur.rx,
-          tx: cur.tx,
-          control: cur.control,
-          metrics: cur.metrics,
-        });
+        const kept = Object.fromEntries(RESTART_SETTINGS.map((k) => [k, cur[k]]));
+        await this.#apply({ ...next, ...kept } as Config);
         this.#sup.emit({ type: "reload", phase: "done", path: source });
         return summary;
       } catch (e) {
