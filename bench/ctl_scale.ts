@@ -36,7 +36,7 @@ import {
   statsView,
 } from "../src/control/views.ts";
 import { jsonLines, RecordPrinter } from "../src/client/listing.ts";
-import { syntheticRelay } from "../tests/fixtures/relay_stats.ts";
+import { countersOf, syntheticRelay } from "../tests/fixtures/relay_stats.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -164,7 +164,8 @@ if (!opt["live-only"]) {
   console.log("\nIn-process steps (this machine, one run each):\n");
   console.log("| step | time | size |");
   console.log("|---|---|---|");
-  const tracker = new RateTracker(() => relay.stats);
+  const counters = countersOf(relay.stats);
+  const tracker = new RateTracker(() => counters);
   tracker.sample();
   tracker.sample();
   const [, tRates] = timed(() => tracker.rates());

@@ -66,7 +66,7 @@ export async function startControlPlane(
   // From now on configurations come from control clients and files they name: errors in
   // replies and in the log say which field is wrong and why, never what a file holds.
   setQuoteValues(false);
-  const rates = new RateTracker(() => relay.stats());
+  const rates = new RateTracker(() => relay.counters());
   const ctx: ControlContext = { relay, rates, startedAt: performance.now() };
   let control: ControlServer | undefined;
   let metrics: { close(): Promise<void> } | undefined;

@@ -1,16 +1,20 @@
 /**
  * Rates (packets and bits per second) from counter deltas: a sampler keeps
- * the last two snapshots of `Relay.stats()` taken every `intervalMs` and
- * derives per-rule, per-output and per-interface rates from them. Reading
- * counters never touches the data path, but a snapshot of a very large relay
- * costs real time (hundreds of milliseconds at 262,144 outputs): while no
+ * the last two counter snapshots (`Relay.counters()`: typed arrays that
+ * follow the rule tables, two words per output) taken every `intervalMs`
+ * and derives per-rule, per-output and per-interface rates from them on
+ * request. Reading counters never touches the data path, but a snapshot of
+ * a very large relay costs real time (tens of milliseconds at 262,144
+ * outputs): while no
  * client asks for rates, the sampler spaces its snapshots so that they cost
  * at most about 1 % of a core; `window_s` always says what window the rates
  * cover.
  *
  * @module
  */
-import type { RelayStats, RuleStats } from "../relay/stats.ts";
+import { formatIPv4 } from "../common/net.ts";
+import type { TableOutput, TableRule } from "../datapath/messages.ts";
+import type { CounterSnapshot, InputCounters } from "../relay/stats.ts";
 
 /** Packets and bits per second. */
 export interface Rate {
@@ -66,15 +70,14 @@ type OutputKey = { interface: string; group: string; port: number };
  * The entry of `list` for output `o`, expected at `index` (the outputs of a
  * rule keep their order), else searched for (a reload may have changed them).
  */
-function findOutput<T extends OutputKey>(
+function findOutput<T>(
   list: readonly T[] | undefined,
-  o: OutputKey,
   index: number,
+  same: (x: T) => boolean,
 ): T | undefined {
   if (!list) return undefined;
-  const same = (x: T) => x.port === o.port && x.interface === o.interface && x.group === o.group;
   const at = list[index];
-  return at && same(at) ? at : list.find(same);
+  return at !== undefined && same(at) ? at : list.find(same);
 }
 
 /** Rate of output `o` (the `index`-th) of rule `ruleId`, if the rates know it. */
@@ -84,16 +87,17 @@ export function outputRate(
   o: OutputKey,
   index: number,
 ): Rate | undefined {
-  return findOutput(rates.outputs.get(ruleId), o, index);
+  return findOutput(
+    rates.outputs.get(ruleId),
+    index,
+    (x) => x.port === o.port && x.interface === o.interface && x.group === o.group,
+  );
 }
 
 interface Sample {
   t: number;
-  s: RelayStats;
+  s: CounterSnapshot;
 }
-
-/** The rules of a snapshot by id. */
-const byId = (s: RelayStats) => new Map<string, RuleStats>(s.rules.map((r) => [r.id, r]));
 
 /** While rates were asked for within this time (ms), sampling keeps its period. */
 const DEMAND_MS = 60_000;
@@ -104,7 +108,44 @@ const IDLE_COST_SHARE = 100;
 const per = (a: number | undefined, b: number, dt: number) =>
   a === undefined || dt <= 0 || b < a ? 0 : (b - a) / dt;
 
-/** Samples `stats()` periodically and computes rates (see module doc). */
+/** Where the rules of an earlier sample of one input interface are, by rule id. */
+interface Earlier {
+  /** Index of the rule in the table, and of its first output word pair. */
+  at(id: string): { rule: TableRule; k: number; o: number } | undefined;
+}
+
+/** Index the rules of `c` (an earlier sample of an interface), built only when asked. */
+function earlier(c: InputCounters | undefined): Earlier {
+  let byId: Map<string, { rule: TableRule; k: number; o: number }> | undefined;
+  return {
+    at(id) {
+      if (!c) return undefined;
+      if (!byId) {
+        byId = new Map();
+        let o = 0;
+        for (const [k, rule] of c.table.rules.entries()) {
+          byId.set(rule.id, { rule, k, o });
+          o += rule.outputs.length;
+        }
+      }
+      return byId.get(id);
+    },
+  };
+}
+
+/**
+ * Index (among its interface's outputs) of the output of `rule` (whose
+ * first output is at `first`) that `out`, the `index`-th output of the rule
+ * now, was; undefined for a new output.
+ */
+function outputWord(rule: TableRule, first: number, out: TableOutput, index: number) {
+  const same = (x: TableOutput) =>
+    x.port === out.port && x.dst === out.dst && x.interface === out.interface;
+  const x = findOutput(rule.outputs, index, same);
+  return x === undefined ? undefined : first + rule.outputs.indexOf(x);
+}
+
+/** Samples counters periodically and computes rates (see module doc). */
 export class RateTracker implements Disposable {
   #prev?: Sample;
   #last?: Sample;
@@ -116,17 +157,17 @@ export class RateTracker implements Disposable {
   #wantedAt = -Infinity;
 
   /** Where counters come from. */
-  readonly stats: () => RelayStats;
+  readonly counters: () => CounterSnapshot;
   /** Sampling period in milliseconds. */
   readonly intervalMs: number;
 
   /**
    * Create a sampler (call `start()`).
-   * @param stats where counters come from
+   * @param counters where counters come from
    * @param intervalMs sampling period
    */
-  constructor(stats: () => RelayStats, intervalMs = 1000) {
-    this.stats = stats;
+  constructor(counters: () => CounterSnapshot, intervalMs = 1000) {
+    this.counters = counters;
     this.intervalMs = intervalMs;
   }
 
@@ -140,7 +181,7 @@ export class RateTracker implements Disposable {
   /** Take a sample now. */
   sample(): void {
     const t0 = performance.now();
-    const s = this.stats();
+    const s = this.counters();
     this.#prev = this.#last;
     this.#last = { t: performance.now(), s };
     this.#rates = undefined;
@@ -163,36 +204,42 @@ export class RateTracker implements Disposable {
     const r = noRates();
     if (!this.#prev || !this.#last) return r;
     const dt = (this.#last.t - this.#prev.t) / 1000;
-    const a = byId(this.#prev.s);
     r.window_s = Math.round(dt * 1000) / 1000;
-    for (const rule of this.#last.s.rules) {
-      const was = a.get(rule.id);
-      r.rules.set(rule.id, {
-        pps: per(was?.packets, rule.packets, dt),
-        bps: 8 * per(was?.bytes, rule.bytes, dt),
+    for (const [name, cur] of this.#last.s.inputs) {
+      const was = this.#prev.s.inputs.get(name);
+      r.interfaces.set(name, {
+        pps: per(was?.frames, cur.frames, dt),
+        bps: 8 * per(was?.bytes, cur.bytes, dt),
+        kernel_drops_ps: per(was?.kernel_drops, cur.kernel_drops, dt),
       });
-      r.outputs.set(
-        rule.id,
-        rule.outputs.map((o, i) => {
-          const w = findOutput(was?.outputs, o, i);
-          return {
-            interface: o.interface,
-            group: o.group,
-            port: o.port,
-            pps: per(w?.packets, o.packets, dt),
-            bps: 8 * per(w?.bytes, o.bytes, dt),
-          };
-        }),
-      );
-    }
-    const ifs = new Map(this.#prev.s.interfaces.map((i) => [i.name, i]));
-    for (const i of this.#last.s.interfaces) {
-      const o = ifs.get(i.name);
-      r.interfaces.set(i.name, {
-        pps: per(o?.frames, i.frames, dt),
-        bps: 8 * per(o?.bytes, i.bytes, dt),
-        kernel_drops_ps: per(o?.kernel_drops, i.kernel_drops, dt),
-      });
+      // the same table: every rule and output where it was; else found by id and destination
+      const aligned = was?.table === cur.table;
+      const before = earlier(was);
+      let o = 0;
+      for (const [k, rule] of cur.table.rules.entries()) {
+        const prev = aligned ? { rule, k, o } : before.at(rule.id);
+        const a = was && prev ? was.rules : undefined;
+        r.rules.set(rule.id, {
+          pps: per(a?.[2 * prev!.k], cur.rules[2 * k], dt),
+          bps: 8 * per(a?.[2 * prev!.k + 1], cur.rules[2 * k + 1], dt),
+        });
+        r.outputs.set(
+          rule.id,
+          rule.outputs.map((out, i) => {
+            const j = o + i;
+            const pj = prev && (aligned ? j : outputWord(prev.rule, prev.o, out, i));
+            const b = was && pj !== undefined ? was.outputs : undefined;
+            return {
+              interface: out.interface,
+              group: formatIPv4(out.dst),
+              port: out.port,
+              pps: per(b?.[2 * pj!], cur.outputs[2 * j], dt),
+              bps: 8 * per(b?.[2 * pj! + 1], cur.outputs[2 * j + 1], dt),
+            };
+          }),
+        );
+        o += rule.outputs.length;
+      }
     }
     const drops = this.#prev.s.drops;
     for (const [k, v] of Object.entries(this.#last.s.drops)) r.drops[k] = per(drops[k], v, dt);

@@ -1,12 +1,16 @@
 /**
- * Relay events: what subscribers (`Relay.on`) hear. Each publish diffs the
- * states of a stats snapshot against the last ones reported and emits only
- * the changes (and "removed" for an input interface that went away).
+ * Relay events: what subscribers (`Relay.on`) hear. Each publish compares
+ * the states now (decided as stats decide them: `inputStates`,
+ * `outputState`) with the last ones reported and emits only the changes
+ * (and "removed" for an input interface that went away).
  *
  * @module
  */
+import { formatIPv4 } from "../common/net.ts";
 import { logger } from "../common/log.ts";
-import type { InterfaceStats, RelayStats, State, WorkerStats } from "./stats.ts";
+import type { TableOutput, TableRule } from "../datapath/messages.ts";
+import type { InterfaceStats, State, WorkerStats } from "./stats.ts";
+import { type InputState, outputState } from "./states.ts";
 
 /** A state change the relay reports to subscribers (`Relay.on`). */
 export type RelayEvent =
@@ -33,11 +37,52 @@ export type RelayEvent =
     reason?: string;
   };
 
-/** Subscribers and the last state reported for each thing (see module doc). */
+/** What an output's events identify it by: its rule's id, interface, destination and port. */
+function sameOutput(a: TableRule, x: TableOutput, b: TableRule, y: TableOutput): boolean {
+  return a.id === b.id && x.interface === y.interface && x.dst === y.dst && x.port === y.port;
+}
+
+/** "eth1 239.1.1.1:5000": how an output event names the output. */
+function outputName(o: TableOutput): string {
+  return `${o.interface} ${formatIPv4(o.dst)}:${o.port}`;
+}
+
+/** What was last reported about the rules of one input interface. */
+interface InputRecord {
+  /** Version of the table last walked. */
+  version: number;
+  /** The state (and reason) last reported for every rule of that table. */
+  rules: string;
+  /** Those rules by id. */
+  byId: Map<string, TableRule>;
+}
+
+/** Last reported state of an output, by output slot. */
+interface OutputRecord {
+  rule: TableRule;
+  output: TableOutput;
+  /** Its input interface (its rule's state is that interface's). */
+  input: string;
+  state: string;
+}
+
+/**
+ * Subscribers and the last state reported for each thing (see module doc).
+ *
+ * A publish costs a few operations per input interface and worker, plus one
+ * per rule of a table that changed since the last publish and one per
+ * output whose errors changed: a rule added to 65,536 others walks its
+ * table once (identity checks, no strings), never every output's state.
+ */
 export class StateEvents {
   readonly #log = logger("supervisor");
   readonly #listeners = new Set<(ev: RelayEvent) => void>();
+  /** Interfaces and fanout members: key → "state|reason". */
   readonly #lastState = new Map<string, string>();
+  /** Rules, by input interface. */
+  readonly #inputs = new Map<string, InputRecord>();
+  /** Outputs, by slot. */
+  readonly #outputs: (OutputRecord | undefined)[] = [];
 
   /** Whether anyone listens (a publish without listeners is skipped). */
   get listened(): boolean {
@@ -61,8 +106,16 @@ export class StateEvents {
     }
   }
 
-  /** Diff current states against the last reported ones and emit the changes. */
-  publish(st: RelayStats): void {
+  /**
+   * Emit what changed since the last publish: `inputs` are the states now
+   * (`inputStates`), `errors` the outputs in error (slot → worker → reason)
+   * and `dirty` the output slots whose errors changed since the last publish.
+   */
+  publish(
+    inputs: readonly InputState[],
+    errors: ReadonlyMap<number, ReadonlyMap<number, string>>,
+    dirty: Iterable<number>,
+  ): void {
     if (this.#listeners.size === 0) return;
     const seen = new Set<string>();
     const diff = (key: string, state: string, reason: string | undefined, ev: () => RelayEvent) => {
@@ -72,39 +125,24 @@ export class StateEvents {
       this.#lastState.set(key, v);
       this.emit(ev());
     };
-    for (const i of st.interfaces) {
-      diff(`i:${i.name}`, i.state, i.reason, () => ({
+    const ruleStates = new Map<string, State>();
+    for (const i of inputs) {
+      const name = i.input.name;
+      ruleStates.set(name, i.ruleState);
+      diff(`i:${name}`, i.state, i.reason, () => ({
         type: "interface",
-        interface: i.name,
+        interface: name,
         state: i.state,
         ...(i.reason ? { reason: i.reason } : {}),
       }));
-    }
-    for (const w of st.workers) {
-      diff(`w:${w.interface}:${w.index}`, w.state, w.reason, () => ({
-        type: "worker",
-        interface: w.interface,
-        index: w.index,
-        state: w.state,
-        ...(w.reason ? { reason: w.reason } : {}),
-      }));
-    }
-    for (const r of st.rules) {
-      diff(`r:${r.id}`, r.state, r.reason, () => ({
-        type: "rule",
-        rule: r.name,
-        id: r.id,
-        state: r.state,
-        ...(r.reason ? { reason: r.reason } : {}),
-      }));
-      for (const o of r.outputs) {
-        const name = `${o.interface} ${o.group}:${o.port}`;
-        diff(`o:${r.id}:${name}`, o.state, o.reason, () => ({
-          type: "output",
-          rule: r.name,
-          output: name,
-          state: o.state,
-          ...(o.reason ? { reason: o.reason } : {}),
+      for (const [k, m] of i.input.members.entries()) {
+        const { state, reason } = i.members[k];
+        diff(`w:${name}:${m.index}`, state, state !== "running" ? reason : undefined, () => ({
+          type: "worker",
+          interface: name,
+          index: m.index,
+          state,
+          ...(reason && state !== "running" ? { reason } : {}),
         }));
       }
     }
@@ -115,5 +153,95 @@ export class StateEvents {
         this.emit({ type: "interface", interface: k.slice(2), state: "removed" });
       }
     }
+    for (const i of inputs) this.#rules(i, errors);
+    for (const name of this.#inputs.keys()) {
+      if (!ruleStates.has(name)) this.#forgetInput(name);
+    }
+    for (const slot of dirty) {
+      const rec = this.#outputs[slot];
+      const ruleState = rec && ruleStates.get(rec.input);
+      if (rec && ruleState) this.#output(rec.rule, rec.output, rec.input, ruleState, errors);
+    }
+  }
+
+  /** Report the rules (and their outputs) of input `i` that changed. */
+  #rules(i: InputState, errors: ReadonlyMap<number, ReadonlyMap<number, string>>): void {
+    const name = i.input.name;
+    const table = i.input.table;
+    const v = `${i.ruleState}|${i.ruleReason ?? ""}`;
+    let rec = this.#inputs.get(name);
+    if (rec && rec.version === table.version && rec.rules === v) return;
+    if (!rec) this.#inputs.set(name, rec = { version: -1, rules: "", byId: new Map() });
+    const all = rec.rules !== v; // every rule's state changed
+    for (const r of table.rules) {
+      const prev = rec.byId.get(r.id);
+      if (prev === r && !all) continue;
+      if (!prev || all) {
+        this.emit({
+          type: "rule",
+          rule: r.name,
+          id: r.id,
+          state: i.ruleState,
+          ...(i.ruleReason ? { reason: i.ruleReason } : {}),
+        });
+      }
+      if (prev && prev !== r) this.#forgetOutputs(prev, r);
+      rec.byId.set(r.id, r);
+      for (const o of r.outputs) this.#output(r, o, name, i.ruleState, errors);
+    }
+    if (rec.byId.size > table.rules.length) {
+      const ids = new Set(table.rules.map((r) => r.id));
+      for (const [id, r] of rec.byId) {
+        if (ids.has(id)) continue;
+        rec.byId.delete(id);
+        this.#forgetOutputs(r);
+      }
+    }
+    rec.version = table.version;
+    rec.rules = v;
+  }
+
+  /** Report output `o` of rule `r` if its state changed (or it was not reported before). */
+  #output(
+    r: TableRule,
+    o: TableOutput,
+    input: string,
+    ruleState: State,
+    errors: ReadonlyMap<number, ReadonlyMap<number, string>>,
+  ): void {
+    const { state, reason } = outputState(ruleState, errors.get(o.slot));
+    const v = `${state}|${reason ?? ""}`;
+    const rec = this.#outputs[o.slot];
+    if (rec && sameOutput(rec.rule, rec.output, r, o)) {
+      rec.rule = r;
+      rec.output = o;
+      if (rec.state === v) return;
+      rec.state = v;
+    } else {
+      this.#outputs[o.slot] = { rule: r, output: o, input, state: v };
+    }
+    this.emit({
+      type: "output",
+      rule: r.name,
+      output: outputName(o),
+      state,
+      ...(reason ? { reason } : {}),
+    });
+  }
+
+  /** Forget the outputs of rule `r` (gone, or replaced by `next`: its outputs are kept). */
+  #forgetOutputs(r: TableRule, next?: TableRule): void {
+    for (const o of r.outputs) {
+      const rec = this.#outputs[o.slot];
+      if (!rec || rec.output !== o) continue;
+      const kept = next?.outputs.some((n) => sameOutput(r, o, next, n));
+      if (!kept) this.#outputs[o.slot] = undefined;
+    }
+  }
+
+  /** An input interface has no rules any more: forget them. */
+  #forgetInput(name: string): void {
+    for (const r of this.#inputs.get(name)?.byId.values() ?? []) this.#forgetOutputs(r);
+    this.#inputs.delete(name);
   }
 }

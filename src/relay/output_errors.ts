@@ -17,6 +17,8 @@ const LOG_EACH_MAX = 5;
 /** Outputs in error: output slot → worker index → reason. */
 export class OutputErrors {
   readonly #errors = new Map<number, Map<number, string>>();
+  /** Slots whose errors changed since the last {@link takeChanged} (bounded by the slots). */
+  #changed = new Set<number>();
   readonly #log: ReturnType<typeof logger>;
   readonly #rules: () => Iterable<readonly TableRule[]>;
 
@@ -41,7 +43,14 @@ export class OutputErrors {
 
   /** A worker failed (it reports again once restarted): forget what it reported. */
   deleteWorker(worker: number): void {
-    for (const errs of this.#errors.values()) errs.delete(worker);
+    for (const [slot, errs] of this.#errors) if (errs.delete(worker)) this.#changed.add(slot);
+  }
+
+  /** The slots whose errors changed since the last call (state events report just those). */
+  takeChanged(): Set<number> {
+    const changed = this.#changed;
+    this.#changed = new Set();
+    return changed;
   }
 
   /** Worker `worker` reported `changes` ([slot, reason], "" for recovered): keep and log them. */
@@ -59,6 +68,7 @@ export class OutputErrors {
         if (errs.size === 0) this.#errors.delete(slot);
       }
       if (reason === (prev ?? "")) continue;
+      this.#changed.add(slot);
       const key = reason ? `error: ${reason}` : "recovered";
       byReason.set(key, (byReason.get(key) ?? 0) + 1);
       if (logged.length < LOG_EACH_MAX) logged.push([slot, reason]);

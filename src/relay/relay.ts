@@ -17,7 +17,7 @@ import type { RuleSpec } from "./tables.ts";
 import { Supervisor } from "./supervisor.ts";
 import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
-import type { RelayStats, RuleStats } from "./stats.ts";
+import type { CounterSnapshot, RelayStats, RuleStats } from "./stats.ts";
 import { igmpLimits } from "../../ffi/mod.ts";
 import { logger } from "../common/log.ts";
 import {
@@ -155,7 +155,7 @@ export class Relay implements AsyncDisposable {
   #fdsBound = 0;
   /** `#fds.needed` predates live changes: estimated again when stats are read. */
   #fdsStale = false;
-  /** Index of the rules in force for live changes (built on first use, dropped on a reload). */
+  /** Index of the rules in force for live changes (built at start and at every reload). */
   #index?: RuleIndex;
   /** Serializes rule changes (add/remove/reload/setConfig). */
   #queue: Promise<unknown> = Promise.resolve();
@@ -319,7 +319,7 @@ export class Relay implements AsyncDisposable {
       await this.#sup.setRules(specs);
     }
     this.#config = config;
-    this.#index = undefined;
+    this.#index = this.#started ? new RuleIndex(config.rules) : undefined;
   }
 
   /**
@@ -397,6 +397,8 @@ export class Relay implements AsyncDisposable {
       this.#ensureFds(specs);
       await this.#sup.setRules(specs);
       this.#started = true;
+      // built now rather than at the first live add (about 0.1 s at 65,536 rules)
+      this.#index ??= new RuleIndex(this.#config.rules);
     });
   }
 
@@ -407,6 +409,14 @@ export class Relay implements AsyncDisposable {
    */
   setConfig(config: Config): Promise<void> {
     return this.#serial(() => this.#apply(config));
+  }
+
+  /**
+   * The counters of every rule, output and input interface in compact form,
+   * without states: what a rate sampler keeps (see `collectCounters`).
+   */
+  counters(): CounterSnapshot {
+    return this.#sup.counters();
   }
 
   /** Snapshot of all counters. */

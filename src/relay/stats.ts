@@ -19,7 +19,7 @@ import {
   RULE_WORDS,
   W,
 } from "../datapath/counters.ts";
-import { linkProblem, linkUsable } from "../datapath/link_table.ts";
+import { Clock, inputState, outputState } from "./states.ts";
 import { Drop, DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
@@ -247,14 +247,6 @@ export interface StatsSource {
   readonly outputErrors: ReadonlyMap<number, ReadonlyMap<number, string>>;
 }
 
-/**
- * A running worker whose loop has not passed for this long (ms) is reported
- * in error: its interfaces stop forwarding through it. Its loop passes at
- * least every 100 ms; only the apply of a very large rule change (about 7 s
- * for 262,144 outputs on this project's VM) holds it longer.
- */
-export const STALL_MS = 15_000;
-
 /** Output drop words and the interface drop reason each one adds to. */
 const TX_DROPS: [number, number][] = [
   [Out.ringFull, Drop.tx_ring_full],
@@ -278,6 +270,103 @@ export function collectRuleStats(src: StatsSource, ids: ReadonlySet<string>): Ru
   return collect(src, ids).rules;
 }
 
+/**
+ * Sums of input interface `rt`'s counters over the counter blocks that hold
+ * them: `sumIn(k)` of its interface word k, `sum(k)` of a rule or output word.
+ */
+function inputSums(rt: InputView, retired: Float64Array) {
+  const base = inBase(rt.slot);
+  // a worker's counts belong to this interface once it has taken up this assignment of the slot
+  const blocks: Float64Array[] = [];
+  for (const m of rt.members) {
+    const c = m.worker.counters;
+    if (c[base + In.owner] === rt.gen && !blocks.includes(c)) blocks.push(c);
+  }
+  const own = retired[base + In.owner] === rt.gen;
+  return {
+    sumIn(k: number): number {
+      let v = own ? retired[base + k] : 0;
+      for (const c of blocks) v += c[base + k];
+      return v;
+    },
+    sum(k: number): number {
+      let v = retired[k];
+      for (const c of blocks) v += c[k];
+      return v;
+    },
+  };
+}
+
+/** Counters of one input interface for rates (see {@link collectCounters}). */
+export interface InputCounters {
+  /** Its rule table: the order of `rules` and `outputs`. */
+  readonly table: WorkerTable;
+  /** Packets and bytes of rule k at 2k and 2k + 1 (table order). */
+  readonly rules: Float64Array;
+  /** Packets and bytes of every output, rule by rule in table order, two words each. */
+  readonly outputs: Float64Array;
+  /** Frames taken from its rings. */
+  readonly frames: number;
+  /** Wire bytes of those. */
+  readonly bytes: number;
+  /** Kernel ring drops. */
+  readonly kernel_drops: number;
+}
+
+/** The counters rates are computed from (see {@link collectCounters}). */
+export interface CounterSnapshot {
+  /** By input interface name. */
+  readonly inputs: ReadonlyMap<string, InputCounters>;
+  /** Drops by reason, summed over interfaces (as {@link RelayStats} `drops`). */
+  readonly drops: Record<string, number>;
+}
+
+/**
+ * The counters of every rule, output and input interface, as
+ * {@link collectStats} sums them, in typed arrays that follow the tables:
+ * what a rate sampler keeps between samples. Two words per output instead of
+ * a stats object each (a snapshot of 65,536 rules was about 45 MB), and no
+ * state is decided.
+ */
+export function collectCounters(src: StatsSource): CounterSnapshot {
+  const drops = new Float64Array(DROP_NAMES.length);
+  const inputs = new Map<string, InputCounters>();
+  for (const rt of src.inputs) {
+    const { sumIn, sum } = inputSums(rt, src.retired);
+    for (let d = 0; d < DROP_NAMES.length; d++) drops[d] += sumIn(IN_DROP + d);
+    const table = rt.table;
+    let n = 0;
+    for (const r of table.rules) n += r.outputs.length;
+    const rules = new Float64Array(2 * table.rules.length), outputs = new Float64Array(2 * n);
+    let k = 0, j = 0;
+    for (const r of table.rules) {
+      const rb = RULE_BASE + r.slot * RULE_WORDS;
+      rules[k++] = sum(rb);
+      rules[k++] = sum(rb + 1);
+      for (const o of r.outputs) {
+        const ob = OUT_BASE + o.slot * OUT_WORDS;
+        outputs[j++] = sum(ob + Out.packets);
+        outputs[j++] = sum(ob + Out.bytes);
+        for (const [w, d] of TX_DROPS) drops[d] += sum(ob + w);
+      }
+    }
+    inputs.set(rt.name, {
+      table,
+      rules,
+      outputs,
+      frames: sumIn(In.frames),
+      bytes: sumIn(In.bytes),
+      kernel_drops: sumIn(In.kernelDrops),
+    });
+  }
+  for (const w of src.workers) {
+    drops[Drop.tx_invalid] += w.retired[W.invalid] + w.counters[W.invalid];
+  }
+  const byName: Record<string, number> = {};
+  for (let d = 0; d < DROP_NAMES.length; d++) byName[DROP_NAMES[d]] = drops[d];
+  return { inputs, drops: byName };
+}
+
 /** {@link collectStats}; with `only`, just the rules with those ids (the rest is partial). */
 function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
   const drops: Record<string, number> = {};
@@ -285,75 +374,15 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
   const interfaces: InterfaceStats[] = [];
   const workers: WorkerStats[] = [];
   const rules: RuleStats[] = [];
-  const now = Date.now();
+  const clock = new Clock();
   const retired = src.retired;
-  const heartbeatAge = (w: WorkerView) => {
-    const hb = w.counters[W.heartbeat];
-    return w.worker && w.state === "running" && hb ? Math.max(0, now - hb) : null;
-  };
-  /** Why a running worker is not working: its loop has not passed for {@link STALL_MS}. */
-  const stalled = (w: WorkerView) => {
-    const age = heartbeatAge(w);
-    return age !== null && age > STALL_MS
-      ? `worker ${w.index}: its loop has not run for ${Math.round(age / 1000)} s (stalled)`
-      : undefined;
-  };
-  /** A fanout member's state, a stalled worker's members in error. */
-  const memberState = (m: InputView["members"][number]) => {
-    const why = m.state === "running" ? stalled(m.worker) : undefined;
-    return why ? { state: "error" as const, reason: why } : { state: m.state, reason: m.reason };
-  };
   const inputs = [...src.inputs]; // read twice below
   for (const rt of inputs) {
     const base = inBase(rt.slot);
-    // a worker's counts belong to this interface once it has taken up this assignment of the slot
-    const blocks: Float64Array[] = [];
-    for (const m of rt.members) {
-      const c = m.worker.counters;
-      if (c[base + In.owner] === rt.gen && !blocks.includes(c)) blocks.push(c);
-    }
-    const own = retired[base + In.owner] === rt.gen;
-    const sumIn = (k: number) => {
-      let v = own ? retired[base + k] : 0;
-      for (const c of blocks) v += c[base + k];
-      return v;
-    };
-    const sum = (k: number) => {
-      let v = retired[k];
-      for (const c of blocks) v += c[k];
-      return v;
-    };
+    const { sumIn, sum } = inputSums(rt, retired);
     const ifDrops: Record<string, number> = {};
     for (let d = 0; d < DROP_NAMES.length; d++) ifDrops[DROP_NAMES[d]] = sumIn(IN_DROP + d);
-    const members = rt.members.map(memberState);
-    const states = members.map((m) => m.state);
-    const link = src.links.get(rt.name);
-    const inputProblem = link && !linkUsable(link)
-      ? `input ${linkProblem(rt.name, link)}`
-      : undefined;
-    let state: InterfaceStats["state"] = !link
-      ? "pending"
-      : rt.lockError
-      ? "error"
-      : inputProblem
-      ? "down"
-      : states.every((x) => x === "running")
-      ? "running"
-      : states.includes("pending")
-      ? "pending"
-      : states.includes("error")
-      ? "error"
-      : "starting";
-    const reason = !link
-      ? `input interface ${rt.name} does not exist`
-      : rt.lockError ?? inputProblem ?? members.find((m) => m.reason)?.reason;
-    if (state === "pending" && link) state = "starting"; // rings on their way
-    // A rule forwards while at least one fanout member runs and its input link is up.
-    const ruleState: State = state === "pending" || state === "starting"
-      ? "pending"
-      : state === "running" || (state === "error" && states.includes("running"))
-      ? "active"
-      : "error";
+    const { state, reason, ruleState, ruleReason, members } = inputState(rt, src.links, clock);
     let sent = 0;
     for (const r of rt.table.rules) {
       if (only && !only.has(r.id)) continue;
@@ -362,7 +391,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
         id: r.id,
         name: r.name,
         state: ruleState,
-        ...(reason && ruleState !== "active" ? { reason } : {}),
+        ...(ruleReason ? { reason: ruleReason } : {}),
         input: {
           interface: rt.name,
           group: formatIPv4(r.group),
@@ -377,15 +406,13 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
           for (const [w, d] of TX_DROPS) ifDrops[DROP_NAMES[d]] += sum(ob + w);
           const packets = sum(ob + Out.packets);
           sent += packets;
-          const errs = src.outputErrors.get(o.slot);
-          const err = ruleState === "active" && errs?.size ? errs.values().next().value : undefined;
-          const ostate: State = ruleState === "pending" ? "pending" : err ? "error" : "active";
+          const os = outputState(ruleState, src.outputErrors.get(o.slot));
           return {
             interface: o.interface,
             group: formatIPv4(o.dst),
             port: o.port,
-            state: ostate,
-            ...(err ? { reason: err } : {}),
+            state: os.state,
+            ...(os.reason ? { reason: os.reason } : {}),
             packets,
             bytes: sum(ob + Out.bytes),
             ring_full: sum(ob + Out.ringFull),
@@ -405,7 +432,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
     interfaces.push({
       name: rt.name,
       state,
-      ...(reason && state !== "running" ? { reason } : {}),
+      ...(reason ? { reason } : {}),
       frames: sumIn(In.frames),
       bytes: sumIn(In.bytes),
       matched: sumIn(In.matched),
@@ -431,7 +458,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
         ...(reason && state !== "running" ? { reason } : {}),
         restarts: m.restarts + m.worker.restarts,
         frames: m.retiredFrames + (c[base + In.owner] === rt.gen ? c[base + In.frames] : 0),
-        heartbeat_age_ms: heartbeatAge(m.worker),
+        heartbeat_age_ms: clock.heartbeatAge(m.worker),
         ...(m.worker.cpu !== undefined ? { cpu: m.worker.cpu } : {}),
       });
     }
@@ -443,7 +470,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
   }
   for (const w of src.workers) {
     drops[DROP_NAMES[Drop.tx_invalid]] += w.retired[W.invalid] + w.counters[W.invalid];
-    const why = stalled(w);
+    const why = clock.stalled(w);
     pool.push({
       index: w.index,
       state: why ? "error" : w.state,
@@ -455,7 +482,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
       rings: w.worker ? w.counters[W.rings] : 0,
       polls: w.retired[W.polls] + w.counters[W.polls],
       gathers: w.retired[W.gathers] + w.counters[W.gathers],
-      heartbeat_age_ms: heartbeatAge(w),
+      heartbeat_age_ms: clock.heartbeatAge(w),
     });
   }
   return { rules, interfaces, drops, workers, pool };

@@ -37,8 +37,10 @@ import { type LinkChange, Links } from "./links.ts";
 import { type DataPathOptions, type DataWorker, Pool, type WorkerHost } from "./pool.ts";
 import { rxRingFor, txRingFor } from "./rings.ts";
 import {
+  collectCounters,
   collectRuleStats,
   collectStats,
+  type CounterSnapshot,
   type RelayStats,
   type RuleStats,
   type StatsSource,
@@ -52,6 +54,7 @@ import {
   type Tables,
 } from "./rule_plans.ts";
 import { OutputErrors } from "./output_errors.ts";
+import { inputStates } from "./states.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -140,6 +143,11 @@ export class Supervisor {
     return { ...s, igmp: this.#igmp.stats() };
   }
 
+  /** The counters rates are computed from (see {@link collectCounters}). */
+  counters(): CounterSnapshot {
+    return collectCounters(this.#statsSource());
+  }
+
   /** The stats of the rules with these ids (see {@link collectRuleStats}). */
   ruleStats(ids: ReadonlySet<string>): RuleStats[] {
     return collectRuleStats(this.#statsSource(), ids);
@@ -166,12 +174,14 @@ export class Supervisor {
   }
 
   #publish(): void {
-    if (this.#events.listened) this.#events.publish(this.stats());
+    if (!this.#events.listened) return;
+    const errors = this.#outErrors;
+    this.#events.publish(inputStates(this.#statsSource()), errors.map, errors.takeChanged());
   }
 
   /**
    * Publish state changes once per burst of worker events (a table with many
-   * outputs reports each of them): one stats() walk instead of one per event.
+   * outputs reports each of them): one comparison of states instead of one per event.
    */
   #publishSoon(): void {
     if (!this.#events.listened || this.#publishTimer !== undefined || this.#closed) return;

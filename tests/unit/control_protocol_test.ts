@@ -16,7 +16,8 @@ import { parseOutputSpec, requestFor, ruleFromArgs } from "../../src/client/ctl.
 import { outputRate, RateTracker } from "../../src/control/rates.ts";
 import { buildRegistry, health, parseListen } from "../../src/control/metrics.ts";
 import { getLogLevels, levelFor, setLogLevel } from "../../src/common/log.ts";
-import type { RelayStats } from "../../src/relay/stats.ts";
+import type { CounterSnapshot, RelayStats } from "../../src/relay/stats.ts";
+import type { WorkerTable } from "../../src/datapath/messages.ts";
 import type { StatsResult } from "../../src/control/results.ts";
 
 const enc = new TextEncoder();
@@ -143,13 +144,62 @@ function fakeStats(packets: number, frames: number, drops: number): RelayStats {
   }) as unknown as RelayStats;
 }
 
+/** One input r0 with rule "abc" whose outputs go to r1 239.10.1.1 on `ports` (same table object). */
+function fakeTable(ports: number[]): WorkerTable {
+  return {
+    version: 1,
+    interface: "r0",
+    rules: [{
+      slot: 0,
+      id: "abc",
+      name: "cam1",
+      group: 0xef010101,
+      port: 5001,
+      source: 0,
+      vlan: -1,
+      outputs: ports.map((port, slot) => ({
+        slot,
+        interface: "r1",
+        dst: 0xef0a0101,
+        port,
+        srcIp: 0,
+        srcPort: 0,
+        ttl: 1,
+        tos: 0,
+      })),
+    }],
+  };
+}
+
+/** Counters of `table` (see fakeTable): the rule at `packets`, its outputs at `outputs`. */
+function fakeCounters(
+  table: WorkerTable,
+  packets: number,
+  outputs: number[],
+  frames: number,
+  drops: number,
+): CounterSnapshot {
+  return {
+    inputs: new Map([["r0", {
+      table,
+      rules: Float64Array.of(packets, packets * 100),
+      outputs: Float64Array.from(outputs.flatMap((n) => [n, n * 100])),
+      frames,
+      bytes: frames * 142,
+      kernel_drops: drops,
+    }]]),
+    drops: { no_match: frames - packets },
+  };
+}
+
 Deno.test("RateTracker: rates are counter deltas over the sampling window", async () => {
-  let s = fakeStats(0, 0, 0);
+  const table = fakeTable([6001]);
+  let s = fakeCounters(table, 0, [0], 0, 0);
   const r = new RateTracker(() => s, 1000);
   r.sample();
   assert.equal(r.rates().window_s, 0);
   await new Promise((res) => setTimeout(res, 200));
-  s = fakeStats(1000, 1500, 10);
+  s = fakeCounters(table, 1000, [1000], 1500, 10);
   r.sample();
   const x = r.rates();
   assert.ok(x.window_s >= 0.15, "the window spans the time between the samples");
@@ -165,23 +215,11 @@ Deno.test("RateTracker: rates are counter deltas over the sampling window", asyn
 });
 
 Deno.test("RateTracker: an output keeps its rate when a reload reorders the outputs", async () => {
-  const out = (port: number, packets: number) => ({
-    interface: "r1",
-    group: "239.10.1.1",
-    port,
-    packets,
-    bytes: packets * 100,
-  });
-  const snap = (outputs: ReturnType<typeof out>[]) => {
-    const s = fakeStats(0, 0, 0);
-    s.rules[0].outputs = outputs.map((o) => ({ ...s.rules[0].outputs[0], ...o }));
-    return s;
-  };
-  let s = snap([out(6001, 0), out(6002, 0)]);
+  let s = fakeCounters(fakeTable([6001, 6002]), 0, [0, 0], 0, 0);
   const r = new RateTracker(() => s, 1000);
   r.sample();
   await new Promise((res) => setTimeout(res, 20)); // a window longer than the clock's resolution
-  s = snap([out(6002, 2000), out(6001, 1000), out(6003, 500)]);
+  s = fakeCounters(fakeTable([6002, 6001, 6003]), 0, [2000, 1000, 500], 0, 0);
   r.sample();
   const x = r.rates();
   const pps = (port: number, index: number) =>
@@ -199,6 +237,41 @@ Deno.test("RateTracker: an output keeps its rate when a reload reorders the outp
     outputRate(x, "nope", { interface: "r1", group: "239.10.1.1", port: 6001 }, 0),
     undefined,
   );
+});
+
+Deno.test("RateTracker: a rule added between samples has no rate; the others keep theirs", async () => {
+  const one = fakeTable([6001]);
+  let s = fakeCounters(one, 100, [100], 100, 0);
+  const r = new RateTracker(() => s, 1000);
+  r.sample();
+  await new Promise((res) => setTimeout(res, 200));
+  const two: WorkerTable = {
+    ...one,
+    version: 2,
+    rules: [{ ...one.rules[0], id: "new", slot: 1, port: 5002 }, one.rules[0]],
+  };
+  s = {
+    ...fakeCounters(two, 0, [], 300, 0),
+    inputs: new Map([["r0", {
+      table: two,
+      rules: Float64Array.of(50, 5000, 300, 30000),
+      outputs: Float64Array.of(50, 5000, 300, 30000),
+      frames: 300,
+      bytes: 0,
+      kernel_drops: 0,
+    }]]),
+  };
+  r.sample();
+  const x = r.rates();
+  assert.equal(x.rules.get("new")!.pps, 0, "no earlier sample of the new rule");
+  // window_s is rounded to the millisecond: compare within 1 %.
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) <= b * 0.01, `${a} vs ${b}`);
+  near(x.rules.get("abc")!.pps * x.window_s, 200);
+  near(x.rules.get("abc")!.bps * x.window_s, 200 * 800);
+  const out = (id: string) =>
+    outputRate(x, id, { interface: "r1", group: "239.10.1.1", port: 6001 }, 0)!.pps;
+  assert.equal(out("new"), 0);
+  near(out("abc") * x.window_s, 200);
 });
 
 function result(s: RelayStats): StatsResult {

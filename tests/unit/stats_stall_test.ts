@@ -4,7 +4,8 @@
  * error with the reason once its heartbeat is older than STALL_MS.
  */
 import assert from "node:assert/strict";
-import { collectStats, STALL_MS, type WorkerView } from "../../src/relay/stats.ts";
+import { collectStats, type WorkerView } from "../../src/relay/stats.ts";
+import { STALL_MS } from "../../src/relay/states.ts";
 import { COUNTER_SLOTS, newCounterBlock, W } from "../../src/datapath/counters.ts";
 import { IFF_LOWER_UP, IFF_UP } from "../../src/datapath/link_table.ts";
 import type { Links } from "../../src/relay/links.ts";
