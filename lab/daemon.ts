@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { BUILD, Proc, REPO, runDeno, type RunResult, waitForFile } from "./netns.ts";
+import {
+  BUILD,
+  Proc,
+  RELAY_V8_FLAGS,
+  REPO,
+  runDeno,
+  type RunResult,
+  waitForFile,
+} from "./netns.ts";
 import { ControlClient } from "../src/client/client.ts";
 import type { Reply } from "../src/control/protocol.ts";
 
@@ -119,6 +127,7 @@ export async function startDaemon(config: unknown, opts: DaemonOptions = {}): Pr
   const cmd = [
     Deno.execPath(),
     "run",
+    ...RELAY_V8_FLAGS,
     ...perms,
     `${REPO}/cli.ts`,
     "--config",

@@ -4,7 +4,16 @@
  *
  * @module
  */
-import { BUILD, Proc, REPO, runDeno, type RunResult, type Topology, waitForFile } from "./netns.ts";
+import {
+  BUILD,
+  Proc,
+  RELAY_V8_FLAGS,
+  REPO,
+  runDeno,
+  type RunResult,
+  type Topology,
+  waitForFile,
+} from "./netns.ts";
 import type { RelayStats } from "../src/relay/stats.ts";
 import { ControlClient } from "../src/client/client.ts";
 
@@ -177,6 +186,7 @@ export async function startRelayWith(
     ...(run.wrap ?? []),
     run.deno ?? Deno.execPath(),
     "run",
+    ...RELAY_V8_FLAGS,
     ...perms,
     `${REPO}/cli.ts`,
     "--config",

@@ -12,6 +12,19 @@
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 /** Repository root. */
 export const REPO: string = ROOT;
+
+/**
+ * The V8 flags the relay is run with everywhere it is documented (deno.json
+ * `relay`, the README, scripts/compile.sh, packaging): a young generation of
+ * at most 4 MB per semi-space instead of V8's default for a machine with
+ * this much memory — about 120 MB less RSS at 65,536 rules (README
+ * "Memory"). `MCR_RELAY_V8_FLAGS` replaces them for the tests and benches
+ * ("none": V8's defaults), to measure what they change.
+ */
+export const RELAY_V8_FLAGS: string[] = ((f) => f === "none" ? [] : [`--v8-flags=${f}`])(
+  Deno.env.get("MCR_RELAY_V8_FLAGS") ?? "--max-semi-space-size=4",
+);
+
 /** Build directory with libmcr and the tools. */
 export const BUILD: string = `${ROOT}/build`;
 
