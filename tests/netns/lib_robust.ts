@@ -81,6 +81,7 @@ export const FRAME_DROPS = [
   "malformed",
   "truncated",
   "vlan",
+  "bad_checksum",
   "no_match",
 ] as const;
 
