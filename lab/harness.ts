@@ -296,7 +296,15 @@ export async function runGen(
   role: string,
   iface: string,
   dsts: string[],
-  opts: { rate?: number; count?: number; size?: number; ttl?: number; streamBase?: number } = {},
+  opts: {
+    rate?: number;
+    count?: number;
+    size?: number;
+    ttl?: number;
+    streamBase?: number;
+    /** Source address: the socket is bound to it (default: the interface's primary address). */
+    srcIp?: string;
+  } = {},
 ): Promise<GenReport> {
   const args = [`${BUILD}/mcr-gen`, "--iface", iface, "--json"];
   for (const d of dsts) args.push("--dst", d);
@@ -305,6 +313,7 @@ export async function runGen(
   args.push("--size", String(opts.size ?? 1024));
   if (opts.ttl !== undefined) args.push("--ttl", String(opts.ttl));
   if (opts.streamBase !== undefined) args.push("--stream-base", String(opts.streamBase));
+  if (opts.srcIp !== undefined) args.push("--src-ip", opts.srcIp);
   const r = await new Proc(topo.ns(role), args).wait();
   if (r.code !== 0) throw new Error(`mcr-gen failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout);

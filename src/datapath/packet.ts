@@ -6,11 +6,16 @@
  * objects, no closures, no strings): multi-byte fields are assembled from
  * bytes by hand, big-endian.
  *
- * Checksums are deliberately NOT verified (it would cost a pass over every
- * payload byte). The relay never recomputes an output checksum from scratch:
- * it derives it incrementally (RFC 1624) from the input datagram's checksum,
- * so a datagram corrupted before it reached us still carries a checksum that
- * does not match, and the receiver detects the corruption end to end.
+ * Checksums: the IPv4 header checksum IS verified (a ones' complement sum
+ * over IHL * 4 = 20..60 bytes, options included; what the kernel's `ip_rcv`
+ * does), because the relay writes a fresh header: forwarding a corrupted one
+ * would launder the corruption (a flipped address bit could even send the
+ * datagram to the wrong group). The UDP checksum is deliberately NOT verified
+ * (it would cost a pass over every payload byte). The relay never recomputes
+ * an output UDP checksum from scratch: it derives it incrementally (RFC 1624)
+ * from the input datagram's checksum, so a datagram whose payload was
+ * corrupted before it reached us still carries a checksum that does not
+ * match, and the receiver detects the corruption end to end.
  *
  * @module
  */
@@ -36,6 +41,8 @@
  * - `tx_invalid`: a forward descriptor named no installed output (a bug
  *   guard: the hot loop never writes one).
  * - `unprocessed`: frames still in the RX ring when its worker failed.
+ * - `bad_checksum`: the IPv4 header checksum does not verify (the header was
+ *   corrupted on the way; the kernel would drop it too).
  */
 export const Drop = {
   not_ipv4: 0,
@@ -52,6 +59,7 @@ export const Drop = {
   tx_too_big: 11,
   tx_invalid: 12,
   unprocessed: 13,
+  bad_checksum: 14,
 } as const;
 
 /** A drop reason code (a value of {@link Drop}). */
@@ -92,13 +100,15 @@ const VLAN_TAG_LEN = 4;
 const VID_MASK = 0xfff;
 /** Shortest IPv4 header. */
 const IP_MIN_HLEN = 20;
-const IP_TOS = 1;
 const IP_TOTLEN = 2;
+const IP_ID = 4;
 const IP_FRAG = 6;
 const IP_TTL = 8;
-const IP_PROTO = 9;
+const IP_CSUM = 10;
 const IP_SRC = 12;
 const IP_DST = 16;
+/** A ones' complement sum over a header that verifies (RFC 1071: all ones). */
+const CSUM_OK = 0xffff;
 /** MF flag and fragment offset bits of the flags/offset word. */
 const IP_MF_OFFSET = 0x3fff;
 const UDP_HLEN = 8;
@@ -112,6 +122,7 @@ const DROP_FRAGMENT = Drop.fragment;
 const DROP_MALFORMED = Drop.malformed;
 const DROP_TRUNCATED = Drop.truncated;
 const DROP_VLAN = Drop.vlan;
+const DROP_BAD_CHECKSUM = Drop.bad_checksum;
 
 /**
  * The result of {@link parseFrame}. One instance per worker is reused for
@@ -161,8 +172,14 @@ export class ParsedPacket {
  *
  * Lengths: the IPv4 total length decides the datagram's extent; trailing
  * bytes (Ethernet minimum-size padding) are ignored. The UDP length must equal
- * total length - IHL * 4 exactly. IP options are skipped. Checksums are not
- * verified (see the module comment).
+ * total length - IHL * 4 exactly. IP options are skipped.
+ *
+ * Order of the IPv4 checks, as in the kernel's `ip_rcv`: version and IHL
+ * (malformed), then the header checksum over IHL * 4 bytes (bad_checksum:
+ * whatever a corrupted header now says — another group, another protocol, a
+ * fragment — is not trusted), then the total length (malformed), protocol
+ * (not_udp) and fragment bits. The UDP checksum is not verified (see the
+ * module comment).
  *
  * @param buf The whole ring mapping (or any buffer holding the frame).
  * @param offset Offset of the frame's MAC header in `buf`.
@@ -214,23 +231,35 @@ export function parseFrame(
   if ((vihl >> 4) !== 4) return DROP_MALFORMED;
   const hlen = (vihl & 0x0f) << 2;
   if (hlen < IP_MIN_HLEN || hlen > avail) return DROP_MALFORMED;
+  // The fixed header as its ten 16-bit words, each read once: for the checksum and the fields.
+  const w0 = (vihl << 8) | buf[l3 + 1]; // version, IHL, TOS
   const total = (buf[l3 + IP_TOTLEN] << 8) | buf[l3 + IP_TOTLEN + 1];
+  const frag = (buf[l3 + IP_FRAG] << 8) | buf[l3 + IP_FRAG + 1];
+  const ttlProto = (buf[l3 + IP_TTL] << 8) | buf[l3 + IP_TTL + 1];
+  const srcHi = (buf[l3 + IP_SRC] << 8) | buf[l3 + IP_SRC + 1];
+  const srcLo = (buf[l3 + IP_SRC + 2] << 8) | buf[l3 + IP_SRC + 3];
+  const dstHi = (buf[l3 + IP_DST] << 8) | buf[l3 + IP_DST + 1];
+  const dstLo = (buf[l3 + IP_DST + 2] << 8) | buf[l3 + IP_DST + 3];
+  // At most 30 words of at most 0xffff: the sum stays below 2^21, two folds bring it to 16 bits.
+  let sum = w0 + total + ((buf[l3 + IP_ID] << 8) | buf[l3 + IP_ID + 1]) + frag + ttlProto +
+    ((buf[l3 + IP_CSUM] << 8) | buf[l3 + IP_CSUM + 1]) + srcHi + srcLo + dstHi + dstLo;
+  for (let i = l3 + IP_MIN_HLEN, e = l3 + hlen; i < e; i += 2) sum += (buf[i] << 8) | buf[i + 1];
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  if (sum !== CSUM_OK) return DROP_BAD_CHECKSUM;
   if (total < hlen + UDP_HLEN || total > avail) return DROP_MALFORMED;
-  if (buf[l3 + IP_PROTO] !== IPPROTO_UDP) return DROP_NOT_UDP;
+  if ((ttlProto & 0xff) !== IPPROTO_UDP) return DROP_NOT_UDP;
   // Flags (reserved, DF, MF) and the 13-bit offset: MF or offset => fragment.
-  if ((((buf[l3 + IP_FRAG] << 8) | buf[l3 + IP_FRAG + 1]) & IP_MF_OFFSET) !== 0) {
-    return DROP_FRAGMENT;
-  }
+  if ((frag & IP_MF_OFFSET) !== 0) return DROP_FRAGMENT;
   const l4 = l3 + hlen;
   const ulen = (buf[l4 + UDP_LEN] << 8) | buf[l4 + UDP_LEN + 1];
   if (ulen !== total - hlen) return DROP_MALFORMED;
   out.l3Offset = l3;
   out.l4Offset = l4;
-  out.tos = buf[l3 + IP_TOS];
-  out.ttl = buf[l3 + IP_TTL];
-  const sa = l3 + IP_SRC, da = l3 + IP_DST;
-  out.src = ((buf[sa] << 24) | (buf[sa + 1] << 16) | (buf[sa + 2] << 8) | buf[sa + 3]) >>> 0;
-  out.dst = ((buf[da] << 24) | (buf[da + 1] << 16) | (buf[da + 2] << 8) | buf[da + 3]) >>> 0;
+  out.tos = w0 & 0xff;
+  out.ttl = ttlProto >>> 8;
+  out.src = ((srcHi << 16) | srcLo) >>> 0;
+  out.dst = ((dstHi << 16) | dstLo) >>> 0;
   out.sport = (buf[l4] << 8) | buf[l4 + 1];
   out.dport = (buf[l4 + UDP_DPORT] << 8) | buf[l4 + UDP_DPORT + 1];
   out.udpChecksum = (buf[l4 + UDP_CSUM] << 8) | buf[l4 + UDP_CSUM + 1];

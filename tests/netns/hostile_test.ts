@@ -92,7 +92,7 @@ async function replay(tag: string, filter: boolean, seen: Kind[]): Promise<Outco
     // before any socket (check() compares them with its InCsumErrors).
     const badCsum = 2 * REPEAT * seen.filter((k) => k.sink === "csum_error").length;
     const rep = await sink.settle(outputPackets(stats, dsts) - badCsum);
-    assert.equal(rep.stop_reason, "stop-file", "the receiver read every other datagram sent");
+    // (rep.stop_reason is checked after the relay's counters, which say why it differs)
     return { stats, code, stderr, sink: rep, valid: inj.valid_sent };
   } finally {
     await t.destroy();
@@ -131,6 +131,7 @@ function check(o: Outcome, seen: Kind[]): void {
     const want = REPEAT * seen.filter((k) => k.expect === reason).length;
     assert.equal(stats.drops[reason] ?? 0, want, `drops.${reason}`);
   }
+  assert.equal(sink.stop_reason, "stop-file", "the receiver read every other datagram sent");
   const fwd = seen.filter((k) => k.expect === "forwarded");
   const expired = fwd.filter((k) => k.ttl_expired);
   assert.equal(rule.packets, o.valid + REPEAT * fwd.length, "matched = valid + forwarded kinds");

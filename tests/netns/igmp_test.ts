@@ -10,9 +10,10 @@
  * when RLIMIT_NOFILE is too low for its rules.
  */
 import assert from "node:assert/strict";
-import { chainTopology, skipReason, type Topology, waitForFile } from "../../lab/netns.ts";
+import { chainTopology, skipReason, waitForFile } from "../../lab/netns.ts";
 import { type RelayDriver, startDriver, startRelayWith } from "../../lab/harness.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
+import { igmpGroups, igmpHex, mcfilterSources } from "./lib_igmp.ts";
 
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };
@@ -34,38 +35,6 @@ function ssm(i: number, source: string) {
     input: { interface: "r0", group: "232.5.5.5", port: 5100 + i, source },
     outputs: [{ interface: "r1", group: "239.99.0.2", port: 6100 + i }],
   };
-}
-
-/** `a.b.c.d` as /proc/net/igmp prints it: the network-order word in hex, on little-endian hosts. */
-function igmpHex(group: string): string {
-  return group.split(".").reverse().map((b) => Number(b).toString(16).padStart(2, "0")).join("")
-    .toUpperCase();
-}
-
-/** Groups /proc/net/igmp lists on `dev` in the relay's namespace. */
-async function igmpGroups(t: Topology, dev: string): Promise<Set<string>> {
-  const text = await t.exec("rly", ["cat", "/proc/net/igmp"]);
-  const out = new Set<string>();
-  let cur = "";
-  for (const line of text.split("\n")) {
-    if (/^\d/.test(line)) cur = line.split(/\s+/)[1];
-    else if (/^\s+[0-9A-F]{8}\s/.test(line) && cur === dev) out.add(line.trim().split(/\s+/)[0]);
-  }
-  return out;
-}
-
-/** Sources of `group` included on `dev`, per /proc/net/mcfilter (host-order hex). */
-async function mcfilterSources(t: Topology, dev: string, group: string): Promise<string[]> {
-  const text = await t.exec("rly", ["cat", "/proc/net/mcfilter"]);
-  const g = "0x" + group.split(".").map((b) => Number(b).toString(16).padStart(2, "0")).join("");
-  const out: string[] = [];
-  for (const line of text.split("\n")) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === dev && f[2] === g && Number(f[4]) > 0) {
-      out.push([0, 1, 2, 3].map((i) => parseInt(f[3].slice(2 + 2 * i, 4 + 2 * i), 16)).join("."));
-    }
-  }
-  return out.sort();
 }
 
 /** Socket descriptors the process holds now. */

@@ -63,6 +63,8 @@ export interface InjectReport {
   file_rejected: number;
   valid_sent: number;
   valid_rejected: number;
+  /** Sends tried again after ENOBUFS/EAGAIN/EINTR (a veth that could not take the frame). */
+  retries: number;
   files: { pcap: string; records: number; sent: number; rejected: number }[];
 }
 
@@ -81,6 +83,7 @@ export const FRAME_DROPS = [
   "malformed",
   "truncated",
   "vlan",
+  "bad_checksum",
   "no_match",
 ] as const;
 

@@ -133,6 +133,7 @@ Deno.test("batch: every frame-level drop reason is counted under its name", () =
     { opts: { override: { udpLength: 7 } } }, // malformed
     { opts: { payload: 100 }, cut: 60 }, // truncated
     { opts: { vlans: [{ vid: 5 }, { vid: 6 }] } }, // vlan (QinQ)
+    { opts: { override: { ipChecksum: 0x1234 } } }, // bad_checksum (would match the rule)
     { opts: { dst: "239.9.9.9" } }, // no_match
     { opts: { dport: 5002 } }, // no_match (port)
     { opts: {} }, // matched
@@ -145,8 +146,9 @@ Deno.test("batch: every frame-level drop reason is counted under its name", () =
   assert.equal(c[b.base + IN_DROP + Drop.malformed], 1);
   assert.equal(c[b.base + IN_DROP + Drop.truncated], 1);
   assert.equal(c[b.base + IN_DROP + Drop.vlan], 1);
+  assert.equal(c[b.base + IN_DROP + Drop.bad_checksum], 1);
   assert.equal(c[b.base + IN_DROP + Drop.no_match], 2);
-  assert.equal(c[b.base + In.frames], 10);
+  assert.equal(c[b.base + In.frames], 11);
   assert.equal(c[b.base + In.matched], 1);
   assert.equal(m, 1);
   // another interface's section saw nothing
@@ -160,6 +162,7 @@ Deno.test("batch: every frame-level drop reason is counted under its name", () =
     Drop.malformed,
     Drop.truncated,
     Drop.vlan,
+    Drop.bad_checksum,
     Drop.no_match,
   ].reduce((a: number, d: number) => a + c[b.base + IN_DROP + d], 0);
   assert.equal(c[b.base + In.frames], c[b.base + In.matched] + drops);
