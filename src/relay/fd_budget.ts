@@ -95,8 +95,8 @@ export class FdLimitError extends Error {
 
 function describe(n: FdNeed): string {
   return `${n.baseline} open at start, ${n.dataPath} for data-path workers, ` +
-    `${n.control} for input locks and the link monitor, ${n.igmp} IGMP sockets, ` +
-    `${n.claims} UDP port claims of unicast inputs`;
+    `${n.control} for input locks and the link monitor, ${n.igmp} IGMP sockets` +
+    (n.claims ? `, ${n.claims} UDP port claims of unicast inputs` : "");
 }
 
 /** Descriptors of the data-path workers (rings, wakers, socket templates, runtime). */

@@ -312,6 +312,53 @@ Deno.test({
 
 Deno.test({
   ...opts,
+  name: "unicast input of another host's address (mirror port): relayed without a claim; " +
+    "claimed as soon as the address becomes the relay's own",
+  async fn() {
+    const t = await unicastChain("mirror");
+    try {
+      // Frames to 10.77.1.50 carry another host's MAC: r0 takes them in as PACKET_OTHERHOST (a
+      // veth, like a mirror port, filters no MAC), the relay's kernel discards them before IP.
+      const HOST = "10.77.1.50";
+      await t.exec("snd", [
+        ...["ip", "neigh", "replace", HOST, "lladdr", "02:00:00:00:00:50", "dev", "s0"],
+        ...["nud", "permanent"],
+      ]);
+      const relay = await startRelayWith(t, "rly", {
+        rules: [{
+          name: "mirror",
+          input: { interface: "r0", group: HOST, port: 5001 },
+          outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
+        }],
+      }, { control: true });
+      let s = await until(relay, (s) => rule(s, "mirror")?.state === "active", "the rule");
+      assert.deepEqual([s.claims?.claims, s.claims?.not_local, s.claims?.held], [1, 1, 0]);
+      let before = await kernelCounts(t, "rly");
+      const gen = await runGen(t, "snd", "s0", [`${HOST}:5001`], { rate: 2_000, count: 200 });
+      s = await until(relay, (s) => rule(s, "mirror")!.packets >= 1, "mirrored datagrams relayed");
+      let d = await kernelDelta(t, "rly", before);
+      assert.deepEqual([d.noPorts, d.destUnreachs, d.inErrors], [0, 0, 0], JSON.stringify(d));
+      assert.ok(rule(s, "mirror")!.packets <= gen.sent);
+
+      // The address becomes the relay's own (an IPv4 address event): claimed at once.
+      await t.exec("rly", ["ip", "addr", "add", `${HOST}/32`, "dev", "r0"]);
+      s = await until(relay, (s) => s.claims?.held === 1, "the claim after the address appeared");
+      assert.equal(rule(s, "mirror")!.state, "active");
+      await pinNeighbour(t, { role: "snd", dev: "s0" }, HOST, { role: "rly", dev: "r0" });
+      before = await kernelCounts(t, "rly");
+      const own = await runGen(t, "snd", "s0", [`${HOST}:5001`], { rate: 2_000, count: 200 });
+      d = await settle(t, "rly", before, (d) => d.inErrors >= own.sent);
+      assert.deepEqual([d.noPorts, d.destUnreachs], [0, 0], JSON.stringify(d));
+      const { code, stderr } = await relay.stop();
+      assert.equal(code, 0, stderr);
+    } finally {
+      await t.destroy();
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
   name: "two relays in a row: multicast → unicast → multicast across a routed link without " +
     "multicast routing; delivered + counted drops = sent, no duplicate, no reordering",
   async fn() {
