@@ -2,7 +2,9 @@
 /*
  * linkmon.c — link monitor over rtnetlink: RTM_NEWLINK/RTM_DELLINK messages
  * of the RTMGRP_LINK group, plus dumps on request, decoded into fixed-size
- * events (index, flags, MTU, link type, name). One socket serves the whole
+ * events (index, flags, MTU, link type, name); and RTM_NEWADDR/RTM_DELADDR
+ * of RTMGRP_IPV4_IFADDR as MCR_LINK_ADDR events (which addresses are the
+ * host's decides whether a unicast input needs a UDP port claim). One socket serves the whole
  * process; the caller blocks in mcr_linkmon_wait() on a thread that may
  * block and reads the event array afterwards.
  *
@@ -64,9 +66,11 @@ int mcr_linkmon_open(int32_t wake_fd, uint32_t max_events, mcr_linkmon **out, ch
 	}
 	int sz = (int)NL_RCVBUF;
 	(void)setsockopt(m->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
+				  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR };
 	if (bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = lib_err(err, errlen, errno, "bind rtnetlink (RTMGRP_LINK)");
+		rc = lib_err(err, errlen, errno,
+			     "bind rtnetlink (RTMGRP_LINK, RTMGRP_IPV4_IFADDR)");
 		goto fail;
 	}
 	live_inc();
@@ -139,6 +143,14 @@ static uint32_t drain_buffer(struct mcr_linkmon *m, uint32_t n)
 		if (nh->nlmsg_type == RTM_NEWLINK || nh->nlmsg_type == RTM_DELLINK) {
 			if (nh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
 				decode_link(nh, &m->ev[n++]);
+		} else if (nh->nlmsg_type == RTM_NEWADDR || nh->nlmsg_type == RTM_DELADDR) {
+			const struct ifaddrmsg *ifa = NLMSG_DATA(nh);
+			if (nh->nlmsg_len >= NLMSG_LENGTH(sizeof(*ifa)) &&
+			    ifa->ifa_family == AF_INET) {
+				memset(&m->ev[n], 0, sizeof(m->ev[n]));
+				m->ev[n].kind = MCR_LINK_ADDR;
+				m->ev[n++].ifindex = ifa->ifa_index;
+			}
 		} else if (nh->nlmsg_type == NLMSG_DONE) {
 			memset(&m->ev[n], 0, sizeof(m->ev[n]));
 			m->ev[n++].kind = MCR_LINK_DUMP_DONE;

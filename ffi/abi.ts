@@ -242,8 +242,8 @@ export const FanoutMode = {
 /** `enum mcr_own_tx_mode`: how an RX socket ignores the relay's own transmissions. */
 export const OwnTxMode = { fanout_flag: 1, bpf: 2, sockopt: 3 } as const;
 
-/** `enum mcr_link_event_kind`. */
-export const LinkEventKind = { new: 1, del: 2, resync: 3, done: 4 } as const;
+/** `enum mcr_link_event_kind` (addr: an IPv4 address of the interface was added or removed). */
+export const LinkEventKind = { new: 1, del: 2, resync: 3, done: 4, addr: 5 } as const;
 
 /** The constants in `enum mcr_abi_constant` order, with the values the bindings assume. */
 const CONSTANTS: readonly [string, number][] = [
@@ -268,6 +268,7 @@ const CONSTANTS: readonly [string, number][] = [
   ["MCR_LINK_DEL", LinkEventKind.del],
   ["MCR_LINK_RESYNC", LinkEventKind.resync],
   ["MCR_LINK_DUMP_DONE", LinkEventKind.done],
+  ["MCR_LINK_ADDR", LinkEventKind.addr],
 ];
 
 /** The ABI introspection calls of a loaded libmcr. */

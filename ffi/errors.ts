@@ -39,10 +39,12 @@ const ERRNO_NAMES: Record<number, string> = {
 
 /** errno values the wrappers and the relay test for (Linux). */
 export const Errno = {
+  EPERM: 1,
   EINTR: 4,
   ENXIO: 6,
   EAGAIN: 11,
   ENOMEM: 12,
+  EACCES: 13,
   ENODEV: 19,
   ENFILE: 23,
   EMFILE: 24,

@@ -1,6 +1,7 @@
 /**
  * `LinkMonitor`: link changes from rtnetlink for the whole network
- * namespace — interfaces appearing, changing (flags, MTU, name) and going.
+ * namespace — interfaces appearing, changing (flags, MTU, name) and going,
+ * and IPv4 addresses added or removed.
  * `wait()` blocks on a helper thread (a nonblocking FFI call).
  *
  * @module
@@ -11,7 +12,10 @@ import { lib, open, view } from "./util.ts";
 
 /** What `LinkMonitor.wait` reports about one interface. */
 export interface LinkEvent {
-  /** new: appeared or changed; del: gone; resync: events were lost, dump again; done: a dump ended. */
+  /**
+   * new: appeared or changed; del: gone; resync: events were lost, dump again; done: a dump
+   * ended; addr: an IPv4 address of `ifindex` was added or removed (only `ifindex` is set).
+   */
   kind: keyof typeof LinkEventKind;
   /** Interface index. */
   ifindex: number;

@@ -43,4 +43,5 @@ export {
 export { type IgmpLimits, igmpLimits, IgmpSocket } from "./igmp.ts";
 export { type LinkEvent, LinkMonitor } from "./link_monitor.ts";
 export { InputLock } from "./input_lock.ts";
+export { UdpClaim } from "./udp_claim.ts";
 export { hton32 } from "./util.ts";

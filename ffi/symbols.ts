@@ -183,6 +183,16 @@ export const symbols = {
   mcr_fd_limits: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
   // int mcr_fd_set_soft_limit(uint64_t soft, char *err, size_t errlen)
   mcr_fd_set_soft_limit: { parameters: ["u64", "buffer", "usize"], result: "i32" },
+
+  // ---- UDP port claims of unicast inputs (issue 13) ----
+  // int mcr_udp_claim_open(uint32_t ifindex, uint32_t addr, uint32_t port, mcr_udp_claim **out,
+  //                        char *err, size_t errlen)   (addr in network byte order, port in host)
+  mcr_udp_claim_open: {
+    parameters: ["u32", "u32", "u32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_udp_claim_close(mcr_udp_claim *c)
+  mcr_udp_claim_close: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbol functions. */

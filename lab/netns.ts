@@ -314,13 +314,26 @@ export async function linkCounters(
   return out;
 }
 
-/** Read Udp counters of /proc/net/snmp inside a namespace. */
-export async function udpSnmp(topo: Topology, role: string): Promise<Record<string, number>> {
+/**
+ * Read one section of /proc/net/snmp inside a namespace (`Udp`, `Icmp`, `Ip`, ...):
+ * counter name → value.
+ */
+export async function snmp(
+  topo: Topology,
+  role: string,
+  section: string,
+): Promise<Record<string, number>> {
   const text = await topo.exec(role, ["cat", "/proc/net/snmp"]);
-  const lines = text.split("\n").filter((l) => l.startsWith("Udp:"));
+  const lines = text.split("\n").filter((l) => l.startsWith(`${section}:`));
+  if (lines.length < 2) throw new Error(`/proc/net/snmp has no ${section} section`);
   const keys = lines[0].split(/\s+/).slice(1);
   const vals = lines[1].split(/\s+/).slice(1).map(Number);
   return Object.fromEntries(keys.map((k, i) => [k, vals[i]]));
+}
+
+/** Read Udp counters of /proc/net/snmp inside a namespace. */
+export function udpSnmp(topo: Topology, role: string): Promise<Record<string, number>> {
+  return snmp(topo, role, "Udp");
 }
 
 /**

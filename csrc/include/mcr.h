@@ -90,6 +90,7 @@ enum mcr_abi_constant {
 	MCR_ABI_C_LINK_DEL,
 	MCR_ABI_C_LINK_RESYNC,
 	MCR_ABI_C_LINK_DUMP_DONE,
+	MCR_ABI_C_LINK_ADDR,
 	MCR_ABI_C_COUNT
 };
 /** The values of enum mcr_abi_constant's names into out (at most max). Returns the count. */
@@ -470,8 +471,9 @@ uint64_t mcr_fwd_invalid(const mcr_fwd *fwd);
 /*
  * Link changes from rtnetlink (RTM_NEWLINK/RTM_DELLINK, RTMGRP_LINK): one
  * socket per process tells about every interface of the network namespace
- * as it appears, changes (flags, MTU, name) and goes. Wait on it from a
- * thread that may block (Deno: a nonblocking FFI call).
+ * as it appears, changes (flags, MTU, name) and goes, and when an IPv4
+ * address is added or removed (RTM_NEWADDR/RTM_DELADDR, RTMGRP_IPV4_IFADDR).
+ * Wait on it from a thread that may block (Deno: a nonblocking FFI call).
  */
 typedef struct mcr_linkmon mcr_linkmon;
 
@@ -480,6 +482,8 @@ enum mcr_link_event_kind {
 	MCR_LINK_DEL = 2,	/* gone */
 	MCR_LINK_RESYNC = 3,	/* events were lost (socket overrun): dump again */
 	MCR_LINK_DUMP_DONE = 4, /* the dump asked for with mcr_linkmon_dump() is complete */
+	MCR_LINK_ADDR = 5,	/* an IPv4 address of ifindex was added or removed (only
+				   ifindex is set; dumps do not list addresses) */
 };
 
 struct mcr_link_event {
@@ -559,6 +563,27 @@ enum mcr_igmp_limit {
 /** The calling process's network namespace's per-socket limits, -1 where unreadable;
  *  returns MCR_IGMP_LIMIT_COUNT. */
 int mcr_igmp_limits(int64_t *out3);
+
+/* ------------------------------------------------------ UDP port claims */
+
+/*
+ * A unicast input addressed to one of the host's own addresses is also seen
+ * by the kernel's UDP stack, which answers ICMP port unreachable when no
+ * socket is bound to the port. A claim is a UDP socket bound to (addr, port)
+ * on ifindex whose socket filter accepts nothing: the kernel finds a socket
+ * (no ICMP) and drops each datagram at the filter, unqueued (counted in Udp
+ * InErrors and the socket's drops, where it would otherwise count in Udp
+ * NoPorts). No SO_REUSEADDR/SO_REUSEPORT: a port another socket holds is
+ * refused with -EADDRINUSE, never shared. -EADDRNOTAVAIL: addr is not the
+ * host's (a mirror port's address needs no claim). -EACCES: a port below
+ * net.ipv4.ip_unprivileged_port_start without CAP_NET_BIND_SERVICE.
+ */
+typedef struct mcr_udp_claim mcr_udp_claim;
+/** Claim UDP port (host order, 1..65535) of addr (network byte order) on ifindex. */
+int mcr_udp_claim_open(uint32_t ifindex, uint32_t addr, uint32_t port, mcr_udp_claim **out,
+		       char *err, size_t errlen);
+/** Close the claim (the kernel answers for the port again) and free. */
+int mcr_udp_claim_close(mcr_udp_claim *c);
 
 /* ------------------------------------------------ file-descriptor budget */
 

@@ -13,7 +13,7 @@ const U64 = 0xffffffffffffffffn;
 export interface InputTuple {
   /** Receiving interface. */
   interface: string;
-  /** Multicast group, dotted quad. */
+  /** Destination address (multicast group or unicast address), dotted quad. */
   group: string;
   /** UDP port. */
   port: number;

@@ -27,7 +27,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.enabled": "false keeps the rule in the file without forwarding (default true).",
   "rules.*.input": "What the rule captures.",
   "rules.*.input.interface": "Interface the stream arrives on.",
-  "rules.*.input.group": "Multicast group the stream is sent to (224.0.0.0/4).",
+  "rules.*.input.group":
+    "Destination address of the stream: a multicast group (224.0.0.0/4), or a unicast address — the relay's own on the input interface, or another host's seen there (mirror/SPAN port).",
   "rules.*.input.port": "UDP destination port of the stream.",
   "rules.*.input.source":
     "Only datagrams from this sender (an (S,G) rule takes precedence over a (*,G) rule).",

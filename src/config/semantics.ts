@@ -1,7 +1,7 @@
 /**
- * The checks zod's structure cannot express: address classes (input groups
- * multicast, link-local groups only with `allow_link_local`, outputs multicast
- * or usable unicast), an output looping into its own input, duplicate
+ * The checks zod's structure cannot express: address classes (inputs and
+ * outputs multicast or usable unicast, link-local groups only with
+ * `allow_link_local`), an output looping into its own input, duplicate
  * outputs; across rules, duplicate names and two enabled rules consuming the
  * same input; and the relay-wide capacity (rules, output slots). They run on
  * the individually valid parts of a rule, so one run lists every problem.
@@ -114,6 +114,9 @@ function ruleLabel(k: RuleKey): string {
   return k.named ? `rule ${k.index} ${render(k.name)}` : `rule ${k.index}`;
 }
 
+/** What an input or output address must be. */
+const ADDRESS_CLASSES = "must be a multicast group or a usable unicast address";
+
 const LINK_LOCAL_WHY = "is link-local multicast (224.0.0.0/24), reserved for control traffic " +
   "such as IGMP, OSPF, RIP, VRRP, PIM and mDNS; relaying it breaks those protocols. " +
   'Set "allow_link_local": true on the rule to relay it anyway';
@@ -128,14 +131,21 @@ export function checkRule(rule: LooseRule): { path: (string | number)[]; message
   const allowLL = rule.allowLinkLocal ?? true;
   const input = rule.input;
   if (input) {
+    // A unicast input is the relay's own address on the input interface, or
+    // another host's seen there (mirror/SPAN port): any usable unicast address.
     const inGroup = parseIPv4(input.group)!;
-    if (!isMulticast(inGroup)) {
-      issues.push({
-        path: ["input", "group"],
-        message: `must be an IPv4 multicast address (224.0.0.0/4) (got "${input.group}")`,
-      });
-    } else if (isLinkLocalMulticast(inGroup) && !allowLL) {
-      issues.push({ path: ["input", "group"], message: `${input.group} ${LINK_LOCAL_WHY}` });
+    if (isMulticast(inGroup)) {
+      if (isLinkLocalMulticast(inGroup) && !allowLL) {
+        issues.push({ path: ["input", "group"], message: `${input.group} ${LINK_LOCAL_WHY}` });
+      }
+    } else {
+      const why = unicastProblem(inGroup);
+      if (why) {
+        issues.push({
+          path: ["input", "group"],
+          message: `${ADDRESS_CLASSES} (got "${input.group}": ${why})`,
+        });
+      }
     }
     if (input.source !== undefined) {
       const why = unicastProblem(parseIPv4(input.source)!);
@@ -160,8 +170,7 @@ export function checkRule(rule: LooseRule): { path: (string | number)[]; message
       if (why) {
         issues.push({
           path: ["outputs", j, "group"],
-          message:
-            `must be a multicast group or a usable unicast address (got "${o.group}": ${why})`,
+          message: `${ADDRESS_CLASSES} (got "${o.group}": ${why})`,
         });
       }
     }

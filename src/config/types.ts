@@ -15,7 +15,11 @@ import type { FanoutMode, TtlPolicy } from "./schema.ts";
 export interface InputConfig {
   /** Receiving interface name. */
   interface: string;
-  /** Multicast group (dotted quad). */
+  /**
+   * Destination address (dotted quad): a multicast group, or a unicast
+   * address (the relay's own on `interface`, or another host's seen there on
+   * a mirror port).
+   */
   group: string;
   /** UDP destination port. */
   port: number;

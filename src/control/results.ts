@@ -19,6 +19,7 @@ import type {
   WorkerStats,
 } from "../relay/stats.ts";
 import type { IgmpStats } from "../relay/igmp.ts";
+import type { ClaimStats } from "../relay/port_claims.ts";
 import type { FdStats } from "../relay/fd_budget.ts";
 
 /** One fanout member of an input interface (as `stats().workers` reports it). */
@@ -184,6 +185,8 @@ export interface StatsResult extends Partial<Selection> {
   drops_ps: Record<string, number>;
   /** IGMP memberships: joined, pending, refused (with reasons), sockets, the namespace's limits. */
   igmp?: IgmpStats;
+  /** UDP port claims of unicast inputs: held, not local, pending, refused (with reasons). */
+  claims?: ClaimStats;
   /** File descriptors: open, RLIMIT_NOFILE soft and hard, what the rules need. */
   fds?: FdStats;
 }
@@ -263,7 +266,7 @@ export type StatsHeader =
   }
   & Pick<
     StatsResult,
-    "time" | "uptime_s" | "rate_window_s" | "drops" | "drops_ps" | "igmp" | "fds"
+    "time" | "uptime_s" | "rate_window_s" | "drops" | "drops_ps" | "igmp" | "claims" | "fds"
   >;
 
 /** First record of a streamed `list`. */

@@ -252,6 +252,7 @@ export function statsView(
         Object.keys(snap.drops).map((k) => [k, roundPps(rates.drops[k] ?? 0)]),
       ),
       ...(snap.igmp ? { igmp: snap.igmp } : {}),
+      ...(snap.claims ? { claims: snap.claims } : {}),
       ...(snap.fds ? { fds: snap.fds } : {}),
     },
     rates,
@@ -272,6 +273,7 @@ export function statsResult(v: StatsView): StatsResult {
     drops: v.rest.drops,
     drops_ps: v.rest.drops_ps,
     ...(v.rest.igmp ? { igmp: v.rest.igmp } : {}),
+    ...(v.rest.claims ? { claims: v.rest.claims } : {}),
     ...(v.rest.fds ? { fds: v.rest.fds } : {}),
   };
 }
@@ -293,6 +295,7 @@ export function* statsRecords(v: StatsView): Generator<StatsRecord> {
     drops: v.rest.drops,
     drops_ps: v.rest.drops_ps,
     ...(v.rest.igmp ? { igmp: v.rest.igmp } : {}),
+    ...(v.rest.claims ? { claims: v.rest.claims } : {}),
     ...(v.rest.fds ? { fds: v.rest.fds } : {}),
   };
   for (const r of v.rules) yield { kind: "rule", ...ruleWithRate(r, v.rates) };

@@ -1,8 +1,8 @@
 /**
  * Relay events: what subscribers (`Relay.on`) hear. Each publish compares
  * the states now (decided as stats decide them: `inputStates`,
- * `outputState`) with the last ones reported and emits only the changes
- * (and "removed" for an input interface that went away).
+ * `outputState`, `ruleStateOf`) with the last ones reported and emits only
+ * the changes (and "removed" for an input interface that went away).
  *
  * @module
  */
@@ -10,7 +10,7 @@ import { formatIPv4 } from "../common/net.ts";
 import { logger } from "../common/log.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
 import type { InterfaceStats, State, WorkerStats } from "./stats.ts";
-import { type InputState, outputState } from "./states.ts";
+import { type InputState, outputState, ruleStateOf } from "./states.ts";
 
 /** A state change the relay reports to subscribers (`Relay.on`). */
 export type RelayEvent =
@@ -57,6 +57,14 @@ interface InputRecord {
   byId: Map<string, TableRule>;
 }
 
+/** Rules with an error of their own (see `StatsSource.ruleErrors`), for {@link StateEvents.publish}. */
+export interface RuleErrors {
+  /** Rule id → reason, now. */
+  readonly errors: ReadonlyMap<string, string>;
+  /** Rules whose own error changed since the last publish: [rule id, input interface]. */
+  readonly changed: Iterable<readonly [string, string]>;
+}
+
 /** Last reported state of an output, by output slot. */
 interface OutputRecord {
   rule: TableRule;
@@ -83,6 +91,8 @@ export class StateEvents {
   readonly #inputs = new Map<string, InputRecord>();
   /** Outputs, by slot. */
   readonly #outputs: (OutputRecord | undefined)[] = [];
+  /** Rules whose last event carried their own error (over an active interface): id → reason. */
+  readonly #ownError = new Map<string, string>();
 
   /** Whether anyone listens (a publish without listeners is skipped). */
   get listened(): boolean {
@@ -108,13 +118,15 @@ export class StateEvents {
 
   /**
    * Emit what changed since the last publish: `inputs` are the states now
-   * (`inputStates`), `errors` the outputs in error (slot → worker → reason)
-   * and `dirty` the output slots whose errors changed since the last publish.
+   * (`inputStates`), `errors` the outputs in error (slot → worker → reason),
+   * `dirty` the output slots whose errors changed since the last publish and
+   * `rules` the rules with an error of their own.
    */
   publish(
     inputs: readonly InputState[],
     errors: ReadonlyMap<number, ReadonlyMap<number, string>>,
     dirty: Iterable<number>,
+    rules?: RuleErrors,
   ): void {
     if (this.#listeners.size === 0) return;
     const seen = new Set<string>();
@@ -125,10 +137,10 @@ export class StateEvents {
       this.#lastState.set(key, v);
       this.emit(ev());
     };
-    const ruleStates = new Map<string, State>();
+    const ruleStates = new Map<string, InputState>();
     for (const i of inputs) {
       const name = i.input.name;
-      ruleStates.set(name, i.ruleState);
+      ruleStates.set(name, i);
       diff(`i:${name}`, i.state, i.reason, () => ({
         type: "interface",
         interface: name,
@@ -153,19 +165,43 @@ export class StateEvents {
         this.emit({ type: "interface", interface: k.slice(2), state: "removed" });
       }
     }
-    for (const i of inputs) this.#rules(i, errors);
+    const own = rules?.errors;
+    for (const i of inputs) this.#rules(i, errors, own);
     for (const name of this.#inputs.keys()) {
       if (!ruleStates.has(name)) this.#forgetInput(name);
     }
     for (const slot of dirty) {
       const rec = this.#outputs[slot];
-      const ruleState = rec && ruleStates.get(rec.input);
-      if (rec && ruleState) this.#output(rec.rule, rec.output, rec.input, ruleState, errors);
+      const input = rec && ruleStates.get(rec.input);
+      if (rec && input) this.#output(rec.rule, rec.output, rec.input, input.ruleState, errors);
+    }
+    for (const [id, name] of rules?.changed ?? []) {
+      const r = this.#inputs.get(name)?.byId.get(id);
+      const i = ruleStates.get(name);
+      if (r && i) this.#rule(r, i, own);
     }
   }
 
+  /** Report rule `r` of input `i`, with its own error from `own`, unless already reported so. */
+  #rule(r: TableRule, i: InputState, own: ReadonlyMap<string, string> | undefined): void {
+    const err = i.ruleState === "active" ? own?.get(r.id) : undefined;
+    if (this.#ownError.get(r.id) !== err) this.#emitRule(r, i, own);
+  }
+
+  /** Emit rule `r`'s state (its input's, or its own error) and remember the own error shown. */
+  #emitRule(r: TableRule, i: InputState, own: ReadonlyMap<string, string> | undefined): void {
+    const { state, reason } = ruleStateOf(i.ruleState, i.ruleReason, own?.get(r.id));
+    if (state === "error" && i.ruleState === "active") this.#ownError.set(r.id, reason!);
+    else this.#ownError.delete(r.id);
+    this.emit({ type: "rule", rule: r.name, id: r.id, state, ...(reason ? { reason } : {}) });
+  }
+
   /** Report the rules (and their outputs) of input `i` that changed. */
-  #rules(i: InputState, errors: ReadonlyMap<number, ReadonlyMap<number, string>>): void {
+  #rules(
+    i: InputState,
+    errors: ReadonlyMap<number, ReadonlyMap<number, string>>,
+    own: ReadonlyMap<string, string> | undefined,
+  ): void {
     const name = i.input.name;
     const table = i.input.table;
     const v = `${i.ruleState}|${i.ruleReason ?? ""}`;
@@ -176,15 +212,7 @@ export class StateEvents {
     for (const r of table.rules) {
       const prev = rec.byId.get(r.id);
       if (prev === r && !all) continue;
-      if (!prev || all) {
-        this.emit({
-          type: "rule",
-          rule: r.name,
-          id: r.id,
-          state: i.ruleState,
-          ...(i.ruleReason ? { reason: i.ruleReason } : {}),
-        });
-      }
+      if (!prev || all) this.#emitRule(r, i, own);
       if (prev && prev !== r) this.#forgetOutputs(prev, r);
       rec.byId.set(r.id, r);
       for (const o of r.outputs) this.#output(r, o, name, i.ruleState, errors);
@@ -194,6 +222,7 @@ export class StateEvents {
       for (const [id, r] of rec.byId) {
         if (ids.has(id)) continue;
         rec.byId.delete(id);
+        this.#ownError.delete(id);
         this.#forgetOutputs(r);
       }
     }
@@ -241,7 +270,10 @@ export class StateEvents {
 
   /** An input interface has no rules any more: forget them. */
   #forgetInput(name: string): void {
-    for (const r of this.#inputs.get(name)?.byId.values() ?? []) this.#forgetOutputs(r);
+    for (const r of this.#inputs.get(name)?.byId.values() ?? []) {
+      this.#forgetOutputs(r);
+      this.#ownError.delete(r.id);
+    }
     this.#inputs.delete(name);
   }
 }

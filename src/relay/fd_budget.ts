@@ -1,6 +1,7 @@
 /**
  * The relay's file-descriptor budget. Every ring, waker, socket template,
- * input lock and IGMP socket is a descriptor, and RLIMIT_NOFILE caps them: at
+ * input lock, IGMP socket and UDP port claim (unicast inputs,
+ * port_claims.ts) is a descriptor, and RLIMIT_NOFILE caps them: at
  * the systemd default (soft 1024) a large rule set would fail one open at a
  * time. Before the data path takes a rule set, {@link estimateFds} sizes what
  * it needs and {@link ensureFdLimit} raises the soft limit to the hard one
@@ -19,6 +20,7 @@
  * @module
  */
 import { fdLimits, type IgmpLimits, setSoftFdLimit } from "../../ffi/mod.ts";
+import { isMulticast } from "../common/net.ts";
 import { DEFAULT_MAX_MEMBERSHIPS, DEFAULT_MAX_MSF } from "./igmp_sockets.ts";
 import type { RuleSpec } from "./tables.ts";
 import { type DataPathOptions, dedicatedWorkers, poolSize } from "./pool.ts";
@@ -53,7 +55,9 @@ export interface FdNeed {
   control: number;
   /** IGMP sockets (memberships packed by the kernel's per-socket limits). */
   igmp: number;
-  /** baseline + dataPath + control + igmp: less than this and the rule set cannot run. */
+  /** UDP port claims: one per distinct unicast input (interface, address, port). */
+  claims: number;
+  /** baseline + dataPath + control + igmp + claims: less than this and the rule set cannot run. */
   total: number;
 }
 
@@ -91,11 +95,8 @@ export class FdLimitError extends Error {
 
 function describe(n: FdNeed): string {
   return `${n.baseline} open at start, ${n.dataPath} for data-path workers, ` +
-    `${n.control} for input locks and the link monitor, ${n.igmp} IGMP sockets`;
-}
-
-function isMulticast(a: number): boolean {
-  return (a >>> 28) === 0xe;
+    `${n.control} for input locks and the link monitor, ${n.igmp} IGMP sockets` +
+    (n.claims ? `, ${n.claims} UDP port claims of unicast inputs` : "");
 }
 
 /** Descriptors of the data-path workers (rings, wakers, socket templates, runtime). */
@@ -139,6 +140,7 @@ export function igmpSocketsNeeded(rules: readonly RuleSpec[], limits: IgmpLimits
   // per input interface: any-source groups, and the sources of each source-specific group
   const ifs = new Map<string, { any: Set<number>; ssm: Map<number, Set<number>> }>();
   for (const r of rules) {
+    if (!isMulticast(r.input.group)) continue; // a unicast input joins nothing
     let i = ifs.get(r.input.interface);
     if (!i) ifs.set(r.input.interface, i = { any: new Set(), ssm: new Map() });
     if (r.input.source === 0) i.any.add(r.input.group);
@@ -162,6 +164,20 @@ export function igmpSocketsNeeded(rules: readonly RuleSpec[], limits: IgmpLimits
 }
 
 /**
+ * UDP port claims the rule set's unicast inputs may hold: one per distinct
+ * (input interface, address, port); an address that is not the relay's own
+ * holds none, but which are is known only when the claim is tried.
+ */
+export function claimsNeeded(rules: readonly RuleSpec[]): number {
+  const keys = new Set<string>();
+  for (const r of rules) {
+    const { interface: ifname, group, port } = r.input;
+    if (!isMulticast(group)) keys.add(`${ifname}|${group}|${port}`);
+  }
+  return keys.size;
+}
+
+/**
  * What `rules` need in descriptors.
  * @param baseline descriptors open before the relay opened anything
  */
@@ -174,12 +190,14 @@ export function estimateFds(
   const dataPath = dataPathFds(rules, opts);
   const control = new Set(rules.map((r) => r.input.interface)).size + FDS_LINK_MONITOR;
   const sockets = igmpSocketsNeeded(rules, igmp);
+  const claims = claimsNeeded(rules);
   return {
     baseline,
     dataPath,
     control,
     igmp: sockets,
-    total: baseline + dataPath + control + sockets,
+    claims,
+    total: baseline + dataPath + control + sockets + claims,
   };
 }
 
@@ -229,7 +247,8 @@ export function ensureFdLimit(need: FdNeed): FdLimitResult {
 
 /**
  * At most how many descriptors `rules` add to any rule set they join: per
- * rule an IGMP socket and an input lock, and in each worker that may serve
+ * rule an IGMP socket (multicast input) or a UDP port claim (unicast input)
+ * and an input lock, and in each worker that may serve
  * its input an RX ring, a TX ring per output and a socket per unicast output.
  * A live change checks this bound against the limit instead of estimating
  * the whole rule set again (see {@link estimateFds}).

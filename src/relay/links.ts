@@ -15,6 +15,10 @@
  * name and shows the interface that has that name now (absent, or present
  * with its index, flags, MTU and link type).
  *
+ * The same monitor reports IPv4 addresses added or removed
+ * ({@link Links.onAddress}): which addresses are the host's decides whether
+ * a unicast input needs a UDP port claim (port_claims.ts).
+ *
  * @module
  */
 import { type LinkEvent, LinkMonitor, Waker } from "../../ffi/mod.ts";
@@ -39,6 +43,7 @@ export class Links {
   readonly #nameOf = new Map<number, string>();
   readonly #slots = new Map<string, number>();
   readonly #listeners = new Set<(c: LinkChange) => void>();
+  readonly #addressListeners = new Set<(ifindex: number) => void>();
   #mon?: LinkMonitor;
   #waker?: Waker;
   #loop?: Promise<void>;
@@ -54,6 +59,15 @@ export class Links {
   on(listener: (c: LinkChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Subscribe to IPv4 address changes (an address of interface `ifindex` was
+   * added or removed); returns an unsubscribe function.
+   */
+  onAddress(listener: (ifindex: number) => void): () => void {
+    this.#addressListeners.add(listener);
+    return () => this.#addressListeners.delete(listener);
   }
 
   /**
@@ -119,6 +133,13 @@ export class Links {
       case "done":
         this.#dumpDone?.();
         this.#dumpDone = undefined;
+        return;
+      case "addr":
+        for (const l of this.#addressListeners) {
+          try {
+            l(ev.ifindex);
+          } catch { /* a listener's failure is its own */ }
+        }
         return;
       case "del": {
         const name = this.#nameOf.get(ev.ifindex) ?? ev.name;

@@ -3,8 +3,10 @@
  * interface's from the link table, its lock and its fanout members; its
  * members' from their workers' reports and heartbeats (a worker whose loop
  * stopped passing is stalled); its rules' from the interface's; an output's
- * from its rule's and the workers' output errors. Stats (stats.ts) and state
- * events (events.ts) both decide them here.
+ * from its rule's and the workers' output errors; a rule with an error of
+ * its own (its UDP port claim refused) is in error while its interface's
+ * rules are active. Stats (stats.ts) and state events (events.ts) both
+ * decide them here.
  *
  * @module
  */
@@ -131,4 +133,20 @@ export function outputState(
   if (ruleState === "pending") return { state: "pending" };
   const err = ruleState === "active" && errors?.size ? errors.values().next().value : undefined;
   return err ? { state: "error", reason: err } : { state: "active" };
+}
+
+/**
+ * The state of a rule whose input interface decides `ruleState` (and
+ * `ruleReason`) and whose own error is `own` (its unicast input's UDP port
+ * claim refused): in error with that reason while its interface's rules are
+ * active (it still relays: its outputs keep their states), else as its
+ * interface decides.
+ */
+export function ruleStateOf(
+  ruleState: State,
+  ruleReason: string | undefined,
+  own: string | undefined,
+): { state: State; reason?: string } {
+  if (own !== undefined && ruleState === "active") return { state: "error", reason: own };
+  return ruleReason ? { state: ruleState, reason: ruleReason } : { state: ruleState };
 }

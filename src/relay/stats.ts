@@ -3,7 +3,8 @@
  * interface, fanout member and worker) and {@link collectStats}, which sums
  * the workers' shared counter blocks (and the retired sums of earlier worker
  * lives) and decides every state from what is true now: the link table for
- * input interfaces, the workers' own reports for rings and outputs.
+ * input interfaces, the workers' own reports for rings and outputs, the
+ * claims of unicast inputs for their rules (states.ts `ruleStateOf`).
  *
  * @module
  */
@@ -19,11 +20,12 @@ import {
   RULE_WORDS,
   W,
 } from "../datapath/counters.ts";
-import { Clock, inputState, outputState } from "./states.ts";
+import { Clock, inputState, outputState, ruleStateOf } from "./states.ts";
 import { Drop, DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
 import type { IgmpStats } from "./igmp.ts";
+import type { ClaimStats } from "./port_claims.ts";
 import type { FdStats } from "./fd_budget.ts";
 
 /** One fanout member of an input interface: its RX ring in one worker. */
@@ -182,6 +184,8 @@ export interface RelayStats {
   pool: PoolWorkerStats[];
   /** IGMP memberships: counts, sockets, the namespace's per-socket limits, refused joins. */
   igmp?: IgmpStats;
+  /** UDP port claims of unicast inputs: held, not local, pending, refused (with reasons). */
+  claims?: ClaimStats;
   /** File descriptors: open, RLIMIT_NOFILE, what the configuration needs (set once started). */
   fds?: FdStats;
 }
@@ -245,6 +249,8 @@ export interface StatsSource {
   readonly links: Links;
   /** Outputs in error: slot → worker index → reason. */
   readonly outputErrors: ReadonlyMap<number, ReadonlyMap<number, string>>;
+  /** Rules with an error of their own (UDP port claim refused): id → reason (`ruleStateOf`). */
+  readonly ruleErrors?: ReadonlyMap<string, string>;
 }
 
 /** Output drop words and the interface drop reason each one adds to. */
@@ -377,6 +383,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
   const clock = new Clock();
   const retired = src.retired;
   const inputs = [...src.inputs]; // read twice below
+  const ruleErrors = src.ruleErrors?.size ? src.ruleErrors : undefined;
   for (const rt of inputs) {
     const base = inBase(rt.slot);
     const { sumIn, sum } = inputSums(rt, retired);
@@ -390,8 +397,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
       rules.push({
         id: r.id,
         name: r.name,
-        state: ruleState,
-        ...(ruleReason ? { reason: ruleReason } : {}),
+        ...ruleStateOf(ruleState, ruleReason, ruleErrors?.get(r.id)),
         input: {
           interface: rt.name,
           group: formatIPv4(r.group),

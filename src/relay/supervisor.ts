@@ -3,7 +3,8 @@
  * rule set into versioned tables (stable counter slots, all or nothing:
  * tables.ts) and sends each input interface's workers only what changed
  * (inputs.ts), runs the worker pool (pool.ts), keeps the IGMP memberships
- * (igmp.ts), and reports stats (stats.ts) and state changes (events.ts).
+ * (igmp.ts) and the UDP port claims of unicast inputs (port_claims.ts), and
+ * reports stats (stats.ts) and state changes (events.ts).
  *
  * It watches every interface through the link table (links.ts): an input
  * interface that does not exist costs no ring — its rules are `pending`
@@ -32,6 +33,7 @@ import { linkProblem } from "../datapath/link_table.ts";
 import type { InputRxOptions, WorkerEvent, WorkerInit, WorkerTable } from "../datapath/messages.ts";
 import { type RelayEvent, StateEvents } from "./events.ts";
 import { Memberships } from "./igmp.ts";
+import { PortClaims } from "./port_claims.ts";
 import { Input, type InputHost } from "./inputs.ts";
 import { type LinkChange, Links } from "./links.ts";
 import { type DataPathOptions, type DataWorker, Pool, type WorkerHost } from "./pool.ts";
@@ -80,10 +82,12 @@ export class Supervisor {
   readonly #retired = new Float64Array(COUNTER_SLOTS);
   readonly #links = new Links();
   readonly #igmp = new Memberships(this.#links);
+  readonly #claims = new PortClaims(this.#links, { changed: () => this.#publishSoon() });
   readonly #events = new StateEvents();
   readonly #pool: Pool;
   readonly #inputHost: InputHost;
   readonly #unlisten: () => void;
+  readonly #unlistenAddresses: () => void;
   readonly #opts: DataPathOptions;
   #linksStarted?: Promise<void>;
   #version = 0;
@@ -119,6 +123,9 @@ export class Supervisor {
       for (const w of this.#pool.all()) w.pushLogLevel();
     });
     this.#links.on((c) => this.#onLink(c));
+    this.#unlistenAddresses = this.#links.onAddress(() => {
+      if (!this.#closed) this.#claims.addressesChanged();
+    });
   }
 
   /** The link table (what the kernel says about each interface). */
@@ -139,8 +146,8 @@ export class Supervisor {
   /** Snapshot of all counters and states. */
   stats(): RelayStats {
     const s = collectStats(this.#statsSource());
-    // the IGMP memberships' counts, limits and refusals
-    return { ...s, igmp: this.#igmp.stats() };
+    // the IGMP memberships' counts, limits and refusals; the UDP port claims'
+    return { ...s, igmp: this.#igmp.stats(), claims: this.#claims.stats() };
   }
 
   /** The counters rates are computed from (see {@link collectCounters}). */
@@ -160,6 +167,7 @@ export class Supervisor {
       retired: this.#retired,
       links: this.#links,
       outputErrors: this.#outErrors.map,
+      ruleErrors: this.#claims.errors,
     };
   }
 
@@ -176,7 +184,10 @@ export class Supervisor {
   #publish(): void {
     if (!this.#events.listened) return;
     const errors = this.#outErrors;
-    this.#events.publish(inputStates(this.#statsSource()), errors.map, errors.takeChanged());
+    this.#events.publish(inputStates(this.#statsSource()), errors.map, errors.takeChanged(), {
+      errors: this.#claims.errors,
+      changed: this.#claims.takeChanged(),
+    });
   }
 
   /**
@@ -269,6 +280,7 @@ export class Supervisor {
   #onLink(c: LinkChange): void {
     if (this.#closed) return;
     for (const w of this.#pool.all()) w.waker.wake();
+    this.#claims.linkChanged(c.name);
     const g = this.#inputs.get(c.name);
     if (g) {
       const was = linkProblem(c.name, c.prev), now = linkProblem(c.name, c.next);
@@ -331,7 +343,7 @@ export class Supervisor {
   async setRules(rules: RuleSpec[]): Promise<void> {
     await this.#change((current, slots, version) => {
       const plan = planRuleSet(rules, current, slots, version);
-      return { plan, igmp: () => this.#igmp.sync(rules) };
+      return { plan, sockets: () => (this.#igmp.sync(rules), this.#claims.sync(rules)) };
     });
   }
 
@@ -347,15 +359,20 @@ export class Supervisor {
   async changeRules(add: RuleSpec[], remove: RuleSpec[]): Promise<void> {
     await this.#change((current, slots, version) => {
       const plan = planRuleChange(add, remove, current, slots, version);
-      return { plan, igmp: () => this.#igmp.change(add, remove) };
+      const sockets = () => (this.#igmp.change(add, remove), this.#claims.change(add, remove));
+      return { plan, sockets };
     });
   }
 
-  /** Plan a change (may throw: nothing changed), commit it, install it. */
+  /**
+   * Plan a change (may throw: nothing changed), commit it, update the
+   * kernel sockets the rules need (`sockets`: IGMP memberships, UDP port
+   * claims), install it.
+   */
   async #change(
     planner: (current: Tables, slots: PlanSlots, version: number) => {
       plan: RulePlan;
-      igmp: () => void;
+      sockets: () => void;
     },
   ): Promise<void> {
     if (this.#closed) throw new Error("relay is stopped");
@@ -365,11 +382,11 @@ export class Supervisor {
     const current = new Map<string, WorkerTable>();
     for (const [name, g] of this.#inputs) current.set(name, g.table);
     const slots = { rules: this.#slots, inputs: this.#inputSlots, links: this.#links };
-    const { plan, igmp } = planner(current, slots, version);
+    const { plan, sockets } = planner(current, slots, version);
     // Nothing below fails: the change is applied from here on.
     plan.commit();
     this.#version = version;
-    igmp();
+    sockets();
     await this.#install(plan, version);
   }
 
@@ -459,6 +476,7 @@ export class Supervisor {
     if (this.#closed) return;
     this.#closed = true;
     this.#unlisten();
+    this.#unlistenAddresses();
     clearTimeout(this.#publishTimer);
     this.#publishTimer = undefined;
     for (const g of this.#inputs.values()) {
@@ -473,6 +491,7 @@ export class Supervisor {
     }
     this.#publish(); // the final states, once
     this.#igmp.close();
+    this.#claims.close();
     await this.#links.stop();
   }
 }

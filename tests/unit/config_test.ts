@@ -36,7 +36,7 @@ import invalidDuplicateNames from "../fixtures/config/invalid-duplicate-names.js
 import invalidDuplicateOutputs from "../fixtures/config/invalid-duplicate-outputs.json" with {
   type: "json",
 };
-import invalidInputNotMulticast from "../fixtures/config/invalid-input-not-multicast.json" with {
+import invalidInputAddress from "../fixtures/config/invalid-input-address.json" with {
   type: "json",
 };
 import invalidLinkLocal from "../fixtures/config/invalid-link-local.json" with { type: "json" };
@@ -61,7 +61,7 @@ const FIXTURE_DOCS: Record<string, unknown> = {
   "invalid-duplicate-inputs.json": invalidDuplicateInputs,
   "invalid-duplicate-names.json": invalidDuplicateNames,
   "invalid-duplicate-outputs.json": invalidDuplicateOutputs,
-  "invalid-input-not-multicast.json": invalidInputNotMulticast,
+  "invalid-input-address.json": invalidInputAddress,
   "invalid-link-local.json": invalidLinkLocal,
   "invalid-loop.json": invalidLoop,
   "invalid-missing-rules.json": invalidMissingRules,
@@ -495,13 +495,78 @@ Deno.test("validateRule: an added rule may not exceed the rule or output caps", 
 
 // ------------------------------------------------------------------ semantic errors
 
-Deno.test("config: input group must be multicast", () => {
-  for (const g of ["10.1.1.1", "240.0.0.1", "255.255.255.255", "0.0.0.0"]) {
+Deno.test("config: a unicast input group is accepted (own address, or one seen on a mirror port)", () => {
+  const c = parseConfig(withRule((r) => {
+    r.input.group = "10.0.0.5";
+    r.input.source = "10.0.0.9";
+    r.input.vlan = 7;
+    r.outputs.push({ interface: "eth2", group: "192.168.9.9", port: 7001 });
+  }));
+  const input = c.rules[0].input;
+  assert.equal(input.group, "10.0.0.5");
+  assert.equal(input.groupAddr, parseIPv4("10.0.0.5"));
+  assert.equal(input.sourceAddr, parseIPv4("10.0.0.9"), "input.source is still allowed");
+  assert.equal(input.vlanId, 7);
+  // The edges of unicast space, and a directed broadcast (its prefix is unknown here).
+  for (const g of ["1.0.0.1", "169.254.1.1", "192.168.1.255", "223.255.255.254"]) {
+    parseConfig(withRule((r) => (r.input.group = g)));
+  }
+  // A live add takes the same address classes.
+  const added = validateRule({
+    name: "feed",
+    input: { interface: "eth0", group: "10.0.0.5", port: 5001 },
+    outputs: [{ interface: "eth1", group: "239.9.9.9", port: 5001 }],
+  }, parseConfig(minimal()));
+  assert.equal(added.input.groupAddr, parseIPv4("10.0.0.5"));
+});
+
+Deno.test("config: an input group must be multicast or a usable unicast address", () => {
+  const reasons: [string, RegExp][] = [
+    ["0.0.0.0", /0\.0\.0\.0 is the unspecified address/],
+    ["0.1.2.3", /this network/],
+    ["127.0.0.1", /127\.0\.0\.0\/8 is loopback/],
+    ["127.9.9.9", /loopback/],
+    ["255.255.255.255", /255\.255\.255\.255 is the limited broadcast address/],
+    ["240.0.0.1", /240\.0\.0\.0\/4 is reserved/],
+  ];
+  for (const [g, re] of reasons) {
     const e = configError(withRule((r) => (r.input.group = g)));
     const i = findIssue(e, "input.group");
     assert.deepEqual(i.rule, { index: 0, name: "cam1" });
-    assert.match(i.message, /must be an IPv4 multicast address \(224\.0\.0\.0\/4\)/);
-    assert.ok(i.message.includes(g));
+    assert.match(i.message, /must be a multicast group or a usable unicast address/);
+    assert.match(i.message, re, g);
+    assert.ok(i.message.includes(`(got "${g}": `), i.message);
+    assert.ok(e.message.includes(`rule 0 "cam1": input.group: `), e.message);
+  }
+});
+
+Deno.test("config: an output to a unicast input's own address and port on its interface is a loop", () => {
+  const e = configError(withRule((r) => {
+    r.input.group = "10.0.0.5";
+    r.outputs.push({ interface: "eth0", group: "10.0.0.5", port: 5001 });
+  }));
+  const i = findIssue(e, "outputs[1]");
+  assert.match(
+    i.message,
+    /same interface, group and port as the rule's input \(eth0 10\.0\.0\.5:5001\)/,
+  );
+  assert.match(i.message, /would forward the stream into itself/);
+  // Live adds refuse it too.
+  assert.throws(
+    () =>
+      validateRule({
+        name: "loop",
+        input: { interface: "eth7", group: "10.7.7.7", port: 9 },
+        outputs: [{ interface: "eth7", group: "10.7.7.7", port: 9 }],
+      }, parseConfig(minimal())),
+    /rule 1 "loop": outputs\[0\]: same interface, group and port/,
+  );
+  // Another interface, address or port is not the input.
+  for (const patch of [{ interface: "eth9" }, { group: "10.0.0.6" }, { port: 5002 }]) {
+    parseConfig(withRule((r) => {
+      r.input.group = "10.0.0.5";
+      r.outputs.push({ ...r.input, ...patch });
+    }));
   }
 });
 
@@ -623,7 +688,7 @@ Deno.test("config: semantic checks still run when other rules are broken", () =>
   c.rules.push({ bogus: true });
   const third = structuredClone(c.rules[0]);
   third.name = "x";
-  third.input.group = "10.0.0.1";
+  third.input.group = "127.0.0.1";
   c.rules.push(third);
   c.rules[0].outputs.push({ interface: "eth1", group: "127.0.0.1", port: 1, ttl: "bad" });
   c.rules[0].outputs.push({ interface: "eth1", group: "127.0.0.1", port: 2 });
@@ -857,7 +922,7 @@ Deno.test("validateRule: adds a rule with the same checks", () => {
     () =>
       validateRule({
         name: "x",
-        input: { interface: "eth0", group: "10.1.1.1", port: 1 },
+        input: { interface: "eth0", group: "127.1.1.1", port: 1 },
         outputs: [{ interface: "eth1", group: "239.1.1.1", port: 1, ttl: 0 }],
         extra: 1,
       }, existing),

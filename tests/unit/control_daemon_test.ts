@@ -46,7 +46,7 @@ Deno.test({
         d.socket,
         'garbage\n[1,2]\n{"v":1,"id":2}\n{"v":1,"id":3,"cmd":"frobnicate"}\n' +
           '{"v":7,"id":4,"cmd":"ping"}\n{"v":1,"id":5,"cmd":"add","args":{}}\n' +
-          '{"v":1,"id":6,"cmd":"add","args":{"rule":{"input":{"interface":"eth0","group":"10.1.1.1","port":5}}}}\n' +
+          '{"v":1,"id":6,"cmd":"add","args":{"rule":{"input":{"interface":"eth0","group":"127.1.1.1","port":5}}}}\n' +
           '{"v":1,"id":7,"cmd":"remove","args":{"rule":"nope"}}\n' +
           '{"v":1,"id":8,"cmd":"ping"}\n',
       );

@@ -1,9 +1,11 @@
 /**
  * State events are computed from what changed (a changed table, outputs
- * whose errors changed), not from a whole stats snapshot: for any sequence
- * of rule changes, reloads, link and worker changes and output errors, a
- * publish must emit exactly what comparing two whole stats snapshots emits
- * (the reference model below, how events were computed before).
+ * whose errors changed, rules whose own error changed), not from a whole
+ * stats snapshot: for any sequence of rule changes, reloads, link and worker
+ * changes, output errors and rules' own errors (a unicast input's UDP port
+ * claim refused), a publish must emit exactly what comparing two whole stats
+ * snapshots emits (the reference model below, how events were computed
+ * before).
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -114,7 +116,8 @@ type Step =
   | { kind: "link"; iface: number; link: "up" | "down" | "gone" }
   | { kind: "member"; iface: number; state: WorkerStats["state"] }
   | { kind: "error"; pick: number; worker: number; reason: string }
-  | { kind: "workerFailed"; worker: number };
+  | { kind: "workerFailed"; worker: number }
+  | { kind: "claim"; rule: number; reason: string };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   fc.record({
@@ -145,6 +148,11 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     reason: fc.constantFrom("", "", "no route", "too big"),
   }),
   fc.record({ kind: fc.constant("workerFailed" as const), worker: fc.nat(1) }),
+  fc.record({
+    kind: fc.constant("claim" as const),
+    rule: fc.nat(8),
+    reason: fc.constantFrom("", "", "port in use", "EACCES"),
+  }),
 );
 
 /** A relay's state as the supervisor holds it, without a data path. */
@@ -155,6 +163,9 @@ class World {
   version = 0;
   readonly links = new Map<string, LinkState>();
   readonly memberState = new Map<string, WorkerStats["state"]>();
+  /** Rules' own errors (as PortClaims keeps them) and those changed since the last publish. */
+  readonly ownErrors = new Map<string, string>();
+  readonly ownChanged = new Map<string, string>();
   readonly errors = new OutputErrors(
     logger("test"),
     () => [...this.tables.values()].map((t) => t.rules),
@@ -204,6 +215,7 @@ class World {
       );
       for (const a of add) if (!next.some((r) => r.id === a.id)) next.push(a);
       this.rules = next;
+      for (const r of remove) this.setOwnError(r, "");
     } else if (step.kind === "reload") {
       const plan = planTables(this.rules, this.slots, ++this.version, this.tables.keys());
       plan.commit();
@@ -220,10 +232,28 @@ class World {
       if (slots.length) {
         this.errors.report(step.worker, [[slots[step.pick % slots.length], step.reason]]);
       }
+    } else if (step.kind === "claim") {
+      const r = this.rules.find((r) => r.id === `id${step.rule}`);
+      if (r) this.setOwnError(r, step.reason);
     } else {
       this.errors.deleteWorker(step.worker);
     }
     for (const [n, t] of [...this.tables]) if (t.rules.length === 0) this.tables.delete(n);
+  }
+
+  /** Set (reason) or clear ("") rule `r`'s own error. */
+  setOwnError(r: RuleSpec, reason: string): void {
+    if ((this.ownErrors.get(r.id) ?? "") === reason) return;
+    if (reason) this.ownErrors.set(r.id, reason);
+    else this.ownErrors.delete(r.id);
+    this.ownChanged.set(r.id, r.input.interface);
+  }
+
+  /** What a publish gets about rules' own errors (the changed ones taken). */
+  takeOwn() {
+    const changed = [...this.ownChanged];
+    this.ownChanged.clear();
+    return { errors: this.ownErrors, changed };
   }
 
   source(): StatsSource {
@@ -253,6 +283,7 @@ class World {
       retired: new Float64Array(COUNTER_SLOTS),
       links: { get: (n: string) => this.links.get(n) } as unknown as Links,
       outputErrors: this.errors.map,
+      ruleErrors: this.ownErrors,
     };
   }
 }
@@ -275,7 +306,12 @@ Deno.test("events: a publish emits what diffing whole snapshots emits, for any s
           const src = world.source();
           const want = model.publish(collectStats(src));
           got = [];
-          events.publish(inputStates(src), src.outputErrors, world.errors.takeChanged());
+          events.publish(
+            inputStates(src),
+            src.outputErrors,
+            world.errors.takeChanged(),
+            world.takeOwn(),
+          );
           assert.deepEqual(sorted(got), sorted(want), `after step ${i}: ${JSON.stringify(step)}`);
         }
       },

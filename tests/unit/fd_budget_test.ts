@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  claimsNeeded,
   dataPathFds,
   estimateFds,
   FDS_HEADROOM,
@@ -91,8 +92,26 @@ Deno.test("fd budget: the total adds the baseline, locks and the link monitor", 
     dataPath,
     control: 2 + FDS_LINK_MONITOR,
     igmp: 2,
+    claims: 0,
     total: 40 + dataPath + 2 + FDS_LINK_MONITOR + 2,
   });
+});
+
+Deno.test("fd budget: a unicast input needs a UDP port claim, not an IGMP socket", () => {
+  const limits = { maxMemberships: 1, maxMsf: 10, optmemMax: 131072 };
+  const rules = [
+    rule(0, "eth0", 0xef010101, 0, [["eth1", MCAST]]),
+    rule(1, "eth0", UNICAST, 0, [["eth1", MCAST]]),
+    // another source or VLAN of the same address and port shares the claim
+    { ...rule(1, "eth0", UNICAST, 0x0a000009, [["eth1", MCAST]]), id: "r1s" },
+    rule(2, "eth3", UNICAST, 0, [["eth1", MCAST]]),
+  ];
+  assert.equal(igmpSocketsNeeded(rules, limits), 1, "only the multicast input joins");
+  assert.equal(claimsNeeded(rules), 2, "(eth0, 10.0.0.5, 5001) and (eth3, 10.0.0.5, 5002)");
+  const n = estimateFds(rules, {}, limits, 40);
+  assert.equal(n.claims, 2);
+  assert.equal(n.igmp, 1);
+  assert.equal(n.total, n.baseline + n.dataPath + n.control + n.igmp + n.claims);
 });
 
 /** Run `code` in a child Deno with libmcr; returns its last stdout line as JSON. */
@@ -126,7 +145,7 @@ Deno.test({
       import { ensureFdLimit, FdLimitError } from "${REPO}/src/relay/fd_budget.ts";
       const start = fdLimits();
       setSoftFdLimit(200);
-      const need = (total) => ({ baseline: 30, dataPath: total - 30, control: 0, igmp: 0, total });
+      const need = (total) => ({ baseline: 30, dataPath: total - 30, control: 0, igmp: 0, claims: 0, total });
       // fits under the soft limit with the headroom: nothing to do
       const small = ensureFdLimit(need(200 - ${FDS_HEADROOM} - 1));
       const big = ensureFdLimit(need(300));

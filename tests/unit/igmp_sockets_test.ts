@@ -297,6 +297,27 @@ Deno.test("memberships: sync joins what the rules need in ceil(N/limit) sockets,
   assert.equal(k.sockets.size, 0);
 });
 
+Deno.test("memberships: a unicast input joins nothing (no IGMP for the relay's own or a mirrored address)", () => {
+  const k = new ModelKernel();
+  const ms = new Memberships(links(new Map([["eth0", 3]])), {
+    openSocket: k.open,
+    readLimits: k.limits,
+  });
+  const own = rule(1, "eth0", 0x0a000005), mirrored = rule(2, "eth0", 0xc0a80109, src(1));
+  ms.sync([rule(0, "eth0", G0), own, mirrored]);
+  let st = ms.stats();
+  assert.deepEqual([st.memberships, st.joined, st.failed, st.pending], [1, 1, 0, 0]);
+  assert.deepEqual([...k.keys()], [`3/${G0}`]);
+  // live changes: adding and removing unicast rules touches no membership
+  ms.change([rule(3, "eth0", 0x0a000006)], [own]);
+  ms.change([], [mirrored]);
+  st = ms.stats();
+  assert.deepEqual([st.memberships, st.joined, st.failed, st.failures.length], [1, 1, 0, 0]);
+  assert.deepEqual([...k.keys()], [`3/${G0}`]);
+  ms.close();
+  assert.equal(k.sockets.size, 0);
+});
+
 Deno.test("memberships: a group with more sources than igmp_max_msf is placed before any-source ones", () => {
   const k = new ModelKernel();
   k.maxMemberships = 4;

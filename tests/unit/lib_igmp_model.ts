@@ -135,6 +135,7 @@ export class ModelSocket implements MembershipSocket {
 
   add(ifindex: number, group: number, source: number): void {
     const k = this.kernel, key = `${ifindex}/${group}`;
+    if ((group >>> 28) !== 0xe) fail("mcr_igmp_add", EINVAL); // libmcr: not a multicast group
     let e = this.entries.get(key);
     if (source === 0 && e) fail("mcr_igmp_add", EADDRINUSE);
     if (!e) {
