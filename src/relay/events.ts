@@ -166,6 +166,7 @@ export class StateEvents {
       }
     }
     const own = rules?.errors;
+    this.#moveOutputs(ruleStates);
     for (const i of inputs) this.#rules(i, errors, own);
     for (const name of this.#inputs.keys()) {
       if (!ruleStates.has(name)) this.#forgetInput(name);
@@ -213,7 +214,6 @@ export class StateEvents {
       const prev = rec.byId.get(r.id);
       if (prev === r && !all) continue;
       if (!prev || all) this.#emitRule(r, i, own);
-      if (prev && prev !== r) this.#forgetOutputs(prev, r);
       rec.byId.set(r.id, r);
       for (const o of r.outputs) this.#output(r, o, name, i.ruleState, errors);
     }
@@ -223,7 +223,6 @@ export class StateEvents {
         if (ids.has(id)) continue;
         rec.byId.delete(id);
         this.#ownError.delete(id);
-        this.#forgetOutputs(r);
       }
     }
     rec.version = table.version;
@@ -258,22 +257,44 @@ export class StateEvents {
     });
   }
 
-  /** Forget the outputs of rule `r` (gone, or replaced by `next`: its outputs are kept). */
-  #forgetOutputs(r: TableRule, next?: TableRule): void {
-    for (const o of r.outputs) {
-      const rec = this.#outputs[o.slot];
-      if (!rec || rec.output !== o) continue;
-      const kept = next?.outputs.some((n) => sameOutput(r, o, next, n));
-      if (!kept) this.#outputs[o.slot] = undefined;
+  /**
+   * First step of a publish: the output records of the rules replaced or removed since the
+   * last publish follow them or go. A kept output may have another slot now (its rule left and
+   * came back between two publishes), and a slot one rule freed may be another's now: every
+   * record is read before any is written.
+   */
+  #moveOutputs(inputs: ReadonlyMap<string, InputState>): void {
+    const moves: [number, OutputRecord][] = [];
+    const take = (r: TableRule, next?: TableRule) => {
+      for (const o of r.outputs) {
+        const rec = this.#outputs[o.slot];
+        if (!rec || rec.output !== o) continue;
+        this.#outputs[o.slot] = undefined;
+        const n = next?.outputs.find((x) => sameOutput(r, o, next, x));
+        if (n) moves.push([n.slot, rec]);
+      }
+    };
+    for (const [name, rec] of this.#inputs) {
+      const table = inputs.get(name)?.input.table;
+      if (table?.version === rec.version) continue;
+      let found = 0;
+      for (const r of table?.rules ?? []) {
+        const prev = rec.byId.get(r.id);
+        if (!prev) continue;
+        found++;
+        if (prev !== r) take(prev, r);
+      }
+      if (found < rec.byId.size) {
+        const ids = new Set(table?.rules.map((r) => r.id));
+        for (const [id, r] of rec.byId) if (!ids.has(id)) take(r);
+      }
     }
+    for (const [slot, rec] of moves) this.#outputs[slot] = rec;
   }
 
   /** An input interface has no rules any more: forget them. */
   #forgetInput(name: string): void {
-    for (const r of this.#inputs.get(name)?.byId.values() ?? []) {
-      this.#forgetOutputs(r);
-      this.#ownError.delete(r.id);
-    }
+    for (const id of this.#inputs.get(name)?.byId.keys() ?? []) this.#ownError.delete(id);
     this.#inputs.delete(name);
   }
 }

@@ -316,7 +316,17 @@ Deno.test("events: a publish emits what diffing whole snapshots emits, for any s
         }
       },
     ),
-    { numRuns: 150 },
+    {
+      numRuns: 150,
+      examples: [
+        // a rule that leaves and comes back between two publishes: its outputs get new slots
+        [[
+          [{ kind: "change", add: [[7, 1]], remove: [] }, true],
+          [{ kind: "change", add: [], remove: [7] }, false],
+          [{ kind: "change", add: [[0, 0], [7, 1]], remove: [] }, false],
+        ]],
+      ],
+    },
   );
 });
 
