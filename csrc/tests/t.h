@@ -5,9 +5,15 @@
 #ifndef MCR_T_H
 #define MCR_T_H
 
+#include <net/if.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static int t_failures;
 
@@ -45,6 +51,31 @@ static inline int t_done(const char *name)
 		return 1;
 	}
 	printf("%s: ok\n", name);
+	return 0;
+}
+
+/*
+ * Enter a private network namespace with lo up (for tests that open
+ * sockets): 0 once there; 77 (ctest's "skipped") when not root or unshare
+ * is refused.
+ */
+static inline int t_private_netns(void)
+{
+	if (geteuid() != 0)
+		return 77;
+	if (unshare(CLONE_NEWNET) < 0) {
+		perror("unshare(CLONE_NEWNET)");
+		return 77;
+	}
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	REQUIRE(fd >= 0);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	REQUIRE(ioctl(fd, SIOCGIFFLAGS, &ifr) == 0);
+	ifr.ifr_flags |= IFF_UP;
+	REQUIRE(ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+	close(fd);
 	return 0;
 }
 

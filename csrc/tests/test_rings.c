@@ -34,21 +34,8 @@ static uint32_t lo_index;
 
 static int setup_netns(void)
 {
-	if (geteuid() != 0)
+	if (t_private_netns() != 0)
 		return 77;
-	if (unshare(CLONE_NEWNET) < 0) {
-		perror("unshare(CLONE_NEWNET)");
-		return 77;
-	}
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	REQUIRE(fd >= 0);
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	strcpy(ifr.ifr_name, "lo");
-	REQUIRE(ioctl(fd, SIOCGIFFLAGS, &ifr) == 0);
-	ifr.ifr_flags |= IFF_UP;
-	REQUIRE(ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
-	close(fd);
 	/* frames injected through a packet socket carry no route: let the
 	 * stack accept 127.0.0.1 as a source on lo (else dropped as
 	 * IP_LOCALNET / IP_LOCAL_SOURCE) */

@@ -257,36 +257,17 @@ export function planTables(
   const tables = new Map<string, WorkerTable>();
   for (const i of interfaces) tables.set(i, { version, interface: i, rules: [] });
   for (const r of rules) {
-    const outputs: TableOutput[] = r.outputs.map((o) => ({
-      slot: outPlan.slots.get(outputKey(r.id, o))!,
-      ...o,
-    }));
     let t = tables.get(r.input.interface);
     if (!t) {
       t = { version, interface: r.input.interface, rules: [] };
       tables.set(r.input.interface, t);
     }
-    t.rules.push({
-      slot: rulePlan.slots.get(r.id)!,
-      id: r.id,
-      name: r.name,
-      group: r.input.group,
-      port: r.input.port,
-      source: r.input.source,
-      vlan: r.input.vlan,
-      outputs,
-    });
+    t.rules.push(tableRule(r, rulePlan, outPlan));
   }
   return {
     tables,
     freed: { rules: rulePlan.freed, outputs: outPlan.freed },
-    commit() {
-      if (!slots.rules.isCurrent(rulePlan) || !slots.outputs.isCurrent(outPlan)) {
-        throw new Error("stale table plan: the slots changed since it was planned");
-      }
-      slots.rules.commit(rulePlan);
-      slots.outputs.commit(outPlan);
-    },
+    commit: () => commitPlans(slots, rulePlan, outPlan),
   };
 }
 
@@ -302,6 +283,18 @@ export interface TableChange {
 export interface TableChangePlan extends TablePlan {
   /** By input interface: what its workers must be sent (same keys as `tables`). */
   readonly changes: ReadonlyMap<string, TableChange>;
+}
+
+/**
+ * Take up `rulePlan` and `outPlan` (a {@link TablePlan}'s `commit`).
+ * @throws {Error} when the slots changed since they were planned
+ */
+function commitPlans(slots: Slots, rulePlan: SlotPlan, outPlan: SlotPlan): void {
+  if (!slots.rules.isCurrent(rulePlan) || !slots.outputs.isCurrent(outPlan)) {
+    throw new Error("stale table plan: the slots changed since it was planned");
+  }
+  slots.rules.commit(rulePlan);
+  slots.outputs.commit(outPlan);
 }
 
 /** The table form of a rule, with the slots of `rulePlan` and `outPlan`. */
@@ -399,13 +392,7 @@ export function planTableChange(
     tables,
     changes,
     freed: { rules: rulePlan.freed, outputs: outPlan.freed },
-    commit() {
-      if (!slots.rules.isCurrent(rulePlan) || !slots.outputs.isCurrent(outPlan)) {
-        throw new Error("stale table plan: the slots changed since it was planned");
-      }
-      slots.rules.commit(rulePlan);
-      slots.outputs.commit(outPlan);
-    },
+    commit: () => commitPlans(slots, rulePlan, outPlan),
   };
 }
 

@@ -331,3 +331,32 @@ export function outputPackets(s: RelayStats, dsts: string[]): number {
   }
   return n;
 }
+
+/**
+ * Every datagram sent on the chain (lab/netns.ts `chainTopology`) was delivered (unique at the
+ * sink) or counted where it was lost: `lostIn` on the hop into the relay (default: that hop's
+ * counted drops), its RX ring, its frame-level drops (`no_match` included), its outputs, the hop
+ * to the receiver and the receiver's sockets.
+ */
+export function assertChainAccounted(
+  what: string,
+  sent: number,
+  stats: RelayStats,
+  path: PathDrops,
+  rep: SinkReport,
+  lostIn: number = path.hops[hopKey(CHAIN_IN)],
+): void {
+  const r0 = stats.interfaces.find((i) => i.name === "r0")!;
+  assertAccounted({
+    sent,
+    delivered: rep.total.unique,
+    drops: {
+      "s0→r0": lostIn,
+      r0_kernel_drops: r0.kernel_drops,
+      relay_frame_drops: frameDrops(stats),
+      relay_output_drops: outputDrops(stats),
+      "r1→d0": path.hops[hopKey(CHAIN_OUT)],
+      receiver_socket: rep.socket_drops ?? 0,
+    },
+  }, what);
+}

@@ -18,6 +18,7 @@ import { chainTopology, skipReason, udpSnmp } from "../../lab/netns.ts";
 import { runGen, startCapture, startRelayWith, startSink } from "../../lab/harness.ts";
 import {
   assertAccounted,
+  assertChainAccounted,
   assertClean,
   assertRelayConsistent,
   CHAIN_IN,
@@ -233,19 +234,7 @@ Deno.test({
       // r1's tx_dropped like any other (and SndbufErrors in its namespace, not summed again).
       const rep = await sink.settle(out.packets - path.hops["rly/r1"]);
       const after = await udpSnmp(t, "rcv");
-      const r0 = stats.interfaces.find((i) => i.name === "r0")!;
-      assertAccounted({
-        sent: gen.sent,
-        delivered: rep.total.unique,
-        drops: {
-          "s0→r0": path.hops["snd/s0"],
-          r0_kernel_drops: r0.kernel_drops,
-          relay_frame_drops: frameDrops(stats),
-          relay_output_drops: outputDrops(stats),
-          "r1→d0": path.hops["rly/r1"],
-          receiver_socket: rep.socket_drops ?? 0,
-        },
-      }, "multicast to unicast");
+      assertChainAccounted("multicast to unicast", gen.sent, stats, path, rep);
       assertClean(rep, "unicast output");
       assertRelayConsistent(stats);
       assert.equal(after.InCsumErrors - before.InCsumErrors, 0);

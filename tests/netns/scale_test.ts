@@ -14,6 +14,7 @@ import { runGen, type SinkReport, startDriver, startSink } from "../../lab/harne
 import type { RelayStats } from "../../src/relay/stats.ts";
 import {
   assertAccounted,
+  assertChainAccounted,
   assertClean,
   assertEachStream,
   assertRelayConsistent,
@@ -62,29 +63,6 @@ function assertEveryStream(rep: SinkReport, streams: number): void {
   assertClean(rep, "streams");
 }
 
-/** The chain's ledger: sent = delivered + every counted drop from s0 to the sink's sockets. */
-function chainLedger(
-  gen: { sent: number },
-  rep: SinkReport,
-  stats: RelayStats,
-  path: { hops: Record<string, number> },
-  what: string,
-): void {
-  const r0 = stats.interfaces.find((i) => i.name === "r0")!;
-  assertAccounted({
-    sent: gen.sent,
-    delivered: rep.total.unique,
-    drops: {
-      "s0→r0": path.hops[hopKey(CHAIN_IN)],
-      r0_kernel_drops: r0.kernel_drops,
-      relay_frame_drops: frameDrops(stats),
-      relay_output_drops: outputDrops(stats),
-      "r1→d0": path.hops[hopKey(CHAIN_OUT)],
-      receiver_socket: rep.socket_drops ?? 0,
-    },
-  }, what);
-}
-
 for (const workers of [2, 4]) {
   Deno.test({
     ...opts,
@@ -115,7 +93,7 @@ for (const workers of [2, 4]) {
         );
         const rep = await sink.settle(outputPackets(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
         assert.equal(gen.sent, STREAMS * EACH);
-        chainLedger(gen, rep, stats, path, `${workers} workers`);
+        assertChainAccounted(`${workers} workers`, gen.sent, stats, path, rep);
         assertEveryStream(rep, STREAMS);
         assertRelayConsistent(stats);
         const ws = stats.workers.filter((w) => w.interface === "r0");
@@ -174,7 +152,7 @@ Deno.test({
       const rf = await fwd.settle(outputPackets(stats, ["239.1.1.9:5009"]) - path.hops["rly/r1"]);
       // rule b sent nothing: its sink has nothing to wait for and reports whatever came
       const rb = await back.settle(outputPackets(stats, ["239.1.1.8:5008"]));
-      chainLedger(gen, rf, stats, path, "rule a");
+      assertChainAccounted("rule a", gen.sent, stats, path, rf);
       assertClean(rf, "rule a");
       assertRelayConsistent(stats);
       assert.equal(rb.total.received, 0, "rule b never saw rule a's output");
@@ -286,7 +264,7 @@ Deno.test({
       );
       const rep = await sink.settle(outputPackets(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
       assert.equal(gen.sent, 50 * EACH);
-      chainLedger(gen, rep, stats, path, "50 streams");
+      assertChainAccounted("50 streams", gen.sent, stats, path, rep);
       assertEveryStream(rep, 50);
       assertRelayConsistent(stats);
       assert.ok(stats.rules.every((r) => r.packets <= EACH && r.state === "active"));

@@ -13,6 +13,7 @@ import {
   buildFrameInfo,
   fixIpChecksum,
   type FrameOptions,
+  ipv4Arb,
 } from "../fixtures/frames.ts";
 
 /** Parses a standalone frame (offset 0, not truncated). */
@@ -23,10 +24,6 @@ function parse(frame: Uint8Array, status = 0, tci = 0): number {
 function rcOf(opts: FrameOptions): number {
   return parse(buildFrame(opts));
 }
-
-const ipv4Arb = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((a) =>
-  a.join(".")
-);
 
 Deno.test("parseFrame: a valid IPv4 header checksum passes at every header length", () => {
   for (let words = 0; words <= 10; words++) {

@@ -15,6 +15,7 @@ import {
   fixIpChecksum,
   type FrameOptions,
   internetChecksum,
+  ipv4Arb,
   packFrames,
   udpChecksum,
 } from "../fixtures/frames.ts";
@@ -350,10 +351,6 @@ Deno.test("property: random bytes after a plausible header never throw", () => {
     { numRuns: 2000 },
   );
 });
-
-const ipv4Arb = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((a) =>
-  a.join(".")
-);
 
 Deno.test("property: valid built frames parse back to their fields", () => {
   const out = new ParsedPacket();
