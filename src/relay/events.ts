@@ -169,7 +169,7 @@ export class StateEvents {
     this.#moveOutputs(ruleStates);
     for (const i of inputs) this.#rules(i, errors, own);
     for (const name of this.#inputs.keys()) {
-      if (!ruleStates.has(name)) this.#forgetInput(name);
+      if (!ruleStates.has(name)) this.#inputs.delete(name); // its rules: #moveOutputs
     }
     for (const slot of dirty) {
       const rec = this.#outputs[slot];
@@ -217,14 +217,6 @@ export class StateEvents {
       rec.byId.set(r.id, r);
       for (const o of r.outputs) this.#output(r, o, name, i.ruleState, errors);
     }
-    if (rec.byId.size > table.rules.length) {
-      const ids = new Set(table.rules.map((r) => r.id));
-      for (const [id, r] of rec.byId) {
-        if (ids.has(id)) continue;
-        rec.byId.delete(id);
-        this.#ownError.delete(id);
-      }
-    }
     rec.version = table.version;
     rec.rules = v;
   }
@@ -258,8 +250,8 @@ export class StateEvents {
   }
 
   /**
-   * First step of a publish: the output records of the rules replaced or removed since the
-   * last publish follow them or go. A kept output may have another slot now (its rule left and
+   * First step of a publish: the rules removed since the last publish are forgotten, and the
+   * output records of the rules replaced or removed follow them or go. A kept output may have another slot now (its rule left and
    * came back between two publishes), and a slot one rule freed may be another's now: every
    * record is read before any is written.
    */
@@ -286,15 +278,14 @@ export class StateEvents {
       }
       if (found < rec.byId.size) {
         const ids = new Set(table?.rules.map((r) => r.id));
-        for (const [id, r] of rec.byId) if (!ids.has(id)) take(r);
+        for (const [id, r] of rec.byId) {
+          if (ids.has(id)) continue;
+          take(r);
+          rec.byId.delete(id);
+          this.#ownError.delete(id);
+        }
       }
     }
     for (const [slot, rec] of moves) this.#outputs[slot] = rec;
-  }
-
-  /** An input interface has no rules any more: forget them. */
-  #forgetInput(name: string): void {
-    for (const id of this.#inputs.get(name)?.byId.keys() ?? []) this.#ownError.delete(id);
-    this.#inputs.delete(name);
   }
 }
