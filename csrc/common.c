@@ -200,6 +200,7 @@ int32_t mcr_abi_constants(uint32_t *out, uint32_t max)
 		[MCR_ABI_C_LINK_RESYNC] = MCR_LINK_RESYNC,
 		[MCR_ABI_C_LINK_DUMP_DONE] = MCR_LINK_DUMP_DONE,
 		[MCR_ABI_C_LINK_ADDR] = MCR_LINK_ADDR,
+		[MCR_ABI_C_RX_PROMISC] = MCR_RX_PROMISC,
 	};
 	for (uint32_t i = 0; out && i < MCR_ABI_C_COUNT && i < max; i++)
 		out[i] = v[i];

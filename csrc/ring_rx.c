@@ -9,6 +9,10 @@
  * member of its fanout group it therefore sees nothing (no duplicates when
  * several workers start).
  *
+ * Promiscuous capture (MCR_RX_PROMISC) is a PACKET_MR_PROMISC membership of
+ * the socket, as tcpdump takes it: the kernel counts it per socket and drops
+ * it when the socket closes, so a crash leaves no interface promiscuous.
+ *
  * Own-TX suppression (geometry[6]): 1 = PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
  * 2 = BPF pkt_type check only, 3 = PACKET_IGNORE_OUTGOING sockopt (no fanout;
  * the BPF check is installed as well).
@@ -301,6 +305,17 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 		rc = lib_err(err, errlen, errno, "bind RX socket to %s (ifindex %u)", rx->name,
 			     cfg->ifindex);
 		goto fail;
+	}
+	if (cfg->flags & MCR_RX_PROMISC) {
+		/* Counted by the kernel per socket and dropped with it: nothing to undo. */
+		struct packet_mreq mr;
+		memset(&mr, 0, sizeof(mr));
+		mr.mr_ifindex = (int)cfg->ifindex;
+		mr.mr_type = PACKET_MR_PROMISC;
+		if (setsockopt(rx->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
+			rc = lib_err(err, errlen, errno, "PACKET_MR_PROMISC on %s", rx->name);
+			goto fail;
+		}
 	}
 	if (cfg->fanout_mode != MCR_FANOUT_NONE) {
 		rc = join_fanout(rx, cfg, err, errlen);

@@ -217,6 +217,8 @@ export const RxFlag = {
   NO_FILTER: 0x2,
   /** C test hook (not used by the relay): the BPF outgoing check instead of the fanout flag. */
   FORCE_BPF_OUTGOING: 0x4,
+  /** Promiscuous capture (a mirror/SPAN port): frames for other hosts' MACs reach the ring. */
+  PROMISC: 0x8,
 } as const;
 
 /** `mcr_tx_config.flags`. */
@@ -269,6 +271,7 @@ const CONSTANTS: readonly [string, number][] = [
   ["MCR_LINK_RESYNC", LinkEventKind.resync],
   ["MCR_LINK_DUMP_DONE", LinkEventKind.done],
   ["MCR_LINK_ADDR", LinkEventKind.addr],
+  ["MCR_RX_PROMISC", RxFlag.PROMISC],
 ];
 
 /** The ABI introspection calls of a loaded libmcr. */

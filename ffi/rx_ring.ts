@@ -45,6 +45,11 @@ export interface RxOptions {
   uniqueFanoutId?: boolean;
   /** Disable the kernel IPv4/UDP BPF filter (own transmissions are still never captured). */
   noFilter?: boolean;
+  /**
+   * Promiscuous capture (PACKET_MR_PROMISC, held by the socket and released
+   * with it): frames addressed to other hosts' MACs reach the ring.
+   */
+  promisc?: boolean;
   /** Max frames per poll (default 256). */
   batchMax?: number;
   /** Adaptive gather budget in µs (default 50; -1 = off). */
@@ -124,7 +129,8 @@ function encodeConfig(opts: RxOptions): Uint8Array {
   u32(f.fanoutMode, FanoutMode[opts.fanout ?? "hash"]);
   u32(
     f.flags,
-    (opts.uniqueFanoutId ? RxFlag.FANOUT_UNIQUEID : 0) | (opts.noFilter ? RxFlag.NO_FILTER : 0),
+    (opts.uniqueFanoutId ? RxFlag.FANOUT_UNIQUEID : 0) | (opts.noFilter ? RxFlag.NO_FILTER : 0) |
+      (opts.promisc ? RxFlag.PROMISC : 0),
   );
   u32(f.batchMax, opts.batchMax ?? 0);
   // libmcr: 0 = default budget, UINT32_MAX = off

@@ -91,6 +91,7 @@ enum mcr_abi_constant {
 	MCR_ABI_C_LINK_RESYNC,
 	MCR_ABI_C_LINK_DUMP_DONE,
 	MCR_ABI_C_LINK_ADDR,
+	MCR_ABI_C_RX_PROMISC,
 	MCR_ABI_C_COUNT
 };
 /** The values of enum mcr_abi_constant's names into out (at most max). Returns the count. */
@@ -159,6 +160,8 @@ enum mcr_fanout_mode {
 #define MCR_RX_FORCE_BPF_OUTGOING                                                                  \
 	0x4u /* test hook: use the BPF outgoing check even if the
 					  kernel has PACKET_FANOUT_FLAG_IGNORE_OUTGOING */
+#define MCR_RX_PROMISC 0x8u /* promiscuous capture (PACKET_MR_PROMISC): frames for other hosts'
+			       MACs reach the ring (a mirror/SPAN port); released with the socket */
 
 /*
  * Zero means "default" for every field. All fields are uint32_t.

@@ -7,7 +7,7 @@
  * waker, TX ring + mcr_fwd_submit from a received frame (ring and socket
  * templates, delivery checked at a UDP socket), the link monitor, the input
  * lock, the RX ring set, a TX ring surviving link down/up and an MTU cut on a
- * veth pair, live objects. IGMP sockets: test_igmp.c.
+ * veth pair, promiscuous capture, live objects. IGMP sockets: test_igmp.c.
  * Loopback frames carry an all-zero Ethernet header.
  */
 #include "t.h"
@@ -108,6 +108,41 @@ static mcr_rx *open_rx(uint32_t ver, uint32_t fanout, uint32_t flags, int wake_f
 		fprintf(stderr, "mcr_rx_open: %s\n", err);
 	REQUIRE(rc == 0);
 	return rx;
+}
+
+/* The kernel's promiscuity count of lo (IFLA_PROMISCUITY; SIOCGIFFLAGS shows
+ * only the user-set IFF_PROMISC, never the count packet sockets hold). */
+static int lo_promisc(void)
+{
+	FILE *p = popen("ip -d -o link show lo", "r");
+	REQUIRE(p != NULL);
+	char line[2048];
+	int n = -1;
+	if (fgets(line, sizeof(line), p)) {
+		const char *at = strstr(line, " promiscuity ");
+		if (at)
+			n = atoi(at + strlen(" promiscuity "));
+	}
+	pclose(p);
+	REQUIRE(n >= 0);
+	return n;
+}
+
+/* MCR_RX_PROMISC: the interface is promiscuous while a ring asking for it is
+ * open (the kernel counts per socket), and not after the last one closes. */
+static void test_promisc(void)
+{
+	CHECK_EQ(lo_promisc(), 0);
+	mcr_rx *plain = open_rx(2, MCR_FANOUT_NONE, 0, -1);
+	CHECK_EQ(lo_promisc(), 0);
+	mcr_rx *a = open_rx(2, MCR_FANOUT_HASH, MCR_RX_FANOUT_UNIQUEID | MCR_RX_PROMISC, -1);
+	CHECK_EQ(lo_promisc(), 1);
+	mcr_rx *b = open_rx(3, MCR_FANOUT_NONE, MCR_RX_PROMISC, -1);
+	CHECK_EQ(mcr_rx_close(a), 0);
+	CHECK_EQ(lo_promisc(), 1);
+	CHECK_EQ(mcr_rx_close(b), 0);
+	CHECK_EQ(lo_promisc(), 0);
+	CHECK_EQ(mcr_rx_close(plain), 0);
 }
 
 /* One datagram to 127.0.0.1:port is seen exactly once (the outgoing copy
@@ -820,6 +855,7 @@ int main(void)
 		test_forward(ver);
 	}
 	test_waker();
+	test_promisc();
 	test_rxset();
 	test_linkmon();
 	test_input_lock();

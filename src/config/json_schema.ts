@@ -61,6 +61,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "interfaces.*.tx_frame_count": "TX ring slots of each TX ring on this interface.",
   "interfaces.*.rate_pps":
     "Expected peak rate in packets per second: its rings hold 50 ms of it (default: sized from the interface count).",
+  "interfaces.*.promisc":
+    "Capture promiscuously on this input interface (default false): a mirror/SPAN port's frames for other hosts' MAC addresses reach the relay. Held by the relay's receive sockets (as tcpdump does) and released when they close, even if the relay crashes.",
   "ttl": "Global default TTL policy (default 1, as mcrd).",
   "dscp": "Global default DSCP (default 0).",
   "workers": "Size of the worker pool that serves every input interface (default 1).",

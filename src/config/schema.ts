@@ -174,6 +174,7 @@ const interfaceShape = {
   rx_frame_count: intIn(64, 1048576),
   tx_frame_count: intIn(64, 1048576),
   rate_pps: intIn(1, 100_000_000),
+  promisc: bool(),
 };
 
 const configShape = {

@@ -117,6 +117,11 @@ export interface InterfaceTuning {
   tx_frame_count: number;
   /** Expected peak rate (packets/s): its rings are sized to hold 50 ms of it. */
   rate_pps: number;
+  /**
+   * Capture promiscuously on this input interface (a mirror/SPAN port: frames
+   * addressed to other hosts' MACs), held by the relay's RX sockets only.
+   */
+  promisc: boolean;
 }
 
 /** TX ring tuning; unset fields mean "the library's default". */

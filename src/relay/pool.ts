@@ -44,6 +44,8 @@ export interface InterfaceOptions {
   txFrameCount?: number;
   /** Expected peak rate (packets/s): rings on it are sized to hold 50 ms of it. */
   ratePps?: number;
+  /** Capture promiscuously on it (a mirror port). */
+  promisc?: boolean;
 }
 
 /** Ring and worker tuning of the relay. */

@@ -64,6 +64,7 @@ export function dataPathOptions(c: Config): DataPathOptions {
       rxFrameCount: t.rx_frame_count,
       txFrameCount: t.tx_frame_count,
       ratePps: t.rate_pps,
+      promisc: t.promisc,
     };
   }
   return {

@@ -80,6 +80,7 @@ export function rxRingFor(
   const rx: InputRxOptions = { ...(opts.rx ?? {}) };
   const o = opts.interfaces?.[name] ?? {};
   if (o.fanout) rx.fanout = o.fanout;
+  if (o.promisc) rx.promisc = true;
   const n = Math.max(1, inputs);
   if (rx.tpacketVersion === 3) {
     if (rx.blockCount === undefined) {

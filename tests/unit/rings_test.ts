@@ -1,7 +1,7 @@
 /**
  * Ring sizes (src/relay/rings.ts): RX memory per worker is a budget shared by
  * the interfaces it serves, within bounds; a rate hint and explicit counts
- * win; TX likewise per output interface.
+ * win; TX likewise per output interface; promiscuous capture per interface.
  */
 import assert from "node:assert/strict";
 import {
@@ -16,6 +16,8 @@ import {
   txRingFor,
 } from "../../src/relay/rings.ts";
 import { RX_SLOT_OVERHEAD } from "../../src/datapath/messages.ts";
+import { parseConfig } from "../../src/config/mod.ts";
+import { dataPathOptions } from "../../src/relay/relay.ts";
 
 /** Slot bytes of an RX ring at MTU 1500 (a power of two). */
 const SLOT_1500 = 2048;
@@ -58,4 +60,21 @@ Deno.test("rings: TX slots shared over a worker's output interfaces, with overri
     many,
   );
   assert.deepEqual(t.perInterface, { o1: 4096, o2: 8192 });
+});
+
+Deno.test("rings: interfaces.X.promisc reaches that interface's RX rings only", () => {
+  const c = parseConfig({
+    rules: [{
+      input: { interface: "span0", group: "10.1.2.3", port: 5001 },
+      outputs: [{ interface: "eth1", group: "239.1.1.1", port: 5001 }],
+    }],
+    interfaces: { span0: { promisc: true } },
+  });
+  const opts = dataPathOptions(c);
+  assert.equal(rxRingFor(opts, "span0", 2).promisc, true);
+  assert.equal(rxRingFor(opts, "eth1", 2).promisc, undefined);
+  assert.throws(
+    () => parseConfig({ rules: [], interfaces: { span0: { promisc: "yes" } } }),
+    /interfaces\.span0\.promisc/,
+  );
 });
