@@ -7,6 +7,8 @@
  */
 import { BUILD, buildChain, Proc, type Topology } from "../../lab/netns.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
+import { buildFrame } from "../fixtures/frames.ts";
+import { mcrtPayload, pcap } from "../fixtures/hostile/generate.ts";
 
 /** Add a namespace whose interfaces never get IPv6 (no ND/MLD frames). */
 export async function addNsNoV6(t: Topology, role: string): Promise<void> {
@@ -143,4 +145,47 @@ export async function threadNices(pid: number): Promise<ThreadNice[]> {
 /** Deno names the thread of each Web Worker "worker-N": the relay's data-path workers. */
 export function dataPathThreads(threads: ThreadNice[]): ThreadNice[] {
   return threads.filter((t) => /^worker-\d+$/.test(t.comm));
+}
+
+/** Where {@link taggedStreams} sends: one destination, `n` datagrams of `size` bytes per stream. */
+export interface TaggedStreamsOptions {
+  /** Source address. */
+  src: string;
+  /** Destination group (or address). */
+  dst: string;
+  /** Destination port. */
+  dport: number;
+  /** Datagrams per stream. */
+  n: number;
+  /** UDP payload bytes. */
+  size: number;
+}
+
+/**
+ * A pcap of `o.n` datagrams for each of `streams` to one destination, interleaved round robin:
+ * 802.1Q-tagged with `vid` (none: untagged), TTL 8, valid IPv4 and UDP checksums, mcr-sink
+ * payloads (stream id, sequence numbers 0..n-1, the payload pattern). This kernel has no 802.1Q
+ * subinterfaces (CONFIG_VLAN_8021Q is off, as are bridge VLAN filtering and tc's vlan action), so
+ * a tagged sender is mcr-inject replaying these frames on the sender's veth; the receiving veth
+ * hands the tag to the relay's ring as a real NIC with VLAN offload does.
+ */
+export function taggedStreams(
+  streams: { id: number; vid?: number }[],
+  o: TaggedStreamsOptions,
+): Uint8Array {
+  const frames: Uint8Array[] = [];
+  for (let seq = 0; seq < o.n; seq++) {
+    for (const s of streams) {
+      frames.push(buildFrame({
+        src: o.src,
+        dst: o.dst,
+        sport: 40000,
+        dport: o.dport,
+        ttl: 8,
+        vlans: s.vid === undefined ? [] : [{ vid: s.vid }],
+        payload: mcrtPayload(s.id, seq, o.size),
+      }));
+    }
+  }
+  return pcap(frames);
 }

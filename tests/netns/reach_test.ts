@@ -46,11 +46,9 @@ import {
   PathMeter,
   quiesce,
 } from "./lib_account.ts";
-import { runInject, until, workDir } from "./lib_robust.ts";
+import { runInject, taggedStreams, until, workDir } from "./lib_robust.ts";
 import { igmpGroups, igmpHex, mcfilterSources } from "./lib_igmp.ts";
 import type { RelayStats } from "../../src/relay/stats.ts";
-import { buildFrame } from "../fixtures/frames.ts";
-import { mcrtPayload, pcap } from "../fixtures/hostile/generate.ts";
 
 const skip = skipReason();
 if (skip) console.warn(`netns reach tests skipped: ${skip}`);
@@ -108,32 +106,6 @@ function lossless(stats: RelayStats, lostIn: number): boolean {
   return lostIn === 0 && r0.kernel_drops === 0;
 }
 
-/**
- * A pcap of `N` datagrams for each of `streams` to the input group, interleaved round robin:
- * 802.1Q-tagged with `vid` (none: untagged), valid IPv4 and UDP checksums, mcr-sink payloads
- * (stream id, sequence numbers 0..N-1, the payload pattern). This kernel has no 802.1Q
- * subinterfaces (CONFIG_VLAN_8021Q is off, as are bridge VLAN filtering and tc's vlan action), so
- * the tagged sender is mcr-inject replaying these frames on the sender's veth; the receiving veth
- * hands the tag to the relay's ring as a real NIC with VLAN offload does.
- */
-function taggedStreams(streams: { id: number; vid?: number }[]): Uint8Array {
-  const frames: Uint8Array[] = [];
-  for (let seq = 0; seq < N; seq++) {
-    for (const s of streams) {
-      frames.push(buildFrame({
-        src: "10.77.1.1",
-        dst: IN.group,
-        sport: 40000,
-        dport: IN.port,
-        ttl: 8,
-        vlans: s.vid === undefined ? [] : [{ vid: s.vid }],
-        payload: mcrtPayload(s.id, seq, SIZE),
-      }));
-    }
-  }
-  return pcap(frames);
-}
-
 Deno.test({
   ...opts,
   name: "vlan: tagged VLAN 100 frames in, translated untagged datagrams out; VLAN 200 and " +
@@ -144,7 +116,16 @@ Deno.test({
     try {
       const file = `${dir}/streams.pcap`;
       const streams = [{ id: 0, vid: 100 }, { id: 200, vid: 200 }, { id: 300 }];
-      await Deno.writeFile(file, taggedStreams(streams));
+      await Deno.writeFile(
+        file,
+        taggedStreams(streams, {
+          src: "10.77.1.1",
+          dst: IN.group,
+          dport: IN.port,
+          n: N,
+          size: SIZE,
+        }),
+      );
       const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT]);
       const relay = await startRelayWith(t, "rly", {
         rules: [{

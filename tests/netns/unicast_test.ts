@@ -37,6 +37,7 @@ import {
   sinkAccounted,
 } from "./lib_account.ts";
 import { addNsNoV6, chainV4, frameDrops } from "./lib_robust.ts";
+import { topologyConfig } from "./lib_topologies.ts";
 
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };
@@ -383,22 +384,12 @@ Deno.test({
         { role: "B", dev: "b1" },
       ];
       const meter = await PathMeter.start(t, hops);
-      const relayA = await startRelayWith(t, "A", {
-        rules: [{
-          name: "to-b",
-          input: { interface: "a0", group: "239.1.1.1", port: 5001 },
-          // a TTL that survives the router (the default, 1, would expire there)
-          outputs: [{ interface: "a1", group: "10.81.3.2", port: 7001, ttl: 8 }],
-        }],
-      }, { control: true });
-      const relayB = await startRelayWith(t, "B", {
-        rules: [{
-          name: "from-a",
-          input: { interface: "b0", group: "10.81.3.2", port: 7001 },
-          outputs: [{ interface: "b1", group: "239.20.1.1", port: 6001 }],
-        }],
-      }, { control: true });
-      await until(relayB, (s) => rule(s, "from-a")?.state === "active", "relay B's rule");
+      // The configurations of docs/topologies.md ("Site to site"), interfaces renamed.
+      const siteA = await topologyConfig("site-a.json", { lan0: "a0", wan0: "a1" });
+      const siteB = await topologyConfig("site-b.json", { wan0: "b0", lan0: "b1" });
+      const relayA = await startRelayWith(t, "A", siteA, { control: true });
+      const relayB = await startRelayWith(t, "B", siteB, { control: true });
+      await until(relayB, (s) => rule(s, "from-site-a")?.state === "active", "relay B's rule");
       const kernelB = await kernelCounts(t, "B");
       const sink = await startSink(t, "rcv", "d0", ["239.20.1.1:6001"], { settle: true });
       const gen = await runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: 5_000, count: 10_000 });

@@ -3,12 +3,13 @@
  * generates (`deno task schema` regenerates it), `cli.ts schema` prints it, it
  * compiles under Ajv's strict mode, accepts the valid fixtures and rejects the
  * structurally invalid ones, and for random rules it agrees with the zod
- * validator the relay uses.
+ * validator the relay uses. The topology configurations of docs/topologies.md
+ * are valid and shown there.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { MAX_OUTPUTS_PER_RULE, MAX_RULES, RuleSchema } from "../../src/config/mod.ts";
+import { loadConfig, MAX_OUTPUTS_PER_RULE, MAX_RULES, RuleSchema } from "../../src/config/mod.ts";
 import {
   DESCRIPTIONS,
   rulesJsonSchema,
@@ -76,6 +77,28 @@ Deno.test("schema accepts every valid fixture and the README example", () => {
   const m = readme.match(/### rules\.json\s+```json\n([\s\S]*?)```/);
   assert.ok(m, "README rules.json example not found");
   assert.ok(config(JSON.parse(m[1])), JSON.stringify(config.errors));
+});
+
+Deno.test("the topology configurations (docs/topologies.md) pass the schema and `check`'s loader", async () => {
+  const { config } = validator();
+  const dir = `${REPO}examples/topologies`;
+  const files = [...Deno.readDirSync(dir)].map((e) => e.name).filter((f) => f.endsWith(".json"));
+  assert.ok(files.length >= 4);
+  const doc = Deno.readTextFileSync(`${REPO}docs/topologies.md`);
+  for (const f of files) {
+    assert.ok(
+      config(JSON.parse(Deno.readTextFileSync(`${dir}/${f}`))),
+      `${f}: ${JSON.stringify(config.errors)}`,
+    );
+    const c = await loadConfig(`${dir}/${f}`);
+    assert.ok(c.rules.length > 0, f);
+    // The document shows the file as it is: the first json block after its name.
+    const at = doc.indexOf(`(../examples/topologies/${f})`);
+    assert.ok(at >= 0, `docs/topologies.md links ${f}`);
+    const block = doc.slice(at).match(/```json\n([\s\S]*?)```/);
+    assert.ok(block, `docs/topologies.md shows ${f}`);
+    assert.deepEqual(JSON.parse(block[1]), JSON.parse(Deno.readTextFileSync(`${dir}/${f}`)), f);
+  }
 });
 
 Deno.test("schema rejects structurally invalid fixtures, naming the field", () => {
