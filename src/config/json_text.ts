@@ -11,6 +11,12 @@
  * unexpected character '"'`); with `quote: false` they never repeat the
  * text's content (no character, no key).
  *
+ * With `jsonc`, `//` and `/* *\/` comments and a trailing comma before `]`
+ * or `}` are allowed (JSONC, as VS Code's settings files): the scanner notes
+ * where they are and they are blanked out (same length, so every position
+ * stays where it was) before `JSON.parse`, which alone builds values — a
+ * `"__proto__"` key stays an ordinary property, as in plain JSON.
+ *
  * @module
  */
 import { visit } from "jsonc-parser";
@@ -19,6 +25,7 @@ import { visit } from "jsonc-parser";
 const ParseError = {
   InvalidNumberFormat: 2,
   InvalidCommentToken: 10,
+  UnexpectedEndOfComment: 11,
   UnexpectedEndOfString: 12,
   UnexpectedEndOfNumber: 13,
   InvalidUnicode: 14,
@@ -49,6 +56,8 @@ export interface JsonTextOptions {
   maxValues: number;
   /** Name the offending character or key in messages (default true). */
   quote?: boolean;
+  /** Allow comments and trailing commas (JSONC; default false: strict JSON). */
+  jsonc?: boolean;
 }
 
 /** What the scanner expects next. */
@@ -125,13 +134,22 @@ export function parseJsonText(
   options: JsonTextOptions,
 ): { ok: true; value: unknown } | { ok: false; problem: JsonProblem } {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const problem = findProblem(text, options.maxValues, options.quote ?? true);
+  const blanks: [number, number][] = [];
+  const problem = findProblem(
+    text,
+    options.maxValues,
+    options.quote ?? true,
+    options.jsonc ? blanks : null,
+  );
   if (problem) {
     const { pos, message, limit } = problem;
     return { ok: false, problem: { pos, message, limit, ...lineColumn(text, pos) } };
   }
   try {
-    return { ok: true, value: JSON.parse(text) };
+    return {
+      ok: true,
+      value: JSON.parse(blanks.length ? blankOut(text, blanks.sort((a, b) => a[0] - b[0])) : text),
+    };
   } catch {
     // The scanner accepted it, so this should not happen; V8's message quotes the text.
     return {
@@ -141,8 +159,33 @@ export function parseJsonText(
   }
 }
 
-function findProblem(text: string, maxValues: number, quote: boolean): Stop | null {
+/** `text` with each [offset, length) range of `ranges` (ascending, disjoint) replaced by spaces. */
+function blankOut(text: string, ranges: [number, number][]): string {
+  const parts: string[] = [];
+  let at = 0;
+  for (const [pos, len] of ranges) {
+    parts.push(text.slice(at, pos), " ".repeat(len));
+    at = pos + len;
+  }
+  parts.push(text.slice(at));
+  return parts.join("");
+}
+
+/**
+ * The first problem of `text`, or null. `blanks` null: strict JSON; else
+ * JSONC, and the comments and trailing commas found are pushed there as
+ * [offset, length] (a trailing comma when its close is seen, after the
+ * comments that follow it).
+ */
+function findProblem(
+  text: string,
+  maxValues: number,
+  quote: boolean,
+  blanks: [number, number][] | null,
+): Stop | null {
   const n = text.length;
+  /** Offset of the last ',' separator (a trailing comma when a close follows). */
+  let comma = -1;
   const stack: ("object" | "array")[] = [];
   const keys: Set<string>[] = [];
   let expect: Expect = "value";
@@ -180,6 +223,9 @@ function findProblem(text: string, maxValues: number, quote: boolean): Stop | nu
   const close = (kind: "object" | "array", pos: number) => {
     // At the end of the text the container is not closed: the error follows.
     if (pos >= n) return;
+    if (blanks && (expect === "key-after-comma" || expect === "value-after-comma")) {
+      blanks.push([comma, 1]);
+    }
     stack.pop();
     if (kind === "object") keys.pop();
     valueDone();
@@ -195,8 +241,10 @@ function findProblem(text: string, maxValues: number, quote: boolean): Stop | nu
       case ParseError.UnexpectedEndOfNumber:
       case ParseError.InvalidNumberFormat:
         return new Stop(pos, "bad number");
+      case ParseError.UnexpectedEndOfComment:
+        return new Stop(pos, "unterminated comment");
       case ParseError.InvalidCommentToken:
-        return new Stop(pos, "comments are not allowed in JSON");
+        return new Stop(pos, blanks ? "unterminated comment" : "comments are not allowed in JSON");
     }
     // "01", "1.2.3", "1e5e5": the scanner ended a number where it should not have.
     if (pos === numberEnd && pos < n && /[0-9.eE+-]/.test(text[pos])) {
@@ -204,6 +252,9 @@ function findProblem(text: string, maxValues: number, quote: boolean): Stop | nu
       return new Stop(numberStart, leadingZero ? "bad number (leading zero)" : "bad number");
     }
     if (text[pos] === "-") return new Stop(pos, "bad number");
+    if (blanks && text.startsWith("/*", pos) && text.indexOf("*/", pos + 2) < 0) {
+      return new Stop(pos, "unterminated comment");
+    }
     const what = unexpected(pos);
     switch (expect) {
       case "value":
@@ -249,11 +300,12 @@ function findProblem(text: string, maxValues: number, quote: boolean): Stop | nu
         seen.add(key);
         expect = "colon";
       },
-      onSeparator: (c) => {
+      onSeparator: (c, pos) => {
         if (c === ":") expect = "value";
-        else {expect = stack[stack.length - 1] === "object"
-            ? "key-after-comma"
-            : "value-after-comma";}
+        else {
+          comma = pos;
+          expect = stack[stack.length - 1] === "object" ? "key-after-comma" : "value-after-comma";
+        }
       },
       onLiteralValue: (value, pos, length) => {
         count(pos);
@@ -263,10 +315,13 @@ function findProblem(text: string, maxValues: number, quote: boolean): Stop | nu
         }
         valueDone();
       },
+      onComment: (pos, length) => {
+        blanks?.push([pos, length]);
+      },
       onError: (code, pos) => {
         throw problemAt(code, pos);
       },
-    }, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+    }, { disallowComments: !blanks, allowTrailingComma: !!blanks, allowEmptyContent: false });
   } catch (e) {
     if (e instanceof Stop) return e;
     throw e;

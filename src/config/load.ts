@@ -93,7 +93,8 @@ export function parseConfig(value: unknown, source?: string, options?: ParseOpti
 }
 
 /**
- * Parses rules.json text (JSON syntax errors, duplicate keys, too deep nesting
+ * Parses rules.json text — JSON with comments and trailing commas allowed
+ * (JSONC) — (syntax errors, duplicate keys, too deep nesting
  * and more than {@link MAX_CONFIG_VALUES} values are reported with their line
  * and column), then validates it like {@link parseConfig}.
  *
@@ -104,7 +105,11 @@ export function parseConfig(value: unknown, source?: string, options?: ParseOpti
  */
 export function parseConfigText(text: string, source?: string, options?: ParseOptions): Config {
   return withQuoting(options, () => {
-    const parsed = parseJsonText(text, { maxValues: MAX_CONFIG_VALUES, quote: isQuoting() });
+    const parsed = parseJsonText(text, {
+      maxValues: MAX_CONFIG_VALUES,
+      quote: isQuoting(),
+      jsonc: true,
+    });
     if (!parsed.ok) {
       const { line, column, message, limit } = parsed.problem;
       const what = limit

@@ -190,10 +190,15 @@ Deno.test("parseConfigText: at most MAX_CONFIG_VALUES JSON values; the largest r
   assert.match(thrown(() => parseConfigText(at)).message, /config: x: unknown key/);
 });
 
-Deno.test("parseConfigText: comments are refused with their position", () => {
-  const e = thrown(() => parseConfigText('{\n  // the rules\n  "rules": []\n}'));
-  assert.deepEqual([e.issues[0].line, e.issues[0].column], [2, 3]);
-  assert.match(e.issues[0].message, /comments are not allowed/);
+Deno.test("parseConfigText: comments and trailing commas are allowed; problems keep their line", () => {
+  const c = parseConfigText(
+    '{\n  // the rules\n  "rules": [ /* none yet */ ],\n  "ttl": 4, // default\n}\n',
+  );
+  assert.equal(c.rules.length, 0);
+  assert.equal(c.ttl, 4);
+  const e = thrown(() => parseConfigText('{\n  // the rules\n  "rules": [],\n  "rules": []\n}'));
+  assert.deepEqual([e.issues[0].line, e.issues[0].column], [4, 3]);
+  assert.match(e.issues[0].message, /duplicate key/);
 });
 
 Deno.test("parseConfigText: quoteValues false names the field and the problem, never the content", () => {

@@ -750,8 +750,10 @@ Deno.test("config: JSON syntax errors report line and column", () => {
   }
   const cases: [string, number, number, RegExp][] = [
     ["", 1, 1, /unexpected end of input/],
-    ['{"rules": [1,]}', 1, 14, /trailing comma/],
-    ['{\n "rules": [],\n}', 3, 1, /trailing comma/],
+    // rules.json is JSONC: a trailing comma is fine, two commas are not
+    ['{"rules": [1,,]}', 1, 14, /expected a value/],
+    ['{\n "rules": [],,\n}', 2, 14, /double-quoted property name/],
+    ['{"rules": [] /* open', 1, 14, /unterminated comment/],
     ["{'rules': []}", 1, 2, /double-quoted property name/],
     ['{"rules": []} x', 1, 15, /after the end/],
     ['{"rules": [01]}', 1, 12, /bad number/],

@@ -96,3 +96,50 @@ Deno.test("parseJsonText: quote false names no character and no key", () => {
     assert.ok(!/secret|'s'|'x'/.test(r.problem.message), r.problem.message);
   }
 });
+
+/** `text` (pretty JSON) as JSONC: a trailing comma before every non-empty close, a comment on each line. */
+function asJsonc(text: string): string {
+  return text
+    .replace(/([^[{\s])(\n\s*[\]}])/g, "$1,$2")
+    .split("\n")
+    .map((l, i) => (i % 2 ? `${l} // note ${i}` : `/* ${i} */ ${l}`))
+    .join("\n");
+}
+
+Deno.test("property: with jsonc, comments and trailing commas change no value; strict JSON refuses them", () => {
+  fc.assert(
+    fc.property(fc.jsonValue(), (v) => {
+      const text = asJsonc(JSON.stringify(v, null, 2));
+      const ours = parseJsonText(text, { ...LIMITS, jsonc: true });
+      assert.ok(ours.ok, `${JSON.stringify(text)}: ${!ours.ok && ours.problem.message}`);
+      assert.deepEqual(ours.value, JSON.parse(JSON.stringify(v)));
+      assert.equal(parseJsonText(text, LIMITS).ok, false, "strict JSON refuses comments");
+    }),
+    { numRuns: 300 },
+  );
+  // Valid JSON means the same in both modes.
+  fc.assert(
+    fc.property(fc.json(), (t) => {
+      const strict = parseJsonText(t, LIMITS), jsonc = parseJsonText(t, { ...LIMITS, jsonc: true });
+      assert.equal(jsonc.ok, strict.ok, t);
+      if (strict.ok && jsonc.ok) assert.deepEqual(jsonc.value, strict.value);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("parseJsonText jsonc: problems keep their line and column; no prototype from a key", () => {
+  const at = (t: string) => {
+    const r = parseJsonText(t, { ...LIMITS, jsonc: true });
+    assert.ok(!r.ok, t);
+    return [r.problem.line, r.problem.column, r.problem.message];
+  };
+  assert.deepEqual(at('{\n  /* a */ "a": 1, // b\n  "a": 2\n}'), [3, 3, 'duplicate key "a"']);
+  assert.deepEqual(at('{ "a": [1,, 2] }'), [1, 11, "expected a value, unexpected character ','"]);
+  assert.deepEqual(at('{ "a": 1 } /* open'), [1, 12, "unterminated comment"]);
+  const r = parseJsonText('{ "__proto__": { "polluted": 1 }, } // end', { ...LIMITS, jsonc: true });
+  assert.ok(r.ok);
+  const v = r.value as Record<string, unknown>;
+  assert.equal(Object.getPrototypeOf(v), Object.prototype);
+  assert.deepEqual(Object.keys(v), ["__proto__"]);
+});
