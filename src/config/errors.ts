@@ -8,13 +8,19 @@
 import { MAX_REPORTED_ISSUES } from "./limits.ts";
 import { isQuoting, render } from "./quoting.ts";
 import { RULE_NAME_RE } from "./schema.ts";
+import { originOf } from "./origins.ts";
 
 /** One configuration problem. */
 export interface ConfigIssue {
   /** Path of the offending value in the JSON document, e.g. `["rules", 2, "outputs", 0, "port"]`. */
   path: (string | number)[];
-  /** The rule concerned (its index in `rules`, and its name when it has a string one). */
+  /**
+   * The rule concerned: its index in `rules` (of `file` when it came from an
+   * included file), and its name when it has a string one.
+   */
   rule?: { index: number; name?: string };
+  /** The included file the rule came from (absent: the main file). */
+  file?: string;
   /** Field within the rule (or within the config for non-rule issues), e.g. `outputs[0].port`; "" for the whole rule/document. */
   field: string;
   /** What is wrong, and why. */
@@ -29,7 +35,9 @@ export interface ConfigIssue {
 export function formatIssue(issue: ConfigIssue): string {
   let where: string;
   if (issue.rule) {
-    where = `rule ${issue.rule.index}`;
+    where = issue.file === undefined
+      ? `rule ${issue.rule.index}`
+      : `${issue.file} rule ${issue.rule.index}`;
     if (issue.rule.name !== undefined) where += ` ${render(issue.rule.name)}`;
   } else {
     where = "config";
@@ -98,9 +106,11 @@ export function issueAt(path: readonly PropertyKey[], message: string, root: unk
         (isQuoting() || RULE_NAME_RE.test(raw.name))
       ? raw.name
       : undefined;
+    const o = originOf(index);
     return {
       path: clean,
-      rule: name === undefined ? { index } : { index, name },
+      rule: name === undefined ? { index: o.index } : { index: o.index, name },
+      ...(o.file === undefined ? {} : { file: o.file }),
       field: formatField(clean.slice(2)),
       message,
     };
@@ -122,10 +132,17 @@ export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-/** Orders issues: document-level first, then by rule index (stable otherwise). */
+/** The document index of an issue's rule (included files' rules follow the main file's); -1 for none. */
+function docIndex(issue: ConfigIssue): number {
+  if (!issue.rule) return -1;
+  const [top, index] = issue.path;
+  return top === "rules" && typeof index === "number" ? index : issue.rule.index;
+}
+
+/** Orders issues: document-level first, then by rule, in document order (stable otherwise). */
 export function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
   return issues
     .map((issue, n) => ({ issue, n }))
-    .sort((a, b) => (a.issue.rule?.index ?? -1) - (b.issue.rule?.index ?? -1) || a.n - b.n)
+    .sort((a, b) => docIndex(a.issue) - docIndex(b.issue) || a.n - b.n)
     .map((x) => x.issue);
 }

@@ -48,6 +48,9 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.dscp": "Default DSCP of this rule's outputs.",
   "rules.*.allow_link_local":
     "Allow groups in 224.0.0.0/24 (link-local control traffic), refused by default.",
+  "include":
+    "Files whose rules join this file's: paths or glob patterns (*, ?, [...], {a,b}) relative to this file's directory, read in order, each pattern's matches sorted by name. Each holds { \"rules\": [...] } only. A reload re-reads them.",
+  "include.*": "A file name or glob pattern.",
   "interfaces": "Per interface settings, by interface name.",
   "interfaces.*": "Settings of one interface.",
   "interfaces.*.workers":

@@ -79,3 +79,10 @@ export const MAX_CONFIG_VALUES = 4_194_304;
  * (a hostile file can hold 200,000 problems).
  */
 export const MAX_REPORTED_ISSUES = 1000;
+
+/** Most patterns in a configuration's `include` (include.ts). */
+export const MAX_INCLUDE_PATTERNS = 64;
+/** Most files the `include` patterns may name together. */
+export const MAX_INCLUDED_FILES = 1024;
+/** Longest `include` pattern (UTF-16 code units). */
+export const MAX_INCLUDE_PATTERN_LENGTH = 4096;

@@ -17,7 +17,9 @@
  *
  * @module
  */
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { parseJsonText } from "./json_text.ts";
+import { withIncludes } from "./include.ts";
 import { readTextFileBounded } from "./text_file.ts";
 import { ConfigError, isRecord, issueAt, sortIssues } from "./errors.ts";
 import {
@@ -85,6 +87,11 @@ export function parseConfig(value: unknown, source?: string, options?: ParseOpti
     issues.push(...semanticIssues(rules, value));
     if (Array.isArray(rules)) issues.push(...capacityIssues(rules, value));
     issues.push(...tuningIssues(value));
+    if (isRecord(value) && value.include !== undefined) {
+      issues.push(
+        issueAt(["include"], "is read from a configuration file only (loadConfig)", value),
+      );
+    }
     if (issues.length > 0 || !parsed.success) {
       throw new ConfigError(sortIssues(issues), source);
     }
@@ -104,23 +111,52 @@ export function parseConfig(value: unknown, source?: string, options?: ParseOpti
  * @throws {ConfigError}
  */
 export function parseConfigText(text: string, source?: string, options?: ParseOptions): Config {
-  return withQuoting(options, () => {
-    const parsed = parseJsonText(text, {
-      maxValues: MAX_CONFIG_VALUES,
-      quote: isQuoting(),
-      jsonc: true,
-    });
-    if (!parsed.ok) {
-      const { line, column, message, limit } = parsed.problem;
-      const what = limit
-        ? `the document is too large at line ${line}, column ${column}: ${message} ` +
-          `(a configuration within the relay's limits, ${MAX_RULES} rules and ${MAX_OUTPUT_SLOTS} outputs, ` +
-          "has fewer than 3,000,000)"
-        : `invalid JSON at line ${line}, column ${column}: ${message}`;
-      throw new ConfigError([{ path: [], field: "", message: what, line, column }], source);
-    }
-    return parseConfig(parsed.value, source, options);
+  return withQuoting(options, () => parseConfig(parseDocument(text, source), source, options));
+}
+
+/** JSONC text to a value; a syntax problem is a ConfigError naming `source`, line and column. */
+function parseDocument(text: string, source?: string): unknown {
+  const parsed = parseJsonText(text, {
+    maxValues: MAX_CONFIG_VALUES,
+    quote: isQuoting(),
+    jsonc: true,
   });
+  if (!parsed.ok) {
+    const { line, column, message, limit } = parsed.problem;
+    const what = limit
+      ? `the document is too large at line ${line}, column ${column}: ${message} ` +
+        `(a configuration within the relay's limits, ${MAX_RULES} rules and ${MAX_OUTPUT_SLOTS} outputs, ` +
+        "has fewer than 3,000,000)"
+      : `invalid JSON at line ${line}, column ${column}: ${message}`;
+    throw new ConfigError([{ path: [], field: "", message: what, line, column }], source);
+  }
+  return parsed.value;
+}
+
+/**
+ * Parses the text of the configuration file `source` like
+ * {@link parseConfigText}, and reads the files its `include` names
+ * (include.ts: relative to `source`'s directory, each read through
+ * {@link readConfigFile}); the rules of all of them are validated together.
+ *
+ * @param text The main file's contents.
+ * @param source The main file's path.
+ * @param options Whether messages quote values and characters.
+ * @throws {ConfigError} naming the file a problem is in.
+ */
+export async function parseConfigSource(
+  text: string,
+  source: string,
+  options?: ParseOptions,
+): Promise<Config> {
+  const quote = withQuoting(options, isQuoting);
+  const opts = { ...options, quoteValues: quote };
+  const value = withQuoting(opts, () => parseDocument(text, source));
+  return await withIncludes(value, source, {
+    read: (path) => readConfigFile(path),
+    parse: (t, name) => withQuoting(opts, () => parseDocument(t, name)),
+    quote,
+  }, (merged) => parseConfig(merged, source, opts));
 }
 
 /**
@@ -147,16 +183,17 @@ export async function readConfigFile(path: string | URL): Promise<string> {
 }
 
 /**
- * Reads and validates a rules.json file ({@link readConfigFile}, then
- * {@link parseConfigText}).
+ * Reads and validates a rules.json file and the files its `include` names
+ * ({@link readConfigFile}, then {@link parseConfigSource}).
  *
  * @param path File to read.
  * @param options Whether messages quote values and characters.
  * @throws {ConfigError} when the file cannot be read (saying why) or is invalid.
  */
 export async function loadConfig(path: string | URL, options?: ParseOptions): Promise<Config> {
-  const text = await readConfigFile(path);
-  return parseConfigText(text, String(path), options);
+  const file = path instanceof URL ? fromFileUrl(path) : path;
+  const text = await readConfigFile(file);
+  return parseConfigSource(text, file, options);
 }
 
 /**

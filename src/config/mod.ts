@@ -33,6 +33,7 @@ export {
   ConfigSchema,
   loadConfig,
   parseConfig,
+  parseConfigSource,
   parseConfigText,
   readConfigFile,
   validateRule,

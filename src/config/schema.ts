@@ -10,7 +10,13 @@
  */
 import { z } from "zod";
 import { parseIPv4 } from "../common/net.ts";
-import { MAX_OUTPUTS_PER_RULE, MAX_RULES, MAX_WORKERS } from "./limits.ts";
+import {
+  MAX_INCLUDE_PATTERN_LENGTH,
+  MAX_INCLUDE_PATTERNS,
+  MAX_OUTPUTS_PER_RULE,
+  MAX_RULES,
+  MAX_WORKERS,
+} from "./limits.ts";
 import { show } from "./quoting.ts";
 
 /**
@@ -180,6 +186,8 @@ const interfaceShape = {
 const configShape = {
   // Lets editors find the JSON Schema (schema/rules.schema.json); ignored by the relay.
   $schema: nonEmptyString(2048).optional(),
+  // Read by the file loader (include.ts), which replaces it by the files' rules.
+  include: z.array(nonEmptyString(MAX_INCLUDE_PATTERN_LENGTH)).max(MAX_INCLUDE_PATTERNS).optional(),
   rules: z.array(z.strictObject(ruleShape)).max(MAX_RULES),
   interfaces: z.record(ifname(), z.strictObject(interfaceShape).partial()).optional(),
   ttl: ttl().optional(),

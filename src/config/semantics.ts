@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { ruleWhere } from "./origins.ts";
 import { isLinkLocalMulticast, isMulticast, parseIPv4, unicastProblem } from "../common/net.ts";
 import { ConfigError, type ConfigIssue, isRecord, issueAt } from "./errors.ts";
 import { describeInput, inputKey, type InputTuple, ruleId } from "./ids.ts";
@@ -111,7 +112,7 @@ export function keyOfConfig(index: number, rule: RuleConfig): RuleKey {
 }
 
 function ruleLabel(k: RuleKey): string {
-  return k.named ? `rule ${k.index} ${render(k.name)}` : `rule ${k.index}`;
+  return k.named ? `${ruleWhere(k.index)} ${render(k.name)}` : ruleWhere(k.index);
 }
 
 /** What an input or output address must be. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { dirname, isAbsolute, normalize, resolve } from "node:path";
-import { ConfigError, parseConfigText, readConfigFile } from "../config/mod.ts";
+import { ConfigError, parseConfigSource, parseConfigText, readConfigFile } from "../config/mod.ts";
 import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../common/log.ts";
 import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
 import type { ListedRule, StatsResult } from "./results.ts";
@@ -191,11 +191,16 @@ export const HANDLERS: Record<string, Handler> = {
     }
     try {
       let content = text;
+      // Includes resolve from the file's directory (text alone: from the running file's).
+      let base = path ?? ctx.relay.configPath;
       if (content === undefined) {
         const file = path === undefined ? source : await readablePath(ctx.relay.configPath, path);
         content = await readConfigFile(file);
+        base = file;
       }
-      const config = parseConfigText(content, source);
+      const config = base === undefined
+        ? parseConfigText(content, source)
+        : await parseConfigSource(content, base);
       return {
         valid: true,
         path: source,
