@@ -13,6 +13,9 @@
  * - An included file is JSONC like the main file and holds only
  *   `{ "rules": [...] }` (and `$schema`): settings stay in the main file, and
  *   included files include nothing further.
+ * - `runtime_rules` names the file where `ctl` keeps the rules it adds and
+ *   changes (src/relay/runtime_rules.ts): read last, like an included file,
+ *   and absent until the first change (no rules then).
  * - Limits: {@link MAX_INCLUDE_PATTERNS} patterns, {@link MAX_INCLUDED_FILES}
  *   files, and all files together at most `MAX_CONFIG_BYTES`.
  * - The rules are validated as one document (a conflict between two files is
@@ -32,6 +35,7 @@ import {
   MAX_INCLUDED_FILES,
 } from "./limits.ts";
 import { type RuleOrigin, withRuleOrigins } from "./origins.ts";
+import type { RuntimeRulesFile } from "./types.ts";
 
 /** Characters that make a pattern a glob. */
 const GLOB_CHARS = /[*?[\]{}]/;
@@ -53,10 +57,16 @@ function includeError(source: string, field: string, message: string): ConfigErr
   return new ConfigError([{ path: ["include"], field, message }], source);
 }
 
-/** The files `patterns` name, in order, each once, without `main`. */
-function expand(patterns: string[], base: string, main: string, source: string): string[] {
+/** The files `patterns` name, in order, each once, without `main` and `skip` (read apart). */
+function expand(
+  patterns: string[],
+  base: string,
+  main: string,
+  source: string,
+  skip: string[],
+): string[] {
   const files: string[] = [];
-  const seen = new Set<string>([resolve(main)]);
+  const seen = new Set<string>([resolve(main), ...skip]);
   patterns.forEach((p, i) => {
     let matches: string[];
     if (GLOB_CHARS.test(p)) {
@@ -86,20 +96,30 @@ function shown(file: string, base: string): string {
   return r.startsWith("..") || isAbsolute(r) ? file : r;
 }
 
+/** What {@link withIncludes} read besides the main file. */
+export interface Included {
+  /** The included files' rules, by file (in document order). */
+  origins: RuleOrigin[];
+  /** The runtime rules file (`runtime_rules`), when the main file names one. */
+  runtime?: RuntimeRulesFile;
+}
+
 /**
  * The main document `value` (parsed from `source`) with the rules of the
- * files its `include` names appended, validated by `validate` (which gets the
- * merged document): problems in included rules name their file. A document
- * without `include` is validated as it is.
+ * files its `include` names appended, then those of its `runtime_rules` file
+ * (when it exists), validated by `validate` (which gets the merged document):
+ * problems in included rules name their file.
  */
 export async function withIncludes<T>(
   value: unknown,
   source: string,
   io: IncludeIo,
-  validate: (merged: unknown) => T,
+  validate: (merged: unknown, included: Included) => T,
 ): Promise<T> {
-  if (!isRecord(value) || value.include === undefined) return validate(value);
-  const patterns = value.include;
+  if (!isRecord(value) || (value.include === undefined && value.runtime_rules === undefined)) {
+    return validate(value, { origins: [] });
+  }
+  const patterns = value.include ?? [];
   if (!Array.isArray(patterns)) {
     throw includeError(source, "include", "must be a list of file names or glob patterns");
   }
@@ -115,13 +135,28 @@ export async function withIncludes<T>(
       );
     }
   });
+  const runtimeName = value.runtime_rules;
+  if (
+    runtimeName !== undefined &&
+    (typeof runtimeName !== "string" || runtimeName.length === 0 ||
+      runtimeName.length > MAX_INCLUDE_PATTERN_LENGTH)
+  ) {
+    throw new ConfigError([{
+      path: ["runtime_rules"],
+      field: "runtime_rules",
+      message: `must be a file name of 1 to ${MAX_INCLUDE_PATTERN_LENGTH} characters`,
+    }], source);
+  }
   const main = resolve(source);
   const base = dirname(main);
+  const runtimePath = typeof runtimeName === "string" ? resolve(base, runtimeName) : undefined;
   const rules: unknown[] = Array.isArray(value.rules) ? [...value.rules] : [];
   const origins: RuleOrigin[] = [];
   let bytes = 0;
-  for (const file of expand(patterns as string[], base, main, source)) {
+  /** Read one more file's rules (null: a runtime file not written yet). */
+  const add = async (file: string, optional: boolean): Promise<unknown[] | null> => {
     const name = shown(file, base);
+    if (optional && !(await exists(file))) return null;
     const text = await io.read(file);
     bytes += text.length;
     if (bytes > MAX_CONFIG_BYTES) {
@@ -145,7 +180,28 @@ export async function withIncludes<T>(
     }
     origins.push({ file: name, start: rules.length, count: doc.rules.length });
     rules.push(...doc.rules);
+    return doc.rules;
+  };
+  const skip = runtimePath === undefined ? [] : [runtimePath];
+  for (const file of expand(patterns as string[], base, main, source, skip)) await add(file, false);
+  let runtime: RuntimeRulesFile | undefined;
+  if (runtimePath !== undefined) {
+    const got = await add(runtimePath, true);
+    runtime = { path: runtimePath, name: runtimeName as string, rules: got ?? [] };
   }
-  const { include: _, ...rest } = value;
-  return withRuleOrigins(origins, () => validate({ ...rest, rules }));
+  const { include: _, runtime_rules: __, ...rest } = value;
+  return withRuleOrigins(
+    origins,
+    () => validate({ ...rest, rules }, runtime ? { origins, runtime } : { origins }),
+  );
+}
+
+/** Whether `path` exists (any error but "not found" is left to the read, which names it). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    return !(e instanceof Deno.errors.NotFound);
+  }
 }

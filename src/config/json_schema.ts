@@ -51,6 +51,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "include":
     "Files whose rules join this file's: paths or glob patterns (*, ?, [...], {a,b}) relative to this file's directory, read in order, each pattern's matches sorted by name. Each holds { \"rules\": [...] } only. A reload re-reads them.",
   "include.*": "A file name or glob pattern.",
+  "runtime_rules":
+    "File (relative to this one) where rules added, changed or removed with ctl are kept, so that a reload or restart keeps them. Read after include, like an included file; it need not exist yet. ctl rewrites it (atomically); rules defined in the other files are changed there.",
   "interfaces": "Per interface settings, by interface name.",
   "interfaces.*": "Settings of one interface.",
   "interfaces.*.workers":

@@ -87,10 +87,10 @@ export function parseConfig(value: unknown, source?: string, options?: ParseOpti
     issues.push(...semanticIssues(rules, value));
     if (Array.isArray(rules)) issues.push(...capacityIssues(rules, value));
     issues.push(...tuningIssues(value));
-    if (isRecord(value) && value.include !== undefined) {
-      issues.push(
-        issueAt(["include"], "is read from a configuration file only (loadConfig)", value),
-      );
+    for (const key of ["include", "runtime_rules"]) {
+      if (isRecord(value) && value[key] !== undefined) {
+        issues.push(issueAt([key], "is read from a configuration file only (loadConfig)", value));
+      }
     }
     if (issues.length > 0 || !parsed.success) {
       throw new ConfigError(sortIssues(issues), source);
@@ -156,7 +156,11 @@ export async function parseConfigSource(
     read: (path) => readConfigFile(path),
     parse: (t, name) => withQuoting(opts, () => parseDocument(t, name)),
     quote,
-  }, (merged) => parseConfig(merged, source, opts));
+  }, (merged, included) => {
+    const config = parseConfig(merged, source, opts);
+    if (included.runtime) config.runtime_rules = included.runtime;
+    return config;
+  });
 }
 
 /**

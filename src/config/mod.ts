@@ -23,6 +23,7 @@ export type {
   InterfaceTuning,
   OutputConfig,
   RuleConfig,
+  RuntimeRulesFile,
   RxTuning,
   TxTuning,
 } from "./types.ts";

@@ -189,6 +189,8 @@ const configShape = {
   // Read by the file loader (include.ts), which replaces it by the files' rules.
   include: z.array(nonEmptyString(MAX_INCLUDE_PATTERN_LENGTH)).max(MAX_INCLUDE_PATTERNS).optional(),
   rules: z.array(z.strictObject(ruleShape)).max(MAX_RULES),
+  // Read by the file loader (include.ts): where ctl changes are kept.
+  runtime_rules: nonEmptyString(MAX_INCLUDE_PATTERN_LENGTH).optional(),
   interfaces: z.record(ifname(), z.strictObject(interfaceShape).partial()).optional(),
   ttl: ttl().optional(),
   dscp: dscp().optional(),

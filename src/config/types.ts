@@ -156,4 +156,21 @@ export interface Config {
   control?: { socket: string };
   /** Metrics endpoint settings, if configured. */
   metrics?: { listen: string };
+  /**
+   * The runtime rules file, if configured (`runtime_rules`): where `ctl`
+   * changes are kept. Read after `include` (a file not yet written holds no
+   * rules); `rules` are its rules as written, in order (their normalized
+   * forms are the last `rules.length` of {@link Config.rules}).
+   */
+  runtime_rules?: RuntimeRulesFile;
+}
+
+/** The runtime rules file of a configuration (`Config.runtime_rules`). */
+export interface RuntimeRulesFile {
+  /** Absolute path (relative ones resolve from the main file's directory). */
+  path: string;
+  /** As the configuration names it. */
+  name: string;
+  /** Its rules as written (JSON values), in order. */
+  rules: unknown[];
 }

@@ -6,9 +6,21 @@
  * @module
  */
 import { dirname, isAbsolute, normalize, resolve } from "node:path";
-import { ConfigError, parseConfigSource, parseConfigText, readConfigFile } from "../config/mod.ts";
+import {
+  ConfigError,
+  parseConfigSource,
+  parseConfigText,
+  readConfigFile,
+  type RuleConfig,
+} from "../config/mod.ts";
 import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../common/log.ts";
-import { type Relay, type ReloadSummary, RuleNotFoundError } from "../relay/relay.ts";
+import {
+  DefinedInFileError,
+  type Relay,
+  type ReloadSummary,
+  RuleNotFoundError,
+} from "../relay/relay.ts";
+import { RuntimeRulesError } from "../relay/runtime_rules.ts";
 import type { ListedRule, StatsResult } from "./results.ts";
 import { ControlError, PROTOCOL_VERSION, StreamedResult } from "./protocol.ts";
 import { noRates, type RateTracker } from "./rates.ts";
@@ -79,8 +91,65 @@ function str(args: Record<string, unknown>, key: string, required = false): stri
 
 const log = logger("control");
 
-function invalidConfig(e: ConfigError, code: "invalid_rule" | "invalid_config"): ControlError {
-  return new ControlError(code, e.message, e.issues);
+function invalidConfig(
+  e: ConfigError,
+  code: "invalid_rule" | "invalid_config",
+  hint = "",
+): ControlError {
+  return new ControlError(code, e.message + hint, e.issues);
+}
+
+/** `args[key]` as a flag: absent = false. */
+function flag(args: Record<string, unknown>, key: string): boolean {
+  const v = args[key];
+  if (v === undefined) return false;
+  if (typeof v !== "boolean") {
+    throw new ControlError("bad_args", `args.${key} must be true or false`);
+  }
+  return v;
+}
+
+/**
+ * Run a live rule change, turning its errors into control errors: invalid
+ * (with `hint(e)` added to the message), no such rule, defined in the
+ * configuration files, runtime rules file not written.
+ */
+async function change<T>(
+  f: () => Promise<T>,
+  code: "invalid_rule",
+  hint: (e: ConfigError) => string = () => "",
+): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof ConfigError) throw invalidConfig(e, code, hint(e));
+    if (e instanceof RuleNotFoundError) throw new ControlError("not_found", e.message);
+    if (e instanceof DefinedInFileError) throw new ControlError("defined_in_file", e.message);
+    if (e instanceof RuntimeRulesError) throw new ControlError("not_saved", e.message);
+    throw e;
+  }
+}
+
+/**
+ * Whether a change lasts: `persisted` when the runtime rules file keeps it
+ * (`file`), else a `note` that the next reload or restart undoes it.
+ */
+function persistence(ctx: ControlContext, transient: boolean) {
+  const rt = ctx.relay.runtimeRules;
+  if (rt && !transient) return { persisted: true, file: rt.path };
+  return {
+    persisted: false,
+    note: rt
+      ? "transient: the next reload or restart undoes it"
+      : "not kept: the next reload or restart undoes it (set runtime_rules in the configuration " +
+        "to keep ctl changes)",
+  };
+}
+
+/** A rule as `list` shows it, without rates. */
+function listedRuleOf(ctx: ControlContext, rule: RuleConfig): ListedRule {
+  const [stats] = ctx.relay.ruleStats([rule.id]);
+  return listedRule(stats ? { c: rule, s: stats } : { c: rule }, noRates());
 }
 
 /** A command handler. */
@@ -127,33 +196,100 @@ export const HANDLERS: Record<string, Handler> = {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       throw new ControlError("bad_args", "args.rule must be a rule object (as in rules.json)");
     }
-    try {
-      const rule = await ctx.relay.addRule(raw);
-      log.info("rule {rule} added ({input}, {outputs} outputs)", {
-        rule: rule.name,
-        input: `${rule.input.interface} ${rule.input.group}:${rule.input.port}`,
-        interface: rule.input.interface,
-        outputs: rule.outputs.length,
-      });
-      // the new rule alone (a whole listing costs seconds at 65,536 rules); no rate yet
-      const [stats] = ctx.relay.ruleStats([rule.id]);
-      return { rule: listedRule(stats ? { c: rule, s: stats } : { c: rule }, noRates()) };
-    } catch (e) {
-      if (e instanceof ConfigError) throw invalidConfig(e, "invalid_rule");
-      throw e;
-    }
+    const opts = { transient: flag(args, "transient") };
+    const rule = await change(() => ctx.relay.addRule(raw, opts), "invalid_rule", (e) =>
+      // the same input as a rule in force: say how to change that rule instead
+      e.issues.some((i) => i.field === "input" && /same input/.test(i.message))
+        ? " (to send this stream to more destinations, add them to that rule with " +
+          "`mcr ctl add-output RULE GROUP:PORT:INTERFACE`)"
+        : "");
+    log.info("rule {rule} added ({input}, {outputs} outputs)", {
+      rule: rule.name,
+      input: `${rule.input.interface} ${rule.input.group}:${rule.input.port}`,
+      interface: rule.input.interface,
+      outputs: rule.outputs.length,
+    });
+    // the new rule alone (a whole listing costs seconds at 65,536 rules); no rate yet
+    const [stats] = ctx.relay.ruleStats([rule.id]);
+    return {
+      rule: listedRule(stats ? { c: rule, s: stats } : { c: rule }, noRates()),
+      ...persistence(ctx, opts.transient),
+    };
   },
 
   async remove(ctx, args) {
     const which = str(args, "rule", true);
+    const opts = { transient: flag(args, "transient") };
+    const gone = await change(() => ctx.relay.removeRule(which, opts), "invalid_rule");
+    for (const r of gone) {
+      log.info("rule {rule} removed", { rule: r.name, interface: r.input.interface });
+    }
+    return {
+      removed: gone.map((r) => ({ id: r.id, name: r.name })),
+      ...persistence(ctx, opts.transient),
+    };
+  },
+
+  async "add-output"(ctx, args) {
+    const name = str(args, "rule", true);
+    const out = args.output;
+    if (typeof out !== "object" || out === null || Array.isArray(out)) {
+      throw new ControlError("bad_args", "args.output must be an output object (as in rules.json)");
+    }
+    const opts = { transient: flag(args, "transient") };
+    const rule = await change(
+      () => ctx.relay.changeOutputs(name, (outputs) => [...outputs, { ...out }], opts),
+      "invalid_rule",
+    );
+    log.info("rule {rule}: output added ({outputs} outputs)", {
+      rule: rule.name,
+      interface: rule.input.interface,
+      outputs: rule.outputs.length,
+    });
+    return { rule: listedRuleOf(ctx, rule), ...persistence(ctx, opts.transient) };
+  },
+
+  async "remove-output"(ctx, args) {
+    const name = str(args, "rule", true);
+    const out = args.output;
+    if (typeof out !== "object" || out === null || Array.isArray(out)) {
+      throw new ControlError("bad_args", "args.output must name interface, group and port");
+    }
+    const want = out as Record<string, unknown>;
+    const opts = { transient: flag(args, "transient") };
+    const same = (o: Record<string, unknown>) =>
+      o.interface === want.interface && o.group === want.group && o.port === want.port;
+    const rule = await change(
+      () =>
+        ctx.relay.changeOutputs(name, (outputs) => {
+          const kept = outputs.filter((o) => !same(o));
+          if (kept.length === outputs.length) {
+            throw new ControlError(
+              "not_found",
+              `rule "${name}" has no output ${want.group}:${want.port} on ${want.interface}`,
+            );
+          }
+          return kept;
+        }, opts),
+      "invalid_rule",
+    );
+    log.info("rule {rule}: output removed ({outputs} outputs)", {
+      rule: rule.name,
+      interface: rule.input.interface,
+      outputs: rule.outputs.length,
+    });
+    return { rule: listedRuleOf(ctx, rule), ...persistence(ctx, opts.transient) };
+  },
+
+  async diff(ctx) {
+    const file = ctx.relay.configPath;
+    if (file === undefined) {
+      throw new ControlError("bad_args", "the relay was not started from a file: nothing to diff");
+    }
     try {
-      const gone = await ctx.relay.removeRule(which);
-      for (const r of gone) {
-        log.info("rule {rule} removed", { rule: r.name, interface: r.input.interface });
-      }
-      return { removed: gone.map((r) => ({ id: r.id, name: r.name })) };
+      return ctx.relay.diff(await parseConfigSource(await readConfigFile(file), file), file);
     } catch (e) {
-      if (e instanceof RuleNotFoundError) throw new ControlError("not_found", e.message);
+      if (e instanceof ConfigError) throw invalidConfig(e, "invalid_config");
       throw e;
     }
   },

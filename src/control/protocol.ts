@@ -53,6 +53,9 @@ export const COMMANDS = [
   "list",
   "add",
   "remove",
+  "add-output",
+  "remove-output",
+  "diff",
   "stats",
   "workers",
   "log-level",
@@ -91,8 +94,15 @@ export type ErrorCode =
   | "forbidden"
   /** A request line was not completed in time; the connection is closed. */
   | "timeout"
-  /** `remove`: no such rule. */
+  /** `remove`, `add-output`, `remove-output`: no such rule or output. */
   | "not_found"
+  /**
+   * A change to a rule defined in the configuration files while a runtime
+   * rules file keeps the ctl changes: change the file, or pass `transient`.
+   */
+  | "defined_in_file"
+  /** The runtime rules file could not be written: nothing was changed. */
+  | "not_saved"
   /** Too many clients. */
   | "busy"
   /** The daemon failed to carry out a valid request. */

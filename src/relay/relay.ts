@@ -15,11 +15,34 @@ import {
 } from "../config/mod.ts";
 import type { RuleSpec } from "./tables.ts";
 import { Supervisor } from "./supervisor.ts";
-import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
+import type { DataPathOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
 import type { CounterSnapshot, RelayStats, RuleStats } from "./stats.ts";
 import { igmpLimits } from "../../ffi/mod.ts";
 import { logger } from "../common/log.ts";
+import { rawRule, type RuntimeRules } from "./runtime_rules.ts";
+import {
+  type ChangeOptions,
+  dataPathOptions,
+  DefinedInFileError,
+  type RelayOptions,
+  type ReloadSummary,
+  RESTART_SETTINGS,
+  ruleKey,
+  RuleNotFoundError,
+  ruleSpecs,
+  runtimeOf,
+} from "./relay_config.ts";
+
+export {
+  type ChangeOptions,
+  dataPathOptions,
+  DefinedInFileError,
+  type RelayOptions,
+  type ReloadSummary,
+  RuleNotFoundError,
+  ruleSpecs,
+};
 import {
   ensureFdLimit,
   estimateFds,
@@ -28,116 +51,6 @@ import {
   type FdStats,
   openFds,
 } from "./fd_budget.ts";
-
-/** Convert validated rules to the supervisor's rule shape (enabled rules only). */
-export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
-  return rules.filter((r) => r.enabled).map((r) => ({
-    id: r.id,
-    name: r.name,
-    input: {
-      interface: r.input.interface,
-      group: r.input.groupAddr,
-      port: r.input.port,
-      source: r.input.sourceAddr,
-      vlan: r.input.vlanId,
-    },
-    outputs: r.outputs.map((o) => ({
-      interface: o.interface,
-      dst: o.groupAddr,
-      port: o.port,
-      srcIp: o.sourceAddr,
-      srcPort: o.source_port ?? 0,
-      ttl: o.ttl === "decrement" ? 0 : o.ttl,
-      tos: o.tos,
-    })),
-  }));
-}
-
-/** Ring and worker options from the config's `rx`, `tx`, `workers`, `cpus` and `interfaces`. */
-export function dataPathOptions(c: Config): DataPathOptions {
-  const interfaces: Record<string, InterfaceOptions> = {};
-  for (const [name, t] of Object.entries(c.interfaces)) {
-    interfaces[name] = {
-      workers: t.workers,
-      fanout: t.fanout,
-      cpus: t.cpus,
-      rxFrameCount: t.rx_frame_count,
-      txFrameCount: t.tx_frame_count,
-      ratePps: t.rate_pps,
-      promisc: t.promisc,
-    };
-  }
-  return {
-    rx: {
-      tpacketVersion: c.rx.tpacket_version,
-      frameCount: c.rx.frame_count,
-      batchMax: c.rx.batch_max,
-      // rules.json "coalesce_us": 0 means no gathering (libmcr: -1 = off, 0 = default)
-      coalesceUs: c.rx.coalesce_us === 0 ? -1 : c.rx.coalesce_us,
-      coalescePps: c.rx.coalesce_pps,
-      noFilter: !c.rx.filter,
-      fanout: c.rx.fanout,
-    },
-    tx: { frameCount: c.tx.frame_count, qdiscBypass: c.tx.qdisc_bypass },
-    workers: c.workers,
-    cpus: c.cpus,
-    workerNice: c.worker_nice,
-    interfaces,
-  };
-}
-
-/** No rule has the name or id asked for (see {@link Relay.removeRule}). */
-export class RuleNotFoundError extends Error {
-  /**
-   * Create the error.
-   * @param nameOrId what was looked for
-   */
-  constructor(readonly nameOrId: string) {
-    super(`no rule named or with id "${nameOrId}"`);
-    this.name = "RuleNotFoundError";
-  }
-}
-
-/** What {@link Relay.reload} (or a dry run of it) changes, by rule name. */
-export interface ReloadSummary {
-  /** The file read. */
-  path: string;
-  /** Rules that are new (or whose input changed: a new id). */
-  added: string[];
-  /** Rules that are gone. */
-  removed: string[];
-  /** Rules with the same id whose name, outputs or settings changed. */
-  changed: string[];
-  /** Rules left exactly as they were (counters kept, no packet missed). */
-  unchanged: string[];
-  /** Settings that differ in the file but only take effect after a restart. */
-  restart_needed: string[];
-}
-
-/** Options of a {@link Relay}. */
-export interface RelayOptions {
-  /** The file the configuration came from (what `reload()` re-reads). */
-  configPath?: string;
-  /** The data-path worker module (URL), for instrumentation; see `DataPathOptions.workerModule`. */
-  workerModule?: string;
-}
-
-/** Settings that take effect only at start (a reload keeps them and lists them as restart_needed). */
-const RESTART_SETTINGS = [
-  "workers",
-  "cpus",
-  "worker_nice",
-  "interfaces",
-  "rx",
-  "tx",
-  "control",
-  "metrics",
-] as const;
-
-/** The part of a rule that decides its forwarding, for diffs. */
-function ruleKey(r: RuleConfig): string {
-  return JSON.stringify([r.id, r.name, r.enabled, r.input, r.outputs, r.ttl, r.dscp]);
-}
 
 /** A running relay. */
 export class Relay implements AsyncDisposable {
@@ -160,6 +73,8 @@ export class Relay implements AsyncDisposable {
   #index?: RuleIndex;
   /** Serializes rule changes (add/remove/reload/setConfig). */
   #queue: Promise<unknown> = Promise.resolve();
+  /** The runtime rules file, when the configuration names one. */
+  #runtime?: RuntimeRules;
 
   /**
    * Create a relay (nothing is opened until `start()`).
@@ -168,6 +83,7 @@ export class Relay implements AsyncDisposable {
    */
   constructor(config: Config, options: RelayOptions = {}) {
     this.#config = config;
+    this.#runtime = runtimeOf(config);
     this.#configPath = options.configPath;
     this.#dataPath = { ...dataPathOptions(config), workerModule: options.workerModule };
     this.#sup = new Supervisor(this.#dataPath);
@@ -196,17 +112,25 @@ export class Relay implements AsyncDisposable {
   /**
    * Add one rule live (same checks as a file, including conflicts with the
    * rules in force). Resolves with the normalized rule once it is forwarding.
+   * The runtime rules file keeps it, unless `opts.transient`.
    * @throws {ConfigError} when the rule is invalid, conflicts, or would exceed the relay's limits
+   * @throws {RuntimeRulesError} when the runtime rules file cannot be written (nothing changed)
    */
-  addRule(raw: unknown): Promise<RuleConfig> {
+  addRule(raw: unknown, opts: ChangeOptions = {}): Promise<RuleConfig> {
     return this.#serial(async () => {
       const index = this.#index ??= new RuleIndex(this.#config.rules);
       const rule = validateRule(raw, this.#config, index);
       const next = { ...this.#config, rules: [...this.#config.rules, rule] };
-      if (this.#started) {
-        const add = ruleSpecs([rule]);
-        this.#ensureFdsAdded(add, next);
-        await this.#sup.changeRules(add, []);
+      const undo = await this.#persist([[rule.name, raw]], opts);
+      try {
+        if (this.#started) {
+          const add = ruleSpecs([rule]);
+          this.#ensureFdsAdded(add, next);
+          await this.#sup.changeRules(add, []);
+        }
+      } catch (e) {
+        await undo();
+        throw e;
       }
       this.#config = next;
       index.add(rule);
@@ -216,22 +140,116 @@ export class Relay implements AsyncDisposable {
 
   /**
    * Remove rules live by name, or by id (all rules with that id, e.g. a
-   * disabled copy). Resolves with the removed rules.
+   * disabled copy). Resolves with the removed rules. With a runtime rules
+   * file, only its rules can be removed for good: a rule defined in the
+   * configuration files is refused ({@link DefinedInFileError}) unless
+   * `opts.transient` (then it returns at the next reload).
    * @throws {RuleNotFoundError}
+   * @throws {DefinedInFileError}
+   * @throws {RuntimeRulesError} when the runtime rules file cannot be written (nothing changed)
    */
-  removeRule(nameOrId: string): Promise<RuleConfig[]> {
+  removeRule(nameOrId: string, opts: ChangeOptions = {}): Promise<RuleConfig[]> {
     return this.#serial(async () => {
       let gone = this.#config.rules.filter((r) => r.name === nameOrId);
       if (gone.length === 0) gone = this.#config.rules.filter((r) => r.id === nameOrId);
       if (gone.length === 0) throw new RuleNotFoundError(nameOrId);
       const leaving = new Set(gone);
       const next = { ...this.#config, rules: this.#config.rules.filter((r) => !leaving.has(r)) };
-      if (this.#started) await this.#sup.changeRules([], ruleSpecs(gone));
+      const undo = await this.#persist(gone.map((r) => [r.name, null]), opts);
+      try {
+        if (this.#started) await this.#sup.changeRules([], ruleSpecs(gone));
+      } catch (e) {
+        await undo();
+        throw e;
+      }
       this.#config = next;
       for (const r of gone) this.#index?.remove(r);
       this.#fdsStale = true;
       return gone;
     });
+  }
+
+  /**
+   * Change the outputs of rule `name` live: `edit` gets its outputs as
+   * written (rules.json form) and returns the new list. Outputs that stay
+   * keep their counters and never pause; the rule keeps its input, name and
+   * counters. Persisted like {@link addRule}.
+   * @throws {RuleNotFoundError}
+   * @throws {ConfigError} when the changed rule is invalid (e.g. no output left, a duplicate)
+   * @throws {DefinedInFileError}
+   * @throws {RuntimeRulesError} when the runtime rules file cannot be written (nothing changed)
+   */
+  changeOutputs(
+    name: string,
+    edit: (outputs: Record<string, unknown>[]) => Record<string, unknown>[],
+    opts: ChangeOptions = {},
+  ): Promise<RuleConfig> {
+    return this.#serial(async () => {
+      const at = this.#config.rules.findIndex((r) => r.name === name);
+      if (at < 0) throw new RuleNotFoundError(name);
+      const old = this.#config.rules[at];
+      const written = this.#runtime?.rules.find((r) => r.name === name)?.raw;
+      const base = (written ?? rawRule(old)) as Record<string, unknown>;
+      const outputs = edit(structuredClone(base.outputs as Record<string, unknown>[]));
+      const raw = { ...base, outputs };
+      const index = this.#index ??= new RuleIndex(this.#config.rules);
+      const others = { ...this.#config, rules: this.#config.rules.filter((r) => r !== old) };
+      index.remove(old);
+      let rule: RuleConfig;
+      try {
+        rule = validateRule(raw, others, index);
+      } finally {
+        index.add(old);
+      }
+      const rules = [...this.#config.rules];
+      rules[at] = rule;
+      const next = { ...this.#config, rules };
+      const undo = await this.#persist([[name, raw]], opts);
+      try {
+        if (this.#started) {
+          const spec = ruleSpecs([rule]);
+          this.#ensureFdsAdded(spec, next);
+          // same id: the rule is replaced in place; outputs that stay keep their slots
+          await this.#sup.changeRules(spec, []);
+        }
+      } catch (e) {
+        await undo();
+        throw e;
+      }
+      this.#config = next;
+      index.remove(old);
+      index.add(rule);
+      this.#fdsStale = true;
+      return rule;
+    });
+  }
+
+  /** The runtime rules file (`runtime_rules`), when the configuration names one. */
+  get runtimeRules(): RuntimeRules | undefined {
+    return this.#runtime;
+  }
+
+  /**
+   * Write what `changes` ([rule name, rule as written or null to remove])
+   * do to the runtime rules file, unless there is none or `opts.transient`.
+   * Returns what undoes the write (when the live change then fails).
+   * @throws {DefinedInFileError} when a rule is defined in the configuration files
+   */
+  async #persist(
+    changes: [string, unknown | null][],
+    opts: ChangeOptions,
+  ): Promise<() => Promise<void>> {
+    const rt = this.#runtime;
+    if (!rt || opts.transient) return () => Promise.resolve();
+    const names = new Set(this.#config.rules.map((r) => r.name));
+    for (const [name] of changes) {
+      if (names.has(name) && !rt.has(name)) throw new DefinedInFileError(name, rt.path);
+    }
+    const before = [...rt.rules];
+    let list = before;
+    for (const [name, raw] of changes) list = rt.withIn(list, name, raw);
+    await rt.commit(list);
+    return () => rt.commit(before).catch(() => {});
   }
 
   /**
@@ -320,6 +338,7 @@ export class Relay implements AsyncDisposable {
       await this.#sup.setRules(specs);
     }
     this.#config = config;
+    this.#runtime = runtimeOf(config);
     this.#index = this.#started ? new RuleIndex(config.rules) : undefined;
   }
 

@@ -1,0 +1,161 @@
+/**
+ * The configuration as the relay applies it: rules in the supervisor's shape
+ * ({@link ruleSpecs}), ring and worker options ({@link dataPathOptions}), what
+ * a reload changes and which settings wait for a restart, the runtime rules
+ * of a configuration, and the errors of live rule changes. `Relay`
+ * (relay.ts) re-exports the public part.
+ *
+ * @module
+ */
+import type { Config, RuleConfig } from "../config/mod.ts";
+import type { RuleSpec } from "./tables.ts";
+import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
+import { RuntimeRules } from "./runtime_rules.ts";
+
+/** Convert validated rules to the supervisor's rule shape (enabled rules only). */
+export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
+  return rules.filter((r) => r.enabled).map((r) => ({
+    id: r.id,
+    name: r.name,
+    input: {
+      interface: r.input.interface,
+      group: r.input.groupAddr,
+      port: r.input.port,
+      source: r.input.sourceAddr,
+      vlan: r.input.vlanId,
+    },
+    outputs: r.outputs.map((o) => ({
+      interface: o.interface,
+      dst: o.groupAddr,
+      port: o.port,
+      srcIp: o.sourceAddr,
+      srcPort: o.source_port ?? 0,
+      ttl: o.ttl === "decrement" ? 0 : o.ttl,
+      tos: o.tos,
+    })),
+  }));
+}
+
+/** Ring and worker options from the config's `rx`, `tx`, `workers`, `cpus` and `interfaces`. */
+export function dataPathOptions(c: Config): DataPathOptions {
+  const interfaces: Record<string, InterfaceOptions> = {};
+  for (const [name, t] of Object.entries(c.interfaces)) {
+    interfaces[name] = {
+      workers: t.workers,
+      fanout: t.fanout,
+      cpus: t.cpus,
+      rxFrameCount: t.rx_frame_count,
+      txFrameCount: t.tx_frame_count,
+      ratePps: t.rate_pps,
+      promisc: t.promisc,
+    };
+  }
+  return {
+    rx: {
+      tpacketVersion: c.rx.tpacket_version,
+      frameCount: c.rx.frame_count,
+      batchMax: c.rx.batch_max,
+      // rules.json "coalesce_us": 0 means no gathering (libmcr: -1 = off, 0 = default)
+      coalesceUs: c.rx.coalesce_us === 0 ? -1 : c.rx.coalesce_us,
+      coalescePps: c.rx.coalesce_pps,
+      noFilter: !c.rx.filter,
+      fanout: c.rx.fanout,
+    },
+    tx: { frameCount: c.tx.frame_count, qdiscBypass: c.tx.qdisc_bypass },
+    workers: c.workers,
+    cpus: c.cpus,
+    workerNice: c.worker_nice,
+    interfaces,
+  };
+}
+
+/** No rule has the name or id asked for (see {@link Relay.removeRule}). */
+export class RuleNotFoundError extends Error {
+  /**
+   * Create the error.
+   * @param nameOrId what was looked for
+   */
+  constructor(readonly nameOrId: string) {
+    super(`no rule named or with id "${nameOrId}"`);
+    this.name = "RuleNotFoundError";
+  }
+}
+
+/**
+ * A rule defined in the configuration files cannot be changed for good while
+ * a runtime rules file keeps the ctl changes (see {@link Relay.removeRule}).
+ */
+export class DefinedInFileError extends Error {
+  /**
+   * @param rule the rule's name
+   * @param runtimeFile the runtime rules file
+   */
+  constructor(readonly rule: string, readonly runtimeFile: string) {
+    super(
+      `rule "${rule}" is defined in the configuration files, not in the runtime rules file ` +
+        `(${runtimeFile}): change it there and reload, or change it until the next reload ` +
+        "with --transient",
+    );
+    this.name = "DefinedInFileError";
+  }
+}
+
+/** Options of a live rule change. */
+export interface ChangeOptions {
+  /**
+   * Change the running rules only, not the runtime rules file: the change
+   * lasts until the next reload or restart.
+   */
+  transient?: boolean;
+}
+
+/** The runtime rules of `config`: its last rules came from the file. */
+export function runtimeOf(config: Config): RuntimeRules | undefined {
+  const f = config.runtime_rules;
+  if (!f) return undefined;
+  return new RuntimeRules(
+    f,
+    config.rules.slice(config.rules.length - f.rules.length).map((r) => r.name),
+  );
+}
+
+/** What {@link Relay.reload} (or a dry run of it) changes, by rule name. */
+export interface ReloadSummary {
+  /** The file read. */
+  path: string;
+  /** Rules that are new (or whose input changed: a new id). */
+  added: string[];
+  /** Rules that are gone. */
+  removed: string[];
+  /** Rules with the same id whose name, outputs or settings changed. */
+  changed: string[];
+  /** Rules left exactly as they were (counters kept, no packet missed). */
+  unchanged: string[];
+  /** Settings that differ in the file but only take effect after a restart. */
+  restart_needed: string[];
+}
+
+/** Options of a {@link Relay}. */
+export interface RelayOptions {
+  /** The file the configuration came from (what `reload()` re-reads). */
+  configPath?: string;
+  /** The data-path worker module (URL), for instrumentation; see `DataPathOptions.workerModule`. */
+  workerModule?: string;
+}
+
+/** Settings that take effect only at start (a reload keeps them and lists them as restart_needed). */
+export const RESTART_SETTINGS = [
+  "workers",
+  "cpus",
+  "worker_nice",
+  "interfaces",
+  "rx",
+  "tx",
+  "control",
+  "metrics",
+] as const;
+
+/** The part of a rule that decides its forwarding, for diffs. */
+export function ruleKey(r: RuleConfig): string {
+  return JSON.stringify([r.id, r.name, r.enabled, r.input, r.outputs, r.ttl, r.dscp]);
+}

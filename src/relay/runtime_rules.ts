@@ -1,0 +1,149 @@
+/**
+ * The runtime rules file (config `runtime_rules`): where the rules that
+ * `ctl add`, `add-output`, `remove-output` and `remove` create or change are
+ * kept, so that a reload or a restart keeps them. The configuration reads it
+ * last, like an included file (src/config/include.ts); the relay rewrites it
+ * whole at every change, atomically — a temporary file in the same
+ * directory, fsync, rename over the old one, fsync of the directory — so a
+ * crash leaves the old file or the new one, never a mix.
+ *
+ * The file holds the rules as the client wrote them (defaults not filled in,
+ * so a changed global `ttl` still applies to them), in the order they were
+ * added; a rule is known by its name (rule names are unique).
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import type { RuleConfig, RuntimeRulesFile } from "../config/mod.ts";
+
+/** One rule of the file: its name and the rule as written. */
+export interface RuntimeRule {
+  /** The rule's name (its id when it has none). */
+  name: string;
+  /** The rule object as written (JSON). */
+  raw: unknown;
+}
+
+/** The first line of the file. */
+const HEADER =
+  "// mcr runtime rules (runtime_rules): written by `mcr ctl` at every rule change.\n" +
+  "// Rules added or changed at run time live here; edit with the relay stopped, or use ctl.\n";
+
+/** The file could not be written: the change was not made. */
+export class RuntimeRulesError extends Error {
+  /**
+   * @param path the file
+   * @param why the system's reason
+   */
+  constructor(readonly path: string, why: string) {
+    super(`cannot write the runtime rules file ${path}: ${why}; nothing was changed`);
+    this.name = "RuntimeRulesError";
+  }
+}
+
+/** The runtime rules of a running relay (see module doc). */
+export class RuntimeRules {
+  #rules: RuntimeRule[];
+  #names: Set<string>;
+
+  /**
+   * @param file the file as the configuration read it
+   * @param names the names of its rules, in order (the normalized rules' names)
+   */
+  constructor(readonly file: RuntimeRulesFile, names: readonly string[]) {
+    this.#rules = names.map((name, i) => ({ name, raw: file.rules[i] }));
+    this.#names = new Set(names);
+  }
+
+  /** Where the file is. */
+  get path(): string {
+    return this.file.path;
+  }
+
+  /** Whether rule `name` lives in the file. */
+  has(name: string): boolean {
+    return this.#names.has(name);
+  }
+
+  /** The rules in the file, in order. */
+  get rules(): readonly RuntimeRule[] {
+    return this.#rules;
+  }
+
+  /**
+   * `list` with rule `name` set to `raw` (replaced in place, or appended), or
+   * removed when `raw` is null. Changes nothing until {@link commit}.
+   */
+  withIn(list: readonly RuntimeRule[], name: string, raw: unknown | null): RuntimeRule[] {
+    const out = list.filter((r) => r.name !== name || raw !== null);
+    if (raw === null) return out;
+    const at = out.findIndex((r) => r.name === name);
+    if (at >= 0) out[at] = { name, raw };
+    else out.push({ name, raw });
+    return out;
+  }
+
+  /** Write `rules` to the file atomically, then make them the ones in force. */
+  async commit(rules: RuntimeRule[]): Promise<void> {
+    const text = HEADER + JSON.stringify({ rules: rules.map((r) => r.raw) }, null, 2) + "\n";
+    await writeAtomically(this.path, text);
+    this.#rules = rules;
+    this.#names = new Set(rules.map((r) => r.name));
+  }
+}
+
+/** Replace `path` with `text`: temporary file, fsync, rename, fsync of the directory. */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  try {
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o640 });
+    try {
+      const bytes = new TextEncoder().encode(text);
+      for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+    const dir = await Deno.open(dirname(path), { read: true });
+    try {
+      await dir.sync().catch(() => {}); // some filesystems cannot sync a directory
+    } finally {
+      dir.close();
+    }
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new RuntimeRulesError(path, e instanceof Error ? e.message : String(e));
+  }
+}
+
+/**
+ * A normalized rule written back as rules.json would hold it (each output
+ * with its resolved TTL and DSCP): the base for changing the outputs of a
+ * rule the runtime file does not hold.
+ */
+export function rawRule(r: RuleConfig): Record<string, unknown> {
+  const input: Record<string, unknown> = {
+    interface: r.input.interface,
+    group: r.input.group,
+    port: r.input.port,
+  };
+  if (r.input.source !== undefined) input.source = r.input.source;
+  if (r.input.vlan !== undefined) input.vlan = r.input.vlan;
+  const raw: Record<string, unknown> = { input };
+  if (r.name !== r.id) raw.name = r.name;
+  if (!r.enabled) raw.enabled = false;
+  raw.outputs = r.outputs.map((o) => {
+    const out: Record<string, unknown> = {
+      interface: o.interface,
+      group: o.group,
+      port: o.port,
+      ttl: o.ttl,
+      dscp: o.dscp,
+    };
+    if (o.source_ip !== undefined) out.source_ip = o.source_ip;
+    if (o.source_port !== undefined) out.source_port = o.source_port;
+    return out;
+  });
+  return raw;
+}
