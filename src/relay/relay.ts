@@ -412,6 +412,7 @@ export class Relay implements AsyncDisposable {
   start(): Promise<void> {
     return this.#serial(async () => {
       if (this.#started) return;
+      this.#runtime?.checkWritable();
       checkCapacity(this.#config.rules);
       const specs = ruleSpecs(this.#config.rules);
       this.#ensureFds(specs);

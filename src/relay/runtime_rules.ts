@@ -34,9 +34,10 @@ export class RuntimeRulesError extends Error {
   /**
    * @param path the file
    * @param why the system's reason
+   * @param outcome what did not happen because of it
    */
-  constructor(readonly path: string, why: string) {
-    super(`cannot write the runtime rules file ${path}: ${why}; nothing was changed`);
+  constructor(readonly path: string, why: string, outcome = "nothing was changed") {
+    super(`cannot write the runtime rules file ${path}: ${why}; ${outcome}`);
     this.name = "RuntimeRulesError";
   }
 }
@@ -58,6 +59,22 @@ export class RuntimeRules {
   /** Where the file is. */
   get path(): string {
     return this.file.path;
+  }
+
+  /**
+   * Throw a {@link RuntimeRulesError} now, at start, when this process may
+   * not write the file's directory (Deno's `--allow-write`): better than
+   * refusing the first `ctl add`.
+   */
+  checkWritable(): void {
+    const dir = dirname(this.path);
+    if (Deno.permissions.querySync({ name: "write", path: dir }).state !== "granted") {
+      throw new RuntimeRulesError(
+        this.path,
+        `the relay may not write ${dir} (run it with --allow-write=${dir})`,
+        "the relay did not start",
+      );
+    }
   }
 
   /** Whether rule `name` lives in the file. */
