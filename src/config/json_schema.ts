@@ -94,6 +94,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "control.socket": "Path of the control socket (default /run/mcr/control.sock).",
   "metrics": "Prometheus metrics endpoint.",
   "metrics.listen": "HOST:PORT to serve /metrics and /healthz on (default: off).",
+  "metrics.health_grace_s":
+    "Seconds a rule may stay pending (its input interface missing, its rings opening) before /healthz fails (default 10; faults fail it at once).",
 };
 
 /** A JSON Schema document (or a part of one) as a plain object. */

@@ -87,6 +87,11 @@ export function normalize(raw: RawConfig): Config {
   };
   if (raw.cpus) config.cpus = [...raw.cpus];
   if (raw.control) config.control = { socket: raw.control.socket };
-  if (raw.metrics) config.metrics = { listen: raw.metrics.listen };
+  if (raw.metrics) {
+    config.metrics = { listen: raw.metrics.listen };
+    if (raw.metrics.health_grace_s !== undefined) {
+      config.metrics.health_grace_s = raw.metrics.health_grace_s;
+    }
+  }
   return config;
 }

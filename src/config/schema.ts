@@ -201,7 +201,10 @@ const configShape = {
   tx: z.strictObject(txShape).partial().optional(),
   // Unix socket path: sun_path holds 108 bytes including the NUL.
   control: z.strictObject({ socket: nonEmptyString(107) }).optional(),
-  metrics: z.strictObject({ listen: nonEmptyString(255) }).optional(),
+  metrics: z.strictObject({
+    listen: nonEmptyString(255),
+    health_grace_s: intIn(0, 3600).optional(),
+  }).optional(),
 };
 
 /** Structural schema of a rule's input. */
@@ -232,5 +235,5 @@ export const KNOWN_KEYS = {
   tx: Object.keys(txShape),
   interface: Object.keys(interfaceShape),
   control: ["socket"],
-  metrics: ["listen"],
+  metrics: ["listen", "health_grace_s"],
 } as const;

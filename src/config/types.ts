@@ -155,7 +155,7 @@ export interface Config {
   /** Control socket settings, if configured. */
   control?: { socket: string };
   /** Metrics endpoint settings, if configured. */
-  metrics?: { listen: string };
+  metrics?: { listen: string; health_grace_s?: number };
   /**
    * The runtime rules file, if configured (`runtime_rules`): where `ctl`
    * changes are kept. Read after `include` (a file not yet written holds no

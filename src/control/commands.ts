@@ -22,6 +22,7 @@ import {
 } from "../relay/relay.ts";
 import { RuntimeRulesError } from "../relay/runtime_rules.ts";
 import type { ListedRule, StatsResult } from "./results.ts";
+import type { HealthTracker } from "./health.ts";
 import { ControlError, PROTOCOL_VERSION, StreamedResult } from "./protocol.ts";
 import { noRates, type RateTracker } from "./rates.ts";
 import {
@@ -47,6 +48,8 @@ export interface ControlContext {
   rates: RateTracker;
   /** `performance.now()` when the daemon started. */
   startedAt: number;
+  /** Follows the relay's events for /healthz and the reload metrics (health.ts). */
+  health?: HealthTracker;
 }
 
 /** When the snapshot is taken and since when the daemon runs. */

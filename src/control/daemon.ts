@@ -11,6 +11,7 @@ import type { Relay } from "../relay/relay.ts";
 import { type ControlContext, logReload } from "./commands.ts";
 import { DEFAULT_CONTROL_SOCKET } from "./protocol.ts";
 import { RateTracker } from "./rates.ts";
+import { DEFAULT_HEALTH_GRACE_S, HealthTracker } from "./health.ts";
 import { ControlServer, ControlSetupError } from "./server.ts";
 
 /** Options of {@link startControlPlane}. */
@@ -67,11 +68,16 @@ export async function startControlPlane(
   // replies and in the log say which field is wrong and why, never what a file holds.
   setQuoteValues(false);
   const rates = new RateTracker(() => relay.counters());
-  const ctx: ControlContext = { relay, rates, startedAt: performance.now() };
+  const tracker = new HealthTracker(
+    1000 * (relay.config.metrics?.health_grace_s ?? DEFAULT_HEALTH_GRACE_S),
+  );
+  const unlisten = relay.on((ev) => tracker.observe(ev));
+  const ctx: ControlContext = { relay, rates, startedAt: performance.now(), health: tracker };
   let control: ControlServer | undefined;
   let metrics: { close(): Promise<void> } | undefined;
   const fail = async (what: string, e: unknown): Promise<never> => {
     rates.stop();
+    unlisten();
     await control?.close();
     const msg = e instanceof Deno.errors.NotCapable
       ? `${(e as Error).message} (${what} needs ${
@@ -126,6 +132,7 @@ export async function startControlPlane(
     async close() {
       Deno.removeSignalListener("SIGHUP", onHup);
       rates.stop();
+      unlisten();
       await reloading;
       await control?.close();
       await metrics?.close();

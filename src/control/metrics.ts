@@ -3,8 +3,7 @@
  * `metrics.listen`): `GET /metrics` serves the Prometheus text exposition
  * format (rendered by prom-client from one `stats()` snapshot per scrape),
  * `GET /healthz` answers 200 when healthy and 503 (with the reasons as JSON)
- * when a rule is not active, an output or an input interface is in error or
- * down, or a worker has failed.
+ * otherwise (health.ts: faults at once, a pending rule after a grace period).
  *
  * Metric names follow Prometheus conventions (`_total` counters, base units,
  * `mcr_` prefix); see docs/control.md for the list.
@@ -12,6 +11,8 @@
  * @module
  */
 import { Counter, Gauge, Registry } from "prom-client";
+import process from "node:process";
+import { health, type HealthTracker } from "./health.ts";
 import { logger } from "../common/log.ts";
 import { type ControlContext, MCR_VERSION, statsWithRates } from "./commands.ts";
 import type { StatsResult } from "./results.ts";
@@ -28,46 +29,13 @@ export function parseListen(s: string): { hostname: string; port: number } {
   return { hostname: m[1] ?? m[2], port };
 }
 
-/** Health verdict for /healthz. */
-export interface Health {
-  /** "ok" or "fail". */
-  status: "ok" | "fail";
-  /** What is wrong (rules in error, workers down). */
-  problems: string[];
-}
+export { type Health, health } from "./health.ts";
 
 /**
- * Healthy only when everything the configuration asks for works: every rule
- * active (not pending on a missing interface, not in error), every output
- * active, every input interface running, every worker running. Anything
- * else is a problem, listed with its reason.
+ * Build the registry whose metrics read `snap()` at scrape time (and the
+ * reload counts of `tracker`, when given).
  */
-export function health(s: Pick<StatsResult, "rules" | "workers" | "interfaces">): Health {
-  const problems: string[] = [];
-  const why = (reason?: string) => (reason ? `: ${reason}` : "");
-  for (const i of s.interfaces) {
-    if (i.state !== "running") problems.push(`interface ${i.name}: ${i.state}${why(i.reason)}`);
-  }
-  for (const r of s.rules) {
-    if (r.state !== "active") problems.push(`rule ${r.name}: ${r.state}${why(r.reason)}`);
-    for (const o of r.outputs) {
-      if (o.state !== "active") {
-        problems.push(
-          `rule ${r.name} output ${o.interface} ${o.group}:${o.port}: ${o.state}${why(o.reason)}`,
-        );
-      }
-    }
-  }
-  for (const w of s.workers) {
-    if (w.state === "error") {
-      problems.push(`worker ${w.interface}#${w.index}: ${w.state}${why(w.reason)}`);
-    }
-  }
-  return { status: problems.length ? "fail" : "ok", problems };
-}
-
-/** Build the registry whose metrics read `snap()` at scrape time. */
-export function buildRegistry(snap: () => StatsResult): Registry {
+export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker): Registry {
   const reg = new Registry();
   type Fill = (
     set: (labels: Record<string, string | number>, v: number) => void,
@@ -114,16 +82,12 @@ export function buildRegistry(snap: () => StatsResult): Registry {
       }
     },
   );
-  const ol = ["rule", "output_interface", "group", "port"];
+  // An output is named as events, ctl and top name it: "IF GROUP:PORT".
+  const ol = ["rule", "output"];
   const olab = (
     r: StatsResult["rules"][number],
     o: StatsResult["rules"][number]["outputs"][number],
-  ) => ({
-    rule: r.name,
-    output_interface: o.interface,
-    group: o.group,
-    port: o.port,
-  });
+  ) => ({ rule: r.name, output: `${o.interface} ${o.group}:${o.port}` });
   counter("mcr_output_packets_total", "Datagrams sent to the output.", ol, (set, s) => {
     for (const r of s.rules) for (const o of r.outputs) set(olab(r, o), o.packets);
   });
@@ -132,17 +96,17 @@ export function buildRegistry(snap: () => StatsResult): Registry {
   });
   counter(
     "mcr_output_dropped_total",
-    "Datagrams not sent to the output, by reason (ring_full, error, ttl_expired, link_down, " +
-      "too_big).",
+    "Datagrams not sent to the output, by reason (as mcr_dropped_total spells them: " +
+      "tx_ring_full, tx_error, ttl_expired, tx_link_down, tx_too_big).",
     [...ol, "reason"],
     (set, s) => {
       for (const r of s.rules) {
         for (const o of r.outputs) {
-          set({ ...olab(r, o), reason: "ring_full" }, o.ring_full);
-          set({ ...olab(r, o), reason: "error" }, o.errors);
+          set({ ...olab(r, o), reason: "tx_ring_full" }, o.ring_full);
+          set({ ...olab(r, o), reason: "tx_error" }, o.errors);
           set({ ...olab(r, o), reason: "ttl_expired" }, o.ttl_expired);
-          set({ ...olab(r, o), reason: "link_down" }, o.link_down);
-          set({ ...olab(r, o), reason: "too_big" }, o.too_big);
+          set({ ...olab(r, o), reason: "tx_link_down" }, o.link_down);
+          set({ ...olab(r, o), reason: "tx_too_big" }, o.too_big);
         }
       }
     },
@@ -283,6 +247,61 @@ export function buildRegistry(snap: () => StatsResult): Registry {
   gauge("mcr_uptime_seconds", "Seconds since the relay started.", [], (set, s) => {
     set({}, s.uptime_s);
   });
+  // The process's own metrics under their conventional names. Not prom-client's
+  // collectDefaultMetrics: it reads /proc/self, which Deno allows only with --allow-all, and
+  // reports 0 (a wrong figure) without it; these come from what the relay may read.
+  gauge("process_resident_memory_bytes", "Resident memory size in bytes.", [], (set) => {
+    set({}, Deno.memoryUsage().rss);
+  });
+  counter(
+    "process_cpu_seconds_total",
+    "Total user and system CPU time spent in seconds (all threads).",
+    [],
+    (set) => {
+      const u = process.cpuUsage();
+      set({}, (u.user + u.system) / 1e6);
+    },
+  );
+  gauge("process_start_time_seconds", "Start time of the process (Unix time).", [], (set) => {
+    set({}, Math.round(Date.now() / 1000 - performance.now() / 1000));
+  });
+  // Registered only when known: an unset gauge would read 0.
+  const fds = snap().fds;
+  if (fds?.open != null) {
+    const open = fds.open;
+    gauge("process_open_fds", "Number of open file descriptors.", [], (set) => set({}, open));
+  }
+  if (fds?.soft_limit != null) {
+    const max = fds.soft_limit;
+    gauge(
+      "process_max_fds",
+      "Maximum number of open file descriptors (soft limit).",
+      [],
+      (set) => set({}, max),
+    );
+  }
+  if (tracker) {
+    counter("mcr_reloads_total", "Reloads of the configuration, by result.", ["result"], (set) => {
+      set({ result: "done" }, tracker.reloads.done);
+      set({ result: "failed" }, tracker.reloads.failed);
+    });
+    // Registered only once there was a reload: an unset gauge would read 0 ("failed", 1970).
+    const last = tracker.reloads.last;
+    if (last) {
+      gauge(
+        "mcr_last_reload_timestamp_seconds",
+        "When the last reload ended (Unix time; absent before the first).",
+        [],
+        (set) => set({}, last.at / 1000),
+      );
+      gauge(
+        "mcr_last_reload_success",
+        "1 when the last reload applied, 0 when it was refused (absent before the first).",
+        [],
+        (set) => set({}, last.ok ? 1 : 0),
+      );
+    }
+  }
   return reg;
 }
 
@@ -303,12 +322,13 @@ export class MetricsServer implements AsyncDisposable {
       }
       if (url.pathname === "/metrics") {
         const snapshot = statsWithRates(ctx); // one consistent snapshot per scrape
-        const reg = buildRegistry(() => snapshot);
+        const reg = buildRegistry(() => snapshot, ctx.health);
         const body = await reg.metrics();
         return new Response(body, { headers: { "content-type": reg.contentType } });
       }
       if (url.pathname === "/healthz") {
-        const h = health(statsWithRates(ctx));
+        const snap = statsWithRates(ctx);
+        const h = ctx.health ? ctx.health.check(snap) : health(snap);
         return Response.json(h, { status: h.status === "ok" ? 200 : 503 });
       }
       if (url.pathname === "/") {

@@ -376,7 +376,10 @@ Deno.test({
         assert.equal(metric("mcr_rule_bytes_total", { rule: r.name }), r.bytes);
         for (const o of r.outputs) {
           assert.equal(
-            metric("mcr_output_packets_total", { rule: r.name, port: String(o.port) }),
+            metric("mcr_output_packets_total", {
+              rule: r.name,
+              output: `${o.interface} ${o.group}:${o.port}`,
+            }),
             o.packets,
           );
         }
@@ -389,6 +392,11 @@ Deno.test({
       );
       assert.equal(metric("mcr_dropped_total", { reason: "no_match" }), after.drops.no_match);
       assert.equal(metric("mcr_rule_state", { rule: "cam1", state: "active" }), 1);
+      // the reloads above (ctl reload, SIGHUP) counted; the process's own metrics
+      assert.ok(metric("mcr_reloads_total", { result: "done" }) >= 2);
+      assert.equal(metric("mcr_last_reload_success", {}), 1);
+      assert.ok(metric("process_resident_memory_bytes", {}) > 0);
+      assert.ok(metric("process_open_fds", {}) > 0);
       assert.equal(rule(final, "cam1")!.packets, rule(after, "cam1")!.packets);
       const h = await fetchIn(t, "rly", "http://127.0.0.1:9464/healthz");
       assert.equal(h.status, 200, h.body);

@@ -15,6 +15,8 @@ import {
 import { parseOutputSpec, requestFor, ruleFromArgs } from "../../src/client/ctl.ts";
 import { outputRate, RateTracker } from "../../src/control/rates.ts";
 import { buildRegistry, health, parseListen } from "../../src/control/metrics.ts";
+import { HealthTracker } from "../../src/control/health.ts";
+import { DROP_NAMES } from "../../src/datapath/packet.ts";
 import { getLogLevels, levelFor, setLogLevel } from "../../src/common/log.ts";
 import type { CounterSnapshot, RelayStats } from "../../src/relay/stats.ts";
 import type { WorkerTable } from "../../src/datapath/messages.ts";
@@ -358,6 +360,17 @@ Deno.test("metrics: Prometheus text parses and carries the counters with their l
   const st = fam("mcr_rule_state").metrics;
   assert.equal(st.find((m) => m.labels?.state === "active")!.value, "1");
   assert.equal(st.find((m) => m.labels?.state === "error")!.value, "0");
+  // outputs are named as events, ctl and top name them; drop reasons as mcr_dropped_total's
+  const out = fam("mcr_output_dropped_total").metrics;
+  const o = s.rules[0].outputs[0];
+  const name = `${o.interface} ${o.group}:${o.port}`;
+  assert.ok(out.every((m) => m.labels?.output === name && m.labels?.rule === s.rules[0].name));
+  assert.deepEqual(
+    out.map((m) => m.labels?.reason).sort(),
+    ["ttl_expired", "tx_error", "tx_link_down", "tx_ring_full", "tx_too_big"],
+  );
+  for (const m of out) assert.ok(DROP_NAMES.includes(m.labels!.reason), m.labels?.reason);
+  assert.equal(fam("mcr_reloads_total"), undefined, "no reload metrics without a tracker");
   assert.deepEqual(parseListen("127.0.0.1:9464"), { hostname: "127.0.0.1", port: 9464 });
   assert.deepEqual(parseListen("[::1]:9464"), { hostname: "::1", port: 9464 });
   assert.throws(() => parseListen("9464"));
@@ -378,4 +391,71 @@ Deno.test("log levels: global and per category, most specific wins, overrides re
   setLogLevel(null, "mcr.worker");
   assert.equal(levelFor("worker.r0"), "warning");
   setLogLevel("info");
+});
+
+Deno.test("health: a pending rule or starting input fails only after the grace period; faults at once", () => {
+  let now = 1_000_000;
+  const t = new HealthTracker(10_000, () => now);
+  const ok = result(fakeStats(1, 1, 0));
+  const pending = structuredClone(ok);
+  pending.rules[0].state = "pending";
+  pending.rules[0].reason = "input interface r0 does not exist";
+  // pending since the tracker began (no event said otherwise)
+  now += 9_000;
+  const h = t.check(pending);
+  assert.equal(h.status, "ok");
+  assert.deepEqual(h.waiting, [
+    "rule cam1: pending: input interface r0 does not exist (9 s of 10 s)",
+  ]);
+  now += 2_000;
+  assert.deepEqual(t.check(pending).problems, [
+    "rule cam1: pending: input interface r0 does not exist",
+  ]);
+  // active again, then pending anew: the clock restarts from the event
+  t.observe({ type: "rule", rule: "cam1", id: ok.rules[0].id, state: "active" });
+  t.observe({ type: "rule", rule: "cam1", id: ok.rules[0].id, state: "pending" });
+  now += 5_000;
+  assert.equal(t.check(pending).status, "ok");
+  now += 6_000;
+  assert.equal(t.check(pending).status, "fail");
+  // an input starting (its rings opening) likewise; an error or a link down at once
+  const starting = structuredClone(ok);
+  starting.interfaces[0].state = "starting";
+  t.observe({ type: "interface", interface: "r0", state: "starting" });
+  assert.equal(t.check(starting).status, "ok");
+  const down = structuredClone(ok);
+  down.interfaces[0].state = "down";
+  t.observe({ type: "interface", interface: "r0", state: "down" });
+  assert.equal(t.check(down).status, "fail");
+  const err = structuredClone(ok);
+  err.rules[0].outputs[0].state = "error";
+  assert.equal(t.check(err).status, "fail");
+  assert.equal(t.check(ok).status, "ok");
+  assert.equal(t.check(ok).waiting, undefined);
+});
+
+Deno.test("metrics: reloads counted by result, with the time and outcome of the last", async () => {
+  let now = 1_700_000_000_000;
+  const t = new HealthTracker(10_000, () => now);
+  const s = result(fakeStats(1, 1, 0));
+  const fams = async () =>
+    parsePrometheus(await buildRegistry(() => s, t).metrics()) as {
+      name: string;
+      metrics: { value: string; labels?: Record<string, string> }[];
+    }[];
+  let f = await fams();
+  assert.equal(f.find((x) => x.name === "mcr_last_reload_success")?.metrics.length ?? 0, 0);
+  t.observe({ type: "reload", phase: "start", path: "r.json" });
+  t.observe({ type: "reload", phase: "done", path: "r.json" });
+  now += 1000;
+  t.observe({ type: "reload", phase: "failed", path: "r.json", reason: "x" });
+  f = await fams();
+  const v = (n: string, l?: Record<string, string>) =>
+    f.find((x) => x.name === n)!.metrics.find((m) =>
+      !l || Object.entries(l).every(([k, w]) => m.labels?.[k] === w)
+    )!.value;
+  assert.equal(v("mcr_reloads_total", { result: "done" }), "1");
+  assert.equal(v("mcr_reloads_total", { result: "failed" }), "1");
+  assert.equal(v("mcr_last_reload_success"), "0");
+  assert.equal(Number(v("mcr_last_reload_timestamp_seconds")), 1_700_000_001);
 });
