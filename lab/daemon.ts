@@ -100,10 +100,12 @@ export interface DaemonOptions {
   args?: string[];
   /** Log level (default warning). */
   logLevel?: string;
-  /** Wait for the ready file (default true). */
   /** How long to wait for the ready file (ms; default 20 s). */
   readyTimeoutMs?: number;
+  /** Wait for the ready file (default true). */
   waitReady?: boolean;
+  /** Also a read-only control socket, `status.sock` beside the control socket. */
+  readonlySocket?: boolean;
 }
 
 /**
@@ -114,15 +116,22 @@ export async function startDaemon(config: unknown, opts: DaemonOptions = {}): Pr
   const dir = await Deno.makeTempDir({ prefix: "mcr-ctl-" });
   await Deno.chmod(dir, 0o750);
   const cfg = `${dir}/rules.json`;
-  await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
   const socket = `${dir}/control.sock`;
+  const status = `${dir}/status.sock`;
+  if (opts.readonlySocket) {
+    const c = config as { control?: Record<string, unknown> };
+    config = { ...c, control: { ...c.control, readonly_socket: status } };
+  }
+  await Deno.writeTextFile(cfg, JSON.stringify(config, null, 2));
   const ready = `${dir}/ready`;
   const perms = [
     "--allow-ffi",
     "--allow-read",
     "--allow-env",
     `--allow-write=${dir}`,
-    `--allow-net=unix:${socket}${opts.metrics ? `,${opts.metrics}` : ""}`,
+    `--allow-net=unix:${socket}${opts.readonlySocket ? `,unix:${status}` : ""}${
+      opts.metrics ? `,${opts.metrics}` : ""
+    }`,
   ];
   const cmd = [
     Deno.execPath(),

@@ -93,6 +93,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "control": "Control socket (`cli.ts ctl`, `cli.ts top`, ExecReload).",
   "control.socket": "Path of the control socket (default /run/mcr/control.sock).",
   "metrics": "Prometheus metrics endpoint.",
+  "control.readonly_socket":
+    "Path of a second, read-only control socket (mode 0660: the socket's group may list, stats, workers, check, diff and read log levels); the control socket is then the owner's alone (0600). At most 107 bytes.",
   "metrics.listen": "HOST:PORT to serve /metrics and /healthz on (default: off).",
   "metrics.health_grace_s":
     "Seconds a rule may stay pending (its input interface missing, its rings opening) before /healthz fails (default 10; faults fail it at once).",

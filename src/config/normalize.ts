@@ -86,7 +86,7 @@ export function normalize(raw: RawConfig): Config {
     tx,
   };
   if (raw.cpus) config.cpus = [...raw.cpus];
-  if (raw.control) config.control = { socket: raw.control.socket };
+  if (raw.control) config.control = { ...raw.control };
   if (raw.metrics) {
     config.metrics = { listen: raw.metrics.listen };
     if (raw.metrics.health_grace_s !== undefined) {

@@ -200,7 +200,10 @@ const configShape = {
   rx: z.strictObject(rxShape).partial().optional(),
   tx: z.strictObject(txShape).partial().optional(),
   // Unix socket path: sun_path holds 108 bytes including the NUL.
-  control: z.strictObject({ socket: nonEmptyString(107) }).optional(),
+  control: z.strictObject({
+    socket: nonEmptyString(107).optional(),
+    readonly_socket: nonEmptyString(107).optional(),
+  }).optional(),
   metrics: z.strictObject({
     listen: nonEmptyString(255),
     health_grace_s: intIn(0, 3600).optional(),
@@ -234,6 +237,6 @@ export const KNOWN_KEYS = {
   rx: Object.keys(rxShape),
   tx: Object.keys(txShape),
   interface: Object.keys(interfaceShape),
-  control: ["socket"],
+  control: ["socket", "readonly_socket"],
   metrics: ["listen", "health_grace_s"],
 } as const;

@@ -153,7 +153,7 @@ export interface Config {
   /** TX tuning. */
   tx: TxTuning;
   /** Control socket settings, if configured. */
-  control?: { socket: string };
+  control?: { socket?: string; readonly_socket?: string };
   /** Metrics endpoint settings, if configured. */
   metrics?: { listen: string; health_grace_s?: number };
   /**

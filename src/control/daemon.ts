@@ -18,6 +18,12 @@ import { ControlServer, ControlSetupError } from "./server.ts";
 export interface ControlPlaneOptions {
   /** Control socket path (flag, else config `control.socket`, else the default); null disables it. */
   socket: string | null;
+  /**
+   * Read-only control socket path (config `control.readonly_socket`): status
+   * commands for the socket's group (mode 0660), while the control socket is
+   * the owner's alone (0600).
+   */
+  readonlySocket?: string;
   /** Metrics listen address "HOST:PORT" (flag, else config `metrics.listen`); null disables it. */
   metrics: string | null;
   /**
@@ -45,11 +51,14 @@ export class ControlPlaneError extends Error {}
 /** Resolve the socket path and metrics address from flags and the configuration. */
 export function controlOptions(
   flags: { "control-socket"?: string; metrics?: string; "no-control"?: boolean },
-  config: { control?: { socket: string }; metrics?: { listen: string } },
+  config: { control?: { socket?: string; readonly_socket?: string }; metrics?: { listen: string } },
 ): ControlPlaneOptions {
   const chosen = flags["control-socket"] ?? config.control?.socket;
   return {
     socket: flags["no-control"] ? null : chosen ?? DEFAULT_CONTROL_SOCKET,
+    ...(config.control?.readonly_socket && !flags["no-control"]
+      ? { readonlySocket: config.control.readonly_socket }
+      : {}),
     metrics: flags.metrics ?? config.metrics?.listen ?? null,
     socketIsDefault: !flags["no-control"] && chosen === undefined,
   };
@@ -74,11 +83,13 @@ export async function startControlPlane(
   const unlisten = relay.on((ev) => tracker.observe(ev));
   const ctx: ControlContext = { relay, rates, startedAt: performance.now(), health: tracker };
   let control: ControlServer | undefined;
+  let readonly: ControlServer | undefined;
   let metrics: { close(): Promise<void> } | undefined;
   const fail = async (what: string, e: unknown): Promise<never> => {
     rates.stop();
     unlisten();
     await control?.close();
+    await readonly?.close();
     const msg = e instanceof Deno.errors.NotCapable
       ? `${(e as Error).message} (${what} needs ${
         what === "metrics"
@@ -90,7 +101,9 @@ export async function startControlPlane(
   };
   if (opts.socket !== null) {
     try {
-      control = await ControlServer.start(opts.socket, ctx);
+      control = await ControlServer.start(opts.socket, ctx, {
+        mode: opts.readonlySocket ? 0o600 : 0o660,
+      });
     } catch (e) {
       const permission = e instanceof Deno.errors.NotCapable ||
         e instanceof Deno.errors.PermissionDenied;
@@ -103,6 +116,13 @@ export async function startControlPlane(
       } else {
         await fail("control socket", e);
       }
+    }
+  }
+  if (opts.readonlySocket) {
+    try {
+      readonly = await ControlServer.start(opts.readonlySocket, ctx, { readOnly: true });
+    } catch (e) {
+      await fail("read-only control socket", e);
     }
   }
   if (opts.metrics !== null) {
@@ -135,6 +155,7 @@ export async function startControlPlane(
       unlisten();
       await reloading;
       await control?.close();
+      await readonly?.close();
       await metrics?.close();
     },
   };

@@ -63,7 +63,22 @@ export const COMMANDS = [
   "check",
 ] as const;
 
-/** A command name. */
+/**
+ * Commands a read-only control socket answers (`control.readonly_socket`):
+ * they look, never change. `log-level` only reads there (`action: "get"`).
+ */
+export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
+  "version",
+  "ping",
+  "list",
+  "stats",
+  "workers",
+  "check",
+  "diff",
+  "log-level",
+]);
+
+/** A command name.
 export type Command = (typeof COMMANDS)[number];
 
 /** Error codes of a failed reply. */

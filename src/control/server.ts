@@ -8,7 +8,8 @@
  * missing; the server refuses to start when the directory is group- or
  * world-writable), a stale socket left by a dead daemon is removed (a live
  * one is not: two daemons cannot share a socket), and the socket is made
- * 0660.
+ * 0660 (0600 when a read-only socket beside it serves the group: see
+ * daemon.ts). A read-only server answers only the commands that look.
  *
  * @module
  */
@@ -25,12 +26,28 @@ import {
   MAX_REPLY_BYTES,
   MAX_REQUEST_BYTES,
   okReply,
+  READ_ONLY_COMMANDS,
   type Reply,
   type RequestId,
   StreamedResult,
 } from "./protocol.ts";
 
 const log = logger("control");
+
+/** Options of {@link ControlServer.start}. */
+export interface ControlServerOptions {
+  /** Mode of the socket file (default 0660: the owner and the socket's group). */
+  mode?: number;
+  /** Answer only the commands that look ({@link READ_ONLY_COMMANDS}); others are `forbidden`. */
+  readOnly?: boolean;
+}
+
+/** Whether a request only looks (what a read-only socket answers). */
+function readOnlyRequest(cmd: string, args: Record<string, unknown>): boolean {
+  if (!READ_ONLY_COMMANDS.has(cmd)) return false;
+  return cmd !== "log-level" || ((args.action ?? (args.level === undefined ? "get" : "set")) ===
+    "get");
+}
 
 /** Why the control server could not start. */
 export class ControlSetupError extends Error {
@@ -153,6 +170,8 @@ export class ControlServer implements AsyncDisposable {
   idleTimeoutMs: number = IDLE_TIMEOUT_MS;
   /** Disconnect a client whose request line or reply takes longer than this (ms). */
   requestTimeoutMs: number = REQUEST_TIMEOUT_MS;
+  /** Answer only the commands that look ({@link READ_ONLY_COMMANDS}). */
+  readOnly = false;
 
   private constructor(
     readonly path: string,
@@ -167,12 +186,18 @@ export class ControlServer implements AsyncDisposable {
    * Prepare the directory, listen on `path`, serve `ctx`.
    * @throws {ControlSetupError} or a Deno error (permission) when it cannot
    */
-  static async start(path: string, ctx: ControlContext): Promise<ControlServer> {
+  static async start(
+    path: string,
+    ctx: ControlContext,
+    opts: ControlServerOptions = {},
+  ): Promise<ControlServer> {
     await prepareSocketPath(path);
     const listener = Deno.listen({ transport: "unix", path });
-    await Deno.chmod(path, 0o660);
-    log.info("control socket listening on {path}", { path });
-    return new ControlServer(path, listener, ctx);
+    await Deno.chmod(path, opts.mode ?? 0o660);
+    log.info(`${opts.readOnly ? "read-only " : ""}control socket listening on {path}`, { path });
+    const server = new ControlServer(path, listener, ctx);
+    server.readOnly = opts.readOnly ?? false;
+    return server;
   }
 
   /** Number of connected clients. */
@@ -293,6 +318,14 @@ export class ControlServer implements AsyncDisposable {
     const d = decodeRequest(line);
     if (!d.ok) return [encodeLine(d.reply)];
     const { id, cmd } = d.req;
+    if (this.readOnly && !readOnlyRequest(cmd, d.req.args ?? {})) {
+      return [encodeLine(errReply(
+        id,
+        "forbidden",
+        `${cmd} changes the relay; this control socket (${this.path}) is read-only: use the ` +
+          "control socket",
+      ))];
+    }
     let result: unknown;
     try {
       result = await runCommand(this.ctx, cmd, d.req.args ?? {});

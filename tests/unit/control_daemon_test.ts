@@ -301,3 +301,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "read-only control socket: the group may look (0660), only the owner may change (0600)",
+  ...opts,
+  async fn() {
+    const d = await startDaemon({ rules: [] }, { readonlySocket: true });
+    const status = `${d.dir}/status.sock`;
+    try {
+      assert.equal((await Deno.stat(d.socket)).mode! & 0o777, 0o600, "control socket: owner only");
+      assert.equal((await Deno.stat(status)).mode! & 0o777, 0o660, "read-only socket: the group");
+      const replies = await raw(
+        status,
+        '{"v":1,"id":1,"cmd":"stats"}\n{"v":1,"id":2,"cmd":"list"}\n' +
+          '{"v":1,"id":3,"cmd":"log-level","args":{"action":"get"}}\n' +
+          '{"v":1,"id":4,"cmd":"add","args":{"rule":{}}}\n' +
+          '{"v":1,"id":5,"cmd":"remove","args":{"rule":"x"}}\n' +
+          '{"v":1,"id":6,"cmd":"reload"}\n' +
+          '{"v":1,"id":7,"cmd":"log-level","args":{"action":"set","level":"debug"}}\n' +
+          '{"v":1,"id":8,"cmd":"log-level","args":{"level":"debug"}}\n' +
+          '{"v":1,"id":9,"cmd":"add-output","args":{"rule":"x","output":{}}}\n',
+      );
+      const codes = replies.map((r) =>
+        r.ok ? "ok" : (r.error as { code: string; message: string }).code
+      );
+      assert.deepEqual(codes, [
+        "ok",
+        "ok",
+        "ok",
+        "forbidden",
+        "forbidden",
+        "forbidden",
+        "forbidden",
+        "forbidden",
+        "forbidden",
+      ]);
+      assert.match(String((replies[3].error as { message: string }).message), /read-only/);
+      // the control socket still changes things
+      const levels = await raw(
+        d.socket,
+        '{"v":1,"id":1,"cmd":"log-level","args":{"action":"set","level":"info"}}\n',
+      );
+      assert.equal(levels[0].ok, true, JSON.stringify(levels[0]));
+      const out = await d.stop();
+      assert.equal(out.code, 0, out.stderr);
+    } finally {
+      await d.stop().catch(() => {});
+    }
+  },
+});
