@@ -149,6 +149,26 @@ function persistence(ctx: ControlContext, transient: boolean) {
   };
 }
 
+/** Most interface names a warning lists. */
+const LISTED_INTERFACES = 32;
+
+/**
+ * A warning for each of `names` that does not exist (a typo, or an interface
+ * still to come: the rule waits for it, `pending`), listing the ones that do.
+ */
+function missingInterfaces(ctx: ControlContext, names: string[]): string[] {
+  const known = ctx.relay.interfaceNames();
+  if (!known) return [];
+  const have = new Set(known);
+  const shown = known.slice(0, LISTED_INTERFACES).join(", ") +
+    (known.length > LISTED_INTERFACES ? `, ... (${known.length} in all)` : "");
+  return [...new Set(names)].filter((n) => !have.has(n)).map((n) =>
+    `interface ${n} does not exist (yet): what needs it waits for it. Existing interfaces: ${
+      shown || "none"
+    }`
+  );
+}
+
 /** A rule as `list` shows it, without rates. */
 function listedRuleOf(ctx: ControlContext, rule: RuleConfig): ListedRule {
   const [stats] = ctx.relay.ruleStats([rule.id]);
@@ -214,9 +234,14 @@ export const HANDLERS: Record<string, Handler> = {
     });
     // the new rule alone (a whole listing costs seconds at 65,536 rules); no rate yet
     const [stats] = ctx.relay.ruleStats([rule.id]);
+    const warnings = missingInterfaces(ctx, [
+      rule.input.interface,
+      ...rule.outputs.map((o) => o.interface),
+    ]);
     return {
       rule: listedRule(stats ? { c: rule, s: stats } : { c: rule }, noRates()),
       ...persistence(ctx, opts.transient),
+      ...(warnings.length ? { warnings } : {}),
     };
   },
 

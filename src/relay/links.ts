@@ -55,6 +55,11 @@ export class Links {
     return this.#byName.get(name);
   }
 
+  /** Names of the interfaces that exist now (as the link monitor reported them), sorted. */
+  names(): string[] {
+    return [...this.#byName.keys()].sort();
+  }
+
   /** Subscribe to changes; returns an unsubscribe function. */
   on(listener: (c: LinkChange) => void): () => void {
     this.#listeners.add(listener);

@@ -224,6 +224,14 @@ export class Relay implements AsyncDisposable {
     });
   }
 
+  /**
+   * The interfaces that exist now (sorted), as the link monitor reports them;
+   * null before the relay started (nothing is watched yet).
+   */
+  interfaceNames(): string[] | null {
+    return this.#started ? this.#sup.links.names() : null;
+  }
+
   /** The runtime rules file (`runtime_rules`), when the configuration names one. */
   get runtimeRules(): RuntimeRules | undefined {
     return this.#runtime;

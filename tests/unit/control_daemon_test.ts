@@ -350,3 +350,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "add: an interface that does not exist is a warning that lists the existing ones",
+  ...opts,
+  async fn() {
+    const d = await startDaemon({ rules: [] });
+    try {
+      const [r] = await raw(
+        d.socket,
+        JSON.stringify({
+          v: 1,
+          id: 1,
+          cmd: "add",
+          args: {
+            rule: {
+              name: "typo",
+              input: { interface: "etth0", group: "239.1.1.1", port: 5000 },
+              outputs: [{ interface: "lo", group: "239.2.1.1", port: 5000 }],
+            },
+          },
+        }) + "\n",
+      );
+      assert.equal(r.ok, true, JSON.stringify(r));
+      const result = r.result as { warnings?: string[]; persisted: boolean; note?: string };
+      assert.equal(result.warnings?.length, 1, "lo exists: one warning, for etth0");
+      assert.match(result.warnings![0], /^interface etth0 does not exist \(yet\)/);
+      assert.match(result.warnings![0], /Existing interfaces: .*\blo\b/);
+      assert.equal(result.persisted, false);
+      assert.match(result.note!, /next reload or restart undoes it/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
