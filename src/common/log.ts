@@ -11,6 +11,11 @@
  * {@link THROTTLE_WINDOW_MS}, then one summary saying how many were
  * suppressed.
  *
+ * Text lines are ASCII-punctuated (`mcr.supervisor`), one per event (a
+ * message's own line breaks become " | "); when stderr is the systemd
+ * journal each line starts with its syslog priority (`<3>` for an error), so
+ * `journalctl -p err` finds errors, and carries no timestamp of its own.
+ *
  * @module
  */
 import {
@@ -25,6 +30,7 @@ import {
   type LogRecord,
   resetSync,
 } from "@logtape/logtape";
+import { fstatSync } from "node:fs";
 
 /** Log output format. */
 export type LogFormat = "text" | "json";
@@ -74,12 +80,63 @@ export class LogLevelError extends Error {
 
 const enc = new TextEncoder();
 
-function stderrSink(format: LogFormat): (r: LogRecord) => void {
-  const fmt = format === "json"
-    ? jsonLinesFormatter
-    : getTextFormatter({ timestamp: "date-time-tz" });
+/** syslog priority of each level (sd-daemon(3) prefixes: `<3>` for an error). */
+export const SYSLOG_PRIORITY: Readonly<Record<LogLevel, number>> = {
+  fatal: 2,
+  error: 3,
+  warning: 4,
+  info: 6,
+  debug: 7,
+  trace: 7,
+};
+
+/**
+ * Whether stderr is connected to the systemd journal: systemd sets
+ * `JOURNAL_STREAM` to the device and inode ("DEV:INO") of the stream it
+ * gives the service, which a process compares with its own stderr (as
+ * sd_journal_stream_fd(3) describes). Redirected elsewhere, it is not.
+ */
+export function stderrIsJournal(): boolean {
+  try {
+    const want = Deno.env.get("JOURNAL_STREAM");
+    if (!want) return false;
+    const st = fstatSync(2);
+    return want === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A property as text lines show it: a string as it is (not JSON-quoted), other
+ * values inspected on one line; control characters but the line break (C0,
+ * C1), bidirectional overrides and invisible characters escaped (`\u001b`),
+ * so a value cannot move the cursor, reorder text or forge a line.
+ */
+export function textValue(v: unknown): string {
+  const s = typeof v === "string"
+    ? v
+    : Deno.inspect(v, { colors: false, depth: 4, compact: true, breakLength: Infinity });
+  return s.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+function stderrSink(format: LogFormat, journal = stderrIsJournal()): (r: LogRecord) => void {
+  // Under the journal: a syslog priority prefix per line (`journalctl -p err` works) and no
+  // timestamp of our own (the journal keeps one).
+  const fmt = format === "json" ? jsonLinesFormatter : getTextFormatter({
+    timestamp: journal ? "none" : "date-time-tz",
+    category: ".",
+    value: textValue,
+  });
   return (r: LogRecord) => {
-    const s = fmt(r);
+    // One line per event: a multi-line message (a configuration error lists one problem per
+    // line) keeps its lines apart with " | ", so no line reaches the log without its header.
+    const line = fmt(r).replace(/\n(?!$)\s*/g, " | ");
+    const s = journal ? `<${SYSLOG_PRIORITY[r.level]}>${line}` : line;
     try {
       Deno.stderr.writeSync(enc.encode(s.endsWith("\n") ? s : s + "\n"));
     } catch {
