@@ -13,7 +13,8 @@
  */
 import { Counter, Gauge, Registry } from "prom-client";
 import { logger } from "../common/log.ts";
-import { type ControlContext, MCR_VERSION, statsWithRates } from "./commands.ts";
+import { type ControlContext, statsWithRates } from "./commands.ts";
+import { MCR_VERSION } from "../common/version.ts";
 import type { StatsResult } from "./results.ts";
 
 const log = logger("metrics");
