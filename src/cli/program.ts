@@ -243,6 +243,9 @@ function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
 function ctlCommand(cmd: Command, a: CliActions, done: Done): Command {
   cmd
     .description("talk to a running relay through its control socket")
+    // ctl's options anywhere, also after its command (`ctl list --json`); the
+    // program's positional options (for gen/sink) must not be inherited here
+    .enablePositionalOptions(false)
     .option("--control-socket <PATH>", "the control socket", DEFAULT_CONTROL_SOCKET)
     .option("--json", "machine-readable output")
     .option("--timeout <MS>", "reply timeout in milliseconds", "10000")
