@@ -24,7 +24,7 @@ import {
 function esc(s: string): string {
   return s.replaceAll("\\", "\\e").replaceAll("-", "\\-")
     .replace(
-      /[^\x00-\x7f]/gu,
+      /[^ -~\n\t]/gu, // anything but printable ASCII
       (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`,
     ).split("\n").map((l) => /^[.']/.test(l) ? `\\&${l}` : l).join("\n");
 }
