@@ -1,5 +1,7 @@
 /**
- * mcr command line.
+ * mcr command line: what each command does. The commands, options and their
+ * help are defined in src/cli/program.ts; the installed `mcr` runs this file
+ * (scripts/install.sh, packaging/mcr.sh).
  *
  *   deno run --allow-ffi --allow-read --allow-env cli.ts --config rules.json
  *   deno run --allow-read cli.ts check --config rules.json
