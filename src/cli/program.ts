@@ -388,6 +388,10 @@ export async function runCli(
       writeOut: io.out,
       writeErr: io.err,
       outputError: () => {}, // printed below, in mcr's words
+      // plain help: commander would read NO_COLOR/FORCE_COLOR, and check, ctl
+      // and top run without --allow-env (packaging/mcr.sh)
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
     });
     c.hook("preSubcommand", (_parent, sub) => {
       current = sub;
@@ -404,7 +408,8 @@ export async function runCli(
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return EXIT.ok;
-      if (e.code === "commander.help") return EXIT.usage; // help printed: a command was missing
+      // help printed: asked for (`mcr help`, exit 0), or a command was missing (`mcr ctl`)
+      if (e.code === "commander.help") return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return usage(io, current, mcrQuotes(e.message));
     }
     if (e instanceof UsageError) return usage(io, current, e.message);

@@ -142,3 +142,14 @@ Deno.test("ctl options are read before and after its command, also as --opt=valu
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("help: mcr help, mcr help COMMAND and --help exit 0; ctl without a command exits 2", async () => {
+  for (const args of [["help"], ["help", "ctl"], ["--help"], ["ctl", "--help"], ["ctl", "help"]]) {
+    const r = await cli(...args);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stdout, /^Usage: mcr/, args.join(" "));
+  }
+  const bare = await cli("ctl");
+  assert.equal(bare.code, 2);
+  assert.match(bare.stderr, /^Usage: mcr ctl/);
+});

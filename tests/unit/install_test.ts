@@ -97,6 +97,15 @@ Deno.test({
       assert.match(ok.stdout, /valid \(\d+ rules\)/);
       const bad = await bare([mcr, "check", "--config", `${FIX}/invalid-port-range.json`]);
       assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+      // help, of every permission profile (commander looks at the terminal and colours)
+      for (const args of [["--help"], ["help", "ctl"], ["ctl", "--help"], ["top", "--help"]]) {
+        const h = await bare([mcr, ...args]);
+        assert.equal(h.code, 0, `${args.join(" ")}: ${h.stderr}`);
+        assert.match(h.stdout, /^Usage: mcr/, args.join(" "));
+      }
+      const tool = await bare([mcr, "gen", "--help"]);
+      assert.equal(tool.code, 0, tool.stderr);
+      assert.match(tool.stdout, /usage: mcr-gen/);
       const typo = await bare([mcr, "chek"]);
       assert.equal(typo.code, 2);
       assert.match(typo.stderr, /did you mean check\?/i);
