@@ -1,5 +1,7 @@
 /**
- * mcr command line.
+ * mcr command line: what each command does. The commands, options and their
+ * help are defined in src/cli/program.ts; the installed `mcr` runs this file
+ * (scripts/install.sh, packaging/mcr.sh).
  *
  *   deno run --allow-ffi --allow-read --allow-env cli.ts --config rules.json
  *   deno run --allow-read cli.ts check --config rules.json
@@ -10,7 +12,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./src/config/mod.ts";
 import { Relay } from "./src/relay/relay.ts";
 import type { RelayStats } from "./src/relay/stats.ts";
@@ -18,80 +19,17 @@ import { logger, setupLogging } from "./src/common/log.ts";
 import type { LogLevel } from "@logtape/logtape";
 import { controlOptions, ControlPlaneError, startControlPlane } from "./src/control/daemon.ts";
 import { sdNotify } from "./ffi/mod.ts";
+import {
+  type CheckValues,
+  type CliActions,
+  EXIT,
+  runCli,
+  type RunValues,
+  UsageError,
+} from "./src/cli/program.ts";
 
 /** Exit codes. */
-export const EXIT = { ok: 0, invalid: 1, usage: 2, runtime: 3 } as const;
-
-const USAGE = `mcr — userspace multicast relay
-
-Usage:
-  cli.ts [run] --config FILE [--log-level LEVEL] [--log-format text|json]
-                             [--ready-file PATH] [--json]
-                             [--control-socket PATH | --no-control]
-                             [--metrics HOST:PORT]
-  cli.ts check --config FILE [--json]
-  cli.ts ctl [--control-socket PATH] [--json] COMMAND   (see cli.ts ctl --help)
-  cli.ts top [--control-socket PATH]
-  cli.ts schema                      (JSON Schema of rules.json)
-  cli.ts gen  [mcr-gen options]      (paced test-traffic generator)
-  cli.ts sink [mcr-sink options]     (receiver: loss, duplicates, order, latency)
-  cli.ts help
-
-run      Run the relay in the foreground until SIGINT/SIGTERM, then print the
-         final per-rule counters (a table, or JSON with --json).
-check    Validate a configuration: exit 0 when valid, 1 when invalid.
-ctl      Talk to a running relay: version, ping, list, add, remove, stats,
-         workers, log-level, reload, check.
-top      Live view of rules and interfaces (pps, Mbit/s, drops).
-schema   Print the JSON Schema of rules.json (generated from the validator;
-         committed as schema/rules.schema.json for editors).
-
-Options:
-  -c, --config FILE      rules.json
-  --log-level LEVEL      trace|debug|info|warning|error|fatal (default info)
-  --log-format FORMAT    text (default) or json (JSON lines)
-  --ready-file PATH      create PATH once every rule is forwarding (for scripts)
-  --json                 machine-readable output
-  --control-socket PATH  control socket (default: config control.socket, else
-                         /run/mcr/control.sock; its directory must not be
-                         group- or world-writable)
-  --no-control           no control socket
-  --metrics HOST:PORT    serve Prometheus metrics and /healthz (default: config
-                         metrics.listen; off when neither is set)
-
-SIGHUP re-reads the config file and applies only the difference (as ctl reload).
-Under systemd (Type=notify) the relay reports READY=1 once forwarding,
-RELOADING=1/READY=1 around reloads and STOPPING=1 on shutdown.
-Exit codes: 0 ok, 1 invalid configuration, 2 usage error, 3 runtime failure.
-Minimal permissions: --allow-ffi --allow-read --allow-env --allow-write=/run/mcr
---allow-net=unix:/run/mcr/control.sock (the control socket; --allow-write also
-for --ready-file; add 127.0.0.1:9464 to --allow-net with --metrics); -A works
-too. Needs CAP_NET_RAW. ctl/top need --allow-read --allow-write
---allow-net=unix:SOCKET.`;
-
-class UsageError extends Error {}
-
-function parse(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: "string", short: "c" },
-        "log-level": { type: "string", default: "info" },
-        "log-format": { type: "string", default: "text" },
-        "ready-file": { type: "string" },
-        json: { type: "boolean", default: false },
-        "control-socket": { type: "string" },
-        "no-control": { type: "boolean", default: false },
-        metrics: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
+export { EXIT };
 
 /** One formatter for every number (toLocaleString builds one per call: seconds at 262,144 outputs). */
 const NUMBER_FORMAT = new Intl.NumberFormat("en-US");
@@ -139,7 +77,7 @@ export function formatStats(s: RelayStats): string {
   return [...lines, "", ...ifs, `drops: ${drops.length ? drops.join(" ") : "none"}`].join("\n");
 }
 
-async function cmdCheck(args: ReturnType<typeof parse>["values"]): Promise<number> {
+async function cmdCheck(args: CheckValues): Promise<number> {
   if (!args.config) throw new UsageError("check needs --config FILE");
   try {
     const c = await loadConfig(args.config);
@@ -154,17 +92,10 @@ async function cmdCheck(args: ReturnType<typeof parse>["values"]): Promise<numbe
   }
 }
 
-async function cmdRun(args: ReturnType<typeof parse>["values"]): Promise<number> {
+async function cmdRun(args: RunValues): Promise<number> {
   if (!args.config) throw new UsageError("the relay needs --config FILE");
-  const level = args["log-level"] as LogLevel;
-  if (!["trace", "debug", "info", "warning", "error", "fatal"].includes(level)) {
-    throw new UsageError(`--log-level: unknown level "${level}"`);
-  }
-  const format = args["log-format"];
-  if (format !== "text" && format !== "json") {
-    throw new UsageError(`--log-format: expected text or json, got "${format}"`);
-  }
-  setupLogging(level, format);
+  // --log-level and --log-format are checked against their choices by the parser
+  setupLogging(args["log-level"] as LogLevel, args["log-format"] as "text" | "json");
   const log = logger("cli");
   let config;
   try {
@@ -267,50 +198,42 @@ async function runTool(name: string, args: string[]): Promise<number> {
   return st.code;
 }
 
-/** Entry point; returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "ctl") {
+/** What each command does (the command line itself is src/cli/program.ts). */
+const ACTIONS: CliActions = {
+  run: cmdRun,
+  check: cmdCheck,
+  async ctl(v, words) {
     const { runCtl } = await import("./src/client/ctl.ts");
-    return await runCtl(argv.slice(1));
-  }
-  if (argv[0] === "top") {
+    return await runCtl(v, words);
+  },
+  async top(v) {
     const { runTop } = await import("./src/client/top.ts");
-    return await runTop(argv.slice(1));
-  }
-  if (argv[0] === "gen" || argv[0] === "sink") {
+    return await runTop(v);
+  },
+  async schema() {
+    const { rulesJsonSchemaText } = await import("./src/config/json_schema.ts");
+    await Deno.stdout.write(new TextEncoder().encode(rulesJsonSchemaText()));
+    return EXIT.ok;
+  },
+  async tool(name, args) {
     try {
-      return await runTool(`mcr-${argv[0]}`, argv.slice(1));
+      return await runTool(name, args);
     } catch (e) {
       console.error(`mcr: ${(e as Error).message}`);
       return EXIT.runtime;
     }
-  }
+  },
+  async print(text) {
+    await Deno.stdout.write(new TextEncoder().encode(text));
+    return EXIT.ok;
+  },
+};
+
+/** Entry point; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
   try {
-    const { values, positionals } = parse(argv);
-    const cmd = positionals[0] ?? "run";
-    if (values.help || cmd === "help") {
-      console.log(USAGE);
-      return EXIT.ok;
-    }
-    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-    switch (cmd) {
-      case "check":
-        return await cmdCheck(values);
-      case "run":
-        return await cmdRun(values);
-      case "schema": {
-        const { rulesJsonSchemaText } = await import("./src/config/json_schema.ts");
-        await Deno.stdout.write(new TextEncoder().encode(rulesJsonSchemaText()));
-        return EXIT.ok;
-      }
-      default:
-        throw new UsageError(`unknown command "${cmd}"`);
-    }
+    return await runCli(argv, ACTIONS);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`mcr: ${e.message}\n\n${USAGE}`);
-      return EXIT.usage;
-    }
     console.error(`mcr: ${(e as Error).message}`);
     return EXIT.runtime;
   }

@@ -14,97 +14,18 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError, ControlRefusedError } from "./client.ts";
-import { DEFAULT_CONTROL_SOCKET, type ErrReply, type Reply } from "../control/protocol.ts";
+import type { ErrReply, Reply } from "../control/protocol.ts";
 import { SORT_KEYS, type SortKey, type ViewArgs, type WorkerInfo } from "../control/results.ts";
 import { formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
 import { jsonLines, RecordPrinter, RecordStreamError } from "./listing.ts";
+import { type CtlValues, parseCtl, UsageError } from "../cli/program.ts";
 
 /** Exit codes of `ctl`. */
 export const CTL_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
 
-/** Usage text of `ctl`. */
-export const CTL_USAGE =
-  `Usage: cli.ts ctl [--control-socket PATH] [--json] [--timeout MS] COMMAND [ARGS]
-
-Commands:
-  version                      daemon and protocol version
-  ping                         is the daemon answering?
-  list [NAME] [FILTER] [VIEW]  rules with state (active/pending/error/disabled) and counters
-  stats [NAME] [FILTER] [VIEW] counters and rates per rule, output, interface, worker; drops
-      NAME                     one rule (by name, else by id)
-      --interface IF           rules whose input is on IF or with an output on IF
-      --group G                rules whose input group is G or with an output to G
-      --all                    every matching rule (default: a summary and the top
-                               rules when more than 50 match)
-      --summary                the summary even for a few rules
-      --sort KEY               ${SORT_KEYS.join("|")} (name ascending, others
-                               highest first; a summary's top rules: pps)
-      --limit N                at most N rules (a summary's top: 10)
-      with --json: every matching rule (or --summary, --limit) as JSON Lines:
-      a header record, then one record per rule (stats: then per interface,
-      per worker), printed as they arrive
-  workers                      data-path workers
-  add --input-interface IF --input-group G --input-port P --outputs G:P:IF[,G:P:IF...]
-      [--name NAME] [--input-source S] [--vlan V] [--ttl T] [--dscp D]
-  add --rule JSON              a rule object as in rules.json (or the JSON as an argument)
-  remove NAME|ID               remove a rule by name or id
-  log-level get                levels in force
-  log-level set LEVEL [CATEGORY]   trace|debug|info|warning|error|fatal; CATEGORY e.g.
-                               supervisor, control, worker ("default" drops an override)
-  reload [FILE]                re-read the config file (default: the daemon's) and apply
-                               only the difference
-  check [FILE]                 validate a file without applying it (and show what a
-                               reload would change)
-                               FILE: the daemon reads only its config file and *.json
-                               files in the same directory; check others with
-                               \`cli.ts check --config FILE\`
-
-Options:
-  --control-socket PATH        default ${DEFAULT_CONTROL_SOCKET}
-  --json                       machine-readable output
-  --timeout MS                 reply timeout (default 10000)
-
-Exit codes: 0 ok, 1 refused by the daemon (or check found problems),
-2 usage error, 3 daemon unreachable.`;
-
-class CtlUsage extends Error {}
-
-function parse(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        "control-socket": { type: "string", default: DEFAULT_CONTROL_SOCKET },
-        json: { type: "boolean", default: false },
-        timeout: { type: "string", default: "10000" },
-        help: { type: "boolean", short: "h", default: false },
-        rule: { type: "string" },
-        name: { type: "string" },
-        "input-interface": { type: "string" },
-        "input-group": { type: "string" },
-        "input-port": { type: "string" },
-        "input-source": { type: "string" },
-        vlan: { type: "string" },
-        outputs: { type: "string" },
-        ttl: { type: "string" },
-        dscp: { type: "string" },
-        interface: { type: "string" },
-        group: { type: "string" },
-        all: { type: "boolean", default: false },
-        summary: { type: "boolean", default: false },
-        sort: { type: "string" },
-        limit: { type: "string" },
-      },
-    });
-  } catch (e) {
-    throw new CtlUsage((e as Error).message);
-  }
-}
-
-type Values = ReturnType<typeof parse>["values"];
+/** Option values of `ctl`, keyed by their long flag. */
+type Values = CtlValues;
 
 /** A number flag (kept as written when not a number, so the daemon names the problem). */
 function numFlag(v: string | undefined): number | string | undefined {
@@ -117,7 +38,7 @@ export function parseOutputSpec(
   spec: string,
 ): { interface: string; group: string; port: number | string } {
   const m = /^([^:]+):([^:]+):(.+)$/.exec(spec.trim());
-  if (!m) throw new CtlUsage(`--outputs: expected GROUP:PORT:INTERFACE, got "${spec}"`);
+  if (!m) throw new UsageError(`--outputs: expected GROUP:PORT:INTERFACE, got "${spec}"`);
   return { group: m[1], port: numFlag(m[2])!, interface: m[3] };
 }
 
@@ -129,17 +50,17 @@ export function ruleFromArgs(v: Values, positionals: string[]): Record<string, u
     try {
       rule = JSON.parse(json);
     } catch (e) {
-      throw new CtlUsage(`add: the rule is not valid JSON: ${(e as Error).message}`);
+      throw new UsageError(`add: the rule is not valid JSON: ${(e as Error).message}`);
     }
     if (typeof rule !== "object" || rule === null || Array.isArray(rule)) {
-      throw new CtlUsage("add: the rule must be a JSON object");
+      throw new UsageError("add: the rule must be a JSON object");
     }
     return rule as Record<string, unknown>;
   }
   const need = ["input-interface", "input-group", "input-port", "outputs"] as const;
   const missing = need.filter((k) => v[k] === undefined);
   if (missing.length) {
-    throw new CtlUsage(
+    throw new UsageError(
       `add needs ${missing.map((m) => `--${m}`).join(", ")} (or --rule JSON)`,
     );
   }
@@ -165,16 +86,16 @@ export function ruleFromArgs(v: Values, positionals: string[]): Record<string, u
  * and limit, always streamed.
  */
 export function viewArgsFor(v: Values, rest: string[], cmd: string): ViewArgs {
-  if (rest.length > 1) throw new CtlUsage(`${cmd}: unexpected argument "${rest[1]}"`);
-  if (v.all && v.summary) throw new CtlUsage(`${cmd}: --all and --summary exclude each other`);
+  if (rest.length > 1) throw new UsageError(`${cmd}: unexpected argument "${rest[1]}"`);
+  if (v.all && v.summary) throw new UsageError(`${cmd}: --all and --summary exclude each other`);
   if (v.sort !== undefined && !(SORT_KEYS as readonly string[]).includes(v.sort)) {
-    throw new CtlUsage(`${cmd}: --sort must be one of ${SORT_KEYS.join(", ")}`);
+    throw new UsageError(`${cmd}: --sort must be one of ${SORT_KEYS.join(", ")}`);
   }
   let limit: number | undefined;
   if (v.limit !== undefined) {
     limit = /^\d+$/.test(v.limit) ? Number(v.limit) : NaN;
     if (!(Number.isSafeInteger(limit) && limit >= 1)) {
-      throw new CtlUsage(`${cmd}: --limit must be a positive integer`);
+      throw new UsageError(`${cmd}: --limit must be a positive integer`);
     }
   }
   const a: ViewArgs = {
@@ -196,11 +117,11 @@ export function requestFor(
 ): { cmd: string; args: Record<string, unknown> } {
   const [cmd, ...rest] = positionals;
   const noMore = (n: number) => {
-    if (rest.length > n) throw new CtlUsage(`${cmd}: unexpected argument "${rest[n]}"`);
+    if (rest.length > n) throw new UsageError(`${cmd}: unexpected argument "${rest[n]}"`);
   };
   switch (cmd) {
     case undefined:
-      throw new CtlUsage("missing command");
+      throw new UsageError("missing command");
     case "list":
     case "stats":
       return { cmd, args: { ...viewArgsFor(v, rest, cmd) } };
@@ -214,14 +135,14 @@ export function requestFor(
       return { cmd, args: { rule: ruleFromArgs(v, rest) } };
     case "remove":
     case "rm":
-      if (rest.length !== 1) throw new CtlUsage("remove needs one NAME or ID");
+      if (rest.length !== 1) throw new UsageError("remove needs one NAME or ID");
       return { cmd: "remove", args: { rule: rest[0] } };
     case "log-level": {
       const [action = "get", level, category] = rest;
       noMore(3);
       if (action === "get") return { cmd, args: { action, ...(level ? { category: level } : {}) } };
       if (action !== "set" || !level) {
-        throw new CtlUsage('log-level: use "log-level get" or "log-level set LEVEL [CATEGORY]"');
+        throw new UsageError('log-level: use "log-level get" or "log-level set LEVEL [CATEGORY]"');
       }
       return { cmd, args: { action, level, ...(category ? { category } : {}) } };
     }
@@ -232,17 +153,16 @@ export function requestFor(
       noMore(1);
       return { cmd, args: rest[0] ? { path: absolute(rest[0]) } : {} };
     default:
-      throw new CtlUsage(`unknown command "${cmd}"`);
+      throw new UsageError(`unknown command "${cmd}"`);
   }
 }
 
 /**
  * The request a `ctl` command line makes (arguments after `ctl`).
- * @throws {Error} a usage error, saying what is wrong
+ * @throws {UsageError} saying what is wrong
  */
 export function ctlRequest(argv: string[]): { cmd: string; args: Record<string, unknown> } {
-  const p = parse(argv);
-  return requestFor(p.values, p.positionals);
+  return parseCtl(argv, requestFor);
 }
 
 function absolute(p: string): string {
@@ -339,25 +259,13 @@ async function streamed(
   return CTL_EXIT.ok;
 }
 
-/** Run `ctl` with its arguments; returns the exit code. */
-export async function runCtl(argv: string[]): Promise<number> {
-  let v: Values;
-  let req: { cmd: string; args: Record<string, unknown> };
-  try {
-    const p = parse(argv);
-    v = p.values;
-    if (v.help || p.positionals[0] === "help") {
-      console.log(CTL_USAGE);
-      return CTL_EXIT.ok;
-    }
-    req = requestFor(v, p.positionals);
-  } catch (e) {
-    if (e instanceof CtlUsage) {
-      console.error(termSafe(`mcr ctl: ${e.message}\n\n${CTL_USAGE}`));
-      return CTL_EXIT.usage;
-    }
-    throw e;
-  }
+/**
+ * Run one `ctl` command (`words`: the command and its arguments, as parsed
+ * by src/cli/program.ts); returns the exit code.
+ * @throws {UsageError} when the arguments make no request
+ */
+export async function runCtl(v: Values, words: string[]): Promise<number> {
+  const req = requestFor(v, words);
   const timeout = Number(v.timeout);
   const timeoutMs = Number.isFinite(timeout) && timeout > 0 ? timeout : 10_000;
   const unreachable = (message: string) => {

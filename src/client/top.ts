@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ControlClient, ControlConnectionError } from "./client.ts";
 import {
   outputDrops,
@@ -31,19 +30,7 @@ import {
   table,
   termSafe,
 } from "./format.ts";
-import { DEFAULT_CONTROL_SOCKET } from "../control/protocol.ts";
-
-/** Usage text of `top`. */
-export const TOP_USAGE = `Usage: cli.ts top [--control-socket PATH] [--interval SECONDS] [--count N]
-                  [--sort KEY] [--interface IF] [--group G] [--limit N]
-
-A live view of rules and interfaces (pps, Mbit/s, drops), refreshed every
-second: a summary of every rule and the top rules, as many as fit the
-terminal. s changes the order (${SORT_KEYS.join(", ")}); q or Ctrl-C quits.
---count N draws N frames and exits (for scripts; frames are then printed one
-after another instead of redrawn). --sort, --interface, --group: as for
-ctl stats. --limit N: show N rules (default: what fits, 20 when not a
-terminal).`;
+import { type TopValues, UsageError } from "../cli/program.ts";
 
 const enc = new TextEncoder();
 
@@ -126,31 +113,12 @@ export function renderTop(
     .join("\n");
 }
 
-/** Run `top`; returns the exit code (0, 2 usage, 3 daemon unreachable). */
-export async function runTop(argv: string[]): Promise<number> {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        "control-socket": { type: "string", default: DEFAULT_CONTROL_SOCKET },
-        interval: { type: "string", default: "1" },
-        count: { type: "string" },
-        sort: { type: "string", default: "pps" },
-        interface: { type: "string" },
-        group: { type: "string" },
-        limit: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`mcr top: ${(e as Error).message}\n\n${TOP_USAGE}`);
-    return 2;
-  }
-  if (v.help) {
-    console.log(TOP_USAGE);
-    return 0;
-  }
+/**
+ * Run `top` with its options (parsed by src/cli/program.ts); returns the
+ * exit code (0, 3 daemon unreachable).
+ * @throws {UsageError} for an out-of-range option value
+ */
+export async function runTop(v: TopValues): Promise<number> {
   const interval = Number(v.interval);
   const count = v.count === undefined ? Infinity : Number(v.count);
   const limit = v.limit === undefined ? undefined : Number(v.limit);
@@ -159,11 +127,9 @@ export async function runTop(argv: string[]): Promise<number> {
     (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) ||
     !(SORT_KEYS as readonly string[]).includes(v.sort!)
   ) {
-    console.error(
-      `mcr top: --interval must be >= 0.1, --count and --limit >= 1, --sort one of ` +
-        `${SORT_KEYS.join(", ")}\n\n${TOP_USAGE}`,
+    throw new UsageError(
+      `--interval must be >= 0.1, --count and --limit >= 1, --sort one of ${SORT_KEYS.join(", ")}`,
     );
-    return 2;
   }
   let sort = v.sort as SortKey;
   const filter = {

@@ -35,10 +35,7 @@ import {
   statsResult,
   statsView,
 } from "./views.ts";
-import denoJson from "../../deno.json" with { type: "json" };
-
-/** mcr's version (from deno.json). */
-export const MCR_VERSION: string = denoJson.version;
+import { MCR_VERSION } from "../common/version.ts";
 
 /** What the commands work on. */
 export interface ControlContext {

@@ -14,7 +14,8 @@ import { Counter, Gauge, Registry } from "prom-client";
 import process from "node:process";
 import { health, type HealthTracker } from "./health.ts";
 import { logger } from "../common/log.ts";
-import { type ControlContext, MCR_VERSION, statsWithRates } from "./commands.ts";
+import { type ControlContext, statsWithRates } from "./commands.ts";
+import { MCR_VERSION } from "../common/version.ts";
 import type { StatsResult } from "./results.ts";
 
 const log = logger("metrics");

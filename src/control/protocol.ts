@@ -78,7 +78,7 @@ export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "log-level",
 ]);
 
-/** A command name.
+/** A command name. */
 export type Command = (typeof COMMANDS)[number];
 
 /** Error codes of a failed reply. */

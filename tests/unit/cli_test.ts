@@ -99,3 +99,57 @@ Deno.test("check and the relay refuse more input interfaces than the relay has s
     await Deno.remove(file);
   }
 });
+
+Deno.test("--version prints mcr and the version in deno.json (exit 0)", async () => {
+  const { version } = JSON.parse(Deno.readTextFileSync(`${REPO}deno.json`));
+  const r = await cli("--version");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `mcr ${version}\n`);
+});
+
+Deno.test("a mistyped command or option is a usage error that suggests the right one", async () => {
+  const cases: [string[], RegExp][] = [
+    [["chek", "--config", "x.json"], /unknown command "chek"[\s\S]*did you mean check\?/i],
+    [["--confg", "x.json"], /unknown option "--confg"[\s\S]*did you mean --config\?/i],
+    [["check", "--jsn"], /unknown option "--jsn"[\s\S]*did you mean --json\?/i],
+    [["ctl", "lst"], /unknown command "lst"[\s\S]*did you mean list\?/i],
+    [["ctl", "stats", "--sortt", "pps"], /unknown option "--sortt"[\s\S]*did you mean --sort\?/i],
+    [["top", "--intervall", "2"], /unknown option "--intervall"[\s\S]*did you mean --interval\?/i],
+  ];
+  for (const [args, want] of cases) {
+    const r = await cli(...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, want, args.join(" "));
+  }
+});
+
+Deno.test("ctl options are read before and after its command, also as --opt=value", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mcr-cli-" });
+  try {
+    for (
+      const args of [
+        ["ctl", "--json", "--control-socket", `${dir}/none.sock`, "ping"],
+        ["ctl", "ping", "--json", `--control-socket=${dir}/none.sock`],
+      ]
+    ) {
+      const r = await cli(...args);
+      assert.equal(r.code, 3, r.stdout + r.stderr); // unreachable, not a usage error
+      const reply = JSON.parse(r.stdout);
+      assert.equal(reply.error.code, "unreachable");
+      assert.ok(reply.error.message.includes(`${dir}/none.sock`), reply.error.message);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("help: mcr help, mcr help COMMAND and --help exit 0; ctl without a command exits 2", async () => {
+  for (const args of [["help"], ["help", "ctl"], ["--help"], ["ctl", "--help"], ["ctl", "help"]]) {
+    const r = await cli(...args);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stdout, /^Usage: mcr/, args.join(" "));
+  }
+  const bare = await cli("ctl");
+  assert.equal(bare.code, 2);
+  assert.match(bare.stderr, /^Usage: mcr ctl/);
+});
