@@ -65,6 +65,7 @@ export interface CtlValues {
   summary?: boolean;
   sort?: string;
   limit?: string;
+  transient?: boolean;
 }
 
 /** Options of `mcr top`, keyed by their long flag. */
@@ -166,6 +167,10 @@ function relayCommand(cmd: Command, a: CliActions, done: Done): Command {
     .action((_o, c: Command) => done(a.run(byFlag<RunValues>(c.opts(), c))));
 }
 
+/** Help of `--transient` (ctl add, remove, add-output, remove-output). */
+const TRANSIENT = "change the running rules only, not the runtime rules file: the next reload " +
+  "or restart undoes it (a rule of the configuration files changes only so)";
+
 function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
   const run = (name: string) => (...xs: unknown[]) => {
     const c = xs[xs.length - 1] as Command;
@@ -218,8 +223,22 @@ function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
     .option("--vlan <V>", "match 802.1Q VLAN V")
     .option("--outputs <G:P:IF,...>", "outputs, GROUP:PORT:INTERFACE separated by commas")
     .option("--ttl <T>", "TTL of the outputs (1-255 or decrement)")
-    .option("--dscp <D>", "DSCP of the outputs");
-  sub("remove", "remove a rule by name or id").alias("rm").argument("<NAME|ID>", "the rule");
+    .option("--dscp <D>", "DSCP of the outputs")
+    .option("--transient", TRANSIENT);
+  sub("remove", "remove a rule by name or id").alias("rm").argument("<NAME|ID>", "the rule")
+    .option("--transient", TRANSIENT);
+  sub(
+    "add-output",
+    "add an output to a rule; its other outputs keep flowing and keep their counters",
+  )
+    .argument("<RULE>", "the rule's name")
+    .argument("<G:P:IF[:TTL]>", "GROUP:PORT:INTERFACE, and a TTL (1-255 or decrement)")
+    .option("--transient", TRANSIENT);
+  sub("remove-output", "remove an output of a rule; its other outputs keep flowing")
+    .argument("<RULE>", "the rule's name")
+    .argument("<G:P:IF>", "GROUP:PORT:INTERFACE")
+    .option("--transient", TRANSIENT);
+  sub("diff", "what a reload of the daemon's config file would change (running vs file)");
   sub("log-level", "show or set log levels, live")
     .addArgument(new Argument("[ACTION]", "get (default) or set").choices(["get", "set"]))
     .addArgument(new Argument("[LEVEL]", `with set: ${LOG_LEVELS.join("|")}`))

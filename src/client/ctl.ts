@@ -42,6 +42,25 @@ export function parseOutputSpec(
   return { group: m[1], port: numFlag(m[2])!, interface: m[3] };
 }
 
+/**
+ * "G:P:IF[:TTL]" → an output object (`ctl add-output`): a last part that is a
+ * number or "decrement" after the interface is the TTL.
+ */
+export function parseOutputWithTtl(spec: string): Record<string, unknown> {
+  const m = /^(.+):(\d+|decrement)$/.exec(spec.trim());
+  if (m && m[1].split(":").length >= 3) {
+    const out: Record<string, unknown> = parseOutputSpec(m[1]);
+    out.ttl = m[2] === "decrement" ? "decrement" : Number(m[2]);
+    return out;
+  }
+  return parseOutputSpec(spec);
+}
+
+/** `transient: true` when --transient was given. */
+function transient(v: Values): { transient?: true } {
+  return v.transient ? { transient: true } : {};
+}
+
 /** Build the rule object of `ctl add` from flags or JSON. */
 export function ruleFromArgs(v: Values, positionals: string[]): Record<string, unknown> {
   const json = v.rule ?? positionals[0];
@@ -132,11 +151,20 @@ export function requestFor(
       return { cmd, args: {} };
     case "add":
       noMore(1);
-      return { cmd, args: { rule: ruleFromArgs(v, rest) } };
+      return { cmd, args: { rule: ruleFromArgs(v, rest), ...transient(v) } };
     case "remove":
     case "rm":
       if (rest.length !== 1) throw new UsageError("remove needs one NAME or ID");
-      return { cmd: "remove", args: { rule: rest[0] } };
+      return { cmd: "remove", args: { rule: rest[0], ...transient(v) } };
+    case "add-output":
+    case "remove-output": {
+      if (rest.length !== 2) throw new UsageError(`${cmd} needs RULE and GROUP:PORT:INTERFACE`);
+      const out = cmd === "add-output" ? parseOutputWithTtl(rest[1]) : parseOutputSpec(rest[1]);
+      return { cmd, args: { rule: rest[0], output: out, ...transient(v) } };
+    }
+    case "diff":
+      noMore(0);
+      return { cmd, args: {} };
     case "log-level": {
       const [action = "get", level, category] = rest;
       noMore(3);
@@ -169,6 +197,13 @@ function absolute(p: string): string {
   return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
 }
 
+/** Whether a change lasts (the runtime rules file), and warnings, as lines. */
+function lasting(r: Record<string, unknown>): string[] {
+  const lines = r.persisted ? [`saved in ${r.file}`] : r.note ? [`note: ${r.note}`] : [];
+  for (const w of (r.warnings as string[] | undefined) ?? []) lines.push(`warning: ${w}`);
+  return lines;
+}
+
 function human(cmd: string, result: unknown): string {
   const r = result as Record<string, unknown>;
   switch (cmd) {
@@ -181,12 +216,37 @@ function human(cmd: string, result: unknown): string {
       return formatWorkers(r.workers as WorkerInfo[]);
     case "add": {
       const rule = r.rule as { name: string; id: string; state?: string };
-      return `added ${rule.name} (id ${rule.id})${rule.state ? `, ${rule.state}` : ""}`;
+      return [
+        `added ${rule.name} (id ${rule.id})${rule.state ? `, ${rule.state}` : ""}`,
+        ...lasting(r),
+      ].join("\n");
     }
     case "remove":
-      return (r.removed as { name: string; id: string }[]).map((x) =>
-        `removed ${x.name} (id ${x.id})`
-      ).join("\n");
+      return [
+        ...(r.removed as { name: string; id: string }[]).map((x) =>
+          `removed ${x.name} (id ${x.id})`
+        ),
+        ...lasting(r),
+      ].join("\n");
+    case "add-output":
+    case "remove-output": {
+      const rule = r.rule as {
+        name: string;
+        outputs: { interface: string; group: string; port: number }[];
+      };
+      const outs = rule.outputs.map((o) => `${o.interface} ${o.group}:${o.port}`).join(", ");
+      return [`${rule.name}: ${rule.outputs.length} outputs (${outs})`, ...lasting(r)].join("\n");
+    }
+    case "diff": {
+      const lines = [`${r.path} against the running rules:`];
+      for (const k of ["added", "removed", "changed", "unchanged"]) {
+        const names = r[k] as string[];
+        lines.push(`  ${k.padEnd(9)} ${names.length ? names.join(", ") : "-"}`);
+      }
+      const restart = r.restart_needed as string[];
+      if (restart.length) lines.push(`  restart needed for: ${restart.join(", ")}`);
+      return lines.join("\n");
+    }
     case "log-level": {
       const cats = Object.entries(r.categories as Record<string, string>);
       return [`global: ${r.global}`, ...cats.map(([k, l]) => `${k}: ${l}`)].join("\n");

@@ -237,27 +237,10 @@ export class Relay implements AsyncDisposable {
     return this.#runtime;
   }
 
-  /**
-   * Write what `changes` ([rule name, rule as written or null to remove])
-   * do to the runtime rules file, unless there is none or `opts.transient`.
-   * Returns what undoes the write (when the live change then fails).
-   * @throws {DefinedInFileError} when a rule is defined in the configuration files
-   */
-  async #persist(
-    changes: [string, unknown | null][],
-    opts: ChangeOptions,
-  ): Promise<() => Promise<void>> {
-    const rt = this.#runtime;
-    if (!rt || opts.transient) return () => Promise.resolve();
-    const names = new Set(this.#config.rules.map((r) => r.name));
-    for (const [name] of changes) {
-      if (names.has(name) && !rt.has(name)) throw new DefinedInFileError(name, rt.path);
-    }
-    const before = [...rt.rules];
-    let list = before;
-    for (const [name, raw] of changes) list = rt.withIn(list, name, raw);
-    await rt.commit(list);
-    return () => rt.commit(before).catch(() => {});
+  /** {@link RuntimeRules.persist} of `changes`, unless there is no file or `opts.transient`. */
+  #persist(changes: [string, unknown | null][], opts: ChangeOptions): Promise<() => Promise<void>> {
+    if (!this.#runtime || opts.transient) return Promise.resolve(() => Promise.resolve());
+    return this.#runtime.persist(changes, this.#config.rules);
   }
 
   /**

@@ -10,7 +10,9 @@
 import type { Config, RuleConfig } from "../config/mod.ts";
 import type { RuleSpec } from "./tables.ts";
 import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
-import { RuntimeRules } from "./runtime_rules.ts";
+import { DefinedInFileError, RuntimeRules } from "./runtime_rules.ts";
+
+export { DefinedInFileError };
 
 /** Convert validated rules to the supervisor's rule shape (enabled rules only). */
 export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
@@ -78,25 +80,6 @@ export class RuleNotFoundError extends Error {
   constructor(readonly nameOrId: string) {
     super(`no rule named or with id "${nameOrId}"`);
     this.name = "RuleNotFoundError";
-  }
-}
-
-/**
- * A rule defined in the configuration files cannot be changed for good while
- * a runtime rules file keeps the ctl changes (see {@link Relay.removeRule}).
- */
-export class DefinedInFileError extends Error {
-  /**
-   * @param rule the rule's name
-   * @param runtimeFile the runtime rules file
-   */
-  constructor(readonly rule: string, readonly runtimeFile: string) {
-    super(
-      `rule "${rule}" is defined in the configuration files, not in the runtime rules file ` +
-        `(${runtimeFile}): change it there and reload, or change it until the next reload ` +
-        "with --transient",
-    );
-    this.name = "DefinedInFileError";
   }
 }
 

@@ -29,6 +29,25 @@ const HEADER =
   "// mcr runtime rules (runtime_rules): written by `mcr ctl` at every rule change.\n" +
   "// Rules added or changed at run time live here; edit with the relay stopped, or use ctl.\n";
 
+/**
+ * A rule defined in the configuration files cannot be changed for good while
+ * a runtime rules file keeps the ctl changes (see `Relay.removeRule`).
+ */
+export class DefinedInFileError extends Error {
+  /**
+   * @param rule the rule's name
+   * @param runtimeFile the runtime rules file
+   */
+  constructor(readonly rule: string, readonly runtimeFile: string) {
+    super(
+      `rule "${rule}" is defined in the configuration files, not in the runtime rules file ` +
+        `(${runtimeFile}): change it there and reload, or change it until the next reload ` +
+        "with --transient",
+    );
+    this.name = "DefinedInFileError";
+  }
+}
+
 /** The file could not be written: the change was not made. */
 export class RuntimeRulesError extends Error {
   /**
@@ -98,6 +117,28 @@ export class RuntimeRules {
     if (at >= 0) out[at] = { name, raw };
     else out.push({ name, raw });
     return out;
+  }
+
+  /**
+   * Write what `changes` ([rule name, rule as written or null to remove])
+   * do to the file. Returns what undoes the write (when the live change then
+   * fails).
+   * @throws {DefinedInFileError} when a rule of `inForce` is not the file's
+   * @throws {RuntimeRulesError} when the file cannot be written (nothing changed)
+   */
+  async persist(
+    changes: [string, unknown | null][],
+    inForce: readonly { name: string }[],
+  ): Promise<() => Promise<void>> {
+    const names = new Set(inForce.map((r) => r.name));
+    for (const [name] of changes) {
+      if (names.has(name) && !this.has(name)) throw new DefinedInFileError(name, this.path);
+    }
+    const before = [...this.#rules];
+    let list = before;
+    for (const [name, raw] of changes) list = this.withIn(list, name, raw);
+    await this.commit(list);
+    return () => this.commit(before).catch(() => {});
   }
 
   /** Write `rules` to the file atomically, then make them the ones in force. */

@@ -384,3 +384,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ctl add, add-output, remove-output, diff, remove: changes saved in the runtime rules file",
+  ...opts,
+  async fn() {
+    const d = await startDaemon({ runtime_rules: "runtime.json", rules: [] });
+    try {
+      const ok = async (...args: string[]) => {
+        const r = await d.ctl(...args);
+        assert.equal(r.code, 0, `ctl ${args.join(" ")}: ${r.stderr}`);
+        return r.stdout;
+      };
+      let out = await ok(
+        ...["add", "--name", "feed", "--input-interface", "lo", "--input-group", "239.1.1.1"],
+        ...["--input-port", "5000", "--outputs", "239.2.2.2:6000:lo"],
+      );
+      assert.match(out, new RegExp(`saved in ${d.dir}/runtime\\.json`));
+      out = await ok("add-output", "feed", "239.3.3.3:6000:lo:8");
+      assert.match(out, /feed: 2 outputs \(lo 239\.2\.2\.2:6000, lo 239\.3\.3\.3:6000\)/);
+      const saved = () =>
+        Deno.readTextFile(`${d.dir}/runtime.json`).then((t) =>
+          JSON.parse(t.replace(/^\/\/.*$/gm, "")) as {
+            rules: { outputs: { group: string; ttl?: unknown }[] }[];
+          }
+        );
+      assert.deepEqual((await saved()).rules[0].outputs.map((o) => [o.group, o.ttl]), [
+        ["239.2.2.2", undefined],
+        ["239.3.3.3", 8],
+      ]);
+      out = await ok("remove-output", "feed", "239.2.2.2:6000:lo");
+      assert.match(out, /feed: 1 outputs \(lo 239\.3\.3\.3:6000\)/);
+      assert.deepEqual((await saved()).rules[0].outputs.map((o) => o.group), ["239.3.3.3"]);
+      // the file and the running rules agree: a reload would change nothing
+      out = await ok("diff");
+      assert.match(out, /added\s+-\n\s+removed\s+-\n\s+changed\s+-\n\s+unchanged\s+feed/);
+      const none = await d.ctl("remove-output", "feed", "239.9.9.9:6000:lo");
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /no output 239\.9\.9\.9:6000 on lo \[not_found\]/);
+      const last = await d.ctl("remove-output", "feed", "239.3.3.3:6000:lo");
+      assert.equal(last.code, 1, "the last output cannot be removed");
+      await ok("remove", "feed");
+      assert.deepEqual((await saved()).rules, []);
+      const usage = await d.ctl("add-output", "feed");
+      assert.equal(usage.code, 2, usage.stderr);
+    } finally {
+      await d.stop();
+    }
+  },
+});
