@@ -21,6 +21,7 @@ import {
   RULE_WORDS,
 } from "../../src/datapath/counters.ts";
 import { Drop } from "../../src/datapath/packet.ts";
+import { ETH_HLEN } from "../../src/datapath/link_types.ts";
 import { compileTable } from "../../src/datapath/match.ts";
 import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
 import type { TableRule } from "../../src/datapath/messages.ts";
@@ -138,7 +139,7 @@ Deno.test("batch: every frame-level drop reason is counted under its name", () =
     { opts: { dport: 5002 } }, // no_match (port)
     { opts: {} }, // matched
   ]);
-  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base, ETH_HLEN);
   const c = b.counters;
   assert.equal(c[b.base + IN_DROP + Drop.not_ipv4], 1);
   assert.equal(c[b.base + IN_DROP + Drop.not_udp], 1);
@@ -182,7 +183,7 @@ Deno.test("batch: (S,G) beats (*,G); VLAN must match; descriptors point at each 
     { opts: { src: "10.0.0.1", vlans: [{ vid: 8 }] } }, // no rule for VLAN 8
     { opts: { src: "10.0.0.1", vlans: [{ vid: 0 }] } }, // priority tag = untagged: any
   ]);
-  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base, ETH_HLEN);
   const d = descriptors(b.fdesc, m);
   const r = (n: string) => b.byName.get(n)!;
   assert.deepEqual(d.map((x) => x.tmpl), [
@@ -222,7 +223,7 @@ Deno.test("batch: several outputs, TTL decrement and expiry, outputs not install
   ], 2); // room for 2 descriptors: the processor flushes
   const fan = b.byName.get("fan")!;
   b.proc.broken[fan.outputs[2].slot] = 1;
-  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base, ETH_HLEN);
   const c = b.counters;
   // written: frame0 out0 (ttl 4), out1 (9); frame1 out1 (9); frame2 out0 (1), out1 (9)
   const all = [
