@@ -9,12 +9,14 @@ sequence number, pattern; csrc/tools/mcrtest.h), counting duplicates and
 reordering per stream. Independent of mcr: it decodes the bytes here.
 
 The device is created by this process (TUNSETIFF, IFF_TUN | IFF_NO_PI) and
-exists while it runs; --type sets another link type first (TUNSETLINK, e.g.
-512 = ARPHRD_PPP, 32 = ARPHRD_INFINIBAND): the device still carries bare IP
-packets, so a link type can be tested without its driver.
+exists while it runs (with --persist: until deleted; it has carrier only while
+a peer holds it, and a later peer of the same name attaches to it); --type
+sets another link type first (TUNSETLINK, e.g. 512 = ARPHRD_PPP, 32 =
+ARPHRD_INFINIBAND): the device still carries bare IP packets, so a link type
+can be tested without its driver.
 
 usage:
-  tun_peer.py --dev NAME [--type ARPHRD] --ready FILE --stop FILE
+  tun_peer.py --dev NAME [--type ARPHRD] [--persist] --ready FILE --stop FILE
       write  --go FILE --report FILE --src IP --dst IP:PORT --count N --rate PPS
              --size BYTES --stream ID [--ttl N] [--version 4|6]
       read   --port PORT [--port PORT ...] [--wait-s S]
@@ -39,6 +41,7 @@ import time
 
 TUNSETIFF = 0x400454CA
 TUNSETLINK = 0x400454CD
+TUNSETPERSIST = 0x400454CB
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 MCRT_MAGIC = 0x4D435254
@@ -96,11 +99,13 @@ def ipv4_udp(src: str, dst: str, sport: int, dport: int, ttl: int, ident: int, d
     return ip + udp
 
 
-def open_tun(name: str, link_type) -> int:
+def open_tun(name: str, link_type, persist: bool) -> int:
     fd = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
     if link_type is not None:
         fcntl.ioctl(fd, TUNSETLINK, link_type)
+    if persist:
+        fcntl.ioctl(fd, TUNSETPERSIST, 1)
     return fd
 
 
@@ -206,6 +211,7 @@ def main() -> None:
     p.add_argument("mode", choices=["write", "read"])
     p.add_argument("--dev", required=True)
     p.add_argument("--type", type=int)
+    p.add_argument("--persist", action="store_true")
     p.add_argument("--ready", required=True)
     p.add_argument("--stop", required=True)
     p.add_argument("--go")
@@ -221,7 +227,7 @@ def main() -> None:
     p.add_argument("--port", type=int, action="append", default=[])
     p.add_argument("--wait-s", type=float, default=30.0)
     a = p.parse_args()
-    fd = open_tun(a.dev, a.type)
+    fd = open_tun(a.dev, a.type, a.persist)
     with open(a.ready, "w") as f:
         f.write("ready\n")
     if a.mode == "write":

@@ -53,6 +53,11 @@ export interface TunReadReport {
 export interface TunPeerOptions {
   /** Link type to give the device (TUNSETLINK), e.g. 512 (PPP); default: ARPHRD_NONE. */
   type?: number;
+  /**
+   * Keep the device when the peer exits (TUNSETPERSIST): it then has no carrier until another
+   * peer of the same name attaches to it.
+   */
+  persist?: boolean;
 }
 
 /** A running tun peer. */
@@ -115,6 +120,7 @@ async function start(
     "--dev",
     dev,
     ...(opts.type === undefined ? [] : ["--type", String(opts.type)]),
+    ...(opts.persist ? ["--persist"] : []),
     "--ready",
     `${base}.ready`,
     "--stop",

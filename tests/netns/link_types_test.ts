@@ -13,7 +13,9 @@
  *   multicast and a unicast output, both through a UDP socket bound to the
  *   tun); the peer reads them from the tun's file descriptor and checks every
  *   one itself (IPv4 header and UDP checksums, addresses, TTL, payload,
- *   duplicates, order).
+ *   duplicates, order). When the peer lets go the tun has no carrier: the
+ *   output is in error and its datagrams count as link_down until a new peer
+ *   attaches.
  * - link types mcr cannot serve (the loopback device, a tun given
  *   InfiniBand's link type): their rules are in error with the reason in
  *   `ctl list` and `stats`, never active, while a rule on a tun beside them is.
@@ -246,6 +248,101 @@ Deno.test({
         },
       }, "tun output");
       assertRelayConsistent(stats);
+    } finally {
+      await t.destroy();
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "tun output whose peer lets go (no carrier): the output is in error, its datagrams are " +
+    "counted as link_down; a new peer on the tun gets the stream again",
+  async fn() {
+    const t = new Topology("tundown");
+    try {
+      for (const role of ["snd", "rly"]) await addNsNoV6(t, role);
+      await t.link({ role: "snd", dev: "s0", addr: "10.77.1.1/24" }, {
+        role: "rly",
+        dev: "r0",
+        addr: "10.77.1.2/24",
+      });
+      const first = await startTunReader(t, "rly", "t0", [6001], { persist: true });
+      await tunUp(t, "rly", "t0", "10.78.0.1/24");
+      const meter = await PathMeter.start(t, [{ role: "snd", dev: "s0" }]);
+      const tunBefore = (await linkCounters(t, "rly")).t0;
+      const udpBefore = await udpSnmp(t, "rly");
+      const relay = await startRelayWith(t, "rly", {
+        rules: [{
+          name: "to-tun",
+          input: { interface: "r0", group: "239.1.1.1", port: 5001 },
+          outputs: [{ interface: "t0", group: "239.10.1.1", port: 6001 }],
+        }],
+      }, { control: true });
+      const output = async () => (await relay.stats()).rules[0].outputs[0];
+      await until(output, (o) => o.state === "active", DEADLINE_MS, "the tun output active");
+      await first.stop(); // the device stays, without carrier
+      const down = await until(
+        output,
+        (o) => o.state === "error",
+        DEADLINE_MS,
+        "the tun output in error",
+      );
+      assert.match(down.reason ?? "", /t0 has no carrier/);
+      const send = () => runGen(t, "snd", "s0", ["239.1.1.1:5001"], { rate: RATE, count: 1000 });
+      /** Wait until every datagram the rule matched has an outcome at its output. */
+      const settledOut = () =>
+        until(
+          () => relay.stats(),
+          (s) => {
+            const r = s.rules[0], o = r.outputs[0];
+            const r0 = s.interfaces.find((i) => i.name === "r0")!;
+            return r0.kernel_packets === r0.frames + r0.kernel_drops &&
+              o.packets + o.ring_full + o.errors + o.link_down + o.too_big + o.queued ===
+                r.packets;
+          },
+          DEADLINE_MS,
+          "every matched datagram sent or counted",
+        );
+      const genDown = await send();
+      const whileDown = await settledOut();
+      const o1 = whileDown.rules[0].outputs[0];
+      assert.equal(o1.packets, 0, "nothing is sent without carrier");
+      assert.equal(o1.link_down, whileDown.rules[0].packets, "every matched datagram: link_down");
+      assert.ok(o1.link_down > 0);
+
+      const second = await startTunReader(t, "rly", "t0", [6001]); // attaches: carrier again
+      await until(output, (o) => o.state === "active", DEADLINE_MS, "the tun output active again");
+      const genUp = await send();
+      const after = await settledOut();
+      const { stats, code, stderr } = await relay.stop();
+      assert.equal(code, 0, stderr);
+      const tunDrops = (await linkCounters(t, "rly")).t0.tx_dropped - tunBefore.tx_dropped;
+      const qdiscDrops = (await udpSnmp(t, "rly")).SndbufErrors - udpBefore.SndbufErrors;
+      const o = stats.rules[0].outputs[0];
+      assert.equal(o.packets, after.rules[0].outputs[0].packets, "the final counters");
+      const rep = await second.settle(o.packets - tunDrops - qdiscDrops);
+      assert.deepEqual(
+        [rep.duplicates, rep.reordered, rep.corrupt, rep.bad_ip_csum, rep.bad_udp_csum],
+        [0, 0, 0, 0, 0],
+        JSON.stringify(rep),
+      );
+      assert.ok(rep.unique > 0, "the new peer gets the stream");
+      const path = await meter.read();
+      const r0 = stats.interfaces.find((i) => i.name === "r0")!;
+      assertAccounted({
+        sent: genDown.sent + genUp.sent,
+        delivered: rep.unique,
+        drops: {
+          "s0→r0": path.hops[hopKey({ role: "snd", dev: "s0" })],
+          r0_kernel_drops: r0.kernel_drops,
+          relay_frame_drops: frameDrops(stats),
+          relay_output_drops: outputDrops(stats),
+          link_down: o.link_down,
+          tun_tx_dropped: tunDrops,
+          tun_qdisc: qdiscDrops,
+        },
+      }, "tun output down and up");
     } finally {
       await t.destroy();
     }
