@@ -97,7 +97,7 @@ export class Input {
   /** "Does not exist" has been logged for the current absence. */
   announcedMissing = false;
   /** Why the interface's link type cannot be captured (logged once per reason). */
-  linkTypeError?: string;
+  #linkTypeError?: string;
   #settle: (() => void)[] = [];
 
   /**
@@ -191,7 +191,7 @@ export class Input {
       if (this.active || this.lock) await this.park();
       for (const m of this.members) {
         m.state = "error";
-        m.reason = this.linkTypeError;
+        m.reason = this.#linkTypeError;
       }
       this.host.changed();
       return;
@@ -207,14 +207,14 @@ export class Input {
 
   /**
    * True when the interface's link type `type` cannot be captured: the reason is in
-   * {@link linkTypeError} (logged when it changes).
+   * `#linkTypeError` (logged when it changes).
    */
   #refuseLinkType(type: number): boolean {
     const why = linkTypeProblem("input", this.name, type);
-    if (why !== undefined && why !== this.linkTypeError) {
+    if (why !== undefined && why !== this.#linkTypeError) {
       this.#log.error("{reason}; its rules are in error", { reason: why });
     }
-    this.linkTypeError = why;
+    this.#linkTypeError = why;
     return why !== undefined;
   }
 
