@@ -1,7 +1,9 @@
 /**
  * `deno bench` microbenchmarks of the relay's TypeScript hot loop (no FFI):
  * `BatchProcessor.process` on a synthetic batch of 256 frames against tables
- * of 1, 50 and 1000 rules, and `parseFrame` alone over the same frames.
+ * of 1, 50 and 1000 rules, and `parseFrame` alone over the same frames; both
+ * again on a ring of a link without a link-layer header (`/ip`: tun,
+ * WireGuard), where the frames are the IPv4 packets alone.
  * Each iteration handles one batch of `BATCH` frames; divide by `BATCH` for
  * ns/packet (`bench/hotloop_check.ts` does, and compares with the baseline).
  *
@@ -19,23 +21,43 @@ for (const n of RULE_COUNTS) {
     group: "process",
     baseline: n === 1,
     fn() {
-      f.proc.process(f.ring, f.desc, BATCH, f.lookup, f.base);
+      f.proc.process(f.ring, f.desc, BATCH, f.lookup, f.base, f.linkHeader);
     },
   });
 }
 
 {
-  const f = hotloopFixture(1);
+  const f = hotloopFixture(1, "ip");
+  Deno.bench({
+    name: "process/1-rules/ip",
+    group: "process",
+    fn() {
+      f.proc.process(f.ring, f.desc, BATCH, f.lookup, f.base, f.linkHeader);
+    },
+  });
+}
+
+for (const layout of ["ethernet", "ip"] as const) {
+  const f = hotloopFixture(1, layout);
   const pkt = new ParsedPacket();
-  const { ring, desc } = f;
+  const { ring, desc, linkHeader } = f;
   let sink = 0;
   Deno.bench({
-    name: "parseFrame",
+    name: layout === "ethernet" ? "parseFrame" : "parseFrame/ip",
     group: "parse",
     fn() {
       for (let i = 0; i < BATCH; i++) {
         const b = i * 8;
-        sink += parseFrame(ring, desc[b], desc[b + 1], desc[b + 2], desc[b + 3], desc[b + 4], pkt);
+        sink += parseFrame(
+          ring,
+          desc[b],
+          desc[b + 1],
+          desc[b + 2],
+          desc[b + 3],
+          desc[b + 4],
+          linkHeader,
+          pkt,
+        );
       }
       if (sink === 1) console.log(sink); // keep the result alive
     },

@@ -15,12 +15,26 @@
  * the filter runs, so [12] is usually already the inner ethertype; the tagged
  * path covers devices/paths that keep the tag in-band. Every drop/accept is a
  * return placed next to its test so no jump exceeds the 8-bit offsets.
+ *
+ * With MCR_BPF_L3 the frame is the IPv4 packet itself (a link without a
+ * link-layer header: tun, WireGuard, ipip, PPP, ...). There is no ethertype;
+ * the version nibble says IPv4, and the same tests follow at offsets 14 lower:
+ *
+ *   [udp]       ldx #0 ; ldb [0] ; and #0xf0 ; jeq #0x40 ? : drop
+ *          ip:  ldb [x+9] == 17 ? : drop
+ *               [dst list] ld [x+16] ; ...
  */
 #include "bpf.h"
 
+#include <linux/if_ether.h>
 #include <linux/if_packet.h>
 
-#define ACCEPT 0xffffffffu
+#define ACCEPT	   0xffffffffu
+/* IPv4 header (RFC 791): protocol and destination address offsets, version bits */
+#define IP_PROTO   9u
+#define IP_DST	   16u
+#define IP_VERSION 0xf0u
+#define IP_V4	   0x40u
 
 int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint32_t *dst,
 	      uint32_t n)
@@ -39,20 +53,31 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));
 	}
 	if (kinds & MCR_BPF_UDP) {
-		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		 /* +0 */
-		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));		 /* +1 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 6, 0)); /* +2 -> +9 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, 1, 0)); /* +3 -> +5 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0, 2)); /* +4 -> +5 / +7 */
-		EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16));		 /* +5 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 1, 0)); /* +6 -> +8 / +7 */
-		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* +7 */
-		EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4));		 /* +8 */
-		EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_IND, 23));		 /* +9 */
-		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 1, 0));	 /* +10 -> +12 / +11 */
-		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* +11 */
+		/* offset of the IPv4 header (+ X: an in-band VLAN tag) */
+		uint32_t ip = (kinds & MCR_BPF_L3) ? 0u : ETH_HLEN;
+		if (kinds & MCR_BPF_L3) {
+			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		/* +0 */
+			EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0));		/* +1 */
+			EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K, IP_VERSION));	/* +2 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IP_V4, 1, 0)); /* +3 -> +5 / +4 */
+			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			/* +4 */
+		} else {
+			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		 /* +0 */
+			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));		 /* +1 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 6, 0)); /* +2 -> +9 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, 1, 0)); /* +3 -> +5 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0, 2)); /* +4 -> +5 / +7 */
+			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16));		 /* +5 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 1, 0)); /* +6 -> +8 / +7 */
+			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* +7 */
+			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4));		 /* +8 */
+		}
+		/* ip: (Ethernet +9, L3 +5) */
+		EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_IND, ip + IP_PROTO)); /* ip+0 */
+		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 1, 0));	 /* ip+1 -> ip+3 / ip+2 */
+		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* ip+2 */
 		if (n > 0) {
-			EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, 30));
+			EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, ip + IP_DST));
 			for (uint32_t k = 0; k < n; k++) {
 				const uint8_t *b = (const uint8_t *)&dst[k];
 				uint32_t host = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |

@@ -14,6 +14,7 @@
 /* Filter kinds for bpf_build(). */
 #define MCR_BPF_OUTGOING 0x1u /* drop pkt_type == PACKET_OUTGOING */
 #define MCR_BPF_UDP	 0x2u /* accept only IPv4/UDP (untagged or one 802.1Q/802.1ad tag) */
+#define MCR_BPF_L3	 0x4u /* with MCR_BPF_UDP: frames start at the IPv4 header (no link header) */
 
 /*
  * Build a program into prog (capacity cap instructions). With MCR_BPF_UDP and

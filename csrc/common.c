@@ -93,9 +93,9 @@ static const uint32_t off_out_counters[] = {
 	OFF(mcr_out_counters, fragmented), OFF(mcr_out_counters, queued)
 };
 static const uint32_t off_iface_info[] = {
-	OFF(mcr_iface_info, ifindex), OFF(mcr_iface_info, mtu), OFF(mcr_iface_info, flags),
-	OFF(mcr_iface_info, ipv4),    OFF(mcr_iface_info, mac), OFF(mcr_iface_info, has_mac),
-	OFF(mcr_iface_info, reserved)
+	OFF(mcr_iface_info, ifindex),  OFF(mcr_iface_info, mtu), OFF(mcr_iface_info, flags),
+	OFF(mcr_iface_info, ipv4),     OFF(mcr_iface_info, mac), OFF(mcr_iface_info, has_mac),
+	OFF(mcr_iface_info, link_type)
 };
 static const uint32_t off_tx_stats[] = {
 	OFF(mcr_tx_stats, frames),	OFF(mcr_tx_stats, sent),
@@ -200,6 +200,7 @@ int32_t mcr_abi_constants(uint32_t *out, uint32_t max)
 		[MCR_ABI_C_LINK_RESYNC] = MCR_LINK_RESYNC,
 		[MCR_ABI_C_LINK_DUMP_DONE] = MCR_LINK_DUMP_DONE,
 		[MCR_ABI_C_LINK_ADDR] = MCR_LINK_ADDR,
+		[MCR_ABI_C_RX_L3] = MCR_RX_L3,
 		[MCR_ABI_C_RX_PROMISC] = MCR_RX_PROMISC,
 	};
 	for (uint32_t i = 0; out && i < MCR_ABI_C_COUNT && i < max; i++)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * iface.c — interface lookups through ioctl(): index, MTU, flags, hardware
- * address and first IPv4 address. Works in the calling thread's network
+ * iface.c — interface lookups through ioctl(): index, MTU, flags, link type,
+ * hardware address and first IPv4 address. Works in the calling thread's network
  * namespace.
  */
 #include "common.h"
@@ -73,6 +73,7 @@ static int fill_info(int fd, const char *name, struct mcr_iface_info *out, char 
 	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
 	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
 		return lib_err(err, errlen, errno, "SIOCGIFHWADDR on %s", name);
+	out->link_type = ifr.ifr_hwaddr.sa_family;
 	if (ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER) {
 		memcpy(out->mac, ifr.ifr_hwaddr.sa_data, 6);
 		out->has_mac = 1;

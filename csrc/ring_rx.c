@@ -77,6 +77,8 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 		kinds |= MCR_BPF_OUTGOING;
 	if (!(rx->flags & MCR_RX_NO_FILTER) || n > 0)
 		kinds |= MCR_BPF_UDP;
+	if (rx->flags & MCR_RX_L3)
+		kinds |= MCR_BPF_L3;
 	if (!kinds) {
 		/* SOL_SOCKET options need optlen >= sizeof(int), even this one (else EINVAL) */
 		int unused = 0;

@@ -12,7 +12,7 @@
  */
 
 /** ABI version this module was written for (`MCR_ABI_VERSION`). */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** A struct: its id for `mcr_abi_sizeof`/`mcr_abi_offsets`, size, and field byte offsets. */
 export interface StructLayout<F extends string> {
@@ -134,7 +134,7 @@ export const IFACE_INFO = layout(8, 32, {
   ipv4: 12,
   mac: 16,
   hasMac: 24,
-  reserved: 28,
+  linkType: 28,
 });
 
 /** `struct mcr_tx_stats`. */
@@ -217,8 +217,10 @@ export const RxFlag = {
   NO_FILTER: 0x2,
   /** C test hook (not used by the relay): the BPF outgoing check instead of the fanout flag. */
   FORCE_BPF_OUTGOING: 0x4,
+  /** Frames start at the IPv4 header: a link without a link-layer header (tun, WireGuard, ...). */
+  L3: 0x8,
   /** Promiscuous capture (a mirror/SPAN port): frames for other hosts' MACs reach the ring. */
-  PROMISC: 0x8,
+  PROMISC: 0x10,
 } as const;
 
 /** `mcr_tx_config.flags`. */
@@ -271,6 +273,7 @@ const CONSTANTS: readonly [string, number][] = [
   ["MCR_LINK_RESYNC", LinkEventKind.resync],
   ["MCR_LINK_DUMP_DONE", LinkEventKind.done],
   ["MCR_LINK_ADDR", LinkEventKind.addr],
+  ["MCR_RX_L3", RxFlag.L3],
   ["MCR_RX_PROMISC", RxFlag.PROMISC],
 ];
 

@@ -1,6 +1,6 @@
 /**
- * Interface facts through ioctl (index, MTU, flags, MAC, first IPv4
- * address), in the calling thread's network namespace.
+ * Interface facts through ioctl (index, MTU, flags, link type, MAC, first
+ * IPv4 address), in the calling thread's network namespace.
  *
  * @module
  */
@@ -23,6 +23,8 @@ export interface IfaceInfo {
   ipv4: number;
   /** Hardware address (6 bytes), or null for devices without one. */
   mac: Uint8Array | null;
+  /** Link type (ARPHRD_*: 1 Ethernet, 0xfffe none — tun, WireGuard —, 772 loopback, ...). */
+  linkType: number;
 }
 
 /** Look an interface up by name; throws McrError (code `ENODEV`) when it does not exist. */
@@ -41,5 +43,6 @@ export function ifaceByName(name: string): IfaceInfo {
     up: (flags & 1) !== 0,
     ipv4: dv.getUint32(f.ipv4, false),
     mac: dv.getUint32(f.hasMac, true) ? b.slice(f.mac, f.mac + 6) : null,
+    linkType: dv.getUint32(f.linkType, true),
   };
 }

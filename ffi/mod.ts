@@ -23,6 +23,7 @@ export {
 export { Waker } from "./waker.ts";
 export {
   type FanoutModeName,
+  type LinkLayout,
   RX_DESC_WORDS,
   RxDescWord,
   type RxGeometry,

@@ -21,6 +21,13 @@ import { check, lib, open, view } from "./util.ts";
 /** Name of a fanout mode. */
 export type FanoutModeName = keyof typeof FanoutMode;
 
+/**
+ * How a frame in the ring starts: `ethernet` — an Ethernet II header (an
+ * ethertype, maybe a VLAN tag); `ip` — the IPv4 packet itself, on a link
+ * without a link-layer header (tun, WireGuard, ipip, PPP, ...).
+ */
+export type LinkLayout = "ethernet" | "ip";
+
 /** RX ring options; every field but `ifindex` defaults to libmcr's choice. */
 export interface RxOptions {
   /** Interface to capture on. */
@@ -45,6 +52,8 @@ export interface RxOptions {
   uniqueFanoutId?: boolean;
   /** Disable the kernel IPv4/UDP BPF filter (own transmissions are still never captured). */
   noFilter?: boolean;
+  /** How frames start (default `ethernet`): decides the BPF filter. */
+  layout?: LinkLayout;
   /**
    * Promiscuous capture (PACKET_MR_PROMISC, held by the socket and released
    * with it): frames addressed to other hosts' MACs reach the ring.
@@ -130,6 +139,7 @@ function encodeConfig(opts: RxOptions): Uint8Array {
   u32(
     f.flags,
     (opts.uniqueFanoutId ? RxFlag.FANOUT_UNIQUEID : 0) | (opts.noFilter ? RxFlag.NO_FILTER : 0) |
+      (opts.layout === "ip" ? RxFlag.L3 : 0) |
       (opts.promisc ? RxFlag.PROMISC : 0),
   );
   u32(f.batchMax, opts.batchMax ?? 0);

@@ -1,8 +1,9 @@
 /**
  * A synthetic RX ring for the hot-loop microbenchmarks: `BATCH` valid
  * Ethernet/IPv4/UDP frames (1024-byte payloads) in 2 KiB slots like a
- * TPACKET_V2 ring, their RX descriptors, and compiled rule tables of several
- * sizes whose rules the frames hit round-robin.
+ * TPACKET_V2 ring — or the same IPv4 packets without their Ethernet header,
+ * as a tun or WireGuard ring holds them —, their RX descriptors, and compiled
+ * rule tables of several sizes whose rules the frames hit round-robin.
  *
  * @module
  */
@@ -11,6 +12,8 @@ import { BatchProcessor } from "../../src/datapath/batch.ts";
 import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
 import { compileTable, type MatchTable } from "../../src/datapath/match.ts";
 import { inBase, newCounterBlock } from "../../src/datapath/counters.ts";
+import { ETH_HLEN, LINK_HEADER } from "../../src/datapath/link_types.ts";
+import type { LinkLayout } from "../../ffi/mod.ts";
 
 /** Frames per batch (per `process` call). */
 export const BATCH = 256;
@@ -41,10 +44,15 @@ export interface HotloopFixture {
   lookup: MatchTable;
   /** The input section the counts go to. */
   base: number;
+  /** The ring's link header length (`process`'s `linkHeader`). */
+  linkHeader: number;
 }
 
-/** Build the fixture for a table of `rules` rules (one output each); frame k hits rule k % rules. */
-export function hotloopFixture(rules: number): HotloopFixture {
+/**
+ * Build the fixture for a table of `rules` rules (one output each); frame k hits rule k % rules.
+ * `layout` `ip`: the frames are the IPv4 packets alone (a ring on a tun or WireGuard link).
+ */
+export function hotloopFixture(rules: number, layout: LinkLayout = "ethernet"): HotloopFixture {
   const specs: RuleSpec[] = [];
   for (let i = 0; i < rules; i++) {
     const inp = ruleInput(i);
@@ -67,8 +75,10 @@ export function hotloopFixture(rules: number): HotloopFixture {
   const frames: Uint8Array[] = [];
   for (let k = 0; k < BATCH; k++) {
     const inp = ruleInput(k % rules);
-    frames.push(buildFrame({ dst: inp.group, dport: inp.port, payload: PAYLOAD, ttl: 8 }));
+    const f = buildFrame({ dst: inp.group, dport: inp.port, payload: PAYLOAD, ttl: 8 });
+    frames.push(layout === "ip" ? f.slice(ETH_HLEN) : f);
   }
+  const linkHeader = LINK_HEADER[layout];
   const { buf, placed } = packFrames(frames, 2048, 66);
   const desc = new Uint32Array(BATCH * 8);
   placed.forEach((p, k) => {
@@ -87,7 +97,7 @@ export function hotloopFixture(rules: number): HotloopFixture {
   const lookup = compileTable(tables.get("r0")!);
   const base = inBase(0);
   // Sanity: every frame must produce one descriptor, or the bench measures drops.
-  const m = proc.process(buf, desc, BATCH, lookup, base);
+  const m = proc.process(buf, desc, BATCH, lookup, base, linkHeader);
   if (m !== BATCH) throw new Error(`hot-loop fixture: ${m} descriptors for ${BATCH} frames`);
-  return { ring: buf, desc, proc, lookup, base };
+  return { ring: buf, desc, proc, lookup, base, linkHeader };
 }

@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 3u
+#define MCR_ABI_VERSION 4u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -91,6 +91,7 @@ enum mcr_abi_constant {
 	MCR_ABI_C_LINK_RESYNC,
 	MCR_ABI_C_LINK_DUMP_DONE,
 	MCR_ABI_C_LINK_ADDR,
+	MCR_ABI_C_RX_L3,
 	MCR_ABI_C_RX_PROMISC,
 	MCR_ABI_C_COUNT
 };
@@ -102,11 +103,12 @@ int32_t mcr_abi_constants(uint32_t *out, uint32_t max);
 struct mcr_iface_info {
 	uint32_t ifindex;
 	uint32_t mtu;
-	uint32_t flags;	  /* IFF_* (IFF_UP = 0x1, IFF_RUNNING = 0x40, ...) */
-	uint32_t ipv4;	  /* first IPv4 address, network byte order; 0 = none */
-	uint8_t mac[8];	  /* 6 bytes used */
-	uint32_t has_mac; /* 1 when mac is valid (Ethernet-like device) */
-	uint32_t reserved;
+	uint32_t flags;	    /* IFF_* (IFF_UP = 0x1, IFF_RUNNING = 0x40, ...) */
+	uint32_t ipv4;	    /* first IPv4 address, network byte order; 0 = none */
+	uint8_t mac[8];	    /* 6 bytes used */
+	uint32_t has_mac;   /* 1 when mac is valid (Ethernet-like device) */
+	uint32_t link_type; /* ARPHRD_* (SIOCGIFHWADDR): 1 Ethernet, 0xfffe none (tun, WireGuard),
+			       772 loopback, ... */
 };
 
 /** Look an interface up by name (in the calling thread's network namespace). */
@@ -160,7 +162,14 @@ enum mcr_fanout_mode {
 #define MCR_RX_FORCE_BPF_OUTGOING                                                                  \
 	0x4u /* test hook: use the BPF outgoing check even if the
 					  kernel has PACKET_FANOUT_FLAG_IGNORE_OUTGOING */
-#define MCR_RX_PROMISC 0x8u /* promiscuous capture (PACKET_MR_PROMISC): frames for other hosts'
+/*
+ * Frames start at the IPv4 header: the interface has no link-layer header
+ * (ARPHRD_NONE: tun, WireGuard; ipip, sit, ip6tnl, PPP, raw IP). The filter
+ * reads the IP version nibble instead of an ethertype. Without it every frame
+ * is taken for Ethernet II.
+ */
+#define MCR_RX_L3 0x8u
+#define MCR_RX_PROMISC 0x10u /* promiscuous capture (PACKET_MR_PROMISC): frames for other hosts'
 			       MACs reach the ring (a mirror/SPAN port); released with the socket */
 
 /*

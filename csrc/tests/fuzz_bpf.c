@@ -9,11 +9,12 @@
  * most cap and bpf_size(n) instructions). The program is then run by a small
  * interpreter on a fuzzed packet and must agree with a reference predicate:
  * drop outgoing (with MCR_BPF_OUTGOING), accept IPv4/UDP untagged or with one
- * 802.1Q/802.1ad tag (with MCR_BPF_UDP) whose destination is in the list (if
+ * 802.1Q/802.1ad tag (with MCR_BPF_UDP) — or, with MCR_BPF_L3, an IPv4/UDP
+ * packet at offset 0 (version nibble 4) — whose destination is in the list (if
  * any). Loads past the packet end drop the packet, as in the kernel.
  *
- * Input: kinds(1) pkttype(1) n(2) capsel(1) then 4*min(n,64) list bytes, then
- * the packet. Built without -fsanitize=fuzzer, fuzz_replay.c provides main().
+ * Input: kinds(1, low 3 bits) pkttype(1) n(2) capsel(1) then 4*min(n,64) list
+ * bytes, then the packet. Built without -fsanitize=fuzzer, fuzz_replay.c provides main().
  */
 #include "bpf.h"
 
@@ -61,6 +62,12 @@ static uint32_t run(const struct sock_filter *f, int len, const uint8_t *p, size
 				return 0;
 			A = v;
 			break;
+		case BPF_LD | BPF_B | BPF_ABS:
+			if (load(p, n, i->k, 1, &v))
+				return 0;
+			A = v;
+			break;
+		case BPF_ALU | BPF_AND | BPF_K: A &= i->k; break;
 		case BPF_LD | BPF_B | BPF_IND:
 			w = 1;
 			/* fall through */
@@ -85,24 +92,31 @@ static uint32_t reference(uint32_t kinds, const uint32_t *dst, uint32_t n, const
 		return 0;
 	if (!(kinds & MCR_BPF_UDP))
 		return ACCEPT;
-	if (len < 14)
-		return 0;
-	uint32_t x = 0, t = (uint32_t)p[12] << 8 | p[13];
-	if (t != 0x0800) {
-		if (t != 0x8100 && t != 0x88a8)
+	uint32_t x = 0; /* offset of the IPv4 header */
+	if (kinds & MCR_BPF_L3) {
+		if (len < 1 || (p[0] & 0xf0) != 0x40)
 			return 0;
-		if (len < 18 || ((uint32_t)p[16] << 8 | p[17]) != 0x0800)
+	} else {
+		if (len < 14)
 			return 0;
-		x = 4;
+		uint32_t t = (uint32_t)p[12] << 8 | p[13];
+		x = 14;
+		if (t != 0x0800) {
+			if (t != 0x8100 && t != 0x88a8)
+				return 0;
+			if (len < 18 || ((uint32_t)p[16] << 8 | p[17]) != 0x0800)
+				return 0;
+			x = 18;
+		}
 	}
-	if (len < x + 24 || p[x + 23] != 17)
+	if (len < x + 10 || p[x + 9] != 17)
 		return 0;
 	if (n == 0)
 		return ACCEPT;
-	if (len < x + 34)
+	if (len < x + 20)
 		return 0;
 	for (uint32_t k = 0; k < n; k++)
-		if (memcmp(&dst[k], p + x + 30, 4) == 0)
+		if (memcmp(&dst[k], p + x + 16, 4) == 0)
 			return ACCEPT;
 	return 0;
 }
@@ -111,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 5)
 		return 0;
-	uint32_t kinds = data[0] & 3u;
+	uint32_t kinds = data[0] & 7u;
 	uint32_t pkttype = data[1] % 8;
 	uint32_t n = ((uint32_t)data[2] << 8 | data[3]) % 1100u;
 	uint32_t capsel = data[4];

@@ -577,6 +577,7 @@ static void test_objects(void)
 	CHECK(strstr(err, "no-such-if0") != NULL);
 	CHECK(mcr_iface_by_name("lo", &info, err, sizeof(err)) == 0);
 	CHECK(info.ifindex > 0 && info.mtu > 0 && info.has_mac == 0);
+	CHECK_EQ(info.link_type, 772u); /* ARPHRD_LOOPBACK */
 	char name[16];
 	CHECK(mcr_iface_by_index(info.ifindex, &info, name, sizeof(name), err, sizeof(err)) == 0);
 	CHECK(strcmp(name, "lo") == 0);
@@ -598,7 +599,7 @@ static void test_bpf(void)
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	REQUIRE(fd >= 0);
 	uint32_t ns[] = { 0, 1, 7, MCR_BPF_MAX_DST };
-	for (uint32_t kinds = 1; kinds <= 3; kinds++)
+	for (uint32_t kinds = 1; kinds <= 7; kinds++)
 		for (uint32_t k = 0; k < 4; k++) {
 			int len =
 				bpf_build(prog, sizeof(prog) / sizeof(prog[0]), kinds, dst, ns[k]);

@@ -54,8 +54,10 @@ export class BatchProcessor {
   /**
    * Process `n` frames described by `desc` (8 words each) in `ring`, an
    * input interface's ring: `lookup` holds its rules, `base` is its input
-   * section in the counter block (counters.ts `inBase`). Returns the number
-   * of forward descriptors left in `fdesc` to submit.
+   * section in the counter block (counters.ts `inBase`), `linkHeader` the
+   * length of its link-layer header (link_types.ts `LINK_HEADER`: 14 for
+   * Ethernet, 0 for tun, WireGuard, ...). Returns the number of forward
+   * descriptors left in `fdesc` to submit.
    */
   process(
     ring: Uint8Array,
@@ -63,6 +65,7 @@ export class BatchProcessor {
     n: number,
     lookup: MatchTable,
     base: number,
+    linkHeader: number,
   ): number {
     const counters = this.counters;
     const fdesc = this.fdesc;
@@ -83,6 +86,7 @@ export class BatchProcessor {
         wire,
         desc[b + RX_STATUS],
         desc[b + RX_VLAN_TCI],
+        linkHeader,
         pkt,
       );
       if (r >= 0) {

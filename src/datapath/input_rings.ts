@@ -8,12 +8,14 @@
  * @module
  */
 import {
+  type LinkLayout,
   type RxGeometry,
   type RxOptions,
   RxRing,
   type RxSet,
   type RxStats,
 } from "../../ffi/mod.ts";
+import { LINK_HEADER } from "./link_types.ts";
 import { Drop } from "./packet.ts";
 import { In, IN_DROP, IN_WORDS, inBase, RULE_BASE, RULE_WORDS, W } from "./counters.ts";
 import { compileRule, MatchTable } from "./match.ts";
@@ -42,6 +44,10 @@ export interface Input {
   rx: InputRxOptions;
   /** The open ring, or null. */
   ring: RxRing | null;
+  /** How the ring's frames start (the interface's link type, when the ring opened). */
+  layout: LinkLayout;
+  /** Length of the ring's link-layer header (`LINK_HEADER[layout]`): what the parser skips. */
+  linkHeader: number;
   /** Geometry of the open ring. */
   geometry?: RxGeometry;
   /** The interface's rules, compiled (by slot too: their ids and output slots). */
@@ -120,6 +126,8 @@ export class InputRings {
       link: -1,
       rx: {},
       ring: null,
+      layout: "ethernet",
+      linkHeader: LINK_HEADER.ethernet,
       lookup: new MatchTable(),
       kernel: { packets: 0, drops: 0, freezes: 0 },
       framesAtStats: 0,
@@ -188,9 +196,11 @@ export class InputRings {
     this.bySlot[inp.slot] = undefined;
   }
 
-  /** Open the input's ring with `rx` and add it to the set. */
+  /** Open the input's ring with `rx` (its `layout`: the interface's) and add it to the set. */
   openRing(inp: Input, rx: RxOptions): RxRing {
     const ring = new RxRing(rx);
+    inp.layout = rx.layout ?? "ethernet";
+    inp.linkHeader = LINK_HEADER[inp.layout];
     try {
       this.#h.set.add(ring, inp.slot);
     } catch (e) {
@@ -243,7 +253,7 @@ export class InputRings {
   #reopen(inp: Input, mtu: number): void {
     const old = inp.ring!;
     const joinGroup = inp.rx.fanout !== "none";
-    const opts: RxOptions = { ...inp.rx, ifindex: old.ifindex };
+    const opts: RxOptions = { ...inp.rx, ifindex: old.ifindex, layout: inp.layout };
     if (joinGroup) {
       opts.fanoutId = inp.geometry!.fanoutId;
       opts.uniqueFanoutId = false;

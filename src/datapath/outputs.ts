@@ -1,8 +1,10 @@
 /**
  * The output side of one data-path worker: its TX rings (one per output
  * interface), the forwarder's templates (one per output slot), and the truth
- * about each output's state. The forwarder counts straight into the worker's
- * shared counter block (counters.ts `Out`), so nothing is copied per output.
+ * about each output's state. Multicast on an Ethernet link is built into a TX
+ * ring; unicast, and any output on a link without a MAC (tun, WireGuard: see
+ * link_types.ts), goes through a UDP socket bound to the interface. The
+ * forwarder counts into the worker's shared counter block (counters.ts `Out`).
  *
  * An output is `error` — with the reason — whenever it cannot deliver: its
  * template could not be installed (no address, missing interface), its link
@@ -35,6 +37,7 @@ import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
 import type { TableOutput, TxRingOptions } from "./messages.ts";
 import { isMulticast } from "../common/net.ts";
+import { linkLayout, linkTypeProblem } from "./link_types.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
 export const STALL_MS = 1000;
@@ -365,6 +368,8 @@ export class Outputs {
       }
       throw e;
     }
+    const layout = linkLayout(iface.linkType);
+    if (!layout) throw new Error(linkTypeProblem("output", o.interface, iface.linkType));
     const srcIp = o.srcIp || iface.ipv4;
     if (!srcIp) {
       throw new Error(
@@ -380,7 +385,7 @@ export class Outputs {
       ttl: o.ttl || 64,
       tos: o.tos,
     };
-    if (!isMulticast(o.dst)) return { kind: "socket", ...common };
+    if (!isMulticast(o.dst) || layout === "ip") return { kind: "socket", ...common };
     if (!iface.mac) throw new Error(`output interface ${o.interface} has no hardware address`);
     return {
       kind: "ring",

@@ -1,8 +1,10 @@
 /**
- * Ethernet/IPv4/UDP frame parser over RX ring memory: the relay's hot path.
+ * IPv4/UDP frame parser over RX ring memory: the relay's hot path.
  *
  * {@link parseFrame} reads one frame in place from the ring mapping and fills
- * a reused {@link ParsedPacket}. It allocates nothing (no DataView, no
+ * a reused {@link ParsedPacket}. A frame is Ethernet II, or the IPv4 packet
+ * itself on a link without a link-layer header (tun, WireGuard, ...): the
+ * ring's link header length says which (link_types.ts). It allocates nothing (no DataView, no
  * objects, no closures, no strings): multi-byte fields are assembled from
  * bytes by hand, big-endian.
  *
@@ -19,12 +21,14 @@
  *
  * @module
  */
+import { ETH_HLEN } from "./link_types.ts";
 
 /**
  * Drop reasons, stable small integers used as counter indices (do not
  * renumber: metrics and the C side may index arrays with them).
  *
- * - `not_ipv4`: ethertype is not IPv4 (ARP, IPv6, LLDP, 802.3 length field, ...).
+ * - `not_ipv4`: ethertype is not IPv4 (ARP, IPv6, LLDP, 802.3 length field, ...),
+ *   or, on a link without a link-layer header, the IP version is not 4.
  * - `not_udp`: IPv4 protocol is not UDP (ICMP, IGMP, TCP, ...).
  * - `fragment`: an IPv4 fragment (MF set or non-zero offset); never reassembled.
  * - `malformed`: inconsistent headers or lengths, or a frame too short for them.
@@ -90,8 +94,6 @@ export const ETH_P_8021AD = 0x88a8;
 export const IPPROTO_UDP = 17;
 
 // Header layout (RFC 894 Ethernet, RFC 791 IPv4, RFC 768 UDP): byte offsets.
-/** Ethernet header length. */
-const ETH_HLEN = 14;
 /** Ethertype in the Ethernet header. */
 const ETH_TYPE = 12;
 /** An 802.1Q/802.1ad tag: TPID-less TCI (2) + the next Ethertype (2). */
@@ -115,6 +117,8 @@ const UDP_HLEN = 8;
 const UDP_DPORT = 2;
 const UDP_LEN = 4;
 const UDP_CSUM = 6;
+/** The IP version of an IPv4 header, in the high nibble of its first byte. */
+const IP_V4 = 4;
 // Drop codes as plain constants for the hot path.
 const DROP_NOT_IPV4 = Drop.not_ipv4;
 const DROP_NOT_UDP = Drop.not_udp;
@@ -161,7 +165,11 @@ export class ParsedPacket {
 }
 
 /**
- * Parses one Ethernet II frame holding an IPv4/UDP datagram.
+ * Parses one frame holding an IPv4/UDP datagram: an Ethernet II frame when
+ * `linkHeader` is {@link ETH_HLEN}, else the IPv4 packet after `linkHeader`
+ * bytes (0 on a link without a link-layer header: tun, WireGuard, ipip, PPP).
+ * Without an ethertype the IP version nibble tells IPv4 from the rest (IPv6:
+ * {@link Drop.not_ipv4}); such a frame has no VLAN tag.
  *
  * VLAN handling: a tag the kernel stripped (`status & TP_STATUS_VLAN_VALID`)
  * gives `vlan = vlanTci & 0xfff`; otherwise one in-band 802.1Q (0x8100) or
@@ -187,6 +195,8 @@ export class ParsedPacket {
  * @param wireLen Length of the frame on the wire.
  * @param status `tp_status` of the ring slot (only TP_STATUS_VLAN_VALID is used).
  * @param vlanTci `tp_vlan_tci` (used only with TP_STATUS_VLAN_VALID).
+ * @param linkHeader The ring's link header length (link_types.ts `LINK_HEADER`):
+ *   {@link ETH_HLEN} for Ethernet, 0 for a link without a link-layer header.
  * @param out Receives the parsed fields.
  * @returns -1 when `out` holds a valid IPv4/UDP datagram, otherwise a
  *   {@link Drop} code.
@@ -198,37 +208,45 @@ export function parseFrame(
   wireLen: number,
   status: number,
   vlanTci: number,
+  linkHeader: number,
   out: ParsedPacket,
 ): number {
   if (snaplen < wireLen) return DROP_TRUNCATED; // cut by the ring slot
   // Never read outside buf, even with bogus descriptors.
-  if (offset < 0 || snaplen < ETH_HLEN || offset + snaplen > buf.length) return DROP_MALFORMED;
+  if (offset < 0 || snaplen < linkHeader || offset + snaplen > buf.length) return DROP_MALFORMED;
   const end = offset + snaplen;
-  let p = offset + ETH_TYPE;
-  let type = (buf[p] << 8) | buf[p + 1];
-  p += 2;
-  let vlan = -1;
-  let tagged = false;
-  if ((status & TP_STATUS_VLAN_VALID) !== 0) {
-    vlan = vlanTci & VID_MASK;
-    tagged = true;
+  let l3 = offset + linkHeader;
+  if (linkHeader === ETH_HLEN) {
+    let p = offset + ETH_TYPE;
+    let type = (buf[p] << 8) | buf[p + 1];
+    p += 2;
+    let vlan = -1;
+    let tagged = false;
+    if ((status & TP_STATUS_VLAN_VALID) !== 0) {
+      vlan = vlanTci & VID_MASK;
+      tagged = true;
+    }
+    if (type === ETH_P_8021Q || type === ETH_P_8021AD) {
+      if (tagged) return DROP_VLAN; // second tag level
+      if (p + VLAN_TAG_LEN > end) return DROP_MALFORMED;
+      vlan = ((buf[p] << 8) | buf[p + 1]) & VID_MASK;
+      type = (buf[p + 2] << 8) | buf[p + 3];
+      p += VLAN_TAG_LEN;
+      if (type === ETH_P_8021Q || type === ETH_P_8021AD) return DROP_VLAN; // QinQ
+    }
+    if (vlan === 0) vlan = -1; // priority tag: untagged
+    out.vlan = vlan;
+    if (type !== ETH_P_IP) return DROP_NOT_IPV4; // (includes 802.3 lengths < 0x0600)
+    l3 = p;
+  } else {
+    // No ethertype: the version nibble says what the packet is (tun, WireGuard, ...).
+    out.vlan = -1;
+    if (l3 < end && (buf[l3] >> 4) !== IP_V4) return DROP_NOT_IPV4;
   }
-  if (type === ETH_P_8021Q || type === ETH_P_8021AD) {
-    if (tagged) return DROP_VLAN; // second tag level
-    if (p + VLAN_TAG_LEN > end) return DROP_MALFORMED;
-    vlan = ((buf[p] << 8) | buf[p + 1]) & VID_MASK;
-    type = (buf[p + 2] << 8) | buf[p + 3];
-    p += VLAN_TAG_LEN;
-    if (type === ETH_P_8021Q || type === ETH_P_8021AD) return DROP_VLAN; // QinQ
-  }
-  if (vlan === 0) vlan = -1; // priority tag: untagged
-  out.vlan = vlan;
-  if (type !== ETH_P_IP) return DROP_NOT_IPV4; // (includes 802.3 lengths < 0x0600)
-  const l3 = p;
   const avail = end - l3;
   if (avail < IP_MIN_HLEN) return DROP_MALFORMED;
   const vihl = buf[l3];
-  if ((vihl >> 4) !== 4) return DROP_MALFORMED;
+  if ((vihl >> 4) !== IP_V4) return DROP_MALFORMED;
   const hlen = (vihl & 0x0f) << 2;
   if (hlen < IP_MIN_HLEN || hlen > avail) return DROP_MALFORMED;
   // The fixed header as its ten 16-bit words, each read once: for the checksum and the fields.

@@ -52,6 +52,7 @@ import { BatchProcessor } from "./batch.ts";
 import { In, W } from "./counters.ts";
 import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { LINK_GEN } from "./link_table.ts";
+import { linkLayout, linkTypeProblem } from "./link_types.ts";
 import { Outputs } from "./outputs.ts";
 import { type Input, InputRings } from "./input_rings.ts";
 import {
@@ -173,7 +174,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
   /** Process one batch of `n` frames of an input's ring. */
   const forward = (inp: Input, ring: RxRing, n: number) => {
     cur = ring;
-    const m = proc.process(ring.ring, ring.desc, n, inp.lookup, inp.base);
+    const m = proc.process(ring.ring, ring.desc, n, inp.lookup, inp.base, inp.linkHeader);
     if (m > 0) fwd.submit(ring, m);
     ring.release();
   };
@@ -206,8 +207,12 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     inp.link = m.link;
     inp.rx = m.rx;
     try {
-      const ifindex = ifaceByName(m.interface).ifindex;
-      inputs.openRing(inp, { ...m.rx, ifindex });
+      // The link type read with the index the ring binds to: a ring on a re-created
+      // interface of another type fails to bind (the supervisor refuses unsupported types).
+      const { ifindex, linkType } = ifaceByName(m.interface);
+      const layout = linkLayout(linkType);
+      if (!layout) throw new Error(linkTypeProblem("input", m.interface, linkType));
+      inputs.openRing(inp, { ...m.rx, ifindex, layout });
       post({
         type: "ring",
         index: cfg.index,

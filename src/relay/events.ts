@@ -10,7 +10,7 @@ import { formatIPv4 } from "../common/net.ts";
 import { logger } from "../common/log.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
 import type { InterfaceStats, State, WorkerStats } from "./stats.ts";
-import { type InputState, outputState, ruleStateOf } from "./states.ts";
+import { type InputState, outputState, type RuleErrorLookup, ruleStateOf } from "./states.ts";
 
 /** A state change the relay reports to subscribers (`Relay.on`). */
 export type RelayEvent =
@@ -60,7 +60,7 @@ interface InputRecord {
 /** Rules with an error of their own (see `StatsSource.ruleErrors`), for {@link StateEvents.publish}. */
 export interface RuleErrors {
   /** Rule id → reason, now. */
-  readonly errors: ReadonlyMap<string, string>;
+  readonly errors: RuleErrorLookup;
   /** Rules whose own error changed since the last publish: [rule id, input interface]. */
   readonly changed: Iterable<readonly [string, string]>;
 }
@@ -184,13 +184,13 @@ export class StateEvents {
   }
 
   /** Report rule `r` of input `i`, with its own error from `own`, unless already reported so. */
-  #rule(r: TableRule, i: InputState, own: ReadonlyMap<string, string> | undefined): void {
+  #rule(r: TableRule, i: InputState, own: RuleErrorLookup | undefined): void {
     const err = i.ruleState === "active" ? own?.get(r.id) : undefined;
     if (this.#ownError.get(r.id) !== err) this.#emitRule(r, i, own);
   }
 
   /** Emit rule `r`'s state (its input's, or its own error) and remember the own error shown. */
-  #emitRule(r: TableRule, i: InputState, own: ReadonlyMap<string, string> | undefined): void {
+  #emitRule(r: TableRule, i: InputState, own: RuleErrorLookup | undefined): void {
     const { state, reason } = ruleStateOf(i.ruleState, i.ruleReason, own?.get(r.id));
     if (state === "error" && i.ruleState === "active") this.#ownError.set(r.id, reason!);
     else this.#ownError.delete(r.id);
@@ -201,7 +201,7 @@ export class StateEvents {
   #rules(
     i: InputState,
     errors: ReadonlyMap<number, ReadonlyMap<number, string>>,
-    own: ReadonlyMap<string, string> | undefined,
+    own: RuleErrorLookup | undefined,
   ): void {
     const name = i.input.name;
     const table = i.input.table;

@@ -6,17 +6,21 @@
  * group id, the others join it), close, reopen with backoff after a failure.
  *
  * Whether the rings should be open follows the interface's link and its
- * input lock ({@link Input.reconcile}): open while the link is present and
- * up and the lock held (a second relay in the same network namespace cannot
- * capture the interface too; the lock is retried while another holds it).
+ * input lock ({@link Input.reconcile}): open while the link is present, of
+ * a link type mcr can capture (link_types.ts), up, and the lock held (a
+ * second relay in the same network namespace cannot capture the interface
+ * too; the lock is retried while another holds it). On a link type it
+ * cannot capture (loopback, GRE, ...) its rules are in error with the
+ * reason, and no ring is opened: its frames would not parse.
  *
  * @module
  */
 import { Errno, type FanoutModeName, InputLock, McrError } from "../../ffi/mod.ts";
 import { logger } from "../common/log.ts";
 import type { InputRxOptions, TableRule, WorkerEvent, WorkerTable } from "../datapath/messages.ts";
-import { IFF_UP } from "../datapath/link_table.ts";
-import type { Links } from "./links.ts";
+import { IFF_UP, linkProblem } from "../datapath/link_table.ts";
+import { linkTypeProblem } from "../datapath/link_types.ts";
+import type { LinkChange, Links } from "./links.ts";
 import { BACKOFF_MAX_MS, BACKOFF_START_MS, type DataWorker } from "./pool.ts";
 
 /** How often to retry an input lock held by another relay (ms). */
@@ -92,6 +96,8 @@ export class Input {
   transition: Promise<void> = Promise.resolve();
   /** "Does not exist" has been logged for the current absence. */
   announcedMissing = false;
+  /** Why the interface's link type cannot be captured (logged once per reason). */
+  #linkTypeError?: string;
   #settle: (() => void)[] = [];
 
   /**
@@ -181,6 +187,15 @@ export class Input {
       }
       this.announcedMissing = false;
     }
+    if (this.#refuseLinkType(link.type)) {
+      if (this.active || this.lock) await this.park();
+      for (const m of this.members) {
+        m.state = "error";
+        m.reason = this.#linkTypeError;
+      }
+      this.host.changed();
+      return;
+    }
     if (!this.lock && !this.#takeLock(link.ifindex)) return;
     // A packet socket cannot join a fanout group on an interface that is
     // administratively down: open once it is up (its rules are in error
@@ -188,6 +203,35 @@ export class Input {
     if (!(link.flags & IFF_UP)) return;
     for (const w of new Set(this.members.map((m) => m.worker))) w.start();
     if (!this.active) await this.start();
+  }
+
+  /**
+   * True when the interface's link type `type` cannot be captured: the reason is in
+   * `#linkTypeError` (logged when it changes).
+   */
+  #refuseLinkType(type: number): boolean {
+    const why = linkTypeProblem("input", this.name, type);
+    if (why !== undefined && why !== this.#linkTypeError) {
+      this.#log.error("{reason}; its rules are in error", { reason: why });
+    }
+    this.#linkTypeError = why;
+    return why !== undefined;
+  }
+
+  /** The interface changed (link monitor): say what changed, and bring the rings in line. */
+  linkChanged(c: LinkChange): void {
+    const was = linkProblem(c.name, c.prev), now = linkProblem(c.name, c.next);
+    if (!c.prev) this.#log.info("input interface {interface} appeared", { interface: c.name });
+    else if (!c.next) {
+      this.#log.warn("input interface {interface} is gone; its rules are pending", {
+        interface: c.name,
+      });
+      this.announcedMissing = true;
+    } else if (was !== now) {
+      if (now) this.#log.warn(`input ${now}`, { interface: c.name });
+      else this.#log.info("input interface {interface} is up", { interface: c.name });
+    }
+    this.reconcileSoon();
   }
 
   /** Take the input lock of `ifindex`; on failure say why and retry later. */

@@ -1,16 +1,18 @@
 /**
  * The states the relay reports, decided from what is true now: an input
- * interface's from the link table, its lock and its fanout members; its
+ * interface's from the link table (present, up, of a link type mcr can
+ * capture), its lock and its fanout members; its
  * members' from their workers' reports and heartbeats (a worker whose loop
  * stopped passing is stalled); its rules' from the interface's; an output's
  * from its rule's and the workers' output errors; a rule with an error of
- * its own (its UDP port claim refused) is in error while its interface's
- * rules are active. Stats (stats.ts) and state events (events.ts) both
+ * its own (its UDP port claim refused, an output on a link type mcr cannot
+ * send on) is in error while its interface's rules are active. Stats (stats.ts) and state events (events.ts) both
  * decide them here.
  *
  * @module
  */
 import { linkProblem, linkUsable } from "../datapath/link_table.ts";
+import { linkTypeProblem } from "../datapath/link_types.ts";
 import type { Links } from "./links.ts";
 import type {
   InputView,
@@ -76,9 +78,11 @@ export function inputState(rt: InputView, links: Links, clock: Clock): InputStat
   const inputProblem = link && !linkUsable(link)
     ? `input ${linkProblem(rt.name, link)}`
     : undefined;
+  // a link type mcr cannot capture (loopback, GRE, ...): no ring is opened on it
+  const typeProblem = link ? linkTypeProblem("input", rt.name, link.type) : undefined;
   let state: InterfaceStats["state"] = !link
     ? "pending"
-    : rt.lockError
+    : typeProblem || rt.lockError
     ? "error"
     : inputProblem
     ? "down"
@@ -91,10 +95,12 @@ export function inputState(rt: InputView, links: Links, clock: Clock): InputStat
     : "starting";
   const reason = !link
     ? `input interface ${rt.name} does not exist`
-    : rt.lockError ?? inputProblem ?? members.find((m) => m.reason)?.reason;
+    : typeProblem ?? rt.lockError ?? inputProblem ?? members.find((m) => m.reason)?.reason;
   if (state === "pending" && link) state = "starting"; // rings on their way
   // A rule forwards while at least one fanout member runs and its input link is up.
-  const ruleState: State = state === "pending" || state === "starting"
+  const ruleState: State = typeProblem
+    ? "error"
+    : state === "pending" || state === "starting"
     ? "pending"
     : state === "running" || (state === "error" && states.includes("running"))
     ? "active"
@@ -136,9 +142,37 @@ export function outputState(
 }
 
 /**
+ * Rules with an error of their own, by rule id: a refused UDP port claim
+ * (port_claims.ts), an output on a link type mcr cannot send on
+ * (output_link_types.ts). `size` counts them.
+ */
+export interface RuleErrorLookup {
+  /** How many rules have an error of their own. */
+  readonly size: number;
+  /** The own error of rule `id`, if it has one. */
+  get(id: string): string | undefined;
+}
+
+/** One lookup over several sources of rules' own errors (the first that has one wins). */
+export function ruleErrorsOf(...sources: RuleErrorLookup[]): RuleErrorLookup {
+  return {
+    get size() {
+      return sources.reduce((a, s) => a + s.size, 0);
+    },
+    get(id: string) {
+      for (const s of sources) {
+        const e = s.get(id);
+        if (e !== undefined) return e;
+      }
+      return undefined;
+    },
+  };
+}
+
+/**
  * The state of a rule whose input interface decides `ruleState` (and
  * `ruleReason`) and whose own error is `own` (its unicast input's UDP port
- * claim refused): in error with that reason while its interface's rules are
+ * claim refused, an output on a link type mcr cannot send on): in error with that reason while its interface's rules are
  * active (it still relays: its outputs keep their states), else as its
  * interface decides.
  */

@@ -20,7 +20,7 @@ import {
   RULE_WORDS,
   W,
 } from "../datapath/counters.ts";
-import { Clock, inputState, outputState, ruleStateOf } from "./states.ts";
+import { Clock, inputState, outputState, type RuleErrorLookup, ruleStateOf } from "./states.ts";
 import { Drop, DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
@@ -249,8 +249,11 @@ export interface StatsSource {
   readonly links: Links;
   /** Outputs in error: slot → worker index → reason. */
   readonly outputErrors: ReadonlyMap<number, ReadonlyMap<number, string>>;
-  /** Rules with an error of their own (UDP port claim refused): id → reason (`ruleStateOf`). */
-  readonly ruleErrors?: ReadonlyMap<string, string>;
+  /**
+   * Rules with an error of their own (UDP port claim refused, an output on a link type mcr
+   * cannot send on): id → reason (`ruleStateOf`).
+   */
+  readonly ruleErrors?: RuleErrorLookup;
 }
 
 /** Output drop words and the interface drop reason each one adds to. */

@@ -29,7 +29,6 @@ import {
   RULE_BASE,
   RULE_WORDS,
 } from "../datapath/counters.ts";
-import { linkProblem } from "../datapath/link_table.ts";
 import type { InputRxOptions, WorkerEvent, WorkerInit, WorkerTable } from "../datapath/messages.ts";
 import { type RelayEvent, StateEvents } from "./events.ts";
 import { Memberships } from "./igmp.ts";
@@ -56,7 +55,8 @@ import {
   type Tables,
 } from "./rule_plans.ts";
 import { OutputErrors } from "./output_errors.ts";
-import { inputStates } from "./states.ts";
+import { inputStates, ruleErrorsOf } from "./states.ts";
+import { OutputLinkTypes } from "./output_link_types.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -83,6 +83,11 @@ export class Supervisor {
   readonly #links = new Links();
   readonly #igmp = new Memberships(this.#links);
   readonly #claims = new PortClaims(this.#links, { changed: () => this.#publishSoon() });
+  readonly #outputTypes = new OutputLinkTypes((name) => this.#links.get(name));
+  /** What follows every rule change besides the tables (`sync`: a new set; `change`: a delta). */
+  readonly #followers = [this.#igmp, this.#claims, this.#outputTypes];
+  /** Rules' own errors: a refused port claim, an output on a link type mcr cannot send on. */
+  readonly #ruleErrors = ruleErrorsOf(this.#claims.errors, this.#outputTypes.errors);
   readonly #events = new StateEvents();
   readonly #pool: Pool;
   readonly #inputHost: InputHost;
@@ -167,7 +172,7 @@ export class Supervisor {
       retired: this.#retired,
       links: this.#links,
       outputErrors: this.#outErrors.map,
-      ruleErrors: this.#claims.errors,
+      ruleErrors: this.#ruleErrors,
     };
   }
 
@@ -185,8 +190,8 @@ export class Supervisor {
     if (!this.#events.listened) return;
     const errors = this.#outErrors;
     this.#events.publish(inputStates(this.#statsSource()), errors.map, errors.takeChanged(), {
-      errors: this.#claims.errors,
-      changed: this.#claims.takeChanged(),
+      errors: this.#ruleErrors,
+      changed: [...this.#claims.takeChanged(), ...this.#outputTypes.takeChanged()],
     });
   }
 
@@ -281,20 +286,10 @@ export class Supervisor {
     if (this.#closed) return;
     for (const w of this.#pool.all()) w.waker.wake();
     this.#claims.linkChanged(c.name);
+    this.#outputTypes.linkChanged(c, [...this.#inputs.values()].map((g) => g.table));
     const g = this.#inputs.get(c.name);
     if (g) {
-      const was = linkProblem(c.name, c.prev), now = linkProblem(c.name, c.next);
-      if (!c.prev) this.#log.info("input interface {interface} appeared", { interface: c.name });
-      else if (!c.next) {
-        this.#log.warn("input interface {interface} is gone; its rules are pending", {
-          interface: c.name,
-        });
-        g.announcedMissing = true;
-      } else if (was !== now) {
-        if (now) this.#log.warn(`input ${now}`, { interface: c.name });
-        else this.#log.info("input interface {interface} is up", { interface: c.name });
-      }
-      g.reconcileSoon();
+      g.linkChanged(c);
       if (c.next && c.prev?.ifindex !== c.next.ifindex) this.#igmp.rejoin(c.name);
     }
     this.#publishSoon();
@@ -343,7 +338,7 @@ export class Supervisor {
   async setRules(rules: RuleSpec[]): Promise<void> {
     await this.#change((current, slots, version) => {
       const plan = planRuleSet(rules, current, slots, version);
-      return { plan, sockets: () => (this.#igmp.sync(rules), this.#claims.sync(rules)) };
+      return { plan, sockets: () => this.#followers.forEach((f) => f.sync(rules)) };
     });
   }
 
@@ -359,7 +354,7 @@ export class Supervisor {
   async changeRules(add: RuleSpec[], remove: RuleSpec[]): Promise<void> {
     await this.#change((current, slots, version) => {
       const plan = planRuleChange(add, remove, current, slots, version);
-      const sockets = () => (this.#igmp.change(add, remove), this.#claims.change(add, remove));
+      const sockets = () => this.#followers.forEach((f) => f.change(add, remove));
       return { plan, sockets };
     });
   }

@@ -3,7 +3,8 @@
  * ring memory: every frame-level drop reason, (S,G) precedence over (*,G),
  * VLAN matching, fixed and decremented TTL (and expiry), several outputs,
  * outputs not installed, and the forward descriptors it writes (checked word
- * by word against the frames), including a flush when they fill up.
+ * by word against the frames), including a flush when they fill up; a ring of
+ * a link without a link-layer header (tun) beside an Ethernet one.
  */
 import assert from "node:assert/strict";
 import { buildFrame, type FrameOptions, packFrames } from "../fixtures/frames.ts";
@@ -21,6 +22,7 @@ import {
   RULE_WORDS,
 } from "../../src/datapath/counters.ts";
 import { Drop } from "../../src/datapath/packet.ts";
+import { ETH_HLEN } from "../../src/datapath/link_types.ts";
 import { compileTable } from "../../src/datapath/match.ts";
 import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
 import type { TableRule } from "../../src/datapath/messages.ts";
@@ -59,13 +61,20 @@ function rule(
   };
 }
 
-/** One batch: frames in ring memory, their descriptors, a processor over `rules`. */
+/**
+ * One batch: frames in ring memory, their descriptors, a processor over `rules`. With `ip` the
+ * frames lose their Ethernet header (`len` cuts them shorter still), as a tun ring holds them.
+ */
 function batch(
   rules: RuleSpec[],
-  frames: { opts: FrameOptions; status?: number; tci?: number; cut?: number }[],
+  frames: { opts: FrameOptions; status?: number; tci?: number; cut?: number; len?: number }[],
   maxDesc = 64,
+  ip = false,
 ) {
-  const built = frames.map((f) => buildFrame(f.opts));
+  const built = frames.map((f) => {
+    const frame = buildFrame(f.opts);
+    return ip ? frame.slice(ETH_HLEN, ETH_HLEN + (f.len ?? frame.length)) : frame;
+  });
   const { buf, placed } = packFrames(built);
   const desc = new Uint32Array(frames.length * RX_DESC_WORDS);
   placed.forEach((p, k) => {
@@ -138,7 +147,7 @@ Deno.test("batch: every frame-level drop reason is counted under its name", () =
     { opts: { dport: 5002 } }, // no_match (port)
     { opts: {} }, // matched
   ]);
-  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base, ETH_HLEN);
   const c = b.counters;
   assert.equal(c[b.base + IN_DROP + Drop.not_ipv4], 1);
   assert.equal(c[b.base + IN_DROP + Drop.not_udp], 1);
@@ -182,7 +191,7 @@ Deno.test("batch: (S,G) beats (*,G); VLAN must match; descriptors point at each 
     { opts: { src: "10.0.0.1", vlans: [{ vid: 8 }] } }, // no rule for VLAN 8
     { opts: { src: "10.0.0.1", vlans: [{ vid: 0 }] } }, // priority tag = untagged: any
   ]);
-  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base, ETH_HLEN);
   const d = descriptors(b.fdesc, m);
   const r = (n: string) => b.byName.get(n)!;
   assert.deepEqual(d.map((x) => x.tmpl), [
@@ -222,7 +231,7 @@ Deno.test("batch: several outputs, TTL decrement and expiry, outputs not install
   ], 2); // room for 2 descriptors: the processor flushes
   const fan = b.byName.get("fan")!;
   b.proc.broken[fan.outputs[2].slot] = 1;
-  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base);
+  const m = b.proc.process(b.buf, b.desc, b.n, b.lookup, b.base, ETH_HLEN);
   const c = b.counters;
   // written: frame0 out0 (ttl 4), out1 (9); frame1 out1 (9); frame2 out0 (1), out1 (9)
   const all = [
@@ -252,4 +261,42 @@ Deno.test("batch: several outputs, TTL decrement and expiry, outputs not install
       `output ${k}`,
     );
   }
+});
+
+Deno.test("batch: a tun ring (link header 0) beside an Ethernet ring, one processor", () => {
+  const rules = [rule("cam", "239.1.1.1", 5001, [{ dst: "239.10.0.1", ttl: 0 }])];
+  const tun = batch(
+    rules,
+    [
+      { opts: { ttl: 5, payload: 40 } }, // matched
+      { opts: { override: { version: 6 } } }, // IPv6 on a tun: not_ipv4
+      { opts: {}, len: 12 }, // IPv4 header cut short: malformed
+      { opts: { protocol: 6 } }, // not_udp
+      { opts: { dport: 5002 } }, // no_match
+      { opts: { ttl: 9, payload: 50 } }, // matched
+    ],
+    64,
+    true,
+  );
+  const m = tun.proc.process(tun.buf, tun.desc, tun.n, tun.lookup, tun.base, 0);
+  const c = tun.counters;
+  const drop = (d: number) => c[tun.base + IN_DROP + d];
+  assert.deepEqual(
+    [drop(Drop.not_ipv4), drop(Drop.malformed), drop(Drop.not_udp), drop(Drop.no_match)],
+    [1, 1, 1, 1],
+  );
+  assert.equal(c[tun.base + In.frames], 6);
+  assert.equal(c[tun.base + In.matched], 2);
+  const d = descriptors(tun.fdesc, m);
+  assert.deepEqual(d.map((x) => [x.frame, x.ttl, x.len]), [[0, 4, 40], [5, 8, 50]]);
+  for (const x of d) {
+    assert.equal(x.l3, tun.placed[x.frame].offset, "the IPv4 header is the frame's first byte");
+    assert.equal(x.off, x.l3 + 20 + 8);
+  }
+  // The same processor, an Ethernet ring next: its frames parse with their header again.
+  const eth = batch(rules, [{ opts: { ttl: 5, payload: 40 } }]);
+  const m2 = tun.proc.process(eth.buf, eth.desc, eth.n, tun.lookup, tun.base, ETH_HLEN);
+  assert.equal(m2, 1);
+  assert.equal(descriptors(tun.fdesc, m2)[0].l3, eth.placed[0].offset + ETH_HLEN);
+  assert.equal(c[tun.base + In.matched], 3);
 });

@@ -3,15 +3,18 @@
  * whose errors changed, rules whose own error changed), not from a whole
  * stats snapshot: for any sequence of rule changes, reloads, link and worker
  * changes, output errors and rules' own errors (a unicast input's UDP port
- * claim refused), a publish must emit exactly what comparing two whole stats
- * snapshots emits (the reference model below, how events were computed
- * before).
+ * claim refused, an output on a link type mcr cannot send on), link types
+ * changing under input and output interfaces, a publish must emit exactly
+ * what comparing two whole stats snapshots emits (the reference model below,
+ * how events were computed before).
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { StateEvents } from "../../src/relay/events.ts";
 import type { RelayEvent } from "../../src/relay/events.ts";
-import { inputStates } from "../../src/relay/states.ts";
+import { inputStates, ruleErrorsOf } from "../../src/relay/states.ts";
+import { OutputLinkTypes } from "../../src/relay/output_link_types.ts";
+import { ARPHRD } from "../../src/datapath/link_types.ts";
 import {
   collectStats,
   type InputView,
@@ -117,7 +120,11 @@ type Step =
   | { kind: "member"; iface: number; state: WorkerStats["state"] }
   | { kind: "error"; pick: number; worker: number; reason: string }
   | { kind: "workerFailed"; worker: number }
-  | { kind: "claim"; rule: number; reason: string };
+  | { kind: "claim"; rule: number; reason: string }
+  | { kind: "linkType"; iface: number; type: number };
+
+/** Interfaces whose link type a step may change: the inputs, then spec()'s outputs. */
+const TYPED = [...IFACES, "out0", "out1", "out2"];
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   fc.record({
@@ -153,6 +160,11 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     rule: fc.nat(8),
     reason: fc.constantFrom("", "", "port in use", "EACCES"),
   }),
+  fc.record({
+    kind: fc.constant("linkType" as const),
+    iface: fc.nat(TYPED.length - 1),
+    type: fc.constantFrom(ARPHRD.ETHER, ARPHRD.NONE, ARPHRD.LOOPBACK, ARPHRD.IPGRE),
+  }),
 );
 
 /** A relay's state as the supervisor holds it, without a data path. */
@@ -166,6 +178,9 @@ class World {
   /** Rules' own errors (as PortClaims keeps them) and those changed since the last publish. */
   readonly ownErrors = new Map<string, string>();
   readonly ownChanged = new Map<string, string>();
+  /** Rules with an output on a link type mcr cannot send on (the relay's own class). */
+  readonly outputTypes = new OutputLinkTypes((n) => this.links.get(n));
+  readonly ruleErrors = ruleErrorsOf(this.ownErrors, this.outputTypes.errors);
   readonly errors = new OutputErrors(
     logger("test"),
     () => [...this.tables.values()].map((t) => t.rules),
@@ -187,16 +202,18 @@ class World {
     for (const name of IFACES) this.setLink(name, "up");
   }
 
-  setLink(name: string, link: "up" | "down" | "gone"): void {
+  setLink(name: string, link: "up" | "down" | "gone", type?: number): void {
+    const prev = this.links.get(name);
     if (link === "gone") this.links.delete(name);
     else {
       this.links.set(name, {
         ifindex: 2,
         flags: link === "up" ? IFF_UP | IFF_LOWER_UP : IFF_UP,
         mtu: 1500,
-        type: 1,
+        type: type ?? prev?.type ?? ARPHRD.ETHER,
       } as LinkState);
     }
+    this.outputTypes.linkChanged({ name, prev, next: this.links.get(name) }, this.tables.values());
   }
 
   apply(step: Step): void {
@@ -216,6 +233,7 @@ class World {
       for (const a of add) if (!next.some((r) => r.id === a.id)) next.push(a);
       this.rules = next;
       for (const r of remove) this.setOwnError(r, "");
+      this.outputTypes.change(add, remove);
     } else if (step.kind === "reload") {
       const plan = planTables(this.rules, this.slots, ++this.version, this.tables.keys());
       plan.commit();
@@ -235,6 +253,10 @@ class World {
     } else if (step.kind === "claim") {
       const r = this.rules.find((r) => r.id === `id${step.rule}`);
       if (r) this.setOwnError(r, step.reason);
+    } else if (step.kind === "linkType") {
+      const name = TYPED[step.iface];
+      const l = this.links.get(name);
+      this.setLink(name, l && !(l.flags & IFF_LOWER_UP) ? "down" : "up", step.type);
     } else {
       this.errors.deleteWorker(step.worker);
     }
@@ -251,9 +273,9 @@ class World {
 
   /** What a publish gets about rules' own errors (the changed ones taken). */
   takeOwn() {
-    const changed = [...this.ownChanged];
+    const changed = [...this.ownChanged, ...this.outputTypes.takeChanged()];
     this.ownChanged.clear();
-    return { errors: this.ownErrors, changed };
+    return { errors: this.ruleErrors, changed };
   }
 
   source(): StatsSource {
@@ -283,7 +305,7 @@ class World {
       retired: new Float64Array(COUNTER_SLOTS),
       links: { get: (n: string) => this.links.get(n) } as unknown as Links,
       outputErrors: this.errors.map,
-      ruleErrors: this.ownErrors,
+      ruleErrors: this.ruleErrors,
     };
   }
 }

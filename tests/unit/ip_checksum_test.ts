@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Drop, ParsedPacket, parseFrame, TP_STATUS_VLAN_VALID } from "../../src/datapath/packet.ts";
+import { ETH_HLEN } from "../../src/datapath/link_types.ts";
 import {
   buildFrame,
   buildFrameInfo,
@@ -18,7 +19,16 @@ import {
 
 /** Parses a standalone frame (offset 0, not truncated). */
 function parse(frame: Uint8Array, status = 0, tci = 0): number {
-  return parseFrame(frame, 0, frame.length, frame.length, status, tci, new ParsedPacket());
+  return parseFrame(
+    frame,
+    0,
+    frame.length,
+    frame.length,
+    status,
+    tci,
+    ETH_HLEN,
+    new ParsedPacket(),
+  );
 }
 
 function rcOf(opts: FrameOptions): number {
@@ -126,11 +136,11 @@ Deno.test("property: any change to one IPv4 header byte after the first is bad_c
         const tci = r.vlan ?? 0;
         const f = info.frame;
         const n = f.length;
-        assert.equal(parseFrame(f, 0, n, n, status, tci, out), -1, "intact header");
+        assert.equal(parseFrame(f, 0, n, n, status, tci, ETH_HLEN, out), -1, "intact header");
         // Bytes 1 .. IHL*4-1: byte 0 (version, IHL) is checked before the checksum.
         const at = info.l3Offset + 1 + (r.at % (info.ipHeaderLength - 1));
         f[at] ^= r.mask;
-        assert.equal(parseFrame(f, 0, n, n, status, tci, out), Drop.bad_checksum);
+        assert.equal(parseFrame(f, 0, n, n, status, tci, ETH_HLEN, out), Drop.bad_checksum);
       },
     ),
     { numRuns: 1000 },

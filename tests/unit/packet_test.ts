@@ -8,6 +8,7 @@ import {
   parseFrame,
   TP_STATUS_VLAN_VALID,
 } from "../../src/datapath/packet.ts";
+import { ETH_HLEN } from "../../src/datapath/link_types.ts";
 import { formatIPv4 } from "../../src/common/net.ts";
 import {
   buildFrame,
@@ -27,7 +28,7 @@ function parse(
   tci = 0,
   out = new ParsedPacket(),
 ): { rc: number; out: ParsedPacket } {
-  const rc = parseFrame(frame, 0, frame.length, frame.length, status, tci, out);
+  const rc = parseFrame(frame, 0, frame.length, frame.length, status, tci, ETH_HLEN, out);
   return { rc, out };
 }
 
@@ -185,9 +186,9 @@ Deno.test("parseFrame: fragments of every kind", () => {
 Deno.test("parseFrame: truncated by the ring slot", () => {
   const f = buildFrame({ payload: 200 });
   const out = new ParsedPacket();
-  assert.equal(parseFrame(f, 0, 100, f.length, 0, 0, out), Drop.truncated);
-  assert.equal(parseFrame(f, 0, f.length - 1, f.length, 0, 0, out), Drop.truncated);
-  assert.equal(parseFrame(f, 0, f.length, f.length, 0, 0, out), -1);
+  assert.equal(parseFrame(f, 0, 100, f.length, 0, 0, ETH_HLEN, out), Drop.truncated);
+  assert.equal(parseFrame(f, 0, f.length - 1, f.length, 0, 0, ETH_HLEN, out), Drop.truncated);
+  assert.equal(parseFrame(f, 0, f.length, f.length, 0, 0, ETH_HLEN, out), -1);
 });
 
 Deno.test("parseFrame: bad IPv4 header lengths are malformed", () => {
@@ -255,14 +256,18 @@ Deno.test("parseFrame: frames too short for their headers are malformed", () => 
   const out = new ParsedPacket();
   for (const len of [0, 1, 13, 14, 20, 33]) {
     const short = f.subarray(0, len);
-    assert.equal(parseFrame(short, 0, len, len, 0, 0, out), Drop.malformed, `length ${len}`);
+    assert.equal(
+      parseFrame(short, 0, len, len, 0, 0, ETH_HLEN, out),
+      Drop.malformed,
+      `length ${len}`,
+    );
   }
   // Tag present but cut before its inner ethertype.
   const tagged = buildFrame({ vlans: [{ vid: 5 }] }).subarray(0, 16);
-  assert.equal(parseFrame(tagged, 0, 16, 16, 0, 0, out), Drop.malformed);
+  assert.equal(parseFrame(tagged, 0, 16, 16, 0, 0, ETH_HLEN, out), Drop.malformed);
   // Descriptor pointing past the buffer never reads outside it.
-  assert.equal(parseFrame(f, 10, f.length, f.length, 0, 0, out), Drop.malformed);
-  assert.equal(parseFrame(f, -1, 60, 60, 0, 0, out), Drop.malformed);
+  assert.equal(parseFrame(f, 10, f.length, f.length, 0, 0, ETH_HLEN, out), Drop.malformed);
+  assert.equal(parseFrame(f, -1, 60, 60, 0, 0, ETH_HLEN, out), Drop.malformed);
 });
 
 Deno.test("parseFrame: frames at offsets inside a big ring buffer", () => {
@@ -275,12 +280,12 @@ Deno.test("parseFrame: frames at offsets inside a big ring buffer", () => {
   const infos = optsList.map((o) => buildFrameInfo(o));
   const { buf, placed } = packFrames(infos.map((i) => i.frame));
   const out = new ParsedPacket();
-  const rcs = placed.map((p) => parseFrame(buf, p.offset, p.length, p.length, 0, 0, out));
+  const rcs = placed.map((p) => parseFrame(buf, p.offset, p.length, p.length, 0, 0, ETH_HLEN, out));
   assert.deepEqual(rcs, [-1, -1, Drop.fragment, -1]);
   for (let i = 0; i < placed.length; i++) {
     if (rcs[i] !== -1) continue;
     assert.equal(
-      parseFrame(buf, placed[i].offset, placed[i].length, placed[i].length, 0, 0, out),
+      parseFrame(buf, placed[i].offset, placed[i].length, placed[i].length, 0, 0, ETH_HLEN, out),
       -1,
     );
     assert.equal(out.dport, i + 1);
@@ -317,7 +322,7 @@ Deno.test("property: random bytes never throw and give -1 or a Drop code", () =>
       fc.integer({ min: 0, max: 0xff }),
       fc.integer({ min: 0, max: 0xffff }),
       (bytes, off, snap, wire, status, tci) => {
-        const rc = parseFrame(bytes, off, snap, wire, status, tci, out);
+        const rc = parseFrame(bytes, off, snap, wire, status, tci, ETH_HLEN, out);
         return rc === -1 || (Number.isInteger(rc) && rc >= 0 && rc < DROP_COUNT);
       },
     ),
@@ -341,7 +346,7 @@ Deno.test("property: random bytes after a plausible header never throw", () => {
       f[p + 1] = 0x00;
       if (p + 2 < f.length) f[p + 2] = 0x40 | (f[p + 2] & 0x0f);
       if (p + 11 < f.length) f[p + 11] = 17;
-      const rc = parseFrame(f, 0, f.length, f.length, 0, 0, out);
+      const rc = parseFrame(f, 0, f.length, f.length, 0, 0, ETH_HLEN, out);
       if (rc === -1) {
         assert.ok(out.payloadOffset + out.payloadLength <= f.length);
         assert.ok(out.payloadLength >= 0);
@@ -390,7 +395,7 @@ Deno.test("property: valid built frames parse back to their fields", () => {
         buf.set(info.frame, r.base);
         const n = info.frame.length;
         const status = r.stripped === null ? 0 : TP_STATUS_VLAN_VALID;
-        const rc = parseFrame(buf, r.base, n, n, status, r.stripped ?? 0, out);
+        const rc = parseFrame(buf, r.base, n, n, status, r.stripped ?? 0, ETH_HLEN, out);
         if (r.stripped !== null && r.vlan !== null) {
           assert.equal(rc, Drop.vlan);
           return;
