@@ -29,6 +29,7 @@ import { linkCounters, skipReason, Topology, udpSnmp } from "../../lab/netns.ts"
 import { runGen, startRelayWith, startSink } from "../../lab/harness.ts";
 import { startTunReader, startTunWriter } from "../../lab/tun_peer.ts";
 import { startDaemon } from "../../lab/daemon.ts";
+import { topologyConfig } from "./lib_topologies.ts";
 import {
   assertAccounted,
   assertClean,
@@ -101,20 +102,15 @@ Deno.test({
 
       const OUT = ["239.10.1.1:6001", "239.10.1.2:6002"];
       const meter = await PathMeter.start(t, [{ role: "rly", dev: "r1" }]);
-      const relay = await startRelayWith(t, "rly", {
-        rules: [
-          {
-            name: "from-tun",
-            input: { interface: "t0", group: "239.1.1.1", port: 5001 },
-            outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
-          },
-          {
-            name: "from-ppp",
-            input: { interface: "t1", group: "239.1.1.2", port: 5002 },
-            outputs: [{ interface: "r1", group: "239.10.1.2", port: 6002 }],
-          },
-        ],
-      }, { control: true });
+      // docs/topologies.md's "from the tunnel" configuration (wg0 → t0, lan0 → r1), and a rule
+      // for the tun with PPP's link type beside it
+      const config = await topologyConfig("vpn-from-tunnel.json", { wg0: "t0", lan0: "r1" });
+      config.rules.push({
+        name: "from-ppp",
+        input: { interface: "t1", group: "239.1.1.2", port: 5002 },
+        outputs: [{ interface: "r1", group: "239.10.1.2", port: 6002 }],
+      });
+      const relay = await startRelayWith(t, "rly", config, { control: true });
       const sink = await startSink(t, "rcv", "d0", OUT, { settle: true });
       await until(
         () => relay.stats(),
@@ -178,16 +174,9 @@ Deno.test({
       const meter = await PathMeter.start(t, [{ role: "snd", dev: "s0" }]);
       const tunBefore = (await linkCounters(t, "rly")).t0;
       const udpBefore = await udpSnmp(t, "rly");
-      const relay = await startRelayWith(t, "rly", {
-        rules: [{
-          name: "to-tun",
-          input: { interface: "r0", group: "239.1.1.1", port: 5001 },
-          outputs: [
-            { interface: "t0", group: "239.10.1.1", port: 6001, ttl: 5 },
-            { interface: "t0", group: "10.78.0.2", port: 7001 },
-          ],
-        }],
-      }, { control: true });
+      // docs/topologies.md's "into the tunnel" configuration (lan0 → r0, wg0 → t0)
+      const config = await topologyConfig("vpn-to-tunnel.json", { lan0: "r0", wg0: "t0" });
+      const relay = await startRelayWith(t, "rly", config, { control: true });
       await until(
         () => relay.stats(),
         (s) =>
