@@ -95,7 +95,11 @@ export async function prepareSocketPath(path: string): Promise<void> {
         `${mode & 0o002 ? "world" : "group"}-writable (mode ${
           mode.toString(8).padStart(4, "0")
         }); ` +
-        `run \`chmod 750 ${dir}\` or choose another --control-socket`,
+        // a shared directory (sticky, like /tmp) is meant to stay writable: never advise chmod
+        (mode & 0o1000
+          ? `it is a shared directory: choose a path in a directory of its own, e.g. ` +
+            `--control-socket ${dir === "/" ? "" : dir}/mcr/control.sock`
+          : `run \`chmod 750 ${dir}\` or choose another --control-socket`),
     );
   }
   let ls: Deno.FileInfo;

@@ -232,6 +232,27 @@ Deno.test({
       }).output();
       assert.equal(out.code, 3);
       assert.match(dec.decode(out.stderr), /group-writable/);
+      assert.match(dec.decode(out.stderr), /chmod 750/);
+      // a shared (sticky) directory such as /tmp: the advice is another path, never chmod
+      await Deno.chmod(dir, 0o1777);
+      const shared = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${REPO}/cli.ts`,
+          "--config",
+          `${dir}/r.json`,
+          "--control-socket",
+          `${dir}/c.sock`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(shared.code, 3);
+      const msg = dec.decode(shared.stderr);
+      assert.match(msg, /world-writable/);
+      assert.doesNotMatch(msg, /chmod/);
+      assert.match(msg, new RegExp(`--control-socket ${dir}/mcr/control\\.sock`));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
