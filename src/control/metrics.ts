@@ -210,6 +210,19 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
       set({ state: "failed" }, s.igmp.failed);
     },
   );
+  gauge(
+    "mcr_port_claims",
+    "UDP port claims of unicast inputs, by state (held, not_local: another host's address, " +
+      "pending: input interface missing, failed: refused by the kernel).",
+    ["state"],
+    (set, s) => {
+      const c = s.claims;
+      if (!c) return;
+      for (const st of ["held", "not_local", "pending", "failed"] as const) {
+        set({ state: st }, c[st]);
+      }
+    },
+  );
   gauge("mcr_igmp_sockets", "Sockets holding the IGMP memberships.", [], (set, s) => {
     if (s.igmp) set({}, s.igmp.sockets);
   });
