@@ -78,7 +78,8 @@ static const uint32_t off_template[] = { OFF(mcr_template, kind),      OFF(mcr_t
 					 OFF(mcr_template, src_ip),    OFF(mcr_template, dst_ip),
 					 OFF(mcr_template, src_port),  OFF(mcr_template, dst_port),
 					 OFF(mcr_template, ttl),       OFF(mcr_template, tos),
-					 OFF(mcr_template, reserved0), OFF(mcr_template, dst_mac),
+					 OFF(mcr_template, dst_host_bits), OFF(mcr_template, reserved0),
+					 OFF(mcr_template, dst_mac),
 					 OFF(mcr_template, src_mac),   OFF(mcr_template, tx) };
 static const uint32_t off_fwd_desc[] = {
 	OFF(mcr_fwd_desc, frame),	OFF(mcr_fwd_desc, l3_offset),
