@@ -51,10 +51,19 @@ export function hotloopFixture(rules: number): HotloopFixture {
     specs.push({
       id: `r${i}`,
       name: `r${i}`,
-      input: { interface: "r0", group: inp.groupNum, port: inp.port, source: 0, vlan: -1 },
+      input: {
+        interface: "r0",
+        group: inp.groupNum,
+        prefixLen: 32,
+        port: inp.port,
+        source: 0,
+        vlan: -1,
+        joins: [inp.groupNum],
+      },
       outputs: [{
         interface: "r1",
         dst: (((239 << 24) | (10 << 16)) >>> 0) + i + 1,
+        hostBits: 0,
         port: 6000 + i,
         srcIp: 0,
         srcPort: 0,

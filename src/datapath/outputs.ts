@@ -236,7 +236,8 @@ export class Outputs {
     const cur = this.#specs.get(slot);
     // compared field by field: two strings per output would cost 65,536 outputs ~10 MB
     const same = cur !== undefined && cur.ruleId === ruleId &&
-      cur.o.interface === o.interface && cur.o.dst === o.dst && cur.o.port === o.port;
+      cur.o.interface === o.interface && cur.o.dst === o.dst && cur.o.hostBits === o.hostBits &&
+      cur.o.port === o.port;
     if (
       same && cur.o.srcIp === o.srcIp && cur.o.srcPort === o.srcPort && cur.o.ttl === o.ttl &&
       cur.o.tos === o.tos
@@ -375,6 +376,9 @@ export class Outputs {
       ifindex: iface.ifindex,
       srcIp,
       dstIp: o.dst,
+      // a range kept or mapped: libmcr takes the low bits of each datagram's destination
+      // (and its multicast MAC), and a port of 0 keeps each datagram's port
+      dstHostBits: o.hostBits,
       srcPort: o.srcPort,
       dstPort: o.port,
       ttl: o.ttl || 64,

@@ -14,6 +14,7 @@ import { Memberships } from "../../src/relay/igmp.ts";
 import type { Links } from "../../src/relay/links.ts";
 import type { RuleSpec } from "../../src/relay/tables.ts";
 import { ENTRY_BYTES, ModelKernel } from "./lib_igmp_model.ts";
+import { isMulticast } from "../../src/common/net.ts";
 
 const IF = 7;
 const G0 = 0xef000000; // 239.0.0.0
@@ -262,7 +263,15 @@ function rule(i: number, ifname: string, group: number, source = 0, port = 5000)
   return {
     id: `r${i}`,
     name: `r${i}`,
-    input: { interface: ifname, group, port: port + i, source, vlan: -1 },
+    input: {
+      interface: ifname,
+      group,
+      prefixLen: 32,
+      port: port + i,
+      source,
+      vlan: -1,
+      joins: isMulticast(group) ? [group] : [],
+    },
     outputs: [],
   };
 }
