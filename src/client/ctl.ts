@@ -36,6 +36,7 @@ Commands:
       NAME                     one rule (by name, else by id)
       --interface IF           rules whose input is on IF or with an output on IF
       --group G                rules whose input group is G or with an output to G
+                               (a range holding G counts)
       --all                    every matching rule (default: a summary and the top
                                rules when more than 50 match)
       --summary                the summary even for a few rules
@@ -48,6 +49,8 @@ Commands:
   workers                      data-path workers
   add --input-interface IF --input-group G --input-port P --outputs G:P:IF[,G:P:IF...]
       [--name NAME] [--input-source S] [--vlan V] [--ttl T] [--dscp D]
+      G may be a range (239.1.0.0/16) and P "any" for the input; an output's G
+      "keep" or a range of the input range's length, its P "keep"
   add --rule JSON              a rule object as in rules.json (or the JSON as an argument)
   remove NAME|ID               remove a rule by name or id
   log-level get                levels in force

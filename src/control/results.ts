@@ -88,7 +88,10 @@ export interface RuleFilter {
   rule?: string;
   /** Rules whose input is on this interface or that have an output on it. */
   interface?: string;
-  /** Rules whose input group is this address or that have an output to it (dotted quad). */
+  /**
+   * Rules whose input group is this address (or a range that holds it) or that have an output
+   * to it (or to a range that holds it) (dotted quad).
+   */
   group?: string;
 }
 

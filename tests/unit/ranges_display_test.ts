@@ -3,8 +3,9 @@
  * `top`, /metrics and events) shows the input as "239.1.0.0/16" port "any"
  * and each output as the range it maps into, or one group, with port "keep"
  * where it keeps each datagram's port; `ctl list` shows the rule as written
- * ("keep", a mapped range); the metrics carry those as labels; `ctl add`
- * passes them through to the relay's validation.
+ * ("keep", a mapped range); the metrics carry those as labels; `--group G`
+ * selects a range rule holding G; `ctl add` passes them through to the
+ * relay's validation.
  */
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
@@ -17,6 +18,7 @@ import { noRates } from "../../src/control/rates.ts";
 import { listRows } from "../../src/client/format.ts";
 import { buildRegistry, health } from "../../src/control/metrics.ts";
 import { parseOutputSpec, ruleFromArgs } from "../../src/client/ctl.ts";
+import { selectRules } from "../../src/control/selection.ts";
 import { parseConfig, validateRule } from "../../src/config/mod.ts";
 import { ruleSpecs } from "../../src/relay/relay.ts";
 import type { StatsResult } from "../../src/control/results.ts";
@@ -163,4 +165,16 @@ Deno.test("ctl add: a range, any port and kept outputs from flags reach the vali
   );
   const r = validateRule(rule);
   assert.deepEqual([r.input.group, r.input.port, r.outputs.length], ["239.1.0.0/16", "any", 2]);
+});
+
+Deno.test("ctl list/stats --group: a range holding the group selects its rule", () => {
+  const { config, stats } = statsOfRule();
+  const pick = (group: string) => [
+    selectRules(config.rules, { group }).length,
+    selectRules(stats.rules, { group }).length,
+  ];
+  assert.deepEqual(pick("239.1.77.8"), [1, 1]); // inside the input range
+  assert.deepEqual(pick("239.20.3.4"), [1, 1]); // inside the range it maps into
+  assert.deepEqual(pick("239.30.1.1"), [1, 1]); // its one-group output
+  assert.deepEqual(pick("239.2.0.1"), [0, 0]);
 });
