@@ -81,11 +81,12 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 					if (first) {
 						EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, 30));
 						if (len < 32)
-							EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K, mask));
+							EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K,
+								      mask));
 						first = 0;
 					}
-					EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, host_of(dst[k]) & mask,
-						      0, 1));
+					EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      host_of(dst[k]) & mask, 0, 1));
 					EMIT(BPF_STMT(BPF_RET | BPF_K, ACCEPT));
 				}
 				if (len == 0)

@@ -9,7 +9,7 @@
 
 #include "common.h"
 
-#define MCR_BPF_MAX_DST 1000u /* entries: 2 instructions each, plus 2 per prefix length */
+#define MCR_BPF_MAX_DST	    1000u /* entries: 2 instructions each, plus 2 per prefix length */
 /* Prefix lengths below 32 a destination list can have (0..31): each costs 2
  * instructions (reload the address, mask it) once, whatever its entries. */
 #define MCR_BPF_PREFIX_LENS 32u

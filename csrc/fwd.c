@@ -92,8 +92,9 @@ struct mcr_fwd {
 	/* socket-kind staging, all max_desc entries */
 	struct mmsghdr *msgs;
 	struct iovec *iov;
-	struct sockaddr_in *names; /* per message, for templates whose destination follows the input */
-	uint8_t *cmsg; /* max_desc * CMSG_TTL_SPACE, aligned by calloc */
+	struct sockaddr_in
+		*names; /* per message, for templates whose destination follows the input */
+	uint8_t *cmsg;	/* max_desc * CMSG_TTL_SPACE, aligned by calloc */
 	uint32_t *stage_tmpl, *order;
 	uint32_t *sock_cnt;  /* max_templates */
 	uint32_t *sock_list; /* templates with staged messages */
@@ -434,9 +435,10 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 			       f->max_templates);
 	if (t->dst_host_bits > MCR_TMPL_MAX_HOST_BITS ||
 	    (t->dst_host_bits && t->kind != MCR_TMPL_UNUSED && !is_mcast(t->dst_ip)))
-		return lib_err(err, errlen, EINVAL,
-			       "template %u: dst_host_bits %u needs a multicast dst_ip and at most %u",
-			       idx, t->dst_host_bits, MCR_TMPL_MAX_HOST_BITS);
+		return lib_err(
+			err, errlen, EINVAL,
+			"template %u: dst_host_bits %u needs a multicast dst_ip and at most %u",
+			idx, t->dst_host_bits, MCR_TMPL_MAX_HOST_BITS);
 	struct tmpl_state *old = &f->tm[idx];
 	struct tmpl_state ns;
 	memset(&ns, 0, sizeof(ns));

@@ -104,8 +104,8 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, const uint8_t *p
 	return rc;
 }
 
-int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens,
-		      uint32_t n, char *err, size_t errlen)
+int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens, uint32_t n,
+		      char *err, size_t errlen)
 {
 	if (!rx || (n > 0 && !dst_addrs))
 		return lib_err(err, errlen, EINVAL, "mcr_rx_set_filter: bad argument");

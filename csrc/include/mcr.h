@@ -248,8 +248,8 @@ int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out);
  * csrc/bpf.h): it falls back to every IPv4/UDP datagram (as n = 0) and 1 is
  * returned; else 0 or -errno. Atomic replacement.
  */
-int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens,
-		      uint32_t n, char *err, size_t errlen);
+int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens, uint32_t n,
+		      char *err, size_t errlen);
 int mcr_rx_close(mcr_rx *rx);
 
 /* ---------------------------------------------------------------- RX set */
@@ -390,15 +390,15 @@ enum mcr_template_kind {
  * new address.
  */
 struct mcr_template {
-	uint32_t kind;	   /* enum mcr_template_kind */
-	uint32_t ifindex;  /* output interface (socket kind: SO_BINDTODEVICE) */
-	uint32_t src_ip;   /* source address */
-	uint32_t dst_ip;   /* group or unicast destination (with dst_host_bits: its prefix) */
-	uint16_t src_port; /* 0 = keep the input datagram's source port (ring kind) /
+	uint32_t kind;	       /* enum mcr_template_kind */
+	uint32_t ifindex;      /* output interface (socket kind: SO_BINDTODEVICE) */
+	uint32_t src_ip;       /* source address */
+	uint32_t dst_ip;       /* group or unicast destination (with dst_host_bits: its prefix) */
+	uint16_t src_port;     /* 0 = keep the input datagram's source port (ring kind) /
 				ephemeral (socket kind) */
-	uint16_t dst_port; /* 0 = keep the input datagram's destination port */
-	uint8_t ttl; /* fixed TTL; ignored when the forward descriptor carries one */
-	uint8_t tos; /* DSCP << 2 */
+	uint16_t dst_port;     /* 0 = keep the input datagram's destination port */
+	uint8_t ttl;	       /* fixed TTL; ignored when the forward descriptor carries one */
+	uint8_t tos;	       /* DSCP << 2 */
 	uint8_t dst_host_bits; /* 0 = dst_ip as is; 1..MCR_TMPL_MAX_HOST_BITS: that many low
 				  bits of the destination from the input datagram's (dst_ip
 				  must be multicast: the class, and the MAC, stay multicast) */

@@ -181,8 +181,8 @@ static void test_follow(uint8_t bits, const char *prefix, const char *want_dst, 
 	const struct mcr_template *tp = frame_dest(&t, in, &scratch);
 	CHECK(tp == (bits ? &scratch : &t));
 	CHECK_EQ(frame_dst_addr(&t, in), ip4(want_dst));
-	uint32_t len = frame_build(out, sizeof(out), tp, in, in + l3len, in + l3len + 8, plen, 5,
-				   7, 1);
+	uint32_t len =
+		frame_build(out, sizeof(out), tp, in, in + l3len, in + l3len + 8, plen, 5, 7, 1);
 	REQUIRE(len == 42 + plen);
 	uint8_t mac[6];
 	mcr_mcast_mac(ip4(want_dst), mac);
@@ -205,8 +205,8 @@ static void test_follow(uint8_t bits, const char *prefix, const char *want_dst, 
 	uint32_t nf = frag_count(plen, 214);
 	CHECK_EQ(nf, 2);
 	for (uint32_t k = 0; k < nf; k++) {
-		uint32_t fl = frame_build_fragment(out, sizeof(out), tp, udp8, in + l3len + 8,
-						   plen, 5, 7, k, 214);
+		uint32_t fl = frame_build_fragment(out, sizeof(out), tp, udp8, in + l3len + 8, plen,
+						   5, 7, k, 214);
 		REQUIRE(fl > 34);
 		CHECK(memcmp(out, mac, 6) == 0);
 		memcpy(&dst, out + 30, 4);
@@ -229,8 +229,8 @@ int main(void)
 	/* input 239.1.1.1:5000 */
 	for (int csum = 0; csum < 2; csum++) {
 		test_follow(16, "239.20.0.0", "239.20.1.1", 6000, csum, 0); /* mapped /16 */
-		test_follow(16, "239.1.0.0", "239.1.1.1", 0, csum, 0);	     /* kept, port kept */
-		test_follow(28, "224.0.0.0", "239.1.1.1", 0, csum, 0);	     /* 224.0.0.0/4 kept */
+		test_follow(16, "239.1.0.0", "239.1.1.1", 0, csum, 0);	    /* kept, port kept */
+		test_follow(28, "224.0.0.0", "239.1.1.1", 0, csum, 0);	    /* 224.0.0.0/4 kept */
 		test_follow(8, "238.0.0.0", "238.0.0.1", 6000, csum, 0);    /* mapped /24 */
 		test_follow(0, "239.9.9.9", "239.9.9.9", 6000, csum, 0);    /* fixed */
 	}

@@ -665,8 +665,7 @@ static void test_bpf(void)
 						    sizeof(fp)),
 					 0);
 			}
-	CHECK_EQ(bpf_build(prog, sizeof(prog) / sizeof(prog[0]), 3, dst, NULL,
-			   MCR_BPF_MAX_DST + 1),
+	CHECK_EQ(bpf_build(prog, sizeof(prog) / sizeof(prog[0]), 3, dst, NULL, MCR_BPF_MAX_DST + 1),
 		 -E2BIG);
 	CHECK_EQ(bpf_build(prog, 10, 3, dst, NULL, 5), -EINVAL);
 	plen[3] = 33; /* no such prefix length */

@@ -529,7 +529,9 @@ static void test_forward_follows(uint32_t ver)
 				ring_seen++;
 				/* (the kernel's own datagrams on lo carry a partial checksum) */
 				CHECK(udp_csum_ok(f));
-				const uint8_t mac[6] = { 0x01, 0x00, 0x5e, 0x4e, 0x00, (uint8_t)low };
+				const uint8_t mac[6] = {
+					0x01, 0x00, 0x5e, 0x4e, 0x00, (uint8_t)low
+				};
 				CHECK(memcmp(f, mac, 6) == 0);
 				CHECK_EQ(rd16(f + 36), 6000);
 			} else {
