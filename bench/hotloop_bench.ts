@@ -1,9 +1,11 @@
 /**
  * `deno bench` microbenchmarks of the relay's TypeScript hot loop (no FFI):
  * `BatchProcessor.process` on a synthetic batch of 256 frames against tables
- * of 1, 50 and 1000 rules, and `parseFrame` alone over the same frames; both
- * again on a ring of a link without a link-layer header (`/ip`: tun,
- * WireGuard), where the frames are the IPv4 packets alone.
+ * of 1, 50 and 1000 exact rules and of 1000 ranges of mixed lengths (4
+ * prefix lengths × exact/any port: up to 8 probes per datagram), and
+ * `parseFrame` alone over the same frames; both again on a ring of a link
+ * without a link-layer header (`/ip`: tun, WireGuard), where the frames are
+ * the IPv4 packets alone.
  * Each iteration handles one batch of `BATCH` frames; divide by `BATCH` for
  * ns/packet (`bench/hotloop_check.ts` does, and compares with the baseline).
  *
@@ -11,7 +13,13 @@
  *
  * @module
  */
-import { BATCH, hotloopFixture, RULE_COUNTS } from "./lib/hotloop_fixture.ts";
+import {
+  BATCH,
+  hotloopFixture,
+  hotloopRangesFixture,
+  RANGE_COUNTS,
+  RULE_COUNTS,
+} from "./lib/hotloop_fixture.ts";
 import { ParsedPacket, parseFrame } from "../src/datapath/packet.ts";
 
 for (const n of RULE_COUNTS) {
@@ -20,6 +28,17 @@ for (const n of RULE_COUNTS) {
     name: `process/${n}-rules`,
     group: "process",
     baseline: n === 1,
+    fn() {
+      f.proc.process(f.ring, f.desc, BATCH, f.lookup, f.base, f.linkHeader);
+    },
+  });
+}
+
+for (const n of RANGE_COUNTS) {
+  const f = hotloopRangesFixture(n);
+  Deno.bench({
+    name: `process/${n}-ranges`,
+    group: "process",
     fn() {
       f.proc.process(f.ring, f.desc, BATCH, f.lookup, f.base, f.linkHeader);
     },

@@ -8,7 +8,10 @@
  *   [udp]       ldx #0 ; ldh [12]
  *               0x0800 -> ip ; 0x8100/0x88a8 -> ldh [16] == 0x0800 ? ldx #4 -> ip : drop
  *          ip:  ldb [x+23] == 17 ? : drop
- *               [dst list] ld [x+30] ; (jeq #a_i ; ret accept)* ; ret drop
+ *               [dst list] ld [x+30] ; (jeq #a_i ; ret accept)*          (the /32 entries)
+ *                          (ld [x+30] ; and #mask_L ; (jeq #net_i ; ret accept)*)*
+ *                                                  (one group per prefix length L < 32,
+ *                                                   longest first) ; ret drop
  *   ret accept
  *
  * The kernel normally strips the outer VLAN tag into the ring header before
@@ -36,8 +39,21 @@
 #define IP_VERSION 0xf0u
 #define IP_V4	   0x40u
 
+/* Host-order value of a network-order address. */
+static uint32_t host_of(uint32_t net)
+{
+	const uint8_t *b = (const uint8_t *)&net;
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Host-order mask of a prefix length 0..32. */
+static uint32_t mask_of(uint32_t len)
+{
+	return len ? ~0u << (32u - len) : 0u;
+}
+
 int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint32_t *dst,
-	      uint32_t n)
+	      const uint8_t *plen, uint32_t n)
 {
 	uint32_t i = 0;
 	if (!(kinds & MCR_BPF_UDP))
@@ -46,6 +62,9 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 		return -E2BIG;
 	if (cap < bpf_size(n))
 		return -EINVAL;
+	for (uint32_t k = 0; plen && k < n; k++)
+		if (plen[k] > 32)
+			return -EINVAL;
 #define EMIT(x) (prog[i++] = (struct sock_filter)x)
 	if (kinds & MCR_BPF_OUTGOING) {
 		EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)));
@@ -77,13 +96,26 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 		EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 1, 0));	 /* ip+1 -> ip+3 / ip+2 */
 		EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* ip+2 */
 		if (n > 0) {
-			EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, ip + IP_DST));
-			for (uint32_t k = 0; k < n; k++) {
-				const uint8_t *b = (const uint8_t *)&dst[k];
-				uint32_t host = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-						(uint32_t)b[2] << 8 | b[3];
-				EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, host, 0, 1));
-				EMIT(BPF_STMT(BPF_RET | BPF_K, ACCEPT));
+			/* the /32 entries against the address as loaded, then one group per
+			 * shorter prefix length: reload, mask, compare each network */
+			for (uint32_t len = 32;; len--) {
+				uint32_t mask = mask_of(len), first = 1;
+				for (uint32_t k = 0; k < n; k++) {
+					if ((plen ? plen[k] : 32u) != len)
+						continue;
+					if (first) {
+						EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, ip + IP_DST));
+						if (len < 32)
+							EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K,
+								      mask));
+						first = 0;
+					}
+					EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      host_of(dst[k]) & mask, 0, 1));
+					EMIT(BPF_STMT(BPF_RET | BPF_K, ACCEPT));
+				}
+				if (len == 0)
+					break;
 			}
 			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));
 			return (int)i;

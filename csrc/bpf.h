@@ -9,7 +9,10 @@
 
 #include "common.h"
 
-#define MCR_BPF_MAX_DST 1000u /* 2 instructions per address and tag variant */
+#define MCR_BPF_MAX_DST	    1000u /* entries: 2 instructions each, plus 2 per prefix length */
+/* Prefix lengths below 32 a destination list can have (0..31): each costs 2
+ * instructions (reload the address, mask it) once, whatever its entries. */
+#define MCR_BPF_PREFIX_LENS 32u
 
 /* Filter kinds for bpf_build(). */
 #define MCR_BPF_OUTGOING 0x1u /* drop pkt_type == PACKET_OUTGOING */
@@ -18,16 +21,19 @@
 
 /*
  * Build a program into prog (capacity cap instructions). With MCR_BPF_UDP and
- * n > 0 only datagrams to one of dst (network byte order) pass. Returns the
- * instruction count, or -E2BIG/-EINVAL.
+ * n > 0 only datagrams to one of the destinations pass: dst[i] (network byte
+ * order) with prefix length plen[i] (0..32; plen NULL: all /32) passes a
+ * destination whose first plen[i] bits are dst[i]'s. Returns the instruction
+ * count, or -E2BIG (n > MCR_BPF_MAX_DST) / -EINVAL (cap below bpf_size(n), a
+ * prefix length over 32).
  */
 int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint32_t *dst,
-	      uint32_t n);
+	      const uint8_t *plen, uint32_t n);
 
-/* Instructions needed for n destinations. */
+/* Instructions enough for n destinations, whatever their prefix lengths. */
 static inline uint32_t bpf_size(uint32_t n)
 {
-	return 18u + 2u * n;
+	return 18u + 2u * n + (n ? 2u * MCR_BPF_PREFIX_LENS : 0u);
 }
 
 #endif /* MCR_BPF_H */

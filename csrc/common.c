@@ -74,12 +74,13 @@ static const uint32_t off_tx_config[] = {
 	OFF(mcr_tx_config, frame_count), OFF(mcr_tx_config, flags),
 	OFF(mcr_tx_config, mtu_hint),	 OFF(mcr_tx_config, reserved)
 };
-static const uint32_t off_template[] = { OFF(mcr_template, kind),      OFF(mcr_template, ifindex),
-					 OFF(mcr_template, src_ip),    OFF(mcr_template, dst_ip),
-					 OFF(mcr_template, src_port),  OFF(mcr_template, dst_port),
-					 OFF(mcr_template, ttl),       OFF(mcr_template, tos),
-					 OFF(mcr_template, reserved0), OFF(mcr_template, dst_mac),
-					 OFF(mcr_template, src_mac),   OFF(mcr_template, tx) };
+static const uint32_t off_template[] = {
+	OFF(mcr_template, kind),      OFF(mcr_template, ifindex),  OFF(mcr_template, src_ip),
+	OFF(mcr_template, dst_ip),    OFF(mcr_template, src_port), OFF(mcr_template, dst_port),
+	OFF(mcr_template, ttl),	      OFF(mcr_template, tos),	   OFF(mcr_template, dst_host_bits),
+	OFF(mcr_template, reserved0), OFF(mcr_template, dst_mac),  OFF(mcr_template, src_mac),
+	OFF(mcr_template, tx)
+};
 static const uint32_t off_fwd_desc[] = {
 	OFF(mcr_fwd_desc, frame),	OFF(mcr_fwd_desc, l3_offset),
 	OFF(mcr_fwd_desc, payload_off), OFF(mcr_fwd_desc, payload_len),

@@ -6,6 +6,7 @@
  */
 #include "frame.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 uint16_t mcr_csum_partial(const uint8_t *buf, uint32_t len, uint32_t seed)
@@ -90,6 +91,27 @@ void mcr_mcast_mac(uint32_t group, uint8_t *mac6)
 	mac6[3] = g[1] & 0x7f;
 	mac6[4] = g[2];
 	mac6[5] = g[3];
+}
+
+uint32_t frame_dst_addr(const struct mcr_template *t, const uint8_t *in_ip)
+{
+	uint32_t bits = t->dst_host_bits;
+	if (!bits)
+		return t->dst_ip;
+	uint32_t in_dst, host = htonl(bits >= 32 ? ~0u : (1u << bits) - 1u);
+	memcpy(&in_dst, in_ip + 16, 4);
+	return (t->dst_ip & ~host) | (in_dst & host);
+}
+
+const struct mcr_template *frame_dest(const struct mcr_template *t, const uint8_t *in_ip,
+				      struct mcr_template *scratch)
+{
+	if (!t->dst_host_bits)
+		return t;
+	*scratch = *t;
+	scratch->dst_ip = frame_dst_addr(t, in_ip);
+	mcr_mcast_mac(scratch->dst_ip, scratch->dst_mac);
+	return scratch;
 }
 
 /* Sum of the UDP checksum over a header (8 bytes, checksum field ignored)

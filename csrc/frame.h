@@ -71,6 +71,23 @@ uint16_t csum_udp_update(uint16_t old_csum, uint32_t old_saddr, uint32_t old_dad
 			 uint32_t new_daddr, uint16_t new_sport, uint16_t new_dport);
 
 /*
+ * The destination address of a datagram sent with template t whose input
+ * IPv4 header is in_ip: t->dst_ip, or with t->dst_host_bits its prefix and
+ * that many low bits of the input's destination (network byte order).
+ */
+uint32_t frame_dst_addr(const struct mcr_template *t, const uint8_t *in_ip);
+
+/*
+ * The template to build one datagram with: t itself when its destination
+ * address is fixed (dst_host_bits 0), else a copy in *scratch with the
+ * destination address of this datagram (frame_dst_addr) and its multicast
+ * MAC. (A destination port of 0 needs no copy: the builders keep the
+ * input's port.)
+ */
+const struct mcr_template *frame_dest(const struct mcr_template *t, const uint8_t *in_ip,
+				      struct mcr_template *scratch);
+
+/*
  * Write an Ethernet II + IPv4 (IHL 5, no DF, id ip_id) + UDP frame for
  * template t into out (cap bytes). in_ip: the input IPv4 header (addresses
  * read at +12/+16), in_udp: the input UDP header (8 bytes), payload/len: the

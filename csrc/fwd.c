@@ -14,6 +14,12 @@
  * of one submit go out with one sendmmsg() per template, the iovecs pointing
  * into the RX ring (zero copy), the TTL in a per-message IP_TTL cmsg.
  *
+ * A template whose destination follows the input datagram's (struct
+ * mcr_template: dst_host_bits, dst_port 0) gets it per datagram: the ring
+ * kind builds the frame from a copy of the template with this datagram's
+ * address and multicast MAC (frame_dest), the socket kind gives each message
+ * its own address (msg_name).
+ *
  * Every ring a template uses is registered with the forwarder (its owner):
  * the forwarder services it between batches, and a ring leaving the
  * forwarder (last template gone, or the forwarder closing) is kicked once
@@ -86,7 +92,9 @@ struct mcr_fwd {
 	/* socket-kind staging, all max_desc entries */
 	struct mmsghdr *msgs;
 	struct iovec *iov;
-	uint8_t *cmsg; /* max_desc * CMSG_TTL_SPACE, aligned by calloc */
+	struct sockaddr_in
+		*names; /* per message, for templates whose destination follows the input */
+	uint8_t *cmsg;	/* max_desc * CMSG_TTL_SPACE, aligned by calloc */
 	uint32_t *stage_tmpl, *order;
 	uint32_t *sock_cnt;  /* max_templates */
 	uint32_t *sock_list; /* templates with staged messages */
@@ -125,12 +133,13 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
 	f->cstride = sizeof(struct mcr_out_counters);
 	f->msgs = calloc(max_desc, sizeof(*f->msgs));
 	f->iov = calloc(max_desc, sizeof(*f->iov));
+	f->names = calloc(max_desc, sizeof(*f->names));
 	f->cmsg = calloc(max_desc, CMSG_TTL_SPACE);
 	f->stage_tmpl = calloc(max_desc, sizeof(uint32_t));
 	f->order = calloc(max_desc, sizeof(uint32_t));
 	f->sock_cnt = calloc(max_templates, sizeof(uint32_t));
 	f->sock_list = calloc(max_templates, sizeof(uint32_t));
-	if (!f->tm || !f->desc || !f->own_ctr || !f->msgs || !f->iov || !f->cmsg ||
+	if (!f->tm || !f->desc || !f->own_ctr || !f->msgs || !f->iov || !f->names || !f->cmsg ||
 	    !f->stage_tmpl || !f->order || !f->sock_cnt || !f->sock_list) {
 		live_inc();
 		mcr_fwd_close(f);
@@ -161,6 +170,7 @@ int mcr_fwd_close(mcr_fwd *f)
 	free(f->own_ctr);
 	free(f->msgs);
 	free(f->iov);
+	free(f->names);
 	free(f->cmsg);
 	free(f->stage_tmpl);
 	free(f->order);
@@ -423,6 +433,12 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	if (idx >= f->max_templates)
 		return lib_err(err, errlen, EINVAL, "template index %u >= max_templates %u", idx,
 			       f->max_templates);
+	if (t->dst_host_bits > MCR_TMPL_MAX_HOST_BITS ||
+	    (t->dst_host_bits && t->kind != MCR_TMPL_UNUSED && !is_mcast(t->dst_ip)))
+		return lib_err(
+			err, errlen, EINVAL,
+			"template %u: dst_host_bits %u needs a multicast dst_ip and at most %u",
+			idx, t->dst_host_bits, MCR_TMPL_MAX_HOST_BITS);
 	struct tmpl_state *old = &f->tm[idx];
 	struct tmpl_state ns;
 	memset(&ns, 0, sizeof(ns));
@@ -450,9 +466,6 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 		break;
 	}
 	case MCR_TMPL_SOCKET: {
-		if (!t->dst_port)
-			return lib_err(err, errlen, EINVAL,
-				       "template %u: socket kind needs dst_port", idx);
 		int rc = open_socket(&ns, idx, err, errlen);
 		if (rc < 0)
 			return rc;
@@ -508,6 +521,12 @@ static void touch(struct mcr_fwd *f, struct mcr_tx *tx, uint32_t *nt)
 	f->touched[(*nt)++] = tx;
 }
 
+/* Whether a socket template's destination follows the input datagram's (per-message name). */
+static inline int dst_follows(const struct mcr_template *t)
+{
+	return t->dst_host_bits || !t->dst_port;
+}
+
 static uint32_t send_socket_batches(struct mcr_fwd *f, uint32_t nstaged, uint32_t nlist)
 {
 	uint32_t sent = 0;
@@ -527,10 +546,11 @@ static uint32_t send_socket_batches(struct mcr_fwd *f, uint32_t nstaged, uint32_
 		uint32_t ti = f->sock_list[k], end = f->sock_cnt[ti];
 		struct tmpl_state *s = &f->tm[ti];
 		struct mcr_out_counters *c = ctr_of(f, ti);
+		int follows = dst_follows(&s->t);
 		for (uint32_t j = start; j < end; j++) {
-			uint32_t i = f->order[j]; /* staged index: iov[i], cmsg slot i */
+			uint32_t i = f->order[j]; /* staged index: iov[i], names[i], cmsg slot i */
 			struct msghdr *m = &f->msgs[j].msg_hdr;
-			m->msg_name = &s->dst;
+			m->msg_name = follows ? &f->names[i] : &s->dst;
 			m->msg_namelen = sizeof(s->dst);
 			m->msg_iov = &f->iov[i];
 			m->msg_iovlen = 1;
@@ -617,6 +637,8 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			uint32_t nf = flen <= tx->max_frame
 					      ? 1
 					      : frag_count(d->payload_len, tx->max_frame);
+			struct mcr_template scratch;
+			const struct mcr_template *t = frame_dest(&s->t, ip, &scratch);
 			if (nf != 1 && ((rd16(ip + 6) & IP_DF) || !nf)) {
 				c->too_big++; /* longer than the MTU with DF set: a router would not fragment */
 				continue;
@@ -632,7 +654,7 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			}
 			if (nf == 1 && flen <= tx->max_frame) {
 				uint8_t *slot = txr_slot(tx, &room);
-				uint32_t len = frame_build(slot, room, &s->t, ip, udp, pl,
+				uint32_t len = frame_build(slot, room, t, ip, udp, pl,
 							   d->payload_len, ttl, s->ip_id, csum_ok);
 				if (!len) {
 					c->errors++;
@@ -642,11 +664,11 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			} else {
 				/* longer than the MTU: IPv4 fragments, as a router would */
 				uint8_t udp8[MCR_UDP_HLEN];
-				udp_header_build(udp8, &s->t, ip, udp, pl, d->payload_len, csum_ok);
+				udp_header_build(udp8, t, ip, udp, pl, d->payload_len, csum_ok);
 				for (uint32_t k = 0; k < nf; k++) {
 					uint8_t *slot = txr_slot(tx, &room);
 					uint32_t len = frame_build_fragment(
-						slot, room, &s->t, udp8, pl, d->payload_len, ttl,
+						slot, room, t, udp8, pl, d->payload_len, ttl,
 						s->ip_id, k, tx->max_frame);
 					txr_commit(tx, len, k + 1 == nf ? tag | TAG_LAST : tag,
 						   k + 1 == nf ? (d->payload_len | AUX_FRAGMENTED)
@@ -664,6 +686,12 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			}
 			uint32_t k = nstaged++;
 			f->stage_tmpl[k] = d->tmpl;
+			if (dst_follows(&s->t)) {
+				f->names[k] = s->dst;
+				f->names[k].sin_addr.s_addr = frame_dst_addr(&s->t, ip);
+				if (!s->t.dst_port)
+					memcpy(&f->names[k].sin_port, udp + 2, 2);
+			}
 			f->iov[k].iov_base = (void *)(uintptr_t)pl;
 			f->iov[k].iov_len = d->payload_len;
 			struct cmsghdr *cm =

@@ -69,8 +69,8 @@ struct mcr_rx {
 
 /* ------------------------------------------------------------- filters */
 
-static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char *err,
-			size_t errlen)
+static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, const uint8_t *plen, uint32_t n,
+			char *err, size_t errlen)
 {
 	uint32_t kinds = 0;
 	if (rx->out_mode != MCR_OWN_TX_FANOUT_FLAG)
@@ -87,15 +87,17 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 			return lib_err(err, errlen, errno, "SO_DETACH_FILTER on %s", rx->name);
 		return 0;
 	}
-	if (n > MCR_BPF_MAX_DST)
-		return lib_err(err, errlen, E2BIG, "RX filter on %s: %u destinations (max %u)",
-			       rx->name, n, MCR_BPF_MAX_DST);
+	/* too many destinations to list: every IPv4/UDP datagram passes (the rules
+	 * still match in user space, and count what they do not want as no_match) */
+	int fallback = n > MCR_BPF_MAX_DST;
+	if (fallback)
+		n = 0;
 	uint32_t cap = bpf_size(n);
 	struct sock_filter *prog = calloc(cap, sizeof(*prog));
 	if (!prog)
 		return lib_err(err, errlen, ENOMEM, "RX filter on %s", rx->name);
-	int len = bpf_build(prog, cap, kinds, dst, n);
-	int rc = 0;
+	int len = bpf_build(prog, cap, kinds, dst, plen, n);
+	int rc = fallback;
 	if (len < 0) {
 		rc = lib_err(err, errlen, -len, "building the RX filter for %s", rx->name);
 	} else {
@@ -108,11 +110,17 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, uint32_t n, char
 	return rc;
 }
 
-int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err, size_t errlen)
+int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens, uint32_t n,
+		      char *err, size_t errlen)
 {
 	if (!rx || (n > 0 && !dst_addrs))
 		return lib_err(err, errlen, EINVAL, "mcr_rx_set_filter: bad argument");
-	return apply_filter(rx, dst_addrs, n, err, errlen);
+	for (uint32_t k = 0; prefix_lens && k < n && n <= MCR_BPF_MAX_DST; k++)
+		if (prefix_lens[k] > 32)
+			return lib_err(err, errlen, EINVAL,
+				       "RX filter on %s: prefix length %u of entry %u (max 32)",
+				       rx->name, prefix_lens[k], k);
+	return apply_filter(rx, dst_addrs, prefix_lens, n, err, errlen);
 }
 
 /* ------------------------------------------------------------- setup */
@@ -324,7 +332,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 		if (rc < 0)
 			goto fail;
 	}
-	rc = apply_filter(rx, NULL, 0, err, errlen);
+	rc = apply_filter(rx, NULL, NULL, 0, err, errlen);
 	if (rc < 0)
 		goto fail;
 	live_inc();

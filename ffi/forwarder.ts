@@ -19,12 +19,18 @@ export interface Template {
   ifindex: number;
   /** Source address (host order). */
   srcIp: number;
-  /** Destination group or unicast address (host order). */
+  /** Destination group or unicast address (host order); with `dstHostBits`, its prefix. */
   dstIp: number;
   /** Source port; 0 keeps the input datagram's (ring) or is ephemeral (socket). */
   srcPort: number;
-  /** Destination port. */
+  /** Destination port; 0 keeps the input datagram's. */
   dstPort: number;
+  /**
+   * Low bits of the destination address taken from the input datagram's, per
+   * datagram (0 or absent: `dstIp` as is; 1..28: a range mapped onto `dstIp`'s
+   * prefix of the same length, or kept; `dstIp` must then be multicast).
+   */
+  dstHostBits?: number;
   /** TTL used when the descriptor carries none. */
   ttl: number;
   /** TOS byte (DSCP << 2). */
@@ -88,6 +94,7 @@ function encodeTemplate(t: Template | null): Uint8Array {
   dv.setUint16(f.dstPort, t.dstPort, false);
   dv.setUint8(f.ttl, t.ttl);
   dv.setUint8(f.tos, t.tos);
+  dv.setUint8(f.dstHostBits, t.dstHostBits ?? 0);
   if (t.dstMac) b.set(t.dstMac.subarray(0, 6), f.dstMac);
   if (t.srcMac) b.set(t.srcMac.subarray(0, 6), f.srcMac);
   if (t.kind === "ring") {

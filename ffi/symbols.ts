@@ -79,10 +79,10 @@ export const symbols = {
   mcr_rxset_stats: { parameters: ["pointer", "buffer"], result: "i32" },
   // int mcr_rxset_close(mcr_rxset *set)
   mcr_rxset_close: { parameters: ["pointer"], result: "i32" },
-  // int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err,
-  //                       size_t errlen)
+  // int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens,
+  //                       uint32_t n, char *err, size_t errlen)
   mcr_rx_set_filter: {
-    parameters: ["pointer", "buffer", "u32", "buffer", "usize"],
+    parameters: ["pointer", "buffer", "buffer", "u32", "buffer", "usize"],
     result: "i32",
   },
   // int mcr_rx_close(mcr_rx *rx)

@@ -420,6 +420,8 @@ export async function startDriver(
 
 /** One datagram as decoded by lab/capture.py (independent of mcr). */
 export interface CapturedDatagram {
+  /** Destination MAC, "01:00:5e:14:01:01". */
+  dst_mac: string;
   ttl: number;
   tos: number;
   src: string;

@@ -3,7 +3,10 @@
  * Ethernet/IPv4/UDP frames (1024-byte payloads) in 2 KiB slots like a
  * TPACKET_V2 ring — or the same IPv4 packets without their Ethernet header,
  * as a tun or WireGuard ring holds them —, their RX descriptors, and compiled
- * rule tables of several sizes whose rules the frames hit round-robin.
+ * rule tables of several sizes whose rules the frames hit round-robin: exact
+ * rules (one group and
+ * port each), or ranges of mixed prefix lengths and exact or any ports (the
+ * matcher then probes one level per distinct length and port kind).
  *
  * @module
  */
@@ -21,6 +24,15 @@ export const BATCH = 256;
 export const PAYLOAD = 1024;
 /** Rule-table sizes benchmarked. */
 export const RULE_COUNTS = [1, 50, 1000] as const;
+/** Range-table sizes benchmarked. */
+export const RANGE_COUNTS = [1000] as const;
+/**
+ * Prefix lengths of the ranges, round robin; each in its own first octet so
+ * that no two ranges overlap. With exact and any ports, 8 levels: a datagram
+ * of a /16 any-port range is probed at /28, /24, /20 (exact, any) and /16
+ * exact before it matches.
+ */
+const RANGE_LENS = [28, 24, 20, 16] as const;
 
 /** Input group of rule `i`: 239.1.(i >> 8).(i & 255), port 5000 + i. */
 function ruleInput(i: number): { group: string; port: number; groupNum: number } {
@@ -59,10 +71,19 @@ export function hotloopFixture(rules: number, layout: LinkLayout = "ethernet"): 
     specs.push({
       id: `r${i}`,
       name: `r${i}`,
-      input: { interface: "r0", group: inp.groupNum, port: inp.port, source: 0, vlan: -1 },
+      input: {
+        interface: "r0",
+        group: inp.groupNum,
+        prefixLen: 32,
+        port: inp.port,
+        source: 0,
+        vlan: -1,
+        joins: [inp.groupNum],
+      },
       outputs: [{
         interface: "r1",
         dst: (((239 << 24) | (10 << 16)) >>> 0) + i + 1,
+        hostBits: 0,
         port: 6000 + i,
         srcIp: 0,
         srcPort: 0,
@@ -71,13 +92,79 @@ export function hotloopFixture(rules: number, layout: LinkLayout = "ethernet"): 
       }],
     });
   }
-  const tables = buildTables(specs, new Slots(), 1, ["r0"]);
-  const frames: Uint8Array[] = [];
-  for (let k = 0; k < BATCH; k++) {
-    const inp = ruleInput(k % rules);
-    const f = buildFrame({ dst: inp.group, dport: inp.port, payload: PAYLOAD, ttl: 8 });
-    frames.push(layout === "ip" ? f.slice(ETH_HLEN) : f);
+  const dsts = Array.from({ length: BATCH }, (_, k) => ruleInput(k % rules));
+  return fixtureOf(specs, dsts.map((d) => ({ dst: d.group, dport: d.port })), layout);
+}
+
+/**
+ * Range `i`: a /len of RANGE_LENS (round robin) alone in first octet 236..239
+ * by length, port 5000 + i or any (odd i), and a datagram inside it.
+ */
+function rangeInput(i: number): { net: number; len: number; port: number; dst: string } {
+  const len = RANGE_LENS[i % RANGE_LENS.length];
+  const k = Math.floor(i / RANGE_LENS.length); // index among the ranges of that length
+  const octet = 239 - (i % RANGE_LENS.length);
+  const net = ((octet << 24) >>> 0) + k * 2 ** (32 - len);
+  const dst = net + 1;
+  return {
+    net,
+    len,
+    port: i % 2 === 1 ? 0 : 5000 + i,
+    dst: `${dst >>> 24}.${(dst >>> 16) & 255}.${(dst >>> 8) & 255}.${dst & 255}`,
+  };
+}
+
+/**
+ * The fixture for a table of `ranges` ranges of mixed lengths, each kept
+ * (output "keep": the datagram's group and port); frame k hits range
+ * k % ranges.
+ */
+export function hotloopRangesFixture(ranges: number): HotloopFixture {
+  const specs: RuleSpec[] = [];
+  for (let i = 0; i < ranges; i++) {
+    const r = rangeInput(i);
+    specs.push({
+      id: `g${i}`,
+      name: `g${i}`,
+      input: {
+        interface: "r0",
+        group: r.net,
+        prefixLen: r.len,
+        port: r.port,
+        source: 0,
+        vlan: -1,
+        joins: [],
+      },
+      outputs: [{
+        interface: "r1",
+        dst: r.net,
+        hostBits: 32 - r.len,
+        port: 0,
+        srcIp: 0,
+        srcPort: 0,
+        ttl: 0,
+        tos: 0,
+      }],
+    });
   }
+  const frames = Array.from({ length: BATCH }, (_, k) => {
+    const r = rangeInput(k % ranges);
+    return { dst: r.dst, dport: r.port === 0 ? 7000 + k : r.port };
+  });
+  return fixtureOf(specs, frames);
+}
+
+/** A processor over `specs` and a batch of one frame per destination, on a `layout` ring. */
+function fixtureOf(
+  specs: RuleSpec[],
+  dsts: { dst: string; dport: number }[],
+  layout: LinkLayout = "ethernet",
+): HotloopFixture {
+  const tables = buildTables(specs, new Slots(), 1, ["r0"]);
+  const frames = dsts.map((d) => {
+    const f = buildFrame({ dst: d.dst, dport: d.dport, payload: PAYLOAD, ttl: 8 });
+    return layout === "ip" ? f.slice(ETH_HLEN) : f;
+  });
   const linkHeader = LINK_HEADER[layout];
   const { buf, placed } = packFrames(frames, 2048, 66);
   const desc = new Uint32Array(BATCH * 8);

@@ -253,9 +253,15 @@ int mcr_rx_geometry(const mcr_rx *rx, uint32_t *out7);
 int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out);
 /**
  * Restrict the BPF filter to UDP datagrams to these destinations (IPv4,
- * network byte order; n = 0: every IPv4/UDP datagram). Atomic replacement.
+ * network byte order): dst_addrs[i] with prefix_lens[i] (0..32; NULL: every
+ * entry is one address, /32) passes datagrams whose destination's first
+ * prefix_lens[i] bits equal dst_addrs[i]'s. n = 0: every IPv4/UDP datagram.
+ * More entries than the filter lists one by one (1000, MCR_BPF_MAX_DST in
+ * csrc/bpf.h): it falls back to every IPv4/UDP datagram (as n = 0) and 1 is
+ * returned; else 0 or -errno. Atomic replacement.
  */
-int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, uint32_t n, char *err, size_t errlen);
+int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens, uint32_t n,
+		      char *err, size_t errlen);
 int mcr_rx_close(mcr_rx *rx);
 
 /* ---------------------------------------------------------------- RX set */
@@ -379,19 +385,37 @@ enum mcr_template_kind {
 				(unicast outputs: the kernel resolves the next hop) */
 };
 
-/* Output template. All addresses/ports in network byte order. */
+/* Most host bits a template's destination may take from the input datagram's
+ * (a range of at least /4: 224.0.0.0/4 is the widest multicast range). */
+#define MCR_TMPL_MAX_HOST_BITS 28u
+
+/*
+ * Output template. All addresses/ports in network byte order.
+ *
+ * The destination is fixed, or follows the input datagram's: dst_host_bits
+ * low bits of the destination address come from the input datagram's
+ * destination and the rest from dst_ip (a range mapped onto another range of
+ * the same length, or kept: dst_ip is then the input range itself), and a
+ * dst_port of 0 keeps the input datagram's destination port. Both are
+ * computed per datagram in C; the UDP checksum follows incrementally (RFC
+ * 1624), the IPv4 header checksum and the multicast MAC are computed for the
+ * new address.
+ */
 struct mcr_template {
-	uint32_t kind;	   /* enum mcr_template_kind */
-	uint32_t ifindex;  /* output interface (socket kind: SO_BINDTODEVICE) */
-	uint32_t src_ip;   /* source address */
-	uint32_t dst_ip;   /* group or unicast destination */
-	uint16_t src_port; /* 0 = keep the input datagram's source port (ring kind) /
+	uint32_t kind;	       /* enum mcr_template_kind */
+	uint32_t ifindex;      /* output interface (socket kind: SO_BINDTODEVICE) */
+	uint32_t src_ip;       /* source address */
+	uint32_t dst_ip;       /* group or unicast destination (with dst_host_bits: its prefix) */
+	uint16_t src_port;     /* 0 = keep the input datagram's source port (ring kind) /
 				ephemeral (socket kind) */
-	uint16_t dst_port;
-	uint8_t ttl; /* fixed TTL; ignored when the forward descriptor carries one */
-	uint8_t tos; /* DSCP << 2 */
-	uint8_t reserved0[2];
-	uint8_t dst_mac[8]; /* ring kind; 6 bytes used */
+	uint16_t dst_port;     /* 0 = keep the input datagram's destination port */
+	uint8_t ttl;	       /* fixed TTL; ignored when the forward descriptor carries one */
+	uint8_t tos;	       /* DSCP << 2 */
+	uint8_t dst_host_bits; /* 0 = dst_ip as is; 1..MCR_TMPL_MAX_HOST_BITS: that many low
+				  bits of the destination from the input datagram's (dst_ip
+				  must be multicast: the class, and the MAC, stay multicast) */
+	uint8_t reserved0;
+	uint8_t dst_mac[8]; /* ring kind; 6 bytes used (with dst_host_bits: per datagram) */
 	uint8_t src_mac[8]; /* ring kind; 6 bytes used */
 	uint64_t tx;	    /* ring kind: (mcr_tx *) handle as integer */
 };

@@ -11,10 +11,14 @@
  * drop outgoing (with MCR_BPF_OUTGOING), accept IPv4/UDP untagged or with one
  * 802.1Q/802.1ad tag (with MCR_BPF_UDP) — or, with MCR_BPF_L3, an IPv4/UDP
  * packet at offset 0 (version nibble 4) — whose destination is in the list (if
- * any). Loads past the packet end drop the packet, as in the kernel.
+ * any): equal to an address, or inside a prefix. Loads past the packet end
+ * drop the packet, as in the kernel.
  *
  * Input: kinds(1, low 3 bits) pkttype(1) n(2) capsel(1) then 4*min(n,64) list
- * bytes, then the packet. Built without -fsanitize=fuzzer, fuzz_replay.c provides main().
+ * bytes, then the packet. Bit 3 of the kinds byte gives the entries prefix
+ * lengths of mixed lengths (0..32, from the kinds byte's high bits and the
+ * entry's index); without it every entry is one address. Built without
+ * -fsanitize=fuzzer, fuzz_replay.c provides main().
  */
 #include "bpf.h"
 
@@ -85,8 +89,13 @@ static uint32_t run(const struct sock_filter *f, int len, const uint8_t *p, size
 	abort(); /* fell off the end: the checker should have caught it */
 }
 
-static uint32_t reference(uint32_t kinds, const uint32_t *dst, uint32_t n, const uint8_t *p,
-			  size_t len, uint32_t pkttype)
+static uint32_t host_of(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static uint32_t reference(uint32_t kinds, const uint32_t *dst, const uint8_t *plen, uint32_t n,
+			  const uint8_t *p, size_t len, uint32_t pkttype)
 {
 	if ((kinds & MCR_BPF_OUTGOING) && pkttype == PACKET_OUTGOING)
 		return 0;
@@ -115,9 +124,13 @@ static uint32_t reference(uint32_t kinds, const uint32_t *dst, uint32_t n, const
 		return ACCEPT;
 	if (len < x + 20)
 		return 0;
-	for (uint32_t k = 0; k < n; k++)
-		if (memcmp(&dst[k], p + x + 16, 4) == 0)
+	uint32_t a = host_of(p + x + 16);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t l = plen ? plen[k] : 32u;
+		uint32_t mask = l ? ~0u << (32u - l) : 0u;
+		if ((a & mask) == (host_of((const uint8_t *)&dst[k]) & mask))
 			return ACCEPT;
+	}
 	return 0;
 }
 
@@ -126,6 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 5)
 		return 0;
 	uint32_t kinds = data[0] & 7u;
+	int prefixes = (data[0] & 8u) != 0;
+	uint32_t lens_seed = data[0] >> 4;
 	uint32_t pkttype = data[1] % 8;
 	uint32_t n = ((uint32_t)data[2] << 8 | data[3]) % 1100u;
 	uint32_t capsel = data[4];
@@ -133,8 +148,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 5;
 	/* up to 64 addresses from the input, the rest synthesized */
 	uint32_t *dst = calloc(n ? n : 1, sizeof(uint32_t));
-	if (!dst)
+	uint8_t *plen = calloc(n ? n : 1, 1);
+	if (!dst || !plen) {
+		free(dst);
+		free(plen);
 		return 0;
+	}
+	for (uint32_t k = 0; k < n; k++)
+		plen[k] = (uint8_t)((lens_seed + k * 5u) % 33u);
 	uint32_t given = n < 64 ? n : 64;
 	for (uint32_t k = 0; k < n; k++) {
 		if (k < given && size >= 4) {
@@ -154,9 +175,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sock_filter *prog = malloc((cap ? cap : 1) * sizeof(*prog));
 	if (!prog) {
 		free(dst);
+		free(plen);
 		return 0;
 	}
-	int len = bpf_build(prog, cap, kinds, dst, n);
+	int len = bpf_build(prog, cap, kinds, dst, prefixes ? plen : NULL, n);
 	if (eff_n > MCR_BPF_MAX_DST) {
 		if (len != -E2BIG)
 			abort();
@@ -179,11 +201,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (BPF_CLASS(prog[len - 1].code) != BPF_RET)
 		abort();
 	uint32_t got = run(prog, len, data, size, pkttype);
-	uint32_t want = reference(kinds, dst, eff_n, data, size, pkttype);
+	uint32_t want = reference(kinds, dst, prefixes ? plen : NULL, eff_n, data, size, pkttype);
 	if (got != want)
 		abort();
 done:
 	free(prog);
 	free(dst);
+	free(plen);
 	return 0;
 }

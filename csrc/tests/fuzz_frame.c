@@ -12,7 +12,11 @@
  *   are right and whose payload is the input's;
  * - the output UDP checksum verifies when the input's did (or the input had
  *   none / the path computes it in full), and stays WRONG when the input's was
- *   wrong and the incremental path was taken (end-to-end integrity).
+ *   wrong and the incremental path was taken (end-to-end integrity);
+ * - with prm[8] & 0x80 the template's destination follows the input's
+ *   (dst_host_bits = prm[8] % 29 on a multicast prefix): the frame goes to
+ *   the template's prefix with the input's host bits, to that group's
+ *   multicast MAC, with the same checksum properties.
  *
  * Input: 40 parameter bytes, then the input datagram (IPv4 header 20 + UDP 8 +
  * payload). Built without -fsanitize=fuzzer, fuzz_replay.c provides main().
@@ -23,6 +27,13 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Host-order value of a network-order word (no libc byte-order helper needed). */
+static uint32_t ntohl_(uint32_t net)
+{
+	const uint8_t *b = (const uint8_t *)&net;
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
 
 static uint16_t ref_sum(const uint8_t *p, size_t n, uint32_t seed)
 {
@@ -122,6 +133,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	t.tos = prm[24];
 	memcpy(t.dst_mac, prm + 25, 6);
 	memcpy(t.src_mac, prm + 31, 6);
+	if (prm[8] & 0x80) {
+		t.dst_host_bits = (uint8_t)(prm[8] % 29u);
+		((uint8_t *)&t.dst_ip)[0] = (uint8_t)(0xe0 | (((uint8_t *)&t.dst_ip)[0] & 0x0f));
+	}
+	struct mcr_template scratch;
+	const struct mcr_template *tp = frame_dest(&t, ip_in, &scratch);
+	uint32_t want_dst = t.dst_ip;
+	if (t.dst_host_bits) {
+		uint32_t host = (1u << t.dst_host_bits) - 1u, in_dst;
+		memcpy(&in_dst, ip_in + 16, 4);
+		uint32_t d = (ntohl_(t.dst_ip) & ~host) | (ntohl_(in_dst) & host);
+		uint8_t b[4] = { (uint8_t)(d >> 24), (uint8_t)(d >> 16), (uint8_t)(d >> 8),
+				 (uint8_t)d };
+		memcpy(&want_dst, b, 4);
+	}
 	uint8_t ttl = prm[37];
 	uint16_t ip_id = (uint16_t)(prm[38] << 8 | prm[7]);
 	int csum_ok = prm[39] & 1;
@@ -138,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(ip_in);
 		return 0;
 	}
-	uint32_t flen = frame_build(out, cap, &t, ip_in, udp_in, pl, len, ttl, ip_id, csum_ok);
+	uint32_t flen = frame_build(out, cap, tp, ip_in, udp_in, pl, len, ttl, ip_id, csum_ok);
 	int fits = need <= cap && len <= 65535u - 28u;
 	if (!fits) {
 		if (flen != 0)
@@ -148,7 +174,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flen != need)
 		abort();
 	const uint8_t *ip = out + 14, *udp = ip + 20;
-	if (memcmp(out, t.dst_mac, 6) || memcmp(out + 6, t.src_mac, 6) || out[12] != 8 || out[13])
+	uint8_t want_mac[6];
+	if (t.dst_host_bits)
+		mcr_mcast_mac(want_dst, want_mac);
+	else
+		memcpy(want_mac, t.dst_mac, 6);
+	if (memcmp(out, want_mac, 6) || memcmp(out + 6, t.src_mac, 6) || out[12] != 8 || out[13])
+		abort();
+	if (memcmp(ip + 16, &want_dst, 4) || memcmp(ip + 12, &t.src_ip, 4))
 		abort();
 	if (ip[0] != 0x45 || ip[1] != t.tos || rd16(ip + 2) != 28 + len || ip[8] != ttl ||
 	    ip[9] != 17 || rd16(ip + 4) != ip_id || (ip[6] & 0x3f) || ip[7])

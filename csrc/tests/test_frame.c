@@ -2,7 +2,10 @@
 /*
  * test_frame.c — IPv4 multicast MAC mapping vectors, and the frame builder:
  * build a frame from a synthetic input datagram and parse it back byte by
- * byte (ethertype, IHL, lengths, TTL, TOS, addresses, ports, checksums).
+ * byte (ethertype, IHL, lengths, TTL, TOS, addresses, ports, checksums);
+ * destinations that follow the input's (a range mapped or kept, a port
+ * kept), whole and as fragments, with the UDP checksum derived
+ * incrementally (a corrupted payload stays detectable).
  */
 #include "t.h"
 #include "frame.h"
@@ -133,6 +136,85 @@ static void test_corrupt_stays_corrupt(void)
 	CHECK_EQ(rd16(u + 2), 5000);
 }
 
+/* The UDP checksum of a datagram (pseudo header from ip, UDP header udp8,
+ * payload) verifies. */
+static int udp_verifies(const uint8_t *ip, const uint8_t *udp8, const uint8_t *payload,
+			uint32_t plen)
+{
+	uint8_t ph[12];
+	memcpy(ph, ip + 12, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	wr16(ph + 10, (uint16_t)(8 + plen));
+	uint16_t s = t_csum_naive(ph, 12, 0);
+	s = t_csum_naive(udp8, 8, s);
+	return t_csum_naive(payload, plen, s) == 0xffff;
+}
+
+/*
+ * A template whose destination follows the input's: dst_host_bits low bits
+ * of the input's destination (239.1.1.1) on the template's prefix, and the
+ * input's port when dst_port is 0. Checked for a mapping onto another /16, a
+ * range kept (the template's prefix is the input's own), a /28 of a /4, with
+ * and without the input's checksum (incremental, and computed in full), and
+ * a corrupted payload, which must fail at the receiver as it did at the input.
+ */
+static void test_follow(uint8_t bits, const char *prefix, const char *want_dst, uint16_t dport,
+			int with_csum, int corrupt)
+{
+	static uint8_t in[2000], out[2000];
+	uint32_t plen = 333;
+	uint32_t l3len = make_input(in, 5, plen, with_csum);
+	if (corrupt)
+		in[l3len + 8 + 100] ^= 0x10;
+	struct mcr_template t, scratch;
+	memset(&t, 0, sizeof(t));
+	t.kind = MCR_TMPL_RING;
+	t.src_ip = ip4("192.168.7.1");
+	t.dst_ip = ip4(prefix);
+	t.dst_host_bits = bits;
+	t.dst_port = htons(dport);
+	if (bits)
+		memset(t.dst_mac, 0xee, 6); /* never used for a following destination */
+	else
+		mcr_mcast_mac(t.dst_ip, t.dst_mac);
+	const struct mcr_template *tp = frame_dest(&t, in, &scratch);
+	CHECK(tp == (bits ? &scratch : &t));
+	CHECK_EQ(frame_dst_addr(&t, in), ip4(want_dst));
+	uint32_t len =
+		frame_build(out, sizeof(out), tp, in, in + l3len, in + l3len + 8, plen, 5, 7, 1);
+	REQUIRE(len == 42 + plen);
+	uint8_t mac[6];
+	mcr_mcast_mac(ip4(want_dst), mac);
+	CHECK(memcmp(out, mac, 6) == 0);
+	const uint8_t *ip = out + 14, *u = ip + 20;
+	uint32_t dst;
+	memcpy(&dst, ip + 16, 4);
+	CHECK_EQ(dst, ip4(want_dst));
+	CHECK_EQ((uint16_t)~t_csum_naive(ip, 20, 0), 0);
+	CHECK_EQ(rd16(u + 2), dport ? dport : 5000);
+	CHECK_EQ(udp_verifies(ip, u, u + 8, plen), !corrupt);
+	/* the template itself is untouched */
+	CHECK_EQ(t.dst_ip, ip4(prefix));
+	CHECK_EQ(t.dst_mac[0], bits ? 0xee : 0x01);
+
+	/* the same datagram as fragments (an MTU of 200) */
+	uint8_t udp8[8];
+	udp_header_build(udp8, tp, in, in + l3len, in + l3len + 8, plen, 1);
+	CHECK(memcmp(udp8, u, 8) == 0);
+	uint32_t nf = frag_count(plen, 214);
+	CHECK_EQ(nf, 2);
+	for (uint32_t k = 0; k < nf; k++) {
+		uint32_t fl = frame_build_fragment(out, sizeof(out), tp, udp8, in + l3len + 8, plen,
+						   5, 7, k, 214);
+		REQUIRE(fl > 34);
+		CHECK(memcmp(out, mac, 6) == 0);
+		memcpy(&dst, out + 30, 4);
+		CHECK_EQ(dst, ip4(want_dst));
+		CHECK_EQ((uint16_t)~t_csum_naive(out + 14, 20, 0), 0);
+	}
+}
+
 int main(void)
 {
 	test_mac();
@@ -144,5 +226,15 @@ int main(void)
 	test_build(5, 65507, 1, 1);
 	test_build(5, 65507, 0, 0);
 	test_corrupt_stays_corrupt();
+	/* input 239.1.1.1:5000 */
+	for (int csum = 0; csum < 2; csum++) {
+		test_follow(16, "239.20.0.0", "239.20.1.1", 6000, csum, 0); /* mapped /16 */
+		test_follow(16, "239.1.0.0", "239.1.1.1", 0, csum, 0);	    /* kept, port kept */
+		test_follow(28, "224.0.0.0", "239.1.1.1", 0, csum, 0);	    /* 224.0.0.0/4 kept */
+		test_follow(8, "238.0.0.0", "238.0.0.1", 6000, csum, 0);    /* mapped /24 */
+		test_follow(0, "239.9.9.9", "239.9.9.9", 6000, csum, 0);    /* fixed */
+	}
+	test_follow(16, "239.20.0.0", "239.20.1.1", 6000, 1, 1); /* corruption stays visible */
+	test_follow(16, "239.20.0.0", "239.20.1.1", 0, 1, 1);
 	return t_done("frame");
 }

@@ -588,28 +588,89 @@ static void test_objects(void)
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 }
 
+/* A ring template whose destination follows the input's (239.1.1.1:5000
+ * mapped onto 239.20.0.0/16, port kept): the frame in the TX slot carries
+ * 239.20.1.1:5000, its multicast MAC and verifying checksums (the UDP one
+ * derived incrementally from the input's). Refusals: host bits over 28, or
+ * on a unicast destination. */
+static void test_follow(void)
+{
+	char err[256];
+	mcr_fwd *fwd;
+	struct mcr_tx *tx;
+	fake_reset();
+	REQUIRE(mcr_fwd_open(2, 8, &fwd, err, sizeof(err)) == 0);
+	REQUIRE(txr_open_mem(2048, 8, 1500, &tx) == 0);
+	tx->send = fake_send;
+	struct mcr_template t = ring_tmpl(tx);
+	t.dst_ip = htonl(0x0a000005);
+	t.dst_host_bits = 16;
+	CHECK_EQ(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "multicast") != NULL);
+	t.dst_ip = htonl(0xef140000);
+	t.dst_host_bits = 29;
+	CHECK_EQ(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)), -EINVAL);
+	t.dst_host_bits = 16;
+	t.dst_port = 0;
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	struct mcr_rx_desc batch[1];
+	memset(batch, 0, sizeof(batch));
+	batch[0].offset = 100;
+	batch[0].snaplen = put_frame(100, 200);
+	set_desc(&mcr_fwd_desc(fwd)[0], 0, 100, 200, 0, 0);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 1, ring, sizeof(ring), 1), 1);
+	CHECK_EQ(mcr_fwd_counters(fwd)[0].packets, 1);
+	const uint8_t *f = (const uint8_t *)slot(tx, 0) + MCR_TX_DATA_OFF;
+	const uint8_t mac[6] = { 0x01, 0x00, 0x5e, 0x14, 0x01, 0x01 };
+	CHECK(memcmp(f, mac, 6) == 0);
+	CHECK_EQ(rd16(f + 30), 0xef14);
+	CHECK_EQ(rd16(f + 32), 0x0101);
+	CHECK_EQ(rd16(f + 36), 5000);
+	CHECK_EQ((uint16_t)~t_csum_naive(f + 14, 20, 0), 0);
+	uint8_t ph[12];
+	memcpy(ph, f + 26, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	wr16(ph + 10, 208);
+	CHECK_EQ(t_csum_naive(f + 34, 208, t_csum_naive(ph, 12, 0)), 0xffff);
+	mcr_fwd_close(fwd);
+	mcr_tx_close(tx);
+	CHECK_EQ(mcr_debug_live_objects(), 0);
+}
+
 static void test_bpf(void)
 {
 	/* the kernel's checker accepts every variant (any socket can carry
-	 * a classic filter; this needs no privileges) */
-	static struct sock_filter prog[18 + 2 * MCR_BPF_MAX_DST];
+	 * a classic filter; this needs no privileges), with addresses only and
+	 * with prefixes of every length */
+	static struct sock_filter prog[18 + 2 * MCR_BPF_MAX_DST + 2 * MCR_BPF_PREFIX_LENS];
 	static uint32_t dst[MCR_BPF_MAX_DST + 1];
-	for (uint32_t i = 0; i <= MCR_BPF_MAX_DST; i++)
+	static uint8_t plen[MCR_BPF_MAX_DST + 1];
+	for (uint32_t i = 0; i <= MCR_BPF_MAX_DST; i++) {
 		dst[i] = htonl(0xe0000000u + i);
+		plen[i] = (uint8_t)(i % 33);
+	}
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	REQUIRE(fd >= 0);
-	uint32_t ns[] = { 0, 1, 7, MCR_BPF_MAX_DST };
-	for (uint32_t kinds = 1; kinds <= 7; kinds++)
-		for (uint32_t k = 0; k < 4; k++) {
-			int len =
-				bpf_build(prog, sizeof(prog) / sizeof(prog[0]), kinds, dst, ns[k]);
-			REQUIRE(len > 0 && (uint32_t)len <= bpf_size(ns[k]));
-			struct sock_fprog fp = { .len = (unsigned short)len, .filter = prog };
-			CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)), 0);
-		}
-	CHECK_EQ(bpf_build(prog, sizeof(prog) / sizeof(prog[0]), 3, dst, MCR_BPF_MAX_DST + 1),
+	REQUIRE(sizeof(prog) / sizeof(prog[0]) == bpf_size(MCR_BPF_MAX_DST));
+	uint32_t ns[] = { 0, 1, 7, 40, MCR_BPF_MAX_DST };
+	for (int p = 0; p < 2; p++)
+		for (uint32_t kinds = 1; kinds <= 7; kinds++)
+			for (uint32_t k = 0; k < 5; k++) {
+				int len = bpf_build(prog, sizeof(prog) / sizeof(prog[0]), kinds,
+						    dst, p ? plen : NULL, ns[k]);
+				REQUIRE(len > 0 && (uint32_t)len <= bpf_size(ns[k]));
+				struct sock_fprog fp = { .len = (unsigned short)len,
+							 .filter = prog };
+				CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp,
+						    sizeof(fp)),
+					 0);
+			}
+	CHECK_EQ(bpf_build(prog, sizeof(prog) / sizeof(prog[0]), 3, dst, NULL, MCR_BPF_MAX_DST + 1),
 		 -E2BIG);
-	CHECK_EQ(bpf_build(prog, 10, 3, dst, 5), -EINVAL);
+	CHECK_EQ(bpf_build(prog, 10, 3, dst, NULL, 5), -EINVAL);
+	plen[3] = 33; /* no such prefix length */
+	CHECK_EQ(bpf_build(prog, sizeof(prog) / sizeof(prog[0]), 3, dst, plen, 5), -EINVAL);
 	close(fd);
 }
 
@@ -623,6 +684,7 @@ int main(void)
 	test_lifetimes();
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 	test_objects();
+	test_follow();
 	test_bpf();
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 	return t_done("fwd");

@@ -11,6 +11,7 @@
  * Loopback frames carry an all-zero Ethernet header.
  */
 #include "t.h"
+#include "bpf.h"
 #include "frame.h"
 #include "fwd.h"
 #include "ring_tx.h"
@@ -245,13 +246,29 @@ static void test_filter_and_stats(uint32_t ver)
 	CHECK_EQ(mcr_rx_poll(rx, 20), 0);
 	/* destination filter */
 	uint32_t other = htonl(0x7f000002);
-	REQUIRE(mcr_rx_set_filter(rx, &other, 1, err, sizeof(err)) == 0);
+	REQUIRE(mcr_rx_set_filter(rx, &other, NULL, 1, err, sizeof(err)) == 0);
 	send_to(snd, LOCALHOST, 7100, "a", 1);
 	usleep(20000);
 	CHECK_EQ(mcr_rx_poll(rx, 20), 0);
 	send_to(snd, other, 7100, "b", 1);
 	CHECK_EQ(poll_some(rx, 1), 1);
-	REQUIRE(mcr_rx_set_filter(rx, NULL, 0, err, sizeof(err)) == 0);
+	/* a prefix: 127.0.0.2/31 passes 127.0.0.3, not 127.0.0.1 */
+	uint8_t len31 = 31, len33 = 33;
+	REQUIRE(mcr_rx_set_filter(rx, &other, &len31, 1, err, sizeof(err)) == 0);
+	send_to(snd, LOCALHOST, 7100, "c", 1);
+	usleep(20000);
+	CHECK_EQ(mcr_rx_poll(rx, 20), 0);
+	send_to(snd, htonl(0x7f000003), 7100, "d", 1);
+	CHECK_EQ(poll_some(rx, 1), 1);
+	CHECK_EQ(mcr_rx_set_filter(rx, &other, &len33, 1, err, sizeof(err)), -EINVAL);
+	/* more destinations than the filter lists: every UDP datagram passes */
+	static uint32_t many[MCR_BPF_MAX_DST + 1];
+	for (uint32_t i = 0; i <= MCR_BPF_MAX_DST; i++)
+		many[i] = htonl(0xe0000000u + i);
+	CHECK_EQ(mcr_rx_set_filter(rx, many, NULL, MCR_BPF_MAX_DST + 1, err, sizeof(err)), 1);
+	send_to(snd, LOCALHOST, 7100, "e", 1);
+	CHECK_EQ(poll_some(rx, 1), 1);
+	REQUIRE(mcr_rx_set_filter(rx, NULL, NULL, 0, err, sizeof(err)) == 0);
 	/* many datagrams, batches bounded by batch_max (256). Under V3 a slow sender (valgrind, a
 	 * busy machine) gets each block retired by the 1 ms timer with few frames in it, so the
 	 * 8 blocks can fill before the reader starts: the kernel then drops the tail and counts
@@ -279,13 +296,13 @@ static void test_filter_and_stats(uint32_t ver)
 	CHECK(seen_max <= 256);
 	struct mcr_rx_stats st;
 	REQUIRE(mcr_rx_stats(rx, &st) == 0);
-	CHECK_EQ(st.packets, 301); /* the TCP SYN never passed the filter */
-	CHECK_EQ(st.frames, 1 + (uint64_t)total);
+	CHECK_EQ(st.packets, 303); /* the TCP SYN never passed the filter */
+	CHECK_EQ(st.frames, 3 + (uint64_t)total);
 	CHECK_EQ(total + st.drops, 300); /* every datagram taken or counted as dropped */
 	if (ver == 2)
 		CHECK_EQ(st.drops, 0);	     /* 1024 V2 slots hold all 300 whatever the timing */
 	REQUIRE(mcr_rx_stats(rx, &st) == 0); /* accumulated, not reset */
-	CHECK_EQ(st.packets, 301);
+	CHECK_EQ(st.packets, 303);
 	mcr_rx_close(rx);
 	close(snd);
 }
@@ -317,7 +334,7 @@ static void test_forward(uint32_t ver)
 	setsockopt(sink_sock, IPPROTO_IP, IP_RECVTTL, &on, sizeof(on));
 	mcr_rx *rx = open_rx(ver, MCR_FANOUT_NONE, 0, -1);
 	uint32_t only = LOCALHOST;
-	REQUIRE(mcr_rx_set_filter(rx, &only, 1, err, sizeof(err)) == 0);
+	REQUIRE(mcr_rx_set_filter(rx, &only, NULL, 1, err, sizeof(err)) == 0);
 	struct mcr_tx_config tc = { .ifindex = lo_index, .frame_count = 64 };
 	mcr_tx *tx = NULL;
 	if (mcr_tx_open(&tc, &tx, err, sizeof(err)) < 0)
@@ -424,6 +441,149 @@ static void test_forward(uint32_t ver)
 	close(snd);
 	close(sink_ring);
 	close(sink_sock);
+}
+
+/* UDP checksum of a captured frame (untagged Ethernet) verifies. */
+static int udp_csum_ok(const uint8_t *f)
+{
+	uint8_t ph[12];
+	memcpy(ph, f + 26, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	wr16(ph + 10, rd16(f + 38));
+	return t_csum_naive(f + 34, rd16(f + 38), t_csum_naive(ph, 12, 0)) == 0xffff;
+}
+
+/*
+ * Templates whose destination follows the input datagram's (a range kept or
+ * mapped, a port kept): two datagrams to 127.0.0.2:7301 and 127.0.0.3:7302
+ * (captured through a prefix filter) go out through a ring template mapping
+ * their address into 239.78.0.0/16, a socket template keeping their port
+ * (127.0.0.1, per-message msg_name) and a socket template mapping into
+ * 239.77.0.0/16 and keeping the port. The frames come back through lo with
+ * this datagram's destination, its multicast MAC (ring) and verifying
+ * checksums (the IPv4 header's; the UDP checksum of the ring's frames: the
+ * kernel's own datagrams on lo carry a partial one).
+ */
+static void test_forward_follows(uint32_t ver)
+{
+	int snd = udp_sock(0);
+	int sink_a = udp_sock(7301), sink_b = udp_sock(7302);
+	mcr_rx *rx = open_rx(ver, MCR_FANOUT_NONE, 0, -1);
+	uint32_t in_a = htonl(0x7f000002), in_b = htonl(0x7f000003);
+	uint32_t ring_net = htonl(0xef4e0000), sock_net = htonl(0xef4d0000);
+	uint32_t want[3] = { in_a, ring_net, sock_net };
+	uint8_t lens[3] = { 31, 16, 16 };
+	REQUIRE(mcr_rx_set_filter(rx, want, lens, 3, err, sizeof(err)) == 0);
+	struct mcr_tx_config tc = { .ifindex = lo_index, .frame_count = 64 };
+	mcr_tx *tx = NULL;
+	REQUIRE(mcr_tx_open(&tc, &tx, err, sizeof(err)) == 0);
+	mcr_fwd *fwd;
+	REQUIRE(mcr_fwd_open(4, 64, &fwd, err, sizeof(err)) == 0);
+	struct mcr_template t;
+	memset(&t, 0, sizeof(t));
+	t.kind = MCR_TMPL_RING;
+	t.ifindex = lo_index;
+	t.src_ip = LOCALHOST;
+	t.dst_ip = ring_net;
+	t.dst_host_bits = 16;
+	t.dst_port = htons(6000);
+	t.ttl = 3;
+	t.tx = (uint64_t)(uintptr_t)tx;
+	REQUIRE(mcr_fwd_set_template(fwd, 0, &t, err, sizeof(err)) == 0);
+	/* host bits need a multicast prefix, and at most 28 of them */
+	t.dst_ip = LOCALHOST;
+	CHECK_EQ(mcr_fwd_set_template(fwd, 3, &t, err, sizeof(err)), -EINVAL);
+	t.dst_ip = ring_net;
+	t.dst_host_bits = 29;
+	CHECK_EQ(mcr_fwd_set_template(fwd, 3, &t, err, sizeof(err)), -EINVAL);
+	t.kind = MCR_TMPL_SOCKET;
+	t.tx = 0;
+	t.dst_ip = LOCALHOST;
+	t.dst_host_bits = 0;
+	t.dst_port = 0; /* keep the input's */
+	REQUIRE(mcr_fwd_set_template(fwd, 1, &t, err, sizeof(err)) == 0);
+	t.dst_ip = sock_net;
+	t.dst_host_bits = 16;
+	REQUIRE(mcr_fwd_set_template(fwd, 2, &t, err, sizeof(err)) == 0);
+
+	send_to(snd, in_a, 7301, "aaaa", 4);
+	send_to(snd, in_b, 7302, "bbbbbb", 6);
+	int n = 0;
+	for (int i = 0; i < 100 && n < 2; i++) {
+		if (n)
+			mcr_rx_release(rx); /* wait for both in one batch */
+		usleep(5000);
+		n = mcr_rx_poll(rx, 10);
+		REQUIRE(n >= 0);
+	}
+	REQUIRE(n == 2);
+	const struct mcr_rx_desc *rd = mcr_rx_desc(rx);
+	struct mcr_fwd_desc *d = mcr_fwd_desc(fwd);
+	for (uint32_t k = 0; k < 6; k++) {
+		const struct mcr_rx_desc *x = &rd[k / 3];
+		memset(&d[k], 0, sizeof(d[k]));
+		d[k].frame = k / 3;
+		d[k].l3_offset = x->offset + 14;
+		d[k].payload_off = x->offset + 42;
+		d[k].payload_len = x->snaplen - 42;
+		d[k].tmpl = k % 3;
+	}
+	CHECK_EQ(mcr_fwd_submit(fwd, rx, 6), 6);
+	struct mcr_out_counters *c = mcr_fwd_counters(fwd);
+	for (int k = 1; k < 3; k++)
+		CHECK_EQ(c[k].packets, 2);
+
+	/* the port-keeping socket template: one datagram to each input port */
+	char buf[64];
+	struct pollfd p = { .fd = sink_a, .events = POLLIN };
+	CHECK_EQ(poll(&p, 1, 1000), 1);
+	CHECK_EQ(recv(sink_a, buf, sizeof(buf), MSG_DONTWAIT), 4);
+	CHECK(memcmp(buf, "aaaa", 4) == 0);
+	p.fd = sink_b;
+	CHECK_EQ(poll(&p, 1, 1000), 1);
+	CHECK_EQ(recv(sink_b, buf, sizeof(buf), MSG_DONTWAIT), 6);
+	CHECK(memcmp(buf, "bbbbbb", 6) == 0);
+
+	/* the mapped ones, as they came back through lo */
+	int ring_seen = 0, sock_seen = 0;
+	for (int i = 0; i < 50 && (ring_seen < 2 || sock_seen < 2); i++) {
+		int m = mcr_rx_poll(rx, 10);
+		for (int k = 0; k < m; k++) {
+			const struct mcr_rx_desc *x = &mcr_rx_desc(rx)[k];
+			const uint8_t *f = mcr_rx_ring_base(rx) + x->offset;
+			uint32_t dst;
+			memcpy(&dst, f + 30, 4);
+			uint32_t low = ntohl(dst) & 0xffff, net = dst & htonl(0xffff0000);
+			if (net != ring_net && net != sock_net)
+				continue;
+			CHECK(low == 2 || low == 3);
+			CHECK_EQ((uint16_t)~t_csum_naive(f + 14, 20, 0), 0);
+			CHECK_EQ(rd16(f + 38), 8 + (low == 2 ? 4 : 6));
+			if (net == ring_net) {
+				ring_seen++;
+				/* (the kernel's own datagrams on lo carry a partial checksum) */
+				CHECK(udp_csum_ok(f));
+				const uint8_t mac[6] = {
+					0x01, 0x00, 0x5e, 0x4e, 0x00, (uint8_t)low
+				};
+				CHECK(memcmp(f, mac, 6) == 0);
+				CHECK_EQ(rd16(f + 36), 6000);
+			} else {
+				sock_seen++;
+				CHECK_EQ(rd16(f + 36), low == 2 ? 7301 : 7302);
+			}
+		}
+	}
+	CHECK_EQ(ring_seen, 2);
+	CHECK_EQ(sock_seen, 2);
+
+	mcr_fwd_close(fwd);
+	mcr_tx_close(tx);
+	mcr_rx_close(rx);
+	close(snd);
+	close(sink_a);
+	close(sink_b);
 }
 
 /* ------------------------------------------------- links (veth va <-> vb) */
@@ -778,7 +938,7 @@ static void test_rxset(void)
 	for (int i = 0; i < 3; i++) {
 		mcr_rx *rx = open_rx(2, MCR_FANOUT_NONE, 0, -1);
 		uint32_t only = htonl(0x7f000002 + (uint32_t)i);
-		REQUIRE(mcr_rx_set_filter(rx, &only, 1, err, sizeof(err)) == 0);
+		REQUIRE(mcr_rx_set_filter(rx, &only, NULL, 1, err, sizeof(err)) == 0);
 		REQUIRE(mcr_rxset_add(set, rx, tags[i], err, sizeof(err)) == 0);
 		by_tag[tags[i]] = rx;
 	}
@@ -853,6 +1013,7 @@ int main(void)
 		test_rx_modes(ver);
 		test_filter_and_stats(ver);
 		test_forward(ver);
+		test_forward_follows(ver);
 	}
 	test_waker();
 	test_promisc();

@@ -217,11 +217,15 @@ function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
     .option("--rule <JSON>", "a rule object as in rules.json")
     .option("--name <NAME>", "rule name")
     .option("--input-interface <IF>", "input interface")
-    .option("--input-group <G>", "input group (or unicast address)")
-    .option("--input-port <P>", "input UDP port")
+    .option("--input-group <G>", "input group, range of groups (239.1.0.0/16) or unicast address")
+    .option("--input-port <P>", 'input UDP port, or "any"')
     .option("--input-source <S>", "only datagrams from source S")
     .option("--vlan <V>", "match 802.1Q VLAN V")
-    .option("--outputs <G:P:IF,...>", "outputs, GROUP:PORT:INTERFACE separated by commas")
+    .option(
+      "--outputs <G:P:IF,...>",
+      'outputs, GROUP:PORT:INTERFACE separated by commas; GROUP may be "keep" or, for a range ' +
+        'input, a range of its length; PORT "keep"',
+    )
     .option("--ttl <T>", "TTL of the outputs (1-255 or decrement)")
     .option("--dscp <D>", "DSCP of the outputs")
     .option("--transient", TRANSIENT);

@@ -112,3 +112,86 @@ export function unicastProblem(addr: number): string | null {
   if (first >= 224) return "it is a multicast address";
   return null;
 }
+
+/** An IPv4 prefix: a network address and its length in bits. */
+export interface IPv4Prefix {
+  /** Network address (unsigned 32-bit), as written (host bits not cleared). */
+  addr: number;
+  /** Prefix length, 0..32. */
+  len: number;
+}
+
+/**
+ * Parses `a.b.c.d/len`: a canonical dotted quad (as {@link parseIPv4}), a
+ * slash and a length 0..32 without leading zeros. Host bits are returned as
+ * written (see {@link hostBitsSet}), so that a caller can say what is wrong.
+ *
+ * @param s Text to parse.
+ * @returns The prefix, or `null` when `s` is not of that form.
+ */
+export function parsePrefix(s: string): IPv4Prefix | null {
+  if (typeof s !== "string") return null;
+  const slash = s.indexOf("/");
+  if (slash < 0) return null;
+  const addr = parseIPv4(s.slice(0, slash));
+  const lenText = s.slice(slash + 1);
+  if (addr === null || !/^(3[0-2]|[12][0-9]|[0-9])$/.test(lenText)) return null;
+  return { addr, len: Number(lenText) };
+}
+
+/**
+ * The network mask of a prefix length, as an unsigned 32-bit number
+ * (`prefixMask(16)` is 255.255.0.0).
+ *
+ * @param len Prefix length, 0..32.
+ */
+export function prefixMask(len: number): number {
+  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+}
+
+/**
+ * Whether an address has bits set beyond a prefix length (`239.1.1.0/16`:
+ * true; the network address of that /16 is 239.1.0.0).
+ *
+ * @param addr Unsigned 32-bit address.
+ * @param len Prefix length, 0..32.
+ */
+export function hostBitsSet(addr: number, len: number): boolean {
+  return ((addr & ~prefixMask(len)) >>> 0) !== 0;
+}
+
+/**
+ * Whether `addr` lies in the prefix `net`/`len`.
+ *
+ * @param addr Unsigned 32-bit address.
+ * @param net Network address of the prefix.
+ * @param len Prefix length, 0..32.
+ */
+export function inPrefix(addr: number, net: number, len: number): boolean {
+  const m = prefixMask(len);
+  return ((addr & m) >>> 0) === ((net & m) >>> 0);
+}
+
+/**
+ * Whether two prefixes share an address (one contains the other).
+ *
+ * @param a Network address of the first prefix.
+ * @param alen Its length.
+ * @param b Network address of the second prefix.
+ * @param blen Its length.
+ */
+export function prefixesOverlap(a: number, alen: number, b: number, blen: number): boolean {
+  return inPrefix(a, b, Math.min(alen, blen));
+}
+
+/** The Ethernet multicast MAC of an IPv4 group (RFC 1112: 01:00:5e and its low 23 bits). */
+export function multicastMac(group: number): Uint8Array {
+  return new Uint8Array([
+    0x01,
+    0x00,
+    0x5e,
+    (group >>> 16) & 0x7f,
+    (group >>> 8) & 0xff,
+    group & 0xff,
+  ]);
+}

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ANY_PORT, type InputPort } from "./schema.ts";
 
 const FNV64_OFFSET = 0xcbf29ce484222325n;
 const FNV64_PRIME = 0x100000001b3n;
@@ -13,20 +14,24 @@ const U64 = 0xffffffffffffffffn;
 export interface InputTuple {
   /** Receiving interface. */
   interface: string;
-  /** Destination address (multicast group or unicast address), dotted quad. */
+  /** Destination address (multicast group, range or unicast address), as written. */
   group: string;
-  /** UDP port. */
-  port: number;
+  /** UDP port, or any ("any" or 0: one input). */
+  port: InputPort;
   /** Source filter, dotted quad (optional). */
   source?: string;
   /** VLAN ID (optional; 0 is the same as absent). */
   vlan?: number;
 }
 
-/** The canonical text of an input tuple: `interface|group|port|source|vlan` (empty when absent). */
+/**
+ * The canonical text of an input tuple: `interface|group|port|source|vlan`
+ * (empty when absent; any port is "any", however written).
+ */
 export function inputKey(input: InputTuple): string {
   const vlan = input.vlan === undefined || input.vlan === 0 ? "" : String(input.vlan);
-  return `${input.interface}|${input.group}|${input.port}|${input.source ?? ""}|${vlan}`;
+  const port = input.port === 0 ? ANY_PORT : input.port;
+  return `${input.interface}|${input.group}|${port}|${input.source ?? ""}|${vlan}`;
 }
 
 /**
@@ -44,9 +49,12 @@ export function ruleId(input: InputTuple): string {
   return h.toString(16).padStart(16, "0");
 }
 
-/** An input as people read it: `eth0 239.1.1.1:5001 from 10.0.0.5 vlan 7`. */
+/**
+ * An input as people read it: `eth0 239.1.1.1:5001 from 10.0.0.5 vlan 7`,
+ * `eth0 239.1.0.0/16:any`.
+ */
 export function describeInput(input: InputTuple): string {
-  let s = `${input.interface} ${input.group}:${input.port}`;
+  let s = `${input.interface} ${input.group}:${input.port === 0 ? ANY_PORT : input.port}`;
   if (input.source) s += ` from ${input.source}`;
   if (input.vlan) s += ` vlan ${input.vlan}`;
   return s;

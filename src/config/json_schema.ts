@@ -28,8 +28,12 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.input": "What the rule captures.",
   "rules.*.input.interface": "Interface the stream arrives on.",
   "rules.*.input.group":
-    "Destination address of the stream: a multicast group (224.0.0.0/4), or a unicast address — the relay's own on the input interface, or another host's seen there (mirror/SPAN port).",
-  "rules.*.input.port": "UDP destination port of the stream.",
+    "Destination address of the stream: a multicast group (224.0.0.0/4); a range of groups \"239.1.0.0/16\" (network address without host bits, /4 to /31; the most specific rule matching a datagram wins); or a unicast address — the relay's own on the input interface, or another host's seen there (mirror/SPAN port).",
+  "rules.*.input.port":
+    'UDP destination port of the stream, or "any" (or 0) for every port (multicast inputs only; a rule with the port given wins over one with "any").',
+  "rules.*.input.joins":
+    "Groups of a range input the relay joins (IGMP) on the input interface, each inside the range; without it the range relays what the network floods to the interface.",
+  "rules.*.input.joins.*": "A group inside the input range to join.",
   "rules.*.input.source":
     "Only datagrams from this sender (an (S,G) rule takes precedence over a (*,G) rule).",
   "rules.*.input.vlan": "Match this 802.1Q VLAN id; absent = untagged frames only.",
@@ -37,8 +41,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.outputs.*": "One output.",
   "rules.*.outputs.*.interface": "Interface to send on.",
   "rules.*.outputs.*.group":
-    "Destination: a multicast group, or a unicast address (multicast → unicast).",
-  "rules.*.outputs.*.port": "UDP destination port.",
+    'Destination: a multicast group, or a unicast address (multicast → unicast); "keep" (each datagram\'s own group); or, for a range input, a range of the same length ("239.20.0.0/16": each datagram keeps its host bits).',
+  "rules.*.outputs.*.port": 'UDP destination port, or "keep" (each datagram\'s own port).',
   "rules.*.outputs.*.ttl":
     'Output TTL: 1-255, or "decrement" (input TTL - 1; TTL <= 1 is dropped as ttl_expired). Default: the rule\'s, else the global one, else 1.',
   "rules.*.outputs.*.dscp": "DSCP of the output datagrams (0-63). Default: rule, global, 0.",

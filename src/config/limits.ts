@@ -22,6 +22,19 @@ export const MAX_OUTPUT_SLOTS = 262_144;
 export const MAX_RULES = 65_536;
 /** Most outputs one rule may have. */
 export const MAX_OUTPUTS_PER_RULE = 64;
+/** Most groups a range input may list in `joins`. */
+export const MAX_JOINS_PER_RULE = 256;
+/**
+ * Most IGMP joins the enabled rules may ask for together (an exact multicast
+ * input joins its group, a range input each group of its `joins`): as many
+ * as {@link MAX_RULES} exact rules ask for.
+ */
+export const MAX_JOINS = 65_536;
+/**
+ * Shortest prefix of a range input (`input.group` "239.1.0.0/16"): a range
+ * is multicast, and 224.0.0.0/4 is all of multicast.
+ */
+export const MIN_RANGE_PREFIX = 4;
 // The outputs of all enabled rules together are capped by the relay's output
 // slots (MAX_OUTPUT_SLOTS; see capacityIssues in semantics.ts). Rules need no
 // check of their own as long as every configuration fits the rule slots:

@@ -38,7 +38,6 @@ import {
   capacityIssues,
   capacityIssuesOf,
   checkAcross,
-  checkRule,
   keyOfConfig,
   keyOfLoose,
   loosen,
@@ -47,6 +46,7 @@ import {
   tooManyRules,
   tuningIssues,
 } from "./semantics.ts";
+import { checkRule } from "./rule_checks.ts";
 import type { Config, RuleConfig } from "./types.ts";
 import { fromZod } from "./zod_issues.ts";
 import type { z } from "zod";

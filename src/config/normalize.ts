@@ -5,11 +5,12 @@
  *
  * @module
  */
-import { parseIPv4 } from "../common/net.ts";
+import { isMulticast, parseIPv4 } from "../common/net.ts";
 import { ruleId } from "./ids.ts";
 import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKER_NICE, DEFAULT_WORKERS } from "./limits.ts";
 import type { RawConfig, RawRule, TtlPolicy } from "./schema.ts";
 import type { Config, InputConfig, OutputConfig, RuleConfig, RxTuning, TxTuning } from "./types.ts";
+import { canonicalPort, inputMatch, isRange, outputDest } from "./ranges.ts";
 
 /** Defaults a rule inherits (the config's, or the built-in ones). */
 export interface Defaults {
@@ -25,18 +26,30 @@ export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
   const rttl = rule.ttl ?? d.ttl;
   const rdscp = rule.dscp ?? d.dscp;
   const i = rule.input;
+  const match = inputMatch(i);
+  const joinAddrs = isRange(match)
+    ? (i.joins ?? []).map((g) => parseIPv4(g)!)
+    : isMulticast(match.addr)
+    ? [match.addr]
+    : [];
   const input: InputConfig = {
     interface: i.interface,
     group: i.group,
-    port: i.port,
-    groupAddr: parseIPv4(i.group)!,
+    port: canonicalPort(i.port),
+    groupAddr: match.addr,
+    prefixLen: match.len,
+    portNumber: match.port,
+    joinAddrs,
     sourceAddr: i.source === undefined ? 0 : parseIPv4(i.source)!,
     vlanId: i.vlan === undefined || i.vlan === 0 ? -1 : i.vlan,
   };
   if (i.source !== undefined) input.source = i.source;
   if (i.vlan !== undefined) input.vlan = i.vlan;
+  if (i.joins !== undefined) input.joins = [...i.joins];
   const outputs = rule.outputs.map((o): OutputConfig => {
     const oDscp = o.dscp ?? rdscp;
+    const dest = outputDest(match, o);
+    if ("problem" in dest) throw new Error(`normalizeRule: unchecked output: ${dest.problem}`);
     const out: OutputConfig = {
       interface: o.interface,
       group: o.group,
@@ -44,7 +57,9 @@ export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
       ttl: o.ttl ?? rttl,
       dscp: oDscp,
       tos: oDscp << 2,
-      groupAddr: parseIPv4(o.group)!,
+      groupAddr: dest.addr,
+      hostBits: dest.hostBits,
+      portNumber: dest.port,
       sourceAddr: o.source_ip === undefined ? 0 : parseIPv4(o.source_ip)!,
     };
     if (o.source_ip !== undefined) out.source_ip = o.source_ip;

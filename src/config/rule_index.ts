@@ -25,6 +25,7 @@ export class RuleIndex {
   /** References per interface name (inputs and outputs) from enabled rules. */
   readonly #ifNames = new Map<string, number>();
   #outputs = 0;
+  #joins = 0;
 
   /** @param rules a valid rule set (unique names, one enabled rule per input) */
   constructor(rules: Iterable<RuleConfig> = []) {
@@ -49,6 +50,7 @@ export class RuleIndex {
     if (by > 0) this.#inputs.set(key, r);
     else if (this.#inputs.get(key) === r) this.#inputs.delete(key);
     this.#outputs += by * r.outputs.length;
+    this.#joins += by * r.input.joinAddrs.length;
     bump(this.#inputIfs, r.input.interface, by);
     bump(this.#ifNames, r.input.interface, by);
     for (const o of r.outputs) bump(this.#ifNames, o.interface, by);
@@ -73,10 +75,12 @@ export class RuleIndex {
       outputs: this.#outputs,
       inputs: this.#inputIfs.size,
       interfaces: this.#ifNames.size,
+      joins: this.#joins,
     };
     const share = capacityShare(value);
     if (!share) return counts;
     counts.outputs += share.outputs;
+    counts.joins += share.joins;
     if (share.input !== undefined && !this.#inputIfs.has(share.input)) counts.inputs++;
     for (const n of share.interfaces) if (!this.#ifNames.has(n)) counts.interfaces++;
     return counts;

@@ -9,10 +9,11 @@
  * @module
  */
 import { z } from "zod";
-import { parseIPv4 } from "../common/net.ts";
+import { parseIPv4, parsePrefix } from "../common/net.ts";
 import {
   MAX_INCLUDE_PATTERN_LENGTH,
   MAX_INCLUDE_PATTERNS,
+  MAX_JOINS_PER_RULE,
   MAX_OUTPUTS_PER_RULE,
   MAX_RULES,
   MAX_WORKERS,
@@ -37,6 +38,8 @@ function leaf<T>(check: (v: unknown) => boolean, expected: string, json: Record<
 const jsonInt = (minimum: number, maximum: number) => ({ type: "integer", minimum, maximum });
 /** JSON Schema pattern of a dotted quad without leading zeros (as `parseIPv4`). */
 const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+/** JSON Schema pattern of a dotted quad. */
+const IPV4_PATTERN = `${OCTET}(\\.${OCTET}){3}`;
 
 const isInt = (lo: number, hi: number) => (v: unknown): boolean =>
   typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
@@ -69,7 +72,65 @@ const ipv4 = () =>
   leaf<string>(
     (v) => typeof v === "string" && parseIPv4(v) !== null,
     'an IPv4 address in dotted-quad form like "239.1.1.1" (no leading zeros)',
-    { type: "string", format: "ipv4", pattern: `^${OCTET}(\\.${OCTET}){3}$` },
+    { type: "string", format: "ipv4", pattern: `^${IPV4_PATTERN}$` },
+  );
+
+/** JSON Schema pattern of a prefix length 0..32 without leading zeros (as `parsePrefix`). */
+const PREFIX_LEN = "(3[0-2]|[12][0-9]|[0-9])";
+
+/**
+ * The spelling of "any UDP port" in `input.port` (0 means the same). One
+ * rule then takes datagrams to every port of its group or range.
+ */
+export const ANY_PORT = "any";
+/**
+ * The spelling of "the input datagram's own" in `outputs[].group` and
+ * `outputs[].port`: the output sends to the group (port) the datagram was
+ * sent to.
+ */
+export const KEEP = "keep";
+
+/** An input port as written: 1..65535, or any port ("any", or 0). */
+export type InputPort = number | typeof ANY_PORT;
+/** An output port as written: 1..65535, or the input datagram's ("keep"). */
+export type OutputPort = number | typeof KEEP;
+
+/** Input `group`: one address, or a range "a.b.c.d/len" (its semantics are semantics.ts's). */
+const inputGroup = () =>
+  leaf<string>(
+    (v) => typeof v === "string" && (parseIPv4(v) !== null || parsePrefix(v) !== null),
+    'an IPv4 address like "239.1.1.1", or a range like "239.1.0.0/16" (dotted quad, no ' +
+      "leading zeros)",
+    { type: "string", pattern: `^${IPV4_PATTERN}(/${PREFIX_LEN})?$` },
+  );
+
+/** Output `group`: one address, a range of the input range's length, or "keep". */
+const outputGroup = () =>
+  leaf<string>(
+    (v) =>
+      typeof v === "string" && (v === KEEP || parseIPv4(v) !== null || parsePrefix(v) !== null),
+    'an IPv4 address like "239.10.1.1" (dotted quad, no leading zeros), a range like ' +
+      `"239.20.0.0/16" (mapped from the input range), or "${KEEP}" (the input datagram's group)`,
+    {
+      anyOf: [
+        { type: "string", pattern: `^${IPV4_PATTERN}(/${PREFIX_LEN})?$` },
+        { const: KEEP },
+      ],
+    },
+  );
+
+const inputPort = () =>
+  leaf<InputPort>(
+    (v) => v === ANY_PORT || isInt(0, 65535)(v),
+    `an integer from 1 to 65535, or "${ANY_PORT}" (or 0) for every port`,
+    { anyOf: [jsonInt(0, 65535), { const: ANY_PORT }] },
+  );
+
+const outputPort = () =>
+  leaf<OutputPort>(
+    (v) => v === KEEP || isInt(1, 65535)(v),
+    `an integer from 1 to 65535, or "${KEEP}" (the input datagram's port)`,
+    { anyOf: [jsonInt(1, 65535), { const: KEEP }] },
   );
 
 /** Longest interface name: IFNAMSIZ (16) - 1 for the NUL. */
@@ -126,16 +187,17 @@ const nonEmptyString = (max: number) =>
 
 const inputShape = {
   interface: ifname(),
-  group: ipv4(),
-  port: port(),
+  group: inputGroup(),
+  port: inputPort(),
   source: ipv4().optional(),
   vlan: intIn(0, 4094).optional(),
+  joins: z.array(ipv4()).min(1).max(MAX_JOINS_PER_RULE).optional(),
 };
 
 const outputShape = {
   interface: ifname(),
-  group: ipv4(),
-  port: port(),
+  group: outputGroup(),
+  port: outputPort(),
   ttl: ttl().optional(),
   dscp: dscp().optional(),
   source_ip: ipv4().optional(),

@@ -1,15 +1,14 @@
 /**
- * The checks zod's structure cannot express: address classes (inputs and
- * outputs multicast or usable unicast, link-local groups only with
- * `allow_link_local`), an output looping into its own input, duplicate
- * outputs; across rules, duplicate names and two enabled rules consuming the
- * same input; and the relay-wide capacity (rules, output slots). They run on
- * the individually valid parts of a rule, so one run lists every problem.
+ * The checks zod's structure cannot express, over the individually valid
+ * parts of each rule (so one run lists every problem): those of one rule on
+ * its own (rule_checks.ts: address classes, ranges, loops, duplicate
+ * outputs); across rules, duplicate names and two enabled rules consuming the
+ * same input; and the relay-wide capacity (rules, output slots, IGMP joins).
  *
  * @module
  */
 import { ruleWhere } from "./origins.ts";
-import { isLinkLocalMulticast, isMulticast, parseIPv4, unicastProblem } from "../common/net.ts";
+import { isMulticast, parseIPv4 } from "../common/net.ts";
 import { ConfigError, type ConfigIssue, isRecord, issueAt } from "./errors.ts";
 import { describeInput, inputKey, type InputTuple, ruleId } from "./ids.ts";
 import {
@@ -17,6 +16,7 @@ import {
   MAX_DATA_PATH_WORKERS,
   MAX_INPUT_SLOTS,
   MAX_INTERFACES,
+  MAX_JOINS,
   MAX_OUTPUT_SLOTS,
   MAX_RULES,
 } from "./limits.ts";
@@ -29,6 +29,7 @@ import {
   RULE_NAME_RE,
 } from "./schema.ts";
 import type { RuleConfig } from "./types.ts";
+import { checkRule } from "./rule_checks.ts";
 
 /** What the cross-rule checks need to know about a rule. */
 export interface RuleKey {
@@ -115,100 +116,6 @@ function ruleLabel(k: RuleKey): string {
   return k.named ? `${ruleWhere(k.index)} ${render(k.name)}` : ruleWhere(k.index);
 }
 
-/** What an input or output address must be. */
-const ADDRESS_CLASSES = "must be a multicast group or a usable unicast address";
-
-const LINK_LOCAL_WHY = "is link-local multicast (224.0.0.0/24), reserved for control traffic " +
-  "such as IGMP, OSPF, RIP, VRRP, PIM and mDNS; relaying it breaks those protocols. " +
-  'Set "allow_link_local": true on the rule to relay it anyway';
-
-/**
- * Checks of one rule on its own, over its individually valid parts. Paths are
- * relative to the rule. (Link-local checks are skipped while
- * `allow_link_local` itself is invalid.)
- */
-export function checkRule(rule: LooseRule): { path: (string | number)[]; message: string }[] {
-  const issues: { path: (string | number)[]; message: string }[] = [];
-  const allowLL = rule.allowLinkLocal ?? true;
-  const input = rule.input;
-  if (input) {
-    // A unicast input is the relay's own address on the input interface, or
-    // another host's seen there (mirror/SPAN port): any usable unicast address.
-    const inGroup = parseIPv4(input.group)!;
-    if (isMulticast(inGroup)) {
-      if (isLinkLocalMulticast(inGroup) && !allowLL) {
-        issues.push({ path: ["input", "group"], message: `${input.group} ${LINK_LOCAL_WHY}` });
-      }
-    } else {
-      const why = unicastProblem(inGroup);
-      if (why) {
-        issues.push({
-          path: ["input", "group"],
-          message: `${ADDRESS_CLASSES} (got "${input.group}": ${why})`,
-        });
-      }
-    }
-    if (input.source !== undefined) {
-      const why = unicastProblem(parseIPv4(input.source)!);
-      if (why) {
-        issues.push({
-          path: ["input", "source"],
-          message: `must be a unicast source address (got "${input.source}": ${why})`,
-        });
-      }
-    }
-  }
-  const seen = new Map<string, number>();
-  rule.outputs.forEach((o, j) => {
-    if (!o) return;
-    const g = parseIPv4(o.group)!;
-    if (isMulticast(g)) {
-      if (isLinkLocalMulticast(g) && !allowLL) {
-        issues.push({ path: ["outputs", j, "group"], message: `${o.group} ${LINK_LOCAL_WHY}` });
-      }
-    } else {
-      const why = unicastProblem(g);
-      if (why) {
-        issues.push({
-          path: ["outputs", j, "group"],
-          message: `${ADDRESS_CLASSES} (got "${o.group}": ${why})`,
-        });
-      }
-    }
-    if (o.source_ip !== undefined) {
-      const why = unicastProblem(parseIPv4(o.source_ip)!);
-      if (why) {
-        issues.push({
-          path: ["outputs", j, "source_ip"],
-          message: `must be a unicast address of this host (got "${o.source_ip}": ${why})`,
-        });
-      }
-    }
-    const dest = `${o.interface} ${o.group}:${o.port}`;
-    if (
-      input && o.interface === input.interface && o.group === input.group &&
-      o.port === input.port
-    ) {
-      issues.push({
-        path: ["outputs", j],
-        message: `same interface, group and port as the rule's input (${dest}); ` +
-          "it would forward the stream into itself",
-      });
-    }
-    const k = `${o.interface}|${o.group}|${o.port}`;
-    const first = seen.get(k);
-    if (first !== undefined) {
-      issues.push({
-        path: ["outputs", j],
-        message: `duplicate of outputs[${first}] (same interface, group and port: ${dest})`,
-      });
-    } else {
-      seen.set(k, j);
-    }
-  });
-  return issues;
-}
-
 /**
  * Cross-rule checks of `fresh` rules against each other and against `prior`
  * (already accepted) rules. Issues are reported on the later rule and name the
@@ -266,15 +173,16 @@ export function tooManyRules(count: number): string {
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
   const inputs = new Set<string>();
   const names = new Set<string>();
-  let outputs = 0;
+  let outputs = 0, joins = 0;
   for (const r of rules) {
     const share = capacityShare(r);
     if (!share) continue;
     outputs += share.outputs;
+    joins += share.joins;
     if (share.input !== undefined) inputs.add(share.input);
     for (const n of share.interfaces) names.add(n);
   }
-  return capacityIssuesOf({ outputs, inputs: inputs.size, interfaces: names.size }, root);
+  return capacityIssuesOf({ outputs, inputs: inputs.size, interfaces: names.size, joins }, root);
 }
 
 /** What one rule (parsed JSON or normalized) counts for in {@link capacityIssues}. */
@@ -285,12 +193,28 @@ export interface CapacityShare {
   input?: string;
   /** The interface names it uses (input and outputs). */
   interfaces: Set<string>;
+  /** The IGMP joins it asks for (see {@link joinsOf}). */
+  joins: number;
+}
+
+/**
+ * The IGMP joins an input (parsed JSON or normalized) asks for: 1 for one
+ * multicast group, the length of `joins` for a range, 0 for a unicast
+ * address (or what cannot be read).
+ */
+export function joinsOf(input: unknown): number {
+  if (!isRecord(input)) return 0;
+  if (Array.isArray(input.joinAddrs)) return input.joinAddrs.length;
+  if (typeof input.group !== "string") return 0;
+  if (input.group.includes("/")) return Array.isArray(input.joins) ? input.joins.length : 0;
+  const a = parseIPv4(input.group);
+  return a !== null && isMulticast(a) ? 1 : 0;
 }
 
 /** A rule's {@link CapacityShare}; null for a disabled rule (it holds no slot) or a non-object. */
 export function capacityShare(r: unknown): CapacityShare | null {
   if (!isRecord(r) || r.enabled === false) return null;
-  const share: CapacityShare = { outputs: 0, interfaces: new Set() };
+  const share: CapacityShare = { outputs: 0, interfaces: new Set(), joins: joinsOf(r.input) };
   if (Array.isArray(r.outputs)) {
     share.outputs = r.outputs.length;
     for (const o of r.outputs) {
@@ -312,6 +236,8 @@ export interface CapacityCounts {
   inputs: number;
   /** Distinct interface names (inputs and outputs) of the enabled rules. */
   interfaces: number;
+  /** IGMP joins the enabled rules ask for ({@link joinsOf}). */
+  joins: number;
 }
 
 /** The capacity issues of a rule list with these counts (see {@link capacityIssues}). */
@@ -331,6 +257,14 @@ export function capacityIssuesOf(counts: CapacityCounts, root: unknown): ConfigI
       ["rules"],
       `has ${counts.inputs} input interfaces in its enabled rules; at most ${MAX_INPUT_SLOTS} ` +
         "are allowed per relay",
+      root,
+    ));
+  }
+  if (counts.joins > MAX_JOINS) {
+    issues.push(issueAt(
+      ["rules"],
+      `asks for ${counts.joins} IGMP joins in its enabled rules (one per multicast input ` +
+        `group, one per group of a range's "joins"); at most ${MAX_JOINS} are allowed per relay`,
       root,
     ));
   }

@@ -9,26 +9,34 @@
  *
  * @module
  */
-import type { FanoutMode, TtlPolicy } from "./schema.ts";
+import type { FanoutMode, InputPort, OutputPort, TtlPolicy } from "./schema.ts";
 
 /** A rule's input: where the relayed stream is received. */
 export interface InputConfig {
   /** Receiving interface name. */
   interface: string;
   /**
-   * Destination address (dotted quad): a multicast group, or a unicast
-   * address (the relay's own on `interface`, or another host's seen there on
-   * a mirror port).
+   * Destination address (dotted quad): a multicast group, a range of groups
+   * ("239.1.0.0/16"), or a unicast address (the relay's own on `interface`,
+   * or another host's seen there on a mirror port).
    */
   group: string;
-  /** UDP destination port. */
-  port: number;
+  /** UDP destination port, or "any" (written "any" or 0). */
+  port: InputPort;
   /** Only datagrams from this source address (optional, dotted quad). */
   source?: string;
   /** VLAN ID as written (optional; absent or 0 = untagged frames only). */
   vlan?: number;
-  /** `group` as an unsigned 32-bit number. */
+  /** Groups of a range to join (IGMP), as written (optional; ranges only). */
+  joins?: string[];
+  /** `group` as an unsigned 32-bit number (a range: its network address). */
   groupAddr: number;
+  /** Prefix length of `group`: 32 for one address, 4..31 for a range. */
+  prefixLen: number;
+  /** `port` as a number: 0 for "any". */
+  portNumber: number;
+  /** The groups the relay joins for this input (IGMP): its group, a range's `joins`, none for unicast. */
+  joinAddrs: number[];
   /** `source` as an unsigned 32-bit number; 0 when absent (any source). */
   sourceAddr: number;
   /**
@@ -42,10 +50,15 @@ export interface InputConfig {
 export interface OutputConfig {
   /** Sending interface name. */
   interface: string;
-  /** Destination: multicast group or unicast address (dotted quad). */
+  /**
+   * Destination as written: a multicast group or unicast address (dotted
+   * quad), a range of the input range's length ("239.20.0.0/16": the input
+   * datagram's group mapped into it, host bits kept), or "keep" (the input
+   * datagram's group).
+   */
   group: string;
-  /** UDP destination port. */
-  port: number;
+  /** UDP destination port, or "keep" (the input datagram's). */
+  port: OutputPort;
   /** Resolved TTL policy: output's, else rule's, else config's, else 1. */
   ttl: TtlPolicy;
   /** Resolved DSCP: output's, else rule's, else config's, else 0. */
@@ -56,8 +69,21 @@ export interface OutputConfig {
   source_ip?: string;
   /** UDP source port to send from (optional; default: the input datagram's). */
   source_port?: number;
-  /** `group` as an unsigned 32-bit number. */
+  /**
+   * The destination address as an unsigned 32-bit number: `group`, or with
+   * `hostBits` the network address the input datagram's host bits go onto
+   * (a mapped range's; "keep" of a range: the input range's; "keep" of one
+   * input group: that group, with no host bits).
+   */
   groupAddr: number;
+  /**
+   * Low bits of each datagram's destination taken from the input datagram's
+   * destination: 0 = `groupAddr` as is; 32 − the input's prefix length for a
+   * range kept or mapped.
+   */
+  hostBits: number;
+  /** The destination port as a number: 0 = the input datagram's (a "keep" of an "any" input). */
+  portNumber: number;
   /** `source_ip` as an unsigned 32-bit number; 0 when absent. */
   sourceAddr: number;
 }

@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { formatIPv4 } from "../common/net.ts";
+import { destText, outputPortOf } from "../config/ranges.ts";
+import type { OutputPort } from "../config/schema.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
 import type { CounterSnapshot, InputCounters } from "../relay/stats.ts";
 
@@ -34,10 +35,10 @@ export interface InterfaceRate extends Rate {
 export interface OutputRate extends Rate {
   /** Output interface. */
   interface: string;
-  /** Destination group or address. */
+  /** Destination group or address, or the range it maps into (as in `stats`). */
   group: string;
-  /** Destination port. */
-  port: number;
+  /** Destination port, or "keep". */
+  port: OutputPort;
 }
 
 /** Rates between the last two samples. */
@@ -64,7 +65,7 @@ export function noRates(): Rates {
 }
 
 /** What identifies an output of a rule. */
-type OutputKey = { interface: string; group: string; port: number };
+type OutputKey = { interface: string; group: string; port: OutputPort };
 
 /**
  * The entry of `list` for output `o`, expected at `index` (the outputs of a
@@ -140,7 +141,8 @@ function earlier(c: InputCounters | undefined): Earlier {
  */
 function outputWord(rule: TableRule, first: number, out: TableOutput, index: number) {
   const same = (x: TableOutput) =>
-    x.port === out.port && x.dst === out.dst && x.interface === out.interface;
+    x.port === out.port && x.dst === out.dst && x.hostBits === out.hostBits &&
+    x.interface === out.interface;
   const x = findOutput(rule.outputs, index, same);
   return x === undefined ? undefined : first + rule.outputs.indexOf(x);
 }
@@ -231,8 +233,8 @@ export class RateTracker implements Disposable {
             const b = was && pj !== undefined ? was.outputs : undefined;
             return {
               interface: out.interface,
-              group: formatIPv4(out.dst),
-              port: out.port,
+              group: destText(out.dst, out.hostBits),
+              port: outputPortOf(out.port),
               pps: per(b?.[2 * pj!], cur.outputs[2 * j], dt),
               bps: 8 * per(b?.[2 * pj! + 1], cur.outputs[2 * j + 1], dt),
             };

@@ -18,6 +18,7 @@ import type {
   State,
   WorkerStats,
 } from "../relay/stats.ts";
+import type { InputPort, OutputPort } from "../config/schema.ts";
 import type { IgmpStats } from "../relay/igmp.ts";
 import type { ClaimStats } from "../relay/port_claims.ts";
 import type { FdStats } from "../relay/fd_budget.ts";
@@ -87,7 +88,10 @@ export interface RuleFilter {
   rule?: string;
   /** Rules whose input is on this interface or that have an output on it. */
   interface?: string;
-  /** Rules whose input group is this address or that have an output to it (dotted quad). */
+  /**
+   * Rules whose input group is this address (or a range that holds it) or that have an output
+   * to it (or to a range that holds it) (dotted quad).
+   */
   group?: string;
 }
 
@@ -209,13 +213,13 @@ export interface ListedRule {
   state: ListState;
   /** Why it is not active. */
   reason?: string;
-  /** Input match. */
-  input: { interface: string; group: string; port: number; source?: string; vlan?: number };
-  /** Outputs with their state and counters. */
+  /** Input match, as written (a range "239.1.0.0/16", port "any"). */
+  input: { interface: string; group: string; port: InputPort; source?: string; vlan?: number };
+  /** Outputs with their state and counters (group and port as written: "keep", a range). */
   outputs: {
     interface: string;
     group: string;
-    port: number;
+    port: OutputPort;
     ttl: number | "decrement";
     dscp: number;
     state: ListState;

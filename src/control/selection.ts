@@ -7,7 +7,7 @@
  * @module
  */
 import { isValidInterfaceName, RULE_NAME_RE } from "../config/schema.ts";
-import { parseIPv4 } from "../common/net.ts";
+import { inPrefix, parseIPv4, parsePrefix } from "../common/net.ts";
 import { ControlError } from "./protocol.ts";
 import { type RuleFilter, SORT_KEYS, type SortKey, type View, VIEWS } from "./results.ts";
 
@@ -108,15 +108,25 @@ export function findRules<T extends Filterable>(rules: readonly T[], nameOrId: s
   return byName.length > 0 ? byName : rules.filter((r) => r.id === nameOrId);
 }
 
-/** Whether `r` matches the interface and group of `f` (not its rule). */
+/** Whether a rule's group as shown (an address, a range "239.1.0.0/16", "keep") covers `g`. */
+function covers(shown: string, g: string): boolean {
+  if (shown === g) return true;
+  const p = shown.includes("/") ? parsePrefix(shown) : null;
+  return p !== null && inPrefix(parseIPv4(g)!, p.addr, p.len);
+}
+
+/**
+ * Whether `r` matches the interface and group of `f` (not its rule); a range
+ * (input, or an output it maps into) matches every group inside it.
+ */
 function matchesWhere(r: Filterable, f: RuleFilter): boolean {
   if (
     f.interface !== undefined && r.input.interface !== f.interface &&
     !r.outputs.some((o) => o.interface === f.interface)
   ) return false;
+  const g = f.group;
   if (
-    f.group !== undefined && r.input.group !== f.group &&
-    !r.outputs.some((o) => o.group === f.group)
+    g !== undefined && !covers(r.input.group, g) && !r.outputs.some((o) => covers(o.group, g))
   ) return false;
   return true;
 }

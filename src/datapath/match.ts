@@ -2,13 +2,27 @@
  * The hot-loop rule lookup: the compiled rules of one input interface and
  * {@link matchRule}, the one matcher the batch loop and the tests use.
  *
- * Matching: a datagram is looked up by (destination address, UDP port) in an
- * open-addressing table over typed arrays; the candidates for a key are
- * ordered source-specific first, so an (S,G) rule takes precedence over a
- * (*,G) rule for the same group and port, as in multicast routing; exactly
- * one rule applies to a datagram, which is one of the reasons the relay never
- * sends a datagram twice to the same output. `vlan` must match too: -1 means
- * untagged frames only.
+ * Matching: exactly one rule applies to a datagram — the most specific one
+ * whose input matches it — which is one of the reasons the relay never sends
+ * a datagram twice to the same output. Most specific means, in this order:
+ *
+ * 1. the longest group prefix (one group, /32, before a /24 before a /16);
+ * 2. then an exact UDP port before any port;
+ * 3. then a source-specific (S,G) rule before a (*,G) one, as in multicast
+ *    routing.
+ *
+ * `vlan` must match too (-1: untagged frames only); it is part of the match,
+ * not of the order. Two enabled rules never share group, prefix, port,
+ * source and VLAN (config semantics refuse it).
+ *
+ * The lookup: an open-addressing hash table over typed arrays keyed by
+ * (destination masked to a prefix length, prefix length, port or 0 for
+ * any), whose values index candidate lists ordered source-specific first;
+ * and the distinct (prefix length, exact/any port) levels the rules use, in
+ * the order above. A datagram is looked up once per level until a candidate
+ * matches, so its cost is bounded by the number of distinct levels (at most
+ * 29 lengths × 2, usually one or a few), not by the number of rules or
+ * ranges; a table of only exact rules costs one probe, as before ranges.
  *
  * The table changes in place, one rule at a time ({@link MatchTable.set},
  * {@link MatchTable.delete}): adding a rule to a table of 50,000 costs what
@@ -25,9 +39,11 @@ export interface CompiledRule {
   readonly slot: number;
   /** Rule id (a new id in the slot is another rule: its counters restart). */
   readonly id: string;
-  /** Input group. */
+  /** Input group (a range: its network address). */
   readonly group: number;
-  /** Input port. */
+  /** Prefix length of the input group: 32 = one group. */
+  readonly prefixLen: number;
+  /** Input port, 0 = any. */
   readonly port: number;
   /** Counter index of the rule's packet count (bytes at +1). */
   readonly counter: number;
@@ -55,6 +71,7 @@ export function compileRule(r: TableRule): CompiledRule {
     slot: r.slot,
     id: r.id,
     group: r.group >>> 0,
+    prefixLen: r.prefixLen,
     port: r.port,
     counter: RULE_BASE + r.slot * RULE_WORDS,
     source: r.source >>> 0,
@@ -70,83 +87,119 @@ export function compileRule(r: TableRule): CompiledRule {
 const MIN_CAPACITY = 16;
 /** Candidate lists left empty by deletions before the table is rebuilt without them. */
 const COMPACT_AFTER = 1024;
+/** Most distinct levels: prefix lengths 0..32, each with an exact and an any port. */
+const MAX_LEVELS = 66;
+/** Bits of a key's port part (the prefix length sits above them). */
+const PORT_BITS = 16;
+
+/** Network mask of a prefix length, as a signed 32-bit integer (the hot loop's form). */
+function maskOf(len: number): number {
+  return len === 0 ? 0 : (0xffffffff << (32 - len)) | 0;
+}
 
 /**
- * The hot-loop lookup: an open-addressing hash table (linear probing) over
- * typed arrays, keyed by (destination address, UDP port), whose values index
- * candidate lists ordered source-specific first. All arithmetic stays in
- * small integers (no heap numbers, no Map hashing of doubles).
+ * The key of a level and port: prefix length above the port (0 for a level
+ * that takes any port). Never -1 (the empty-slot marker).
+ */
+function keyOf(len: number, port: number): number {
+  return (len << PORT_BITS) | port;
+}
+
+/**
+ * A level's place in the matching order (higher first): prefix length, then
+ * exact port before any port.
+ */
+function rank(len: number, anyPort: boolean): number {
+  return (len << 1) | (anyPort ? 0 : 1);
+}
+
+/**
+ * The hot-loop lookup (see the module doc): an open-addressing hash table
+ * (linear probing) over typed arrays keyed by (masked destination, prefix
+ * length and port), whose values index candidate lists ordered
+ * source-specific first, and the levels to probe in order. All arithmetic
+ * stays in small integers (no heap numbers, no Map hashing of doubles).
  */
 export class MatchTable {
   #dst: Int32Array;
-  #port: Int32Array;
+  #key: Int32Array;
   #val: Int32Array;
   #mask: number;
   /** Candidate lists (index = value stored in the table). */
   lists: CompiledRule[][] = [];
   /** Key of each list. */
   #keyDst: number[] = [];
-  #keyPort: number[] = [];
+  #keyKey: number[] = [];
   /** Rules by slot. */
   readonly #bySlot = new Map<number, CompiledRule>();
   #emptyLists = 0;
+  /** Rules per level, by {@link rank}. */
+  readonly #levelRules = new Map<number, number>();
+  /** Number of levels in use: the first `levels` entries of the level arrays. */
+  levels = 0;
+  /** Per level, in matching order: the network mask applied to the destination. */
+  readonly levelMask: Int32Array = new Int32Array(MAX_LEVELS);
+  /** Per level: the key's prefix-length part. */
+  readonly levelKey: Int32Array = new Int32Array(MAX_LEVELS);
+  /** Per level: the mask applied to the port (0xffff: exact port; 0: any port). */
+  readonly levelPortMask: Int32Array = new Int32Array(MAX_LEVELS);
 
-  /** @param expected number of distinct (dst, port) keys expected */
+  /** @param expected number of distinct keys expected */
   constructor(expected = 0) {
     let cap = MIN_CAPACITY;
     while (cap < expected * 2) cap <<= 1;
     this.#dst = new Int32Array(cap);
-    this.#port = new Int32Array(cap).fill(-1);
+    this.#key = new Int32Array(cap).fill(-1);
     this.#val = new Int32Array(cap);
     this.#mask = cap - 1;
   }
 
-  /** Slot index where (dst, port) lives or would go. */
-  #probe(dst: number, port: number): number {
+  /** Slot index where (dst, key) lives or would go. */
+  #probe(dst: number, key: number): number {
     const d = dst | 0;
-    const h = Math.imul(d ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b);
+    const h = Math.imul(d ^ Math.imul(key, 0x9e3779b1), 0x85ebca6b);
     let i = (h ^ (h >>> 15)) & this.#mask;
     for (;;) {
-      const p = this.#port[i];
-      if (p === -1 || (p === port && this.#dst[i] === d)) return i;
+      const k = this.#key[i];
+      if (k === -1 || (k === key && this.#dst[i] === d)) return i;
       i = (i + 1) & this.#mask;
     }
   }
 
   /** Rebuild the index at `cap` keys, leaving out empty lists. */
   #rebuild(cap: number): void {
-    const lists = this.lists, kd = this.#keyDst, kp = this.#keyPort;
+    const lists = this.lists, kd = this.#keyDst, kk = this.#keyKey;
     this.#dst = new Int32Array(cap);
-    this.#port = new Int32Array(cap).fill(-1);
+    this.#key = new Int32Array(cap).fill(-1);
     this.#val = new Int32Array(cap);
     this.#mask = cap - 1;
     this.lists = [];
     this.#keyDst = [];
-    this.#keyPort = [];
+    this.#keyKey = [];
     this.#emptyLists = 0;
     for (let k = 0; k < lists.length; k++) {
       if (lists[k].length === 0) continue;
-      const i = this.#probe(kd[k], kp[k]);
-      this.#port[i] = kp[k];
+      const i = this.#probe(kd[k], kk[k]);
+      this.#key[i] = kk[k];
       this.#dst[i] = kd[k] | 0;
       this.#val[i] = this.lists.length;
       this.lists.push(lists[k]);
       this.#keyDst.push(kd[k]);
-      this.#keyPort.push(kp[k]);
+      this.#keyKey.push(kk[k]);
     }
   }
 
-  /** Candidate list for (dst, port), created when missing. */
-  #listFor(dst: number, port: number): CompiledRule[] {
+  /** Candidate list for (dst, key), created when missing. */
+  #listFor(dst: number, key: number): CompiledRule[] {
     if ((this.lists.length + 1) * 2 > this.#mask + 1) this.#rebuild((this.#mask + 1) * 2);
-    const i = this.#probe(dst, port);
-    if (this.#port[i] === -1) {
-      this.#port[i] = port;
+    const i = this.#probe(dst, key);
+    if (this.#key[i] === -1) {
+      this.#key[i] = key;
       this.#dst[i] = dst | 0;
       this.#val[i] = this.lists.length;
       this.lists.push([]);
       this.#keyDst.push(dst | 0);
-      this.#keyPort.push(port);
+      this.#keyKey.push(key);
       return this.lists[this.#val[i]];
     }
     const list = this.lists[this.#val[i]];
@@ -154,14 +207,35 @@ export class MatchTable {
     return list;
   }
 
+  /** A rule joins (+1) or leaves (-1) its level; the level arrays follow. */
+  #level(c: CompiledRule, by: 1 | -1): void {
+    const r = rank(c.prefixLen, c.port === 0);
+    const n = (this.#levelRules.get(r) ?? 0) + by;
+    if (n > 0 && n - by > 0) {
+      this.#levelRules.set(r, n);
+      return; // the level was there and stays
+    }
+    if (n > 0) this.#levelRules.set(r, n);
+    else this.#levelRules.delete(r);
+    const ranks = [...this.#levelRules.keys()].sort((a, b) => b - a);
+    ranks.forEach((rk, k) => {
+      const len = rk >> 1;
+      this.levelMask[k] = maskOf(len);
+      this.levelKey[k] = keyOf(len, 0);
+      this.levelPortMask[k] = (rk & 1) === 1 ? 0xffff : 0;
+    });
+    this.levels = ranks.length;
+  }
+
   /** Add rule `c`, or replace the rule with its slot. */
   set(c: CompiledRule): void {
     this.delete(c.slot);
-    const list = this.#listFor(c.group, c.port);
+    const list = this.#listFor(c.group & maskOf(c.prefixLen), keyOf(c.prefixLen, c.port));
     // source-specific rules first (an (S,G) rule wins over a (*,G) one)
     if (c.source !== 0) list.unshift(c);
     else list.push(c);
     this.#bySlot.set(c.slot, c);
+    this.#level(c, 1);
   }
 
   /** Remove the rule of `slot` (if there is one). */
@@ -169,7 +243,8 @@ export class MatchTable {
     const c = this.#bySlot.get(slot);
     if (!c) return;
     this.#bySlot.delete(slot);
-    const li = this.find(c.group, c.port);
+    this.#level(c, -1);
+    const li = this.find(c.group & maskOf(c.prefixLen), keyOf(c.prefixLen, c.port));
     const list = this.lists[li];
     const k = list.indexOf(c);
     if (k >= 0) list.splice(k, 1);
@@ -188,17 +263,20 @@ export class MatchTable {
     return this.#bySlot.get(slot);
   }
 
-  /** Index of the candidate list for (dst, port), or -1. */
-  find(dst: number, port: number): number {
+  /**
+   * Index of the candidate list for a masked destination and a key (a
+   * level's {@link levelKey} with the port, or 0 for any), or -1.
+   */
+  find(dst: number, key: number): number {
     const d = dst | 0;
     const mask = this.#mask;
-    const ports = this.#port;
-    const h = Math.imul(d ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b);
+    const keys = this.#key;
+    const h = Math.imul(d ^ Math.imul(key, 0x9e3779b1), 0x85ebca6b);
     let i = (h ^ (h >>> 15)) & mask;
     for (;;) {
-      const p = ports[i];
-      if (p === -1) return -1;
-      if (p === port && this.#dst[i] === d) return this.#val[i];
+      const k = keys[i];
+      if (k === -1) return -1;
+      if (k === key && this.#dst[i] === d) return this.#val[i];
       i = (i + 1) & mask;
     }
   }
@@ -222,8 +300,9 @@ export function compileTable(t: { rules: readonly TableRule[] }): MatchTable {
 }
 
 /**
- * Find the rule for a datagram, or undefined. Source-specific rules come
- * first in each candidate list.
+ * Find the rule for a datagram, or undefined: the first level (most specific
+ * first) with a candidate whose VLAN and source match. Source-specific rules
+ * come first in each candidate list.
  */
 export function matchRule(
   lookup: MatchTable,
@@ -232,12 +311,16 @@ export function matchRule(
   src: number,
   vlan: number,
 ): CompiledRule | undefined {
-  const li = lookup.find(dst, port);
-  if (li < 0) return undefined;
-  const list = lookup.lists[li];
-  for (let i = 0; i < list.length; i++) {
-    const c = list[i];
-    if (c.vlan === vlan && (c.source === 0 || c.source === src)) return c;
+  const n = lookup.levels;
+  const masks = lookup.levelMask, keys = lookup.levelKey, ports = lookup.levelPortMask;
+  for (let k = 0; k < n; k++) {
+    const li = lookup.find(dst & masks[k], keys[k] | (port & ports[k]));
+    if (li < 0) continue;
+    const list = lookup.lists[li];
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i];
+      if (c.vlan === vlan && (c.source === 0 || c.source === src)) return c;
+    }
   }
   return undefined;
 }

@@ -29,9 +29,10 @@ export type InputRxOptions = Omit<RxOptions, "ifindex" | "wakeFd">;
  */
 export function outputKey(
   ruleId: string,
-  o: { interface: string; dst: number; port: number },
+  o: { interface: string; dst: number; hostBits: number; port: number },
 ): string {
-  return `${ruleId}>${o.interface}|${o.dst}|${o.port}`;
+  const bits = o.hostBits === 0 ? "" : `/${o.hostBits}`;
+  return `${ruleId}>${o.interface}|${o.dst}${bits}|${o.port}`;
 }
 
 /** One output as the worker needs it. Addresses are host-order u32. */
@@ -40,9 +41,17 @@ export interface TableOutput {
   slot: number;
   /** Output interface name. */
   interface: string;
-  /** Destination group or unicast address. */
+  /**
+   * Destination group or unicast address; with `hostBits`, the network
+   * address each datagram's host bits go onto.
+   */
   dst: number;
-  /** Destination port. */
+  /**
+   * Low bits of the destination taken from each input datagram's (a range
+   * kept or mapped, config/ranges.ts); 0 = `dst` as is.
+   */
+  hostBits: number;
+  /** Destination port; 0 = the input datagram's. */
   port: number;
   /** Source address; 0 = the output interface's address. */
   srcIp: number;
@@ -62,9 +71,11 @@ export interface TableRule {
   id: string;
   /** Rule name. */
   name: string;
-  /** Input group. */
+  /** Input group (a range: its network address). */
   group: number;
-  /** Input UDP port. */
+  /** Prefix length of the input: 32 = one group, less = a range. */
+  prefixLen: number;
+  /** Input UDP port, 0 = any. */
   port: number;
   /** Required source address, 0 = any. */
   source: number;

@@ -36,7 +36,7 @@ import { Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
 import type { TableOutput, TxRingOptions } from "./messages.ts";
-import { isMulticast } from "../common/net.ts";
+import { isMulticast, multicastMac } from "../common/net.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
@@ -65,17 +65,6 @@ interface Tx {
   ring: TxRing;
   ifindex: number;
   stats?: TxStats;
-}
-
-function mcastMac(group: number): Uint8Array {
-  return new Uint8Array([
-    0x01,
-    0x00,
-    0x5e,
-    (group >>> 16) & 0x7f,
-    (group >>> 8) & 0xff,
-    group & 0xff,
-  ]);
 }
 
 /** Reason for a ring's `down` errno. */
@@ -239,7 +228,8 @@ export class Outputs {
     const cur = this.#specs.get(slot);
     // compared field by field: two strings per output would cost 65,536 outputs ~10 MB
     const same = cur !== undefined && cur.ruleId === ruleId &&
-      cur.o.interface === o.interface && cur.o.dst === o.dst && cur.o.port === o.port;
+      cur.o.interface === o.interface && cur.o.dst === o.dst && cur.o.hostBits === o.hostBits &&
+      cur.o.port === o.port;
     if (
       same && cur.o.srcIp === o.srcIp && cur.o.srcPort === o.srcPort && cur.o.ttl === o.ttl &&
       cur.o.tos === o.tos
@@ -380,6 +370,9 @@ export class Outputs {
       ifindex: iface.ifindex,
       srcIp,
       dstIp: o.dst,
+      // a range kept or mapped: libmcr takes the low bits of each datagram's destination
+      // (and its multicast MAC), and a port of 0 keeps each datagram's port
+      dstHostBits: o.hostBits,
       srcPort: o.srcPort,
       dstPort: o.port,
       ttl: o.ttl || 64,
@@ -390,7 +383,7 @@ export class Outputs {
     return {
       kind: "ring",
       ...common,
-      dstMac: mcastMac(o.dst),
+      dstMac: multicastMac(o.dst),
       srcMac: iface.mac,
       tx: this.#txFor(o.interface, iface.ifindex),
     };

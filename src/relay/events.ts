@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { formatIPv4 } from "../common/net.ts";
+import { destText, outputPortOf } from "../config/ranges.ts";
 import { logger } from "../common/log.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
 import type { InterfaceStats, State, WorkerStats } from "./stats.ts";
@@ -39,12 +39,13 @@ export type RelayEvent =
 
 /** What an output's events identify it by: its rule's id, interface, destination and port. */
 function sameOutput(a: TableRule, x: TableOutput, b: TableRule, y: TableOutput): boolean {
-  return a.id === b.id && x.interface === y.interface && x.dst === y.dst && x.port === y.port;
+  return a.id === b.id && x.interface === y.interface && x.dst === y.dst &&
+    x.hostBits === y.hostBits && x.port === y.port;
 }
 
-/** "eth1 239.1.1.1:5000": how an output event names the output. */
+/** "eth1 239.1.1.1:5000", "eth1 239.20.0.0/16:keep": how an output event names the output. */
 function outputName(o: TableOutput): string {
-  return `${o.interface} ${formatIPv4(o.dst)}:${o.port}`;
+  return `${o.interface} ${destText(o.dst, o.hostBits)}:${outputPortOf(o.port)}`;
 }
 
 /** What was last reported about the rules of one input interface. */

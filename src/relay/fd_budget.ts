@@ -140,14 +140,16 @@ export function igmpSocketsNeeded(rules: readonly RuleSpec[], limits: IgmpLimits
   // per input interface: any-source groups, and the sources of each source-specific group
   const ifs = new Map<string, { any: Set<number>; ssm: Map<number, Set<number>> }>();
   for (const r of rules) {
-    if (!isMulticast(r.input.group)) continue; // a unicast input joins nothing
+    if (r.input.joins.length === 0) continue; // a unicast input, a range without joins
     let i = ifs.get(r.input.interface);
     if (!i) ifs.set(r.input.interface, i = { any: new Set(), ssm: new Map() });
-    if (r.input.source === 0) i.any.add(r.input.group);
-    else {
-      const s = i.ssm.get(r.input.group);
-      if (s) s.add(r.input.source);
-      else i.ssm.set(r.input.group, new Set([r.input.source]));
+    for (const g of r.input.joins) {
+      if (r.input.source === 0) i.any.add(g);
+      else {
+        const s = i.ssm.get(g);
+        if (s) s.add(r.input.source);
+        else i.ssm.set(g, new Set([r.input.source]));
+      }
     }
   }
   let entries = 0, widest = 0;

@@ -1,9 +1,12 @@
 /**
  * IGMP memberships: the relay joins each rule's input group (source-specific
  * for an (S,G) rule) on its input interface, so IGMP-snooping switches
- * deliver the stream, and leaves when the last rule for it goes. A unicast
+ * deliver the stream, and leaves when the last rule for it goes. A range
+ * input joins the groups its `joins` lists (a range itself cannot be joined;
+ * without `joins` it relays what the network floods to it). A unicast
  * input (the relay's own address, or one seen on a mirror port) joins
- * nothing: its datagrams are addressed to a host, not to a group. An
+ * nothing: its datagrams are addressed to a host, not to a group. Which
+ * groups a rule joins is `RuleSpec.input.joins`. An
  * interface that does not exist yet is joined when it appears (`rejoin`).
  * The memberships share as few sockets as the network namespace's limits
  * allow (igmp_sockets.ts); those limits are read at every change, logged
@@ -13,7 +16,7 @@
  * @module
  */
 import { type IgmpLimits, igmpLimits, IgmpSocket } from "../../ffi/mod.ts";
-import { formatIPv4, isMulticast } from "../common/net.ts";
+import { formatIPv4 } from "../common/net.ts";
 import { logger } from "../common/log.ts";
 import type { Links } from "./links.ts";
 import { IFF_UP } from "../datapath/link_table.ts";
@@ -131,14 +134,15 @@ export class Memberships {
     const seen = ++this.#sync;
     const fresh: Wanted[] = [];
     for (const r of rules) {
-      if (!isMulticast(r.input.group)) continue;
-      const m = this.#want(r);
-      if (m.seen !== seen) {
-        if (!m.placed) fresh.push(m); // new, or not joined yet: try again
-        m.seen = seen;
-        m.refs = 0;
+      for (const group of r.input.joins) {
+        const m = this.#want(r, group);
+        if (m.seen !== seen) {
+          if (!m.placed) fresh.push(m); // new, or not joined yet: try again
+          m.seen = seen;
+          m.refs = 0;
+        }
+        m.refs++;
       }
-      m.refs++;
     }
     // Leave first: what goes frees places for what comes.
     for (const groups of this.#m.values()) {
@@ -158,23 +162,25 @@ export class Memberships {
     if (add.length === 0 && !this.#packer) return;
     const packer = this.#pack();
     for (const r of remove) {
-      if (!isMulticast(r.input.group)) continue;
-      const { interface: ifname, group, source } = r.input;
-      const m = this.#m.get(ifname)?.get(group)?.get(source);
-      if (m && --m.refs === 0) this.#forget(packer, m);
+      const { interface: ifname, source } = r.input;
+      for (const group of r.input.joins) {
+        const m = this.#m.get(ifname)?.get(group)?.get(source);
+        if (m && --m.refs === 0) this.#forget(packer, m);
+      }
     }
     const fresh = new Set(this.#unplaced); // not joined yet: try again
     for (const r of add) {
-      if (!isMulticast(r.input.group)) continue;
-      const m = this.#want(r);
-      if (m.refs++ === 0) fresh.add(m);
+      for (const group of r.input.joins) {
+        const m = this.#want(r, group);
+        if (m.refs++ === 0) fresh.add(m);
+      }
     }
     this.#joinAll(packer, [...fresh]);
   }
 
-  /** The membership rule `r` needs, created (not joined, no rule counted) when missing. */
-  #want(r: RuleSpec): Wanted {
-    const { interface: ifname, group, source } = r.input;
+  /** The membership of `group` rule `r` needs, created (not joined, no rule counted) when missing. */
+  #want(r: RuleSpec, group: number): Wanted {
+    const { interface: ifname, source } = r.input;
     let groups = this.#m.get(ifname);
     if (!groups) this.#m.set(ifname, groups = new Map());
     let sources = groups.get(group);

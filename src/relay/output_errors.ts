@@ -10,6 +10,7 @@
  */
 import type { logger } from "../common/log.ts";
 import type { TableRule } from "../datapath/messages.ts";
+import { destText, outputPortOf } from "../config/ranges.ts";
 
 /** Output state changes of one report logged one by one; more are summarized. */
 const LOG_EACH_MAX = 5;
@@ -98,9 +99,8 @@ export class OutputErrors {
       for (const r of rules) {
         for (const o of r.outputs) {
           if (o.slot !== slot) continue;
-          const d = o.dst;
-          const ip = `${d >>> 24}.${(d >>> 16) & 255}.${(d >>> 8) & 255}.${d & 255}`;
-          return `${o.interface} ${ip}:${o.port} of rule ${r.name}`;
+          const dst = destText(o.dst, o.hostBits);
+          return `${o.interface} ${dst}:${outputPortOf(o.port)} of rule ${r.name}`;
         }
       }
     }

@@ -1,14 +1,15 @@
 /**
- * What the relay reports: the public stats types (per rule, output, input
- * interface, fanout member and worker) and {@link collectStats}, which sums
- * the workers' shared counter blocks (and the retired sums of earlier worker
- * lives) and decides every state from what is true now: the link table for
- * input interfaces, the workers' own reports for rings and outputs, the
- * claims of unicast inputs for their rules (states.ts `ruleStateOf`).
+ * What the relay reports: the stats types (per rule, output, input interface,
+ * fanout member, worker) and {@link collectStats}, which sums the workers'
+ * counter blocks (and the retired sums of earlier worker lives) and decides
+ * every state from what is true now: the link table for inputs, the workers'
+ * reports for rings and outputs, claims of unicast inputs (`ruleStateOf`).
  *
  * @module
  */
 import { formatIPv4 } from "../common/net.ts";
+import { destText, groupText, inputPortOf, outputPortOf } from "../config/ranges.ts";
+import type { InputPort, OutputPort } from "../config/schema.ts";
 import {
   In,
   IN_DROP,
@@ -83,10 +84,10 @@ export type State = "active" | "pending" | "error";
 export interface OutputStats {
   /** Output interface. */
   interface: string;
-  /** Destination group or address. */
+  /** Destination group or address, or the range a range input maps into (also for "keep"). */
   group: string;
-  /** Destination port. */
-  port: number;
+  /** Destination port, or "keep" (the input datagram's). */
+  port: OutputPort;
   /** active, or error with a reason. */
   state: State;
   /** Why the output is not active. */
@@ -121,8 +122,8 @@ export interface RuleStats {
   state: State;
   /** Why the rule is not active. */
   reason?: string;
-  /** Input match. */
-  input: { interface: string; group: string; port: number; source?: string; vlan?: number };
+  /** Input match: `group` one address or a range ("239.1.0.0/16"), `port` a number or "any". */
+  input: { interface: string; group: string; port: InputPort; source?: string; vlan?: number };
   /** Datagrams matched. */
   packets: number;
   /** UDP payload bytes matched. */
@@ -403,8 +404,8 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
         ...ruleStateOf(ruleState, ruleReason, ruleErrors?.get(r.id)),
         input: {
           interface: rt.name,
-          group: formatIPv4(r.group),
-          port: r.port,
+          group: groupText(r.group, r.prefixLen),
+          port: inputPortOf(r.port),
           ...(r.source ? { source: formatIPv4(r.source) } : {}),
           ...(r.vlan >= 0 ? { vlan: r.vlan } : {}),
         },
@@ -418,8 +419,8 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
           const os = outputState(ruleState, src.outputErrors.get(o.slot));
           return {
             interface: o.interface,
-            group: formatIPv4(o.dst),
-            port: o.port,
+            group: destText(o.dst, o.hostBits),
+            port: outputPortOf(o.port),
             state: os.state,
             ...(os.reason ? { reason: os.reason } : {}),
             packets,

@@ -22,8 +22,20 @@ export interface RuleSpec {
   id: string;
   /** Name. */
   name: string;
-  /** Input match. */
-  input: { interface: string; group: number; port: number; source: number; vlan: number };
+  /**
+   * Input match: `group`/`prefixLen` (32: one address), `port` (0: any),
+   * `source` (0: any), `vlan` (-1: untagged); `joins`: the groups the relay
+   * joins for it (IGMP).
+   */
+  input: {
+    interface: string;
+    group: number;
+    prefixLen: number;
+    port: number;
+    source: number;
+    vlan: number;
+    joins: readonly number[];
+  };
   /** Outputs (resolved TTL: number, or 0 for decrement); slots are assigned by {@link planTables}. */
   outputs: Omit<TableOutput, "slot">[];
 }
@@ -304,6 +316,7 @@ function tableRule(r: RuleSpec, rulePlan: SlotPlan, outPlan: SlotPlan): TableRul
     id: r.id,
     name: r.name,
     group: r.input.group,
+    prefixLen: r.input.prefixLen,
     port: r.input.port,
     source: r.input.source,
     vlan: r.input.vlan,
@@ -414,9 +427,10 @@ export function buildTables(
 
 /** Fingerprint of a rule as the workers run it (a change means an upsert). */
 function ruleKey(r: TableRule): string {
-  let k = `${r.id}|${r.name}|${r.group}|${r.port}|${r.source}|${r.vlan}`;
+  let k = `${r.id}|${r.name}|${r.group}/${r.prefixLen}|${r.port}|${r.source}|${r.vlan}`;
   for (const o of r.outputs) {
-    k += `|${o.slot},${o.interface},${o.dst},${o.port},${o.srcIp},${o.srcPort},${o.ttl},${o.tos}`;
+    k += `|${o.slot},${o.interface},${o.dst}/${o.hostBits},${o.port},${o.srcIp},${o.srcPort},` +
+      `${o.ttl},${o.tos}`;
   }
   return k;
 }

@@ -45,13 +45,16 @@ function rule(
     input: {
       interface: "r0",
       group: ip(group),
+      prefixLen: 32,
       port,
       source: opts.source ? ip(opts.source) : 0,
       vlan: opts.vlan ?? -1,
+      joins: [ip(group)],
     },
     outputs: outs.map((o, k) => ({
       interface: "r1",
       dst: ip(o.dst),
+      hostBits: 0,
       port: 7000 + k,
       srcIp: 0,
       srcPort: 0,

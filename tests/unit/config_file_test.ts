@@ -238,7 +238,7 @@ Deno.test("parseConfigText: quoteValues false names the field and the problem, n
 });
 
 Deno.test("ConfigError: lists at most MAX_REPORTED_ISSUES problems and says how many more", () => {
-  const rule = '{"input": {"interface": "a/b", "group": "x", "port": 0}, "outputs": []}';
+  const rule = '{"input": {"interface": "a/b", "group": "x", "port": -1}, "outputs": []}';
   const n = 400; // 4 problems each
   const e = thrown(() => parseConfigText(`{"rules": [${Array(n).fill(rule).join(",")}]}`));
   assert.equal(e.issues.length, MAX_REPORTED_ISSUES);

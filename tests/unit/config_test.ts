@@ -145,6 +145,9 @@ Deno.test("config: minimal config parses with defaults", () => {
             group: "239.1.1.1",
             port: 5001,
             groupAddr: 0xef010101,
+            prefixLen: 32,
+            portNumber: 5001,
+            joinAddrs: [0xef010101],
             sourceAddr: 0,
             vlanId: -1,
           },
@@ -157,6 +160,8 @@ Deno.test("config: minimal config parses with defaults", () => {
               dscp: 0,
               tos: 0,
               groupAddr: 0xef0a0101,
+              hostBits: 0,
+              portNumber: 6001,
               sourceAddr: 0,
             },
           ],
@@ -337,11 +342,11 @@ Deno.test("config: wrong types and missing fields", () => {
   }));
   assert.equal(
     findIssue(e, "outputs[0].port").message,
-    "must be an integer from 1 to 65535 (got 70000)",
+    'must be an integer from 1 to 65535, or "keep" (the input datagram\'s port) (got 70000)',
   );
   assert.match(
     e.message,
-    /rule 0 "cam1": outputs\[0\]\.port: must be an integer from 1 to 65535 \(got 70000\)/,
+    /rule 0 "cam1": outputs\[0\]\.port: must be an integer from 1 to 65535, or "keep" .* \(got 70000\)/,
   );
   assert.match(findIssue(e, "input.port").message, /got "5001"/);
   assert.match(findIssue(e, "outputs[0].ttl").message, /1 to 255 or "decrement" \(got 0\)/);
@@ -355,7 +360,7 @@ Deno.test("config: wrong types and missing fields", () => {
     r.outputs[0].group = "239.010.1.1";
   }));
   findIssue(f, "input.port");
-  assert.match(findIssue(f, "outputs[0].group").message, /dotted-quad/);
+  assert.match(findIssue(f, "outputs[0].group").message, /dotted quad, no leading zeros/);
 });
 
 Deno.test("config: global field ranges", () => {
@@ -716,7 +721,8 @@ Deno.test("config: ConfigError message lists one issue per line", () => {
   assert.equal(lines[1], '  config: ttl: must be an integer from 1 to 255 or "decrement" (got 0)');
   assert.equal(
     lines[2],
-    '  rule 0 "cam1": outputs[0].port: must be an integer from 1 to 65535 (got 70000)',
+    '  rule 0 "cam1": outputs[0].port: must be an integer from 1 to 65535, or "keep" (the ' +
+      "input datagram's port) (got 70000)",
   );
   assert.equal(e.name, "ConfigError");
   assert.equal(e.source, "test.json");

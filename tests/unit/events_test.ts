@@ -38,10 +38,19 @@ function spec(k: number, variant: number): RuleSpec {
   return {
     id: `id${k}`,
     name: `r${k}v${variant % 2}`,
-    input: { interface: IFACES[k % 3], group: 0xef000000 + k, port: 5000, source: 0, vlan: -1 },
+    input: {
+      interface: IFACES[k % 3],
+      group: 0xef000000 + k,
+      prefixLen: 32,
+      port: 5000,
+      source: 0,
+      vlan: -1,
+      joins: [0xef000000 + k],
+    },
     outputs: Array.from({ length: 1 + (variant % 3) }, (_, j) => ({
       interface: `out${j}`,
       dst: 0xef100000 + j,
+      hostBits: 0,
       port: 6000 + (variant % 2),
       srcIp: 0,
       srcPort: 0,

@@ -19,6 +19,7 @@ import {
 } from "../../src/relay/fd_budget.ts";
 import type { RuleSpec } from "../../src/relay/tables.ts";
 import { REPO } from "../../lab/netns.ts";
+import { isMulticast } from "../../src/common/net.ts";
 
 const MCAST = 0xef0a0001, UNICAST = 0x0a000005;
 
@@ -26,10 +27,19 @@ function rule(i: number, input: string, group: number, source: number, outs: [st
   return {
     id: `r${i}`,
     name: `r${i}`,
-    input: { interface: input, group, port: 5000 + i, source, vlan: -1 },
+    input: {
+      interface: input,
+      group,
+      prefixLen: 32,
+      port: 5000 + i,
+      source,
+      vlan: -1,
+      joins: isMulticast(group) ? [group] : [],
+    },
     outputs: outs.map(([iface, dst], j) => ({
       interface: iface,
       dst,
+      hostBits: 0,
       port: 6000 + j,
       srcIp: 0,
       srcPort: 0,

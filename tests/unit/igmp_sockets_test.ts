@@ -14,6 +14,7 @@ import { Memberships } from "../../src/relay/igmp.ts";
 import type { Links } from "../../src/relay/links.ts";
 import type { RuleSpec } from "../../src/relay/tables.ts";
 import { ENTRY_BYTES, ModelKernel } from "./lib_igmp_model.ts";
+import { isMulticast } from "../../src/common/net.ts";
 
 const IF = 7;
 const G0 = 0xef000000; // 239.0.0.0
@@ -262,7 +263,15 @@ function rule(i: number, ifname: string, group: number, source = 0, port = 5000)
   return {
     id: `r${i}`,
     name: `r${i}`,
-    input: { interface: ifname, group, port: port + i, source, vlan: -1 },
+    input: {
+      interface: ifname,
+      group,
+      prefixLen: 32,
+      port: port + i,
+      source,
+      vlan: -1,
+      joins: isMulticast(group) ? [group] : [],
+    },
     outputs: [],
   };
 }
@@ -314,6 +323,47 @@ Deno.test("memberships: a unicast input joins nothing (no IGMP for the relay's o
   st = ms.stats();
   assert.deepEqual([st.memberships, st.joined, st.failed, st.failures.length], [1, 1, 0, 0]);
   assert.deepEqual([...k.keys()], [`3/${G0}`]);
+  ms.close();
+  assert.equal(k.sockets.size, 0);
+});
+
+/** A range rule: its network address, prefix length, and the groups it lists in `joins`. */
+function rangeRule(
+  i: number,
+  ifname: string,
+  net: number,
+  len: number,
+  joins: number[],
+  source = 0,
+) {
+  const r = rule(i, ifname, net, source);
+  return { ...r, input: { ...r.input, prefixLen: len, port: 0, joins } };
+}
+
+Deno.test("memberships: a range joins its `joins` (never the range itself), shared with exact rules", () => {
+  const k = new ModelKernel();
+  const ms = new Memberships(links(new Map([["eth0", 3]])), {
+    openSocket: k.open,
+    readLimits: k.limits,
+  });
+  const net = 0xef010000; // 239.1.0.0/16
+  const range = rangeRule(0, "eth0", net, 16, [net + 0x0101, net + 0x0203]);
+  const exact = rule(1, "eth0", net + 0x0101); // 239.1.1.1, also in the range's joins
+  const flooded = rangeRule(2, "eth0", 0xef020000, 16, []); // fed by flooding: joins nothing
+  ms.sync([range, exact, flooded]);
+  let st = ms.stats();
+  assert.deepEqual([st.memberships, st.joined], [2, 2]);
+  assert.deepEqual([...k.keys()].sort(), [`3/${net + 0x0101}`, `3/${net + 0x0203}`]);
+  // the range leaves: 239.1.1.1 stays for the exact rule, 239.1.2.3 goes
+  ms.change([], [range]);
+  assert.deepEqual([...k.keys()], [`3/${net + 0x0101}`]);
+  // an (S, range) rule joins its groups source-specific
+  const ssm = rangeRule(3, "eth0", net, 16, [net + 0x0505], src(1));
+  ms.change([ssm], []);
+  st = ms.stats();
+  assert.deepEqual([st.memberships, st.joined, st.failed], [2, 2, 0]);
+  const v = k.view(3, net + 0x0505);
+  assert.deepEqual([v.any, [...v.sources]], [false, [src(1)]]);
   ms.close();
   assert.equal(k.sockets.size, 0);
 });

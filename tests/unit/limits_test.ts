@@ -58,10 +58,19 @@ function specs(s: Shape): RuleSpec[] {
   return Array.from({ length: s.rules }, (_, k) => ({
     id: `r${k}`,
     name: `r${k}`,
-    input: { interface: s.input(k), group: ip(k), port: 5000, source: 0, vlan: -1 },
+    input: {
+      interface: s.input(k),
+      group: ip(k),
+      prefixLen: 32,
+      port: 5000,
+      source: 0,
+      vlan: -1,
+      joins: [ip(k)],
+    },
     outputs: Array.from({ length: s.outputs }, (_, j) => ({
       interface: s.output(k, j),
       dst: ip(k),
+      hostBits: 0,
       port: 6000 + j,
       srcIp: 0,
       srcPort: 0,

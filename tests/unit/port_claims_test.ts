@@ -14,6 +14,7 @@ import { McrError } from "../../ffi/mod.ts";
 import type { Links } from "../../src/relay/links.ts";
 import { type ClaimSocket, PortClaims } from "../../src/relay/port_claims.ts";
 import type { RuleSpec } from "../../src/relay/tables.ts";
+import { isMulticast } from "../../src/common/net.ts";
 
 const EADDRINUSE = 98, EADDRNOTAVAIL = 99, EACCES = 13;
 const OWN = 0x0a000005, OTHER = 0x0a000009, GROUP = 0xef010101;
@@ -52,7 +53,9 @@ function links(m: Map<string, number>): Links {
 }
 
 function rule(id: string, ifname: string, group: number, port: number, source = 0): RuleSpec {
-  return { id, name: id, input: { interface: ifname, group, port, source, vlan: -1 }, outputs: [] };
+  const joins = isMulticast(group) ? [group] : [];
+  const input = { interface: ifname, group, prefixLen: 32, port, source, vlan: -1, joins };
+  return { id, name: id, input, outputs: [] };
 }
 
 Deno.test("port claims: one per unicast (interface, address, port), released with its last rule", () => {

@@ -33,13 +33,16 @@ function spec(k: number, variant: number): RuleSpec {
     input: {
       interface: IFACES[k % 2],
       group: 0xef000000 + (k % 5),
+      prefixLen: 32,
       port: 5000 + k,
       source: k % 3 === 0 ? 0x0a000001 : 0,
       vlan: -1,
+      joins: [0xef000000 + (k % 5)],
     },
     outputs: Array.from({ length: 1 + (variant % 3) }, (_, j) => ({
       interface: "out0",
       dst: 0xef100000 + j,
+      hostBits: 0,
       port: 6000 + variant,
       srcIp: 0,
       srcPort: 0,

@@ -4,6 +4,7 @@ import { compileTable, matchRule } from "../../src/datapath/match.ts";
 import { parseIPv4 } from "../../src/common/net.ts";
 import { OUT_BASE, OUT_WORDS, RULE_BASE, RULE_WORDS } from "../../src/datapath/counters.ts";
 import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../../src/config/limits.ts";
+import { isMulticast } from "../../src/common/net.ts";
 
 const ip = (s: string) => parseIPv4(s)!;
 
@@ -21,13 +22,16 @@ function rule(
     input: {
       interface: iface,
       group: ip(group),
+      prefixLen: 32,
       port,
       source: extra.source ? ip(extra.source) : 0,
       vlan: extra.vlan ?? -1,
+      joins: isMulticast(ip(group)) ? [ip(group)] : [],
     },
     outputs: outs.map(([i, g, p]) => ({
       interface: i,
       dst: ip(g),
+      hostBits: 0,
       port: p,
       srcIp: 0,
       srcPort: 0,

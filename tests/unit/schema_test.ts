@@ -9,7 +9,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { loadConfig, MAX_OUTPUTS_PER_RULE, MAX_RULES, RuleSchema } from "../../src/config/mod.ts";
+import {
+  loadConfig,
+  MAX_JOINS_PER_RULE,
+  MAX_OUTPUTS_PER_RULE,
+  MAX_RULES,
+  RuleSchema,
+} from "../../src/config/mod.ts";
 import {
   DESCRIPTIONS,
   rulesJsonSchema,
@@ -55,8 +61,16 @@ Deno.test("schema: every property is typed and described; ranges come from the c
   const rule = at(s, "properties.rules.items");
   assert.deepEqual(at(rule, "properties.input.required"), ["interface", "group", "port"]);
   assert.equal(at(rule, "additionalProperties"), false);
-  assert.equal(at(rule, "properties.input.properties.port.minimum"), 1);
-  assert.equal(at(rule, "properties.input.properties.port.maximum"), 65535);
+  // a port, or every port: "any" (or 0) in an input, "keep" (the datagram's own) in an output
+  assert.deepEqual(at(rule, "properties.input.properties.port.anyOf"), [
+    { type: "integer", minimum: 0, maximum: 65535 },
+    { const: "any" },
+  ]);
+  assert.deepEqual(at(rule, "properties.outputs.items.properties.port.anyOf"), [
+    { type: "integer", minimum: 1, maximum: 65535 },
+    { const: "keep" },
+  ]);
+  assert.equal(at(rule, "properties.input.properties.joins.maxItems"), MAX_JOINS_PER_RULE);
   assert.equal(at(rule, "properties.outputs.maxItems"), MAX_OUTPUTS_PER_RULE);
   assert.equal(at(s, "properties.rules.maxItems"), MAX_RULES);
   assert.deepEqual(at(s, "required"), ["rules"]);
@@ -125,6 +139,7 @@ const anyLeaf = fc.oneof(
   fc.integer({ min: -2, max: 70000 }),
   fc.constantFrom(0, 1, 63, 64, 255, 256, 4094, 4095, 65535, 65536, 1.5, 2, 3),
   fc.constantFrom("decrement", "239.1.1.1", "10.0.0.5", "01.2.3.4", "1.2.3", "256.1.1.1"),
+  fc.constantFrom("239.1.0.0/16", "1.2.3.4/33", "1.2.3.4/016", "1.2.3.4/", "any", "keep", "ANY"),
   fc.constantFrom("eth0", "a/b", "a b", ".", "..", "x".repeat(15), "x".repeat(16), "", "r:1"),
   fc.constantFrom("e\u009b2J", "eth\u202e0", "a\u200bb", "caf\u00e9", "\u00a0x", "e\u007f"),
   fc.constantFrom(true, false, null, "true", "hash", [], {}),
@@ -135,15 +150,23 @@ const field = <T>(valid: fc.Arbitrary<T>) =>
 const ifaceArb = field(fc.constantFrom("eth0", "eth1", "r:1", "x".repeat(15)));
 const addrArb = field(fc.constantFrom("239.1.1.1", "10.0.0.5", "0.0.0.0", "255.255.255.255"));
 const portArb = field(fc.integer({ min: 1, max: 65535 }));
+// ranges and wildcards: valid in some fields (input group/port, output group/port), not others
+// (anyLeaf brings each field the others' values)
+const inGroupArb = field(fc.constantFrom("239.1.1.1", "10.0.0.5", "239.1.0.0/16", "239.0.0.0/8"));
+const outGroupArb = field(fc.constantFrom("239.1.1.1", "10.0.0.5", "239.20.0.0/16", "keep"));
+const inPortArb = field(fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.constant("any")));
+const outPortArb = field(fc.oneof(fc.integer({ min: 1, max: 65535 }), fc.constant("keep")));
+const joinsArb = field(fc.array(fc.constantFrom("239.1.1.1", "239.1.2.3"), { maxLength: 3 }));
 const ttlArb = field(fc.oneof(fc.integer({ min: 1, max: 255 }), fc.constant("decrement")));
 const dscpArb = field(fc.integer({ min: 0, max: 63 }));
 const boolArb = field(fc.boolean());
 const inputRecord = fc.record({
   interface: ifaceArb,
-  group: addrArb,
-  port: portArb,
+  group: inGroupArb,
+  port: inPortArb,
   source: addrArb,
   vlan: field(fc.integer({ min: 0, max: 4094 })),
+  joins: joinsArb,
 }, { requiredKeys: [] });
 const inputArb = fc.oneof(
   { weight: 6, arbitrary: inputRecord },
@@ -151,8 +174,8 @@ const inputArb = fc.oneof(
 );
 const outputArb = fc.record({
   interface: ifaceArb,
-  group: addrArb,
-  port: portArb,
+  group: outGroupArb,
+  port: outPortArb,
   ttl: ttlArb,
   dscp: dscpArb,
   source_ip: addrArb,

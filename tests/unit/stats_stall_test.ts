@@ -38,6 +38,7 @@ function snapshot(heartbeatAgeMs: number) {
           name: "a",
           slot: 0,
           group: 0xef010101,
+          prefixLen: 32,
           port: 5000,
           source: 0,
           vlan: -1,

@@ -16,10 +16,19 @@ function spec(id: string, port: number, outputs: number): RuleSpec {
   return {
     id,
     name: id,
-    input: { interface: MISSING, group: 0xef010101, port, source: 0, vlan: -1 },
+    input: {
+      interface: MISSING,
+      group: 0xef010101,
+      prefixLen: 32,
+      port,
+      source: 0,
+      vlan: -1,
+      joins: [0xef010101],
+    },
     outputs: Array.from({ length: outputs }, (_, j) => ({
       interface: "mcrnx1",
       dst: 0xef0a0101 + Math.floor(j / 65535),
+      hostBits: 0,
       port: 1 + (j % 65535),
       srcIp: 0,
       srcPort: 0,
