@@ -104,7 +104,8 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 					if ((plen ? plen[k] : 32u) != len)
 						continue;
 					if (first) {
-						EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND, ip + IP_DST));
+						EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_IND,
+							      ip + IP_DST));
 						if (len < 32)
 							EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K,
 								      mask));

@@ -25,6 +25,7 @@ const ERRNO_NAMES: Record<number, string> = {
   38: "ENOSYS",
   61: "ENODATA",
   67: "ENOLINK",
+  71: "EPROTO",
   90: "EMSGSIZE",
   93: "EPROTONOSUPPORT",
   95: "EOPNOTSUPP",
@@ -35,6 +36,7 @@ const ERRNO_NAMES: Record<number, string> = {
   101: "ENETUNREACH",
   105: "ENOBUFS",
   110: "ETIMEDOUT",
+  113: "EHOSTUNREACH",
 };
 
 /** errno values the wrappers and the relay test for (Linux). */

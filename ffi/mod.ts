@@ -45,4 +45,5 @@ export { type IgmpLimits, igmpLimits, IgmpSocket } from "./igmp.ts";
 export { type LinkEvent, LinkMonitor } from "./link_monitor.ts";
 export { InputLock } from "./input_lock.ts";
 export { UdpClaim } from "./udp_claim.ts";
+export { type NextHop, nextHop, Nud } from "./neigh.ts";
 export { hton32 } from "./util.ts";

@@ -22,6 +22,12 @@ export const symbols = {
 
   // int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen)
   mcr_iface_by_name: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *nexthop,
+  //                     char *err, size_t errlen)
+  mcr_neigh_state: {
+    parameters: ["u32", "u32", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
   // int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_out,
   //                        size_t name_len, char *err, size_t errlen)
   mcr_iface_by_index: {

@@ -113,6 +113,15 @@ struct mcr_iface_info {
 
 /** Look an interface up by name (in the calling thread's network namespace). */
 int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen);
+/**
+ * The kernel's neighbour state (NUD_* bits, 0 = no entry) of the next hop
+ * toward dst (network order) out of ifindex, and that next hop (the route's
+ * gateway, or dst itself; network order). NUD_NOARP for one of the host's own
+ * addresses. A destination without a route is an error (EHOSTUNREACH,
+ * ENETUNREACH). Linux 5.0+ (single-entry RTM_GETNEIGH).
+ */
+int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *nexthop, char *err,
+		    size_t errlen);
 /** Look an interface up by index. name_out gets the name (IFNAMSIZ bytes). */
 int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_out,
 		       size_t name_len, char *err, size_t errlen);

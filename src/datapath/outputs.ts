@@ -2,24 +2,21 @@
  * The output side of one data-path worker: its TX rings (one per output
  * interface), the forwarder's templates (one per output slot), and the truth
  * about each output's state. Multicast on an Ethernet link is built into a TX
- * ring; unicast, and any output on a link without a MAC (tun, WireGuard: see
- * link_types.ts), goes through a UDP socket bound to the interface. The
- * forwarder counts into the worker's shared counter block (counters.ts `Out`).
+ * ring; unicast, and any output on a link without a MAC (link_types.ts), goes
+ * through a UDP socket bound to the interface. The forwarder counts into the
+ * worker's shared counter block (counters.ts `Out`).
  *
  * An output is `error` — with the reason — whenever it cannot deliver: its
  * template could not be installed (no address, missing interface), its link
- * is down, without carrier or gone, its TX ring has stopped moving, or every
- * datagram of the last second failed (too big with DF set, send errors).
- * It returns to `ok` by itself when the cause goes away: link changes reach
- * the rings at once (link table), a ring that saw its link fail probes it,
- * failed templates are retried on every link change and every second.
- *
- * Outputs change one at a time ({@link Outputs.set}, {@link Outputs.clear});
- * what is checked every 100 ms is per output interface, and only the
- * once-a-second health window looks at every output.
- *
- * Runs inside the worker (it calls into libmcr synchronously); it never
- * blocks.
+ * is down, without carrier or gone, its TX ring has stopped moving, every
+ * datagram of the last second failed (too big with DF set, send errors), or
+ * its unicast next hop does not answer (next_hops.ts). It returns to `ok` by
+ * itself when the cause goes away: link changes reach the rings at once, a
+ * ring that saw its link fail probes it, failed templates are retried on
+ * every link change and every second. Outputs change one at a time; what is
+ * checked every 100 ms is per output interface, and only the once-a-second
+ * health window looks at every output. Runs inside the worker (it calls into
+ * libmcr synchronously); it never blocks.
  *
  * @module
  */
@@ -31,13 +28,15 @@ import {
   TxRing,
   type TxStats,
 } from "../../ffi/mod.ts";
-import { Errno, errnoName, McrError } from "../../ffi/errors.ts";
+import { errnoName, McrError } from "../../ffi/errors.ts";
 import { Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
 import type { TableOutput, TxRingOptions } from "./messages.ts";
 import { isMulticast, multicastMac } from "../common/net.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
+import { NextHops } from "./next_hops.ts";
+import { downReason } from "./output_reasons.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
 export const STALL_MS = 1000;
@@ -57,6 +56,8 @@ interface Spec {
   installError?: string;
   /** Why the last health window failed, if it did. */
   windowFailing?: string;
+  /** Why a unicast output's next hop cannot be reached (next_hops.ts), if it cannot. */
+  nextHop?: string;
   /** Interface index the installed template sends on (0 = not installed). */
   ifindex: number;
 }
@@ -65,18 +66,6 @@ interface Tx {
   ring: TxRing;
   ifindex: number;
   stats?: TxStats;
-}
-
-/** Reason for a ring's `down` errno. */
-function downReason(name: string, errno: number): string {
-  switch (errno) {
-    case Errno.ENETDOWN:
-      return `output interface ${name} is down`;
-    case Errno.ENOLINK:
-      return `output interface ${name} has no carrier`;
-    default:
-      return `output interface ${name} is gone`;
-  }
 }
 
 /** Output plumbing owned by one worker (see module doc). */
@@ -88,6 +77,8 @@ export class Outputs {
   readonly #byIf = new Map<string, Set<number>>();
   /** Problem of each output interface at the last sync ("" = none). */
   readonly #ifProblem = new Map<string, string>();
+  /** Verdicts on the next hops of unicast outputs. */
+  readonly #hops = new NextHops();
   /** Counts at the start of the current health window, per slot: packets, failures. */
   readonly #window = new Float64Array(MAX_OUTPUT_SLOTS * 2);
   /** Link-table slot of every interface the outputs name. */
@@ -409,7 +400,8 @@ export class Outputs {
   #evaluate(slot: number): void {
     const s = this.#specs.get(slot);
     if (!s) return;
-    const r = s.installError ?? (this.#ifProblem.get(s.o.interface) || s.windowFailing || "");
+    const r = s.installError ??
+      (this.#ifProblem.get(s.o.interface) || s.windowFailing || s.nextHop || "");
     if (s.reported === r) return;
     s.reported = r;
     this.#changes.push([slot, r]);
@@ -443,6 +435,15 @@ export class Outputs {
         spec.windowFailing = failing;
         this.#evaluate(slot);
       }
+    }
+    const uni = [...this.#specs.values()].filter((x) => x.ifindex && !isMulticast(x.o.dst));
+    const dest = (x: Spec) => ({ ifindex: x.ifindex, ifname: x.o.interface, dst: x.o.dst });
+    this.#hops.check([...new Map(uni.map((x) => [`${x.ifindex}|${x.o.dst}`, dest(x)])).values()]);
+    for (const x of uni) {
+      const p = this.#hops.problem(dest(x)) || undefined;
+      if (p === x.nextHop) continue;
+      x.nextHop = p;
+      this.#evaluate(x.o.slot);
     }
   }
 

@@ -1,0 +1,44 @@
+/**
+ * The kernel's neighbour state of an output's next hop (csrc/neigh.c): how
+ * the relay learns that a unicast destination does not answer ARP, which
+ * the kernel would otherwise drop silently after the relay counted it sent.
+ *
+ * @module
+ */
+import { check, errBuf, hton32, lib } from "./util.ts";
+
+/** Neighbour states (`NUD_*`, linux/neighbour.h). */
+export const Nud = {
+  INCOMPLETE: 0x01,
+  REACHABLE: 0x02,
+  STALE: 0x04,
+  DELAY: 0x08,
+  PROBE: 0x10,
+  FAILED: 0x20,
+  NOARP: 0x40,
+  PERMANENT: 0x80,
+} as const;
+
+/** A next hop and its state. */
+export interface NextHop {
+  /** The route's gateway, or the destination itself (host order). */
+  address: number;
+  /** `NUD_*` bits; 0 when the kernel has no entry (nothing sent there lately). */
+  state: number;
+}
+
+/**
+ * The next hop toward `dst` (host order) out of `ifindex`, and its neighbour
+ * state. Throws McrError: EHOSTUNREACH/ENETUNREACH when there is no route.
+ */
+export function nextHop(ifindex: number, dst: number): NextHop {
+  const state = new Uint32Array(1), hop = new Uint32Array(1);
+  const [err, errlen] = errBuf();
+  check(
+    "mcr_neigh_state",
+    lib().sym.mcr_neigh_state(ifindex, hton32(dst), state, hop, err, errlen),
+    err,
+  );
+  const b = new Uint8Array(hop.buffer);
+  return { address: ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0, state: state[0] };
+}

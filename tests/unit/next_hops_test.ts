@@ -1,0 +1,76 @@
+/**
+ * Next hops of unicast outputs (src/datapath/next_hops.ts), against a model
+ * of the kernel's neighbour table: FAILED, or INCOMPLETE at two checks in a
+ * row, is an error with the reason until the next hop answers; a first
+ * INCOMPLETE keeps the last verdict (no flapping while the kernel retries); no entry is no verdict; no route is an error; at most
+ * MAX_CHECKS_PER_WINDOW lookups per window, round robin, so every
+ * destination is looked at within a few windows.
+ */
+import assert from "node:assert/strict";
+import { MAX_CHECKS_PER_WINDOW, NextHops } from "../../src/datapath/next_hops.ts";
+import { McrError, Nud } from "../../ffi/mod.ts";
+import { parseIPv4 } from "../../src/common/net.ts";
+
+const D = { ifindex: 3, ifname: "eth1", dst: parseIPv4("10.0.5.20")! };
+
+Deno.test("next hops: FAILED is an error until the next hop answers; INCOMPLETE keeps the verdict", () => {
+  let state = 0;
+  let calls = 0;
+  const hops = new NextHops(() => (calls++, { address: D.dst, state }));
+  hops.check([D]);
+  assert.equal(hops.problem(D), "", "no entry: nothing sent there lately");
+  state = Nud.INCOMPLETE;
+  hops.check([D]);
+  assert.equal(hops.problem(D), "", "resolution under way");
+  state = Nud.FAILED;
+  hops.check([D]);
+  assert.match(hops.problem(D), /^next hop 10\.0\.5\.20 on eth1 does not answer ARP/);
+  state = Nud.INCOMPLETE; // the kernel tries again: still an error
+  hops.check([D]);
+  assert.match(hops.problem(D), /does not answer ARP/);
+  state = Nud.REACHABLE;
+  hops.check([D]);
+  assert.equal(hops.problem(D), "");
+  // INCOMPLETE at two checks in a row: traffic flows to a next hop that never answers
+  state = Nud.INCOMPLETE;
+  hops.check([D]);
+  assert.equal(hops.problem(D), "", "once: resolution under way");
+  hops.check([D]);
+  assert.match(hops.problem(D), /does not answer ARP \(neighbour INCOMPLETE\)/);
+  state = Nud.REACHABLE;
+  hops.check([D]);
+  assert.equal(hops.problem(D), "");
+  state = Nud.STALE;
+  hops.check([D]);
+  assert.equal(hops.problem(D), "");
+  assert.equal(calls, 9);
+  hops.check([]);
+  assert.equal(hops.problem(D), "", "forgotten when no output uses it");
+});
+
+Deno.test("next hops: the gateway is named; no route is an error", () => {
+  const gw = parseIPv4("10.0.5.1")!;
+  const hops = new NextHops((_i, dst) => {
+    if (dst === D.dst) return { address: gw, state: Nud.FAILED };
+    throw new McrError("mcr_neigh_state", -113, "route type 2");
+  });
+  const other = { ...D, dst: parseIPv4("10.9.9.9")! };
+  hops.check([D, other]);
+  assert.match(hops.problem(D), /^next hop 10\.0\.5\.1 \(the gateway to 10\.0\.5\.20\) on eth1/);
+  assert.match(hops.problem(other), /^no route to 10\.9\.9\.9 on eth1 \(EHOSTUNREACH\)/);
+});
+
+Deno.test("next hops: at most MAX_CHECKS_PER_WINDOW lookups per window, round robin", () => {
+  const seen = new Map<number, number>();
+  const hops = new NextHops((_i, dst) => {
+    seen.set(dst, (seen.get(dst) ?? 0) + 1);
+    return { address: dst, state: Nud.FAILED };
+  });
+  const dests = Array.from({ length: 100 }, (_, i) => ({ ...D, dst: D.dst + i }));
+  hops.check(dests);
+  assert.equal(seen.size, MAX_CHECKS_PER_WINDOW);
+  const windows = Math.ceil(100 / MAX_CHECKS_PER_WINDOW);
+  for (let w = 1; w < windows; w++) hops.check(dests);
+  assert.equal(seen.size, 100, "every destination looked at within a few windows");
+  assert.ok(dests.every((d) => hops.problem(d) !== ""));
+});
