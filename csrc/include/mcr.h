@@ -178,7 +178,8 @@ enum mcr_fanout_mode {
  * is taken for Ethernet II.
  */
 #define MCR_RX_L3 0x8u
-#define MCR_RX_PROMISC 0x10u /* promiscuous capture (PACKET_MR_PROMISC): frames for other hosts'
+#define MCR_RX_PROMISC                                                                             \
+	0x10u /* promiscuous capture (PACKET_MR_PROMISC): frames for other hosts'
 			       MACs reach the ring (a mirror/SPAN port); released with the socket */
 
 /*
