@@ -178,9 +178,11 @@ enum mcr_fanout_mode {
  * is taken for Ethernet II.
  */
 #define MCR_RX_L3 0x8u
-#define MCR_RX_PROMISC                                                                             \
-	0x10u /* promiscuous capture (PACKET_MR_PROMISC): frames for other hosts'
-			       MACs reach the ring (a mirror/SPAN port); released with the socket */
+/*
+ * Promiscuous capture (PACKET_MR_PROMISC): frames for other hosts' MACs reach
+ * the ring (a mirror/SPAN port); held by the socket and released with it.
+ */
+#define MCR_RX_PROMISC 0x10u
 
 /*
  * Zero means "default" for every field. All fields are uint32_t.
