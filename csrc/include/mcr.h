@@ -177,7 +177,7 @@ enum mcr_fanout_mode {
  * reads the IP version nibble instead of an ethertype. Without it every frame
  * is taken for Ethernet II.
  */
-#define MCR_RX_L3 0x8u
+#define MCR_RX_L3      0x8u
 /*
  * Promiscuous capture (PACKET_MR_PROMISC): frames for other hosts' MACs reach
  * the ring (a mirror/SPAN port); held by the socket and released with it.
