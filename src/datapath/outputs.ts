@@ -36,7 +36,7 @@ import type { TableOutput, TxRingOptions } from "./messages.ts";
 import { isMulticast, multicastMac } from "../common/net.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
 import { NextHops } from "./next_hops.ts";
-import { downReason } from "./output_reasons.ts";
+import { downReason, installReason } from "./output_reasons.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
 export const STALL_MS = 1000;
@@ -201,7 +201,7 @@ export class Outputs {
       s.installError = undefined;
       s.ifindex = t.ifindex;
     } catch (e) {
-      const reason = e instanceof Error ? e.message : String(e);
+      const reason = installReason(e);
       if (!this.broken[slot]) this.fwd.setTemplate(slot, null);
       this.broken[slot] = 1;
       s.installError = reason;

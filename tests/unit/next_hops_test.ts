@@ -4,11 +4,13 @@
  * row, is an error with the reason until the next hop answers; a first
  * INCOMPLETE keeps the last verdict (no flapping while the kernel retries); no entry is no verdict; no route is an error; at most
  * MAX_CHECKS_PER_WINDOW lookups per window, round robin, so every
- * destination is looked at within a few windows.
+ * destination is looked at within a few windows. Output reasons in the
+ * operator's terms (output_reasons.ts).
  */
 import assert from "node:assert/strict";
 import { MAX_CHECKS_PER_WINDOW, NextHops } from "../../src/datapath/next_hops.ts";
 import { McrError, Nud } from "../../ffi/mod.ts";
+import { installReason } from "../../src/datapath/output_reasons.ts";
 import { parseIPv4 } from "../../src/common/net.ts";
 
 const D = { ifindex: 3, ifname: "eth1", dst: parseIPv4("10.0.5.20")! };
@@ -73,4 +75,17 @@ Deno.test("next hops: at most MAX_CHECKS_PER_WINDOW lookups per window, round ro
   for (let w = 1; w < windows; w++) hops.check(dests);
   assert.equal(seen.size, 100, "every destination looked at within a few windows");
   assert.ok(dests.every((d) => hops.problem(d) !== ""));
+});
+
+Deno.test("output reasons: libmcr's call names and template indices never reach the operator", () => {
+  const e = new McrError(
+    "mcr_fwd_set_template",
+    -99,
+    "template 12: bind 10.0.0.5:0 on eth1",
+  );
+  assert.equal(installReason(e), "bind 10.0.0.5:0 on eth1 (EADDRNOTAVAIL)");
+  assert.equal(
+    installReason(new Error("output interface eth9 does not exist")),
+    "output interface eth9 does not exist",
+  );
 });
