@@ -360,3 +360,12 @@ export function assertChainAccounted(
     },
   }, what);
 }
+
+/** Stream ids that delivered anything to `g` (a group and port, or "GROUP:PORT") at the receiver, sorted. */
+export function streamsAt(rep: SinkReport, g: { group: string; port: number } | string): number[] {
+  const [group, port] = typeof g === "string" ? g.split(":") : [g.group, String(g.port)];
+  const grp = rep.groups.find((x) => x.group === group && x.port === Number(port));
+  return (grp?.streams ?? []).filter((s) => s.received > 0).map((s) => s.stream).sort((a, b) =>
+    a - b
+  );
+}

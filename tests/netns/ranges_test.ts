@@ -31,7 +31,6 @@ import {
   type CapturedDatagram,
   runCheck,
   runGen,
-  type SinkReport,
   startCapture,
   startRelayWith,
   startSink,
@@ -45,6 +44,7 @@ import {
   drive,
   hopKey,
   PathMeter,
+  streamsAt,
 } from "./lib_account.ts";
 import { until } from "./lib_robust.ts";
 import { igmpGroups, igmpHex } from "./lib_igmp.ts";
@@ -91,15 +91,6 @@ const CONFIG = {
     },
   ],
 };
-
-/** Stream ids that delivered anything to `dst` ("group:port") at the receiver, sorted. */
-function streamsAt(rep: SinkReport, dst: string): number[] {
-  const [group, port] = dst.split(":");
-  const g = rep.groups.find((x) => x.group === group && x.port === Number(port));
-  return (g?.streams ?? []).filter((s) => s.received > 0).map((s) => s.stream).sort((a, b) =>
-    a - b
-  );
-}
 
 /** The multicast MAC of a group: 01:00:5e and its low 23 bits. */
 function mcastMac(group: string): string {

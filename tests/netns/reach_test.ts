@@ -45,6 +45,7 @@ import {
   type PathDrops,
   PathMeter,
   quiesce,
+  streamsAt,
 } from "./lib_account.ts";
 import { runInject, taggedStreams, until, workDir } from "./lib_robust.ts";
 import { igmpGroups, igmpHex, mcfilterSources } from "./lib_igmp.ts";
@@ -84,14 +85,6 @@ function combined(reports: GenReport[]): GenReport {
       other: errors("other"),
     },
   };
-}
-
-/** Stream ids that delivered anything to `g` at the receiver, sorted. */
-function streamsAt(rep: SinkReport, g: { group: string; port: number }): number[] {
-  const grp = rep.groups.find((x) => x.group === g.group && x.port === g.port);
-  return (grp?.streams ?? []).filter((s) => s.received > 0).map((s) => s.stream).sort((a, b) =>
-    a - b
-  );
 }
 
 /** Unique datagrams of stream `id` delivered to `g`. */

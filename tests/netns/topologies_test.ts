@@ -19,7 +19,7 @@
  */
 import assert from "node:assert/strict";
 import { chainTopology, skipReason, type Topology } from "../../lab/netns.ts";
-import { runGen, type SinkReport, startRelayWith, startSink } from "../../lab/harness.ts";
+import { runGen, startRelayWith, startSink } from "../../lab/harness.ts";
 import {
   assertChainAccounted,
   assertClean,
@@ -32,6 +32,7 @@ import {
   type PathDrops,
   PathMeter,
   quiesce,
+  streamsAt,
 } from "./lib_account.ts";
 import { runInject, taggedStreams, until, workDir } from "./lib_robust.ts";
 import { topologyConfig } from "./lib_topologies.ts";
@@ -53,14 +54,6 @@ const DEADLINE_MS = 20_000;
 const CHAIN_NAMES = { trunk0: "r0", span0: "r0", lan0: "r1" };
 
 const dst = (g: { group: string; port: number }) => `${g.group}:${g.port}`;
-
-/** Stream ids that delivered anything to `g` at the receiver, sorted. */
-function streamsAt(rep: SinkReport, g: { group: string; port: number }): number[] {
-  const grp = rep.groups.find((x) => x.group === g.group && x.port === g.port);
-  return (grp?.streams ?? []).filter((s) => s.received > 0).map((s) => s.stream).sort((a, b) =>
-    a - b
-  );
-}
 
 /** The kernel's promiscuity count of `dev` (what packet sockets hold, as `ip -d link` shows). */
 async function promiscuity(t: Topology, role: string, dev: string): Promise<number> {

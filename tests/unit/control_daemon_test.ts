@@ -217,37 +217,28 @@ Deno.test({
     try {
       await Deno.chmod(dir, 0o770);
       await Deno.writeTextFile(`${dir}/r.json`, '{"rules":[]}');
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          `${REPO}/cli.ts`,
-          "--config",
-          `${dir}/r.json`,
-          "--control-socket",
-          `${dir}/c.sock`,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      // the relay asked to put its control socket in `dir`
+      const start = () =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            `${REPO}/cli.ts`,
+            "--config",
+            `${dir}/r.json`,
+            "--control-socket",
+            `${dir}/c.sock`,
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+      const out = await start();
       assert.equal(out.code, 3);
       assert.match(dec.decode(out.stderr), /group-writable/);
       assert.match(dec.decode(out.stderr), /chmod 750/);
       // a shared (sticky) directory such as /tmp: the advice is another path, never chmod
       await Deno.chmod(dir, 0o1777);
-      const shared = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          `${REPO}/cli.ts`,
-          "--config",
-          `${dir}/r.json`,
-          "--control-socket",
-          `${dir}/c.sock`,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const shared = await start();
       assert.equal(shared.code, 3);
       const msg = dec.decode(shared.stderr);
       assert.match(msg, /world-writable/);
