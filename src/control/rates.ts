@@ -15,7 +15,7 @@
 import { destText, outputPortOf } from "../config/ranges.ts";
 import type { OutputPort } from "../config/schema.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
-import type { CounterSnapshot, InputCounters } from "../relay/stats.ts";
+import type { CounterSnapshot, InputCounters } from "../relay/counter_snapshot.ts";
 
 /** Packets and bits per second. */
 export interface Rate {

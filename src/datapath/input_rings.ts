@@ -95,6 +95,13 @@ export class InputRings {
     return this.#inputs.values();
   }
 
+  /** Rules held over all inputs. */
+  ruleCount(): number {
+    let n = 0;
+    for (const inp of this.#inputs.values()) n += inp.lookup.size;
+    return n;
+  }
+
   /** The input of `slot`, if served. */
   get(slot: number): Input | undefined {
     return this.#inputs.get(slot);

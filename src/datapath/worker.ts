@@ -52,6 +52,7 @@ import { BatchProcessor } from "./batch.ts";
 import { In, W } from "./counters.ts";
 import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { LINK_GEN } from "./link_table.ts";
+import { RELEASE_MIN_RULES, releaseMemory } from "../common/memory.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
 import { Outputs } from "./outputs.ts";
 import { type Input, InputRings } from "./input_rings.ts";
@@ -241,7 +242,12 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     post({ type: "ring", index: cfg.index, slot: m.slot, gen: inp?.gen ?? 0, state: "closed" });
   };
 
+  /** The rule deltas since the last version marker: how many, and whether the worker held none before. */
+  let load: { fromEmpty: boolean; upserts: number } | null = null;
+
   const rules = (m: RulesMessage) => {
+    load ??= { fromEmpty: inputs.ruleCount() === 0, upserts: 0 };
+    load.upserts += m.upsert.length;
     const inp = inputs.inputFor(m.slot, m.gen, m.interface);
     // interfaces named for the first time: look at the link table again (not for every
     // rule: that pass reads every output, 262,144 at the most)
@@ -263,6 +269,11 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         rules(m);
         break;
       case "version":
+        // A large table loaded into a worker that held no rules (start, restart): nothing
+        // forwarded yet, so this is the moment to hand the load's garbage back (a full
+        // collection stops the loop for a fraction of a second; frames wait in the rings).
+        if (load?.fromEmpty && load.upserts >= RELEASE_MIN_RULES) releaseMemory();
+        load = null;
         counters[W.tableVersion] = m.version;
         post({ type: "applied", index: cfg.index, version: m.version });
         break;

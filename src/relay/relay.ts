@@ -17,8 +17,9 @@ import type { RuleSpec } from "./tables.ts";
 import { Supervisor } from "./supervisor.ts";
 import type { DataPathOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
-import type { CounterSnapshot, RelayStats, RuleStats } from "./stats.ts";
-import { igmpLimits } from "../../ffi/mod.ts";
+import type { RelayStats, RuleStats, State } from "./stats.ts";
+import type { CounterSnapshot } from "./counter_snapshot.ts";
+import { RELEASE_MIN_RULES, releaseMemory } from "../common/memory.ts";
 import { logger } from "../common/log.ts";
 import { rawRule, type RuntimeRules } from "./runtime_rules.ts";
 import {
@@ -43,14 +44,13 @@ export {
   RuleNotFoundError,
   ruleSpecs,
 };
-import {
-  ensureFdLimit,
-  estimateFds,
-  FDS_HEADROOM,
-  fdsAddedAtMost,
-  type FdStats,
-  openFds,
-} from "./fd_budget.ts";
+import { FdGuard } from "./fd_guard.ts";
+
+/**
+ * How long after a large load the relay collects its garbage (ms): long enough for the load's
+ * state events and first replies to have become garbage too.
+ */
+export const RELEASE_DELAY_MS = 500;
 
 /** A running relay. */
 export class Relay implements AsyncDisposable {
@@ -59,22 +59,16 @@ export class Relay implements AsyncDisposable {
   #started = false;
   #configPath?: string;
   readonly #dataPath: DataPathOptions;
-  /** Descriptors open before the relay opened any (measured at start). */
-  #fdBaseline?: number;
-  #fds?: FdStats;
-  /**
-   * At least what the rules in force need in descriptors: the last estimate
-   * plus a bound for each live addition since ({@link fdsAddedAtMost}).
-   */
-  #fdsBound = 0;
-  /** `#fds.needed` predates live changes: estimated again when stats are read. */
-  #fdsStale = false;
+  /** File descriptors: room made in RLIMIT_NOFILE before each rule set, the figures shown. */
+  readonly #fds: FdGuard;
   /** Index of the rules in force for live changes (built at start and at every reload). */
   #index?: RuleIndex;
   /** Serializes rule changes (add/remove/reload/setConfig). */
   #queue: Promise<unknown> = Promise.resolve();
   /** The runtime rules file, when the configuration names one. */
   #runtime?: RuntimeRules;
+  /** The full collection due after a large load ({@link #releaseAfterLoad}). */
+  #releaseTimer?: ReturnType<typeof setTimeout>;
 
   /**
    * Create a relay (nothing is opened until `start()`).
@@ -87,6 +81,7 @@ export class Relay implements AsyncDisposable {
     this.#configPath = options.configPath;
     this.#dataPath = { ...dataPathOptions(config), workerModule: options.workerModule };
     this.#sup = new Supervisor(this.#dataPath);
+    this.#fds = new FdGuard(this.#dataPath);
   }
 
   /**
@@ -125,7 +120,7 @@ export class Relay implements AsyncDisposable {
       try {
         if (this.#started) {
           const add = ruleSpecs([rule]);
-          this.#ensureFdsAdded(add, next);
+          this.#fds.ensureAdded(add, () => ruleSpecs(next.rules));
           await this.#sup.changeRules(add, []);
         }
       } catch (e) {
@@ -164,7 +159,7 @@ export class Relay implements AsyncDisposable {
       }
       this.#config = next;
       for (const r of gone) this.#index?.remove(r);
-      this.#fdsStale = true;
+      this.#fds.changed();
       return gone;
     });
   }
@@ -208,7 +203,7 @@ export class Relay implements AsyncDisposable {
       try {
         if (this.#started) {
           const spec = ruleSpecs([rule]);
-          this.#ensureFdsAdded(spec, next);
+          this.#fds.ensureAdded(spec, () => ruleSpecs(next.rules));
           // same id: the rule is replaced in place; outputs that stay keep their slots
           await this.#sup.changeRules(spec, []);
         }
@@ -219,7 +214,7 @@ export class Relay implements AsyncDisposable {
       this.#config = next;
       index.remove(old);
       index.add(rule);
-      this.#fdsStale = true;
+      this.#fds.changed();
       return rule;
     });
   }
@@ -325,73 +320,37 @@ export class Relay implements AsyncDisposable {
     checkCapacity(config.rules);
     if (this.#started) {
       const specs = ruleSpecs(config.rules);
-      this.#ensureFds(specs);
+      this.#fds.ensure(specs);
       await this.#sup.setRules(specs);
     }
     this.#config = config;
     this.#runtime = runtimeOf(config);
     this.#index = this.#started ? new RuleIndex(config.rules) : undefined;
+    if (this.#started) this.#releaseAfterLoad(config.rules.length);
   }
 
   /**
-   * Make room in RLIMIT_NOFILE for rules added live: when the rules in force
-   * plus a bound for the added ones fit under the soft limit (the usual
-   * case) nothing is estimated; otherwise the whole rule set `next` is, as
-   * for a reload ({@link #ensureFds}).
-   * @throws {FdLimitError} when even the hard limit is too low (nothing changed)
+   * After loading a large rule set, hand the garbage of the load back to the
+   * operating system (src/common/memory.ts) once the load's own aftermath —
+   * the state events of every rule and output, the first replies — has
+   * passed: one full collection {@link RELEASE_DELAY_MS} after the last large
+   * load. It blocks this thread (the control plane) for a fraction of a
+   * second; the workers forward meanwhile.
    */
-  #ensureFdsAdded(add: RuleSpec[], next: Config): void {
-    const bound = this.#fdsBound + fdsAddedAtMost(add, this.#dataPath);
-    const soft = this.#fds?.soft_limit;
-    if (this.#fds && (soft === null || bound + FDS_HEADROOM <= soft!)) {
-      this.#fdsBound = bound;
-      this.#fdsStale = true;
-      return;
-    }
-    this.#ensureFds(ruleSpecs(next.rules));
-  }
-
-  /**
-   * Make room in RLIMIT_NOFILE for `rules` (src/relay/fd_budget.ts): raise the
-   * soft limit to the hard one when they need more, log what was done.
-   * @throws {FdLimitError} when even the hard limit is too low (nothing changed)
-   */
-  #ensureFds(rules: RuleSpec[]): void {
-    const first = this.#fdBaseline === undefined;
-    this.#fdBaseline ??= openFds();
-    const need = estimateFds(rules, this.#dataPath, igmpLimits(), this.#fdBaseline);
-    const r = ensureFdLimit(need);
-    const log = logger("supervisor");
-    const figures = {
-      needed: need.total,
-      soft: r.stats.soft_limit ?? "unlimited",
-      hard: r.stats.hard_limit ?? "unlimited",
-      igmp: need.igmp,
-    };
-    if (r.raised) {
-      log.info(
-        "raised the open-file limit (RLIMIT_NOFILE) from {from} to {soft}: the rules need " +
-          "about {needed} file descriptors ({igmp} of them IGMP sockets)",
-        { ...figures, from: r.stats.raised_from },
+  #releaseAfterLoad(rules: number): void {
+    if (rules < RELEASE_MIN_RULES) return;
+    clearTimeout(this.#releaseTimer);
+    this.#releaseTimer = setTimeout(() => {
+      this.#releaseTimer = undefined;
+      const ms = releaseMemory();
+      logger("supervisor").debug(
+        ms === null
+          ? "{rules} rules loaded; V8's collector is not available to release the load's garbage"
+          : "{rules} rules loaded; released the load's garbage in {ms} ms",
+        { rules, ms: ms === null ? null : Math.round(ms) },
       );
-    } else if (first) {
-      log.info(
-        "file descriptors: the rules need about {needed} ({igmp} IGMP sockets); " +
-          "RLIMIT_NOFILE soft {soft}, hard {hard}",
-        figures,
-      );
-    }
-    if (r.tight && (first || r.raised)) {
-      log.warn(
-        "the open-file limit (hard {hard}) leaves less than {headroom} file descriptors " +
-          "beyond what the rules need ({needed}): control clients may be refused; raise it " +
-          "(ulimit -n, LimitNOFILE= in a systemd unit)",
-        { ...figures, headroom: FDS_HEADROOM },
-      );
-    }
-    this.#fds = r.stats;
-    this.#fdsBound = need.total;
-    this.#fdsStale = false;
+    }, RELEASE_DELAY_MS);
+    Deno.unrefTimer(this.#releaseTimer);
   }
 
   /**
@@ -406,11 +365,12 @@ export class Relay implements AsyncDisposable {
       this.#runtime?.checkWritable();
       checkCapacity(this.#config.rules);
       const specs = ruleSpecs(this.#config.rules);
-      this.#ensureFds(specs);
+      this.#fds.ensure(specs);
       await this.#sup.setRules(specs);
       this.#started = true;
       // built now rather than at the first live add (about 0.1 s at 65,536 rules)
       this.#index ??= new RuleIndex(this.#config.rules);
+      this.#releaseAfterLoad(specs.length);
     });
   }
 
@@ -431,26 +391,16 @@ export class Relay implements AsyncDisposable {
     return this.#sup.counters();
   }
 
+  /** How many rules are active, pending and in error: what `stats()` says, for a fraction of its cost. */
+  ruleStateCounts(): Record<State, number> {
+    return this.#sup.ruleStateCounts();
+  }
+
   /** Snapshot of all counters. */
   stats(): RelayStats {
     const s = this.#sup.stats();
-    if (!this.#fds) return s;
-    if (this.#fdsStale) {
-      const need = estimateFds(
-        ruleSpecs(this.#config.rules),
-        this.#dataPath,
-        igmpLimits(),
-        this.#fdBaseline ?? 0,
-      );
-      this.#fds = { ...this.#fds, needed: need.total };
-      this.#fdsBound = Math.max(this.#fdsBound, need.total);
-      this.#fdsStale = false;
-    }
-    let open: number | null = null;
-    try {
-      open = openFds();
-    } catch { /* libmcr not loaded: keep the last figure */ }
-    return { ...s, fds: { ...this.#fds, open: open ?? this.#fds.open } };
+    const fds = this.#fds.stats(() => ruleSpecs(this.#config.rules));
+    return fds ? { ...s, fds } : s;
   }
 
   /**
@@ -477,6 +427,7 @@ export class Relay implements AsyncDisposable {
 
   /** Stop forwarding, drain, release everything. Final counters stay readable. */
   async stop(): Promise<void> {
+    clearTimeout(this.#releaseTimer);
     await this.#sup.stop();
   }
 

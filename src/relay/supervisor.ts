@@ -38,14 +38,15 @@ import { type LinkChange, Links } from "./links.ts";
 import { type DataPathOptions, type DataWorker, Pool, type WorkerHost } from "./pool.ts";
 import { rxRingFor, txRingFor } from "./rings.ts";
 import {
-  collectCounters,
   collectRuleStats,
   collectStats,
-  type CounterSnapshot,
+  countRuleStates,
   type RelayStats,
   type RuleStats,
+  type State,
   type StatsSource,
 } from "./stats.ts";
+import { collectCounters, type CounterSnapshot } from "./counter_snapshot.ts";
 import { type RuleSpec, SlotAllocator, Slots } from "./tables.ts";
 import {
   planRuleChange,
@@ -153,6 +154,11 @@ export class Supervisor {
     const s = collectStats(this.#statsSource());
     // the IGMP memberships' counts, limits and refusals; the UDP port claims'
     return { ...s, igmp: this.#igmp.stats(), claims: this.#claims.stats() };
+  }
+
+  /** How many rules are in each state (see {@link countRuleStates}). */
+  ruleStateCounts(): Record<State, number> {
+    return countRuleStates(this.#statsSource());
   }
 
   /** The counters rates are computed from (see {@link collectCounters}). */

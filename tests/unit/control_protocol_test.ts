@@ -18,7 +18,8 @@ import { buildRegistry, health, parseListen } from "../../src/control/metrics.ts
 import { HealthTracker } from "../../src/control/health.ts";
 import { DROP_NAMES } from "../../src/datapath/packet.ts";
 import { getLogLevels, levelFor, setLogLevel } from "../../src/common/log.ts";
-import type { CounterSnapshot, RelayStats } from "../../src/relay/stats.ts";
+import type { RelayStats } from "../../src/relay/stats.ts";
+import type { CounterSnapshot } from "../../src/relay/counter_snapshot.ts";
 import type { WorkerTable } from "../../src/datapath/messages.ts";
 import type { StatsResult } from "../../src/control/results.ts";
 

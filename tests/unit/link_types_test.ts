@@ -17,7 +17,7 @@ import {
   SUPPORTED_LINKS,
 } from "../../src/datapath/link_types.ts";
 import { OutputLinkTypes } from "../../src/relay/output_link_types.ts";
-import { collectStats, type WorkerView } from "../../src/relay/stats.ts";
+import { collectStats, countRuleStates, type WorkerView } from "../../src/relay/stats.ts";
 import { Clock, inputState, ruleErrorsOf } from "../../src/relay/states.ts";
 import type { RuleSpec } from "../../src/relay/tables.ts";
 import type { Links } from "../../src/relay/links.ts";
@@ -140,17 +140,20 @@ function statsOn(
     // a ring that still runs (opened before the interface was re-created as another type)
     members: [{ index: 0, state: "running" as const, restarts: 0, retiredFrames: 0, worker }],
   };
-  return {
-    state: inputState(input, links, new Clock()),
-    stats: collectStats({
-      inputs: [input],
-      workers: [worker],
-      retired: new Float64Array(COUNTER_SLOTS),
-      links,
-      outputErrors: new Map(),
-      ruleErrors: own,
-    }),
+  const source = {
+    inputs: [input],
+    workers: [worker],
+    retired: new Float64Array(COUNTER_SLOTS),
+    links,
+    outputErrors: new Map(),
+    ruleErrors: own,
   };
+  const stats = collectStats(source);
+  // the cheap count (ready line, systemd status) says what the stats say
+  const counts = { active: 0, pending: 0, error: 0 };
+  for (const r of stats.rules) counts[r.state]++;
+  assert.deepEqual(countRuleStates(source), counts);
+  return { state: inputState(input, links, new Clock()), stats };
 }
 
 Deno.test("link types: an input of a type mcr cannot capture is in error, its rules never active", () => {
