@@ -194,14 +194,29 @@ export const STRUCTS = {
   rxset_stats: RXSET_STATS,
 } as const;
 
-/** Every field of `b` (a struct laid out as `s` whose fields are all u64) as a number. */
+/** 2^32: the weight of a u64's high word. */
+const HIGH_WORD = 0x1_0000_0000;
+
+/** Field names of each all-u64 layout, listed once (the stats readers run every sync). */
+const fieldNames = new WeakMap<StructLayout<string>, readonly string[]>();
+
+/**
+ * Every field of `words` (a struct laid out as `s` whose fields are all u64,
+ * read as little-endian u32 pairs) as a number. No BigInt and no view is
+ * made: the rings' and sets' stats readers call this for every ring at
+ * every counter sync.
+ */
 export function readU64Fields<F extends string>(
   s: StructLayout<F>,
-  b: Uint8Array,
+  words: Uint32Array,
 ): Record<F, number> {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let names = fieldNames.get(s);
+  if (!names) fieldNames.set(s, names = Object.keys(s.field));
   const out = {} as Record<F, number>;
-  for (const k of Object.keys(s.field) as F[]) out[k] = Number(dv.getBigUint64(s.field[k], true));
+  for (const k of names as F[]) {
+    const w = s.field[k] >> 2;
+    out[k] = words[w] + words[w + 1] * HIGH_WORD;
+  }
   return out;
 }
 

@@ -166,6 +166,8 @@ export class RxRing implements Disposable {
   #ptr: Deno.PointerObject | null;
   readonly #poll: (p: Deno.PointerObject, t: number) => number;
   readonly #release: (p: Deno.PointerObject) => number;
+  /** `struct mcr_rx_stats`, filled by every {@link stats} call (no allocation per read). */
+  readonly #statsWords = new Uint32Array(RX_STATS.size / 4);
   /** The ring mapping (zero-copy). */
   readonly ring: Uint8Array;
   /** Frame descriptors of the current batch (zero-copy). */
@@ -228,9 +230,8 @@ export class RxRing implements Disposable {
 
   /** Accumulated kernel and ring statistics. */
   stats(): RxStats {
-    const b = new Uint8Array(RX_STATS.size);
-    check("mcr_rx_stats", lib().sym.mcr_rx_stats(this.pointer, b));
-    return readU64Fields(RX_STATS, b);
+    check("mcr_rx_stats", lib().sym.mcr_rx_stats(this.pointer, this.#statsWords));
+    return readU64Fields(RX_STATS, this.#statsWords);
   }
 
   /** Effective geometry. */

@@ -45,6 +45,8 @@ export class RxSet implements Disposable {
   #ptr: Deno.PointerObject | null;
   readonly #wait: (p: Deno.PointerObject, t: number) => number;
   readonly #rings = new Map<number, RxRing>();
+  /** `struct mcr_rxset_stats`, filled by every {@link stats} call (no allocation per read). */
+  readonly #statsWords = new Uint32Array(RXSET_STATS.size / 4);
   /**
    * The ready list of the last wait (zero-copy): entry k is the tag at
    * `2k` and at `2k + 1` the frames in that ring's batch, or -errno when its
@@ -124,9 +126,8 @@ export class RxSet implements Disposable {
 
   /** Accumulated statistics. */
   stats(): RxSetStats {
-    const b = new Uint8Array(RXSET_STATS.size);
-    check("mcr_rxset_stats", lib().sym.mcr_rxset_stats(this.#p(), b));
-    return readU64Fields(RXSET_STATS, b);
+    check("mcr_rxset_stats", lib().sym.mcr_rxset_stats(this.#p(), this.#statsWords));
+    return readU64Fields(RXSET_STATS, this.#statsWords);
   }
 
   /** Close the set (not its rings; idempotent). */

@@ -59,6 +59,8 @@ export interface TxStats {
 /** An AF_PACKET TX ring (PACKET_TX_RING, PACKET_LOSS) on one interface. */
 export class TxRing implements Disposable {
   #ptr: Deno.PointerObject | null;
+  /** `struct mcr_tx_stats`, filled by every {@link stats} call (no allocation per read). */
+  readonly #statsWords = new Uint32Array(TX_STATS.size / 4);
   /** Interface index. */
   readonly ifindex: number;
 
@@ -108,12 +110,12 @@ export class TxRing implements Disposable {
 
   /** Counters and state. */
   stats(): TxStats {
-    const b = new Uint8Array(TX_STATS.size);
-    check("mcr_tx_stats", lib().sym.mcr_tx_stats(this.pointer, b));
-    const dv = new DataView(b.buffer);
+    const w = this.#statsWords;
+    check("mcr_tx_stats", lib().sym.mcr_tx_stats(this.pointer, w));
     const f = TX_STATS.field;
-    const u64 = (o: number) => Number(dv.getBigUint64(o, true));
-    const u32 = (o: number) => dv.getUint32(o, true);
+    const u64 = (o: number) => w[o >> 2] + w[(o >> 2) + 1] * 0x1_0000_0000;
+    const u32 = (o: number) => w[o >> 2];
+    const i32 = (o: number) => w[o >> 2] | 0;
     return {
       frames: u64(f.frames),
       sent: u64(f.sent),
@@ -126,8 +128,8 @@ export class TxRing implements Disposable {
       mtuChanges: u64(f.mtuChanges),
       queued: u32(f.queued),
       mtu: u32(f.mtu),
-      down: dv.getInt32(f.down, true),
-      lastErr: dv.getInt32(f.lastErr, true),
+      down: i32(f.down),
+      lastErr: i32(f.lastErr),
       linkFlags: u32(f.linkFlags),
       stalledMs: u32(f.stalledMs),
       frameRoom: u32(f.frameRoom),

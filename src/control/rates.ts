@@ -5,10 +5,12 @@
  * and derives per-rule, per-output and per-interface rates from them on
  * request. Reading counters never touches the data path, but a snapshot of
  * a very large relay costs real time (tens of milliseconds at 262,144
- * outputs): while no
- * client asks for rates, the sampler spaces its snapshots so that they cost
- * at most about 1 % of a core; `window_s` always says what window the rates
- * cover.
+ * outputs), and an idle relay should cost next to nothing: while no client
+ * asks for rates, the sampler takes a snapshot only every
+ * {@link IDLE_SAMPLE_MS} (less often still when snapshots would cost more
+ * than about 1 % of a core), and the first request after such a pause takes
+ * a fresh one, so that rates always end now; `window_s` says what window
+ * they cover.
  *
  * @module
  */
@@ -102,7 +104,9 @@ interface Sample {
 
 /** While rates were asked for within this time (ms), sampling keeps its period. */
 const DEMAND_MS = 60_000;
-/** Otherwise sampling waits at least this many times the length of the last sample. */
+/** Otherwise at most one sample per this many ms... */
+export const IDLE_SAMPLE_MS = 10_000;
+/** ...and at least this many times the length of the last sample apart. */
 const IDLE_COST_SHARE = 100;
 
 /** Rate of a counter going from `a` to `b` over `dt` seconds (a restart resets to 0). */
@@ -195,13 +199,17 @@ export class RateTracker implements Disposable {
     const now = performance.now();
     const wanted = now - this.#wantedAt < DEMAND_MS;
     const due = this.#last === undefined ||
-      now - this.#last.t >= Math.max(this.intervalMs, IDLE_COST_SHARE * this.#cost) - 1;
+      now - this.#last.t >= Math.max(IDLE_SAMPLE_MS, IDLE_COST_SHARE * this.#cost) - 1;
     if (wanted || due) this.sample();
   }
 
   /** Rates between the last two samples (zeros before the second sample). */
   rates(): Rates {
-    this.#wantedAt = performance.now();
+    const now = performance.now();
+    const paused = now - this.#wantedAt >= DEMAND_MS;
+    this.#wantedAt = now;
+    // the first request after a pause: its rates end now, not at the last idle sample
+    if (paused && this.#last && now - this.#last.t > this.intervalMs) this.sample();
     if (this.#rates) return this.#rates;
     const r = noRates();
     if (!this.#prev || !this.#last) return r;

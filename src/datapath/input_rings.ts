@@ -23,8 +23,15 @@ import { readLink } from "./link_table.ts";
 import type { Outputs } from "./outputs.ts";
 import { type InputRxOptions, RX_SLOT_OVERHEAD, type TableRule } from "./messages.ts";
 
-/** Longest gap between two reads of a ring's kernel counters (ms). */
-const KERNEL_STATS_MS = 1000;
+/**
+ * Longest gap between two reads of an idle ring's kernel counters (ms). A
+ * ring that took frames is read at every sync; one that took none can have
+ * new kernel counts only if frames wait in it unserved (which wakes the
+ * worker, so it takes them), so this read is a safety net — one system call
+ * per idle ring, which at 256 interfaces was most of the idle worker's CPU
+ * when it ran every second.
+ */
+const KERNEL_STATS_IDLE_MS = 10_000;
 
 /** One input interface a worker serves (its ring may be closed). */
 export interface Input {
@@ -235,7 +242,8 @@ export class InputRings {
 
   /**
    * Copy the kernel's ring counters into the shared block: for rings that
-   * took frames since the last read, and for every ring at least once a second.
+   * took frames since the last read, and for every ring at least every
+   * {@link KERNEL_STATS_IDLE_MS}.
    */
   syncKernel(now: number): void {
     const c = this.#h.counters;
@@ -243,7 +251,7 @@ export class InputRings {
       const ring = inp.ring;
       if (!ring) continue;
       const frames = c[inp.base + In.frames];
-      if (frames === inp.framesAtStats && now - inp.statsAt < KERNEL_STATS_MS) continue;
+      if (frames === inp.framesAtStats && now - inp.statsAt < KERNEL_STATS_IDLE_MS) continue;
       inp.framesAtStats = frames;
       inp.statsAt = now;
       this.#writeKernel(inp, ring.stats());

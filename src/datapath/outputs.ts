@@ -14,7 +14,8 @@
  * itself when the cause goes away: link changes reach the rings at once, a
  * ring that saw its link fail probes it, failed templates are retried on
  * every link change and every second. Outputs change one at a time; what is
- * checked every 100 ms is per output interface, and only the once-a-second
+ * checked at every counter sync (every 100 ms while frames flow, every 250 ms
+ * when idle) is per output interface, and only the once-a-second
  * health window looks at every output. Runs inside the worker (it calls into
  * libmcr synchronously); it never blocks.
  *

@@ -113,8 +113,11 @@ function sleep0(): Promise<void> {
 const MAX_DESC = 4096;
 /** Wait timeout while output frames wait to be retried (ms). */
 const WAIT_BUSY_MS = 1;
-/** Wait timeout when idle (ms): bounds how late stop/sync/refresh happen. */
-const WAIT_IDLE_MS = 100;
+/**
+ * Wait timeout when idle (ms): bounds how late sync/refresh happen when no frame arrives
+ * (stop, messages and link changes wake the worker at once): the wake-ups of an idle relay.
+ */
+const WAIT_IDLE_MS = 250;
 /** Counter sync period (ms). */
 const SYNC_MS = 100;
 /** Output retry / health window period (ms). */

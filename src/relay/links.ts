@@ -32,6 +32,13 @@ import {
   newLinkTable,
 } from "../datapath/link_table.ts";
 
+/**
+ * How long one wait for link events may last (ms). Events and `stop()` (its
+ * waker) end a wait at once; the timeout only bounds an idle relay's
+ * wake-ups (once a second was a fifth of the idle control thread's CPU).
+ */
+const LINK_WAIT_MS = 60_000;
+
 /** A change of one named interface (`prev`/`next` undefined = absent). */
 export type LinkChange = { name: string; prev?: LinkState; next?: LinkState };
 
@@ -118,7 +125,7 @@ export class Links {
     while (!this.#closed) {
       let events: LinkEvent[];
       try {
-        events = await mon.wait(1000);
+        events = await mon.wait(LINK_WAIT_MS);
       } catch {
         if (this.#closed) return;
         await new Promise((r) => setTimeout(r, 100));

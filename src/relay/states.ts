@@ -27,7 +27,7 @@ import { W } from "../datapath/counters.ts";
 /**
  * A running worker whose loop has not passed for this long (ms) is reported
  * in error: its interfaces stop forwarding through it. Its loop passes at
- * least every 100 ms; only the apply of a very large rule change (about 7 s
+ * least every 250 ms; only the apply of a very large rule change (about 7 s
  * for 262,144 outputs on this project's VM) holds it longer.
  */
 export const STALL_MS = 15_000;

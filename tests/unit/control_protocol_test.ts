@@ -219,6 +219,23 @@ Deno.test("RateTracker: rates are counter deltas over the sampling window", asyn
   r.stop();
 });
 
+Deno.test("RateTracker: the first request after a pause samples afresh, so its rates end now", async () => {
+  const table = fakeTable([6001]);
+  let s = fakeCounters(table, 0, [0], 0, 0);
+  let reads = 0;
+  const r = new RateTracker(() => (reads++, s), 50);
+  r.sample(); // the last idle sample
+  await new Promise((res) => setTimeout(res, 120));
+  s = fakeCounters(table, 1000, [1000], 1500, 10);
+  const x = r.rates();
+  assert.equal(reads, 2, "nobody had asked: the request took a sample of its own");
+  assert.ok(x.window_s >= 0.1, "from the idle sample to now");
+  assert.ok(x.rules.get("abc")!.pps > 0, "the packets since the idle sample are in the rate");
+  r.rates();
+  assert.equal(reads, 2, "asked again at once: the rates in hand");
+  r.stop();
+});
+
 Deno.test("RateTracker: an output keeps its rate when a reload reorders the outputs", async () => {
   let s = fakeCounters(fakeTable([6001, 6002]), 0, [0, 0], 0, 0);
   const r = new RateTracker(() => s, 1000);
