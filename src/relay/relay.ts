@@ -21,6 +21,7 @@ import type { CounterSnapshot, RelayStats, RuleStats } from "./stats.ts";
 import { igmpLimits } from "../../ffi/mod.ts";
 import { logger } from "../common/log.ts";
 import { rawRule, type RuntimeRules } from "./runtime_rules.ts";
+import { RelayRole } from "./role.ts";
 import {
   type ChangeOptions,
   dataPathOptions,
@@ -75,6 +76,8 @@ export class Relay implements AsyncDisposable {
   #queue: Promise<unknown> = Promise.resolve();
   /** The runtime rules file, when the configuration names one. */
   #runtime?: RuntimeRules;
+  /** Active or standby, and its changes (`role.set`; relay/role.ts). Starts as `config.role`. */
+  readonly role: RelayRole;
 
   /**
    * Create a relay (nothing is opened until `start()`).
@@ -87,6 +90,8 @@ export class Relay implements AsyncDisposable {
     this.#configPath = options.configPath;
     this.#dataPath = { ...dataPathOptions(config), workerModule: options.workerModule };
     this.#sup = new Supervisor(this.#dataPath);
+    const sup = this.#sup;
+    this.role = new RelayRole(config.role, (s) => sup.setStandby(s), (ev) => sup.emit(ev));
   }
 
   /**
@@ -280,7 +285,8 @@ export class Relay implements AsyncDisposable {
    * with) and apply only the difference: unchanged rules keep their counters
    * and never miss a packet. Rules added at run time and not in the file are
    * removed. Ring, worker, control and metrics settings are kept as they are
-   * (they are listed in `restart_needed` when the file changes them).
+   * (they are listed in `restart_needed` when the file changes them); `role`
+   * only when its value in the file changed ({@link RelayRole.reloaded}).
    * @throws {ConfigError} when the file is unreadable or invalid (nothing is changed)
    */
   reload(path?: string): Promise<ReloadSummary> {
@@ -301,6 +307,7 @@ export class Relay implements AsyncDisposable {
         const cur = this.#config;
         const kept = Object.fromEntries(RESTART_SETTINGS.map((k) => [k, cur[k]]));
         await this.#apply({ ...next, ...kept } as Config);
+        this.role.reloaded(next.role); // only an edited `role`: keepalived's survives (role.ts)
         this.#sup.emit({ type: "reload", phase: "done", path: source });
         return summary;
       } catch (e) {
@@ -433,7 +440,7 @@ export class Relay implements AsyncDisposable {
 
   /** Snapshot of all counters. */
   stats(): RelayStats {
-    const s = this.#sup.stats();
+    const s = { ...this.#sup.stats(), role: this.role.stats() };
     if (!this.#fds) return s;
     if (this.#fdsStale) {
       const need = estimateFds(

@@ -106,6 +106,7 @@ export class Supervisor {
       opts,
       linkTable: this.#links.table,
       closed: () => this.#closed,
+      standby: false,
       initFor: (w) => this.#initFor(w),
       replay: (w) => this.#replay(w),
       retire: (w, c) => this.#retire(w, c),
@@ -141,6 +142,12 @@ export class Supervisor {
   /** Subscribe to state changes; returns an unsubscribe function. */
   on(listener: (ev: RelayEvent) => void): () => void {
     return this.#events.on(listener);
+  }
+
+  /** Make the data path a standby (relay/role.ts) or active again: each worker's next batch. */
+  setStandby(standby: boolean): void {
+    this.#pool.host.standby = standby;
+    for (const w of this.#pool.all()) w.pushRole();
   }
 
   /** Tell subscribers about an event that is not a state change (a reload). */

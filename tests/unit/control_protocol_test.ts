@@ -369,13 +369,37 @@ Deno.test("metrics: Prometheus text parses and carries the counters with their l
   assert.ok(out.every((m) => m.labels?.output === name && m.labels?.rule === s.rules[0].name));
   assert.deepEqual(
     out.map((m) => m.labels?.reason).sort(),
-    ["ttl_expired", "tx_error", "tx_link_down", "tx_ring_full", "tx_too_big"],
+    ["standby", "ttl_expired", "tx_error", "tx_link_down", "tx_ring_full", "tx_too_big"],
   );
   for (const m of out) assert.ok(DROP_NAMES.includes(m.labels!.reason), m.labels?.reason);
+  assert.deepEqual(fam("mcr_role").metrics, [], "no role sample without a role in the snapshot");
   assert.equal(fam("mcr_reloads_total"), undefined, "no reload metrics without a tracker");
   assert.deepEqual(parseListen("127.0.0.1:9464"), { hostname: "127.0.0.1", port: 9464 });
   assert.deepEqual(parseListen("[::1]:9464"), { hostname: "::1", port: 9464 });
   assert.throws(() => parseListen("9464"));
+});
+
+Deno.test("metrics: mcr_role is 1 for the role in force, mcr_role_changes_total counts", async () => {
+  const s = result(fakeStats(10, 20, 0));
+  s.role = { role: "standby", changes: 3, since: "2026-11-30T00:00:00.000Z", set_by: "ctl" };
+  const fams = parsePrometheus(await buildRegistry(() => s).metrics()) as {
+    name: string;
+    type: string;
+    metrics: { value: string; labels?: Record<string, string> }[];
+  }[];
+  const fam = (n: string) => fams.find((f) => f.name === n)!;
+  const role = fam("mcr_role");
+  assert.equal(role.type, "GAUGE");
+  assert.deepEqual(
+    role.metrics.map((m) => [m.labels?.role, m.value]).sort(),
+    [["active", "0"], ["standby", "1"]],
+  );
+  assert.equal(fam("mcr_role_changes_total").type, "COUNTER");
+  assert.equal(fam("mcr_role_changes_total").metrics[0].value, "3");
+  // a healthy standby is healthy, and says what it is
+  const h = health(s);
+  assert.equal(h.status, "ok");
+  assert.equal(h.role, "standby");
 });
 
 Deno.test("log levels: global and per category, most specific wins, overrides removable", () => {
