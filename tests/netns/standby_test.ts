@@ -298,8 +298,8 @@ Deno.test({
 
       // The active relay dies; keepalived hears of it and the standby takes over.
       Deno.kill(a.pid, "SIGKILL");
-      const killed = performance.now();
-      console.log(`killed ra at ${new Date().toISOString().slice(11, 23)}`);
+      const killed = performance.now(), killedAt = Date.now();
+      console.log(`killed ra at ${new Date(killedAt).toISOString().slice(11, 23)}`);
       const taken = await until("rb active", async () => {
         const r = await roleOf(b);
         return r.role === "active" ? r : undefined;
@@ -325,7 +325,8 @@ Deno.test({
         `failover (VRRP advert_int ${ADVERT_S} s, ${RATE} pps): receiver gap ` +
           `${((s.max_gap_us ?? 0) / 1000).toFixed(1)} ms, ${rep.total.lost} datagrams lost, ` +
           `${rep.total.duplicates} duplicates, ${rep.total.reordered} reordered; kill → ` +
-          `"active" answered after ${activeMs.toFixed(0)} ms; sent ${g.sent}`,
+          `"active" answered after ${activeMs.toFixed(0)} ms (rb took it ` +
+          `${Date.parse(taken.since) - killedAt} ms after the kill); sent ${g.sent}`,
       );
       console.log(`rb's notify script:\n${await readText(b.notifyLog)}`);
       assert.equal(rep.total.corrupt, 0, "nothing corrupt");
