@@ -217,9 +217,12 @@ async function stopRelay(m: PairMember): Promise<{ code: number; stats: RelaySta
   return { code: r.code, stats: JSON.parse(last) };
 }
 
-/** The role a relay answers now. */
+/** The role a relay answers now (`ctl role`: cheap enough to poll, unlike `stats`). */
 async function roleOf(m: PairMember): Promise<RoleStats> {
-  return (await m.relay.stats()).role!;
+  await using c = await ControlClient.connect(m.relay.controlSocket!);
+  const r = await c.request<RoleStats>("role");
+  if (!r.ok) throw new Error(`role: ${JSON.stringify(r.error)}`);
+  return r.result;
 }
 
 /** Poll `f` until it returns a value, or throw with `what` and the last state after the deadline. */
