@@ -295,7 +295,8 @@ Deno.test({
       assert.equal(out(sa).standby, 0, "the active relay holds nothing back");
       assert.equal(sb.role!.role, "standby");
       assert.equal(out(sb).packets, 0, "the standby sent nothing");
-      assert.equal(sb.drops.standby, out(sb).standby, "drops.standby = its output's standby");
+      // (drops.standby = the outputs' standby is checked on the survivor's final counters: a live
+      // snapshot reads the two while the worker counts)
       // a receiver that listened only while both ran: one copy of each datagram
       assertClean(await both.stop(), "both relays up");
 
