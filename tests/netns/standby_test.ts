@@ -251,41 +251,96 @@ function out(s: RelayStats) {
   return s.rules[0].outputs[0];
 }
 
+/** A running pair: VRRP has elected ra (active) and rb (standby). */
+interface Pair {
+  t: Topology;
+  a: PairMember;
+  b: PairMember;
+  /** Both relays' roles and notify logs, for a failure message. */
+  state(): Promise<string>;
+}
+
+/**
+ * Build the pair (topology, relays, keepalived), wait for the election — VRRP picks ra, the higher
+ * priority; its notify script makes it active, rb stays standby — run `body`, and remove
+ * everything (the namespaces' processes too) whatever happens; on a failure print both relays'
+ * roles, notify logs and keepalived logs.
+ */
+async function withPair(tag: string, body: (p: Pair) => Promise<void>): Promise<void> {
+  const t = new Topology(tag);
+  const dir = await Deno.makeTempDir({ prefix: "mcr-pair-" });
+  const members: PairMember[] = [];
+  const state = async () => {
+    const lines = [];
+    for (const m of members) {
+      const r = await roleOf(m).catch((e) => `unreachable: ${(e as Error).message}`);
+      lines.push(`${m.role}: ${JSON.stringify(r)}; notify log: ${await readText(m.notifyLog)}`);
+    }
+    return lines.join("\n");
+  };
+  try {
+    await buildPair(t);
+    members.push(await startMember(t, dir, "ra", 150));
+    members.push(await startMember(t, dir, "rb", 100));
+    const [a, b] = members;
+    await until("ra active, rb standby", async () => {
+      const [ra, rb] = [await roleOf(a), await roleOf(b)];
+      return ra.role === "active" && rb.role === "standby" ? true : undefined;
+    }, state);
+    assert.equal((await roleOf(a)).set_by, "keepalived MASTER");
+    await body({ t, a, b, state });
+  } catch (e) {
+    console.error(`pair state at the failure:\n${await state()}`);
+    for (const m of members) {
+      m.keepalived.kill("SIGKILL");
+      const k = await m.keepalived.wait();
+      console.error(`${m.role} keepalived:\n${k.stderr.slice(-3000)}${k.stdout.slice(-3000)}`);
+    }
+    throw e;
+  } finally {
+    await t.destroy();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The stream at RATE from the sender, until SIGTERM. */
+function startStream(t: Topology): Proc {
+  return new Proc(t.ns("snd"), [
+    `${BUILD}/mcr-gen`,
+    ...["--iface", "s0", "--dst", GROUP_IN, "--rate", String(RATE), "--json"],
+  ]);
+}
+
+/** Stop the stream; its report. */
+async function stopStream(gen: Proc): Promise<GenReport> {
+  gen.kill("SIGTERM");
+  return JSON.parse((await gen.wait()).stdout);
+}
+
+/** What the receiver saw of the stream, as one line. */
+function seen(rep: SinkReport): string {
+  const s = rep.groups.find((x) => `${x.group}:${x.port}` === GROUP_OUT)!.streams[0];
+  return `receiver gap ${((s.max_gap_us ?? 0) / 1000).toFixed(1)} ms, ${rep.total.lost} ` +
+    `datagrams lost, ${rep.total.duplicates} duplicates, ${rep.total.reordered} reordered`;
+}
+
+/** Wait until `m` has sent one more second of the stream than now. */
+async function aSecondThrough(m: PairMember, state: () => Promise<string>): Promise<void> {
+  const sent0 = out(await m.relay.stats()).packets;
+  await until(`a second of the stream through ${m.role}`, async () => {
+    return out(await m.relay.stats()).packets >= sent0 + RATE ? true : undefined;
+  }, state);
+}
+
 Deno.test({
   name:
     "standby: keepalived pair, one copy while both run, the standby takes over when the active relay dies",
   ...opts,
-  async fn() {
-    const t = new Topology("pair");
-    const dir = await Deno.makeTempDir({ prefix: "mcr-pair-" });
-    const members: PairMember[] = [];
-    let gen: Proc | undefined;
-    const state = async () => {
-      const lines = [];
-      for (const m of members) {
-        const r = await roleOf(m).catch((e) => `unreachable: ${(e as Error).message}`);
-        lines.push(`${m.role}: ${JSON.stringify(r)}; notify log: ${await readText(m.notifyLog)}`);
-      }
-      return lines.join("\n");
-    };
-    try {
-      await buildPair(t);
+  fn: () =>
+    withPair("pair", async ({ t, a, b, state }) => {
       const both = await startSink(t, "rcv", "d0", [GROUP_OUT], { idleMs: 0, durationS: 300 });
       const whole = await startSink(t, "rcv", "d0", [GROUP_OUT], { idleMs: 0, durationS: 300 });
-      members.push(await startMember(t, dir, "ra", 150));
-      members.push(await startMember(t, dir, "rb", 100));
-      const [a, b] = members;
-      // VRRP elects ra (higher priority); its notify script makes it active, rb stays standby
-      await until("ra active, rb standby", async () => {
-        const [ra, rb] = [await roleOf(a), await roleOf(b)];
-        return ra.role === "active" && rb.role === "standby" ? true : undefined;
-      }, state);
-      assert.equal((await roleOf(a)).set_by, "keepalived MASTER");
-
-      gen = new Proc(t.ns("snd"), [
-        `${BUILD}/mcr-gen`,
-        ...["--iface", "s0", "--dst", GROUP_IN, "--rate", String(RATE), "--json"],
-      ]);
+      const gen = startStream(t);
       // One second of the stream through the active relay, held back by the standby.
       const [sa, sb] = await until("a second of the stream on both relays", async () => {
         const [sa, sb] = [await a.relay.stats(), await b.relay.stats()];
@@ -310,26 +365,18 @@ Deno.test({
       }, state);
       const activeMs = performance.now() - killed;
       assert.equal(taken.set_by, "keepalived MASTER", "keepalived made the standby active");
-      const sent0 = out(await b.relay.stats()).packets;
-      await until("a second of the stream through rb", async () => {
-        return out(await b.relay.stats()).packets >= sent0 + RATE ? true : undefined;
-      }, state);
+      await aSecondThrough(b, state);
 
-      gen.kill("SIGTERM");
-      const g: GenReport = JSON.parse((await gen.wait()).stdout);
-      gen = undefined;
+      const g = await stopStream(gen);
       await drained(() => b.relay.stats(), Date.now());
       const { stats: fb } = await stopRelay(b);
       assertRelayConsistent(fb);
       assert.ok(out(fb).packets >= RATE, "the survivor forwarded");
       assert.ok(out(fb).standby >= RATE, "and counted what it held back while standby");
       const rep: SinkReport = await whole.stop();
-      const s = rep.groups.find((x) => `${x.group}:${x.port}` === GROUP_OUT)!.streams[0];
       console.log(
-        `failover (VRRP advert_int ${ADVERT_S} s, ${RATE} pps): receiver gap ` +
-          `${((s.max_gap_us ?? 0) / 1000).toFixed(1)} ms, ${rep.total.lost} datagrams lost, ` +
-          `${rep.total.duplicates} duplicates, ${rep.total.reordered} reordered; kill → ` +
-          `"active" answered after ${activeMs.toFixed(0)} ms (rb took it ` +
+        `failover (VRRP advert_int ${ADVERT_S} s, ${RATE} pps): ${seen(rep)}; kill → "active" ` +
+          `answered after ${activeMs.toFixed(0)} ms (rb took it ` +
           `${Date.parse(taken.since) - killedAt} ms after the kill); sent ${g.sent}`,
       );
       console.log(`rb's notify script:\n${await readText(b.notifyLog)}`);
@@ -344,20 +391,50 @@ Deno.test({
         `reordered ${rep.total.reordered} within the switch-over batch (${BATCH_MAX})`,
       );
       assert.ok(rep.total.unique > out(sa).packets, "the receiver got the stream again");
-    } catch (e) {
-      console.error(`pair state at the failure:\n${await state()}`);
-      for (const m of members) {
-        m.keepalived.kill("SIGKILL");
-        const k = await m.keepalived.wait();
-        console.error(`${m.role} keepalived:\n${k.stderr.slice(-3000)}${k.stdout.slice(-3000)}`);
-      }
-      throw e;
-    } finally {
-      gen?.kill("SIGKILL");
-      await t.destroy();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
+});
+
+Deno.test({
+  name: "standby: keepalived stopped on the active relay: its relay becomes a standby, the peer " +
+    "takes over; duplicates only while their roles overlapped",
+  ...opts,
+  fn: () =>
+    withPair("plan", async ({ t, a, b, state }) => {
+      const sink = await startSink(t, "rcv", "d0", [GROUP_OUT], { idleMs: 0, durationS: 300 });
+      const gen = startStream(t);
+      await aSecondThrough(a, state);
+      // A planned switch-over: keepalived stops (SIGTERM) on the active relay. It tells its
+      // notify script (which makes the relay a standby) and the peer (priority 0).
+      a.keepalived.kill("SIGTERM");
+      const [ra, rb] = await until("ra standby, rb active", async () => {
+        const [ra, rb] = [await roleOf(a), await roleOf(b)];
+        return ra.role === "standby" && rb.role === "active" ? [ra, rb] : undefined;
+      }, state);
+      assert.equal(ra.set_by, "keepalived STOP", "ra's script made it a standby as it stopped");
+      assert.equal(rb.set_by, "keepalived MASTER");
+      await aSecondThrough(b, state);
+      const g = await stopStream(gen);
+      await drained(() => b.relay.stats(), Date.now());
+      const rep = await sink.stop();
+      // Both relays active from rb's switch to ra's (when rb switched first): the window in which
+      // both send. Each relay's data path switches at its next batch, and rb may start with what
+      // its ring still held: a batch at each end beyond the window.
+      const overlapMs = Date.parse(ra.since) - Date.parse(rb.since);
+      const bound = Math.ceil(Math.max(0, overlapMs + 2) * RATE / 1000) + 2 * BATCH_MAX;
+      console.log(
+        `planned switch-over (keepalived stopped, VRRP advert_int ${ADVERT_S} s, ${RATE} pps): ` +
+          `${seen(rep)}; roles overlapped ${overlapMs} ms (negative: a gap); sent ${g.sent}`,
+      );
+      assert.equal(rep.total.corrupt, 0, "nothing corrupt");
+      assert.equal(rep.total.foreign, 0, "nothing foreign");
+      assert.ok(
+        rep.total.duplicates <= bound,
+        `duplicates ${rep.total.duplicates} within the roles' overlap (${overlapMs} ms) and a ` +
+          `batch at each end: at most ${bound}`,
+      );
+      assert.ok(out(await b.relay.stats()).packets >= RATE, "rb forwards");
+      assertRelayConsistent((await stopRelay(b)).stats);
+    }),
 });
 
 Deno.test({
