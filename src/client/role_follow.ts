@@ -9,8 +9,9 @@
  * still being applied (the relay restarting) replaces it. A relay that
  * cannot be reached is tried again every {@link RETRY_MS} for up to
  * `retryMs`; a lost connection is opened again. One line is printed per
- * role set (or refused); the command ends at the end of its input, once the
- * last role is applied.
+ * role set — the local time, the role, who set it, and how long setting it
+ * took — or refused; the command ends at the end of its
+ * input, once the last role is applied.
  *
  * @module
  */
@@ -19,6 +20,15 @@ import { termSafe } from "./format.ts";
 
 /** Pause between two attempts to reach the relay (ms). */
 export const RETRY_MS = 200;
+
+/** Local wall-clock time with milliseconds ("17:16:34.420"), to line the output up with logs. */
+function clock(): string {
+  const d = new Date();
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${
+    p(d.getMilliseconds(), 3)
+  }`;
+}
 
 /** A role asked for on standard input. */
 interface Wanted {
@@ -100,7 +110,10 @@ export async function followRoles(
         });
         if (r.ok) {
           const was = r.result.changed ? ` (was ${r.result.previous})` : " (unchanged)";
-          opts.log(termSafe(`role ${r.result.role}${was}, set by ${w.source}`));
+          const ms = (performance.now() - t0).toFixed(0);
+          opts.log(
+            termSafe(`${clock()} role ${r.result.role}${was}, set by ${w.source} (${ms} ms)`),
+          );
           status = 0;
         } else {
           opts.log(termSafe(`mcr ctl role: ${r.error.message} [${r.error.code}]`));

@@ -21,7 +21,11 @@
  *   still held in its ring when it became active and that the dead relay had
  *   sent; {@link BATCH_MAX}, the relays' `rx.batch_max`);
  * - the survivor's counters agree with each other (matched = sent + standby +
- *   drops per output).
+ *   drops per output);
+ * - keepalived stopped (SIGTERM) on the active relay, a planned switch-over:
+ *   the notify script makes its relay a standby ("keepalived STOP") and the
+ *   peer becomes active; duplicates at most what the two relays' role
+ *   timestamps let overlap, plus a batch at each end.
  *
  * The receiver's gap (its longest silence) and the time from the kill to the
  * survivor answering "active" are printed, not asserted (bench/README.md has
@@ -288,6 +292,14 @@ async function withPair(tag: string, body: (p: Pair) => Promise<void>): Promise<
       return ra.role === "active" && rb.role === "standby" ? true : undefined;
     }, state);
     assert.equal((await roleOf(a)).set_by, "keepalived MASTER");
+    // Both notify scripts' role setters (`mcr ctl role --stdin`) have started and set a role, as
+    // they have long before any failover in service (their start takes a second or two here).
+    for (const m of [a, b]) {
+      await until(`${m.role}'s role setter running`, async () => {
+        return /\.\d{3} role \w+ \(.*\), set by keepalived /.test(await readText(m.notifyLog)) ||
+          undefined;
+      }, state);
+    }
     await body({ t, a, b, state });
   } catch (e) {
     console.error(`pair state at the failure:\n${await state()}`);
@@ -425,6 +437,8 @@ Deno.test({
         `planned switch-over (keepalived stopped, VRRP advert_int ${ADVERT_S} s, ${RATE} pps): ` +
           `${seen(rep)}; roles overlapped ${overlapMs} ms (negative: a gap); sent ${g.sent}`,
       );
+      console.log(`ra's notify script:\n${await readText(a.notifyLog)}`);
+      console.log(`rb's notify script:\n${await readText(b.notifyLog)}`);
       assert.equal(rep.total.corrupt, 0, "nothing corrupt");
       assert.equal(rep.total.foreign, 0, "nothing foreign");
       assert.ok(
