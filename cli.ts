@@ -110,6 +110,7 @@ async function cmdRun(args: RunValues): Promise<number> {
   const relay = new Relay(config, { configPath: args.config });
   // systemd Type=notify: RELOADING=1 … READY=1 around every reload (SIGHUP or `ctl reload`).
   relay.on((ev) => {
+    if (ev.type === "role") notify(`STATUS=${statusLine(relay.stats())}`);
     if (ev.type !== "reload") return;
     if (ev.phase === "start") notify("RELOADING=1\nSTATUS=reloading");
     else notify(`READY=1\nSTATUS=${statusLine(relay.stats())}`);
@@ -158,9 +159,10 @@ async function cmdRun(args: RunValues): Promise<number> {
   return EXIT.ok;
 }
 
-/** systemd STATUS= text: how many rules forward. */
+/** systemd STATUS= text: how many rules forward (on a standby: are ready to). */
 function statusLine(s: RelayStats): string {
   const active = s.rules.filter((r) => r.state === "active").length;
+  if (s.role?.role === "standby") return `standby: ${active} of ${s.rules.length} rules ready`;
   return `${active} of ${s.rules.length} rules forwarding`;
 }
 
