@@ -109,6 +109,7 @@ async function cmdRun(args: RunValues): Promise<number> {
   const relay = new Relay(config, { configPath: args.config });
   // systemd Type=notify: RELOADING=1 … READY=1 around every reload (SIGHUP or `ctl reload`).
   relay.on((ev) => {
+    if (ev.type === "role") notify(`STATUS=${statusLine(relay)}`);
     if (ev.type !== "reload") return;
     if (ev.phase === "start") notify("RELOADING=1\nSTATUS=reloading");
     else notify(`READY=1\nSTATUS=${statusLine(relay)}`);
@@ -162,12 +163,15 @@ async function announceReady(relay: Relay, readyFile: string | undefined): Promi
 }
 
 /**
- * systemd STATUS= text and the ready log line: how many rules forward. Counted without a stats
- * snapshot (at 65,536 rules that is tens of MB of garbage the heap would keep growing into).
+ * systemd STATUS= text and the ready log line: how many rules forward (on a standby: are ready
+ * to). Counted without a stats snapshot (at 65,536 rules that is tens of MB of garbage the heap
+ * would keep growing into).
  */
 function statusLine(relay: Relay): string {
   const n = relay.ruleStateCounts();
-  return `${n.active} of ${n.active + n.pending + n.error} rules forwarding`;
+  const total = n.active + n.pending + n.error;
+  if (relay.role.current === "standby") return `standby: ${n.active} of ${total} rules ready`;
+  return `${n.active} of ${total} rules forwarding`;
 }
 
 /** sd_notify (through libmcr); never fatal: a failure is logged. */

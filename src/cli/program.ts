@@ -47,6 +47,8 @@ export interface CheckValues {
 /** Options of `mcr ctl` and its subcommands, keyed by their long flag. */
 export interface CtlValues {
   "control-socket"?: string;
+  source?: string;
+  stdin?: boolean;
   json?: boolean;
   timeout?: string;
   rule?: string;
@@ -252,6 +254,10 @@ function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
         'e.g. supervisor, control, worker ("default" drops an override)',
       ),
     );
+  sub("role", "show the role, or make the relay active or a standby (it sends nothing)")
+    .addArgument(new Argument("[ROLE]", "active or standby").choices(["active", "standby"]))
+    .option("--source <NAME>", 'who sets it, for stats and the event (default "ctl")')
+    .option("--stdin", "roles from stdin, one a line (ROLE [SOURCE]), on one connection");
   sub("reload", "re-read the config file (default: the daemon's) and apply only the difference")
     .argument("[FILE]", "a configuration file the daemon may read");
   sub("check", "validate a file without applying it, and show what a reload would change")

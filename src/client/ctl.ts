@@ -20,6 +20,10 @@ import { SORT_KEYS, type SortKey, type ViewArgs, type WorkerInfo } from "../cont
 import { formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
 import { jsonLines, RecordPrinter, RecordStreamError } from "./listing.ts";
 import { type CtlValues, parseCtl, UsageError } from "../cli/program.ts";
+import { followRoles } from "./role_follow.ts";
+
+/** How long `role --stdin` keeps trying to reach the relay for one role (ms). */
+const FOLLOW_RETRY_MS = 30_000;
 
 /** Exit codes of `ctl`. */
 export const CTL_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
@@ -174,6 +178,21 @@ export function requestFor(
       }
       return { cmd, args: { action, level, ...(category ? { category } : {}) } };
     }
+    case "role": {
+      noMore(1);
+      const role = rest[0];
+      if (role !== undefined && role !== "active" && role !== "standby") {
+        throw new UsageError(`role: ROLE must be "active" or "standby" (got "${role}")`);
+      }
+      if (role !== undefined && v.stdin) throw new UsageError("role: a ROLE or --stdin, not both");
+      if (role === undefined && v.source !== undefined && !v.stdin) {
+        throw new UsageError("role: --source needs a ROLE (or --stdin)");
+      }
+      return {
+        cmd,
+        args: role ? { role, ...(v.source !== undefined ? { source: v.source } : {}) } : {},
+      };
+    }
     case "reload":
       noMore(1);
       return { cmd, args: rest[0] ? { path: absolute(rest[0]) } : {} };
@@ -246,6 +265,14 @@ function human(cmd: string, result: unknown): string {
       const restart = r.restart_needed as string[];
       if (restart.length) lines.push(`  restart needed for: ${restart.join(", ")}`);
       return lines.join("\n");
+    }
+    case "role": {
+      const head = r.changed === false
+        ? `role ${r.role} (unchanged)`
+        : r.previous !== undefined
+        ? `role ${r.role} (was ${r.previous})`
+        : `role ${r.role}`;
+      return `${head}; since ${r.since}, set by ${r.set_by}, ${r.changes} changes`;
     }
     case "log-level": {
       const cats = Object.entries(r.categories as Record<string, string>);
@@ -336,6 +363,20 @@ export async function runCtl(v: Values, words: string[]): Promise<number> {
     } else console.error(termSafe(`mcr ctl: ${message}`));
     return CTL_EXIT.unreachable;
   };
+  if (req.cmd === "role" && v.stdin) {
+    try {
+      return await followRoles(v["control-socket"]!, {
+        input: Deno.stdin.readable,
+        source: v.source ?? "ctl",
+        timeoutMs,
+        retryMs: FOLLOW_RETRY_MS,
+        log: (line) => console.log(line),
+      });
+    } catch (e) {
+      if (e instanceof ControlConnectionError) return unreachable(e.message);
+      throw e;
+    }
+  }
   if (req.cmd === "list" || req.cmd === "stats") {
     try {
       return await streamed(v, req.cmd, req.args, timeoutMs);

@@ -427,6 +427,14 @@ export function selectionHint(
   ];
 }
 
+/**
+ * The role as `stats` and `top` show it: "role active", or "role STANDBY (sends
+ * nothing)" so that a standby's output drops explain themselves.
+ */
+export function roleText(role: string): string {
+  return role === "standby" ? "role STANDBY (sends nothing)" : `role ${role}`;
+}
+
 /** `stats` for people (with the summary and hints of a selection, when it has them). */
 export function formatStatsResult(s: StatsResult): string {
   const [columns, rows] = ruleTable<RuleWithRate>("stats", s.summary !== undefined);
@@ -440,7 +448,8 @@ export function formatStatsResult(s: StatsResult): string {
     formatWorkers(s.workers),
     "",
     formatDrops(s),
-    `(rates over ${s.rate_window_s} s; uptime ${s.uptime_s} s)`,
+    `(rates over ${s.rate_window_s} s; uptime ${s.uptime_s} s` +
+    `${s.role ? `; ${roleText(s.role.role)}` : ""})`,
     ...selectionHint(s, s.rules.length, "stats"),
   ].join("\n");
 }

@@ -23,6 +23,7 @@ import {
   jsonTermSafe,
   noRules,
   reasonLines,
+  roleText,
   ruleTable,
   selectionHead,
   selectionHint,
@@ -156,7 +157,8 @@ export class RecordPrinter {
         formatWorkers(this.#workers),
         "",
         formatDrops(h),
-        `(rates over ${h.rate_window_s} s; uptime ${h.uptime_s} s)`,
+        `(rates over ${h.rate_window_s} s; uptime ${h.uptime_s} s` +
+          `${h.role ? `; ${roleText(h.role.role)}` : ""})`,
       );
     }
     out.push(...selectionHint(h, this.#rules, this.cmd));

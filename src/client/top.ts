@@ -24,6 +24,7 @@ import {
   mbit,
   num,
   rate,
+  roleText,
   RULE_LINE_COLUMNS,
   ruleLine,
   stateText,
@@ -76,7 +77,8 @@ export function renderTop(
   const matched = s.matched ?? s.rules.length;
   const filter = s.filter && filterText(s.filter);
   const head = [
-    `mcr top — ${s.time.replace("T", " ").replace(/\.\d+Z$/, "Z")}  up ${s.uptime_s} s  ${socket}`,
+    `mcr top — ${s.time.replace("T", " ").replace(/\.\d+Z$/, "Z")}  up ${s.uptime_s} s  ` +
+    `${s.role ? `${roleText(s.role.role)}  ` : ""}${socket}`,
     `rules: ${num(matched)}${filter ? ` matching ${filter}` : ""} (${stateText(states)})  ` +
     `in: ${rate(totalPps)} pps ${mbit(totalBps)} Mbit/s  out: ${rate(sent)} pps  ` +
     `kernel drops: ${num(s.interfaces.reduce((a, i) => a + i.kernel_drops, 0))}  ` +

@@ -79,6 +79,8 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "cpus.*": "A CPU number.",
   "worker_nice":
     "Nice value of the data-path workers (-20..19, default -10: ahead of ordinary processes); needs CAP_SYS_NICE or RLIMIT_NICE, without them the workers keep the process's priority.",
+  "role":
+    'Role the relay starts in: "active" (default) forwards; "standby" keeps its rings, IGMP memberships and tables hot, counts what it would send as standby, and sends nothing. `mcr ctl role` (keepalived\'s notify scripts) changes it at run time; a reload applies this key only when its value in the file changed.',
   "rx": "Receive ring tuning (see csrc/README.md).",
   "rx.tpacket_version":
     "AF_PACKET ring version: 2 (per-frame wakeup with adaptive coalescing, default) or 3 (block-based).",

@@ -14,6 +14,8 @@ export {
   type RawInput,
   type RawOutput,
   type RawRule,
+  type Role,
+  ROLES,
   RuleSchema,
   type TtlPolicy,
 } from "./schema.ts";

@@ -68,6 +68,22 @@ export const FANOUT_MODES = ["hash", "lb", "cpu", "rollover", "random", "qm"] as
 /** A PACKET_FANOUT mode name. */
 export type FanoutMode = (typeof FANOUT_MODES)[number];
 
+/**
+ * Roles of a relay (`role`): `active` forwards; `standby` keeps rings, IGMP
+ * memberships and tables hot, counts what it would send, and sends nothing
+ * (one of an active/standby pair, e.g. under keepalived).
+ */
+export const ROLES = ["active", "standby"] as const;
+/** A relay role. */
+export type Role = (typeof ROLES)[number];
+
+const role = () =>
+  leaf<Role>(
+    (v) => typeof v === "string" && (ROLES as readonly string[]).includes(v),
+    `one of ${ROLES.map((m) => `"${m}"`).join(", ")}`,
+    { enum: [...ROLES] },
+  );
+
 const ipv4 = () =>
   leaf<string>(
     (v) => typeof v === "string" && parseIPv4(v) !== null,
@@ -259,6 +275,7 @@ const configShape = {
   workers: intIn(1, MAX_WORKERS).optional(),
   cpus: cpuList.optional(),
   worker_nice: intIn(-20, 19).optional(),
+  role: role().optional(),
   rx: z.strictObject(rxShape).partial().optional(),
   tx: z.strictObject(txShape).partial().optional(),
   // Unix socket path: sun_path holds 108 bytes including the NUL.

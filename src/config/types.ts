@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { FanoutMode, InputPort, OutputPort, TtlPolicy } from "./schema.ts";
+import type { FanoutMode, InputPort, OutputPort, Role, TtlPolicy } from "./schema.ts";
 
 /** A rule's input: where the relayed stream is received. */
 export interface InputConfig {
@@ -172,6 +172,11 @@ export interface Config {
   cpus?: number[];
   /** Nice value of every data-path worker thread, when the process may set it (default -10). */
   worker_nice: number;
+  /**
+   * The role the relay starts in (default `active`); `mcr ctl role` changes it
+   * at run time, and a reload applies the file's only when it changed there.
+   */
+  role: Role;
   /** Per interface settings: dedicated workers, fanout, CPU pinning, ring sizes. */
   interfaces: Record<string, Partial<InterfaceTuning>>;
   /** RX tuning (defaults applied to `filter` and `fanout`). */

@@ -13,7 +13,9 @@ import {
   readConfigFile,
   type RuleConfig,
 } from "../config/mod.ts";
-import { getLogLevels, isLogLevel, logger, LogLevelError, setLogLevel } from "../common/log.ts";
+import { logger } from "../common/log.ts";
+import { RUNTIME_HANDLERS } from "./runtime_commands.ts";
+import { flag, str } from "./args.ts";
 import {
   DefinedInFileError,
   type Relay,
@@ -78,17 +80,6 @@ export function listRules(ctx: ControlContext, name?: string): ListedRule[] {
   return listResult(v).rules;
 }
 
-function str(args: Record<string, unknown>, key: string, required: true): string;
-function str(args: Record<string, unknown>, key: string, required?: false): string | undefined;
-function str(args: Record<string, unknown>, key: string, required = false): string | undefined {
-  const v = args[key];
-  if (v === undefined && !required) return undefined;
-  if (typeof v !== "string" || v.length === 0) {
-    throw new ControlError("bad_args", `args.${key} must be a non-empty string`);
-  }
-  return v;
-}
-
 const log = logger("control");
 
 function invalidConfig(
@@ -97,16 +88,6 @@ function invalidConfig(
   hint = "",
 ): ControlError {
   return new ControlError(code, e.message + hint, e.issues);
-}
-
-/** `args[key]` as a flag: absent = false. */
-function flag(args: Record<string, unknown>, key: string): boolean {
-  const v = args[key];
-  if (v === undefined) return false;
-  if (typeof v !== "boolean") {
-    throw new ControlError("bad_args", `args.${key} must be true or false`);
-  }
-  return v;
 }
 
 /**
@@ -376,34 +357,7 @@ export const HANDLERS: Record<string, Handler> = {
     }
   },
 
-  "log-level"(_ctx, args) {
-    const action = str(args, "action") ?? (args.level === undefined ? "get" : "set");
-    const category = str(args, "category");
-    if (action === "get") return Promise.resolve(getLogLevels());
-    if (action !== "set") {
-      throw new ControlError("bad_args", `args.action must be "get" or "set" (got "${action}")`);
-    }
-    const level = args.level;
-    const next = level === "default" && category ? null : isLogLevel(level) ? level : undefined;
-    if (next === undefined) {
-      throw new ControlError(
-        "bad_args",
-        "args.level must be one of trace, debug, info, warning, error, fatal" +
-          (category ? ', or "default" to drop the category override' : ""),
-      );
-    }
-    try {
-      setLogLevel(next, category);
-    } catch (e) {
-      if (e instanceof LogLevelError) throw new ControlError("bad_args", e.message);
-      throw e;
-    }
-    log.info("log level of {category} set to {level}", {
-      category: category ?? "(global)",
-      level,
-    });
-    return Promise.resolve(getLogLevels());
-  },
+  ...RUNTIME_HANDLERS,
 };
 
 /**

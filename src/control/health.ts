@@ -30,6 +30,11 @@ export interface Health {
   problems: string[];
   /** What is not working yet but still within the grace period. */
   waiting?: string[];
+  /**
+   * The relay's role. A standby whose rules, interfaces and workers work is
+   * healthy (it is ready to take over): VRRP may track /healthz on both relays.
+   */
+  role?: string;
 }
 
 /** What is waiting: a rule (by id) or an input interface (by name). */
@@ -45,7 +50,7 @@ export interface HealthOptions {
 
 /** The verdict for one snapshot (see module doc). */
 export function health(
-  s: Pick<StatsResult, "rules" | "workers" | "interfaces">,
+  s: Pick<StatsResult, "rules" | "workers" | "interfaces" | "role">,
   opts: HealthOptions = {},
 ): Health {
   const graceMs = opts.graceMs ?? 0;
@@ -84,6 +89,7 @@ export function health(
   }
   const h: Health = { status: problems.length ? "fail" : "ok", problems };
   if (waiting.length) h.waiting = waiting;
+  if (s.role) h.role = s.role.role;
   return h;
 }
 
@@ -136,7 +142,7 @@ export class HealthTracker {
   }
 
   /** The verdict for `s`. */
-  check(s: Pick<StatsResult, "rules" | "workers" | "interfaces">): Health {
+  check(s: Pick<StatsResult, "rules" | "workers" | "interfaces" | "role">): Health {
     return health(s, { graceMs: this.graceMs, waitedMs: (k, key) => this.waitedMs(k, key) });
   }
 }

@@ -17,6 +17,7 @@ import { logger } from "../common/log.ts";
 import { type ControlContext, statsWithRates } from "./commands.ts";
 import { MCR_VERSION } from "../common/version.ts";
 import type { StatsResult } from "./results.ts";
+import { ROLES } from "../config/mod.ts";
 
 const log = logger("metrics");
 
@@ -98,7 +99,8 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
   counter(
     "mcr_output_dropped_total",
     "Datagrams not sent to the output, by reason (as mcr_dropped_total spells them: " +
-      "tx_ring_full, tx_error, ttl_expired, tx_link_down, tx_too_big).",
+      "tx_ring_full, tx_error, ttl_expired, tx_link_down, tx_too_big; standby: held back " +
+      "while the relay is a standby).",
     [...ol, "reason"],
     (set, s) => {
       for (const r of s.rules) {
@@ -108,6 +110,7 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
           set({ ...olab(r, o), reason: "ttl_expired" }, o.ttl_expired);
           set({ ...olab(r, o), reason: "tx_link_down" }, o.link_down);
           set({ ...olab(r, o), reason: "tx_too_big" }, o.too_big);
+          set({ ...olab(r, o), reason: "standby" }, o.standby);
         }
       }
     },
@@ -258,6 +261,23 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
   gauge("mcr_build_info", "Always 1; labels give the version.", ["version", "deno"], (set) => {
     set({ version: MCR_VERSION, deno: Deno.version.deno }, 1);
   });
+  gauge(
+    "mcr_role",
+    "1 for the relay's current role (active, standby), 0 for the other.",
+    ["role"],
+    (set, s) => {
+      if (!s.role) return;
+      for (const r of ROLES) set({ role: r }, s.role.role === r ? 1 : 0);
+    },
+  );
+  counter(
+    "mcr_role_changes_total",
+    "Changes of the relay's role since it started (ctl role, a reload that edited role).",
+    [],
+    (set, s) => {
+      if (s.role) set({}, s.role.changes);
+    },
+  );
   gauge("mcr_uptime_seconds", "Seconds since the relay started.", [], (set, s) => {
     set({}, s.uptime_s);
   });

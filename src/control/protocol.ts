@@ -59,13 +59,15 @@ export const COMMANDS = [
   "stats",
   "workers",
   "log-level",
+  "role",
   "reload",
   "check",
 ] as const;
 
 /**
  * Commands a read-only control socket answers (`control.readonly_socket`):
- * they look, never change. `log-level` only reads there (`action: "get"`).
+ * they look, never change. `log-level` only reads there (`action: "get"`),
+ * `role` too (without `args.role`).
  */
 export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "version",
@@ -76,6 +78,7 @@ export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "check",
   "diff",
   "log-level",
+  "role",
 ]);
 
 /** A command name. */

@@ -22,6 +22,7 @@ import type { InputPort, OutputPort } from "../config/schema.ts";
 import type { IgmpStats } from "../relay/igmp.ts";
 import type { ClaimStats } from "../relay/port_claims.ts";
 import type { FdStats } from "../relay/fd_budget.ts";
+import type { RoleStats } from "../relay/role.ts";
 
 /** One fanout member of an input interface (as `stats().workers` reports it). */
 export type WorkerInfo = WorkerStats;
@@ -46,12 +47,16 @@ export type InterfaceWithRate = InterfaceStats & {
 
 /**
  * Output-level drops of one output: every datagram its rule matched that it
- * did not send (matched = packets + these + queued).
+ * did not send (matched = packets + these + queued), those a standby held
+ * back included.
  */
 export function outputDrops(
-  o: Pick<OutputStats, "ring_full" | "errors" | "ttl_expired" | "link_down" | "too_big">,
+  o: Pick<
+    OutputStats,
+    "ring_full" | "errors" | "ttl_expired" | "link_down" | "too_big" | "standby"
+  >,
 ): number {
-  return o.ring_full + o.errors + o.ttl_expired + o.link_down + o.too_big;
+  return o.ring_full + o.errors + o.ttl_expired + o.link_down + o.too_big + o.standby;
 }
 
 /** Orders of `list`/`stats` rules (`args.sort`); absent = the natural order. */
@@ -193,6 +198,8 @@ export interface StatsResult extends Partial<Selection> {
   claims?: ClaimStats;
   /** File descriptors: open, RLIMIT_NOFILE soft and hard, what the rules need. */
   fds?: FdStats;
+  /** The relay's role (active, standby), its changes, since when, set by whom. */
+  role?: RoleStats;
 }
 
 /** State of a listed rule: a disabled rule is listed as "disabled". */
@@ -270,7 +277,15 @@ export type StatsHeader =
   }
   & Pick<
     StatsResult,
-    "time" | "uptime_s" | "rate_window_s" | "drops" | "drops_ps" | "igmp" | "claims" | "fds"
+    | "time"
+    | "uptime_s"
+    | "rate_window_s"
+    | "drops"
+    | "drops_ps"
+    | "igmp"
+    | "claims"
+    | "fds"
+    | "role"
   >;
 
 /** First record of a streamed `list`. */

@@ -45,6 +45,7 @@ export interface ControlServerOptions {
 /** Whether a request only looks (what a read-only socket answers). */
 function readOnlyRequest(cmd: string, args: Record<string, unknown>): boolean {
   if (!READ_ONLY_COMMANDS.has(cmd)) return false;
+  if (cmd === "role") return args.role === undefined;
   return cmd !== "log-level" || ((args.action ?? (args.level === undefined ? "get" : "set")) ===
     "get");
 }

@@ -254,6 +254,7 @@ export function statsView(
       ...(snap.igmp ? { igmp: snap.igmp } : {}),
       ...(snap.claims ? { claims: snap.claims } : {}),
       ...(snap.fds ? { fds: snap.fds } : {}),
+      ...(snap.role ? { role: snap.role } : {}),
     },
     rates,
   };
@@ -275,6 +276,7 @@ export function statsResult(v: StatsView): StatsResult {
     ...(v.rest.igmp ? { igmp: v.rest.igmp } : {}),
     ...(v.rest.claims ? { claims: v.rest.claims } : {}),
     ...(v.rest.fds ? { fds: v.rest.fds } : {}),
+    ...(v.rest.role ? { role: v.rest.role } : {}),
   };
 }
 
@@ -297,6 +299,7 @@ export function* statsRecords(v: StatsView): Generator<StatsRecord> {
     ...(v.rest.igmp ? { igmp: v.rest.igmp } : {}),
     ...(v.rest.claims ? { claims: v.rest.claims } : {}),
     ...(v.rest.fds ? { fds: v.rest.fds } : {}),
+    ...(v.rest.role ? { role: v.rest.role } : {}),
   };
   for (const r of v.rules) yield { kind: "rule", ...ruleWithRate(r, v.rates) };
   for (const i of v.interfaces) yield { kind: "interface", ...i };

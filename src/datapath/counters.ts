@@ -89,12 +89,13 @@ export const RULE_WORDS = 2;
 /** First output slot; each output has OUT_WORDS words (see {@link Out}). */
 export const OUT_BASE = RULE_BASE + MAX_RULE_SLOTS * RULE_WORDS;
 /** Words per output. */
-export const OUT_WORDS = 10;
+export const OUT_WORDS = 11;
 /**
  * Output words. The first eight are libmcr's `struct mcr_out_counters`
- * (the forwarder writes them straight into the block); the hot loop counts
- * the last two. For each output, datagrams matched by its rule = packets +
- * ringFull + errors + ttlExpired + unavailable + linkDown + tooBig + queued.
+ * (the forwarder writes them straight into the block); the worker counts
+ * the last three. For each output, datagrams matched by its rule = packets +
+ * ringFull + errors + ttlExpired + unavailable + linkDown + tooBig + standby
+ * + queued.
  */
 export const Out = {
   /** Datagrams the kernel took. */
@@ -117,12 +118,14 @@ export const Out = {
   ttlExpired: OUT_COUNTER_WORDS,
   /** Dropped: the output could not be installed (no address, missing interface, ...). */
   unavailable: OUT_COUNTER_WORDS + 1,
+  /** Not sent: the relay is a standby (standby.ts); what it would have handed to the output. */
+  standby: OUT_COUNTER_WORDS + 2,
 } as const;
 /** Total float64 words in a counter block. */
 export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
 
 if (DROP_COUNT > IN_WORDS - IN_DROP) throw new Error("too many drop reasons for the layout");
-if (OUT_COUNTER_WORDS + 2 !== OUT_WORDS) throw new Error("output layout does not match libmcr");
+if (OUT_COUNTER_WORDS + 3 !== OUT_WORDS) throw new Error("output layout does not match libmcr");
 
 /** Base of input slot `slot`'s section. */
 export function inBase(slot: number): number {

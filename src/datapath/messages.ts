@@ -240,7 +240,17 @@ export const Ctl = {
   stop: 1,
   /** Log level index (0 trace … 5 fatal) the worker should use. */
   logLevel: 2,
+  /**
+   * The relay's role ({@link ROLE_ACTIVE} or {@link ROLE_STANDBY}), read once
+   * per batch: a standby counts what it would send instead of sending it.
+   */
+  role: 3,
 } as const;
+
+/** `Ctl.role`: forward (the default). */
+export const ROLE_ACTIVE = 0;
+/** `Ctl.role`: count every datagram that would be sent as `standby`, send nothing. */
+export const ROLE_STANDBY = 1;
 
 /** Allocate a control block. */
 export function newControlBlock(): Int32Array {

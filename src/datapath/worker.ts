@@ -49,6 +49,7 @@ import {
 } from "../../ffi/mod.ts";
 import type { McrError } from "../../ffi/errors.ts";
 import { BatchProcessor } from "./batch.ts";
+import { countStandby } from "./standby.ts";
 import { In, W } from "./counters.ts";
 import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { LINK_GEN } from "./link_table.ts";
@@ -60,6 +61,7 @@ import {
   type CloseMessage,
   Ctl,
   type OpenMessage,
+  ROLE_STANDBY,
   type RulesMessage,
   type SupervisorMessage,
   type WorkerEvent,
@@ -169,7 +171,14 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
   }
   /** The ring whose batch the hot loop is processing (for a mid-batch flush). */
   let cur: RxRing | null = null;
-  const proc = new BatchProcessor(counters, fwd.desc, MAX_DESC, (m) => fwd.submit(cur!, m));
+  /** The role of the batch being processed (read once per batch: standby.ts). */
+  let standby = false;
+  /** Hand `m` descriptors to the forwarder, or on a standby count them (standby.ts). */
+  const submit = (ring: RxRing, m: number) => {
+    if (standby) countStandby(fwd.desc, m, counters);
+    else fwd.submit(ring, m);
+  };
+  const proc = new BatchProcessor(counters, fwd.desc, MAX_DESC, (m) => submit(cur!, m));
   const outs = new Outputs(fwd, counters, cfg.tx, cfg.txFrames, proc.broken, cfg.links);
   const view: WorkerView & { inputs: { interface: string; member: number }[] } = {
     index: cfg.index,
@@ -178,8 +187,9 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
   /** Process one batch of `n` frames of an input's ring. */
   const forward = (inp: Input, ring: RxRing, n: number) => {
     cur = ring;
+    standby = Atomics.load(ctl, Ctl.role) === ROLE_STANDBY;
     const m = proc.process(ring.ring, ring.desc, n, inp.lookup, inp.base, inp.linkHeader);
-    if (m > 0) fwd.submit(ring, m);
+    if (m > 0) submit(ring, m);
     ring.release();
   };
   const inputs = new InputRings({

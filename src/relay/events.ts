@@ -9,6 +9,7 @@
 import { destText, outputPortOf } from "../config/ranges.ts";
 import { logger } from "../common/log.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
+import type { Role } from "../config/mod.ts";
 import type { InterfaceStats, State, WorkerStats } from "./stats.ts";
 import { type InputState, outputState, type RuleErrorLookup, ruleStateOf } from "./states.ts";
 
@@ -35,6 +36,14 @@ export type RelayEvent =
     phase: "start" | "done" | "failed";
     path: string;
     reason?: string;
+  }
+  | {
+    /** The relay's role changed (`Relay.role.set`: `ctl role`, a reload that edited `role`). */
+    type: "role";
+    role: Role;
+    previous: Role;
+    /** Who set it: `config`, `ctl`, or the `source` a client gave (a keepalived script). */
+    set_by: string;
   };
 
 /** What an output's events identify it by: its rule's id, interface, destination and port. */

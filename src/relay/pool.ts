@@ -24,6 +24,8 @@ import {
   Ctl,
   type InputRxOptions,
   newControlBlock,
+  ROLE_ACTIVE,
+  ROLE_STANDBY,
   type TxRingOptions,
   type UnsentMessage,
   type WorkerEvent,
@@ -92,6 +94,8 @@ export interface WorkerHost {
   readonly linkTable: Int32Array;
   /** True once the relay is stopping. */
   closed(): boolean;
+  /** True while the relay is a standby (its workers send nothing: datapath/standby.ts). */
+  standby: boolean;
   /** Init fields the supervisor chooses (TX ring sizes, gathering). */
   initFor(w: DataWorker): Pick<WorkerInit, "tx" | "txFrames" | "coalesceUs" | "coalescePps">;
   /** A (re)started worker runs: send it everything it serves. */
@@ -157,6 +161,14 @@ export class DataWorker {
     Atomics.store(this.ctl, Ctl.logLevel, LOG_LEVELS.indexOf(levelFor(["worker"])));
   }
 
+  /**
+   * Tell the worker the relay's role: it reads it once per batch, so the next
+   * batch runs with it (datapath/standby.ts).
+   */
+  pushRole(): void {
+    Atomics.store(this.ctl, Ctl.role, this.host.standby ? ROLE_STANDBY : ROLE_ACTIVE);
+  }
+
   /** Start a life (no-op while one runs). */
   start(): void {
     if (this.worker || this.#stopping || this.host.closed()) return;
@@ -169,6 +181,7 @@ export class DataWorker {
     Atomics.store(this.ctl, Ctl.stop, 0);
     Atomics.store(this.ctl, Ctl.seq, 0);
     this.pushLogLevel();
+    this.pushRole();
     w.onmessage = (e: MessageEvent<WorkerEvent>) => this.#onEvent(w, e.data);
     w.onerror = (e: ErrorEvent) => {
       e.preventDefault();

@@ -13,15 +13,15 @@ import {
   RuleIndex,
   validateRule,
 } from "../config/mod.ts";
-import type { RuleSpec } from "./tables.ts";
 import { Supervisor } from "./supervisor.ts";
 import type { DataPathOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
-import type { RelayStats, RuleStats, State } from "./stats.ts";
+import { countRuleStates, type RelayStats, type RuleStats, type State } from "./stats.ts";
 import type { CounterSnapshot } from "./counter_snapshot.ts";
 import { RELEASE_MIN_RULES, releaseMemory } from "../common/memory.ts";
 import { logger } from "../common/log.ts";
 import { rawRule, type RuntimeRules } from "./runtime_rules.ts";
+import { RelayRole } from "./role.ts";
 import {
   type ChangeOptions,
   dataPathOptions,
@@ -69,6 +69,8 @@ export class Relay implements AsyncDisposable {
   #runtime?: RuntimeRules;
   /** The full collection due after a large load ({@link #releaseAfterLoad}). */
   #releaseTimer?: ReturnType<typeof setTimeout>;
+  /** Active or standby, and its changes (`role.set`; relay/role.ts). Starts as `config.role`. */
+  readonly role: RelayRole;
 
   /**
    * Create a relay (nothing is opened until `start()`).
@@ -82,6 +84,8 @@ export class Relay implements AsyncDisposable {
     this.#dataPath = { ...dataPathOptions(config), workerModule: options.workerModule };
     this.#sup = new Supervisor(this.#dataPath);
     this.#fds = new FdGuard(this.#dataPath);
+    const sup = this.#sup;
+    this.role = new RelayRole(config.role, (s) => sup.setStandby(s), (ev) => sup.emit(ev));
   }
 
   /**
@@ -275,7 +279,8 @@ export class Relay implements AsyncDisposable {
    * with) and apply only the difference: unchanged rules keep their counters
    * and never miss a packet. Rules added at run time and not in the file are
    * removed. Ring, worker, control and metrics settings are kept as they are
-   * (they are listed in `restart_needed` when the file changes them).
+   * (they are listed in `restart_needed` when the file changes them); `role`
+   * only when its value in the file changed ({@link RelayRole.reloaded}).
    * @throws {ConfigError} when the file is unreadable or invalid (nothing is changed)
    */
   reload(path?: string): Promise<ReloadSummary> {
@@ -296,6 +301,7 @@ export class Relay implements AsyncDisposable {
         const cur = this.#config;
         const kept = Object.fromEntries(RESTART_SETTINGS.map((k) => [k, cur[k]]));
         await this.#apply({ ...next, ...kept } as Config);
+        this.role.reloaded(next.role); // only an edited `role`: keepalived's survives (role.ts)
         this.#sup.emit({ type: "reload", phase: "done", path: source });
         return summary;
       } catch (e) {
@@ -393,12 +399,12 @@ export class Relay implements AsyncDisposable {
 
   /** How many rules are active, pending and in error: what `stats()` says, for a fraction of its cost. */
   ruleStateCounts(): Record<State, number> {
-    return this.#sup.ruleStateCounts();
+    return countRuleStates(this.#sup.statsSource());
   }
 
   /** Snapshot of all counters. */
   stats(): RelayStats {
-    const s = this.#sup.stats();
+    const s = { ...this.#sup.stats(), role: this.role.stats() };
     const fds = this.#fds.stats(() => ruleSpecs(this.#config.rules));
     return fds ? { ...s, fds } : s;
   }

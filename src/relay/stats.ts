@@ -28,54 +28,10 @@ import type { WorkerTable } from "../datapath/messages.ts";
 import type { IgmpStats } from "./igmp.ts";
 import type { ClaimStats } from "./port_claims.ts";
 import type { FdStats } from "./fd_budget.ts";
+import type { RoleStats } from "./role.ts";
+import type { PoolWorkerStats, WorkerStats } from "./worker_stats.ts";
 
-/** One fanout member of an input interface: its RX ring in one worker. */
-export interface WorkerStats {
-  /** Input interface. */
-  interface: string;
-  /** Index among the interface's fanout members. */
-  index: number;
-  /** The worker that holds the ring (index in `pool`). */
-  worker: number;
-  /** running, starting, pending (interface missing, or its rings closed) or error. */
-  state: "running" | "starting" | "pending" | "error";
-  /** Why it is not running. */
-  reason?: string;
-  /** Restarts so far (its worker's, and reopens of its ring after a failure). */
-  restarts: number;
-  /** Frames taken from this ring (all lives of its worker). */
-  frames: number;
-  /** Milliseconds since its worker's last loop pass (heartbeat); null when not running. */
-  heartbeat_age_ms: number | null;
-  /** CPU its worker is pinned to, if any. */
-  cpu?: number;
-}
-
-/** One data-path worker (a thread serving any number of input interfaces). */
-export interface PoolWorkerStats {
-  /** Worker index. */
-  index: number;
-  /** running, starting, error (see reason; restarted after a backoff) or stopped. */
-  state: "running" | "starting" | "error" | "stopped";
-  /** Why it is not running. */
-  reason?: string;
-  /** Restarts so far. */
-  restarts: number;
-  /** The interface it serves alone, for a dedicated worker. */
-  dedicated?: string;
-  /** CPU it is pinned to, if any. */
-  cpu?: number;
-  /** Input interfaces it serves (fanout members it holds). */
-  interfaces: number;
-  /** RX rings open. */
-  rings: number;
-  /** Waits that could block (one epoll_wait over all its rings). */
-  polls: number;
-  /** Adaptive gather sleeps. */
-  gathers: number;
-  /** Milliseconds since its last loop pass (heartbeat); null when not running. */
-  heartbeat_age_ms: number | null;
-}
+export type { PoolWorkerStats, WorkerStats };
 
 /** State of a rule or output. */
 export type State = "active" | "pending" | "error";
@@ -108,6 +64,8 @@ export interface OutputStats {
   too_big: number;
   /** Of packets: sent as IPv4 fragments (longer than the output MTU, DF clear). */
   fragmented: number;
+  /** Not sent: the relay was a standby (`role`); what it would have sent. */
+  standby: number;
   /** Waiting in a TX ring for the kernel (a gauge): matched = packets + drops + queued. */
   queued: number;
 }
@@ -189,6 +147,8 @@ export interface RelayStats {
   claims?: ClaimStats;
   /** File descriptors: open, RLIMIT_NOFILE, what the configuration needs (set once started). */
   fds?: FdStats;
+  /** The relay's role: active or standby, changes, since when, set by whom (relay/role.ts). */
+  role?: RoleStats;
 }
 
 /** What {@link collectStats} reads of a data-path worker (relay/pool.ts `DataWorker`). */
@@ -264,6 +224,7 @@ export const TX_DROPS: [number, number][] = [
   [Out.unavailable, Drop.tx_error],
   [Out.linkDown, Drop.tx_link_down],
   [Out.tooBig, Drop.tx_too_big],
+  [Out.standby, Drop.standby],
 ];
 
 /** Snapshot of every counter and state. */
@@ -382,6 +343,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
             link_down: sum(ob + Out.linkDown),
             too_big: sum(ob + Out.tooBig),
             fragmented: sum(ob + Out.fragmented),
+            standby: sum(ob + Out.standby),
             queued: sum(ob + Out.queued),
           };
         }),

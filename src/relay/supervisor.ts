@@ -40,10 +40,8 @@ import { rxRingFor, txRingFor } from "./rings.ts";
 import {
   collectRuleStats,
   collectStats,
-  countRuleStates,
   type RelayStats,
   type RuleStats,
-  type State,
   type StatsSource,
 } from "./stats.ts";
 import { collectCounters, type CounterSnapshot } from "./counter_snapshot.ts";
@@ -107,6 +105,7 @@ export class Supervisor {
       opts,
       linkTable: this.#links.table,
       closed: () => this.#closed,
+      standby: false,
       initFor: (w) => this.#initFor(w),
       replay: (w) => this.#replay(w),
       retire: (w, c) => this.#retire(w, c),
@@ -144,6 +143,12 @@ export class Supervisor {
     return this.#events.on(listener);
   }
 
+  /** Make the data path a standby (relay/role.ts) or active again: each worker's next batch. */
+  setStandby(standby: boolean): void {
+    this.#pool.host.standby = standby;
+    for (const w of this.#pool.all()) w.pushRole();
+  }
+
   /** Tell subscribers about an event that is not a state change (a reload). */
   emit(ev: RelayEvent): void {
     this.#events.emit(ev);
@@ -151,27 +156,23 @@ export class Supervisor {
 
   /** Snapshot of all counters and states. */
   stats(): RelayStats {
-    const s = collectStats(this.#statsSource());
+    const s = collectStats(this.statsSource());
     // the IGMP memberships' counts, limits and refusals; the UDP port claims'
     return { ...s, igmp: this.#igmp.stats(), claims: this.#claims.stats() };
   }
 
-  /** How many rules are in each state (see {@link countRuleStates}). */
-  ruleStateCounts(): Record<State, number> {
-    return countRuleStates(this.#statsSource());
-  }
-
   /** The counters rates are computed from (see {@link collectCounters}). */
   counters(): CounterSnapshot {
-    return collectCounters(this.#statsSource());
+    return collectCounters(this.statsSource());
   }
 
   /** The stats of the rules with these ids (see {@link collectRuleStats}). */
   ruleStats(ids: ReadonlySet<string>): RuleStats[] {
-    return collectRuleStats(this.#statsSource(), ids);
+    return collectRuleStats(this.statsSource(), ids);
   }
 
-  #statsSource(): StatsSource {
+  /** What counters and states are read from (stats.ts: `collectStats`, `countRuleStates`). */
+  statsSource(): StatsSource {
     return {
       inputs: this.#inputs.values(),
       workers: this.#pool.all(),
@@ -195,7 +196,7 @@ export class Supervisor {
   #publish(): void {
     if (!this.#events.listened) return;
     const errors = this.#outErrors;
-    this.#events.publish(inputStates(this.#statsSource()), errors.map, errors.takeChanged(), {
+    this.#events.publish(inputStates(this.statsSource()), errors.map, errors.takeChanged(), {
       errors: this.#ruleErrors,
       changed: [...this.#claims.takeChanged(), ...this.#outputTypes.takeChanged()],
     });

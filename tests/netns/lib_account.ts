@@ -16,7 +16,8 @@
  *   `tx_dropped` is summed;
  * - the relay's RX ring: the interface's `kernel_drops` (PACKET_STATISTICS);
  * - the relay itself: its drop reasons (`no_match`, ..., per output
- *   `ring_full`, `errors`, `ttl_expired`);
+ *   `ring_full`, `errors`, `ttl_expired`, and `standby`: held back by a
+ *   standby relay);
  * - the receiver's sockets: mcr-sink's `socket_drops` (each socket's own drop
  *   counter: receive buffer full). A datagram with a bad UDP checksum is
  *   discarded before it reaches a socket and shows only in the receiver
@@ -149,8 +150,10 @@ export async function quiesce(
       return i !== undefined && i.frames + i.kernel_drops >= n;
     });
     const synced = s.rules.every((r) =>
-      r.outputs.reduce((a, o) => a + o.packets + o.ring_full + o.errors + o.ttl_expired, 0) ===
-        r.packets * r.outputs.length
+      r.outputs.reduce(
+        (a, o) => a + o.packets + o.ring_full + o.errors + o.ttl_expired + o.standby,
+        0,
+      ) === r.packets * r.outputs.length
     );
     if (taken && synced) return s;
     if (Date.now() - t0 > timeoutMs) {
@@ -224,10 +227,14 @@ export async function drive(
   return { gen, stats: final, path: await meter.read() };
 }
 
-/** Output-level drops (ring_full, errors, ttl_expired) of every output of every listed rule. */
+/**
+ * Output-level drops (ring_full, errors, ttl_expired, standby) of every output of every listed
+ * rule.
+ */
 export function outputDrops(s: RelayStats): number {
   return s.rules.reduce(
-    (a, r) => a + r.outputs.reduce((b, o) => b + o.ring_full + o.errors + o.ttl_expired, 0),
+    (a, r) =>
+      a + r.outputs.reduce((b, o) => b + o.ring_full + o.errors + o.ttl_expired + o.standby, 0),
     0,
   );
 }
@@ -255,11 +262,12 @@ export function assertRelayConsistent(s: RelayStats): void {
   const rulePackets = s.rules.reduce((a, r) => a + r.packets, 0);
   assert.equal(matched, rulePackets, "interfaces' matched = sum of rule packets");
   assert.equal(frames, rulePackets + frameDrops(s), "frames = matched + frame-level drops");
-  let ringFull = 0, errors = 0, ttl = 0, outPackets = 0;
+  let ringFull = 0, errors = 0, ttl = 0, standby = 0, outPackets = 0;
   for (const r of s.rules) {
     let outs = 0;
     for (const o of r.outputs) {
-      outs += o.packets + o.ring_full + o.errors + o.ttl_expired;
+      outs += o.packets + o.ring_full + o.errors + o.ttl_expired + o.standby;
+      standby += o.standby;
       ringFull += o.ring_full;
       errors += o.errors;
       ttl += o.ttl_expired;
@@ -279,6 +287,7 @@ export function assertRelayConsistent(s: RelayStats): void {
   );
   assert.equal(s.drops.tx_error ?? 0, errors, "drops.tx_error = sum of outputs' errors");
   assert.equal(s.drops.ttl_expired ?? 0, ttl, "drops.ttl_expired = sum of outputs' ttl_expired");
+  assert.equal(s.drops.standby ?? 0, standby, "drops.standby = sum of outputs' standby");
 }
 
 /**

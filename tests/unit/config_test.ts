@@ -174,6 +174,7 @@ Deno.test("config: minimal config parses with defaults", () => {
       dscp: 0,
       workers: 1,
       worker_nice: -10,
+      role: "active",
       interfaces: {},
       rx: { filter: true, fanout: "hash" },
       tx: {},

@@ -38,6 +38,7 @@ const output = (iface: string) => ({
   link_down: 0,
   too_big: 0,
   fragmented: 0,
+  standby: 0,
   queued: 0,
 });
 
