@@ -16,7 +16,11 @@
  * - rules ({@link RULE_WORDS} per rule slot) and outputs ({@link OUT_WORDS}
  *   per output slot, the first eight written by libmcr's forwarder, see
  *   {@link Out}). Rules and outputs own stable slot numbers assigned by the
- *   supervisor, so their counters survive table changes and reloads.
+ *   supervisor, so their counters survive table changes and reloads;
+ * - a rule extension ({@link EXT_WORDS} per rule slot, see {@link Ext}):
+ *   what a rule's `rate_limit` dropped and what its `health` analysis of
+ *   RTP and MPEG-TS payloads counted. Only rules with those options write
+ *   it, so only their pages are touched.
  *
  * The block is allocated zeroed and only the pages of slots in use are ever
  * touched, so its size follows the rule set, not the limits.
@@ -89,12 +93,13 @@ export const RULE_WORDS = 2;
 /** First output slot; each output has OUT_WORDS words (see {@link Out}). */
 export const OUT_BASE = RULE_BASE + MAX_RULE_SLOTS * RULE_WORDS;
 /** Words per output. */
-export const OUT_WORDS = 10;
+export const OUT_WORDS = 11;
 /**
  * Output words. The first eight are libmcr's `struct mcr_out_counters`
  * (the forwarder writes them straight into the block); the hot loop counts
- * the last two. For each output, datagrams matched by its rule = packets +
- * ringFull + errors + ttlExpired + unavailable + linkDown + tooBig + queued.
+ * the last three. For each output, datagrams matched by its rule = packets +
+ * ringFull + errors + ttlExpired + unavailable + linkDown + tooBig + policed
+ * + queued.
  */
 export const Out = {
   /** Datagrams the kernel took. */
@@ -117,12 +122,56 @@ export const Out = {
   ttlExpired: OUT_COUNTER_WORDS,
   /** Dropped: the output could not be installed (no address, missing interface, ...). */
   unavailable: OUT_COUNTER_WORDS + 1,
+  /** Dropped: over the `rate_limit` of the output or of its rule (policer.ts). */
+  policed: OUT_COUNTER_WORDS + 2,
 } as const;
+/** First rule extension; each rule slot has EXT_WORDS words (see {@link Ext}). */
+export const EXT_BASE = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
+/** Words per rule extension. */
+export const EXT_WORDS = 16;
+/**
+ * Rule extension words (written only for rules with `rate_limit` or
+ * `health` payload analysis; stream_health.ts, policer.ts). All are counts
+ * except {@link Ext.rtpJitterUs}, a gauge.
+ */
+export const Ext = {
+  /** Datagrams the rule's own `rate_limit` dropped (each also counted per output as policed). */
+  policed: 0,
+  /** UDP payload bytes of those. */
+  policedBytes: 1,
+  /** RTP: datagrams analysed as RTP (version 2, long enough). */
+  rtpPackets: 2,
+  /** RTP: datagrams that were not RTP version 2 (or too short for its header). */
+  rtpInvalid: 3,
+  /** RTP: sequence numbers missing (a late arrival that fills a gap takes one back). */
+  rtpLost: 4,
+  /** RTP: sequence numbers seen twice (within the reorder window). */
+  rtpDuplicates: 5,
+  /** RTP: datagrams that arrived after a higher sequence number (filled a gap). */
+  rtpReordered: 6,
+  /** RTP: restarts of the sequence analysis (new SSRC, or a jump beyond the window). */
+  rtpResyncs: 7,
+  /** RTP: RFC 3550 interarrival jitter, µs (a gauge). */
+  rtpJitterUs: 8,
+  /** MPEG-TS: 188-byte packets analysed. */
+  tsPackets: 9,
+  /** MPEG-TS: packets whose sync byte is not 0x47, and payloads not a multiple of 188 bytes. */
+  tsSyncErrors: 10,
+  /** MPEG-TS: continuity counter errors (TR 101 290 1.4). */
+  tsCcErrors: 11,
+} as const;
+/** Extension words that are gauges (not summed into retired counts). */
+export const EXT_GAUGES: readonly number[] = [Ext.rtpJitterUs];
 /** Total float64 words in a counter block. */
-export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
+export const COUNTER_SLOTS = EXT_BASE + MAX_RULE_SLOTS * EXT_WORDS;
+
+/** Base of rule slot `slot`'s extension words. */
+export function extBase(slot: number): number {
+  return EXT_BASE + slot * EXT_WORDS;
+}
 
 if (DROP_COUNT > IN_WORDS - IN_DROP) throw new Error("too many drop reasons for the layout");
-if (OUT_COUNTER_WORDS + 2 !== OUT_WORDS) throw new Error("output layout does not match libmcr");
+if (OUT_COUNTER_WORDS + 3 !== OUT_WORDS) throw new Error("output layout does not match libmcr");
 
 /** Base of input slot `slot`'s section. */
 export function inBase(slot: number): number {
