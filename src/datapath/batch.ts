@@ -110,6 +110,7 @@ export class BatchProcessor {
       if (ext !== null) {
         tUs = desc[b + RX_TSTAMP];
         const len = pkt.payloadLength;
+        counters[ext.base + Ext.lastRxUs] = tUs;
         if (ext.analyser !== null) {
           ext.analyser.analyse(counters, ring, pkt.payloadOffset, len, tUs);
         }

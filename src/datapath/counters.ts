@@ -159,9 +159,15 @@ export const Ext = {
   tsSyncErrors: 10,
   /** MPEG-TS: continuity counter errors (TR 101 290 1.4). */
   tsCcErrors: 11,
+  /**
+   * Kernel receive time of the rule's last datagram in this worker (µs
+   * modulo 2^32, as `RxDescWord.tstampUs`; 0: none yet). A timestamp, not
+   * a count: the stream monitor reads it for the last-packet age.
+   */
+  lastRxUs: 12,
 } as const;
-/** Extension words that are gauges (not summed into retired counts). */
-export const EXT_GAUGES: readonly number[] = [Ext.rtpJitterUs];
+/** Extension words that are not counts (never summed into retired counts). */
+export const EXT_GAUGES: readonly number[] = [Ext.rtpJitterUs, Ext.lastRxUs];
 /** Total float64 words in a counter block. */
 export const COUNTER_SLOTS = EXT_BASE + MAX_RULE_SLOTS * EXT_WORDS;
 
@@ -176,6 +182,46 @@ if (OUT_COUNTER_WORDS + 3 !== OUT_WORDS) throw new Error("output layout does not
 /** Base of input slot `slot`'s section. */
 export function inBase(slot: number): number {
   return IN_BASE + slot * IN_WORDS;
+}
+
+/**
+ * Zero rule slot `slot`'s extension words in `c` if any is set: a fill
+ * would touch the pages of every rule's extension, which only rules with
+ * options ever write.
+ */
+export function zeroExt(c: Float64Array, slot: number): void {
+  const e = extBase(slot);
+  for (let k = e; k < e + EXT_WORDS; k++) {
+    if (c[k] !== 0) {
+      c.fill(0, e, e + EXT_WORDS);
+      return;
+    }
+  }
+}
+
+/**
+ * Fold rule slot `slot`'s words of a worker's last block `c` into the
+ * retired sums `r`. Extension words: counts add up, the jitter keeps the
+ * largest, the last receive time is dropped (it is that worker's); words
+ * never written are only read (a rule without options touches no page of
+ * `r`'s extension).
+ */
+export function retireRule(r: Float64Array, c: Float64Array, slot: number): void {
+  const rb = RULE_BASE + slot * RULE_WORDS;
+  for (let k = rb; k < rb + RULE_WORDS; k++) r[k] += c[k];
+  const e = extBase(slot);
+  for (let k = 0; k < EXT_WORDS; k++) {
+    const v = c[e + k];
+    if (v === 0) continue; // words never written stay untouched (no page of `r` is touched)
+    if (k === Ext.rtpJitterUs) r[e + k] = Math.max(r[e + k], v);
+    else if (!EXT_GAUGES.includes(k)) r[e + k] += v;
+  }
+}
+
+/** Zero rule slot `slot`'s words and (if written) its extension words in `c`. */
+export function zeroRule(c: Float64Array, slot: number): void {
+  c.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
+  zeroExt(c, slot);
 }
 
 /** Allocate a zeroed counter block. */

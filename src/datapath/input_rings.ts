@@ -17,17 +17,7 @@ import {
 } from "../../ffi/mod.ts";
 import { LINK_HEADER } from "./link_types.ts";
 import { Drop } from "./packet.ts";
-import {
-  EXT_WORDS,
-  extBase,
-  In,
-  IN_DROP,
-  IN_WORDS,
-  inBase,
-  RULE_BASE,
-  RULE_WORDS,
-  W,
-} from "./counters.ts";
+import { In, IN_DROP, IN_WORDS, inBase, W, zeroRule } from "./counters.ts";
 import { compileRule, MatchTable } from "./match.ts";
 import { readLink } from "./link_table.ts";
 import type { Outputs } from "./outputs.ts";
@@ -150,15 +140,7 @@ export class InputRings {
   }
 
   #zeroRule(slot: number): void {
-    this.#h.counters.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
-    // the extension only when written (a fill would touch the pages of every rule's)
-    const c = this.#h.counters, e = extBase(slot);
-    for (let k = e; k < e + EXT_WORDS; k++) {
-      if (c[k] !== 0) {
-        c.fill(0, e, e + EXT_WORDS);
-        break;
-      }
-    }
+    zeroRule(this.#h.counters, slot);
   }
 
   /** Remove the rule in `slot` from the input's table; its outputs go with it. */

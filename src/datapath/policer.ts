@@ -31,21 +31,6 @@ export interface RateLimit {
   burstBytes: number;
 }
 
-/** Default bucket: this much time of the rate (s) ... */
-export const DEFAULT_BURST_S = 0.05;
-/** ... and at least this many packets ... */
-export const MIN_DEFAULT_BURST_PACKETS = 1;
-/** ... or bytes (a full-size Ethernet datagram). */
-export const MIN_DEFAULT_BURST_BYTES = 1500;
-
-/** The bucket sizes of a limit written without them (see {@link DEFAULT_BURST_S}). */
-export function defaultBurst(pps: number, bps: number): { packets: number; bytes: number } {
-  return {
-    packets: Math.max(MIN_DEFAULT_BURST_PACKETS, Math.ceil(pps * DEFAULT_BURST_S)),
-    bytes: Math.max(MIN_DEFAULT_BURST_BYTES, Math.ceil((bps / 8) * DEFAULT_BURST_S)),
-  };
-}
-
 /** Microseconds per second. */
 const US_PER_S = 1_000_000;
 /** A timestamp difference at or above this (µs, as u32) is a frame older than the last: no refill. */

@@ -38,6 +38,7 @@ export function ruleExt(r: TableRule): RuleExt | null {
   const outPolice = r.outputs.some((o) => o.rateLimit)
     ? r.outputs.map((o) => (o.rateLimit ? new Policer(o.rateLimit) : null))
     : null;
-  if (!analyser && !police && !outPolice) return null;
+  // a rule with `health` needs the last-packet time (Ext.lastRxUs) even without analysis
+  if (!h && !analyser && !police && !outPolice) return null;
   return new RuleExt(extBase(r.slot), police, analyser, outPolice);
 }

@@ -26,8 +26,8 @@ import {
   Out,
   OUT_BASE,
   OUT_WORDS,
-  RULE_BASE,
-  RULE_WORDS,
+  retireRule,
+  zeroRule,
 } from "../datapath/counters.ts";
 import type { InputRxOptions, WorkerEvent, WorkerInit, WorkerTable } from "../datapath/messages.ts";
 import { type RelayEvent, StateEvents } from "./events.ts";
@@ -57,6 +57,7 @@ import {
 import { OutputErrors } from "./output_errors.ts";
 import { inputStates, ruleErrorsOf } from "./states.ts";
 import { OutputLinkTypes } from "./output_link_types.ts";
+import { StreamMonitor } from "./stream_monitor.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -98,6 +99,8 @@ export class Supervisor {
   #version = 0;
   #closed = false;
   #publishTimer?: ReturnType<typeof setTimeout>;
+  /** Rates and alarms of the rules with `health`. */
+  readonly #streams = new StreamMonitor(() => this.#statsSource(), (e) => this.#events.emit(e));
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
@@ -173,6 +176,7 @@ export class Supervisor {
       links: this.#links,
       outputErrors: this.#outErrors.map,
       ruleErrors: this.#ruleErrors,
+      streams: this.#streams,
     };
   }
 
@@ -255,8 +259,7 @@ export class Supervisor {
       r[base + In.owner] = g.gen;
       m.retiredFrames += c[base + In.frames];
       for (const rule of g.table.rules) {
-        const rb = RULE_BASE + rule.slot * RULE_WORDS;
-        for (let k = rb; k < rb + RULE_WORDS; k++) r[k] += c[k];
+        retireRule(r, c, rule.slot);
         for (const o of rule.outputs) {
           const ob = OUT_BASE + o.slot * OUT_WORDS;
           for (let k = 0; k < OUT_WORDS; k++) if (k !== Out.queued) r[ob + k] += c[ob + k];
@@ -383,6 +386,7 @@ export class Supervisor {
     this.#version = version;
     sockets();
     await this.#install(plan, version);
+    this.#streams.refresh();
   }
 
   /**
@@ -401,7 +405,7 @@ export class Supervisor {
     }
     // Freed slots start their next life at zero (retired counts included).
     for (const slot of tables.freed.rules) {
-      this.#retired.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
+      zeroRule(this.#retired, slot);
     }
     for (const slot of tables.freed.outputs) {
       this.#retired.fill(0, OUT_BASE + slot * OUT_WORDS, OUT_BASE + (slot + 1) * OUT_WORDS);
@@ -470,6 +474,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#streams.close();
     this.#unlisten();
     this.#unlistenAddresses();
     clearTimeout(this.#publishTimer);

@@ -20,7 +20,8 @@ import {
 } from "../../src/datapath/counters.ts";
 import { Drop } from "../../src/datapath/packet.ts";
 import { compileTable } from "../../src/datapath/match.ts";
-import { defaultBurst, Policer, type RateLimit } from "../../src/datapath/policer.ts";
+import { Policer, type RateLimit } from "../../src/datapath/policer.ts";
+import { normalizeRateLimit } from "../../src/config/stream_options.ts";
 import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
 import { FWD_DESC_WORDS, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
 import { parseIPv4 } from "../../src/common/net.ts";
@@ -67,9 +68,10 @@ Deno.test("policer: the µs clock may wrap; an older timestamp refills nothing",
   assert.equal(p.admit(0xffffff10, 1), false); // 16 µs later: no token yet
   assert.equal(p.admit((0xffffff00 + 1000) >>> 0, 1), true); // 1 ms later, across the wrap
   assert.equal(p.admit(5, 1), false); // "earlier": no refill
-  const b = defaultBurst(5000, 0);
-  assert.equal(b.packets, 250);
-  assert.equal(defaultBurst(0, 8000).bytes, 1500);
+  // default buckets: 50 ms of the rate, at least one packet / 1500 bytes
+  assert.equal(normalizeRateLimit({ pps: 5000 }).burst_packets, 250);
+  assert.equal(normalizeRateLimit({ bps: 8000 }).burst_bytes, 1500);
+  assert.equal(normalizeRateLimit({ bps: 80_000_000 }).burst_bytes, 500_000);
 });
 
 const ip = (s: string) => parseIPv4(s)!;
