@@ -101,11 +101,13 @@ export class StreamMonitor {
    * @param source what the relay's stats read (counter blocks, tables)
    * @param emit tells the relay's subscribers about an alarm change
    * @param now the clock (ms since the epoch; tests put a model here)
+   * @param timer tick every {@link TICK_MS} by itself (tests call {@link tick})
    */
   constructor(
     readonly source: () => StatsSource,
     readonly emit: (ev: StreamEvent) => void,
     readonly now: () => number = Date.now,
+    readonly timer = true,
   ) {}
 
   /** The rule tables may have changed: follow the rules with `health`, tick while there are any. */
@@ -142,6 +144,7 @@ export class StreamMonitor {
       this.#versions.delete(name);
       for (const [id, w] of this.#watched) if (w.input.name === name) this.#watched.delete(id);
     }
+    if (!this.timer) return;
     if (this.#watched.size > 0 && this.#timer === undefined) {
       this.#timer = setInterval(() => this.tick(), TICK_MS);
     } else if (this.#watched.size === 0 && this.#timer !== undefined) {
