@@ -46,8 +46,9 @@ export class Policer {
   readonly #burstB: number;
   #tokensP: number;
   #tokensB: number;
-  /** Receive time of the last frame judged (µs modulo 2^32); -1 before the first. */
-  #last = -1;
+  /** Receive time of the last frame judged (µs modulo 2^32, as an int32: a small integer). */
+  #last = 0;
+  #started = false;
 
   /** @param limit the limit (pps and bps of 0 mean "no such limit") */
   constructor(readonly limit: RateLimit) {
@@ -64,11 +65,10 @@ export class Policer {
    * 2^32): true = within the limit (its tokens are taken), false = drop it.
    */
   admit(tUs: number, bytes: number): boolean {
-    const last = this.#last;
-    if (last >= 0) {
-      const dt = (tUs - last) >>> 0;
+    if (this.#started) {
+      const dt = (tUs - this.#last) >>> 0;
       if (dt < BACKWARDS) {
-        this.#last = tUs;
+        this.#last = tUs | 0;
         if (this.#ppus > 0) {
           const p = this.#tokensP + dt * this.#ppus;
           this.#tokensP = p > this.#burstP ? this.#burstP : p;
@@ -79,7 +79,8 @@ export class Policer {
         }
       }
     } else {
-      this.#last = tUs;
+      this.#last = tUs | 0;
+      this.#started = true;
     }
     if (this.#ppus > 0 && this.#tokensP < 1) return false;
     if (this.#bpus > 0 && this.#tokensB < bytes) return false;

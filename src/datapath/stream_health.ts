@@ -74,6 +74,9 @@ export class StreamAnalyser {
   #haveTransit = false;
   /** Jitter in timestamp units. */
   #jitter = 0;
+  /** RTP timestamp units per µs, and µs per unit. */
+  readonly #unitsPerUs: number;
+  readonly #usPerUnit: number;
   // MPEG-TS
   readonly #cc: Uint8Array | null;
 
@@ -90,6 +93,8 @@ export class StreamAnalyser {
     readonly clockRate: number = DEFAULT_CLOCK_RATE,
   ) {
     this.#cc = ts ? new Uint8Array(PID_COUNT) : null;
+    this.#unitsPerUs = clockRate / US_PER_S;
+    this.#usPerUnit = US_PER_S / clockRate;
   }
 
   /**
@@ -162,14 +167,14 @@ export class StreamAnalyser {
     }
     // RFC 3550 6.4.1 / A.8, with differences so that both clocks may wrap
     if (this.#haveTransit) {
-      const dArr = ((tUs - this.#lastArrUs) | 0) * this.clockRate / US_PER_S;
+      const dArr = ((tUs - this.#lastArrUs) | 0) * this.#unitsPerUs;
       const dTs = (ts - this.#lastTs) | 0;
       const d = dArr - dTs;
       this.#jitter += ((d < 0 ? -d : d) - this.#jitter) / JITTER_GAIN;
-      c[b + Ext.rtpJitterUs] = this.#jitter * US_PER_S / this.clockRate;
+      c[b + Ext.rtpJitterUs] = this.#jitter * this.#usPerUnit;
     }
     this.#haveTransit = true;
-    this.#lastArrUs = tUs;
+    this.#lastArrUs = tUs | 0;
     this.#lastTs = ts;
     return h;
   }
