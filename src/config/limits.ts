@@ -45,6 +45,11 @@ if (MAX_RULES > MAX_RULE_SLOTS) throw new Error("MAX_RULES exceeds the relay's r
  * for MPEG-TS, a byte per PID (about 9 KiB).
  */
 export const MAX_ANALYSED_RULES = 1024;
+/**
+ * Most enabled rules with `health`: the stream monitor looks at each every
+ * 50 ms on the relay's main thread.
+ */
+export const MAX_HEALTH_RULES = 4096;
 /** Most packets per second a `rate_limit` or `health.min_pps` may name. */
 export const MAX_RATE_PPS = 100_000_000;
 /** Most bits per second a `rate_limit` may name (1 Tbit/s). */

@@ -15,6 +15,7 @@ import {
   DEFAULT_WORKERS,
   MAX_ANALYSED_RULES,
   MAX_DATA_PATH_WORKERS,
+  MAX_HEALTH_RULES,
   MAX_INPUT_SLOTS,
   MAX_INTERFACES,
   MAX_JOINS,
@@ -33,7 +34,13 @@ import {
   type RawRateLimit,
   RULE_NAME_RE,
 } from "./schema.ts";
-import { fanoutIssues, isAnalysed, tooManyAnalysed } from "./stream_options.ts";
+import {
+  fanoutIssues,
+  isAnalysed,
+  isMonitored,
+  tooManyAnalysed,
+  tooManyMonitored,
+} from "./stream_options.ts";
 import type { RuleConfig } from "./types.ts";
 import { checkRule } from "./rule_checks.ts";
 
@@ -192,18 +199,19 @@ export function tooManyRules(count: number): string {
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
   const inputs = new Set<string>();
   const names = new Set<string>();
-  let outputs = 0, joins = 0, analysed = 0;
+  let outputs = 0, joins = 0, analysed = 0, monitored = 0;
   for (const r of rules) {
     const share = capacityShare(r);
     if (!share) continue;
     outputs += share.outputs;
     joins += share.joins;
     analysed += share.analysed;
+    monitored += share.monitored;
     if (share.input !== undefined) inputs.add(share.input);
     for (const n of share.interfaces) names.add(n);
   }
   return capacityIssuesOf(
-    { outputs, inputs: inputs.size, interfaces: names.size, joins, analysed },
+    { outputs, inputs: inputs.size, interfaces: names.size, joins, analysed, monitored },
     root,
   );
 }
@@ -220,6 +228,8 @@ export interface CapacityShare {
   joins: number;
   /** 1 when it asks for payload analysis (`health.payload`), else 0. */
   analysed: number;
+  /** 1 when it has `health`, else 0. */
+  monitored: number;
 }
 
 /**
@@ -244,6 +254,7 @@ export function capacityShare(r: unknown): CapacityShare | null {
     interfaces: new Set(),
     joins: joinsOf(r.input),
     analysed: isAnalysed(r) ? 1 : 0,
+    monitored: isMonitored(r) ? 1 : 0,
   };
   if (Array.isArray(r.outputs)) {
     share.outputs = r.outputs.length;
@@ -270,6 +281,8 @@ export interface CapacityCounts {
   joins: number;
   /** Enabled rules with payload analysis (`health.payload`). */
   analysed: number;
+  /** Enabled rules with `health`. */
+  monitored: number;
 }
 
 /** The capacity issues of a rule list with these counts (see {@link capacityIssues}). */
@@ -299,6 +312,9 @@ export function capacityIssuesOf(counts: CapacityCounts, root: unknown): ConfigI
         `group, one per group of a range's "joins"); at most ${MAX_JOINS} are allowed per relay`,
       root,
     ));
+  }
+  if (counts.monitored > MAX_HEALTH_RULES) {
+    issues.push(issueAt(["rules"], tooManyMonitored(counts.monitored), root));
   }
   if (counts.analysed > MAX_ANALYSED_RULES) {
     issues.push(issueAt(["rules"], tooManyAnalysed(counts.analysed), root));

@@ -13,6 +13,7 @@ import {
   DEFAULT_SILENCE_MS,
   DEFAULT_WORKERS,
   MAX_ANALYSED_RULES,
+  MAX_HEALTH_RULES,
 } from "./limits.ts";
 import type { PayloadKind, RawHealth, RawRateLimit } from "./schema.ts";
 
@@ -120,6 +121,16 @@ export function healthIssues(h: unknown, input: unknown): StreamIssue[] {
     });
   }
   return issues;
+}
+
+/** Whether rule `r` (parsed JSON or normalized) is enabled and has `health`. */
+export function isMonitored(r: unknown): boolean {
+  return isRecord(r) && r.enabled !== false && isRecord(r.health);
+}
+
+/** The message for more than {@link MAX_HEALTH_RULES} rules with `health`. */
+export function tooManyMonitored(n: number): string {
+  return `has ${n} enabled rules with health; at most ${MAX_HEALTH_RULES} are allowed per relay`;
 }
 
 /** Whether rule `r` (parsed JSON or normalized) is enabled and asks for payload analysis. */

@@ -84,7 +84,10 @@ interface Watched {
   p: Float64Array;
   b: Float64Array;
   n: number;
-  view: StreamView;
+  /** The alarm decided at the last look. */
+  alarm: StreamAlarm;
+  /** When that was (ms since the epoch). */
+  at: number;
 }
 
 /** Follows the rules with `health` (see module doc). */
@@ -120,10 +123,9 @@ export class StreamMonitor {
     for (const input of src.inputs) {
       seen.add(input.name);
       const table = input.table;
-      if (this.#versions.get(input.name) === table.version) {
-        for (const w of this.#watched.values()) if (w.input.name === input.name) w.input = input;
-        continue;
-      }
+      // an input interface keeps its object while it has rules; one that is re-created has a
+      // table of another version, walked again below
+      if (this.#versions.get(input.name) === table.version) continue;
       this.#versions.set(input.name, table.version);
       for (const [id, w] of this.#watched) if (w.input.name === input.name) ids.add(id);
       for (const r of table.rules) {
@@ -164,7 +166,8 @@ export class StreamMonitor {
       p: new Float64Array(SAMPLES),
       b: new Float64Array(SAMPLES),
       n: 0,
-      view: { alarm: "ok", pps: 0, bps: 0, lastPacketAgeMs: null },
+      alarm: "ok",
+      at: now,
     };
   }
 
@@ -173,8 +176,11 @@ export class StreamMonitor {
     const src = this.source();
     const now = this.now();
     const nowUs = (now * 1000) % US_WRAP;
+    const sums = new Map<InputView, ReturnType<typeof inputSums>>();
     for (const w of this.#watched.values()) {
-      const { sum, blocks } = inputSums(w.input, src.retired);
+      let s = sums.get(w.input);
+      if (!s) sums.set(w.input, s = inputSums(w.input, src.retired));
+      const { sum, blocks } = s;
       const rb = RULE_BASE + w.rule.slot * RULE_WORDS;
       const packets = sum(rb), bytes = sum(rb + 1);
       if (packets !== w.packets && packets > 0) {
@@ -198,7 +204,13 @@ export class StreamMonitor {
     }
   }
 
-  #decide(w: Watched, now: number): void {
+  /** Results of {@link #rate} (fields, not an object: a tick allocates nothing per rule). */
+  #pps = 0;
+  #bps = 0;
+  #full = false;
+
+  /** Packets/s and bits/s over the last second at `now`, and whether a full second is sampled. */
+  #rate(w: Watched, now: number): void {
     // the oldest sample still within the window (or the oldest kept)
     const kept = Math.min(w.n, SAMPLES);
     let j = (w.n - kept) % SAMPLES;
@@ -209,41 +221,63 @@ export class StreamMonitor {
     }
     const newest = (w.n - 1) % SAMPLES;
     const dt = (w.t[newest] - w.t[j]) / 1000;
-    const pps = dt > 0 ? (w.p[newest] - w.p[j]) / dt : 0;
-    const bps = dt > 0 ? (8 * (w.b[newest] - w.b[j])) / dt : 0;
-    const full = now - w.t[j] >= RATE_WINDOW_MS;
+    this.#pps = dt > 0 ? (w.p[newest] - w.p[j]) / dt : 0;
+    this.#bps = dt > 0 ? (8 * (w.b[newest] - w.b[j])) / dt : 0;
+    this.#full = now - w.t[j] >= RATE_WINDOW_MS;
+  }
+
+  /** The alarm of `w` at `now` (numbers only: a tick allocates nothing per rule). */
+  #alarm(w: Watched, now: number): StreamAlarm {
     const h = w.rule.health!;
-    const age = w.lastSeen >= 0 ? Math.max(0, now - w.lastSeen) : null;
-    const quiet = age ?? now - w.since;
-    let alarm: StreamAlarm = "ok";
-    let reason: string | undefined;
-    if (quiet >= h.silenceMs) {
-      alarm = "silent";
-      reason = age === null
-        ? `no datagram since the rule started (${fmtS(quiet)} s; silence_ms ${h.silenceMs})`
-        : `no datagram for ${fmtS(age)} s (silence_ms ${h.silenceMs})`;
-    } else if (h.minPps > 0 && full && pps < h.minPps) {
-      alarm = "low_rate";
-      reason = `${Math.round(pps)} datagrams/s over the last second, under min_pps ${h.minPps}`;
+    const quiet = now - (w.lastSeen >= 0 ? w.lastSeen : w.since);
+    if (quiet >= h.silenceMs) return "silent";
+    if (h.minPps > 0) {
+      this.#rate(w, now);
+      if (this.#full && this.#pps < h.minPps) return "low_rate";
     }
-    const was = w.view.alarm;
-    w.view = {
-      alarm,
-      ...(reason ? { reason } : {}),
-      pps,
-      bps,
-      lastPacketAgeMs: age === null ? null : Math.round(age),
-    };
-    if (alarm === was) return;
+    return "ok";
+  }
+
+  #decide(w: Watched, now: number): void {
+    w.at = now;
+    const alarm = this.#alarm(w, now);
+    if (alarm === w.alarm) return;
+    w.alarm = alarm;
     const r = w.rule;
+    const reason = this.#view(w).reason;
     if (alarm === "ok") this.#log.info("stream {rule}: ok again", { rule: r.name });
     else this.#log.warn("stream {rule}: {alarm}: {reason}", { rule: r.name, alarm, reason });
     this.emit({ type: "stream", rule: r.name, id: r.id, alarm, ...(reason ? { reason } : {}) });
   }
 
-  /** What the monitor says about rule `id` now (undefined: it has no `health`). */
+  /** The view of `w` as of its last look. */
+  #view(w: Watched): StreamView {
+    const now = w.at;
+    const h = w.rule.health!;
+    this.#rate(w, now);
+    const pps = this.#pps, bps = this.#bps;
+    const age = w.lastSeen >= 0 ? Math.max(0, now - w.lastSeen) : null;
+    let reason: string | undefined;
+    if (w.alarm === "silent") {
+      reason = age === null
+        ? `no datagram since the rule started (${fmtS(now - w.since)} s; silence_ms ${h.silenceMs})`
+        : `no datagram for ${fmtS(age)} s (silence_ms ${h.silenceMs})`;
+    } else if (w.alarm === "low_rate") {
+      reason = `${Math.round(pps)} datagrams/s over the last second, under min_pps ${h.minPps}`;
+    }
+    return {
+      alarm: w.alarm,
+      ...(reason ? { reason } : {}),
+      pps,
+      bps,
+      lastPacketAgeMs: age === null ? null : Math.round(age),
+    };
+  }
+
+  /** What the monitor says about rule `id` as of its last look (undefined: no `health`). */
   view(id: string): StreamView | undefined {
-    return this.#watched.get(id)?.view;
+    const w = this.#watched.get(id);
+    return w && w.n > 0 ? this.#view(w) : undefined;
   }
 
   /** Stop looking. */

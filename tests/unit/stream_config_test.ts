@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../../src/config/mod.ts";
-import { MAX_ANALYSED_RULES } from "../../src/config/limits.ts";
-import { ruleSpecs } from "../../src/relay/relay_config.ts";
+import { MAX_ANALYSED_RULES, MAX_HEALTH_RULES } from "../../src/config/limits.ts";
+import { ruleKey, ruleSpecs } from "../../src/relay/relay_config.ts";
 
 const rule = (extra: Record<string, unknown> = {}, out: Record<string, unknown> = {}) => ({
   name: "cam1",
@@ -162,4 +162,28 @@ Deno.test("stream config: at most MAX_ANALYSED_RULES rules with payload analysis
     lines.join("\n"),
   );
   parseConfig({ rules: rules.slice(0, MAX_ANALYSED_RULES) });
+});
+
+Deno.test("stream config: at most MAX_HEALTH_RULES rules with health; a changed option is a change", () => {
+  const rules = Array.from({ length: MAX_HEALTH_RULES + 1 }, (_, i) => ({
+    name: `h${i}`,
+    input: { interface: "eth0", group: `239.3.${i >> 8}.${i & 0xff}`, port: 5000 },
+    outputs: [{ interface: "eth1", group: "239.10.1.1", port: 6000 }],
+    health: {},
+  }));
+  const lines = refused({ rules });
+  assert.ok(lines.some((l) => l.includes(`at most ${MAX_HEALTH_RULES} are allowed`)), lines[0]);
+  parseConfig({ rules: rules.slice(0, MAX_HEALTH_RULES) });
+  // a reload sees a rule whose health or rate_limit changed as changed (it is re-sent to workers)
+  const [a] = parseConfig({ rules: [rule({ health: { silence_ms: 500 } })] }).rules;
+  const [b] = parseConfig({ rules: [rule({ health: { silence_ms: 600 } })] }).rules;
+  const [c] =
+    parseConfig({ rules: [rule({ health: { silence_ms: 500 } }, { rate_limit: { pps: 9 } })] })
+      .rules;
+  assert.notEqual(ruleKey(a), ruleKey(b));
+  assert.notEqual(ruleKey(a), ruleKey(c));
+  assert.equal(
+    ruleKey(a),
+    ruleKey(parseConfig({ rules: [rule({ health: { silence_ms: 500 } })] }).rules[0]),
+  );
 });

@@ -5,7 +5,14 @@
  * exactly, and RFC 3550 jitter follows the arrival times.
  */
 import assert from "node:assert/strict";
-import { Ext, EXT_WORDS, extBase, newCounterBlock } from "../../src/datapath/counters.ts";
+import {
+  Ext,
+  EXT_WORDS,
+  extBase,
+  newCounterBlock,
+  retireRule,
+  zeroRule,
+} from "../../src/datapath/counters.ts";
 import {
   MAX_DROPOUT,
   REORDER_WINDOW,
@@ -178,4 +185,22 @@ Deno.test("stream health: MPEG-TS sync byte errors, short payloads, TS inside RT
   assert.equal(get("tsCcErrors"), 2);
   assert.equal(get("rtpPackets"), 3);
   assert.equal(get("rtpLost"), 0);
+});
+
+Deno.test("stream health: a worker's extension words fold into the retired sums", () => {
+  const c = newCounterBlock(), r = newCounterBlock();
+  const e = extBase(SLOT);
+  c[e + Ext.rtpLost] = 3;
+  c[e + Ext.tsCcErrors] = 2;
+  c[e + Ext.rtpJitterUs] = 150;
+  c[e + Ext.lastRxUs] = 123456;
+  r[e + Ext.rtpLost] = 1;
+  r[e + Ext.rtpJitterUs] = 400;
+  retireRule(r, c, SLOT);
+  assert.equal(r[e + Ext.rtpLost], 4); // counts add up
+  assert.equal(r[e + Ext.tsCcErrors], 2);
+  assert.equal(r[e + Ext.rtpJitterUs], 400); // the jitter keeps the largest
+  assert.equal(r[e + Ext.lastRxUs], 0); // a receive time is that worker's
+  zeroRule(r, SLOT);
+  for (let k = 0; k < EXT_WORDS; k++) assert.equal(r[e + k], 0);
 });
