@@ -17,7 +17,7 @@
  */
 import type { RxOptions, TxOptions } from "../../ffi/mod.ts";
 import type { RateLimit } from "./policer.ts";
-import type { PayloadKind } from "./stream_health.ts";
+import type { PayloadKind } from "../config/schema.ts";
 
 /** TX ring options of a worker's TX rings. */
 export type TxRingOptions = Omit<TxOptions, "ifindex">;

@@ -23,12 +23,7 @@
  * @module
  */
 import { Ext } from "./counters.ts";
-
-/** What a rule's `health.payload` asks for. */
-export type PayloadKind = "rtp" | "ts" | "rtp+ts";
-
-/** Default RTP timestamp clock rate (Hz): video (RFC 3551). */
-export const DEFAULT_CLOCK_RATE = 90_000;
+import { DEFAULT_CLOCK_RATE } from "../config/limits.ts";
 
 /** RTP fixed header length. */
 const RTP_HLEN = 12;
