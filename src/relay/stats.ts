@@ -338,10 +338,13 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
             too_big: sum(ob + Out.tooBig),
             fragmented: sum(ob + Out.fragmented),
             queued: sum(ob + Out.queued),
-            ...(policing || o.rateLimit ? { policed: sum(ob + Out.policed) } : {}),
+            // shown while a limit applies, and after one was lifted while its count stays
+            ...(policing || o.rateLimit || sum(ob + Out.policed) > 0
+              ? { policed: sum(ob + Out.policed) }
+              : {}),
           };
         }),
-        ...(policing ? { policed: sum(eb + Ext.policed) } : {}),
+        ...(policing || sum(eb + Ext.policed) > 0 ? { policed: sum(eb + Ext.policed) } : {}),
         ...(r.health ? { stream: streamStats(r, src, sum, blocks) } : {}),
       });
     }
