@@ -2,7 +2,10 @@
  * The per-batch hot loop, free of FFI so it can be unit-tested and
  * micro-benchmarked (`deno bench`) on synthetic rings: parse every frame of a
  * batch, match it against the compiled rule table, count, and write one
- * forward descriptor per output datagram.
+ * forward descriptor per output datagram. A rule with `health` or `rate_limit`
+ * (rule_ext.ts) also has its payload analysed (stream_health.ts) and its
+ * datagrams policed (policer.ts) here; a rule without them pays one
+ * comparison per datagram and one per output.
  *
  * No allocation per packet: the parsed-packet object, the descriptor array
  * and the counter block are created once.
