@@ -44,7 +44,7 @@ struct opts {
 	double spin_us;
 	int no_df;
 	bool json;
-	int media;		/* enum media_kind */
+	int media;	       /* enum media_kind */
 	uint64_t inject_every; /* 0 = no faults */
 };
 
@@ -73,9 +73,11 @@ static void usage(FILE *f)
 		"  --no-df             clear the Don't Fragment bit (IP_PMTUDISC_DONT): the "
 		"datagrams\n"
 		"                      may be fragmented on the way (default: the kernel sets DF)\n"
-		"  --payload KIND      mcrt (default: the mcrtest format), rtp, ts (7 MPEG-TS packets)\n"
+		"  --payload KIND      mcrt (default: the mcrtest format), rtp, ts (7 MPEG-TS "
+		"packets)\n"
 		"                      or rtp+ts (MPEG-TS in RTP): for stream health analysis\n"
-		"  --inject-every N    with --payload: every Nth datagram of a stream skips one RTP\n"
+		"  --inject-every N    with --payload: every Nth datagram of a stream skips one "
+		"RTP\n"
 		"                      sequence number and one MPEG-TS continuity counter step\n"
 		"  --json              one JSON object on stdout instead of the human report\n"
 		"Numbers accept k/M suffixes (20k = 20000). Exit: 0 ok, 1 runtime error, 2 usage "
@@ -217,8 +219,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_PAYLOAD:
 			o->media = media_parse(optarg);
 			if (o->media < 0)
-				tool_die_usage("--payload must be mcrt, rtp, ts or rtp+ts, got '%s'",
-					       optarg);
+				tool_die_usage(
+					"--payload must be mcrt, rtp, ts or rtp+ts, got '%s'",
+					optarg);
 			break;
 		case O_INJECT:
 			if (mcrt_parse_u64(optarg, &v) || v == 0)

@@ -20,12 +20,12 @@ enum media_kind {
 	MEDIA_RTP_TS,	/* RTP (payload type 33, MP2T) carrying 7 MPEG-TS packets */
 };
 
-#define MEDIA_TS_PACKET	 188
+#define MEDIA_TS_PACKET	   188
 #define MEDIA_TS_PER_DGRAM 7
-#define MEDIA_RTP_HLEN	 12
-#define MEDIA_PID	 0x100
+#define MEDIA_RTP_HLEN	   12
+#define MEDIA_PID	   0x100
 /* RTP timestamp step per datagram (90 kHz clock). */
-#define MEDIA_RTP_TS_STEP 3000u
+#define MEDIA_RTP_TS_STEP  3000u
 
 /* Parse "mcrt", "rtp", "ts" or "rtp+ts"; -1 when unknown. */
 int media_parse(const char *s);

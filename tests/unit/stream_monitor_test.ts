@@ -62,7 +62,6 @@ function setup(start: number) {
   counters[inBase(0) + In.owner] = 1;
   let now = start;
   const events: (StreamEvent & { at: number })[] = [];
-  let monitor: StreamMonitor;
   const src = (): StatsSource => ({
     inputs: [input],
     workers: [worker],
@@ -71,7 +70,7 @@ function setup(start: number) {
     outputErrors: new Map(),
     streams: monitor,
   });
-  monitor = new StreamMonitor(src, (e) => events.push({ ...e, at: now }), () => now, false);
+  const monitor: StreamMonitor = new StreamMonitor(src, (e) => events.push({ ...e, at: now }), () => now, false);
   monitor.refresh();
   const rb = RULE_BASE + SLOT * RULE_WORDS;
   /** One tick of the model: `n` datagrams arrived, the last `lateMs` before the look. */
