@@ -70,7 +70,12 @@ function setup(start: number) {
     outputErrors: new Map(),
     streams: monitor,
   });
-  const monitor: StreamMonitor = new StreamMonitor(src, (e) => events.push({ ...e, at: now }), () => now, false);
+  const monitor: StreamMonitor = new StreamMonitor(
+    src,
+    (e) => events.push({ ...e, at: now }),
+    () => now,
+    false,
+  );
   monitor.refresh();
   const rb = RULE_BASE + SLOT * RULE_WORDS;
   /** One tick of the model: `n` datagrams arrived, the last `lateMs` before the look. */
