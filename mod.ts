@@ -52,9 +52,11 @@ export type {
   RelayStats,
   RuleStats,
   State,
+  StreamStats,
   WorkerStats,
 } from "./src/relay/stats.ts";
 export type { RelayEvent } from "./src/relay/events.ts";
+export type { StreamAlarm, StreamEvent } from "./src/relay/stream_monitor.ts";
 export type { IgmpStats } from "./src/relay/igmp.ts";
 export { FdLimitError, type FdNeed, type FdStats } from "./src/relay/fd_budget.ts";
 

@@ -64,7 +64,7 @@ static const uint32_t off_rx_config[] = {
 static const uint32_t off_rx_desc[] = { OFF(mcr_rx_desc, offset),   OFF(mcr_rx_desc, snaplen),
 					OFF(mcr_rx_desc, len),	    OFF(mcr_rx_desc, status),
 					OFF(mcr_rx_desc, vlan_tci), OFF(mcr_rx_desc, vlan_tpid),
-					OFF(mcr_rx_desc, pkttype),  OFF(mcr_rx_desc, reserved) };
+					OFF(mcr_rx_desc, pkttype),  OFF(mcr_rx_desc, tstamp_us) };
 static const uint32_t off_rx_stats[] = { OFF(mcr_rx_stats, packets), OFF(mcr_rx_stats, drops),
 					 OFF(mcr_rx_stats, freezes), OFF(mcr_rx_stats, polls),
 					 OFF(mcr_rx_stats, wakeups), OFF(mcr_rx_stats, frames),

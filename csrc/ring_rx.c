@@ -360,6 +360,13 @@ static inline uint8_t *v2_frame(const struct mcr_rx *rx, uint32_t i)
 	       (size_t)(i % rx->per_block) * rx->frame_size;
 }
 
+/* A frame's kernel receive time in microseconds modulo 2^32 (mcr_rx_desc.tstamp_us). The
+ * kernel stamps every frame it puts in a ring (the skb's time, else the time of the copy). */
+static inline uint32_t tstamp_us(uint32_t sec, uint32_t nsec)
+{
+	return (uint32_t)((uint64_t)sec * 1000000u + nsec / 1000u);
+}
+
 static void v2_release(struct mcr_rx *rx)
 {
 	uint32_t i = (rx->head + rx->frame_count - rx->held) % rx->frame_count;
@@ -388,7 +395,7 @@ static uint32_t v2_collect(struct mcr_rx *rx, uint32_t n)
 		d->vlan_tci = h->tp_vlan_tci;
 		d->vlan_tpid = h->tp_vlan_tpid;
 		d->pkttype = sll->sll_pkttype;
-		d->reserved = 0;
+		d->tstamp_us = tstamp_us(h->tp_sec, h->tp_nsec);
 		rx->head = rx->head + 1 == rx->frame_count ? 0 : rx->head + 1;
 		rx->held++;
 	}
@@ -438,7 +445,7 @@ static uint32_t v3_collect(struct mcr_rx *rx, uint32_t n)
 			d->vlan_tci = h->hv1.tp_vlan_tci;
 			d->vlan_tpid = h->hv1.tp_vlan_tpid;
 			d->pkttype = sll->sll_pkttype;
-			d->reserved = 0;
+			d->tstamp_us = tstamp_us(h->tp_sec, h->tp_nsec);
 			rx->blk_off += h->tp_next_offset;
 			rx->blk_left--;
 		}

@@ -12,7 +12,7 @@
  */
 
 /** ABI version this module was written for (`MCR_ABI_VERSION`). */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** A struct: its id for `mcr_abi_sizeof`/`mcr_abi_offsets`, size, and field byte offsets. */
 export interface StructLayout<F extends string> {
@@ -61,7 +61,7 @@ export const RX_DESC = layout(2, 32, {
   vlanTci: 16,
   vlanTpid: 20,
   pkttype: 24,
-  reserved: 28,
+  tstampUs: 28,
 });
 
 /** `struct mcr_rx_stats` (8 × u64). */

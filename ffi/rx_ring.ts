@@ -119,6 +119,8 @@ export const RxDescWord = {
   vlanTci: RX_DESC.field.vlanTci / 4,
   vlanTpid: RX_DESC.field.vlanTpid / 4,
   pkttype: RX_DESC.field.pkttype / 4,
+  /** Kernel receive time in µs modulo 2^32 (differences only: it wraps every 71.6 minutes). */
+  tstampUs: RX_DESC.field.tstampUs / 4,
 } as const;
 
 /** The `struct mcr_rx_config` for `opts`. */

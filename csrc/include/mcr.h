@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 4u
+#define MCR_ABI_VERSION 5u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -219,7 +219,8 @@ struct mcr_rx_desc {
 	uint32_t vlan_tpid; /* its TPID, valid with TP_STATUS_VLAN_TPID_VALID */
 	uint32_t
 		pkttype; /* sockaddr_ll.sll_pkttype (PACKET_HOST 0, BROADCAST 1, MULTICAST 2, OTHERHOST 3) */
-	uint32_t reserved;
+	uint32_t tstamp_us; /* kernel receive time (tp_sec/tp_nsec) in microseconds, modulo 2^32
+			       (wraps every 71.6 minutes: use differences only) */
 };
 
 /* Ring statistics (accumulated; PACKET_STATISTICS resets on read). */

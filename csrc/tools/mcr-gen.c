@@ -7,6 +7,7 @@
  * sendmmsg (at most --burst), so bursts stay as small as the scheduler allows.
  */
 #include "mcrtest.h"
+#include "media.h"
 #include "tool.h"
 
 #include <getopt.h>
@@ -43,6 +44,8 @@ struct opts {
 	double spin_us;
 	int no_df;
 	bool json;
+	int media;	       /* enum media_kind */
+	uint64_t inject_every; /* 0 = no faults */
 };
 
 static void usage(FILE *f)
@@ -70,6 +73,12 @@ static void usage(FILE *f)
 		"  --no-df             clear the Don't Fragment bit (IP_PMTUDISC_DONT): the "
 		"datagrams\n"
 		"                      may be fragmented on the way (default: the kernel sets DF)\n"
+		"  --payload KIND      mcrt (default: the mcrtest format), rtp, ts (7 MPEG-TS "
+		"packets)\n"
+		"                      or rtp+ts (MPEG-TS in RTP): for stream health analysis\n"
+		"  --inject-every N    with --payload: every Nth datagram of a stream skips one "
+		"RTP\n"
+		"                      sequence number and one MPEG-TS continuity counter step\n"
 		"  --json              one JSON object on stdout instead of the human report\n"
 		"Numbers accept k/M suffixes (20k = 20000). Exit: 0 ok, 1 runtime error, 2 usage "
 		"error.\n",
@@ -94,6 +103,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		O_SPIN,
 		O_NODF,
 		O_JSON,
+		O_PAYLOAD,
+		O_INJECT,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -112,6 +123,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "spin-us", required_argument, 0, O_SPIN },
 		{ "no-df", no_argument, 0, O_NODF },
 		{ "json", no_argument, 0, O_JSON },
+		{ "payload", required_argument, 0, O_PAYLOAD },
+		{ "inject-every", required_argument, 0, O_INJECT },
 		{ "help", no_argument, 0, O_HELP },
 		{ 0, 0, 0, 0 },
 	};
@@ -203,6 +216,19 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_NODF: o->no_df = 1; break;
 		case O_JSON: o->json = true; break;
 		case 'h':
+		case O_PAYLOAD:
+			o->media = media_parse(optarg);
+			if (o->media < 0)
+				tool_die_usage(
+					"--payload must be mcrt, rtp, ts or rtp+ts, got '%s'",
+					optarg);
+			break;
+		case O_INJECT:
+			if (mcrt_parse_u64(optarg, &v) || v == 0)
+				tool_die_usage("--inject-every wants a positive integer, got '%s'",
+					       optarg);
+			o->inject_every = v;
+			break;
 		case O_HELP: usage(stdout); exit(0);
 		default: tool_die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -214,6 +240,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	if ((uint64_t)o->stream_base + (uint64_t)o->ndst - 1 > UINT32_MAX)
 		tool_die_usage("%s",
 			       "--stream-base + number of --dst overflows the 32-bit stream id");
+	if (o->inject_every && o->media == MEDIA_MCRT)
+		tool_die_usage("%s", "--inject-every needs --payload rtp, ts or rtp+ts");
 }
 
 static int setup_socket(const struct opts *o)
@@ -299,6 +327,7 @@ int main(int argc, char **argv)
 	int fd = setup_socket(&o);
 	uint8_t *ramp = mcrt_ramp_new();
 	int B = o.burst;
+	o.size = media_len(o.media, o.size); /* fixed by the payload kind for MPEG-TS */
 	uint8_t *bufs = malloc((size_t)B * o.size);
 	struct mmsghdr *msgs = calloc((size_t)B, sizeof *msgs);
 	struct iovec *iov = calloc((size_t)B, sizeof *iov);
@@ -383,12 +412,16 @@ int main(int argc, char **argv)
 			uint32_t stream = o.stream_base + si;
 			uint64_t seq = o.seq_start + j / ns;
 			uint8_t *p = iov[i].iov_base;
-			mcrt_write_hdr(p, stream, seq, 0, o.size);
-			mcrt_fill(ramp, p, stream, seq, o.size);
+			if (o.media != MEDIA_MCRT) {
+				media_write(p, o.media, o.size, stream, seq, o.inject_every);
+			} else {
+				mcrt_write_hdr(p, stream, seq, 0, o.size);
+				mcrt_fill(ramp, p, stream, seq, o.size);
+			}
 			msgs[i].msg_hdr.msg_name = &o.dst[si];
 		}
 		uint64_t stamp = mcrt_now_ns();
-		for (uint64_t i = 0; i < b; i++)
+		for (uint64_t i = 0; o.media == MEDIA_MCRT && i < b; i++)
 			mcrt_stamp(iov[i].iov_base, stamp);
 		if (rate > 0) {
 			uint64_t sched = t0 + (uint64_t)ceil((double)k * 1e9 / rate);

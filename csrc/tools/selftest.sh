@@ -241,5 +241,55 @@ for args in "" "--group 239.1.1.1" "--group 239.1.1.1:1 --group 239.1.1.1:1" "--
   [ "$rc" -eq 2 ] && ok "mcr-sink $args -> exit 2" || bad "mcr-sink $args -> exit $rc (want 2)"
 done
 
+echo "== 9. media payloads (--payload rtp+ts, --inject-every): what a stream analyser reads"
+rm -f "$TMP/media.ready" "$TMP/media.json"
+ip netns exec "$B" python3 - "$TMP/media.ready" "$TMP/media.json" <<'PY' &
+import json, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 6100))
+open(sys.argv[1], "w").close()
+s.settimeout(5)
+got = []
+try:
+    while len(got) < 200:
+        got.append(s.recv(2048))
+        s.settimeout(2)
+except socket.timeout:
+    pass
+seq = [(d[2] << 8) | d[3] for d in got]
+ccs = [[d[12 + 188 * k + 3] & 15 for k in range(7)] for d in got]
+cc_flat = [c for x in ccs for c in x]
+json.dump({
+    "n": len(got),
+    "lens": sorted(set(len(d) for d in got)),
+    "rtp_v2": all(d[0] >> 6 == 2 for d in got),
+    "sync": all(d[12 + 188 * k] == 0x47 for d in got for k in range(7)),
+    "pid": sorted(set(((d[13] & 0x1f) << 8) | d[14] for d in got)),
+    "seq_gaps": sum(1 for a, b in zip(seq, seq[1:]) if (b - a) & 0xffff == 2),
+    "seq_other": sum(1 for a, b in zip(seq, seq[1:]) if (b - a) & 0xffff not in (1, 2)),
+    "cc_errors": sum(1 for a, b in zip(cc_flat, cc_flat[1:]) if (b - a) & 15 != 1),
+}, open(sys.argv[2], "w"))
+PY
+MEDIA_PID=$!
+for _ in $(seq 100); do [ -f "$TMP/media.ready" ] && break; sleep 0.05; done
+ip netns exec "$A" "$GEN" --dst 10.99.0.2:6100 --payload rtp+ts --inject-every 10 --count 200 --rate 2000 >/dev/null
+wait "$MEDIA_PID"
+if python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+ok = m["n"] == 200 and m["lens"] == [1328] and m["rtp_v2"] and m["sync"] and m["pid"] == [256] \
+    and m["seq_gaps"] == 20 and m["seq_other"] == 0 and m["cc_errors"] == 20
+sys.exit(0 if ok else 1)' "$TMP/media.json"; then
+  ok "rtp+ts: 200 datagrams of 1328 bytes, 20 sequence gaps and 20 continuity errors (every 10th)"
+else
+  bad "rtp+ts payloads: $(cat "$TMP/media.json")"
+fi
+for args in "--dst 239.1.1.1:5001 --payload mpeg" "--dst 239.1.1.1:5001 --inject-every 5" "--dst 239.1.1.1:5001 --payload ts --inject-every 0"; do
+  # shellcheck disable=SC2086
+  "$GEN" $args >/dev/null 2>&1
+  rc=$?
+  [ "$rc" -eq 2 ] && ok "mcr-gen $args -> exit 2" || bad "mcr-gen $args -> exit $rc (want 2)"
+done
+
 echo "selftest: $PASSES passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

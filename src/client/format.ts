@@ -21,47 +21,10 @@ import {
   type Summary,
   type WorkerInfo,
 } from "../control/results.ts";
+import type { StreamStats } from "../relay/stats.ts";
+import { lineSafe } from "./term_safe.ts";
 
-/**
- * Characters a terminal acts on or that hide or reorder text: C0 controls,
- * DEL, C1 controls (U+0080–U+009F; U+009B is CSI, U+009D OSC), the Arabic
- * letter mark, zero-width spaces and joiners and the LRM/RLM marks
- * (U+200B–U+200F), line and paragraph separators and the bidirectional
- * embeddings and overrides (U+2028–U+202E), the word joiner, invisible
- * operators and bidirectional isolates (U+2060–U+206F), and the zero-width
- * no-break space (U+FEFF).
- */
-// deno-lint-ignore no-control-regex -- matching control characters is the point
-const UNSAFE = /[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
-/** The same without tab and newline, which plain text may keep. */
-const UNSAFE_IN_TEXT =
-  // deno-lint-ignore no-control-regex
-  /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
-
-const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
-
-/**
- * `text` with every terminal control and invisible character (see UNSAFE)
- * shown as a `\uXXXX` escape, so it prints as what it is; tabs and newlines
- * are kept. Idempotent: an escaped text has nothing left to escape.
- */
-export function termSafe(text: string): string {
-  return text.replace(UNSAFE_IN_TEXT, escape);
-}
-
-/** {@link termSafe} for one line (a table cell, a name): tabs and newlines escaped too. */
-export function lineSafe(text: string): string {
-  return text.replace(UNSAFE, escape);
-}
-
-/**
- * JSON text with those characters written as `\uXXXX` escapes:
- * `JSON.stringify` escapes C0 controls but leaves C1 controls and
- * bidirectional overrides raw. The value is the same.
- */
-export function jsonTermSafe(json: string): string {
-  return json.replace(UNSAFE_IN_TEXT, escape);
-}
+export { jsonTermSafe, lineSafe, termSafe } from "./term_safe.ts";
 
 /** Whether a cell holds a number (right-aligned in tables). */
 const numeric = (s: string) => /^[-+]?[\d.,]+[kMG]?$/.test(s);
@@ -178,7 +141,7 @@ export function listRows(r: ListedRule): string[][] {
     return [
       first ? r.name : "",
       first ? r.id : "",
-      first ? r.state : "",
+      first ? ruleStateText(r) : "",
       first ? input(r.input) : "",
       `${o.interface} ${o.group}:${o.port}${o.state === "error" ? " (error)" : ""}`,
       num(first ? r.packets : o.packets),
@@ -190,6 +153,48 @@ export function listRows(r: ListedRule): string[][] {
 /** Why the rules that are not active are not, one line each ("name: reason"). */
 export function reasonLines(rules: readonly Pick<ListedRule, "name" | "reason">[]): string[] {
   return rules.filter((r) => r.reason).map((r) => lineSafe(`${r.name}: ${r.reason}`));
+}
+
+/** A rule's state, with its stream alarm when that is not ok ("active, silent"). */
+export function ruleStateText(r: { state: string; stream?: StreamStats }): string {
+  return r.stream && r.stream.alarm !== "ok" ? `${r.state}, ${r.stream.alarm}` : r.state;
+}
+
+/**
+ * The stream health of the rules with `health` and the policing of rules with
+ * `rate_limit`, one line each: alarm (and why), rate, last datagram, RTP and
+ * MPEG-TS counts.
+ */
+export function streamLines(
+  rules: readonly Pick<ListedRule, "name" | "stream" | "policed">[],
+): string[] {
+  const out: string[] = [];
+  for (const r of rules) {
+    const s = r.stream;
+    const parts: string[] = [];
+    if (s) {
+      parts.push(`stream ${s.alarm}${s.reason ? ` (${s.reason})` : ""}`);
+      parts.push(`${rate(s.pps)} pps ${mbit(s.bps)} Mbit/s`);
+      parts.push(
+        s.last_packet_age_ms === null
+          ? "no datagram yet"
+          : `last ${num(s.last_packet_age_ms)} ms ago`,
+      );
+      if (s.rtp) {
+        parts.push(
+          `rtp lost ${num(s.rtp.lost)} dup ${num(s.rtp.duplicates)} reordered ` +
+            `${num(s.rtp.reordered)} jitter ${s.rtp.jitter_ms.toFixed(3)} ms` +
+            (s.rtp.invalid ? ` invalid ${num(s.rtp.invalid)}` : ""),
+        );
+      }
+      if (s.ts) {
+        parts.push(`ts cc_errors ${num(s.ts.cc_errors)} sync_errors ${num(s.ts.sync_errors)}`);
+      }
+    }
+    if (r.policed !== undefined) parts.push(`policed ${num(r.policed)}`);
+    if (parts.length) out.push(lineSafe(`${r.name}: ${parts.join("; ")}`));
+  }
+  return out;
 }
 
 /** Columns of the one-line-per-rule table of a summary's top rules (and of `top`). */
@@ -216,7 +221,7 @@ export function ruleLine(r: ListedRule | RuleWithRate): string[] {
   if ("drops" in r) drops = r.drops;
   return [
     r.name,
-    r.state,
+    ruleStateText(r),
     input(r.input),
     `${r.outputs.length}${notActive ? ` (${notActive} not active)` : ""}`,
     num(r.packets),
@@ -247,7 +252,7 @@ export function formatList(rules: ListedRule[], sel?: Partial<Selection>): strin
   const tail = sel ? selectionHint(sel, rules.length, "list") : [];
   if (rules.length === 0) return [...head, noRules(sel ?? {}), ...tail].join("\n");
   const [columns, rows] = ruleTable<ListedRule>("list", sel?.summary !== undefined);
-  const reasons = reasonLines(rules);
+  const reasons = [...reasonLines(rules), ...streamLines(rules)];
   return [
     ...head,
     table([columns, ...rules.flatMap(rows)]) +
@@ -278,7 +283,7 @@ export const RULE_RATE_COLUMNS = ["RULE", "STATE", "OUTPUT", "PACKETS", "PPS", "
 /** The rules-table rows of one rule of `stats`: the rule, then one per output. */
 export function ruleRateRows(r: RuleWithRate): string[][] {
   return [
-    [r.name, r.state, "", num(r.packets), rate(r.pps), mbit(r.bps), ""],
+    [r.name, ruleStateText(r), "", num(r.packets), rate(r.pps), mbit(r.bps), ""],
     ...r.outputs.map((o) => [
       "",
       o.state === "active" ? "" : o.state,
@@ -439,9 +444,11 @@ export function roleText(role: string): string {
 export function formatStatsResult(s: StatsResult): string {
   const [columns, rows] = ruleTable<RuleWithRate>("stats", s.summary !== undefined);
   const rules = s.rules.length === 0 ? noRules(s) : table([columns, ...s.rules.flatMap(rows)]);
+  const streams = streamLines(s.rules);
   return [
     ...selectionHead(s),
     rules,
+    ...(streams.length ? ["", ...streams] : []),
     "",
     formatInterfaces(s),
     "",

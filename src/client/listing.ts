@@ -27,6 +27,7 @@ import {
   ruleTable,
   selectionHead,
   selectionHint,
+  streamLines,
 } from "./format.ts";
 
 /** Records as JSON Lines (one object per line, each line ended), escaped for a terminal. */
@@ -117,6 +118,7 @@ export class RecordPrinter {
     const r = x as unknown as ListedRule & RuleWithRate;
     for (const row of this.#rows!(r)) this.#table!.add(row);
     if (this.cmd === "list") this.#reasons.push(...reasonLines([r]));
+    this.#reasons.push(...streamLines([r])); // stream health and policing, when the rule has them
   }
 
   /**

@@ -48,10 +48,34 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.outputs.*.dscp": "DSCP of the output datagrams (0-63). Default: rule, global, 0.",
   "rules.*.outputs.*.source_ip": "Source address. Default: the output interface's address.",
   "rules.*.outputs.*.source_port": "Source port. Default: the input datagram's source port.",
+  "rules.*.outputs.*.rate_limit":
+    "Policing: datagrams over this limit are dropped and counted as policed (a token bucket per data-path worker; with fanout hash one stream stays on one worker).",
+  "rules.*.outputs.*.rate_limit.pps": "Limit in datagrams per second.",
+  "rules.*.outputs.*.rate_limit.bps": "Limit in bits per second of UDP payload.",
+  "rules.*.outputs.*.rate_limit.burst_packets":
+    "Bucket size in datagrams (with pps). Default: 50 ms of pps, at least 1.",
+  "rules.*.outputs.*.rate_limit.burst_bytes":
+    "Bucket size in bytes (with bps); a datagram longer than it never passes. Default: 50 ms of bps, at least 1500.",
   "rules.*.ttl": "Default TTL policy of this rule's outputs.",
   "rules.*.dscp": "Default DSCP of this rule's outputs.",
   "rules.*.allow_link_local":
     "Allow groups in 224.0.0.0/24 (link-local control traffic), refused by default.",
+  "rules.*.rate_limit":
+    "Policing: datagrams over this limit are dropped and counted as policed (a token bucket per data-path worker; with fanout hash one stream stays on one worker).",
+  "rules.*.rate_limit.pps": "Limit in datagrams per second.",
+  "rules.*.rate_limit.bps": "Limit in bits per second of UDP payload.",
+  "rules.*.rate_limit.burst_packets":
+    "Bucket size in datagrams (with pps). Default: 50 ms of pps, at least 1.",
+  "rules.*.rate_limit.burst_bytes":
+    "Bucket size in bytes (with bps); a datagram longer than it never passes. Default: 50 ms of bps, at least 1500.",
+  "rules.*.health":
+    "Stream health: packets/s, bits/s, last-datagram age and an alarm (ok, silent, low_rate) in ctl, top, metrics and /healthz; optional RTP / MPEG-TS analysis.",
+  "rules.*.health.silence_ms":
+    "Alarm silent after this long without a datagram (ms). Default 1000.",
+  "rules.*.health.min_pps": "Alarm low_rate under this many datagrams per second (over 1 s).",
+  "rules.*.health.payload":
+    'Payload analysis: "rtp" (sequence gaps, duplicates, reordering, RFC 3550 jitter), "ts" (MPEG-TS sync bytes and continuity counters per PID), "rtp+ts" (MPEG-TS in RTP). One stream per rule.',
+  "rules.*.health.clock_rate": "RTP timestamp clock rate (Hz) for the jitter. Default 90000.",
   "include":
     "Files whose rules join this file's: paths or glob patterns (*, ?, [...], {a,b}) relative to this file's directory, read in order, each pattern's matches sorted by name. Each holds { \"rules\": [...] } only. A reload re-reads them.",
   "include.*": "A file name or glob pattern.",

@@ -39,6 +39,27 @@ export const MIN_RANGE_PREFIX = 4;
 // slots (MAX_OUTPUT_SLOTS; see capacityIssues in semantics.ts). Rules need no
 // check of their own as long as every configuration fits the rule slots:
 if (MAX_RULES > MAX_RULE_SLOTS) throw new Error("MAX_RULES exceeds the relay's rule slots");
+/**
+ * Most enabled rules whose `health.payload` asks for RTP or MPEG-TS analysis:
+ * each costs every data-path worker serving its input a reorder window and,
+ * for MPEG-TS, a byte per PID (about 9 KiB).
+ */
+export const MAX_ANALYSED_RULES = 1024;
+/**
+ * Most enabled rules with `health`: the stream monitor looks at each every
+ * 50 ms on the relay's main thread.
+ */
+export const MAX_HEALTH_RULES = 4096;
+/** Most packets per second a `rate_limit` or `health.min_pps` may name. */
+export const MAX_RATE_PPS = 100_000_000;
+/** Most bits per second a `rate_limit` may name (1 Tbit/s). */
+export const MAX_RATE_BPS = 1_000_000_000_000;
+/** Default `health.silence_ms`. */
+export const DEFAULT_SILENCE_MS = 1000;
+/** Shortest `health.silence_ms`: the stream monitor looks every 50 ms. */
+export const MIN_SILENCE_MS = 100;
+/** Default RTP timestamp clock rate (`health.clock_rate`, Hz): video (RFC 3551). */
+export const DEFAULT_CLOCK_RATE = 90_000;
 /** Default output TTL policy when neither output, rule nor config sets one (as the Rust mcrd). */
 export const DEFAULT_TTL = 1;
 /** Default DSCP (outputs carry TOS = dscp << 2). */

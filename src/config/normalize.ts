@@ -11,6 +11,7 @@ import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKER_NICE, DEFAULT_WORKERS } from 
 import type { RawConfig, RawRule, TtlPolicy } from "./schema.ts";
 import type { Config, InputConfig, OutputConfig, RuleConfig, RxTuning, TxTuning } from "./types.ts";
 import { canonicalPort, inputMatch, isRange, outputDest } from "./ranges.ts";
+import { normalizeHealth, normalizeRateLimit } from "./stream_options.ts";
 
 /** Defaults a rule inherits (the config's, or the built-in ones). */
 export interface Defaults {
@@ -64,9 +65,10 @@ export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
     };
     if (o.source_ip !== undefined) out.source_ip = o.source_ip;
     if (o.source_port !== undefined) out.source_port = o.source_port;
+    if (o.rate_limit !== undefined) out.rate_limit = normalizeRateLimit(o.rate_limit);
     return out;
   });
-  return {
+  const out: RuleConfig = {
     id,
     name: rule.name ?? id,
     enabled: rule.enabled ?? true,
@@ -76,6 +78,9 @@ export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
     dscp: rdscp,
     allow_link_local: rule.allow_link_local ?? false,
   };
+  if (rule.rate_limit !== undefined) out.rate_limit = normalizeRateLimit(rule.rate_limit);
+  if (rule.health !== undefined) out.health = normalizeHealth(rule.health);
+  return out;
 }
 
 /** A structurally and semantically valid rules.json, normalized. */

@@ -33,6 +33,7 @@ import {
 } from "./ranges.ts";
 import { ANY_PORT, KEEP, type RawInput } from "./schema.ts";
 import type { LooseRule } from "./semantics.ts";
+import { healthIssues, rateLimitIssues } from "./stream_options.ts";
 
 /** What an input or output address must be. */
 const ADDRESS_CLASSES = "must be a multicast group or a usable unicast address";
@@ -152,6 +153,8 @@ export function checkRule(rule: LooseRule): Issue[] {
   const allowLL = rule.allowLinkLocal ?? true;
   const input = rule.input;
   if (input) checkInput(input, allowLL, issues);
+  issues.push(...rateLimitIssues(rule.rateLimit, ["rate_limit"]));
+  if (rule.health) issues.push(...healthIssues(rule.health, input));
   const match = input ? inputMatch(input) : undefined;
   const seen = new Map<string, number>();
   rule.outputs.forEach((o, j) => {
@@ -170,6 +173,7 @@ export function checkRule(rule: LooseRule): Issue[] {
         });
       }
     }
+    issues.push(...rateLimitIssues(o.rate_limit, ["outputs", j, "rate_limit"]));
     const written = `${o.interface} ${o.group}:${o.port}`;
     const resolved = dest && !("problem" in dest) ? dest : undefined;
     if (input && resolved && o.interface === input.interface && loopsInto(match!, resolved)) {

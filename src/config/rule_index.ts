@@ -9,6 +9,7 @@
 import { inputKey } from "./ids.ts";
 import { type CapacityCounts, capacityShare } from "./semantics.ts";
 import type { RuleConfig } from "./types.ts";
+import { isAnalysed, isMonitored } from "./stream_options.ts";
 
 function bump(m: Map<string, number>, k: string, by: number): void {
   const n = (m.get(k) ?? 0) + by;
@@ -26,6 +27,8 @@ export class RuleIndex {
   readonly #ifNames = new Map<string, number>();
   #outputs = 0;
   #joins = 0;
+  #analysed = 0;
+  #monitored = 0;
 
   /** @param rules a valid rule set (unique names, one enabled rule per input) */
   constructor(rules: Iterable<RuleConfig> = []) {
@@ -51,6 +54,8 @@ export class RuleIndex {
     else if (this.#inputs.get(key) === r) this.#inputs.delete(key);
     this.#outputs += by * r.outputs.length;
     this.#joins += by * r.input.joinAddrs.length;
+    if (isAnalysed(r)) this.#analysed += by;
+    if (isMonitored(r)) this.#monitored += by;
     bump(this.#inputIfs, r.input.interface, by);
     bump(this.#ifNames, r.input.interface, by);
     for (const o of r.outputs) bump(this.#ifNames, o.interface, by);
@@ -76,11 +81,15 @@ export class RuleIndex {
       inputs: this.#inputIfs.size,
       interfaces: this.#ifNames.size,
       joins: this.#joins,
+      analysed: this.#analysed,
+      monitored: this.#monitored,
     };
     const share = capacityShare(value);
     if (!share) return counts;
     counts.outputs += share.outputs;
     counts.joins += share.joins;
+    counts.analysed += share.analysed;
+    counts.monitored += share.monitored;
     if (share.input !== undefined && !this.#inputIfs.has(share.input)) counts.inputs++;
     for (const n of share.interfaces) if (!this.#ifNames.has(n)) counts.interfaces++;
     return counts;

@@ -15,8 +15,11 @@ import {
   MAX_INCLUDE_PATTERNS,
   MAX_JOINS_PER_RULE,
   MAX_OUTPUTS_PER_RULE,
+  MAX_RATE_BPS,
+  MAX_RATE_PPS,
   MAX_RULES,
   MAX_WORKERS,
+  MIN_SILENCE_MS,
 } from "./limits.ts";
 import { show } from "./quoting.ts";
 
@@ -199,7 +202,32 @@ const nonEmptyString = (max: number) =>
     { type: "string", minLength: 1, maxLength: max },
   );
 
+/** What a rule's `health.payload` analyses: RTP headers, MPEG-TS packets, or MPEG-TS in RTP. */
+export const PAYLOAD_KINDS = ["rtp", "ts", "rtp+ts"] as const;
+/** A `health.payload` value. */
+export type PayloadKind = (typeof PAYLOAD_KINDS)[number];
+
 // ---------------------------------------------------------------- structure (zod)
+
+/** `rate_limit` of a rule or an output: a token bucket (src/datapath/policer.ts). */
+const rateLimitShape = {
+  pps: intIn(1, MAX_RATE_PPS).optional(),
+  bps: intIn(1, MAX_RATE_BPS).optional(),
+  burst_packets: intIn(1, MAX_RATE_PPS).optional(),
+  burst_bytes: intIn(1, MAX_RATE_BPS / 8).optional(),
+};
+
+/** `health` of a rule: alarms (src/relay/stream_monitor.ts) and payload analysis. */
+const healthShape = {
+  silence_ms: intIn(MIN_SILENCE_MS, 3_600_000).optional(),
+  min_pps: intIn(1, MAX_RATE_PPS).optional(),
+  payload: leaf<PayloadKind>(
+    (v) => typeof v === "string" && (PAYLOAD_KINDS as readonly string[]).includes(v),
+    `one of ${PAYLOAD_KINDS.map((m) => `"${m}"`).join(", ")}`,
+    { enum: [...PAYLOAD_KINDS] },
+  ).optional(),
+  clock_rate: intIn(1000, 10_000_000).optional(),
+};
 
 const inputShape = {
   interface: ifname(),
@@ -218,6 +246,7 @@ const outputShape = {
   dscp: dscp().optional(),
   source_ip: ipv4().optional(),
   source_port: port().optional(),
+  rate_limit: z.strictObject(rateLimitShape).optional(),
 };
 
 const ruleShape = {
@@ -228,6 +257,8 @@ const ruleShape = {
   ttl: ttl().optional(),
   dscp: dscp().optional(),
   allow_link_local: bool().optional(),
+  rate_limit: z.strictObject(rateLimitShape).optional(),
+  health: z.strictObject(healthShape).optional(),
 };
 
 const rxShape = {
@@ -298,6 +329,15 @@ export const RuleSchema = z.strictObject(ruleShape);
 /** Structural schema of rules.json, without the semantic checks. */
 export const ConfigShapeSchema = z.strictObject(configShape);
 
+/** Structural schema of a `rate_limit`. */
+export const RateLimitSchema = z.strictObject(rateLimitShape);
+/** Structural schema of a rule's `health`. */
+export const HealthSchema = z.strictObject(healthShape);
+/** A `rate_limit` as written. */
+export type RawRateLimit = z.infer<typeof RateLimitSchema>;
+/** A rule's `health` as written. */
+export type RawHealth = z.infer<typeof HealthSchema>;
+
 /** A rule's input as written in rules.json. */
 export type RawInput = z.infer<typeof InputSchema>;
 /** An output as written in rules.json. */
@@ -316,6 +356,8 @@ export const KNOWN_KEYS = {
   rx: Object.keys(rxShape),
   tx: Object.keys(txShape),
   interface: Object.keys(interfaceShape),
+  rate_limit: Object.keys(rateLimitShape),
+  health: Object.keys(healthShape),
   control: ["socket", "readonly_socket"],
   metrics: ["listen", "health_grace_s"],
 } as const;

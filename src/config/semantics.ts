@@ -13,7 +13,9 @@ import { ConfigError, type ConfigIssue, isRecord, issueAt } from "./errors.ts";
 import { describeInput, inputKey, type InputTuple, ruleId } from "./ids.ts";
 import {
   DEFAULT_WORKERS,
+  MAX_ANALYSED_RULES,
   MAX_DATA_PATH_WORKERS,
+  MAX_HEALTH_RULES,
   MAX_INPUT_SLOTS,
   MAX_INTERFACES,
   MAX_JOINS,
@@ -22,12 +24,23 @@ import {
 } from "./limits.ts";
 import { render } from "./quoting.ts";
 import {
+  HealthSchema,
   InputSchema,
   OutputSchema,
+  RateLimitSchema,
+  type RawHealth,
   type RawInput,
   type RawOutput,
+  type RawRateLimit,
   RULE_NAME_RE,
 } from "./schema.ts";
+import {
+  fanoutIssues,
+  isAnalysed,
+  isMonitored,
+  tooManyAnalysed,
+  tooManyMonitored,
+} from "./stream_options.ts";
 import type { RuleConfig } from "./types.ts";
 import { checkRule } from "./rule_checks.ts";
 
@@ -60,6 +73,17 @@ export interface LooseRule {
   nameState: "absent" | "valid" | "invalid";
   name?: string;
   enabled: boolean;
+  /** `rate_limit` if structurally valid. */
+  rateLimit?: RawRateLimit;
+  /** `health` if structurally valid. */
+  health?: RawHealth;
+}
+
+/** `v` parsed by `schema`, or undefined when absent or invalid. */
+function valid<T>(schema: { safeParse(v: unknown): { success: boolean; data?: T } }, v: unknown) {
+  if (v === undefined) return undefined;
+  const r = schema.safeParse(v);
+  return r.success ? r.data : undefined;
 }
 
 export function loosen(v: unknown): LooseRule | null {
@@ -84,6 +108,8 @@ export function loosen(v: unknown): LooseRule | null {
       : "invalid",
     name: typeof name === "string" ? name : undefined,
     enabled: v.enabled !== false,
+    rateLimit: valid(RateLimitSchema, v.rate_limit),
+    health: valid(HealthSchema, v.health),
   };
 }
 
@@ -173,16 +199,21 @@ export function tooManyRules(count: number): string {
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
   const inputs = new Set<string>();
   const names = new Set<string>();
-  let outputs = 0, joins = 0;
+  let outputs = 0, joins = 0, analysed = 0, monitored = 0;
   for (const r of rules) {
     const share = capacityShare(r);
     if (!share) continue;
     outputs += share.outputs;
     joins += share.joins;
+    analysed += share.analysed;
+    monitored += share.monitored;
     if (share.input !== undefined) inputs.add(share.input);
     for (const n of share.interfaces) names.add(n);
   }
-  return capacityIssuesOf({ outputs, inputs: inputs.size, interfaces: names.size, joins }, root);
+  return capacityIssuesOf(
+    { outputs, inputs: inputs.size, interfaces: names.size, joins, analysed, monitored },
+    root,
+  );
 }
 
 /** What one rule (parsed JSON or normalized) counts for in {@link capacityIssues}. */
@@ -195,6 +226,10 @@ export interface CapacityShare {
   interfaces: Set<string>;
   /** The IGMP joins it asks for (see {@link joinsOf}). */
   joins: number;
+  /** 1 when it asks for payload analysis (`health.payload`), else 0. */
+  analysed: number;
+  /** 1 when it has `health`, else 0. */
+  monitored: number;
 }
 
 /**
@@ -214,7 +249,13 @@ export function joinsOf(input: unknown): number {
 /** A rule's {@link CapacityShare}; null for a disabled rule (it holds no slot) or a non-object. */
 export function capacityShare(r: unknown): CapacityShare | null {
   if (!isRecord(r) || r.enabled === false) return null;
-  const share: CapacityShare = { outputs: 0, interfaces: new Set(), joins: joinsOf(r.input) };
+  const share: CapacityShare = {
+    outputs: 0,
+    interfaces: new Set(),
+    joins: joinsOf(r.input),
+    analysed: isAnalysed(r) ? 1 : 0,
+    monitored: isMonitored(r) ? 1 : 0,
+  };
   if (Array.isArray(r.outputs)) {
     share.outputs = r.outputs.length;
     for (const o of r.outputs) {
@@ -238,6 +279,10 @@ export interface CapacityCounts {
   interfaces: number;
   /** IGMP joins the enabled rules ask for ({@link joinsOf}). */
   joins: number;
+  /** Enabled rules with payload analysis (`health.payload`). */
+  analysed: number;
+  /** Enabled rules with `health`. */
+  monitored: number;
 }
 
 /** The capacity issues of a rule list with these counts (see {@link capacityIssues}). */
@@ -267,6 +312,12 @@ export function capacityIssuesOf(counts: CapacityCounts, root: unknown): ConfigI
         `group, one per group of a range's "joins"); at most ${MAX_JOINS} are allowed per relay`,
       root,
     ));
+  }
+  if (counts.monitored > MAX_HEALTH_RULES) {
+    issues.push(issueAt(["rules"], tooManyMonitored(counts.monitored), root));
+  }
+  if (counts.analysed > MAX_ANALYSED_RULES) {
+    issues.push(issueAt(["rules"], tooManyAnalysed(counts.analysed), root));
   }
   if (counts.interfaces > MAX_INTERFACES) {
     issues.push(issueAt(
@@ -335,6 +386,9 @@ export function tuningIssues(value: unknown): ConfigIssue[] {
         issueAt(at, `gives ${name} ${n} workers while rx.fanout is "none": ${copies(n)}`, value),
       );
     }
+  }
+  for (const [i, message] of fanoutIssues(value)) {
+    issues.push(issueAt(["rules", i, "health", "payload"], message, value));
   }
   if (total > MAX_DATA_PATH_WORKERS) {
     issues.push(issueAt(

@@ -10,6 +10,9 @@
  * @module
  */
 import type { FanoutMode, InputPort, OutputPort, Role, TtlPolicy } from "./schema.ts";
+import type { HealthConfig, RateLimitConfig } from "./stream_options.ts";
+
+export type { HealthConfig, RateLimitConfig };
 
 /** A rule's input: where the relayed stream is received. */
 export interface InputConfig {
@@ -86,6 +89,8 @@ export interface OutputConfig {
   portNumber: number;
   /** `source_ip` as an unsigned 32-bit number; 0 when absent. */
   sourceAddr: number;
+  /** Policing of this output (its datagrams over the limit are dropped as `policed`). */
+  rate_limit?: RateLimitConfig;
 }
 
 /** One relay rule, normalized. */
@@ -106,6 +111,10 @@ export interface RuleConfig {
   dscp: number;
   /** Whether link-local (224.0.0.0/24) groups are allowed (default false). */
   allow_link_local: boolean;
+  /** Policing of the rule (over the limit: dropped for every output as `policed`). */
+  rate_limit?: RateLimitConfig;
+  /** Stream health: alarms, and RTP / MPEG-TS payload analysis. */
+  health?: HealthConfig;
 }
 
 /**

@@ -8,7 +8,9 @@
  * period (`metrics.health_grace_s`, default {@link DEFAULT_HEALTH_GRACE_S}):
  * a start, a reload or an interface being re-created does not flap the
  * check, and a rule that never comes up does not pass it. Until then it is
- * listed under `waiting`.
+ * listed under `waiting`. An active rule with `health` whose stream is
+ * `silent` or `low_rate` (src/relay/stream_monitor.ts) fails it too, named
+ * under `streams`.
  *
  * {@link HealthTracker} follows the relay's events for when each of those
  * began (anything pending when it was created counts from then), and counts
@@ -35,6 +37,8 @@ export interface Health {
    * healthy (it is ready to take over): VRRP may track /healthz on both relays.
    */
   role?: string;
+  /** The unhealthy streams (rules with `health` in alarm), by rule name. */
+  streams?: { rule: string; id: string; alarm: string; reason?: string }[];
 }
 
 /** What is waiting: a rule (by id) or an input interface (by name). */
@@ -70,9 +74,14 @@ export function health(
       report("interface", i.name, text, i.state === "pending" || i.state === "starting");
     }
   }
+  const streams: NonNullable<Health["streams"]> = [];
   for (const r of s.rules) {
     if (r.state !== "active") {
       report("rule", r.id, `rule ${r.name}: ${r.state}${why(r.reason)}`, r.state === "pending");
+    } else if (r.stream && r.stream.alarm !== "ok") {
+      const { alarm, reason } = r.stream;
+      problems.push(`rule ${r.name}: stream ${alarm}${why(reason)}`);
+      streams.push({ rule: r.name, id: r.id, alarm, ...(reason ? { reason } : {}) });
     }
     for (const o of r.outputs) {
       if (o.state !== "active") {
@@ -90,6 +99,7 @@ export function health(
   const h: Health = { status: problems.length ? "fail" : "ok", problems };
   if (waiting.length) h.waiting = waiting;
   if (s.role) h.role = s.role.role;
+  if (streams.length) h.streams = streams;
   return h;
 }
 

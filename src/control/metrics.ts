@@ -18,6 +18,7 @@ import { type ControlContext, statsWithRates } from "./commands.ts";
 import { MCR_VERSION } from "../common/version.ts";
 import type { StatsResult } from "./results.ts";
 import { ROLES } from "../config/mod.ts";
+import { streamMetrics } from "./stream_metrics.ts";
 
 const log = logger("metrics");
 
@@ -99,8 +100,8 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
   counter(
     "mcr_output_dropped_total",
     "Datagrams not sent to the output, by reason (as mcr_dropped_total spells them: " +
-      "tx_ring_full, tx_error, ttl_expired, tx_link_down, tx_too_big; standby: held back " +
-      "while the relay is a standby).",
+      "tx_ring_full, tx_error, ttl_expired, tx_link_down, tx_too_big, policed; standby: held " +
+      "back while the relay is a standby).",
     [...ol, "reason"],
     (set, s) => {
       for (const r of s.rules) {
@@ -111,6 +112,7 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
           set({ ...olab(r, o), reason: "tx_link_down" }, o.link_down);
           set({ ...olab(r, o), reason: "tx_too_big" }, o.too_big);
           set({ ...olab(r, o), reason: "standby" }, o.standby);
+          if (o.policed !== undefined) set({ ...olab(r, o), reason: "policed" }, o.policed);
         }
       }
     },
@@ -141,6 +143,15 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
       }
     },
   );
+  counter(
+    "mcr_rule_policed_total",
+    "Datagrams the rule's own rate_limit dropped (rules with one).",
+    rl,
+    (set, s) => {
+      for (const r of s.rules) if (r.policed !== undefined) set(rlab(r), r.policed);
+    },
+  );
+  streamMetrics(counter, gauge, rl, rlab);
   const il = ["interface"];
   const ifc = (
     name: string,

@@ -16,6 +16,7 @@ import type {
   PoolWorkerStats,
   RuleStats,
   State,
+  StreamStats,
   WorkerStats,
 } from "../relay/stats.ts";
 import type { InputPort, OutputPort } from "../config/schema.ts";
@@ -53,10 +54,11 @@ export type InterfaceWithRate = InterfaceStats & {
 export function outputDrops(
   o: Pick<
     OutputStats,
-    "ring_full" | "errors" | "ttl_expired" | "link_down" | "too_big" | "standby"
+    "ring_full" | "errors" | "ttl_expired" | "link_down" | "too_big" | "standby" | "policed"
   >,
 ): number {
-  return o.ring_full + o.errors + o.ttl_expired + o.link_down + o.too_big + o.standby;
+  return o.ring_full + o.errors + o.ttl_expired + o.link_down + o.too_big + o.standby +
+    (o.policed ?? 0);
 }
 
 /** Orders of `list`/`stats` rules (`args.sort`); absent = the natural order. */
@@ -235,6 +237,8 @@ export interface ListedRule {
     bytes: number;
     pps: number;
     bps: number;
+    /** Dropped by a `rate_limit` (the output's or its rule's), when either has one. */
+    policed?: number;
   }[];
   /** Datagrams matched. */
   packets: number;
@@ -246,6 +250,10 @@ export interface ListedRule {
   bps: number;
   /** Output-level drops of its outputs ({@link outputDrops}). */
   drops: number;
+  /** Datagrams its own `rate_limit` dropped (when it has one). */
+  policed?: number;
+  /** Stream health (when it has `health`). */
+  stream?: StreamStats;
 }
 
 /** Result of `list`. */

@@ -347,12 +347,15 @@ export function listedRule({ c, s }: Joined, rates: Rates): ListedRule {
         packets: so?.packets ?? 0,
         bytes: so?.bytes ?? 0,
         ...or,
+        ...(so?.policed !== undefined ? { policed: so.policed } : {}),
       };
     }),
     packets: s?.packets ?? 0,
     bytes: s?.bytes ?? 0,
     ...r,
     drops,
+    ...(s?.policed !== undefined ? { policed: s.policed } : {}),
+    ...(s?.stream ? { stream: s.stream } : {}),
   };
 }
 

@@ -2,7 +2,10 @@
  * The per-batch hot loop, free of FFI so it can be unit-tested and
  * micro-benchmarked (`deno bench`) on synthetic rings: parse every frame of a
  * batch, match it against the compiled rule table, count, and write one
- * forward descriptor per output datagram.
+ * forward descriptor per output datagram. A rule with `health` or `rate_limit`
+ * (rule_ext.ts) also has its payload analysed (stream_health.ts) and its
+ * datagrams policed (policer.ts) here; a rule without them pays one
+ * comparison per datagram and one per output.
  *
  * No allocation per packet: the parsed-packet object, the descriptor array
  * and the counter block are created once.
@@ -10,7 +13,8 @@
  * @module
  */
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
-import { In, IN_DROP, Out } from "./counters.ts";
+import { Ext, In, IN_DROP, Out } from "./counters.ts";
+import type { Policer } from "./policer.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { matchRule, type MatchTable } from "./match.ts";
 import { FWD_DESC_WORDS, FwdDescWord, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
@@ -22,6 +26,7 @@ const RX_SNAPLEN = RxDescWord.snaplen;
 const RX_LEN = RxDescWord.len;
 const RX_STATUS = RxDescWord.status;
 const RX_VLAN_TCI = RxDescWord.vlanTci;
+const RX_TSTAMP = RxDescWord.tstampUs;
 const FWW = FWD_DESC_WORDS;
 const FW_FRAME = FwdDescWord.frame;
 const FW_L3 = FwdDescWord.l3Offset;
@@ -101,6 +106,26 @@ export class BatchProcessor {
       matched++;
       counters[rule.counter]++;
       counters[rule.counter + 1] += pkt.payloadLength;
+      // rate limits and payload analysis (rule_ext.ts): only rules that have them pay for them
+      const ext = rule.ext;
+      let outPolice: (Policer | null)[] | null = null;
+      let tUs = 0;
+      if (ext !== null) {
+        tUs = desc[b + RX_TSTAMP];
+        const len = pkt.payloadLength;
+        counters[ext.base + Ext.lastRxUs] = tUs;
+        if (ext.analyser !== null) {
+          ext.analyser.analyse(counters, ring, pkt.payloadOffset, len, tUs);
+        }
+        if (ext.police !== null && !ext.police.admit(tUs, len)) {
+          counters[ext.base + Ext.policed]++;
+          counters[ext.base + Ext.policedBytes] += len;
+          for (let k = 0; k < rule.nOut; k++) counters[rule.outCounter[k] + Out.policed]++;
+          counters[drops + Drop.policed] += rule.nOut;
+          continue;
+        }
+        outPolice = ext.outPolice;
+      }
       const inTtl = pkt.ttl;
       for (let k = 0; k < rule.nOut; k++) {
         const tmpl = rule.tmpl[k];
@@ -116,6 +141,14 @@ export class BatchProcessor {
         if (broken[tmpl] !== 0) {
           counters[rule.outCounter[k] + Out.unavailable]++;
           continue;
+        }
+        if (outPolice !== null) {
+          const p = outPolice[k];
+          if (p !== null && !p.admit(tUs, pkt.payloadLength)) {
+            counters[rule.outCounter[k] + Out.policed]++;
+            counters[drops + Drop.policed]++;
+            continue;
+          }
         }
         if (m === maxDesc) {
           this.flush(m);

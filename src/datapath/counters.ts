@@ -16,7 +16,11 @@
  * - rules ({@link RULE_WORDS} per rule slot) and outputs ({@link OUT_WORDS}
  *   per output slot, the first eight written by libmcr's forwarder, see
  *   {@link Out}). Rules and outputs own stable slot numbers assigned by the
- *   supervisor, so their counters survive table changes and reloads.
+ *   supervisor, so their counters survive table changes and reloads;
+ * - a rule extension ({@link EXT_WORDS} per rule slot, see {@link Ext}):
+ *   what a rule's `rate_limit` dropped and what its `health` analysis of
+ *   RTP and MPEG-TS payloads counted. Only rules with those options write
+ *   it, so only their pages are touched.
  *
  * The block is allocated zeroed and only the pages of slots in use are ever
  * touched, so its size follows the rule set, not the limits.
@@ -89,13 +93,13 @@ export const RULE_WORDS = 2;
 /** First output slot; each output has OUT_WORDS words (see {@link Out}). */
 export const OUT_BASE = RULE_BASE + MAX_RULE_SLOTS * RULE_WORDS;
 /** Words per output. */
-export const OUT_WORDS = 11;
+export const OUT_WORDS = 12;
 /**
  * Output words. The first eight are libmcr's `struct mcr_out_counters`
  * (the forwarder writes them straight into the block); the worker counts
- * the last three. For each output, datagrams matched by its rule = packets +
- * ringFull + errors + ttlExpired + unavailable + linkDown + tooBig + standby
- * + queued.
+ * the last four. For each output, datagrams matched by its rule = packets +
+ * ringFull + errors + ttlExpired + unavailable + linkDown + tooBig + policed
+ * + standby + queued.
  */
 export const Out = {
   /** Datagrams the kernel took. */
@@ -118,18 +122,108 @@ export const Out = {
   ttlExpired: OUT_COUNTER_WORDS,
   /** Dropped: the output could not be installed (no address, missing interface, ...). */
   unavailable: OUT_COUNTER_WORDS + 1,
+  /** Dropped: over the `rate_limit` of the output or of its rule (policer.ts). */
+  policed: OUT_COUNTER_WORDS + 2,
   /** Not sent: the relay is a standby (standby.ts); what it would have handed to the output. */
-  standby: OUT_COUNTER_WORDS + 2,
+  standby: OUT_COUNTER_WORDS + 3,
 } as const;
+/** First rule extension; each rule slot has EXT_WORDS words (see {@link Ext}). */
+export const EXT_BASE = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
+/** Words per rule extension. */
+export const EXT_WORDS = 16;
+/**
+ * Rule extension words (written only for rules with `rate_limit` or
+ * `health` payload analysis; stream_health.ts, policer.ts). All are counts
+ * except {@link Ext.rtpJitterUs}, a gauge.
+ */
+export const Ext = {
+  /** Datagrams the rule's own `rate_limit` dropped (each also counted per output as policed). */
+  policed: 0,
+  /** UDP payload bytes of those. */
+  policedBytes: 1,
+  /** RTP: datagrams analysed as RTP (version 2, long enough). */
+  rtpPackets: 2,
+  /** RTP: datagrams that were not RTP version 2 (or too short for its header). */
+  rtpInvalid: 3,
+  /** RTP: sequence numbers missing (a late arrival that fills a gap takes one back). */
+  rtpLost: 4,
+  /** RTP: sequence numbers seen twice (within the reorder window). */
+  rtpDuplicates: 5,
+  /** RTP: datagrams that arrived after a higher sequence number (filled a gap). */
+  rtpReordered: 6,
+  /** RTP: restarts of the sequence analysis (new SSRC, or a jump beyond the window). */
+  rtpResyncs: 7,
+  /** RTP: RFC 3550 interarrival jitter, µs (a gauge). */
+  rtpJitterUs: 8,
+  /** MPEG-TS: 188-byte packets analysed. */
+  tsPackets: 9,
+  /** MPEG-TS: packets whose sync byte is not 0x47, and payloads not a multiple of 188 bytes. */
+  tsSyncErrors: 10,
+  /** MPEG-TS: continuity counter errors (TR 101 290 1.4). */
+  tsCcErrors: 11,
+  /**
+   * Kernel receive time of the rule's last datagram in this worker (µs
+   * modulo 2^32, as `RxDescWord.tstampUs`; 0: none yet). A timestamp, not
+   * a count: the stream monitor reads it for the last-packet age.
+   */
+  lastRxUs: 12,
+} as const;
+/** Extension words that are not counts (never summed into retired counts). */
+export const EXT_GAUGES: readonly number[] = [Ext.rtpJitterUs, Ext.lastRxUs];
 /** Total float64 words in a counter block. */
-export const COUNTER_SLOTS = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
+export const COUNTER_SLOTS = EXT_BASE + MAX_RULE_SLOTS * EXT_WORDS;
+
+/** Base of rule slot `slot`'s extension words. */
+export function extBase(slot: number): number {
+  return EXT_BASE + slot * EXT_WORDS;
+}
 
 if (DROP_COUNT > IN_WORDS - IN_DROP) throw new Error("too many drop reasons for the layout");
-if (OUT_COUNTER_WORDS + 3 !== OUT_WORDS) throw new Error("output layout does not match libmcr");
+if (OUT_COUNTER_WORDS + 4 !== OUT_WORDS) throw new Error("output layout does not match libmcr");
 
 /** Base of input slot `slot`'s section. */
 export function inBase(slot: number): number {
   return IN_BASE + slot * IN_WORDS;
+}
+
+/**
+ * Zero rule slot `slot`'s extension words in `c` if any is set: a fill
+ * would touch the pages of every rule's extension, which only rules with
+ * options ever write.
+ */
+export function zeroExt(c: Float64Array, slot: number): void {
+  const e = extBase(slot);
+  for (let k = e; k < e + EXT_WORDS; k++) {
+    if (c[k] !== 0) {
+      c.fill(0, e, e + EXT_WORDS);
+      return;
+    }
+  }
+}
+
+/**
+ * Fold rule slot `slot`'s words of a worker's last block `c` into the
+ * retired sums `r`. Extension words: counts add up, the jitter keeps the
+ * largest, the last receive time is dropped (it is that worker's); words
+ * never written are only read (a rule without options touches no page of
+ * `r`'s extension).
+ */
+export function retireRule(r: Float64Array, c: Float64Array, slot: number): void {
+  const rb = RULE_BASE + slot * RULE_WORDS;
+  for (let k = rb; k < rb + RULE_WORDS; k++) r[k] += c[k];
+  const e = extBase(slot);
+  for (let k = 0; k < EXT_WORDS; k++) {
+    const v = c[e + k];
+    if (v === 0) continue; // words never written stay untouched (no page of `r` is touched)
+    if (k === Ext.rtpJitterUs) r[e + k] = Math.max(r[e + k], v);
+    else if (!EXT_GAUGES.includes(k)) r[e + k] += v;
+  }
+}
+
+/** Zero rule slot `slot`'s words and (if written) its extension words in `c`. */
+export function zeroRule(c: Float64Array, slot: number): void {
+  c.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
+  zeroExt(c, slot);
 }
 
 /** Allocate a zeroed counter block. */

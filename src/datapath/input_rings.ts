@@ -17,7 +17,7 @@ import {
 } from "../../ffi/mod.ts";
 import { LINK_HEADER } from "./link_types.ts";
 import { Drop } from "./packet.ts";
-import { In, IN_DROP, IN_WORDS, inBase, RULE_BASE, RULE_WORDS, W } from "./counters.ts";
+import { In, IN_DROP, IN_WORDS, inBase, W, zeroRule } from "./counters.ts";
 import { compileRule, MatchTable } from "./match.ts";
 import { readLink } from "./link_table.ts";
 import type { Outputs } from "./outputs.ts";
@@ -154,7 +154,7 @@ export class InputRings {
   }
 
   #zeroRule(slot: number): void {
-    this.#h.counters.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
+    zeroRule(this.#h.counters, slot);
   }
 
   /** Remove the rule in `slot` from the input's table; its outputs go with it. */

@@ -32,6 +32,7 @@
  */
 import { OUT_BASE, OUT_WORDS, RULE_BASE, RULE_WORDS } from "./counters.ts";
 import type { TableRule } from "./messages.ts";
+import { type RuleExt, ruleExt } from "./rule_ext.ts";
 
 /** A rule as the hot loop sees it. */
 export interface CompiledRule {
@@ -63,6 +64,8 @@ export interface CompiledRule {
   readonly outCounter: readonly number[];
   /** Fixed TTL per output, 0 = decrement. */
   readonly ttl: readonly number[];
+  /** Rate limits and payload analysis (rule_ext.ts); null for a rule without them. */
+  readonly ext: RuleExt | null;
 }
 
 /** Compile one rule for the hot loop. */
@@ -80,6 +83,7 @@ export function compileRule(r: TableRule): CompiledRule {
     tmpl: r.outputs.map((o) => o.slot),
     outCounter: r.outputs.map((o) => OUT_BASE + o.slot * OUT_WORDS),
     ttl: r.outputs.map((o) => o.ttl & 0xff),
+    ext: ruleExt(r),
   };
 }
 

@@ -16,6 +16,8 @@
  * @module
  */
 import type { RxOptions, TxOptions } from "../../ffi/mod.ts";
+import type { RateLimit } from "./policer.ts";
+import type { PayloadKind } from "../config/schema.ts";
 
 /** TX ring options of a worker's TX rings. */
 export type TxRingOptions = Omit<TxOptions, "ifindex">;
@@ -61,6 +63,20 @@ export interface TableOutput {
   ttl: number;
   /** TOS byte (DSCP << 2). */
   tos: number;
+  /** The output's `rate_limit` (policer.ts), if it has one. */
+  rateLimit?: RateLimit;
+}
+
+/** A rule's `health` option as the data path and the stream monitor need it. */
+export interface TableHealth {
+  /** Alarm `silent` after this long without a datagram (ms). */
+  silenceMs: number;
+  /** Alarm `low_rate` under this rate (packets/s; 0: never). */
+  minPps: number;
+  /** Payload analysis in the data path (stream_health.ts), if any. */
+  payload?: PayloadKind;
+  /** RTP timestamp clock rate (Hz). */
+  clockRate: number;
 }
 
 /** One rule as the worker needs it. */
@@ -83,6 +99,10 @@ export interface TableRule {
   vlan: number;
   /** Outputs. */
   outputs: TableOutput[];
+  /** The rule's `rate_limit` (policer.ts), if it has one. */
+  rateLimit?: RateLimit;
+  /** The rule's `health` option, if it has one. */
+  health?: TableHealth;
 }
 
 /** The complete rule table of one input interface, versioned (the supervisor's view). */

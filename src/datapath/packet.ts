@@ -47,6 +47,8 @@ import { ETH_HLEN } from "./link_types.ts";
  * - `unprocessed`: frames still in the RX ring when its worker failed.
  * - `bad_checksum`: the IPv4 header checksum does not verify (the header was
  *   corrupted on the way; the kernel would drop it too).
+ * - `policed`: over a `rate_limit` (the rule's or the output's; policer.ts),
+ *   counted per output datagram like the other output-level reasons.
  * - `standby`: the relay is a standby (`role`): the datagram would have been
  *   sent to the output and was not (counted per output, as a drop reason).
  */
@@ -66,7 +68,8 @@ export const Drop = {
   tx_invalid: 12,
   unprocessed: 13,
   bad_checksum: 14,
-  standby: 15,
+  policed: 15,
+  standby: 16,
 } as const;
 
 /** A drop reason code (a value of {@link Drop}). */

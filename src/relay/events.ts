@@ -12,6 +12,7 @@ import type { TableOutput, TableRule } from "../datapath/messages.ts";
 import type { Role } from "../config/mod.ts";
 import type { InterfaceStats, State, WorkerStats } from "./stats.ts";
 import { type InputState, outputState, type RuleErrorLookup, ruleStateOf } from "./states.ts";
+import type { StreamEvent } from "./stream_monitor.ts";
 
 /** A state change the relay reports to subscribers (`Relay.on`). */
 export type RelayEvent =
@@ -44,7 +45,9 @@ export type RelayEvent =
     previous: Role;
     /** Who set it: `config`, `ctl`, or the `source` a client gave (a keepalived script). */
     set_by: string;
-  };
+  }
+  /** A rule with `health`: its stream's alarm changed (ok, silent, low_rate). */
+  | StreamEvent;
 
 /** What an output's events identify it by: its rule's id, interface, destination and port. */
 function sameOutput(a: TableRule, x: TableOutput, b: TableRule, y: TableOutput): boolean {

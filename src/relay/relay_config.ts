@@ -8,6 +8,9 @@
  * @module
  */
 import type { Config, RuleConfig } from "../config/mod.ts";
+import type { HealthConfig, RateLimitConfig } from "../config/types.ts";
+import type { RateLimit } from "../datapath/policer.ts";
+import type { TableHealth } from "../datapath/messages.ts";
 import type { RuleSpec } from "./tables.ts";
 import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
 import { DefinedInFileError, RuntimeRules } from "./runtime_rules.ts";
@@ -37,8 +40,31 @@ export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
       srcPort: o.source_port ?? 0,
       ttl: o.ttl === "decrement" ? 0 : o.ttl,
       tos: o.tos,
+      ...(o.rate_limit ? { rateLimit: rateLimitOf(o.rate_limit) } : {}),
     })),
+    ...(r.rate_limit ? { rateLimit: rateLimitOf(r.rate_limit) } : {}),
+    ...(r.health ? { health: healthOf(r.health) } : {}),
   }));
+}
+
+/** A `rate_limit` as the data path takes it (policer.ts). */
+function rateLimitOf(l: RateLimitConfig): RateLimit {
+  return {
+    pps: l.pps ?? 0,
+    bps: l.bps ?? 0,
+    burstPackets: l.burst_packets,
+    burstBytes: l.burst_bytes,
+  };
+}
+
+/** A rule's `health` as the data path and the stream monitor take it. */
+function healthOf(h: HealthConfig): TableHealth {
+  return {
+    silenceMs: h.silence_ms,
+    minPps: h.min_pps ?? 0,
+    clockRate: h.clock_rate,
+    ...(h.payload ? { payload: h.payload } : {}),
+  };
 }
 
 /** Ring and worker options from the config's `rx`, `tx`, `workers`, `cpus` and `interfaces`. */
@@ -143,5 +169,15 @@ export const RESTART_SETTINGS = [
 
 /** The part of a rule that decides its forwarding, for diffs. */
 export function ruleKey(r: RuleConfig): string {
-  return JSON.stringify([r.id, r.name, r.enabled, r.input, r.outputs, r.ttl, r.dscp]);
+  return JSON.stringify([
+    r.id,
+    r.name,
+    r.enabled,
+    r.input,
+    r.outputs,
+    r.ttl,
+    r.dscp,
+    r.rate_limit,
+    r.health,
+  ]);
 }

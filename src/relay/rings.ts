@@ -19,7 +19,12 @@
  *
  * @module
  */
-import { type InputRxOptions, RX_SLOT_OVERHEAD, type TxRingOptions } from "../datapath/messages.ts";
+import {
+  type InputRxOptions,
+  RX_SLOT_OVERHEAD,
+  type TxRingOptions,
+  type WorkerInit,
+} from "../datapath/messages.ts";
 import type { DataPathOptions } from "./pool.ts";
 
 /** RX ring memory per worker, shared by the interfaces it serves. */
@@ -128,4 +133,23 @@ export function txRingFor(
     else if (o.ratePps) perInterface[name] = forRate(o.ratePps);
   }
   return { options, perInterface };
+}
+
+/** What a worker is told about its rings when it starts (see {@link workerRings}). */
+export type WorkerRings = Pick<WorkerInit, "tx" | "txFrames" | "coalesceUs" | "coalescePps">;
+
+/**
+ * TX ring sizes and gathering for a worker whose inputs' rules send on
+ * `outputs` (its rings are sized from what it will serve).
+ */
+export function workerRings(opts: DataPathOptions, outputs: Iterable<string>): WorkerRings {
+  const tx = txRingFor(opts, [...outputs]);
+  const rx = opts.rx ?? {};
+  return {
+    tx: tx.options,
+    txFrames: tx.perInterface,
+    // V3 rings batch by themselves (blocks): no gathering on top
+    coalesceUs: rx.tpacketVersion === 3 ? -1 : rx.coalesceUs,
+    coalescePps: rx.coalescePps,
+  };
 }

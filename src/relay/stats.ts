@@ -9,7 +9,6 @@
  */
 import { formatIPv4 } from "../common/net.ts";
 import { destText, groupText, inputPortOf, outputPortOf } from "../config/ranges.ts";
-import type { InputPort, OutputPort } from "../config/schema.ts";
 import {
   In,
   IN_DROP,
@@ -21,135 +20,32 @@ import {
   RULE_WORDS,
   W,
 } from "../datapath/counters.ts";
+import { Ext, extBase } from "../datapath/counters.ts";
 import { Clock, inputState, outputState, type RuleErrorLookup, ruleStateOf } from "./states.ts";
 import { Drop, DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
-import type { IgmpStats } from "./igmp.ts";
-import type { ClaimStats } from "./port_claims.ts";
-import type { FdStats } from "./fd_budget.ts";
-import type { RoleStats } from "./role.ts";
-import type { PoolWorkerStats, WorkerStats } from "./worker_stats.ts";
+import type { StreamView } from "./stream_monitor.ts";
 
-export type { PoolWorkerStats, WorkerStats };
-
-/** State of a rule or output. */
-export type State = "active" | "pending" | "error";
-
-/** Counters of one output. */
-export interface OutputStats {
-  /** Output interface. */
-  interface: string;
-  /** Destination group or address, or the range a range input maps into (also for "keep"). */
-  group: string;
-  /** Destination port, or "keep" (the input datagram's). */
-  port: OutputPort;
-  /** active, or error with a reason. */
-  state: State;
-  /** Why the output is not active. */
-  reason?: string;
-  /** Datagrams the kernel took for sending. */
-  packets: number;
-  /** UDP payload bytes of those. */
-  bytes: number;
-  /** Dropped: TX ring full. */
-  ring_full: number;
-  /** Dropped: send errors, and datagrams skipped while the output could not be installed. */
-  errors: number;
-  /** Dropped: TTL would reach 0 (decrement policy). */
-  ttl_expired: number;
-  /** Dropped: the output link was down, without carrier, or gone. */
-  link_down: number;
-  /** Dropped: longer than the output MTU with DF set. */
-  too_big: number;
-  /** Of packets: sent as IPv4 fragments (longer than the output MTU, DF clear). */
-  fragmented: number;
-  /** Not sent: the relay was a standby (`role`); what it would have sent. */
-  standby: number;
-  /** Waiting in a TX ring for the kernel (a gauge): matched = packets + drops + queued. */
-  queued: number;
-}
-
-/** Counters of one rule. */
-export interface RuleStats {
-  /** Stable id. */
-  id: string;
-  /** Name. */
-  name: string;
-  /** active, pending (input interface missing) or error. */
-  state: State;
-  /** Why the rule is not active. */
-  reason?: string;
-  /** Input match: `group` one address or a range ("239.1.0.0/16"), `port` a number or "any". */
-  input: { interface: string; group: string; port: InputPort; source?: string; vlan?: number };
-  /** Datagrams matched. */
-  packets: number;
-  /** UDP payload bytes matched. */
-  bytes: number;
-  /** Per output. */
-  outputs: OutputStats[];
-}
-
-/** Counters of one input interface. */
-export interface InterfaceStats {
-  /** Interface name. */
-  name: string;
-  /**
-   * running; down (exists, but the link is down or has no carrier: nothing
-   * can arrive); pending (does not exist); error (see reason); starting.
-   */
-  state: "running" | "down" | "pending" | "error" | "starting";
-  /** Why it is not running. */
-  reason?: string;
-  /** Frames taken from the ring. */
-  frames: number;
-  /** Wire bytes of those. */
-  bytes: number;
-  /** Frames that matched a rule. */
-  matched: number;
-  /** Datagrams sent (all outputs of rules on this interface). */
-  sent: number;
-  /** Kernel: frames that reached the ring (incl. dropped). */
-  kernel_packets: number;
-  /** Kernel: frames dropped because the ring was full. */
-  kernel_drops: number;
-  /** Kernel: V3 queue freezes. */
-  kernel_freezes: number;
-  /** Waits of the workers serving it (shared with the other interfaces they serve). */
-  polls: number;
-  /** Adaptive gather sleeps of the workers serving it (shared, as polls). */
-  gathers: number;
-  /** Restarts of its members (their workers' and their rings'). */
-  restarts: number;
-  /** Workers (fanout members) on this interface. */
-  workers: number;
-  /** Drops by reason seen on this interface (its outputs' drops included). */
-  drops: Record<string, number>;
-  /** Fanout group id (kernel-chosen). */
-  fanout_id: number;
-}
-
-/** A snapshot of every counter. */
-export interface RelayStats {
-  /** Per rule. */
-  rules: RuleStats[];
-  /** Per input interface. */
-  interfaces: InterfaceStats[];
-  /** Drops by reason, summed over interfaces. */
-  drops: Record<string, number>;
-  /** Per fanout member (interface, index). */
-  workers: WorkerStats[];
-  /** Per data-path worker. */
-  pool: PoolWorkerStats[];
-  /** IGMP memberships: counts, sockets, the namespace's per-socket limits, refused joins. */
-  igmp?: IgmpStats;
-  /** UDP port claims of unicast inputs: held, not local, pending, refused (with reasons). */
-  claims?: ClaimStats;
-  /** File descriptors: open, RLIMIT_NOFILE, what the configuration needs (set once started). */
-  fds?: FdStats;
-  /** The relay's role: active or standby, changes, since when, set by whom (relay/role.ts). */
-  role?: RoleStats;
-}
+export type {
+  InterfaceStats,
+  OutputStats,
+  PoolWorkerStats,
+  RelayStats,
+  RuleStats,
+  State,
+  StreamStats,
+  WorkerStats,
+} from "./stats_types.ts";
+import type {
+  InterfaceStats,
+  PoolWorkerStats,
+  RelayStats,
+  RuleStats,
+  State,
+  StreamStats,
+  WorkerStats,
+} from "./stats_types.ts";
 
 /** What {@link collectStats} reads of a data-path worker (relay/pool.ts `DataWorker`). */
 export interface WorkerView {
@@ -215,6 +111,8 @@ export interface StatsSource {
    * cannot send on): id → reason (`ruleStateOf`).
    */
   readonly ruleErrors?: RuleErrorLookup;
+  /** Rates and alarms of the rules with `health` (stream_monitor.ts). */
+  readonly streams?: { view(id: string): StreamView | undefined };
 }
 
 /** Output drop words and the interface drop reason each one adds to (word, `Drop`). */
@@ -261,12 +159,14 @@ export function countRuleStates(src: StatsSource): Record<State, number> {
 
 /**
  * Sums of input interface `rt`'s counters over the counter blocks that hold
- * them: `sumIn(k)` of its interface word k, `sum(k)` of a rule or output word.
+ * them: `sumIn(k)` of its interface word k, `sum(k)` of a rule or output word;
+ * `blocks`: the current counter blocks of the workers serving it.
  */
-export function inputSums(
-  rt: InputView,
-  retired: Float64Array,
-): { sumIn(k: number): number; sum(k: number): number } {
+export function inputSums(rt: InputView, retired: Float64Array): {
+  sumIn(k: number): number;
+  sum(k: number): number;
+  blocks: readonly Float64Array[];
+} {
   const base = inBase(rt.slot);
   // a worker's counts belong to this interface once it has taken up this assignment of the slot
   const blocks: Float64Array[] = [];
@@ -286,7 +186,49 @@ export function inputSums(
       for (const c of blocks) v += c[k];
       return v;
     },
+    blocks,
   };
+}
+
+/** The {@link StreamStats} of rule `r` (it has `health`), with its counter sums `sum`. */
+function streamStats(
+  r: WorkerTable["rules"][number],
+  src: StatsSource,
+  sum: (k: number) => number,
+  blocks: readonly Float64Array[],
+): StreamStats {
+  const v = src.streams?.view(r.id);
+  const eb = extBase(r.slot);
+  const s: StreamStats = {
+    alarm: v?.alarm ?? "ok",
+    ...(v?.reason ? { reason: v.reason } : {}),
+    pps: v?.pps ?? 0,
+    bps: v?.bps ?? 0,
+    last_packet_age_ms: v?.lastPacketAgeMs ?? null,
+  };
+  const payload = r.health?.payload;
+  if (payload === "rtp" || payload === "rtp+ts") {
+    // a gauge per worker: the largest (with fanout hash a stream is on one worker)
+    let jitterUs = src.retired[eb + Ext.rtpJitterUs];
+    for (const c of blocks) jitterUs = Math.max(jitterUs, c[eb + Ext.rtpJitterUs]);
+    s.rtp = {
+      packets: sum(eb + Ext.rtpPackets),
+      invalid: sum(eb + Ext.rtpInvalid),
+      lost: sum(eb + Ext.rtpLost),
+      duplicates: sum(eb + Ext.rtpDuplicates),
+      reordered: sum(eb + Ext.rtpReordered),
+      resyncs: sum(eb + Ext.rtpResyncs),
+      jitter_ms: Math.round(jitterUs) / 1000,
+    };
+  }
+  if (payload === "ts" || payload === "rtp+ts") {
+    s.ts = {
+      packets: sum(eb + Ext.tsPackets),
+      sync_errors: sum(eb + Ext.tsSyncErrors),
+      cc_errors: sum(eb + Ext.tsCcErrors),
+    };
+  }
+  return s;
 }
 
 /** {@link collectStats}; with `only`, just the rules with those ids (the rest is partial). */
@@ -302,7 +244,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
   const ruleErrors = src.ruleErrors?.size ? src.ruleErrors : undefined;
   for (const rt of inputs) {
     const base = inBase(rt.slot);
-    const { sumIn, sum } = inputSums(rt, retired);
+    const { sumIn, sum, blocks } = inputSums(rt, retired);
     const ifDrops: Record<string, number> = {};
     for (let d = 0; d < DROP_NAMES.length; d++) ifDrops[DROP_NAMES[d]] = sumIn(IN_DROP + d);
     const { state, reason, ruleState, ruleReason, members } = inputState(rt, src.links, clock);
@@ -310,6 +252,8 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
     for (const r of rt.table.rules) {
       if (only && !only.has(r.id)) continue;
       const rb = RULE_BASE + r.slot * RULE_WORDS;
+      const eb = extBase(r.slot);
+      const policing = r.rateLimit !== undefined;
       rules.push({
         id: r.id,
         name: r.name,
@@ -345,8 +289,14 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
             fragmented: sum(ob + Out.fragmented),
             standby: sum(ob + Out.standby),
             queued: sum(ob + Out.queued),
+            // shown while a limit applies, and after one was lifted while its count stays
+            ...(policing || o.rateLimit || sum(ob + Out.policed) > 0
+              ? { policed: sum(ob + Out.policed) }
+              : {}),
           };
         }),
+        ...(policing || sum(eb + Ext.policed) > 0 ? { policed: sum(eb + Ext.policed) } : {}),
+        ...(r.health ? { stream: streamStats(r, src, sum, blocks) } : {}),
       });
     }
     for (const n of DROP_NAMES) drops[n] += ifDrops[n];

@@ -26,17 +26,17 @@ import {
   Out,
   OUT_BASE,
   OUT_WORDS,
-  RULE_BASE,
-  RULE_WORDS,
+  retireRule,
+  zeroRule,
 } from "../datapath/counters.ts";
-import type { InputRxOptions, WorkerEvent, WorkerInit, WorkerTable } from "../datapath/messages.ts";
+import type { InputRxOptions, WorkerEvent, WorkerTable } from "../datapath/messages.ts";
 import { type RelayEvent, StateEvents } from "./events.ts";
 import { Memberships } from "./igmp.ts";
 import { PortClaims } from "./port_claims.ts";
 import { Input, type InputHost } from "./inputs.ts";
 import { type LinkChange, Links } from "./links.ts";
 import { type DataPathOptions, type DataWorker, Pool, type WorkerHost } from "./pool.ts";
-import { rxRingFor, txRingFor } from "./rings.ts";
+import { rxRingFor, type WorkerRings, workerRings } from "./rings.ts";
 import {
   collectRuleStats,
   collectStats,
@@ -56,6 +56,7 @@ import {
 import { OutputErrors } from "./output_errors.ts";
 import { inputStates, ruleErrorsOf } from "./states.ts";
 import { OutputLinkTypes } from "./output_link_types.ts";
+import { StreamMonitor } from "./stream_monitor.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -97,6 +98,8 @@ export class Supervisor {
   #version = 0;
   #closed = false;
   #publishTimer?: ReturnType<typeof setTimeout>;
+  /** Rates and alarms of the rules with `health`. */
+  readonly #streams = new StreamMonitor(() => this.statsSource(), (e) => this.#events.emit(e));
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
@@ -180,6 +183,7 @@ export class Supervisor {
       links: this.#links,
       outputErrors: this.#outErrors.map,
       ruleErrors: this.#ruleErrors,
+      streams: this.#streams,
     };
   }
 
@@ -215,21 +219,13 @@ export class Supervisor {
   }
 
   /** TX ring sizes and gathering for a worker (its rings are sized from what it will serve). */
-  #initFor(w: DataWorker): Pick<WorkerInit, "tx" | "txFrames" | "coalesceUs" | "coalescePps"> {
+  #initFor(w: DataWorker): WorkerRings {
     const outputs = new Set<string>();
     for (const g of this.#inputs.values()) {
       if (!g.memberOf(w)) continue;
       for (const r of g.table.rules) for (const o of r.outputs) outputs.add(o.interface);
     }
-    const tx = txRingFor(this.#opts, [...outputs]);
-    const rx = this.#opts.rx ?? {};
-    return {
-      tx: tx.options,
-      txFrames: tx.perInterface,
-      // V3 rings batch by themselves (blocks): no gathering on top
-      coalesceUs: rx.tpacketVersion === 3 ? -1 : rx.coalesceUs,
-      coalescePps: rx.coalescePps,
-    };
+    return workerRings(this.#opts, outputs);
   }
 
   /** A (re)started worker: send it every input it serves, then the version in force. */
@@ -262,8 +258,7 @@ export class Supervisor {
       r[base + In.owner] = g.gen;
       m.retiredFrames += c[base + In.frames];
       for (const rule of g.table.rules) {
-        const rb = RULE_BASE + rule.slot * RULE_WORDS;
-        for (let k = rb; k < rb + RULE_WORDS; k++) r[k] += c[k];
+        retireRule(r, c, rule.slot);
         for (const o of rule.outputs) {
           const ob = OUT_BASE + o.slot * OUT_WORDS;
           for (let k = 0; k < OUT_WORDS; k++) if (k !== Out.queued) r[ob + k] += c[ob + k];
@@ -390,6 +385,7 @@ export class Supervisor {
     this.#version = version;
     sockets();
     await this.#install(plan, version);
+    this.#streams.refresh();
   }
 
   /**
@@ -408,7 +404,7 @@ export class Supervisor {
     }
     // Freed slots start their next life at zero (retired counts included).
     for (const slot of tables.freed.rules) {
-      this.#retired.fill(0, RULE_BASE + slot * RULE_WORDS, RULE_BASE + (slot + 1) * RULE_WORDS);
+      zeroRule(this.#retired, slot);
     }
     for (const slot of tables.freed.outputs) {
       this.#retired.fill(0, OUT_BASE + slot * OUT_WORDS, OUT_BASE + (slot + 1) * OUT_WORDS);
@@ -477,6 +473,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#streams.close();
     this.#unlisten();
     this.#unlistenAddresses();
     clearTimeout(this.#publishTimer);

@@ -9,8 +9,10 @@
  * @module
  */
 import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../config/limits.ts";
+import type { RateLimit } from "../datapath/policer.ts";
 import {
   outputKey,
+  type TableHealth,
   type TableOutput,
   type TableRule,
   type WorkerTable,
@@ -38,6 +40,10 @@ export interface RuleSpec {
   };
   /** Outputs (resolved TTL: number, or 0 for decrement); slots are assigned by {@link planTables}. */
   outputs: Omit<TableOutput, "slot">[];
+  /** The rule's own `rate_limit`, if any. */
+  rateLimit?: RateLimit;
+  /** Its `health` option, if any. */
+  health?: TableHealth;
 }
 
 /** A rule set needs more slots than the relay has; nothing was allocated. */
@@ -321,6 +327,8 @@ function tableRule(r: RuleSpec, rulePlan: SlotPlan, outPlan: SlotPlan): TableRul
     source: r.input.source,
     vlan: r.input.vlan,
     outputs: r.outputs.map((o) => ({ slot: outPlan.slots.get(outputKey(r.id, o))!, ...o })),
+    ...(r.rateLimit ? { rateLimit: r.rateLimit } : {}),
+    ...(r.health ? { health: r.health } : {}),
   };
 }
 

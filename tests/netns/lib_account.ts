@@ -151,7 +151,8 @@ export async function quiesce(
     });
     const synced = s.rules.every((r) =>
       r.outputs.reduce(
-        (a, o) => a + o.packets + o.ring_full + o.errors + o.ttl_expired + o.standby,
+        (a, o) =>
+          a + o.packets + o.ring_full + o.errors + o.ttl_expired + o.standby + (o.policed ?? 0),
         0,
       ) === r.packets * r.outputs.length
     );
@@ -228,13 +229,17 @@ export async function drive(
 }
 
 /**
- * Output-level drops (ring_full, errors, ttl_expired, standby) of every output of every listed
+ * Output-level drops (ring_full, errors, ttl_expired, standby, policed) of every output of every listed
  * rule.
  */
 export function outputDrops(s: RelayStats): number {
   return s.rules.reduce(
     (a, r) =>
-      a + r.outputs.reduce((b, o) => b + o.ring_full + o.errors + o.ttl_expired + o.standby, 0),
+      a +
+      r.outputs.reduce(
+        (b, o) => b + o.ring_full + o.errors + o.ttl_expired + o.standby + (o.policed ?? 0),
+        0,
+      ),
     0,
   );
 }
@@ -262,12 +267,13 @@ export function assertRelayConsistent(s: RelayStats): void {
   const rulePackets = s.rules.reduce((a, r) => a + r.packets, 0);
   assert.equal(matched, rulePackets, "interfaces' matched = sum of rule packets");
   assert.equal(frames, rulePackets + frameDrops(s), "frames = matched + frame-level drops");
-  let ringFull = 0, errors = 0, ttl = 0, standby = 0, outPackets = 0;
+  let ringFull = 0, errors = 0, ttl = 0, standby = 0, outPackets = 0, policed = 0;
   for (const r of s.rules) {
     let outs = 0;
     for (const o of r.outputs) {
-      outs += o.packets + o.ring_full + o.errors + o.ttl_expired + o.standby;
+      outs += o.packets + o.ring_full + o.errors + o.ttl_expired + o.standby + (o.policed ?? 0);
       standby += o.standby;
+      policed += o.policed ?? 0;
       ringFull += o.ring_full;
       errors += o.errors;
       ttl += o.ttl_expired;
@@ -288,6 +294,7 @@ export function assertRelayConsistent(s: RelayStats): void {
   assert.equal(s.drops.tx_error ?? 0, errors, "drops.tx_error = sum of outputs' errors");
   assert.equal(s.drops.ttl_expired ?? 0, ttl, "drops.ttl_expired = sum of outputs' ttl_expired");
   assert.equal(s.drops.standby ?? 0, standby, "drops.standby = sum of outputs' standby");
+  assert.equal(s.drops.policed ?? 0, policed, "drops.policed = sum of outputs' policed");
 }
 
 /**

@@ -67,7 +67,8 @@ export const rule = (s: StatsResult, name: string) => s.rules.find((r) => r.name
 /** Every datagram the rule matched is sent, queued or counted under a drop reason. */
 export function accounted(r: Rule, o: Output): void {
   assert.equal(
-    o.packets + o.ring_full + o.errors + o.ttl_expired + o.link_down + o.too_big + o.queued,
+    o.packets + o.ring_full + o.errors + o.ttl_expired + o.link_down + o.too_big + o.queued +
+      (o.policed ?? 0),
     r.packets,
     `output ${o.interface} ${o.group}: sent + drops + queued = matched (${JSON.stringify(o)})`,
   );

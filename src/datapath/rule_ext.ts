@@ -1,0 +1,44 @@
+/**
+ * A rule's options beyond forwarding, as the hot loop sees them: its own
+ * `rate_limit` (policer.ts), its outputs' `rate_limit`s and its `health`
+ * payload analysis (stream_health.ts). A rule without them has none
+ * ({@link CompiledRule.ext} is null), which is all the hot loop checks for
+ * it: one comparison per matched datagram and one per output.
+ *
+ * @module
+ */
+import { extBase } from "./counters.ts";
+import type { TableRule } from "./messages.ts";
+import { Policer } from "./policer.ts";
+import { StreamAnalyser } from "./stream_health.ts";
+
+/** The extra per-rule state of a rule with options (see module doc); one shape for every rule. */
+export class RuleExt {
+  /**
+   * @param base the rule's extension words in the counter block (counters.ts `Ext`)
+   * @param police the rule's own limit, or null
+   * @param analyser its payload analysis, or null
+   * @param outPolice per output (rule order): its limit or null; null when no output has one
+   */
+  constructor(
+    readonly base: number,
+    readonly police: Policer | null,
+    readonly analyser: StreamAnalyser | null,
+    readonly outPolice: (Policer | null)[] | null,
+  ) {}
+}
+
+/** The {@link RuleExt} of rule `r`, or null when it has no such option. */
+export function ruleExt(r: TableRule): RuleExt | null {
+  const h = r.health;
+  const analyser = h?.payload
+    ? new StreamAnalyser(extBase(r.slot), h.payload !== "ts", h.payload !== "rtp", h.clockRate)
+    : null;
+  const police = r.rateLimit ? new Policer(r.rateLimit) : null;
+  const outPolice = r.outputs.some((o) => o.rateLimit)
+    ? r.outputs.map((o) => (o.rateLimit ? new Policer(o.rateLimit) : null))
+    : null;
+  // a rule with `health` needs the last-packet time (Ext.lastRxUs) even without analysis
+  if (!h && !analyser && !police && !outPolice) return null;
+  return new RuleExt(extBase(r.slot), police, analyser, outPolice);
+}
