@@ -46,6 +46,12 @@ gzip -9n "$stage/usr/share/man/man8/mcr.8" "$stage/usr/share/man/man5/mcr.json.5
 
 doc="$stage/usr/share/doc/mcr"
 install -D -m 0644 packaging/deb/README.Debian "$doc/README.Debian"
+# failover and monitoring examples (docs/guide.md): keepalived, Prometheus alerts, Grafana
+for f in packaging/keepalived/* packaging/prometheus/* packaging/grafana/*; do
+  rel=${f#packaging/}
+  install -D -m 0644 "$f" "$doc/examples/$rel"
+done
+chmod 0755 "$doc/examples/keepalived/mcr-keepalived"
 gzip -9nc CHANGELOG.md >"$doc/changelog.gz"
 {
   echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"

@@ -21,6 +21,7 @@ import { formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
 import { jsonLines, RecordPrinter, RecordStreamError } from "./listing.ts";
 import { type CtlValues, parseCtl, UsageError } from "../cli/program.ts";
 import { followRoles } from "./role_follow.ts";
+import type { RoleDiff } from "../relay/role.ts";
 
 /** How long `role --stdin` keeps trying to reach the relay for one role (ms). */
 const FOLLOW_RETRY_MS = 30_000;
@@ -223,6 +224,14 @@ function lasting(r: Record<string, unknown>): string[] {
   return lines;
 }
 
+/** The diff line of a file whose `role` is not the one in force (role.ts `RoleDiff`). */
+export function roleDiffLine(d: RoleDiff): string {
+  return `  role      the file says ${d.file}, ${d.in_force} in force: ` +
+    (d.applies
+      ? `a reload makes the relay ${d.file} (the file's role was edited)`
+      : "kept at reload (set at run time; edit the file's role to change it)");
+}
+
 function human(cmd: string, result: unknown): string {
   const r = result as Record<string, unknown>;
   switch (cmd) {
@@ -264,6 +273,7 @@ function human(cmd: string, result: unknown): string {
       }
       const restart = r.restart_needed as string[];
       if (restart.length) lines.push(`  restart needed for: ${restart.join(", ")}`);
+      if (r.role) lines.push(roleDiffLine(r.role as RoleDiff));
       return lines.join("\n");
     }
     case "role": {
@@ -292,6 +302,8 @@ function human(cmd: string, result: unknown): string {
         if (d.restart_needed.length) {
           lines.push(`  restart needed for: ${d.restart_needed.join(", ")}`);
         }
+        const role = (d as unknown as { role?: RoleDiff }).role;
+        if (role) lines.push(roleDiffLine(role));
       }
       return lines.join("\n");
     }

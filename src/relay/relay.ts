@@ -271,6 +271,8 @@ export class Relay implements AsyncDisposable {
     for (const k of RESTART_SETTINGS) {
       if (JSON.stringify(this.#config[k]) !== JSON.stringify(next[k])) s.restart_needed.push(k);
     }
+    const role = this.role.diff(next.role);
+    if (role) s.role = role;
     return s;
   }
 

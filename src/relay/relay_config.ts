@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { RoleDiff } from "./role.ts";
 import type { Config, RuleConfig } from "../config/mod.ts";
 import type { HealthConfig, RateLimitConfig } from "../config/types.ts";
 import type { RateLimit } from "../datapath/policer.ts";
@@ -145,6 +146,8 @@ export interface ReloadSummary {
   unchanged: string[];
   /** Settings that differ in the file but only take effect after a restart. */
   restart_needed: string[];
+  /** When the file's `role` is not the one in force: whether a reload applies it (role.ts). */
+  role?: RoleDiff;
 }
 
 /** Options of a {@link Relay}. */

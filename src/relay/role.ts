@@ -46,6 +46,20 @@ export interface RoleChange {
   changed: boolean;
 }
 
+/** What reading a file would do to the role, when its `role` differs from the one in force. */
+export interface RoleDiff {
+  /** The role in force. */
+  in_force: Role;
+  /** The file's `role`. */
+  file: Role;
+  /**
+   * True: the file's `role` was edited since it was last read, so a reload
+   * applies it. False: the role in force was set at run time (`ctl role`, a
+   * keepalived script) and a reload keeps it.
+   */
+  applies: boolean;
+}
+
 /** Who sets the role from the configuration file. */
 export const ROLE_SET_BY_CONFIG = "config";
 
@@ -107,6 +121,12 @@ export class RelayRole {
     const edited = fileRole !== this.#fileRole;
     this.#fileRole = fileRole;
     if (edited) this.set(fileRole, ROLE_SET_BY_CONFIG);
+  }
+
+  /** What a reload of a file saying `fileRole` would do (undefined: it says the role in force). */
+  diff(fileRole: Role): RoleDiff | undefined {
+    if (fileRole === this.#role) return undefined;
+    return { in_force: this.#role, file: fileRole, applies: fileRole !== this.#fileRole };
   }
 
   /** For stats. */

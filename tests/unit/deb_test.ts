@@ -111,6 +111,11 @@ Deno.test({
           "/usr/share/zsh/vendor-completions/_mcr",
           "/usr/share/fish/vendor_completions.d/mcr.fish",
           "/usr/share/doc/mcr/copyright",
+          "/usr/share/doc/mcr/examples/keepalived/keepalived.conf",
+          "/usr/share/doc/mcr/examples/keepalived/mcr-keepalived",
+          "/usr/share/doc/mcr/examples/keepalived/mcr-keepalived.service.conf",
+          "/usr/share/doc/mcr/examples/prometheus/mcr-alerts.yml",
+          "/usr/share/doc/mcr/examples/grafana/mcr-dashboard.json",
         ]
       ) assert.ok(paths.includes(p), `the package lacks ${p}`);
       assert.ok(contents.every((l) => l.split(/\s+/)[1] === "root/root"), "every file root's");

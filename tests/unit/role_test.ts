@@ -14,6 +14,7 @@ import type { RelayEvent } from "../../src/relay/events.ts";
 import { parseConfig } from "../../src/config/mod.ts";
 import type { RoleStats } from "../../src/relay/role.ts";
 import { followRoles, parseRoleLine, RETRY_MS } from "../../src/client/role_follow.ts";
+import { roleDiffLine } from "../../src/client/ctl.ts";
 import { REPO } from "../../lab/netns.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -190,4 +191,20 @@ Deno.test("role --stdin: a relay that cannot be reached is tried again, then rep
   });
   assert.deepEqual(parseRoleLine("active", "x"), { role: "active", source: "x" });
   assert.equal(parseRoleLine("   ", "x"), null);
+});
+
+Deno.test("role: diff and check say what a reload would do to the role", () => {
+  const relay = new Relay(parseConfig({ rules: [] }));
+  assert.equal(relay.diff(parseConfig({ rules: [] })).role, undefined, "same role: nothing to say");
+  // the file was edited to standby: a reload applies it
+  assert.deepEqual(relay.diff(parseConfig({ role: "standby", rules: [] })).role, {
+    in_force: "active",
+    file: "standby",
+    applies: true,
+  });
+  // keepalived made it a standby; the unedited file (active) does not change that at reload
+  relay.role.set("standby", "keepalived");
+  const d = relay.diff(parseConfig({ rules: [] })).role!;
+  assert.deepEqual(d, { in_force: "standby", file: "active", applies: false });
+  assert.match(roleDiffLine(d), /file says active, standby in force: kept at reload/);
 });
