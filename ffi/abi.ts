@@ -197,6 +197,12 @@ export const STRUCTS = {
 /** 2^32: the weight of a u64's high word. */
 const HIGH_WORD = 0x1_0000_0000;
 
+/** The little-endian u64 at byte offset `offset` of `words` (a struct read as u32s), as a number. */
+export function u64At(words: Uint32Array, offset: number): number {
+  const w = offset >> 2;
+  return words[w] + words[w + 1] * HIGH_WORD;
+}
+
 /** Field names of each all-u64 layout, listed once (the stats readers run every sync). */
 const fieldNames = new WeakMap<StructLayout<string>, readonly string[]>();
 
@@ -213,10 +219,7 @@ export function readU64Fields<F extends string>(
   let names = fieldNames.get(s);
   if (!names) fieldNames.set(s, names = Object.keys(s.field));
   const out = {} as Record<F, number>;
-  for (const k of names as F[]) {
-    const w = s.field[k] >> 2;
-    out[k] = words[w] + words[w + 1] * HIGH_WORD;
-  }
+  for (const k of names as F[]) out[k] = u64At(words, s.field[k]);
   return out;
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { TX_CONFIG, TX_STATS, TxFlag } from "./abi.ts";
+import { TX_CONFIG, TX_STATS, TxFlag, u64At } from "./abi.ts";
 import { check, lib, open } from "./util.ts";
 
 /** TX ring options. */
@@ -113,7 +113,7 @@ export class TxRing implements Disposable {
     const w = this.#statsWords;
     check("mcr_tx_stats", lib().sym.mcr_tx_stats(this.pointer, w));
     const f = TX_STATS.field;
-    const u64 = (o: number) => w[o >> 2] + w[(o >> 2) + 1] * 0x1_0000_0000;
+    const u64 = (o: number) => u64At(w, o);
     const u32 = (o: number) => w[o >> 2];
     const i32 = (o: number) => w[o >> 2] | 0;
     return {

@@ -27,16 +27,6 @@ import type { Links } from "./links.ts";
 import type { WorkerTable } from "../datapath/messages.ts";
 import type { StreamView } from "./stream_monitor.ts";
 
-export type {
-  InterfaceStats,
-  OutputStats,
-  PoolWorkerStats,
-  RelayStats,
-  RuleStats,
-  State,
-  StreamStats,
-  WorkerStats,
-} from "./stats_types.ts";
 import type {
   InterfaceStats,
   PoolWorkerStats,
@@ -46,6 +36,8 @@ import type {
   StreamStats,
   WorkerStats,
 } from "./stats_types.ts";
+
+export type * from "./stats_types.ts";
 
 /** What {@link collectStats} reads of a data-path worker (relay/pool.ts `DataWorker`). */
 export interface WorkerView {
