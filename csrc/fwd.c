@@ -712,6 +712,14 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 	return (int)sent;
 }
 
+int mcr_fwd_submit_mem(mcr_fwd *fwd, const struct mcr_rx_desc *batch, uint32_t nbatch,
+		       const uint8_t *base, uint64_t size, uint32_t n)
+{
+	if (!fwd || !batch || !base)
+		return -EINVAL;
+	return fwd_submit_batch(fwd, batch, nbatch, base, size, n);
+}
+
 int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n)
 {
 	if (!fwd || !rx)

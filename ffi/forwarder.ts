@@ -112,6 +112,14 @@ function encodeTemplate(t: Template | null): Uint8Array {
 export class Forwarder implements Disposable {
   #ptr: Deno.PointerObject | null;
   readonly #submit: (f: Deno.PointerObject, r: Deno.PointerObject, n: number) => number;
+  readonly #submitMem: (
+    f: Deno.PointerObject,
+    batch: Uint32Array,
+    nbatch: number,
+    frames: Uint8Array,
+    size: bigint,
+    n: number,
+  ) => number;
   readonly #service: (f: Deno.PointerObject) => number;
   /** Forward descriptors (zero-copy, maxDesc entries). */
   readonly desc: Uint32Array;
@@ -142,6 +150,7 @@ export class Forwarder implements Disposable {
       view(l.sym.mcr_fwd_counters(p), maxTemplates * OUT_COUNTERS.size),
     );
     this.#submit = l.sym.mcr_fwd_submit;
+    this.#submitMem = l.sym.mcr_fwd_submit_mem;
     this.#service = l.sym.mcr_fwd_service;
   }
 
@@ -191,6 +200,24 @@ export class Forwarder implements Disposable {
   submit(rx: RxRing, n: number): number {
     const r = this.#submit(this.#ptr!, rx.pointer, n);
     if (r < 0) throw new McrError("mcr_fwd_submit", r, "");
+    return r;
+  }
+
+  /**
+   * Send `n` descriptors whose frames the caller copied into `frames`:
+   * descriptor i's `frame` indexes `batch` (RX descriptors, `RX_DESC_WORDS`
+   * words each, offsets into `frames`). Returns datagrams queued/sent.
+   */
+  submitMem(batch: Uint32Array, nbatch: number, frames: Uint8Array, n: number): number {
+    const r = this.#submitMem(
+      this.#ptr!,
+      batch,
+      nbatch,
+      frames,
+      BigInt(frames.byteLength),
+      n,
+    );
+    if (r < 0) throw new McrError("mcr_fwd_submit_mem", r, "");
     return r;
   }
 

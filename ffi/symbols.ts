@@ -128,6 +128,12 @@ export const symbols = {
   mcr_fwd_reset_counters: { parameters: ["pointer", "u32"], result: "i32" },
   // int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n)
   mcr_fwd_submit: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  // int mcr_fwd_submit_mem(mcr_fwd *fwd, const struct mcr_rx_desc *batch, uint32_t nbatch,
+  //                        const uint8_t *base, uint64_t size, uint32_t n)
+  mcr_fwd_submit_mem: {
+    parameters: ["pointer", "buffer", "u32", "buffer", "u64", "u32"],
+    result: "i32",
+  },
   // uint64_t mcr_fwd_invalid(const mcr_fwd *fwd)
   mcr_fwd_invalid: { parameters: ["pointer"], result: "u64" },
   // int mcr_fwd_service(mcr_fwd *fwd) — frames still queued, or -errno

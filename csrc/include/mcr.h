@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 5u
+#define MCR_ABI_VERSION 6u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -495,6 +495,13 @@ int mcr_fwd_reset_counters(mcr_fwd *fwd, uint32_t idx);
  * taken them (this kick, or a later one / mcr_fwd_service).
  */
 int mcr_fwd_submit(mcr_fwd *fwd, const mcr_rx *rx, uint32_t n);
+/**
+ * As mcr_fwd_submit, for frames the caller copied into its own memory (a
+ * reorder buffer): descriptor i's frame is batch[d->frame], whose offsets
+ * are relative to base (size bytes). Same checks, counters and kicks.
+ */
+int mcr_fwd_submit_mem(mcr_fwd *fwd, const struct mcr_rx_desc *batch, uint32_t nbatch,
+		       const uint8_t *base, uint64_t size, uint32_t n);
 /**
  * Housekeeping between batches: retry kicks that were cut short (EAGAIN),
  * probe rings whose link is down. Returns the number of datagrams still

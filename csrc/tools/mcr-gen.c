@@ -40,6 +40,7 @@ struct opts {
 	int tos; /* -1 = leave */
 	uint32_t stream_base;
 	uint64_t seq_start;
+	uint64_t start_at_ms; /* --start-at: CLOCK_REALTIME ms, 0 = now */
 	int burst;
 	double spin_us;
 	int no_df;
@@ -65,6 +66,9 @@ static void usage(FILE *f)
 		"  --tos N             IP TOS byte\n"
 		"  --stream-base ID    stream id of the first --dst (default 0)\n"
 		"  --seq-start N       first sequence number of every stream (default 0)\n"
+		"  --start-at MS       start sending at this CLOCK_REALTIME time (ms since the "
+		"epoch),\n"
+		"                      so that two senders start a known time apart\n"
 		"  --burst N           at most N datagrams per sendmmsg (default %d; adaptive: "
 		"only what is due)\n"
 		"  --spin-us US        sleep when the next datagram is due in more than US µs, "
@@ -99,6 +103,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		O_TOS,
 		O_SBASE,
 		O_SEQ,
+		O_START,
 		O_BURST,
 		O_SPIN,
 		O_NODF,
@@ -119,6 +124,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "tos", required_argument, 0, O_TOS },
 		{ "stream-base", required_argument, 0, O_SBASE },
 		{ "seq-start", required_argument, 0, O_SEQ },
+		{ "start-at", required_argument, 0, O_START },
 		{ "burst", required_argument, 0, O_BURST },
 		{ "spin-us", required_argument, 0, O_SPIN },
 		{ "no-df", no_argument, 0, O_NODF },
@@ -203,6 +209,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SEQ:
 			if (mcrt_parse_u64(optarg, &o->seq_start))
 				tool_die_usage("--seq-start wants an integer, got '%s'", optarg);
+			break;
+		case O_START:
+			if (mcrt_parse_u64(optarg, &o->start_at_ms) || o->start_at_ms == 0)
+				tool_die_usage("--start-at wants epoch milliseconds, got '%s'", optarg);
 			break;
 		case O_BURST:
 			if (mcrt_parse_u64(optarg, &v) || v < 1 || v > MAX_BURST)
@@ -348,6 +358,12 @@ int main(int argc, char **argv)
 	if (o.count && limit / ns != o.count)
 		limit = UINT64_MAX;
 	const double rate = o.rate;
+	if (o.start_at_ms) {
+		struct timespec at = { .tv_sec = (time_t)(o.start_at_ms / 1000),
+				       .tv_nsec = (long)(o.start_at_ms % 1000) * 1000000L };
+		while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR)
+			;
+	}
 	const uint64_t t0 = mcrt_now_ns();
 	uint64_t end_ns = UINT64_MAX;
 	if (o.duration > 0) {

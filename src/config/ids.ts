@@ -41,8 +41,21 @@ export function inputKey(input: InputTuple): string {
  * equal ids, whatever the rule's name or outputs.
  */
 export function ruleId(input: InputTuple): string {
+  return fnv64(inputKey(input));
+}
+
+/**
+ * Stable id of a rule with redundant inputs: FNV-1a 64 over their
+ * canonical texts joined by `+`, in order (one input: {@link ruleId}).
+ */
+export function inputsId(inputs: readonly InputTuple[]): string {
+  return inputs.length === 1 ? ruleId(inputs[0]) : fnv64(inputs.map(inputKey).join("+"));
+}
+
+/** FNV-1a 64 of a text's UTF-8 bytes, as 16 lowercase hex digits. */
+function fnv64(text: string): string {
   let h = FNV64_OFFSET;
-  for (const byte of new TextEncoder().encode(inputKey(input))) {
+  for (const byte of new TextEncoder().encode(text)) {
     h ^= BigInt(byte);
     h = (h * FNV64_PRIME) & U64;
   }

@@ -37,6 +37,29 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.input.source":
     "Only datagrams from this sender (an (S,G) rule takes precedence over a (*,G) rule).",
   "rules.*.input.vlan": "Match this 802.1Q VLAN id; absent = untagged frames only.",
+  "rules.*.inputs":
+    'Redundant inputs instead of "input": 2 to 4 paths of one stream (each one group and one port), combined as "redundancy" says.',
+  "rules.*.inputs.*": "One path of the stream (the same fields as input).",
+  "rules.*.inputs.*.interface": "Interface this path arrives on.",
+  "rules.*.inputs.*.group": "Multicast group or unicast address of this path (one address).",
+  "rules.*.inputs.*.port": "UDP destination port of this path.",
+  "rules.*.inputs.*.joins": "Not for redundant inputs (one group each).",
+  "rules.*.inputs.*.joins.*": "A group to join.",
+  "rules.*.inputs.*.source": "Only datagrams from this sender on this path.",
+  "rules.*.inputs.*.vlan": "Match this 802.1Q VLAN id on this path; absent = untagged.",
+  "rules.*.redundancy":
+    'How redundant inputs combine: "merge" (each datagram once, from whichever path delivers it first; ST 2022-7 style) or "failover" (one path at a time); a string is the mode, an object adds options.',
+  "rules.*.redundancy.mode": '"merge" or "failover".',
+  "rules.*.redundancy.max_delay_ms":
+    "Path differential delay tolerated (ms, default 50): a copy arriving later than this after the first is no longer recognised as one.",
+  "rules.*.redundancy.window":
+    "Datagrams remembered to recognise copies (RTP sequence numbers or payload hashes; a power of two, default 8192). Must hold max_delay_ms of the stream's rate.",
+  "rules.*.redundancy.reorder_ms":
+    "merge: hold datagrams up to this long (ms) to restore RTP sequence order when the paths are skewed (default: no reordering). Set it above the path skew.",
+  "rules.*.redundancy.failover_ms":
+    "failover: silence of the active path before the next takes over (ms, default 200).",
+  "rules.*.redundancy.revertive":
+    "failover: go back to an earlier path once it has delivered for failover_ms (default true).",
   "rules.*.outputs": "Where each matching datagram is sent (1 to 64 outputs).",
   "rules.*.outputs.*": "One output.",
   "rules.*.outputs.*.interface": "Interface to send on.",
@@ -156,6 +179,19 @@ function typed(s: Json): boolean {
 }
 
 /**
+ * A rule property read as an object or, as a string, as the object's `key`
+ * alone (the validator's `z.preprocess`, which toJSONSchema shows as the
+ * object only): its schema becomes `anyOf` the string and the object.
+ */
+function stringOrObject(base: Json, name: string, key: string): void {
+  const rules = (base.properties as Record<string, Json>).rules;
+  const props = (rules.items as Json).properties as Record<string, Json>;
+  const { description, ...obj } = props[name];
+  const str = (obj.properties as Record<string, Json>)[key];
+  props[name] = { description, anyOf: [{ enum: str.enum }, obj] };
+}
+
+/**
  * The JSON Schema (draft 2020-12) of rules.json.
  * @throws {Error} when a property has no description or no type (a new field
  *   in src/config/ needs a JSON Schema fragment and an entry in DESCRIPTIONS)
@@ -175,6 +211,7 @@ export function rulesJsonSchema(): JsonSchema {
     if (!typed(s)) problems.push(`${key}: no JSON Schema type (leaf without metadata?)`);
   });
   if (problems.length) throw new Error(`rules.json schema:\n  ${problems.join("\n  ")}`);
+  stringOrObject(base, "redundancy", "mode");
   const { $schema, ...rest } = base;
   return {
     $schema,

@@ -54,6 +54,25 @@ export const MAX_HEALTH_RULES = 4096;
 export const MAX_RATE_PPS = 100_000_000;
 /** Most bits per second a `rate_limit` may name (1 Tbit/s). */
 export const MAX_RATE_BPS = 1_000_000_000_000;
+/** Most inputs of a rule with redundant `inputs` (ST 2022-7 uses two; up to four paths). */
+export const MAX_REDUNDANT_INPUTS = 4;
+/**
+ * Most enabled rules with redundant `inputs`: each holds a shared arbitration
+ * block (`window` entries of 16 bytes) that every worker serving its inputs maps.
+ */
+export const MAX_REDUNDANT_RULES = 1024;
+/** Default `redundancy.max_delay_ms`: the path differential delay a merge tolerates. */
+export const DEFAULT_MAX_DELAY_MS = 50;
+/** Default `redundancy.window`: datagrams a merge remembers (RTP sequence numbers or payload hashes). */
+export const DEFAULT_MERGE_WINDOW = 8192;
+/** Smallest and largest `redundancy.window` (a power of two). */
+export const MIN_MERGE_WINDOW = 256;
+/** Largest `redundancy.window`: 1 MiB of arbitration state per rule. */
+export const MAX_MERGE_WINDOW = 65536;
+/** Longest `redundancy.reorder_ms`: held frames are bounded per worker (src/datapath/reorder.ts). */
+export const MAX_REORDER_MS = 1000;
+/** Default `redundancy.failover_ms`: silence of the active input before the next takes over. */
+export const DEFAULT_FAILOVER_MS = 200;
 /** Default `health.silence_ms`. */
 export const DEFAULT_SILENCE_MS = 1000;
 /** Shortest `health.silence_ms`: the stream monitor looks every 50 ms. */

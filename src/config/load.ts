@@ -221,10 +221,10 @@ export function validateRule(value: unknown, existing?: Config, index?: RuleInde
 /** The rules of `existing` the rule `key` could conflict with (all of them without an index). */
 function priorKeys(key: RuleKey, existing?: Config, index?: RuleIndex): RuleKey[] {
   const rules = existing?.rules ?? [];
-  if (!index) return rules.map((r, n) => keyOfConfig(n, r));
+  if (!index) return rules.flatMap((r, n) => keyOfConfig(n, r));
   const near = new Set([index.byName(key.name), index.byInput(key.key)]);
   const keys: RuleKey[] = [];
-  for (const r of near) if (r) keys.push(keyOfConfig(rules.indexOf(r), r));
+  for (const r of near) if (r) keys.push(...keyOfConfig(rules.indexOf(r), r));
   return keys.sort((a, b) => a.index - b.index);
 }
 
@@ -242,8 +242,13 @@ function validateRuleNow(value: unknown, existing?: Config, index?: RuleIndex): 
     for (const i of checkRule(loose)) {
       issues.push(issueAt(["rules", at, ...i.path], i.message, root));
     }
-    const key = keyOfLoose(at, loose);
-    for (const i of key ? checkAcross(priorKeys(key, existing, index), [key]) : []) {
+    const fresh = keyOfLoose(at, loose);
+    const prior = new Map<string, RuleKey>();
+    for (const key of fresh) {
+      for (const p of priorKeys(key, existing, index)) prior.set(`${p.index}|${p.key}`, p);
+    }
+    const sorted = [...prior.values()].sort((a, b) => a.index - b.index);
+    for (const i of fresh.length > 0 ? checkAcross(sorted, fresh) : []) {
       issues.push(issueAt(["rules", i.index, ...i.path], i.message, root));
     }
   }

@@ -6,12 +6,13 @@
  * @module
  */
 import { isMulticast, parseIPv4 } from "../common/net.ts";
-import { ruleId } from "./ids.ts";
+import { inputsId } from "./ids.ts";
 import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKER_NICE, DEFAULT_WORKERS } from "./limits.ts";
-import type { RawConfig, RawRule, TtlPolicy } from "./schema.ts";
+import type { RawConfig, RawInput, RawRule, TtlPolicy } from "./schema.ts";
 import type { Config, InputConfig, OutputConfig, RuleConfig, RxTuning, TxTuning } from "./types.ts";
 import { canonicalPort, inputMatch, isRange, outputDest } from "./ranges.ts";
 import { normalizeHealth, normalizeRateLimit } from "./stream_options.ts";
+import { normalizeRedundancy } from "./redundancy.ts";
 
 /** Defaults a rule inherits (the config's, or the built-in ones). */
 export interface Defaults {
@@ -21,12 +22,8 @@ export interface Defaults {
   dscp: number;
 }
 
-/** One rule, normalized (its id computed, every default resolved). */
-export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
-  const id = ruleId(rule.input);
-  const rttl = rule.ttl ?? d.ttl;
-  const rdscp = rule.dscp ?? d.dscp;
-  const i = rule.input;
+/** One input, normalized. */
+function normalizeInput(i: RawInput): InputConfig {
   const match = inputMatch(i);
   const joinAddrs = isRange(match)
     ? (i.joins ?? []).map((g) => parseIPv4(g)!)
@@ -47,6 +44,19 @@ export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
   if (i.source !== undefined) input.source = i.source;
   if (i.vlan !== undefined) input.vlan = i.vlan;
   if (i.joins !== undefined) input.joins = [...i.joins];
+  return input;
+}
+
+/** One rule, normalized (its id computed, every default resolved). */
+export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
+  const raw = rule.inputs ?? [rule.input!];
+  const id = inputsId(raw);
+  const rttl = rule.ttl ?? d.ttl;
+  const rdscp = rule.dscp ?? d.dscp;
+  const inputs = raw.map(normalizeInput);
+  const input = inputs[0];
+  // outputs that keep the group or port take the first input's (redundancy.ts)
+  const match = inputMatch(raw[0]);
   const outputs = rule.outputs.map((o): OutputConfig => {
     const oDscp = o.dscp ?? rdscp;
     const dest = outputDest(match, o);
@@ -78,6 +88,10 @@ export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
     dscp: rdscp,
     allow_link_local: rule.allow_link_local ?? false,
   };
+  if (rule.inputs !== undefined) {
+    out.inputs = inputs;
+    out.redundancy = normalizeRedundancy(rule.redundancy ?? { mode: "merge" });
+  }
   if (rule.rate_limit !== undefined) out.rate_limit = normalizeRateLimit(rule.rate_limit);
   if (rule.health !== undefined) out.health = normalizeHealth(rule.health);
   return out;

@@ -34,6 +34,7 @@ import {
 import { ANY_PORT, KEEP, type RawInput } from "./schema.ts";
 import type { LooseRule } from "./semantics.ts";
 import { healthIssues, rateLimitIssues } from "./stream_options.ts";
+import { redundancyIssues } from "./redundancy.ts";
 
 /** What an input or output address must be. */
 const ADDRESS_CLASSES = "must be a multicast group or a usable unicast address";
@@ -152,7 +153,14 @@ export function checkRule(rule: LooseRule): Issue[] {
   const issues: Issue[] = [];
   const allowLL = rule.allowLinkLocal ?? true;
   const input = rule.input;
-  if (input) checkInput(input, allowLL, issues);
+  for (const { input: one, path } of rule.inputs) {
+    if (!one) continue;
+    const own: Issue[] = [];
+    checkInput(one, allowLL, own);
+    // checkInput speaks of ["input", ...]; a redundant input is ["inputs", k, ...]
+    for (const i of own) issues.push({ path: [...path, ...i.path.slice(1)], message: i.message });
+  }
+  issues.push(...redundancyIssues(rule.record));
   issues.push(...rateLimitIssues(rule.rateLimit, ["rate_limit"]));
   if (rule.health) issues.push(...healthIssues(rule.health, input));
   const match = input ? inputMatch(input) : undefined;
@@ -176,8 +184,11 @@ export function checkRule(rule: LooseRule): Issue[] {
     issues.push(...rateLimitIssues(o.rate_limit, ["outputs", j, "rate_limit"]));
     const written = `${o.interface} ${o.group}:${o.port}`;
     const resolved = dest && !("problem" in dest) ? dest : undefined;
-    if (input && resolved && o.interface === input.interface && loopsInto(match!, resolved)) {
-      const exact = match!.len === 32 && resolved.hostBits === 0 && match!.port !== 0;
+    for (const { input: one } of rule.inputs) {
+      if (!one || !resolved || o.interface !== one.interface) continue;
+      const m = inputMatch(one);
+      if (!loopsInto(m, resolved)) continue;
+      const exact = m.len === 32 && resolved.hostBits === 0 && m.port !== 0;
       issues.push({
         path: ["outputs", j],
         message: exact
@@ -185,7 +196,7 @@ export function checkRule(rule: LooseRule): Issue[] {
             `${formatIPv4(resolved.addr)}:${resolved.port}); it would forward the stream into ` +
             "itself"
           : `sends on the input's interface to ${o.group}:${o.port}, back into the rule's own ` +
-            `input (${describeInput(input)}); it would forward the stream into itself`,
+            `input (${describeInput(one)}); it would forward the stream into itself`,
       });
     }
     // Duplicates: the same interface and destination, however written ("keep" of a range is

@@ -10,6 +10,7 @@ import { inputKey } from "./ids.ts";
 import { type CapacityCounts, capacityShare } from "./semantics.ts";
 import type { RuleConfig } from "./types.ts";
 import { isAnalysed, isMonitored } from "./stream_options.ts";
+import { ruleInputs } from "./redundancy.ts";
 
 function bump(m: Map<string, number>, k: string, by: number): void {
   const n = (m.get(k) ?? 0) + by;
@@ -29,6 +30,7 @@ export class RuleIndex {
   #joins = 0;
   #analysed = 0;
   #monitored = 0;
+  #redundant = 0;
 
   /** @param rules a valid rule set (unique names, one enabled rule per input) */
   constructor(rules: Iterable<RuleConfig> = []) {
@@ -49,15 +51,18 @@ export class RuleIndex {
     if (by > 0) this.#names.set(r.name, r);
     else if (this.#names.get(r.name) === r) this.#names.delete(r.name);
     if (!r.enabled) return;
-    const key = inputKey(r.input);
-    if (by > 0) this.#inputs.set(key, r);
-    else if (this.#inputs.get(key) === r) this.#inputs.delete(key);
+    for (const input of ruleInputs(r)) {
+      const key = inputKey(input);
+      if (by > 0) this.#inputs.set(key, r);
+      else if (this.#inputs.get(key) === r) this.#inputs.delete(key);
+      this.#joins += by * input.joinAddrs.length;
+      bump(this.#inputIfs, input.interface, by);
+      bump(this.#ifNames, input.interface, by);
+    }
     this.#outputs += by * r.outputs.length;
-    this.#joins += by * r.input.joinAddrs.length;
     if (isAnalysed(r)) this.#analysed += by;
     if (isMonitored(r)) this.#monitored += by;
-    bump(this.#inputIfs, r.input.interface, by);
-    bump(this.#ifNames, r.input.interface, by);
+    if (r.inputs) this.#redundant += by;
     for (const o of r.outputs) bump(this.#ifNames, o.interface, by);
   }
 
@@ -83,6 +88,7 @@ export class RuleIndex {
       joins: this.#joins,
       analysed: this.#analysed,
       monitored: this.#monitored,
+      redundant: this.#redundant,
     };
     const share = capacityShare(value);
     if (!share) return counts;
@@ -90,7 +96,8 @@ export class RuleIndex {
     counts.joins += share.joins;
     counts.analysed += share.analysed;
     counts.monitored += share.monitored;
-    if (share.input !== undefined && !this.#inputIfs.has(share.input)) counts.inputs++;
+    counts.redundant += share.redundant;
+    for (const i of share.inputs) if (!this.#inputIfs.has(i)) counts.inputs++;
     for (const n of share.interfaces) if (!this.#ifNames.has(n)) counts.interfaces++;
     return counts;
   }

@@ -14,11 +14,15 @@ import {
   MAX_INCLUDE_PATTERN_LENGTH,
   MAX_INCLUDE_PATTERNS,
   MAX_JOINS_PER_RULE,
+  MAX_MERGE_WINDOW,
   MAX_OUTPUTS_PER_RULE,
   MAX_RATE_BPS,
   MAX_RATE_PPS,
+  MAX_REDUNDANT_INPUTS,
+  MAX_REORDER_MS,
   MAX_RULES,
   MAX_WORKERS,
+  MIN_MERGE_WINDOW,
   MIN_SILENCE_MS,
 } from "./limits.ts";
 import { show } from "./quoting.ts";
@@ -207,6 +211,16 @@ export const PAYLOAD_KINDS = ["rtp", "ts", "rtp+ts"] as const;
 /** A `health.payload` value. */
 export type PayloadKind = (typeof PAYLOAD_KINDS)[number];
 
+/**
+ * How a rule with redundant `inputs` combines them: `merge` forwards each
+ * datagram once, from whichever input delivers it first (SMPTE ST 2022-7
+ * style); `failover` forwards from one input at a time, the next after the
+ * active one has been silent for `failover_ms`.
+ */
+export const REDUNDANCY_MODES = ["merge", "failover"] as const;
+/** A `redundancy.mode` value. */
+export type RedundancyMode = (typeof REDUNDANCY_MODES)[number];
+
 // ---------------------------------------------------------------- structure (zod)
 
 /** `rate_limit` of a rule or an output: a token bucket (src/datapath/policer.ts). */
@@ -228,6 +242,35 @@ const healthShape = {
   ).optional(),
   clock_rate: intIn(1000, 10_000_000).optional(),
 };
+
+const redundancyMode = () =>
+  leaf<RedundancyMode>(
+    (v) => typeof v === "string" && (REDUNDANCY_MODES as readonly string[]).includes(v),
+    `one of ${REDUNDANCY_MODES.map((m) => `"${m}"`).join(", ")}`,
+    { enum: [...REDUNDANCY_MODES] },
+  );
+
+/** `redundancy` of a rule with `inputs` (src/datapath/arbiter.ts). */
+const redundancyShape = {
+  mode: redundancyMode(),
+  max_delay_ms: intIn(1, 10_000).optional(),
+  window: leaf<number>(
+    (v) =>
+      isInt(MIN_MERGE_WINDOW, MAX_MERGE_WINDOW)(v) && ((v as number) & ((v as number) - 1)) === 0,
+    `a power of two from ${MIN_MERGE_WINDOW} to ${MAX_MERGE_WINDOW}`,
+    { ...jsonInt(MIN_MERGE_WINDOW, MAX_MERGE_WINDOW), description: "a power of two" },
+  ).optional(),
+  reorder_ms: intIn(1, MAX_REORDER_MS).optional(),
+  failover_ms: intIn(1, 60_000).optional(),
+  revertive: bool().optional(),
+};
+
+/** `redundancy`: the object, or its `mode` alone as a string (read as `{ "mode": ... }`). */
+const redundancy = () =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? { mode: v } : v),
+    z.strictObject(redundancyShape),
+  );
 
 const inputShape = {
   interface: ifname(),
@@ -252,7 +295,9 @@ const outputShape = {
 const ruleShape = {
   name: ruleName().optional(),
   enabled: bool().optional(),
-  input: z.strictObject(inputShape),
+  input: z.strictObject(inputShape).optional(),
+  inputs: z.array(z.strictObject(inputShape)).min(2).max(MAX_REDUNDANT_INPUTS).optional(),
+  redundancy: redundancy().optional(),
   outputs: z.array(z.strictObject(outputShape)).min(1).max(MAX_OUTPUTS_PER_RULE),
   ttl: ttl().optional(),
   dscp: dscp().optional(),
@@ -329,6 +374,10 @@ export const RuleSchema = z.strictObject(ruleShape);
 /** Structural schema of rules.json, without the semantic checks. */
 export const ConfigShapeSchema = z.strictObject(configShape);
 
+/** Structural schema of a rule's `redundancy` (the object form; a string is its `mode`). */
+export const RedundancySchema = redundancy();
+/** A `redundancy` as written. */
+export type RawRedundancy = z.infer<typeof RedundancySchema>;
 /** Structural schema of a `rate_limit`. */
 export const RateLimitSchema = z.strictObject(rateLimitShape);
 /** Structural schema of a rule's `health`. */
@@ -358,6 +407,7 @@ export const KNOWN_KEYS = {
   interface: Object.keys(interfaceShape),
   rate_limit: Object.keys(rateLimitShape),
   health: Object.keys(healthShape),
+  redundancy: Object.keys(redundancyShape),
   control: ["socket", "readonly_socket"],
   metrics: ["listen", "health_grace_s"],
 } as const;

@@ -10,7 +10,8 @@
 import { ruleWhere } from "./origins.ts";
 import { isMulticast, parseIPv4 } from "../common/net.ts";
 import { ConfigError, type ConfigIssue, isRecord, issueAt } from "./errors.ts";
-import { describeInput, inputKey, type InputTuple, ruleId } from "./ids.ts";
+import { describeInput, inputKey, inputsId, type InputTuple } from "./ids.ts";
+import { isRedundant, rawInputs, ruleInputs, tooManyRedundant } from "./redundancy.ts";
 import {
   DEFAULT_WORKERS,
   MAX_ANALYSED_RULES,
@@ -20,6 +21,7 @@ import {
   MAX_INTERFACES,
   MAX_JOINS,
   MAX_OUTPUT_SLOTS,
+  MAX_REDUNDANT_RULES,
   MAX_RULES,
 } from "./limits.ts";
 import { render } from "./quoting.ts";
@@ -56,6 +58,8 @@ export interface RuleKey {
   enabled: boolean;
   key: string;
   input: InputTuple;
+  /** Where the input is in the rule: ["input"], or ["inputs", k] for a redundant one. */
+  path: (string | number)[];
 }
 
 /**
@@ -63,8 +67,12 @@ export interface RuleKey {
  * on them while other parts of the rule have structural errors.
  */
 export interface LooseRule {
-  /** The input, if valid. */
+  /** The (first) input, if valid. */
   input?: RawInput;
+  /** Every input (one, or the redundant `inputs`), each if valid, with its path in the rule. */
+  inputs: { input?: RawInput; path: (string | number)[] }[];
+  /** The rule as written (for the checks across its fields: redundancy.ts). */
+  record: Record<string, unknown>;
   /** Each output if valid, else undefined. */
   outputs: (RawOutput | undefined)[];
   /** allow_link_local when valid (absent = false); undefined when invalid. */
@@ -88,7 +96,10 @@ function valid<T>(schema: { safeParse(v: unknown): { success: boolean; data?: T 
 
 export function loosen(v: unknown): LooseRule | null {
   if (!isRecord(v)) return null;
-  const input = InputSchema.safeParse(v.input);
+  const inputs = rawInputs(v).map(({ value, path }) => {
+    const r = InputSchema.safeParse(value);
+    return { input: r.success ? r.data : undefined, path };
+  });
   const outputs = Array.isArray(v.outputs)
     ? v.outputs.map((o) => {
       const r = OutputSchema.safeParse(o);
@@ -98,7 +109,9 @@ export function loosen(v: unknown): LooseRule | null {
   const all = v.allow_link_local;
   const name = v.name;
   return {
-    input: input.success ? input.data : undefined,
+    input: inputs[0]?.input,
+    inputs,
+    record: v,
     outputs,
     allowLinkLocal: all === undefined ? false : typeof all === "boolean" ? all : undefined,
     nameState: name === undefined
@@ -113,29 +126,35 @@ export function loosen(v: unknown): LooseRule | null {
   };
 }
 
-export function keyOfLoose(index: number, rule: LooseRule): RuleKey | null {
-  if (!rule.input) return null;
-  return {
+/** The cross-rule keys of a rule: one per valid input (the name is checked on the first). */
+export function keyOfLoose(index: number, rule: LooseRule): RuleKey[] {
+  const valid = rule.inputs.filter((i) => i.input !== undefined);
+  if (valid.length === 0) return [];
+  const name = rule.nameState === "valid" ? rule.name! : inputsId(valid.map((i) => i.input!));
+  return valid.map((i, k) => ({
     index,
-    name: rule.nameState === "valid" ? rule.name! : ruleId(rule.input),
+    name,
     named: rule.nameState === "valid",
-    checkName: rule.nameState !== "invalid",
+    checkName: k === 0 && rule.nameState !== "invalid",
     enabled: rule.enabled,
-    key: inputKey(rule.input),
-    input: rule.input,
-  };
+    key: inputKey(i.input!),
+    input: i.input!,
+    path: i.path,
+  }));
 }
 
-export function keyOfConfig(index: number, rule: RuleConfig): RuleKey {
-  return {
+/** The cross-rule keys of a normalized rule: one per input (the name is checked on the first). */
+export function keyOfConfig(index: number, rule: RuleConfig): RuleKey[] {
+  return ruleInputs(rule).map((input, k) => ({
     index,
     name: rule.name,
     named: rule.name !== rule.id,
-    checkName: true,
+    checkName: k === 0,
     enabled: rule.enabled,
-    key: inputKey(rule.input),
-    input: rule.input,
-  };
+    key: inputKey(input),
+    input,
+    path: rule.inputs ? ["inputs", k] : ["input"],
+  }));
 }
 
 function ruleLabel(k: RuleKey): string {
@@ -168,11 +187,13 @@ export function checkAcross(
           `${ruleLabel(other)}; give the rule a distinct "name"`;
       issues.push({ index: k.index, path: ["name"], message });
     }
-    const clash = k.enabled ? inputs.get(k.key) : undefined;
+    const found = k.enabled ? inputs.get(k.key) : undefined;
+    // an input twice in one rule is redundancy.ts's to report
+    const clash = found && found.index !== k.index ? found : undefined;
     if (clash) {
       issues.push({
         index: k.index,
-        path: ["input"],
+        path: k.path,
         message: `same input (${describeInput(k.input)}) as enabled ${ruleLabel(clash)}; ` +
           "two enabled rules cannot consume the same stream: merge their outputs into one " +
           "rule or disable one of them",
@@ -199,7 +220,7 @@ export function tooManyRules(count: number): string {
 export function capacityIssues(rules: readonly unknown[], root: unknown): ConfigIssue[] {
   const inputs = new Set<string>();
   const names = new Set<string>();
-  let outputs = 0, joins = 0, analysed = 0, monitored = 0;
+  let outputs = 0, joins = 0, analysed = 0, monitored = 0, redundant = 0;
   for (const r of rules) {
     const share = capacityShare(r);
     if (!share) continue;
@@ -207,11 +228,12 @@ export function capacityIssues(rules: readonly unknown[], root: unknown): Config
     joins += share.joins;
     analysed += share.analysed;
     monitored += share.monitored;
-    if (share.input !== undefined) inputs.add(share.input);
+    redundant += share.redundant;
+    for (const i of share.inputs) inputs.add(i);
     for (const n of share.interfaces) names.add(n);
   }
   return capacityIssuesOf(
-    { outputs, inputs: inputs.size, interfaces: names.size, joins, analysed, monitored },
+    { outputs, inputs: inputs.size, interfaces: names.size, joins, analysed, monitored, redundant },
     root,
   );
 }
@@ -220,8 +242,8 @@ export function capacityIssues(rules: readonly unknown[], root: unknown): Config
 export interface CapacityShare {
   /** Its outputs. */
   outputs: number;
-  /** Its input interface, if named. */
-  input?: string;
+  /** Its input interfaces (distinct), as named. */
+  inputs: string[];
   /** The interface names it uses (input and outputs). */
   interfaces: Set<string>;
   /** The IGMP joins it asks for (see {@link joinsOf}). */
@@ -230,6 +252,8 @@ export interface CapacityShare {
   analysed: number;
   /** 1 when it has `health`, else 0. */
   monitored: number;
+  /** 1 when it has redundant `inputs`, else 0. */
+  redundant: number;
 }
 
 /**
@@ -251,10 +275,12 @@ export function capacityShare(r: unknown): CapacityShare | null {
   if (!isRecord(r) || r.enabled === false) return null;
   const share: CapacityShare = {
     outputs: 0,
+    inputs: [],
     interfaces: new Set(),
-    joins: joinsOf(r.input),
+    joins: 0,
     analysed: isAnalysed(r) ? 1 : 0,
     monitored: isMonitored(r) ? 1 : 0,
+    redundant: isRedundant(r) ? 1 : 0,
   };
   if (Array.isArray(r.outputs)) {
     share.outputs = r.outputs.length;
@@ -262,9 +288,12 @@ export function capacityShare(r: unknown): CapacityShare | null {
       if (isRecord(o) && typeof o.interface === "string") share.interfaces.add(o.interface);
     }
   }
-  if (isRecord(r.input) && typeof r.input.interface === "string") {
-    share.input = r.input.interface;
-    share.interfaces.add(r.input.interface);
+  for (const { value } of rawInputs(r)) {
+    share.joins += joinsOf(value);
+    if (isRecord(value) && typeof value.interface === "string") {
+      if (!share.inputs.includes(value.interface)) share.inputs.push(value.interface);
+      share.interfaces.add(value.interface);
+    }
   }
   return share;
 }
@@ -283,6 +312,8 @@ export interface CapacityCounts {
   analysed: number;
   /** Enabled rules with `health`. */
   monitored: number;
+  /** Enabled rules with redundant `inputs`. */
+  redundant: number;
 }
 
 /** The capacity issues of a rule list with these counts (see {@link capacityIssues}). */
@@ -315,6 +346,9 @@ export function capacityIssuesOf(counts: CapacityCounts, root: unknown): ConfigI
   }
   if (counts.monitored > MAX_HEALTH_RULES) {
     issues.push(issueAt(["rules"], tooManyMonitored(counts.monitored), root));
+  }
+  if (counts.redundant > MAX_REDUNDANT_RULES) {
+    issues.push(issueAt(["rules"], tooManyRedundant(counts.redundant), root));
   }
   if (counts.analysed > MAX_ANALYSED_RULES) {
     issues.push(issueAt(["rules"], tooManyAnalysed(counts.analysed), root));
@@ -430,8 +464,7 @@ export function semanticIssues(rules: unknown, root: unknown): ConfigIssue[] {
     for (const i of checkRule(loose)) {
       issues.push(issueAt(["rules", index, ...i.path], i.message, root));
     }
-    const key = keyOfLoose(index, loose);
-    if (key) keys.push(key);
+    keys.push(...keyOfLoose(index, loose));
   });
   for (const i of checkAcross([], keys)) {
     issues.push(issueAt(["rules", i.index, ...i.path], i.message, root));

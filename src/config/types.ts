@@ -9,7 +9,14 @@
  *
  * @module
  */
-import type { FanoutMode, InputPort, OutputPort, Role, TtlPolicy } from "./schema.ts";
+import type {
+  FanoutMode,
+  InputPort,
+  OutputPort,
+  RedundancyMode,
+  Role,
+  TtlPolicy,
+} from "./schema.ts";
 import type { HealthConfig, RateLimitConfig } from "./stream_options.ts";
 
 export type { HealthConfig, RateLimitConfig };
@@ -93,6 +100,22 @@ export interface OutputConfig {
   rate_limit?: RateLimitConfig;
 }
 
+/** A rule's `redundancy` with its defaults applied (src/datapath/arbiter.ts). */
+export interface RedundancyConfig {
+  /** `merge` (each datagram once, from the first input to deliver it) or `failover`. */
+  mode: RedundancyMode;
+  /** Path differential delay tolerated: a copy later than this is no longer recognised (ms). */
+  max_delay_ms: number;
+  /** Datagrams remembered to recognise copies (a power of two). */
+  window: number;
+  /** `merge`: hold datagrams up to this long to restore RTP sequence order (ms; absent: never). */
+  reorder_ms?: number;
+  /** `failover`: silence of the active input before the next one takes over (ms). */
+  failover_ms: number;
+  /** `failover`: go back to an earlier input once it delivers again (default true). */
+  revertive: boolean;
+}
+
 /** One relay rule, normalized. */
 export interface RuleConfig {
   /** Stable id: `ruleId` of the input (16 hex digits). Not unique across disabled rules. */
@@ -101,8 +124,16 @@ export interface RuleConfig {
   name: string;
   /** Whether the rule relays (default true). */
   enabled: boolean;
-  /** Where the stream comes from. */
+  /** Where the stream comes from: the only input, or the first of redundant `inputs`. */
   input: InputConfig;
+  /**
+   * Redundant inputs (2..4; `inputs[0]` is `input`), with `redundancy`; absent
+   * for a rule with one input. Code that needs every input uses `ruleInputs`
+   * (redundancy.ts).
+   */
+  inputs?: InputConfig[];
+  /** How redundant `inputs` combine (present exactly when `inputs` is). */
+  redundancy?: RedundancyConfig;
   /** Where it goes (1..64 outputs, pairwise distinct). */
   outputs: OutputConfig[];
   /** Rule default TTL policy, resolved (rule's, else config's, else 1). */

@@ -22,6 +22,8 @@ function knownKeysFor(path: readonly PropertyKey[]): readonly string[] {
   if (path[0] === "rules") {
     if (n === 2) return KNOWN_KEYS.rule;
     if (n === 3 && path[2] === "input") return KNOWN_KEYS.input;
+    if (n === 4 && path[2] === "inputs") return KNOWN_KEYS.input;
+    if (n === 3 && path[2] === "redundancy") return KNOWN_KEYS.redundancy;
     if (n === 4 && path[2] === "outputs") return KNOWN_KEYS.output;
     if (n === 3 && path[2] === "rate_limit") return KNOWN_KEYS.rate_limit;
     if (n === 3 && path[2] === "health") return KNOWN_KEYS.health;

@@ -15,8 +15,17 @@
 import { Drop, ParsedPacket, parseFrame } from "./packet.ts";
 import { Ext, In, IN_DROP, Out } from "./counters.ts";
 import type { Policer } from "./policer.ts";
+import { Verdict } from "./arbiter.ts";
+import type { RuleExt } from "./rule_ext.ts";
+import {
+  HOLD_SLOT_BYTES,
+  type HoldQueue,
+  MAX_HELD_PER_RULE,
+  Place,
+  ReorderBuffer,
+} from "./reorder.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
-import { matchRule, type MatchTable } from "./match.ts";
+import { type CompiledRule, matchRule, type MatchTable } from "./match.ts";
 import { FWD_DESC_WORDS, FwdDescWord, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
 
 // Descriptor words as plain constants for the hot loop (ffi/abi.ts checks them against C).
@@ -41,6 +50,10 @@ export class BatchProcessor {
   /** Output slots currently in error (descriptors skipped and counted). */
   readonly broken: Uint8Array = new Uint8Array(MAX_OUTPUT_SLOTS);
   readonly #pkt = new ParsedPacket();
+  /** Frames held for reordering (reorder.ts), shared by the rules with `reorder_ms`. */
+  readonly reorder: ReorderBuffer = new ReorderBuffer();
+  /** Where a full `fdesc` goes: `flush` while processing a batch, `flushHeld` while releasing. */
+  #flushNow: (n: number) => void;
 
   /**
    * @param counters the worker's counter block (counters.ts)
@@ -48,13 +61,17 @@ export class BatchProcessor {
    * @param maxDesc capacity of `fdesc` in descriptors
    * @param flush called with the number of descriptors when `fdesc` is full
    *   (the relay submits them), then filling restarts at 0
+   * @param flushHeld as `flush`, while {@link release} fills `fdesc` with held frames
    */
   constructor(
     readonly counters: Float64Array,
     readonly fdesc: Uint32Array,
     readonly maxDesc: number,
     readonly flush: (n: number) => void,
-  ) {}
+    readonly flushHeld: (n: number) => void = flush,
+  ) {
+    this.#flushNow = flush;
+  }
 
   /**
    * Process `n` frames described by `desc` (8 words each) in `ring`, an
@@ -73,13 +90,11 @@ export class BatchProcessor {
     linkHeader: number,
   ): number {
     const counters = this.counters;
-    const fdesc = this.fdesc;
     const drops = base + IN_DROP;
-    const broken = this.broken;
     const pkt = this.#pkt;
-    const maxDesc = this.maxDesc;
     let m = 0;
-    let bytes = 0, matched = 0;
+    let bytes = 0;
+    this.#flushNow = this.flush;
     for (let i = 0; i < n; i++) {
       const b = i * RXW;
       const wire = desc[b + RX_LEN];
@@ -103,72 +118,231 @@ export class BatchProcessor {
         counters[drops + Drop.no_match]++;
         continue;
       }
-      matched++;
-      counters[rule.counter]++;
-      counters[rule.counter + 1] += pkt.payloadLength;
-      // rate limits and payload analysis (rule_ext.ts): only rules that have them pay for them
+      // redundant paths, rate limits and payload analysis (rule_ext.ts): only rules that have
+      // them pay for them
       const ext = rule.ext;
-      let outPolice: (Policer | null)[] | null = null;
       let tUs = 0;
       if (ext !== null) {
         tUs = desc[b + RX_TSTAMP];
-        const len = pkt.payloadLength;
         counters[ext.base + Ext.lastRxUs] = tUs;
-        if (ext.analyser !== null) {
-          ext.analyser.analyse(counters, ring, pkt.payloadOffset, len, tUs);
-        }
-        if (ext.police !== null && !ext.police.admit(tUs, len)) {
-          counters[ext.base + Ext.policed]++;
-          counters[ext.base + Ext.policedBytes] += len;
-          for (let k = 0; k < rule.nOut; k++) counters[rule.outCounter[k] + Out.policed]++;
-          counters[drops + Drop.policed] += rule.nOut;
-          continue;
-        }
-        outPolice = ext.outPolice;
-      }
-      const inTtl = pkt.ttl;
-      for (let k = 0; k < rule.nOut; k++) {
-        const tmpl = rule.tmpl[k];
-        let ttl = rule.ttl[k];
-        if (ttl === 0) {
-          if (inTtl <= 1) {
-            counters[rule.outCounter[k] + Out.ttlExpired]++;
-            counters[drops + Drop.ttl_expired]++;
+        const arb = ext.arbiter;
+        if (arb !== null) {
+          const v = arb.admit(ring, pkt.payloadOffset, pkt.payloadLength, tUs);
+          if (v !== Verdict.forward) {
+            this.#notForwarded(ext, drops, v);
             continue;
           }
-          ttl = inTtl - 1;
-        }
-        if (broken[tmpl] !== 0) {
-          counters[rule.outCounter[k] + Out.unavailable]++;
-          continue;
-        }
-        if (outPolice !== null) {
-          const p = outPolice[k];
-          if (p !== null && !p.admit(tUs, pkt.payloadLength)) {
-            counters[rule.outCounter[k] + Out.policed]++;
-            counters[drops + Drop.policed]++;
-            continue;
+          if (ext.hold !== null && arb.lastRtp) {
+            const p = ext.hold.place(arb.lastSeq);
+            if (p === Place.late) {
+              this.#notForwarded(ext, drops, Verdict.late);
+              continue;
+            }
+            if (
+              p === Place.hold && this.#hold(ext.hold, rule, arb.lastSeq, ring, desc, b, base)
+            ) {
+              continue;
+            }
           }
         }
-        if (m === maxDesc) {
-          this.flush(m);
-          m = 0;
-        }
-        const d = m * FWW;
-        fdesc[d + FW_FRAME] = i;
-        fdesc[d + FW_L3] = pkt.l3Offset;
-        fdesc[d + FW_PAYLOAD_OFF] = pkt.payloadOffset;
-        fdesc[d + FW_PAYLOAD_LEN] = pkt.payloadLength;
-        fdesc[d + FW_TMPL] = tmpl;
-        fdesc[d + FW_TTL] = ttl;
-        fdesc[d + FW_FLAGS] = 0;
-        m++;
       }
+      m = this.#emit(
+        m,
+        rule,
+        i,
+        ring,
+        pkt.l3Offset,
+        pkt.payloadOffset,
+        pkt.payloadLength,
+        pkt.ttl,
+        tUs,
+        base,
+      );
     }
     counters[base + In.frames] += n;
     counters[base + In.bytes] += bytes;
-    counters[base + In.matched] += matched;
     counters[base + In.batches]++;
+    return m;
+  }
+
+  /** Count a datagram a redundant rule's path does not forward (arbiter.ts {@link Verdict}). */
+  #notForwarded(ext: RuleExt, drops: number, v: number): void {
+    const counters = this.counters;
+    if (v === Verdict.duplicate) {
+      counters[ext.base + Ext.mergedDuplicates]++;
+      counters[drops + Drop.merged_duplicate]++;
+    } else if (v === Verdict.late) {
+      counters[ext.base + Ext.mergeLate]++;
+      counters[drops + Drop.merge_late]++;
+    } else {
+      counters[ext.base + Ext.inactive]++;
+      counters[drops + Drop.inactive_input]++;
+    }
+  }
+
+  /**
+   * One matched datagram of `rule` — frame `frame` of the batch in `buf`,
+   * its IPv4 header at `l3`, its payload at `off` (`len` bytes), input TTL
+   * `inTtl`, received at `tUs` — through the rule's options and onto each
+   * output: forward descriptors from `m` on. Returns the new count.
+   */
+  #emit(
+    m: number,
+    rule: CompiledRule,
+    frame: number,
+    buf: Uint8Array,
+    l3: number,
+    off: number,
+    len: number,
+    inTtl: number,
+    tUs: number,
+    base: number,
+  ): number {
+    const counters = this.counters;
+    const drops = base + IN_DROP;
+    counters[base + In.matched]++;
+    counters[rule.counter]++;
+    counters[rule.counter + 1] += len;
+    const ext = rule.ext;
+    let outPolice: (Policer | null)[] | null = null;
+    if (ext !== null) {
+      if (ext.analyser !== null) ext.analyser.analyse(counters, buf, off, len, tUs);
+      if (ext.police !== null && !ext.police.admit(tUs, len)) {
+        counters[ext.base + Ext.policed]++;
+        counters[ext.base + Ext.policedBytes] += len;
+        for (let k = 0; k < rule.nOut; k++) counters[rule.outCounter[k] + Out.policed]++;
+        counters[drops + Drop.policed] += rule.nOut;
+        return m;
+      }
+      outPolice = ext.outPolice;
+    }
+    const fdesc = this.fdesc;
+    const broken = this.broken;
+    for (let k = 0; k < rule.nOut; k++) {
+      const tmpl = rule.tmpl[k];
+      let ttl = rule.ttl[k];
+      if (ttl === 0) {
+        if (inTtl <= 1) {
+          counters[rule.outCounter[k] + Out.ttlExpired]++;
+          counters[drops + Drop.ttl_expired]++;
+          continue;
+        }
+        ttl = inTtl - 1;
+      }
+      if (broken[tmpl] !== 0) {
+        counters[rule.outCounter[k] + Out.unavailable]++;
+        continue;
+      }
+      if (outPolice !== null) {
+        const p = outPolice[k];
+        if (p !== null && !p.admit(tUs, len)) {
+          counters[rule.outCounter[k] + Out.policed]++;
+          counters[drops + Drop.policed]++;
+          continue;
+        }
+      }
+      if (m === this.maxDesc) {
+        this.#flushNow(m);
+        m = 0;
+      }
+      const d = m * FWW;
+      fdesc[d + FW_FRAME] = frame;
+      fdesc[d + FW_L3] = l3;
+      fdesc[d + FW_PAYLOAD_OFF] = off;
+      fdesc[d + FW_PAYLOAD_LEN] = len;
+      fdesc[d + FW_TMPL] = tmpl;
+      fdesc[d + FW_TTL] = ttl;
+      fdesc[d + FW_FLAGS] = 0;
+      m++;
+    }
+    return m;
+  }
+
+  /**
+   * Hold the datagram just parsed (frame at descriptor word `b` of `desc`)
+   * of `rule` in `q` until its turn (reorder.ts). False when it cannot be held (no
+   * room, too long): it goes out now instead.
+   */
+  #hold(
+    q: HoldQueue,
+    rule: CompiledRule,
+    seq: number,
+    ring: Uint8Array,
+    desc: Uint32Array,
+    b: number,
+    base: number,
+  ): boolean {
+    const rb = this.reorder;
+    if (q.size >= MAX_HELD_PER_RULE) return false;
+    const at = desc[b + RX_OFFSET];
+    const slot = rb.take(
+      ring,
+      at,
+      desc[b + RX_SNAPLEN],
+      desc[b + RX_LEN],
+      desc[b + RX_STATUS],
+      desc[b + RX_VLAN_TCI],
+      desc[b + RX_TSTAMP],
+    );
+    if (slot < 0) return false;
+    const pkt = this.#pkt;
+    const shift = slot * HOLD_SLOT_BYTES - at;
+    const f = {
+      slot,
+      l3Offset: pkt.l3Offset + shift,
+      payloadOffset: pkt.payloadOffset + shift,
+      payloadLength: pkt.payloadLength,
+      ttl: pkt.ttl,
+      tUs: desc[b + RX_TSTAMP],
+    };
+    if (!q.insert(seq, f)) {
+      rb.drop(slot); // the same copy twice in one worker: the arbiter let only one through
+      return true;
+    }
+    q.base = base;
+    q.rule = rule;
+    rb.active.add(q);
+    return true;
+  }
+
+  /**
+   * Release held datagrams whose turn came (or all, with `force`: before a
+   * table change or a stop) at `nowUs` (kernel clock, µs mod 2^32): forward
+   * descriptors into `fdesc` whose frames are {@link reorder}'s slots.
+   * Returns the number to submit with `reorder.desc`/`reorder.frames`
+   * (`flushHeld` takes them when `fdesc` fills); then call `reorder.sent()`.
+   */
+  release(nowUs: number, force = false): number {
+    const rb = this.reorder;
+    let m = 0;
+    this.#flushNow = this.flushHeld;
+    for (const q of rb.active) {
+      while (q.due(nowUs, force)) {
+        if (!force && q.headLate()) {
+          const f = q.shift();
+          rb.drop(f.slot);
+          this.#notForwarded(q.rule!.ext!, q.base + IN_DROP, Verdict.late);
+          continue;
+        }
+        const seq = q.seq[0];
+        const f = q.shift();
+        q.sent(seq);
+        rb.leaving(f.slot);
+        m = this.#emit(
+          m,
+          q.rule!,
+          f.slot,
+          rb.frames,
+          f.l3Offset,
+          f.payloadOffset,
+          f.payloadLength,
+          f.ttl,
+          f.tUs,
+          q.base,
+        );
+      }
+      if (q.size === 0) rb.active.delete(q);
+    }
     return m;
   }
 }

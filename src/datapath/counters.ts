@@ -18,8 +18,9 @@
  *   {@link Out}). Rules and outputs own stable slot numbers assigned by the
  *   supervisor, so their counters survive table changes and reloads;
  * - a rule extension ({@link EXT_WORDS} per rule slot, see {@link Ext}):
- *   what a rule's `rate_limit` dropped and what its `health` analysis of
- *   RTP and MPEG-TS payloads counted. Only rules with those options write
+ *   what a rule's `rate_limit` dropped, what its `health` analysis of
+ *   RTP and MPEG-TS payloads counted, and what a path of a rule with
+ *   redundant inputs did not forward (arbiter.ts). Only rules with those options write
  *   it, so only their pages are touched.
  *
  * The block is allocated zeroed and only the pages of slots in use are ever
@@ -132,8 +133,8 @@ export const EXT_BASE = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
 /** Words per rule extension. */
 export const EXT_WORDS = 16;
 /**
- * Rule extension words (written only for rules with `rate_limit` or
- * `health` payload analysis; stream_health.ts, policer.ts). All are counts
+ * Rule extension words (written only for rules with `rate_limit`, `health`
+ * or redundant inputs; stream_health.ts, policer.ts, arbiter.ts). All are counts
  * except {@link Ext.rtpJitterUs}, a gauge.
  */
 export const Ext = {
@@ -167,6 +168,12 @@ export const Ext = {
    * a count: the stream monitor reads it for the last-packet age.
    */
   lastRxUs: 12,
+  /** A path of a redundant rule (arbiter.ts): copies dropped as already forwarded. */
+  mergedDuplicates: 13,
+  /** A path of a redundant rule: datagrams too far behind to judge (`merge_late`). */
+  mergeLate: 14,
+  /** A path of a `failover` rule: datagrams dropped while another path was active. */
+  inactive: 15,
 } as const;
 /** Extension words that are not counts (never summed into retired counts). */
 export const EXT_GAUGES: readonly number[] = [Ext.rtpJitterUs, Ext.lastRxUs];

@@ -17,7 +17,7 @@
  */
 import type { RxOptions, TxOptions } from "../../ffi/mod.ts";
 import type { RateLimit } from "./policer.ts";
-import type { PayloadKind } from "../config/schema.ts";
+import type { PayloadKind, RedundancyMode } from "../config/schema.ts";
 
 /** TX ring options of a worker's TX rings. */
 export type TxRingOptions = Omit<TxOptions, "ifindex">;
@@ -79,6 +79,34 @@ export interface TableHealth {
   clockRate: number;
 }
 
+/**
+ * A path of a rule with redundant inputs (arbiter.ts): the supervisor makes
+ * one table rule per input, each on its own input interface, all sharing
+ * `state`.
+ */
+export interface TableRedundancy {
+  /** The configured rule's name (the table rule is named `rule[input]`). */
+  rule: string;
+  /** `merge` or `failover`. */
+  mode: RedundancyMode;
+  /** This path's index among the rule's inputs. */
+  input: number;
+  /** Number of inputs of the rule. */
+  inputs: number;
+  /** The rule's arbitration block (arbiter.ts layout): one buffer for all its paths and workers. */
+  state: SharedArrayBuffer;
+  /** Entries of its window (a power of two). */
+  window: number;
+  /** Copies further apart than this (µs of kernel receive time) are different datagrams. */
+  maxDelayUs: number;
+  /** `merge`: how long a datagram waits for a gap before it to be filled (µs; 0: no reordering). */
+  reorderUs: number;
+  /** `failover`: silence of the active path before another takes over (µs). */
+  failoverUs: number;
+  /** `failover`: an earlier path takes over again once it delivers steadily. */
+  revertive: boolean;
+}
+
 /** One rule as the worker needs it. */
 export interface TableRule {
   /** Stable counter slot. */
@@ -103,6 +131,8 @@ export interface TableRule {
   rateLimit?: RateLimit;
   /** The rule's `health` option, if it has one. */
   health?: TableHealth;
+  /** A path of a rule with redundant inputs: its arbitration. */
+  redundancy?: TableRedundancy;
 }
 
 /** The complete rule table of one input interface, versioned (the supervisor's view). */

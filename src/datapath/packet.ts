@@ -51,6 +51,11 @@ import { ETH_HLEN } from "./link_types.ts";
  *   counted per output datagram like the other output-level reasons.
  * - `standby`: the relay is a standby (`role`): the datagram would have been
  *   sent to the output and was not (counted per output, as a drop reason).
+ * - `merged_duplicate`: a copy, on another path of a rule with redundant
+ *   `inputs`, of a datagram already forwarded (arbiter.ts).
+ * - `merge_late`: on a path of a redundant rule, too far behind the stream to
+ *   tell whether it was already forwarded (beyond the `redundancy.window`).
+ * - `inactive_input`: on a path of a `failover` rule that is not the active one.
  */
 export const Drop = {
   not_ipv4: 0,
@@ -70,6 +75,9 @@ export const Drop = {
   bad_checksum: 14,
   policed: 15,
   standby: 16,
+  merged_duplicate: 17,
+  merge_late: 18,
+  inactive_input: 19,
 } as const;
 
 /** A drop reason code (a value of {@link Drop}). */

@@ -1,7 +1,8 @@
 /**
  * A rule's options beyond forwarding, as the hot loop sees them: its own
- * `rate_limit` (policer.ts), its outputs' `rate_limit`s and its `health`
- * payload analysis (stream_health.ts). A rule without them has none
+ * `rate_limit` (policer.ts), its outputs' `rate_limit`s, its `health`
+ * payload analysis (stream_health.ts) and, for a path of a rule with
+ * redundant inputs, its arbitration (arbiter.ts). A rule without them has none
  * ({@link CompiledRule.ext} is null), which is all the hot loop checks for
  * it: one comparison per matched datagram and one per output.
  *
@@ -11,6 +12,8 @@ import { extBase } from "./counters.ts";
 import type { TableRule } from "./messages.ts";
 import { Policer } from "./policer.ts";
 import { StreamAnalyser } from "./stream_health.ts";
+import { Arbiter } from "./arbiter.ts";
+import { HoldQueue } from "./reorder.ts";
 
 /** The extra per-rule state of a rule with options (see module doc); one shape for every rule. */
 export class RuleExt {
@@ -19,12 +22,16 @@ export class RuleExt {
    * @param police the rule's own limit, or null
    * @param analyser its payload analysis, or null
    * @param outPolice per output (rule order): its limit or null; null when no output has one
+   * @param arbiter for a path of a rule with redundant inputs: which copies it forwards
+   * @param hold for a path of a merge with `reorder_ms`: the frames it holds back (reorder.ts)
    */
   constructor(
     readonly base: number,
     readonly police: Policer | null,
     readonly analyser: StreamAnalyser | null,
     readonly outPolice: (Policer | null)[] | null,
+    readonly arbiter: Arbiter | null,
+    readonly hold: HoldQueue | null,
   ) {}
 }
 
@@ -38,7 +45,22 @@ export function ruleExt(r: TableRule): RuleExt | null {
   const outPolice = r.outputs.some((o) => o.rateLimit)
     ? r.outputs.map((o) => (o.rateLimit ? new Policer(o.rateLimit) : null))
     : null;
+  const red = r.redundancy;
+  const arbiter = red
+    ? new Arbiter(
+      red.state,
+      red.window,
+      red.input,
+      red.mode === "failover",
+      red.maxDelayUs,
+      red.failoverUs,
+      red.revertive,
+    )
+    : null;
   // a rule with `health` needs the last-packet time (Ext.lastRxUs) even without analysis
-  if (!h && !analyser && !police && !outPolice) return null;
-  return new RuleExt(extBase(r.slot), police, analyser, outPolice);
+  if (!h && !analyser && !police && !outPolice && !arbiter) return null;
+  const hold = arbiter && red && red.reorderUs > 0
+    ? new HoldQueue(arbiter.state, red.reorderUs)
+    : null;
+  return new RuleExt(extBase(r.slot), police, analyser, outPolice, arbiter, hold);
 }

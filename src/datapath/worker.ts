@@ -49,6 +49,7 @@ import {
 } from "../../ffi/mod.ts";
 import type { McrError } from "../../ffi/errors.ts";
 import { BatchProcessor } from "./batch.ts";
+import { HOLD_SLOTS, kernelNowUs } from "./reorder.ts";
 import { countStandby } from "./standby.ts";
 import { In, W } from "./counters.ts";
 import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS } from "../config/limits.ts";
@@ -178,7 +179,29 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     if (standby) countStandby(fwd.desc, m, counters);
     else fwd.submit(ring, m);
   };
-  const proc = new BatchProcessor(counters, fwd.desc, MAX_DESC, (m) => submit(cur!, m));
+  /** Hand `m` descriptors of held frames (reorder.ts) to the forwarder, or count them (standby). */
+  const submitHeld = (m: number) => {
+    if (standby) countStandby(fwd.desc, m, counters);
+    else fwd.submitMem(proc.reorder.desc, HOLD_SLOTS, proc.reorder.frames, m);
+  };
+  const proc = new BatchProcessor(
+    counters,
+    fwd.desc,
+    MAX_DESC,
+    (m) => submit(cur!, m),
+    submitHeld,
+  );
+  /**
+   * Send the held frames whose turn came (all of them with `force`: before a
+   * table change or a stop), between batches (reorder.ts).
+   */
+  const releaseHeld = (force: boolean) => {
+    if (proc.reorder.active.size === 0) return;
+    standby = Atomics.load(ctl, Ctl.role) === ROLE_STANDBY;
+    const m = proc.release(kernelNowUs(), force);
+    if (m > 0) submitHeld(m);
+    proc.reorder.sent();
+  };
   const outs = new Outputs(fwd, counters, cfg.tx, cfg.txFrames, proc.broken, cfg.links);
   const view: WorkerView & { inputs: { interface: string; member: number }[] } = {
     index: cfg.index,
@@ -338,6 +361,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         // and handle what has come. What is still on its way is handled on a later pass:
         // forwarding never waits for a message.
         if (inbox.length === 0 || inbox[inbox.length - 1].seq < want) await sleep0();
+        if (inbox.length) releaseHeld(true); // held frames leave under the rules they came in with
         while (inbox.length) handle(inbox.shift()!);
         postChanges();
       }
@@ -349,7 +373,11 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
       const queued = fwd.service();
       // a message still on its way: only look at the rings, then yield for it again
       const n = set.wait(
-        handled !== Atomics.load(ctl, Ctl.seq) ? 0 : queued > 0 ? WAIT_BUSY_MS : WAIT_IDLE_MS,
+        handled !== Atomics.load(ctl, Ctl.seq)
+          ? 0
+          : queued > 0 || proc.reorder.active.size > 0
+          ? WAIT_BUSY_MS
+          : WAIT_IDLE_MS,
       );
       const ready = set.ready;
       for (let k = 0; k < n; k++) {
@@ -361,6 +389,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
           log("info", `${inp.name}: the kernel reports the input link down; still listening`);
         } else ringFailed(inp, -v);
       }
+      releaseHeld(false);
       const now = performance.now();
       const refresh = now - lastRefresh > REFRESH_MS;
       if (refresh) {
@@ -372,8 +401,9 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         lastSync = now;
       }
     }
-    // A graceful stop forwards what already reached the rings.
+    // A graceful stop forwards what already reached the rings, and what is held.
     for (const inp of inputs.values()) inputs.closeRing(inp, true);
+    releaseHeld(true);
   } catch (e) {
     fatal(e);
   } finally {

@@ -13,6 +13,7 @@ import type { Role } from "../config/mod.ts";
 import type { InterfaceStats, State, WorkerStats } from "./stats.ts";
 import { type InputState, outputState, type RuleErrorLookup, ruleStateOf } from "./states.ts";
 import type { StreamEvent } from "./stream_monitor.ts";
+import type { PathEvent } from "./path_monitor.ts";
 
 /** A state change the relay reports to subscribers (`Relay.on`). */
 export type RelayEvent =
@@ -47,7 +48,9 @@ export type RelayEvent =
     set_by: string;
   }
   /** A rule with `health`: its stream's alarm changed (ok, silent, low_rate). */
-  | StreamEvent;
+  | StreamEvent
+  /** A `failover` rule's active input changed (path_monitor.ts). */
+  | PathEvent;
 
 /** What an output's events identify it by: its rule's id, interface, destination and port. */
 function sameOutput(a: TableRule, x: TableOutput, b: TableRule, y: TableOutput): boolean {

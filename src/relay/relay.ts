@@ -23,6 +23,7 @@ import { logger } from "../common/log.ts";
 import { rawRule, type RuntimeRules } from "./runtime_rules.ts";
 import { RelayRole } from "./role.ts";
 import {
+  ArbiterStates,
   type ChangeOptions,
   dataPathOptions,
   DefinedInFileError,
@@ -63,6 +64,8 @@ export class Relay implements AsyncDisposable {
   readonly #fds: FdGuard;
   /** Index of the rules in force for live changes (built at start and at every reload). */
   #index?: RuleIndex;
+  /** Arbitration blocks of the rules with redundant inputs (kept across changes). */
+  readonly #arbiters = new ArbiterStates();
   /** Serializes rule changes (add/remove/reload/setConfig). */
   #queue: Promise<unknown> = Promise.resolve();
   /** The runtime rules file, when the configuration names one. */
@@ -79,6 +82,7 @@ export class Relay implements AsyncDisposable {
    */
   constructor(config: Config, options: RelayOptions = {}) {
     this.#config = config;
+    this.#arbiters.keep(config.rules);
     this.#runtime = runtimeOf(config);
     this.#configPath = options.configPath;
     this.#dataPath = { ...dataPathOptions(config), workerModule: options.workerModule };
@@ -123,8 +127,8 @@ export class Relay implements AsyncDisposable {
       const undo = await this.#persist([[rule.name, raw]], opts);
       try {
         if (this.#started) {
-          const add = ruleSpecs([rule]);
-          this.#fds.ensureAdded(add, () => ruleSpecs(next.rules));
+          const add = ruleSpecs([rule], this.#arbiters);
+          this.#fds.ensureAdded(add, () => ruleSpecs(next.rules, this.#arbiters));
           await this.#sup.changeRules(add, []);
         }
       } catch (e) {
@@ -156,12 +160,13 @@ export class Relay implements AsyncDisposable {
       const next = { ...this.#config, rules: this.#config.rules.filter((r) => !leaving.has(r)) };
       const undo = await this.#persist(gone.map((r) => [r.name, null]), opts);
       try {
-        if (this.#started) await this.#sup.changeRules([], ruleSpecs(gone));
+        if (this.#started) await this.#sup.changeRules([], ruleSpecs(gone, this.#arbiters));
       } catch (e) {
         await undo();
         throw e;
       }
       this.#config = next;
+      this.#arbiters.keep(next.rules);
       for (const r of gone) this.#index?.remove(r);
       this.#fds.changed();
       return gone;
@@ -206,8 +211,8 @@ export class Relay implements AsyncDisposable {
       const undo = await this.#persist([[name, raw]], opts);
       try {
         if (this.#started) {
-          const spec = ruleSpecs([rule]);
-          this.#fds.ensureAdded(spec, () => ruleSpecs(next.rules));
+          const spec = ruleSpecs([rule], this.#arbiters);
+          this.#fds.ensureAdded(spec, () => ruleSpecs(next.rules, this.#arbiters));
           // same id: the rule is replaced in place; outputs that stay keep their slots
           await this.#sup.changeRules(spec, []);
         }
@@ -327,11 +332,12 @@ export class Relay implements AsyncDisposable {
   async #apply(config: Config): Promise<void> {
     checkCapacity(config.rules);
     if (this.#started) {
-      const specs = ruleSpecs(config.rules);
+      const specs = ruleSpecs(config.rules, this.#arbiters);
       this.#fds.ensure(specs);
       await this.#sup.setRules(specs);
     }
     this.#config = config;
+    this.#arbiters.keep(config.rules);
     this.#runtime = runtimeOf(config);
     this.#index = this.#started ? new RuleIndex(config.rules) : undefined;
     if (this.#started) this.#releaseAfterLoad(config.rules.length);
@@ -372,7 +378,7 @@ export class Relay implements AsyncDisposable {
       if (this.#started) return;
       this.#runtime?.checkWritable();
       checkCapacity(this.#config.rules);
-      const specs = ruleSpecs(this.#config.rules);
+      const specs = ruleSpecs(this.#config.rules, this.#arbiters);
       this.#fds.ensure(specs);
       await this.#sup.setRules(specs);
       this.#started = true;
@@ -407,7 +413,7 @@ export class Relay implements AsyncDisposable {
   /** Snapshot of all counters. */
   stats(): RelayStats {
     const s = { ...this.#sup.stats(), role: this.role.stats() };
-    const fds = this.#fds.stats(() => ruleSpecs(this.#config.rules));
+    const fds = this.#fds.stats(() => ruleSpecs(this.#config.rules, this.#arbiters));
     return fds ? { ...s, fds } : s;
   }
 

@@ -15,24 +15,26 @@ import type { TableHealth } from "../datapath/messages.ts";
 import type { RuleSpec } from "./tables.ts";
 import type { DataPathOptions, InterfaceOptions } from "./pool.ts";
 import { DefinedInFileError, RuntimeRules } from "./runtime_rules.ts";
+import { ruleInputs } from "../config/redundancy.ts";
+import { newArbiterState } from "../datapath/arbiter.ts";
 
 export { DefinedInFileError };
 
-/** Convert validated rules to the supervisor's rule shape (enabled rules only). */
-export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
-  return rules.filter((r) => r.enabled).map((r) => ({
-    id: r.id,
-    name: r.name,
-    input: {
-      interface: r.input.interface,
-      group: r.input.groupAddr,
-      prefixLen: r.input.prefixLen,
-      port: r.input.portNumber,
-      source: r.input.sourceAddr,
-      vlan: r.input.vlanId,
-      joins: r.input.joinAddrs,
-    },
-    outputs: r.outputs.map((o) => ({
+/**
+ * Convert validated rules to the supervisor's rule shape (enabled rules
+ * only). A rule with redundant inputs becomes one spec per input — a path,
+ * named `NAME[k]` with id `ID[k]`, on its own input interface, with the
+ * rule's outputs — all sharing the rule's arbitration block from `arbiters`
+ * (src/datapath/arbiter.ts; without `arbiters`, new blocks).
+ */
+export function ruleSpecs(
+  rules: readonly RuleConfig[],
+  arbiters: ArbiterStates = new ArbiterStates(),
+): RuleSpec[] {
+  const specs: RuleSpec[] = [];
+  for (const r of rules) {
+    if (!r.enabled) continue;
+    const outputs = r.outputs.map((o) => ({
       interface: o.interface,
       dst: o.groupAddr,
       hostBits: o.hostBits,
@@ -42,10 +44,78 @@ export function ruleSpecs(rules: readonly RuleConfig[]): RuleSpec[] {
       ttl: o.ttl === "decrement" ? 0 : o.ttl,
       tos: o.tos,
       ...(o.rate_limit ? { rateLimit: rateLimitOf(o.rate_limit) } : {}),
-    })),
-    ...(r.rate_limit ? { rateLimit: rateLimitOf(r.rate_limit) } : {}),
-    ...(r.health ? { health: healthOf(r.health) } : {}),
-  }));
+    }));
+    const common = {
+      ...(r.rate_limit ? { rateLimit: rateLimitOf(r.rate_limit) } : {}),
+      ...(r.health ? { health: healthOf(r.health) } : {}),
+    };
+    const red = r.redundancy;
+    const inputs = ruleInputs(r);
+    const state = red ? arbiters.state(r.id, red.window) : undefined;
+    inputs.forEach((i, k) => {
+      specs.push({
+        id: red ? `${r.id}[${k}]` : r.id,
+        name: red ? `${r.name}[${k}]` : r.name,
+        input: {
+          interface: i.interface,
+          group: i.groupAddr,
+          prefixLen: i.prefixLen,
+          port: i.portNumber,
+          source: i.sourceAddr,
+          vlan: i.vlanId,
+          joins: i.joinAddrs,
+        },
+        outputs,
+        ...common,
+        ...(red && state
+          ? {
+            redundancy: {
+              rule: r.name,
+              mode: red.mode,
+              input: k,
+              inputs: inputs.length,
+              state,
+              window: red.window,
+              maxDelayUs: red.max_delay_ms * 1000,
+              reorderUs: (red.reorder_ms ?? 0) * 1000,
+              failoverUs: red.failover_ms * 1000,
+              revertive: red.revertive,
+            },
+          }
+          : {}),
+      });
+    });
+  }
+  return specs;
+}
+
+/**
+ * The arbitration blocks of the rules with redundant inputs, by rule id:
+ * kept across reloads and changes (a new block would forget which datagrams
+ * were forwarded and let copies through), dropped when the rule goes.
+ */
+export class ArbiterStates {
+  readonly #blocks = new Map<string, { window: number; state: SharedArrayBuffer }>();
+
+  /** The block of rule `id` with a window of `window` entries (a new one when the window changed). */
+  state(id: string, window: number): SharedArrayBuffer {
+    const b = this.#blocks.get(id);
+    if (b && b.window === window) return b.state;
+    const state = newArbiterState(window);
+    this.#blocks.set(id, { window, state });
+    return state;
+  }
+
+  /** Forget the blocks of rules not in `rules`. */
+  keep(rules: readonly RuleConfig[]): void {
+    const ids = new Set(rules.filter((r) => r.redundancy).map((r) => r.id));
+    for (const id of this.#blocks.keys()) if (!ids.has(id)) this.#blocks.delete(id);
+  }
+
+  /** The blocks held (for tests and stats). */
+  get size(): number {
+    return this.#blocks.size;
+  }
 }
 
 /** A `rate_limit` as the data path takes it (policer.ts). */
@@ -177,6 +247,8 @@ export function ruleKey(r: RuleConfig): string {
     r.name,
     r.enabled,
     r.input,
+    r.inputs,
+    r.redundancy,
     r.outputs,
     r.ttl,
     r.dscp,

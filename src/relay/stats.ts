@@ -24,11 +24,13 @@ import { Ext, extBase } from "../datapath/counters.ts";
 import { Clock, inputState, outputState, type RuleErrorLookup, ruleStateOf } from "./states.ts";
 import { Drop, DROP_NAMES } from "../datapath/packet.ts";
 import type { Links } from "./links.ts";
-import type { WorkerTable } from "../datapath/messages.ts";
+import type { TableRedundancy, WorkerTable } from "../datapath/messages.ts";
+import { arbiterView } from "../datapath/arbiter.ts";
 import type { StreamView } from "./stream_monitor.ts";
 
 import type {
   InterfaceStats,
+  PathStats,
   PoolWorkerStats,
   RelayStats,
   RuleStats,
@@ -223,6 +225,29 @@ function streamStats(
   return s;
 }
 
+/** The {@link PathStats} of a path (`packets`: what it forwarded), from its extension words at `eb`. */
+function pathStats(
+  red: TableRedundancy,
+  packets: number,
+  eb: number,
+  sum: (k: number) => number,
+): PathStats {
+  const dup = sum(eb + Ext.mergedDuplicates), late = sum(eb + Ext.mergeLate);
+  const inactive = sum(eb + Ext.inactive);
+  const a = arbiterView(red.state);
+  return {
+    rule: red.rule,
+    input: red.input,
+    mode: red.mode,
+    received: packets + dup + late + inactive,
+    merged_duplicate: dup,
+    late,
+    inactive,
+    active: red.mode === "merge" || a.active === red.input,
+    switches: a.switches,
+  };
+}
+
 /** {@link collectStats}; with `only`, just the rules with those ids (the rest is partial). */
 function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
   const drops: Record<string, number> = {};
@@ -289,6 +314,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
         }),
         ...(policing || sum(eb + Ext.policed) > 0 ? { policed: sum(eb + Ext.policed) } : {}),
         ...(r.health ? { stream: streamStats(r, src, sum, blocks) } : {}),
+        ...(r.redundancy ? { redundancy: pathStats(r.redundancy, sum(rb), eb, sum) } : {}),
       });
     }
     for (const n of DROP_NAMES) drops[n] += ifDrops[n];

@@ -118,6 +118,35 @@ export interface RuleStats {
   policed?: number;
   /** Stream health (present when the rule has `health`). */
   stream?: StreamStats;
+  /**
+   * A path of a rule with redundant inputs (named `rule[input]`): what it
+   * received and what it did not forward. Its `packets` are what it
+   * contributed (forwarded first); received = packets + merged_duplicate +
+   * late + inactive.
+   */
+  redundancy?: PathStats;
+}
+
+/** What one path (input) of a rule with redundant inputs did (src/datapath/arbiter.ts). */
+export interface PathStats {
+  /** The configured rule's name. */
+  rule: string;
+  /** This path's index in the rule's `inputs`. */
+  input: number;
+  /** `merge` or `failover`. */
+  mode: "merge" | "failover";
+  /** Datagrams this path received (matched the rule's input). */
+  received: number;
+  /** Copies dropped because another path had forwarded them first. */
+  merged_duplicate: number;
+  /** Datagrams too far behind the stream to judge (beyond the window), dropped. */
+  late: number;
+  /** `failover`: datagrams dropped while another path was active. */
+  inactive: number;
+  /** `failover`: whether this path is the active one (merge: always true). */
+  active: boolean;
+  /** `failover`: switches of the rule's active path so far (the rule's, shown on each path). */
+  switches: number;
 }
 
 /** Counters of one input interface. */

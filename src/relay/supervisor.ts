@@ -4,15 +4,13 @@
  * tables.ts) and sends each input interface's workers only what changed
  * (inputs.ts), runs the worker pool (pool.ts), keeps the IGMP memberships
  * (igmp.ts) and the UDP port claims of unicast inputs (port_claims.ts), and
- * reports stats (stats.ts) and state changes (events.ts).
- *
- * It watches every interface through the link table (links.ts): an input
- * interface that does not exist costs no ring — its rules are `pending`
- * until it appears, and its rings close when it goes; an input link that is
- * down or without carrier puts its rules in `error` (the rings stay open:
- * the kernel resumes delivery when the link comes back). Each input
- * interface is locked (ffi `InputLock`) so that a second relay in the same
- * network namespace cannot capture it too.
+ * reports stats (stats.ts) and state changes (events.ts). It watches every
+ * interface through the link table (links.ts): a missing input interface
+ * costs no ring — its rules are `pending` until it appears, its rings close
+ * when it goes; an input link down or without carrier puts its rules in
+ * `error` (the rings stay open: the kernel resumes delivery when the link is
+ * back). Each input interface is locked (ffi `InputLock`) so that a second
+ * relay in the same network namespace cannot capture it too.
  *
  * @module
  */
@@ -57,6 +55,7 @@ import { OutputErrors } from "./output_errors.ts";
 import { inputStates, ruleErrorsOf } from "./states.ts";
 import { OutputLinkTypes } from "./output_link_types.ts";
 import { StreamMonitor } from "./stream_monitor.ts";
+import { PathMonitor } from "./path_monitor.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -98,8 +97,12 @@ export class Supervisor {
   #version = 0;
   #closed = false;
   #publishTimer?: ReturnType<typeof setTimeout>;
+  /** Tell the subscribers about an event. */
+  readonly #emit = (e: RelayEvent) => this.#events.emit(e);
   /** Rates and alarms of the rules with `health`. */
-  readonly #streams = new StreamMonitor(() => this.statsSource(), (e) => this.#events.emit(e));
+  readonly #streams = new StreamMonitor(() => this.statsSource(), this.#emit);
+  /** What follows the tables: the stream monitor, the failover rules' paths (path_monitor.ts). */
+  readonly #monitors = [this.#streams, new PathMonitor(() => this.statsSource(), this.#emit)];
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
@@ -385,7 +388,7 @@ export class Supervisor {
     this.#version = version;
     sockets();
     await this.#install(plan, version);
-    this.#streams.refresh();
+    for (const m of this.#monitors) m.refresh();
   }
 
   /**
@@ -473,7 +476,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#streams.close();
+    for (const m of this.#monitors) m.close();
     this.#unlisten();
     this.#unlistenAddresses();
     clearTimeout(this.#publishTimer);

@@ -14,6 +14,7 @@ import {
   outputKey,
   type TableHealth,
   type TableOutput,
+  type TableRedundancy,
   type TableRule,
   type WorkerTable,
 } from "../datapath/messages.ts";
@@ -44,6 +45,8 @@ export interface RuleSpec {
   rateLimit?: RateLimit;
   /** Its `health` option, if any. */
   health?: TableHealth;
+  /** A path of a rule with redundant inputs (relay_config.ts `ruleSpecs`): its arbitration. */
+  redundancy?: TableRedundancy;
 }
 
 /** A rule set needs more slots than the relay has; nothing was allocated. */
@@ -329,6 +332,7 @@ function tableRule(r: RuleSpec, rulePlan: SlotPlan, outPlan: SlotPlan): TableRul
     outputs: r.outputs.map((o) => ({ slot: outPlan.slots.get(outputKey(r.id, o))!, ...o })),
     ...(r.rateLimit ? { rateLimit: r.rateLimit } : {}),
     ...(r.health ? { health: r.health } : {}),
+    ...(r.redundancy ? { redundancy: r.redundancy } : {}),
   };
 }
 

@@ -704,9 +704,9 @@ Deno.test("config: semantic checks still run when other rules are broken", () =>
     [
       "0:outputs[1].ttl",
       "0:outputs[2].group",
-      "1:input",
       "1:outputs",
       "1:bogus",
+      "1:input", // a rule needs "input" or "inputs": a check across fields (redundancy.ts)
       "2:input.group",
     ],
   );
