@@ -51,6 +51,20 @@ export function normalizeRedundancy(r: RawRedundancy): RedundancyConfig {
   return out;
 }
 
+/** A normalized `redundancy` written back as rules.json holds it (only its mode's options). */
+export function rawRedundancy(r: RedundancyConfig): Record<string, unknown> {
+  const raw: Record<string, unknown> = {
+    mode: r.mode,
+    max_delay_ms: r.max_delay_ms,
+    window: r.window,
+  };
+  if (r.mode === "failover") {
+    raw.failover_ms = r.failover_ms;
+    raw.revertive = r.revertive;
+  } else if (r.reorder_ms !== undefined) raw.reorder_ms = r.reorder_ms;
+  return raw;
+}
+
 /** A problem at a path relative to the rule. */
 export interface RedundancyIssue {
   /** Path relative to the rule. */

@@ -18,7 +18,7 @@ import { type ControlContext, statsWithRates } from "./commands.ts";
 import { MCR_VERSION } from "../common/version.ts";
 import type { StatsResult } from "./results.ts";
 import { ROLES } from "../config/mod.ts";
-import { streamMetrics } from "./stream_metrics.ts";
+import { pathMetrics, streamMetrics } from "./stream_metrics.ts";
 
 const log = logger("metrics");
 
@@ -152,6 +152,7 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
     },
   );
   streamMetrics(counter, gauge, rl, rlab);
+  pathMetrics(counter, gauge);
   const il = ["interface"];
   const ifc = (
     name: string,

@@ -20,6 +20,7 @@ import type {
   WorkerStats,
 } from "../relay/stats.ts";
 import type { InputPort, OutputPort } from "../config/schema.ts";
+import type { RedundancyConfig } from "../config/types.ts";
 import type { IgmpStats } from "../relay/igmp.ts";
 import type { ClaimStats } from "../relay/port_claims.ts";
 import type { FdStats } from "../relay/fd_budget.ts";
@@ -253,6 +254,44 @@ export interface ListedRule {
   /** Datagrams its own `rate_limit` dropped (when it has one). */
   policed?: number;
   /** Stream health (when it has `health`). */
+  stream?: StreamStats;
+  /** Redundant inputs: how they combine (the normalized `redundancy`). */
+  redundancy?: RedundancyConfig;
+  /** Redundant inputs: each path (input), in input order (paths_view.ts). */
+  paths?: ListedPath[];
+}
+
+/** One path (input) of a rule with redundant inputs, as `list` shows it. */
+export interface ListedPath {
+  /** Index in the rule's `inputs`. */
+  input: number;
+  /** Its interface, group and port (as written), source and VLAN. */
+  interface: string;
+  /** Group (one address). */
+  group: string;
+  /** Port. */
+  port: InputPort;
+  /** Source filter. */
+  source?: string;
+  /** VLAN. */
+  vlan?: number;
+  /** active, pending or error (its interface's, as a rule's). */
+  state: State;
+  /** Why it is not active. */
+  reason?: string;
+  /** `failover`: the path forwarding now (merge: every path). */
+  active: boolean;
+  /** Datagrams it received. */
+  received: number;
+  /** Of those, forwarded (first copies). */
+  contributed: number;
+  /** Dropped: copies another path had forwarded first. */
+  merged_duplicate: number;
+  /** Dropped: too far behind the stream to judge, or behind a gap given up (reorder_ms). */
+  late: number;
+  /** Dropped (`failover`): another path was active. */
+  inactive: number;
+  /** Stream health of this path (when the rule has `health`). */
   stream?: StreamStats;
 }
 

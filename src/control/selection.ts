@@ -46,10 +46,11 @@ export function parseViewArgs(cmd: string, args: Record<string, unknown>): Parse
   const filter: RuleFilter = {};
   const { rule, interface: iface, group, view, sort, limit, stream } = args;
   if (rule !== undefined) {
-    if (typeof rule !== "string" || !RULE_NAME_RE.test(rule)) {
+    if (typeof rule !== "string" || !RULE_NAME_RE.test(rule.replace(PATH_SUFFIX, ""))) {
       throw new ControlError(
         "bad_args",
-        "args.rule must be a rule name or id (1 to 64 characters of A-Z a-z 0-9 _ . : -)",
+        "args.rule must be a rule name or id (1 to 64 characters of A-Z a-z 0-9 _ . : -), " +
+          "or one path NAME[k] of a rule with redundant inputs",
       );
     }
     filter.rule = rule;
@@ -102,9 +103,21 @@ interface Filterable {
   readonly outputs: readonly { readonly interface: string; readonly group: string }[];
 }
 
-/** The rules `nameOrId` names: the one with that name, else every one with that id. */
+/** The rule a stats entry is a path of (`RuleStats.redundancy.rule`), if it is one. */
+function pathOf(r: object): string | undefined {
+  const red = (r as { redundancy?: { rule?: unknown } }).redundancy;
+  return typeof red?.rule === "string" ? red.rule : undefined;
+}
+
+/** A path's suffix of a rule name (`cam[1]`: input 1 of the redundant rule `cam`). */
+const PATH_SUFFIX = /\[[0-9]\]$/;
+
+/**
+ * The rules `nameOrId` names: the one with that name (for a rule with
+ * redundant inputs, its paths `NAME[k]`), else every one with that id.
+ */
 export function findRules<T extends Filterable>(rules: readonly T[], nameOrId: string): T[] {
-  const byName = rules.filter((r) => r.name === nameOrId);
+  const byName = rules.filter((r) => r.name === nameOrId || pathOf(r) === nameOrId);
   return byName.length > 0 ? byName : rules.filter((r) => r.id === nameOrId);
 }
 

@@ -126,3 +126,58 @@ export function streamMetrics(
     (r) => r.stream.ts?.cc_errors,
   );
 }
+
+/**
+ * The metrics of the paths of rules with redundant inputs (`mcr_path_*`,
+ * src/datapath/arbiter.ts), labelled with the configured rule's name and the
+ * input's index, interface and group.
+ */
+export function pathMetrics(counter: MakeMetric, gauge: MakeMetric): void {
+  const pl = ["rule", "input", "interface", "group"];
+  const each = (
+    make: MakeMetric,
+    name: string,
+    help: string,
+    value: (p: NonNullable<RuleOf["redundancy"]>) => number,
+  ) =>
+    make(name, help, pl, (set, s) => {
+      for (const r of s.rules) {
+        const p = r.redundancy;
+        if (!p) continue;
+        set(
+          { rule: p.rule, input: p.input, interface: r.input.interface, group: r.input.group },
+          value(p),
+        );
+      }
+    });
+  each(
+    counter,
+    "mcr_path_received_total",
+    "Datagrams a path of a redundant rule received.",
+    (p) => p.received,
+  );
+  each(
+    counter,
+    "mcr_path_merged_duplicates_total",
+    "Copies a path dropped because another path had forwarded them first.",
+    (p) => p.merged_duplicate,
+  );
+  each(
+    counter,
+    "mcr_path_late_total",
+    "Datagrams a path dropped as too far behind the stream (window, reorder_ms).",
+    (p) => p.late,
+  );
+  each(
+    gauge,
+    "mcr_path_active",
+    "1 when the path forwards (failover: the active one; merge: every path).",
+    (p) => p.active ? 1 : 0,
+  );
+  each(
+    counter,
+    "mcr_path_switches_total",
+    "Switches of a failover rule's active path (the rule's count, on each of its paths).",
+    (p) => p.switches,
+  );
+}

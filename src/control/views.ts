@@ -15,6 +15,7 @@ import type { RelayStats, RuleStats } from "../relay/stats.ts";
 import { ControlError } from "./protocol.ts";
 import { outputRate, type Rates } from "./rates.ts";
 import { findRules, type ParsedViewArgs, selectRules } from "./selection.ts";
+import { combinedStats, listedPaths, pathRates, pathsOf } from "./paths_view.ts";
 import {
   AUTO_SUMMARY_RULES,
   type InterfaceSummary,
@@ -312,12 +313,15 @@ export function* statsRecords(v: StatsView): Generator<StatsRecord> {
 export interface Joined {
   c: RuleConfig;
   s?: RuleStats;
+  /** A rule with redundant inputs: its paths' stats (`s` sums them: paths_view.ts). */
+  paths?: RuleStats[];
 }
 
 /** One configured rule as `list` shows it. */
-export function listedRule({ c, s }: Joined, rates: Rates): ListedRule {
+export function listedRule({ c, s, paths }: Joined, rates: Rates): ListedRule {
   const state: ListState = !c.enabled ? "disabled" : s?.state ?? "pending";
-  const r = s ? shown(rates.rules.get(s.id)) : zeroRate;
+  const pr = paths ? pathRates(paths, rates) : undefined;
+  const r = s ? shown(pr ? pr.rule : rates.rules.get(s.id)) : zeroRate;
   let drops = 0;
   return {
     id: c.id,
@@ -335,7 +339,7 @@ export function listedRule({ c, s }: Joined, rates: Rates): ListedRule {
     outputs: c.outputs.map((o, i) => {
       const so = s?.outputs[i];
       if (so) drops += outputDrops(so);
-      const or = so ? shown(outputRate(rates, s!.id, so, i)) : zeroRate;
+      const or = so ? shown(pr ? pr.output(i) : outputRate(rates, s!.id, so, i)) : zeroRate;
       return {
         interface: o.interface,
         group: o.group,
@@ -356,6 +360,8 @@ export function listedRule({ c, s }: Joined, rates: Rates): ListedRule {
     drops,
     ...(s?.policed !== undefined ? { policed: s.policed } : {}),
     ...(s?.stream ? { stream: s.stream } : {}),
+    ...(c.redundancy ? { redundancy: c.redundancy } : {}),
+    ...(paths ? { paths: listedPaths(c, paths) } : {}),
   };
 }
 
@@ -398,6 +404,10 @@ export function listView(
   const matched = selectRules(rules, args.filter);
   const byKey = new Map(snap.rules.map((r) => [`${r.id}|${r.name}`, r]));
   const joined = matched.map((c): Joined => {
+    if (c.inputs && c.enabled) {
+      const paths = pathsOf(c, byKey);
+      return paths.length > 0 ? { c, s: combinedStats(c, paths), paths } : { c };
+    }
     const s = c.enabled ? byKey.get(`${c.id}|${c.name}`) : undefined;
     return s ? { c, s } : { c };
   });

@@ -127,6 +127,13 @@ export class BatchProcessor {
         counters[ext.base + Ext.lastRxUs] = tUs;
         const arb = ext.arbiter;
         if (arb !== null) {
+          // a path of a redundant rule: counts and analyses what it received (redundancy's
+          // per-input view), then decides whether it forwards it
+          counters[ext.base + Ext.received]++;
+          counters[ext.base + Ext.receivedBytes] += pkt.payloadLength;
+          if (ext.analyser !== null) {
+            ext.analyser.analyse(counters, ring, pkt.payloadOffset, pkt.payloadLength, tUs);
+          }
           const v = arb.admit(ring, pkt.payloadOffset, pkt.payloadLength, tUs);
           if (v !== Verdict.forward) {
             this.#notForwarded(ext, drops, v);
@@ -206,7 +213,10 @@ export class BatchProcessor {
     const ext = rule.ext;
     let outPolice: (Policer | null)[] | null = null;
     if (ext !== null) {
-      if (ext.analyser !== null) ext.analyser.analyse(counters, buf, off, len, tUs);
+      // (a path of a redundant rule analysed what it received, in process())
+      if (ext.analyser !== null && ext.arbiter === null) {
+        ext.analyser.analyse(counters, buf, off, len, tUs);
+      }
       if (ext.police !== null && !ext.police.admit(tUs, len)) {
         counters[ext.base + Ext.policed]++;
         counters[ext.base + Ext.policedBytes] += len;
@@ -316,32 +326,50 @@ export class BatchProcessor {
     const rb = this.reorder;
     let m = 0;
     this.#flushNow = this.flushHeld;
-    for (const q of rb.active) {
-      while (q.due(nowUs, force)) {
-        if (!force && q.headLate()) {
-          const f = q.shift();
-          rb.drop(f.slot);
-          this.#notForwarded(q.rule!.ext!, q.base + IN_DROP, Verdict.late);
-          continue;
+    // In sequence order across the queues (one per path) of each rule: once any of a rule's
+    // queues may send, the head nearest to the rule's next sequence number goes first, so a
+    // path never skips past a datagram another path of this worker holds.
+    for (;;) {
+      let due: ArrayBufferLike | null = null;
+      for (const c of rb.active) {
+        if (c.due(nowUs, force)) {
+          due = c.state.buffer;
+          break;
         }
-        const seq = q.seq[0];
-        const f = q.shift();
-        q.sent(seq);
-        rb.leaving(f.slot);
-        m = this.#emit(
-          m,
-          q.rule!,
-          f.slot,
-          rb.frames,
-          f.l3Offset,
-          f.payloadOffset,
-          f.payloadLength,
-          f.ttl,
-          f.tUs,
-          q.base,
-        );
       }
+      if (due === null) break;
+      let q: HoldQueue | null = null, best = 0;
+      for (const c of rb.active) {
+        if (c.state.buffer !== due) continue;
+        const d = c.distance();
+        if (q === null || d < best) {
+          q = c;
+          best = d;
+        }
+      }
+      if (q === null) break;
+      const seq = q.seq[0];
+      const f = q.shift();
       if (q.size === 0) rb.active.delete(q);
+      if (!force && best < 0) {
+        rb.drop(f.slot); // another worker sent past it
+        this.#notForwarded(q.rule!.ext!, q.base + IN_DROP, Verdict.late);
+        continue;
+      }
+      q.sent(seq);
+      rb.leaving(f.slot);
+      m = this.#emit(
+        m,
+        q.rule!,
+        f.slot,
+        rb.frames,
+        f.l3Offset,
+        f.payloadOffset,
+        f.payloadLength,
+        f.ttl,
+        f.tUs,
+        q.base,
+      );
     }
     return m;
   }

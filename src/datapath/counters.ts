@@ -131,7 +131,7 @@ export const Out = {
 /** First rule extension; each rule slot has EXT_WORDS words (see {@link Ext}). */
 export const EXT_BASE = OUT_BASE + MAX_OUTPUT_SLOTS * OUT_WORDS;
 /** Words per rule extension. */
-export const EXT_WORDS = 16;
+export const EXT_WORDS = 24;
 /**
  * Rule extension words (written only for rules with `rate_limit`, `health`
  * or redundant inputs; stream_health.ts, policer.ts, arbiter.ts). All are counts
@@ -174,6 +174,13 @@ export const Ext = {
   mergeLate: 14,
   /** A path of a `failover` rule: datagrams dropped while another path was active. */
   inactive: 15,
+  /**
+   * A path of a redundant rule: datagrams it received (matched its input),
+   * forwarded or not: the rule's packets + mergedDuplicates + mergeLate + inactive.
+   */
+  received: 16,
+  /** A path of a redundant rule: UDP payload bytes of those. */
+  receivedBytes: 17,
 } as const;
 /** Extension words that are not counts (never summed into retired counts). */
 export const EXT_GAUGES: readonly number[] = [Ext.rtpJitterUs, Ext.lastRxUs];

@@ -138,9 +138,9 @@ export class HoldQueue {
     return d <= 0 || ((nowUs - this.held[0].tUs) | 0) >= this.reorderUs;
   }
 
-  /** Whether the first held frame lost its place (another worker sent past it). */
-  headLate(): boolean {
-    return ((this.seq[0] - Atomics.load(this.state, H.next)) | 0) < 0;
+  /** How far the first held frame is from the next to send (< 0: another worker sent past it). */
+  distance(): number {
+    return (this.seq[0] - Atomics.load(this.state, H.next)) | 0;
   }
 
   /** Remove and return the first held frame (its sequence number is `seq[0]` before the call). */

@@ -15,6 +15,8 @@
  */
 import { dirname } from "node:path";
 import type { RuleConfig, RuntimeRulesFile } from "../config/mod.ts";
+import type { InputConfig } from "../config/types.ts";
+import { rawRedundancy } from "../config/redundancy.ts";
 
 /** One rule of the file: its name and the rule as written. */
 export interface RuntimeRule {
@@ -175,22 +177,29 @@ async function writeAtomically(path: string, text: string): Promise<void> {
   }
 }
 
+/** A normalized input written back as rules.json would hold it. */
+function rawInput(i: InputConfig): Record<string, unknown> {
+  const input: Record<string, unknown> = { interface: i.interface, group: i.group, port: i.port };
+  if (i.source !== undefined) input.source = i.source;
+  if (i.vlan !== undefined) input.vlan = i.vlan;
+  if (i.joins !== undefined) input.joins = [...i.joins];
+  return input;
+}
+
 /**
  * A normalized rule written back as rules.json would hold it (each output
- * with its resolved TTL and DSCP): the base for changing the outputs of a
- * rule the runtime file does not hold.
+ * with its resolved TTL and DSCP, options with their defaults spelled out):
+ * the base for changing the outputs of a rule the runtime file does not hold.
  */
 export function rawRule(r: RuleConfig): Record<string, unknown> {
-  const input: Record<string, unknown> = {
-    interface: r.input.interface,
-    group: r.input.group,
-    port: r.input.port,
-  };
-  if (r.input.source !== undefined) input.source = r.input.source;
-  if (r.input.vlan !== undefined) input.vlan = r.input.vlan;
-  const raw: Record<string, unknown> = { input };
+  const raw: Record<string, unknown> = r.inputs
+    ? { inputs: r.inputs.map(rawInput), redundancy: rawRedundancy(r.redundancy!) }
+    : { input: rawInput(r.input) };
   if (r.name !== r.id) raw.name = r.name;
   if (!r.enabled) raw.enabled = false;
+  if (r.allow_link_local) raw.allow_link_local = true;
+  if (r.rate_limit) raw.rate_limit = { ...r.rate_limit };
+  if (r.health) raw.health = { ...r.health };
   raw.outputs = r.outputs.map((o) => {
     const out: Record<string, unknown> = {
       interface: o.interface,
@@ -201,6 +210,7 @@ export function rawRule(r: RuleConfig): Record<string, unknown> {
     };
     if (o.source_ip !== undefined) out.source_ip = o.source_ip;
     if (o.source_port !== undefined) out.source_port = o.source_port;
+    if (o.rate_limit) out.rate_limit = { ...o.rate_limit };
     return out;
   });
   return raw;

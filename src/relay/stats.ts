@@ -225,13 +225,8 @@ function streamStats(
   return s;
 }
 
-/** The {@link PathStats} of a path (`packets`: what it forwarded), from its extension words at `eb`. */
-function pathStats(
-  red: TableRedundancy,
-  packets: number,
-  eb: number,
-  sum: (k: number) => number,
-): PathStats {
+/** The {@link PathStats} of a path from its extension words at `eb`. */
+function pathStats(red: TableRedundancy, eb: number, sum: (k: number) => number): PathStats {
   const dup = sum(eb + Ext.mergedDuplicates), late = sum(eb + Ext.mergeLate);
   const inactive = sum(eb + Ext.inactive);
   const a = arbiterView(red.state);
@@ -239,7 +234,7 @@ function pathStats(
     rule: red.rule,
     input: red.input,
     mode: red.mode,
-    received: packets + dup + late + inactive,
+    received: sum(eb + Ext.received),
     merged_duplicate: dup,
     late,
     inactive,
@@ -314,7 +309,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
         }),
         ...(policing || sum(eb + Ext.policed) > 0 ? { policed: sum(eb + Ext.policed) } : {}),
         ...(r.health ? { stream: streamStats(r, src, sum, blocks) } : {}),
-        ...(r.redundancy ? { redundancy: pathStats(r.redundancy, sum(rb), eb, sum) } : {}),
+        ...(r.redundancy ? { redundancy: pathStats(r.redundancy, eb, sum) } : {}),
       });
     }
     for (const n of DROP_NAMES) drops[n] += ifDrops[n];

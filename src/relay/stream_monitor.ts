@@ -181,12 +181,15 @@ export class StreamMonitor {
       let s = sums.get(w.input);
       if (!s) sums.set(w.input, s = inputSums(w.input, src.retired));
       const { sum, blocks } = s;
+      // a path of a redundant rule: what it received, forwarded first or not
+      const eb = extBase(w.rule.slot);
       const rb = RULE_BASE + w.rule.slot * RULE_WORDS;
-      const packets = sum(rb), bytes = sum(rb + 1);
+      const packets = w.rule.redundancy ? sum(eb + Ext.received) : sum(rb);
+      const bytes = w.rule.redundancy ? sum(eb + Ext.receivedBytes) : sum(rb + 1);
       if (packets !== w.packets && packets > 0) {
         // the newest receive time any worker wrote (µs modulo 2^32, wall clock)
         let age = Infinity;
-        const word = extBase(w.rule.slot) + Ext.lastRxUs;
+        const word = eb + Ext.lastRxUs;
         for (const c of blocks) {
           if (c[word] === 0) continue;
           const a = ((nowUs - c[word]) | 0) / 1000; // signed: a time just ahead of `now` is 0

@@ -23,7 +23,7 @@ import assert from "node:assert/strict";
 import { BUILD, Proc, REPO, skipReason, Topology, udpSnmp } from "../../lab/netns.ts";
 import { startSink } from "../../lab/harness.ts";
 import { startDaemon } from "../../lab/daemon.ts";
-import type { StatsResult } from "../../src/control/results.ts";
+import type { ListResult, StatsResult } from "../../src/control/results.ts";
 import type { RtpSinkReport } from "../../lab/rtp_sink.ts";
 import type { RuleStats } from "../../src/relay/stats.ts";
 
@@ -360,6 +360,20 @@ Deno.test({
       assert.equal(a.packets, a.redundancy!.received);
       assert.equal(rep.unique, a.outputs[0].packets);
       assert.equal(a.redundancy!.received + kernelDrops(s, "rA"), sent, "path A delivers all");
+      // list shows the configured rule with its paths; stats NAME selects both paths
+      const list = await daemon.ok("list", { rule: "cam" }) as ListResult;
+      assert.equal(list.rules.length, 1);
+      const cam = list.rules[0];
+      assert.equal(cam.packets, a.packets + b.packets);
+      assert.equal(cam.outputs[0].packets, a.outputs[0].packets + b.outputs[0].packets);
+      assert.deepEqual(cam.paths?.map((p) => [p.input, p.interface, p.received]), [
+        [0, "rA", a.redundancy!.received],
+        [1, "rB", 0],
+      ]);
+      const one = await daemon.ok("stats", { rule: "cam" }) as StatsResult;
+      assert.deepEqual(one.rules.map((r) => r.name).sort(), ["cam[0]", "cam[1]"]);
+      const path = await daemon.ok("stats", { rule: "cam[1]" }) as StatsResult;
+      assert.deepEqual(path.rules.map((r) => r.name), ["cam[1]"]);
     } finally {
       await d?.stop();
       await t.destroy();
@@ -421,7 +435,9 @@ Deno.test({
       assert.equal(rep.unique, a.outputs[0].packets + b.outputs[0].packets);
       const log = await daemon.stop();
       d = undefined;
-      assert.match(log.stderr, /cam.*input 1 .*active|switch/i, "the switch is an event");
+      // each switch is an event and a log line
+      assert.match(log.stderr, /rule cam: input 1 active \(was input 0; 1 switches so far\)/);
+      assert.match(log.stderr, /rule cam: input 0 active \(was input 1; 2 switches so far\)/);
     } finally {
       await d?.stop();
       await t.destroy();
