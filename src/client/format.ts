@@ -24,7 +24,12 @@ import {
 import type { StreamStats } from "../relay/stats.ts";
 import { lineSafe } from "./term_safe.ts";
 
+import { mbit, num, rate } from "./numbers.ts";
+import { pathLines, streamLines } from "./stream_format.ts";
+
 export { jsonTermSafe, lineSafe, termSafe } from "./term_safe.ts";
+export { mbit, num, rate } from "./numbers.ts";
+export { pathLines, streamLines } from "./stream_format.ts";
 
 /** Whether a cell holds a number (right-aligned in tables). */
 const numeric = (s: string) => /^[-+]?[\d.,]+[kMG]?$/.test(s);
@@ -101,29 +106,6 @@ export class BlockTable {
   }
 }
 
-/**
- * One formatter for every number: `toLocaleString` builds a new one per call
- * (about 12 µs each, 12 s for the million cells of a 65,536-rule table).
- */
-const GROUPED = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-
-/** 1234567 → "1,234,567". */
-export function num(n: number): string {
-  return GROUPED.format(Math.round(n));
-}
-
-/** Packets per second, compact: 950, 12.3k, 1.20M. */
-export function rate(n: number): string {
-  if (n < 1000) return n < 10 && n > 0 ? n.toFixed(1) : String(Math.round(n));
-  if (n < 1e6) return `${(n / 1e3).toFixed(1)}k`;
-  return `${(n / 1e6).toFixed(2)}M`;
-}
-
-/** Bits per second as Mbit/s with two decimals. */
-export function mbit(bps: number): string {
-  return (bps / 1e6).toFixed(2);
-}
-
 function input(i: ListedRule["input"]): string {
   let s = `${i.interface} ${i.group}:${i.port}`;
   if (i.source) s += ` src ${i.source}`;
@@ -158,43 +140,6 @@ export function reasonLines(rules: readonly Pick<ListedRule, "name" | "reason">[
 /** A rule's state, with its stream alarm when that is not ok ("active, silent"). */
 export function ruleStateText(r: { state: string; stream?: StreamStats }): string {
   return r.stream && r.stream.alarm !== "ok" ? `${r.state}, ${r.stream.alarm}` : r.state;
-}
-
-/**
- * The stream health of the rules with `health` and the policing of rules with
- * `rate_limit`, one line each: alarm (and why), rate, last datagram, RTP and
- * MPEG-TS counts.
- */
-export function streamLines(
-  rules: readonly Pick<ListedRule, "name" | "stream" | "policed">[],
-): string[] {
-  const out: string[] = [];
-  for (const r of rules) {
-    const s = r.stream;
-    const parts: string[] = [];
-    if (s) {
-      parts.push(`stream ${s.alarm}${s.reason ? ` (${s.reason})` : ""}`);
-      parts.push(`${rate(s.pps)} pps ${mbit(s.bps)} Mbit/s`);
-      parts.push(
-        s.last_packet_age_ms === null
-          ? "no datagram yet"
-          : `last ${num(s.last_packet_age_ms)} ms ago`,
-      );
-      if (s.rtp) {
-        parts.push(
-          `rtp lost ${num(s.rtp.lost)} dup ${num(s.rtp.duplicates)} reordered ` +
-            `${num(s.rtp.reordered)} jitter ${s.rtp.jitter_ms.toFixed(3)} ms` +
-            (s.rtp.invalid ? ` invalid ${num(s.rtp.invalid)}` : ""),
-        );
-      }
-      if (s.ts) {
-        parts.push(`ts cc_errors ${num(s.ts.cc_errors)} sync_errors ${num(s.ts.sync_errors)}`);
-      }
-    }
-    if (r.policed !== undefined) parts.push(`policed ${num(r.policed)}`);
-    if (parts.length) out.push(lineSafe(`${r.name}: ${parts.join("; ")}`));
-  }
-  return out;
 }
 
 /** Columns of the one-line-per-rule table of a summary's top rules (and of `top`). */
@@ -252,7 +197,7 @@ export function formatList(rules: ListedRule[], sel?: Partial<Selection>): strin
   const tail = sel ? selectionHint(sel, rules.length, "list") : [];
   if (rules.length === 0) return [...head, noRules(sel ?? {}), ...tail].join("\n");
   const [columns, rows] = ruleTable<ListedRule>("list", sel?.summary !== undefined);
-  const reasons = [...reasonLines(rules), ...streamLines(rules)];
+  const reasons = [...reasonLines(rules), ...streamLines(rules), ...pathLines(rules)];
   return [
     ...head,
     table([columns, ...rules.flatMap(rows)]) +
@@ -444,7 +389,7 @@ export function roleText(role: string): string {
 export function formatStatsResult(s: StatsResult): string {
   const [columns, rows] = ruleTable<RuleWithRate>("stats", s.summary !== undefined);
   const rules = s.rules.length === 0 ? noRules(s) : table([columns, ...s.rules.flatMap(rows)]);
-  const streams = streamLines(s.rules);
+  const streams = [...streamLines(s.rules), ...pathLines(s.rules)];
   return [
     ...selectionHead(s),
     rules,

@@ -21,8 +21,8 @@
  * have no order to restore and pass straight through. Memory: at most
  * {@link HOLD_SLOTS} frames of up to {@link HOLD_SLOT_BYTES} bytes per
  * worker (4 MiB, allocated when a rule first holds one); a frame longer than
- * a slot, or one that finds the memory or its rule's queue full, makes the
- * oldest held frames leave early instead (order gives way, nothing is lost).
+ * a slot, or one that finds the memory or its rule's queue full, goes out at
+ * once instead (order gives way, nothing is lost).
  *
  * @module
  */

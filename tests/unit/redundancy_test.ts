@@ -26,6 +26,7 @@ import { ArbiterStates, ruleSpecs } from "../../src/relay/relay_config.ts";
 import { FWD_DESC_WORDS, FwdDescWord, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
 import { ConfigError, parseConfig } from "../../src/config/mod.ts";
 import { rawRule } from "../../src/relay/runtime_rules.ts";
+import { pathLines } from "../../src/client/format.ts";
 
 /** An RTP v2 payload with sequence number `seq` (SSRC fixed) of `len` bytes. */
 function rtp(seq: number, len = 200, ssrc = 0x11223344): Uint8Array {
@@ -466,4 +467,36 @@ Deno.test("redundancy config: defaults, ids, one spec per path sharing a block k
   // written back (ctl changing the outputs of a rule from a file) it parses to the same rule
   const back = parseConfig({ rules: [rawRule(r)] }, "t.json").rules[0];
   assert.deepEqual(back, r);
+});
+
+Deno.test("redundancy in ctl's text: list shows each path's counts, stats each path's rule", () => {
+  const lines = pathLines([{
+    name: "cam",
+    redundancy: {
+      mode: "failover",
+      max_delay_ms: 50,
+      window: 8192,
+      failover_ms: 200,
+      revertive: true,
+    },
+    paths: [
+      {
+        input: 0,
+        interface: "rA",
+        group: "239.1.1.1",
+        port: 5001,
+        state: "active",
+        active: false,
+        received: 1000,
+        contributed: 0,
+        merged_duplicate: 0,
+        late: 0,
+        inactive: 1000,
+      },
+    ],
+  }]);
+  assert.deepEqual(lines, [
+    "cam input 0 (rA 239.1.1.1:5001, active): standby path, received 1,000, contributed 0, " +
+    "duplicates 0, late 0, inactive 1,000",
+  ]);
 });
