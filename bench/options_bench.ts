@@ -1,6 +1,6 @@
 /**
- * `deno bench` of what a rule's `health` and `rate_limit` options cost the
- * hot loop per packet (issue 16): `BatchProcessor.process` over one rule and
+ * `deno bench` of what a rule's `health`, `rate_limit` and redundant-input
+ * options cost the hot loop per packet (issue 16): `BatchProcessor.process` over one rule and
  * a batch of 256 frames whose UDP payload is RTP carrying 7 MPEG-TS packets
  * (1328 bytes), with each option on its own and all of them together.
  * Every iteration first advances the RTP sequence numbers, the TS
@@ -22,13 +22,22 @@ import { ETH_HLEN } from "../src/datapath/link_types.ts";
 import type { RateLimit } from "../src/datapath/policer.ts";
 import type { TableHealth } from "../src/datapath/messages.ts";
 import { RxDescWord } from "../ffi/mod.ts";
+import { newArbiterState } from "../src/datapath/arbiter.ts";
 
 /** Frames per batch. */
 export const BATCH = 256;
 /** The variants: rule options, by bench name. */
 export const VARIANTS: Record<
   string,
-  { health?: TableHealth; rateLimit?: RateLimit; outRateLimit?: RateLimit }
+  {
+    health?: TableHealth;
+    rateLimit?: RateLimit;
+    outRateLimit?: RateLimit;
+    /** A path of a redundant rule (arbiter.ts): mode and reorder_ms (µs). */
+    redundancy?: { mode: "merge" | "failover"; reorderUs?: number };
+    /** The payload is not RTP (its first byte says version 0): identified by hash. */
+    notRtp?: boolean;
+  }
 > = {
   "none": {},
   "health": { health: { silenceMs: 1000, minPps: 0, clockRate: 90_000 } },
@@ -47,6 +56,11 @@ export const VARIANTS: Record<
   },
   // a limit far below it: nearly every datagram is policed (the drop path)
   "rate_limit/dropping": { rateLimit: { pps: 1, bps: 0, burstPackets: 1, burstBytes: 1500 } },
+  // a path of a redundant rule, the first copy of every datagram (all forwarded)
+  "merge/rtp": { redundancy: { mode: "merge" } },
+  "merge/rtp/reorder_ms": { redundancy: { mode: "merge", reorderUs: 50_000 } },
+  "merge/hash (1328-byte payload)": { redundancy: { mode: "merge" }, notRtp: true },
+  "failover/rtp (active path)": { redundancy: { mode: "failover" } },
   "all": {
     health: { silenceMs: 1000, minPps: 0, clockRate: 90_000, payload: "rtp+ts" },
     rateLimit: { pps: 1e8, bps: 1e12, burstPackets: 1e6, burstBytes: 1e9 },
@@ -83,9 +97,25 @@ function fixture(v: (typeof VARIANTS)[string]) {
     }],
     ...(v.rateLimit ? { rateLimit: v.rateLimit } : {}),
     ...(v.health ? { health: v.health } : {}),
+    ...(v.redundancy
+      ? {
+        redundancy: {
+          rule: "r0",
+          mode: v.redundancy.mode,
+          input: 0,
+          inputs: 2,
+          state: newArbiterState(8192),
+          window: 8192,
+          maxDelayUs: 50_000,
+          reorderUs: v.redundancy.reorderUs ?? 0,
+          failoverUs: 200_000,
+          revertive: true,
+        },
+      }
+      : {}),
   };
   const payload = new Uint8Array(RTP + PER * TS).fill(0xff);
-  payload[0] = 0x80;
+  payload[0] = v.notRtp ? 0x00 : 0x80;
   payload[1] = 33;
   for (let k = 0; k < PER; k++) {
     const t = RTP + k * TS;
@@ -120,7 +150,7 @@ function fixture(v: (typeof VARIANTS)[string]) {
       const cc = seq * PER;
       for (let k = 0; k < PER; k++) buf[o + RTP + k * TS + 3] = 0x10 | ((cc + k) & 0x0f);
       seq = (seq + 1) & 0xffff;
-      desc[i * 8 + RxDescWord.tstampUs] = t;
+      desc[i * 8 + RxDescWord.tstampUs] = t || 1;
       t = (t + 50) >>> 0;
     }
   };

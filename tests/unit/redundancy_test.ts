@@ -500,3 +500,19 @@ Deno.test("redundancy in ctl's text: list shows each path's counts, stats each p
     "duplicates 0, late 0, inactive 1,000",
   ]);
 });
+
+Deno.test("arbiter payload hash: the same payload at any offset (another ring's alignment) is one datagram", () => {
+  const st = newArbiterState(1024);
+  const a = merge(st, 0, 1024), b = merge(st, 1, 1024);
+  for (let shift = 0; shift < 8; shift++) {
+    for (const len of [1, 3, 4, 7, 100, 1317]) {
+      const p = plain(shift * 10_000 + len, len < 8 ? 8 : len).subarray(0, len);
+      const bufA = new Uint8Array(len + 16), bufB = new Uint8Array(len + 16);
+      bufA.set(p, 1);
+      bufB.set(p, shift);
+      const t = shift * 1_000_000 + len * 1000;
+      assert.equal(a.admit(bufA, 1, len, t), Verdict.forward, `${shift}/${len}`);
+      assert.equal(b.admit(bufB, shift, len, t + 10), Verdict.duplicate, `${shift}/${len}`);
+    }
+  }
+});
