@@ -49,6 +49,7 @@ import {
 } from "../../ffi/mod.ts";
 import type { McrError } from "../../ffi/errors.ts";
 import { BatchProcessor } from "./batch.ts";
+import { WorkerCaptures } from "./capture.ts";
 import { countStandby } from "./standby.ts";
 import { In, W } from "./counters.ts";
 import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS } from "../config/limits.ts";
@@ -201,6 +202,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     changed: () => view.inputs = inputs.open(),
   });
   const bySlot = inputs.bySlot;
+  const captures = new WorkerCaptures((slot, rule) => bySlot[slot]?.lookup.get(rule));
   post({ type: "ready", index: cfg.index });
   counters[W.running] = 1;
 
@@ -268,6 +270,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     for (const slot of m.remove) inputs.removeRule(inp, slot);
     for (const r of m.upsert) inputs.upsertRule(inp, r);
     if (m.remove.length) outs.dropUnusedRings();
+    if (captures.size > 0 && m.upsert.length > 0) captures.rulesChanged(m.slot);
   };
 
   const handle = (m: SupervisorMessage) => {
@@ -280,6 +283,12 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         break;
       case "rules":
         rules(m);
+        break;
+      case "capture":
+        captures.start(m);
+        break;
+      case "capture-stop":
+        captures.stop(m.id);
         break;
       case "version":
         // A large table loaded into a worker that held no rules (start, restart): nothing

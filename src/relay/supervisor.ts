@@ -57,6 +57,7 @@ import { OutputErrors } from "./output_errors.ts";
 import { inputStates, ruleErrorsOf } from "./states.ts";
 import { OutputLinkTypes } from "./output_link_types.ts";
 import { StreamMonitor } from "./stream_monitor.ts";
+import { Captures, type CaptureRun, type CaptureSpec } from "./capture.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -100,6 +101,16 @@ export class Supervisor {
   #publishTimer?: ReturnType<typeof setTimeout>;
   /** Rates and alarms of the rules with `health`. */
   readonly #streams = new StreamMonitor(() => this.statsSource(), (e) => this.#events.emit(e));
+  /** Captures running (`mcr ctl capture`). */
+  readonly #captures = new Captures({
+    locate: (id, name) => {
+      const g = this.#inputs.get(name);
+      const rule = g?.table.rules.find((r) => r.id === id);
+      if (!g || !rule) return undefined;
+      return { inputSlot: g.slot, ruleSlot: rule.slot, workers: g.members.map((m) => m.worker) };
+    },
+    closed: () => this.#closed,
+  });
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
@@ -150,6 +161,15 @@ export class Supervisor {
   setStandby(standby: boolean): void {
     this.#pool.host.standby = standby;
     for (const w of this.#pool.all()) w.pushRole();
+  }
+
+  /**
+   * Start a capture of a rule's matched frames (relay/capture.ts); the
+   * caller reads its batches to the end or stops it.
+   * @throws {CaptureRefused} when the rule is not in force or too many captures run
+   */
+  capture(spec: CaptureSpec): CaptureRun {
+    return this.#captures.start(spec);
   }
 
   /** Tell subscribers about an event that is not a state change (a reload). */
@@ -234,6 +254,7 @@ export class Supervisor {
       const m = g.memberOf(w);
       if (m) g.replay(m);
     }
+    this.#captures.replay(w);
     w.send({ type: "version", version: this.#version });
   }
 
