@@ -68,6 +68,10 @@ export interface CtlValues {
   sort?: string;
   limit?: string;
   transient?: boolean;
+  input?: string;
+  count?: string;
+  seconds?: string;
+  write?: string;
 }
 
 /** Options of `mcr top`, keyed by their long flag. */
@@ -258,6 +262,20 @@ function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
     .addArgument(new Argument("[ROLE]", "active or standby").choices(["active", "standby"]))
     .option("--source <NAME>", 'who sets it, for stats and the event (default "ctl")')
     .option("--stdin", "roles from stdin, one a line (ROLE [SOURCE]), on one connection");
+  sub(
+    "capture",
+    "copy the frames a rule matches, as received, to a pcapng file (Wireshark, tshark)",
+  )
+    .argument("<RULE>", "the rule (by name, else by id)")
+    .option("-w, --write <FILE>", 'the pcapng file ("-" or none: stdout, not a terminal)')
+    .option("--count <N>", "stop after N frames (default 1000)")
+    .option("--seconds <S>", "stop after S seconds (default 60)")
+    .option("--input <N>", "which of the rule's inputs (a rule has one today: 0)")
+    .addHelpText(
+      "after",
+      "\nForwarding never waits for a capture: frames that do not fit the capture buffer are " +
+        "counted as capture drops and reported at the end.",
+    );
   sub("reload", "re-read the config file (default: the daemon's) and apply only the difference")
     .argument("[FILE]", "a configuration file the daemon may read");
   sub("check", "validate a file without applying it, and show what a reload would change")
