@@ -57,7 +57,7 @@ import { OutputErrors } from "./output_errors.ts";
 import { inputStates, ruleErrorsOf } from "./states.ts";
 import { OutputLinkTypes } from "./output_link_types.ts";
 import { StreamMonitor } from "./stream_monitor.ts";
-import { Captures, type CaptureRun, type CaptureSpec } from "./capture.ts";
+import { type CaptureRun, Captures, type CaptureSpec } from "./capture.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;

@@ -186,7 +186,8 @@ Deno.test("capture in the hot loop: the rule's frames are copied, others not; fo
   const table = buildTables(rules, new Slots(), 1, ["r0"]).get("r0")!;
   const frames = Array.from(
     { length: 12 },
-    (_, k) => buildFrame({ dst: k % 3 === 2 ? "239.1.1.2" : "239.1.1.1", dport: 5001, payload: 600 + k }),
+    (_, k) =>
+      buildFrame({ dst: k % 3 === 2 ? "239.1.1.2" : "239.1.1.1", dport: 5001, payload: 600 + k }),
   );
   const { buf, desc } = ringOf(frames);
   const run = (capture: SharedArrayBuffer | null) => {
@@ -194,7 +195,15 @@ Deno.test("capture in the hot loop: the rule's frames are copied, others not; fo
     const cam = table.rules.find((r) => r.name === "cam")!;
     const caps = new WorkerCaptures((_slot, r) => lookup.get(r));
     if (capture) {
-      caps.start({ id: 1, ring: capture, count: 100, input: 0, slot: 3, rule: cam.slot, ruleId: cam.id });
+      caps.start({
+        id: 1,
+        ring: capture,
+        count: 100,
+        input: 0,
+        slot: 3,
+        rule: cam.slot,
+        ruleId: cam.id,
+      });
       assert.notEqual(lookup.get(cam.slot)!.ext, null, "the rule got an extension for the capture");
     }
     const fdesc = new Uint32Array(64 * FWD_DESC_WORDS);
