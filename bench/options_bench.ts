@@ -1,12 +1,16 @@
 /**
- * `deno bench` of what a rule's `health` and `rate_limit` options cost the
- * hot loop per packet (issue 16): `BatchProcessor.process` over one rule and
+ * `deno bench` of what a rule's `health` and `rate_limit` options, and a
+ * capture running on it (`mcr ctl capture`), cost the hot loop per packet
+ * (issue 16): `BatchProcessor.process` over one rule and
  * a batch of 256 frames whose UDP payload is RTP carrying 7 MPEG-TS packets
  * (1328 bytes), with each option on its own and all of them together.
  * Every iteration first advances the RTP sequence numbers, the TS
  * continuity counters and the kernel receive times of the batch (so the
  * analysis sees a live stream, not 256 duplicates), in every variant
- * alike: the differences between variants are the options' costs.
+ * alike: the differences between variants are the options' costs. A
+ * capture copies every frame into its ring (`capture`: the ring is emptied
+ * at each iteration, as the supervisor drains it from another thread) or
+ * finds no room and counts a capture drop (`capture/full`).
  *
  *     deno bench bench/options_bench.ts
  *     deno run -A bench/options_check.ts     # ns/packet per variant, and the extra cost of each
@@ -22,13 +26,19 @@ import { ETH_HLEN } from "../src/datapath/link_types.ts";
 import type { RateLimit } from "../src/datapath/policer.ts";
 import type { TableHealth } from "../src/datapath/messages.ts";
 import { RxDescWord } from "../ffi/mod.ts";
+import { CapHdr, newCaptureRing, WorkerCaptures } from "../src/datapath/capture.ts";
 
 /** Frames per batch. */
 export const BATCH = 256;
 /** The variants: rule options, by bench name. */
 export const VARIANTS: Record<
   string,
-  { health?: TableHealth; rateLimit?: RateLimit; outRateLimit?: RateLimit }
+  {
+    health?: TableHealth;
+    rateLimit?: RateLimit;
+    outRateLimit?: RateLimit;
+    capture?: "draining" | "full";
+  }
 > = {
   "none": {},
   "health": { health: { silenceMs: 1000, minPps: 0, clockRate: 90_000 } },
@@ -47,6 +57,8 @@ export const VARIANTS: Record<
   },
   // a limit far below it: nearly every datagram is policed (the drop path)
   "rate_limit/dropping": { rateLimit: { pps: 1, bps: 0, burstPackets: 1, burstBytes: 1500 } },
+  "capture": { capture: "draining" },
+  "capture/full": { capture: "full" },
   "all": {
     health: { silenceMs: 1000, minPps: 0, clockRate: 90_000, payload: "rtp+ts" },
     rateLimit: { pps: 1e8, bps: 1e12, burstPackets: 1e6, burstBytes: 1e9 },
@@ -109,7 +121,25 @@ function fixture(v: (typeof VARIANTS)[string]) {
     BATCH * 4,
     () => {},
   );
-  const lookup = compileTable(buildTables([spec], new Slots(), 1, ["r0"]).get("r0")!);
+  const table = buildTables([spec], new Slots(), 1, ["r0"]).get("r0")!;
+  const lookup = compileTable(table);
+  // a capture on the rule, as a worker starts one (datapath/capture.ts)
+  const ring = newCaptureRing();
+  const hdr = new Int32Array(ring, 0, 16);
+  if (v.capture) {
+    const r = table.rules[0];
+    new WorkerCaptures((_s, slot) => lookup.get(slot)).start({
+      id: 1,
+      ring,
+      count: Number.MAX_SAFE_INTEGER,
+      input: 0,
+      slot: 0,
+      rule: r.slot,
+      ruleId: r.id,
+    });
+    // full: no room for a frame, ever (the reader never takes what was written)
+    if (v.capture === "full") Atomics.store(hdr, CapHdr.write, ring.byteLength - 64);
+  }
   let seq = 0, t = 0;
   /** Advance the batch: RTP sequence numbers, TS continuity counters, receive times (50 µs apart). */
   const advance = () => {
@@ -123,6 +153,8 @@ function fixture(v: (typeof VARIANTS)[string]) {
       desc[i * 8 + RxDescWord.tstampUs] = t;
       t = (t + 50) >>> 0;
     }
+    // the supervisor's drain, out of the loop being measured (another thread in the relay)
+    if (v.capture === "draining") Atomics.store(hdr, CapHdr.read, Atomics.load(hdr, CapHdr.write));
   };
   return { buf, desc, proc, lookup, base: inBase(0), advance };
 }

@@ -19,6 +19,7 @@ import { DEFAULT_CONTROL_SOCKET } from "../control/protocol.ts";
 import { SORT_KEYS } from "../control/results.ts";
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from "./completion.ts";
 import { EXIT, HELP_FOOTER, MAN_PAGES, type ManPage } from "./doc.ts";
+import { CAPTURE_SUMMARY, captureOptions, type CaptureValues } from "./capture_options.ts";
 
 export { EXIT };
 
@@ -45,7 +46,7 @@ export interface CheckValues {
 }
 
 /** Options of `mcr ctl` and its subcommands, keyed by their long flag. */
-export interface CtlValues {
+export interface CtlValues extends CaptureValues {
   "control-socket"?: string;
   source?: string;
   stdin?: boolean;
@@ -68,10 +69,6 @@ export interface CtlValues {
   sort?: string;
   limit?: string;
   transient?: boolean;
-  input?: string;
-  count?: string;
-  seconds?: string;
-  write?: string;
 }
 
 /** Options of `mcr top`, keyed by their long flag. */
@@ -262,20 +259,7 @@ function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
     .addArgument(new Argument("[ROLE]", "active or standby").choices(["active", "standby"]))
     .option("--source <NAME>", 'who sets it, for stats and the event (default "ctl")')
     .option("--stdin", "roles from stdin, one a line (ROLE [SOURCE]), on one connection");
-  sub(
-    "capture",
-    "copy the frames a rule matches, as received, to a pcapng file (Wireshark, tshark)",
-  )
-    .argument("<RULE>", "the rule (by name, else by id)")
-    .option("-w, --write <FILE>", 'the pcapng file ("-" or none: stdout, not a terminal)')
-    .option("--count <N>", "stop after N frames (default 1000)")
-    .option("--seconds <S>", "stop after S seconds (default 60)")
-    .option("--input <N>", "which of the rule's inputs (a rule has one today: 0)")
-    .addHelpText(
-      "after",
-      "\nForwarding never waits for a capture: frames that do not fit the capture buffer are " +
-        "counted as capture drops and reported at the end.",
-    );
+  captureOptions(sub("capture", CAPTURE_SUMMARY));
   sub("reload", "re-read the config file (default: the daemon's) and apply only the difference")
     .argument("[FILE]", "a configuration file the daemon may read");
   sub("check", "validate a file without applying it, and show what a reload would change")

@@ -17,7 +17,8 @@
  * `CapHdr.read` after it took records; both are free-running byte counts
  * modulo 2^32 (Atomics, so each side sees the other's bytes before the
  * count). A record is 4-byte aligned and never wraps: {@link REC_HDR_BYTES}
- * of u32 words ({@link Rec}) then the frame bytes; a record that would cross
+ * of u32 words ({@link Rec}), 0..3 bytes of padding, then the frame bytes
+ * (at the offset modulo 4 they had in the RX ring); a record that would cross
  * the end of the data area leaves a wrap marker (a length of 0) and starts
  * at its beginning.
  *
@@ -26,7 +27,8 @@
  * the VLAN tag the kernel stripped into the ring slot's header put back, as
  * libpcap does; the time is the kernel receive time (µs modulo 2^32, as
  * `RxDescWord.tstampUs`); the original length is the length on the wire.
- * No allocation per frame: bytes are copied one by one into the ring.
+ * No allocation per frame: the bytes are copied a 32-bit word at a time
+ * through views made once (per capture, and per RX ring it copies from).
  *
  * @module
  */
@@ -67,9 +69,15 @@ export const Rec = {
   origLen: 2,
   /** Bytes of the frame in the record (the captured length). */
   capLen: 3,
+  /**
+   * Bytes (0..3) between the header and the frame: the frame starts at the
+   * same offset modulo 4 as in the RX ring, so that most of it is copied a
+   * 32-bit word at a time.
+   */
+  pad: 4,
 } as const;
 /** Bytes of a record's header. */
-export const REC_HDR_BYTES = 16;
+export const REC_HDR_BYTES = 20;
 
 /** Length of an 802.1Q tag (TPID and TCI). */
 const VLAN_TAG_LEN = 4;
@@ -132,6 +140,9 @@ class RingViews {
  */
 export class CaptureTap {
   readonly #v: RingViews;
+  /** The RX ring memory last copied from, and its 32-bit words (made again only when it changes). */
+  #rx: Uint8Array | null = null;
+  #rxWords: Uint32Array | null = null;
   /** Frames it may still write (the capture's count): past it, frames are neither taken nor counted. */
   left: number;
 
@@ -152,6 +163,30 @@ export class CaptureTap {
   }
 
   /**
+   * Copy `n` bytes from `src` of the RX ring to `dst` of the data area
+   * (`dst` ≡ `src` modulo 4): the bytes up to a word boundary, then 32-bit
+   * words, then the bytes left. A byte loop costs about 1 ns a byte.
+   */
+  #copy(rx: Uint8Array, src: number, dst: number, n: number): void {
+    const out = this.#v.bytes;
+    let k = 0;
+    for (; k < n && ((src + k) & 3) !== 0; k++) out[dst + k] = rx[src + k];
+    const iw = this.#rxWords;
+    if (iw !== null && ((dst + k) & 3) === 0) {
+      const ow = this.#v.words;
+      let i = (src + k) >> 2, j = (dst + k) >> 2;
+      for (; k + 16 <= n; k += 16, i += 4, j += 4) {
+        ow[j] = iw[i];
+        ow[j + 1] = iw[i + 1];
+        ow[j + 2] = iw[i + 2];
+        ow[j + 3] = iw[i + 3];
+      }
+      for (; k + 4 <= n; k += 4) ow[j++] = iw[i++];
+    }
+    for (; k < n; k++) out[dst + k] = rx[src + k];
+  }
+
+  /**
    * Copy frame `b` (its first descriptor word) of `desc` from RX ring memory
    * `rx` into the capture ring, or count it as a capture drop when there is
    * no room. `linkHeader`: the input's link-layer header length (14:
@@ -168,7 +203,8 @@ export class CaptureTap {
       ? VLAN_TAG_LEN
       : 0;
     const capLen = snap + tag;
-    const need = REC_HDR_BYTES + align4(capLen);
+    const pad = src & 3;
+    const need = align4(REC_HDR_BYTES + pad + capLen);
     const size = v.size;
     const w = Atomics.load(hdr, CapHdr.write) >>> 0;
     const used = (w - (Atomics.load(hdr, CapHdr.read) >>> 0)) >>> 0;
@@ -189,12 +225,19 @@ export class CaptureTap {
     words[r + Rec.tstampUs] = desc[b + RX_TSTAMP];
     words[r + Rec.origLen] = desc[b + RX_LEN] + tag;
     words[r + Rec.capLen] = capLen;
+    words[r + Rec.pad] = pad;
+    if (rx !== this.#rx) {
+      this.#rx = rx;
+      this.#rxWords = (rx.byteOffset & 3) === 0
+        ? new Uint32Array(rx.buffer, rx.byteOffset, rx.byteLength >> 2)
+        : null;
+    }
     const out = v.bytes;
-    let o = off + REC_HDR_BYTES;
+    let o = off + REC_HDR_BYTES + pad;
     if (tag === 0) {
-      for (let k = 0; k < snap; k++) out[o + k] = rx[src + k];
+      this.#copy(rx, src, o, snap);
     } else {
-      for (let k = 0; k < ETH_TYPE; k++) out[o + k] = rx[src + k];
+      this.#copy(rx, src, o, ETH_TYPE);
       o += ETH_TYPE;
       const tpid = desc[b + RX_VLAN_TPID] || ETH_P_8021Q;
       const tci = desc[b + RX_VLAN_TCI];
@@ -202,10 +245,7 @@ export class CaptureTap {
       out[o + 1] = tpid & 0xff;
       out[o + 2] = tci >> 8;
       out[o + 3] = tci & 0xff;
-      o += VLAN_TAG_LEN;
-      const s = src + ETH_TYPE;
-      const n = snap - ETH_TYPE;
-      for (let k = 0; k < n; k++) out[o + k] = rx[s + k];
+      this.#copy(rx, src + ETH_TYPE, o + VLAN_TAG_LEN, snap - ETH_TYPE);
     }
     hdr[CapHdr.frames]++;
     this.left--;
@@ -259,10 +299,11 @@ export class CaptureReader {
         continue;
       }
       const capLen = v.words[rec + Rec.capLen];
+      const at = off + REC_HDR_BYTES + v.words[rec + Rec.pad];
       out.push({
         tstampUs: v.words[rec + Rec.tstampUs],
         origLen: v.words[rec + Rec.origLen],
-        data: v.bytes.slice(off + REC_HDR_BYTES, off + REC_HDR_BYTES + capLen),
+        data: v.bytes.slice(at, at + capLen),
       });
       r = (r + bytes) >>> 0;
     }

@@ -99,16 +99,20 @@ export class CaptureRefused extends Error {
 
 /** What {@link Captures} needs of the supervisor. */
 export interface CaptureHost {
-  /**
-   * The rule's input slot, rule slot and the workers serving its input
-   * interface, or undefined when the rule is not in force.
-   */
-  locate(
-    ruleId: string,
-    inputInterface: string,
-  ): { inputSlot: number; ruleSlot: number; workers: DataWorker[] } | undefined;
+  /** The input interfaces with rules, by name (the supervisor's, kept up to date). */
+  readonly inputs: ReadonlyMap<string, CaptureInput>;
   /** True once the relay is stopping. */
   closed(): boolean;
+}
+
+/** What a capture needs of an input interface (relay/inputs.ts `Input`). */
+export interface CaptureInput {
+  /** Input slot. */
+  readonly slot: number;
+  /** Its rules in force. */
+  readonly table: { readonly rules: readonly { readonly id: string; readonly slot: number }[] };
+  /** Its fanout members: the workers that capture. */
+  readonly members: readonly { readonly worker: DataWorker }[];
 }
 
 /** One running capture. */
@@ -126,6 +130,14 @@ export class Captures {
 
   /** @param host the supervisor */
   constructor(readonly host: CaptureHost) {}
+
+  /** Where rule `ruleId` of input `name` is and who serves it; undefined when not in force. */
+  #locate(ruleId: string, name: string) {
+    const g = this.host.inputs.get(name);
+    const rule = g?.table.rules.find((r) => r.id === ruleId);
+    if (!g || !rule) return undefined;
+    return { inputSlot: g.slot, ruleSlot: rule.slot, workers: g.members.map((m) => m.worker) };
+  }
 
   /** Number of captures running. */
   get size(): number {
@@ -147,7 +159,7 @@ export class Captures {
    * @throws {CaptureRefused} no such rule in force, too many captures, one on the rule already
    */
   start(spec: CaptureSpec): CaptureRun {
-    const where = this.host.locate(spec.ruleId, spec.interface);
+    const where = this.#locate(spec.ruleId, spec.interface);
     if (!where) throw new CaptureRefused("not_found", `rule ${spec.ruleId} is not in force`);
     if (this.#running.size >= MAX_CAPTURES) {
       throw new CaptureRefused(
@@ -193,7 +205,7 @@ export class Captures {
         let end: CaptureEnd | undefined;
         if (captured >= spec.count) end = "count";
         else if (this.host.closed()) end = "relay_stopped";
-        else if (!this.host.locate(spec.ruleId, spec.interface)) end = "rule_removed";
+        else if (!this.#locate(spec.ruleId, spec.interface)) end = "rule_removed";
         else if (performance.now() >= deadline) end = "seconds";
         yield { frames, captured, drops: this.#drops(run), ...(end ? { end } : {}) };
         if (end) return;

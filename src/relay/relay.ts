@@ -428,7 +428,7 @@ export class Relay implements AsyncDisposable {
     const name = rule.input.interface;
     const type = this.#sup.links.get(name)?.type;
     const layout = (type === undefined ? undefined : linkLayout(type)) ?? "ethernet";
-    const run = this.#sup.capture({ ...spec, ruleId: rule.id, interface: name });
+    const run = this.#sup.captures.start({ ...spec, ruleId: rule.id, interface: name });
     return { rule, layout, run };
   }
 

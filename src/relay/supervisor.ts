@@ -57,7 +57,7 @@ import { OutputErrors } from "./output_errors.ts";
 import { inputStates, ruleErrorsOf } from "./states.ts";
 import { OutputLinkTypes } from "./output_link_types.ts";
 import { StreamMonitor } from "./stream_monitor.ts";
-import { type CaptureRun, Captures, type CaptureSpec } from "./capture.ts";
+import { Captures } from "./capture.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -102,15 +102,7 @@ export class Supervisor {
   /** Rates and alarms of the rules with `health`. */
   readonly #streams = new StreamMonitor(() => this.statsSource(), (e) => this.#events.emit(e));
   /** Captures running (`mcr ctl capture`). */
-  readonly #captures = new Captures({
-    locate: (id, name) => {
-      const g = this.#inputs.get(name);
-      const rule = g?.table.rules.find((r) => r.id === id);
-      if (!g || !rule) return undefined;
-      return { inputSlot: g.slot, ruleSlot: rule.slot, workers: g.members.map((m) => m.worker) };
-    },
-    closed: () => this.#closed,
-  });
+  readonly captures = new Captures({ inputs: this.#inputs, closed: () => this.#closed });
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
@@ -161,15 +153,6 @@ export class Supervisor {
   setStandby(standby: boolean): void {
     this.#pool.host.standby = standby;
     for (const w of this.#pool.all()) w.pushRole();
-  }
-
-  /**
-   * Start a capture of a rule's matched frames (relay/capture.ts); the
-   * caller reads its batches to the end or stops it.
-   * @throws {CaptureRefused} when the rule is not in force or too many captures run
-   */
-  capture(spec: CaptureSpec): CaptureRun {
-    return this.#captures.start(spec);
   }
 
   /** Tell subscribers about an event that is not a state change (a reload). */
@@ -254,7 +237,7 @@ export class Supervisor {
       const m = g.memberOf(w);
       if (m) g.replay(m);
     }
-    this.#captures.replay(w);
+    this.captures.replay(w);
     w.send({ type: "version", version: this.#version });
   }
 
