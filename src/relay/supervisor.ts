@@ -1,10 +1,9 @@
 /**
- * The supervisor: owns the rule set and the data-path workers. It turns a
- * rule set into versioned tables (stable counter slots, all or nothing:
- * tables.ts) and sends each input interface's workers only what changed
- * (inputs.ts), runs the worker pool (pool.ts), keeps the IGMP memberships
- * (igmp.ts) and the UDP port claims of unicast inputs (port_claims.ts), and
- * reports stats (stats.ts) and state changes (events.ts).
+ * The supervisor: owns the rule set and the data-path workers. It turns a rule set into
+ * versioned tables (stable counter slots, all or nothing: tables.ts) and sends each input
+ * interface's workers only what changed (inputs.ts), runs the worker pool (pool.ts), keeps the
+ * IGMP memberships (igmp.ts) and the UDP port claims of unicast inputs (port_claims.ts), runs
+ * captures (capture.ts), and reports stats (stats.ts) and state changes (events.ts).
  *
  * It watches every interface through the link table (links.ts): an input
  * interface that does not exist costs no ring — its rules are `pending`
