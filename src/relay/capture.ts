@@ -37,7 +37,7 @@ export const MAX_CAPTURE_SECONDS = 3600;
 export const CAPTURE_DRAIN_MS = 100;
 
 /** Why a capture ended. */
-export type CaptureEnd = "count" | "seconds" | "rule_removed" | "relay_stopped" | "stopped";
+export type CaptureEnd = "count" | "seconds" | "rule_removed" | "relay_stopped";
 
 /** What a capture takes. */
 export interface CaptureSpec {
