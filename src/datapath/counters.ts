@@ -19,8 +19,9 @@
  *   supervisor, so their counters survive table changes and reloads;
  * - a rule extension ({@link EXT_WORDS} per rule slot, see {@link Ext}):
  *   what a rule's `rate_limit` dropped and what its `health` analysis of
- *   RTP and MPEG-TS payloads counted. Only rules with those options write
- *   it, so only their pages are touched.
+ *   RTP and MPEG-TS payloads counted. Only rules with those options (or a
+ *   capture running: its last receive time) write it, so only their pages
+ *   are touched.
  *
  * The block is allocated zeroed and only the pages of slots in use are ever
  * touched, so its size follows the rule set, not the limits.

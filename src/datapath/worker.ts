@@ -16,7 +16,8 @@
  * forwarder's included.
  *
  * Changes: the supervisor posts messages (open or close an interface's
- * ring, a rule delta for one interface, a version marker) and bumps
+ * ring, a rule delta for one interface, a version marker, start or stop a
+ * capture of a rule: capture.ts) and bumps
  * `Ctl.seq`; the worker notices between batches, yields one turn to its
  * event loop so that they come in, and handles in order what has arrived
  * (the rest on a later pass: the loop never waits for a message). Frames
