@@ -3,7 +3,8 @@
  * streams the daemon's `capture` records (control/capture_command.ts) into a
  * pcapng file (pcapng.ts) that Wireshark and tshark read, or to stdout (not a
  * terminal). The file is written block by block as frames come, so what
- * was written is a valid file whatever ends the capture (Ctrl-C included).
+ * was written is a valid file whatever ends the capture (Ctrl-C, or a
+ * reader of stdout that stops, included).
  *
  * The file: created with mode 0600 (frames carry payloads), replaced when
  * it is a regular file, refused when it is a symbolic link or not a regular
@@ -151,7 +152,9 @@ export async function runCapture(
       }
     }
   } catch (e) {
-    if (!(interrupted && e instanceof ControlConnectionError)) throw e;
+    // a reader that stops reading (`| head`) ends the capture as Ctrl-C does
+    if (e instanceof Deno.errors.BrokenPipe) interrupted = true;
+    else if (!(interrupted && e instanceof ControlConnectionError)) throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     sink?.close();
