@@ -1,12 +1,16 @@
 /**
  * `deno bench` of what a rule's `health`, `rate_limit` and redundant-input
- * options cost the hot loop per packet (issue 16): `BatchProcessor.process` over one rule and
+ * options, and a capture running on it (`mcr ctl capture`), cost the hot
+ * loop per packet (issue 16): `BatchProcessor.process` over one rule and
  * a batch of 256 frames whose UDP payload is RTP carrying 7 MPEG-TS packets
  * (1328 bytes), with each option on its own and all of them together.
  * Every iteration first advances the RTP sequence numbers, the TS
  * continuity counters and the kernel receive times of the batch (so the
  * analysis sees a live stream, not 256 duplicates), in every variant
- * alike: the differences between variants are the options' costs.
+ * alike: the differences between variants are the options' costs. A
+ * capture copies every frame into its ring (`capture`: the ring is emptied
+ * at each iteration, as the supervisor drains it from another thread) or
+ * finds no room and counts a capture drop (`capture/full`).
  *
  *     deno bench bench/options_bench.ts
  *     deno run -A bench/options_check.ts     # ns/packet per variant, and the extra cost of each
@@ -23,6 +27,7 @@ import type { RateLimit } from "../src/datapath/policer.ts";
 import type { TableHealth } from "../src/datapath/messages.ts";
 import { RxDescWord } from "../ffi/mod.ts";
 import { newArbiterState } from "../src/datapath/arbiter.ts";
+import { CapHdr, newCaptureRing, WorkerCaptures } from "../src/datapath/capture.ts";
 
 /** Frames per batch. */
 export const BATCH = 256;
@@ -37,6 +42,7 @@ export const VARIANTS: Record<
     redundancy?: { mode: "merge" | "failover"; reorderUs?: number };
     /** The payload is not RTP (its first byte says version 0): identified by hash. */
     notRtp?: boolean;
+    capture?: "draining" | "full";
   }
 > = {
   "none": {},
@@ -61,6 +67,8 @@ export const VARIANTS: Record<
   "merge/rtp/reorder_ms": { redundancy: { mode: "merge", reorderUs: 50_000 } },
   "merge/hash (1328-byte payload)": { redundancy: { mode: "merge" }, notRtp: true },
   "failover/rtp (active path)": { redundancy: { mode: "failover" } },
+  "capture": { capture: "draining" },
+  "capture/full": { capture: "full" },
   "all": {
     health: { silenceMs: 1000, minPps: 0, clockRate: 90_000, payload: "rtp+ts" },
     rateLimit: { pps: 1e8, bps: 1e12, burstPackets: 1e6, burstBytes: 1e9 },
@@ -139,7 +147,25 @@ function fixture(v: (typeof VARIANTS)[string]) {
     BATCH * 4,
     () => {},
   );
-  const lookup = compileTable(buildTables([spec], new Slots(), 1, ["r0"]).get("r0")!);
+  const table = buildTables([spec], new Slots(), 1, ["r0"]).get("r0")!;
+  const lookup = compileTable(table);
+  // a capture on the rule, as a worker starts one (datapath/capture.ts)
+  const ring = newCaptureRing();
+  const hdr = new Int32Array(ring, 0, 16);
+  if (v.capture) {
+    const r = table.rules[0];
+    new WorkerCaptures((_s, slot) => lookup.get(slot)).start({
+      id: 1,
+      ring,
+      count: Number.MAX_SAFE_INTEGER,
+      input: 0,
+      slot: 0,
+      rule: r.slot,
+      ruleId: r.id,
+    });
+    // full: no room for a frame, ever (the reader never takes what was written)
+    if (v.capture === "full") Atomics.store(hdr, CapHdr.write, ring.byteLength - 64);
+  }
   let seq = 0, t = 0;
   /** Advance the batch: RTP sequence numbers, TS continuity counters, receive times (50 µs apart). */
   const advance = () => {
@@ -153,6 +179,8 @@ function fixture(v: (typeof VARIANTS)[string]) {
       desc[i * 8 + RxDescWord.tstampUs] = t || 1;
       t = (t + 50) >>> 0;
     }
+    // the supervisor's drain, out of the loop being measured (another thread in the relay)
+    if (v.capture === "draining") Atomics.store(hdr, CapHdr.read, Atomics.load(hdr, CapHdr.write));
   };
   return { buf, desc, proc, lookup, base: inBase(0), advance };
 }

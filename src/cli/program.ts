@@ -19,6 +19,7 @@ import { DEFAULT_CONTROL_SOCKET } from "../control/protocol.ts";
 import { SORT_KEYS } from "../control/results.ts";
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from "./completion.ts";
 import { EXIT, HELP_FOOTER, MAN_PAGES, type ManPage } from "./doc.ts";
+import { CAPTURE_SUMMARY, captureOptions, type CaptureValues } from "./capture_options.ts";
 
 export { EXIT };
 
@@ -45,7 +46,7 @@ export interface CheckValues {
 }
 
 /** Options of `mcr ctl` and its subcommands, keyed by their long flag. */
-export interface CtlValues {
+export interface CtlValues extends CaptureValues {
   "control-socket"?: string;
   source?: string;
   stdin?: boolean;
@@ -258,6 +259,7 @@ function ctlCommands(ctl: Command, a: CliActions, done: Done): void {
     .addArgument(new Argument("[ROLE]", "active or standby").choices(["active", "standby"]))
     .option("--source <NAME>", 'who sets it, for stats and the event (default "ctl")')
     .option("--stdin", "roles from stdin, one a line (ROLE [SOURCE]), on one connection");
+  captureOptions(sub("capture", CAPTURE_SUMMARY));
   sub("reload", "re-read the config file (default: the daemon's) and apply only the difference")
     .argument("[FILE]", "a configuration file the daemon may read");
   sub("check", "validate a file without applying it, and show what a reload would change")

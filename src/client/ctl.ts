@@ -22,6 +22,7 @@ import { jsonLines, RecordPrinter, RecordStreamError } from "./listing.ts";
 import { type CtlValues, parseCtl, UsageError } from "../cli/program.ts";
 import { followRoles } from "./role_follow.ts";
 import type { RoleDiff } from "../relay/role.ts";
+import { captureArgs, runCapture } from "./capture.ts";
 
 /** How long `role --stdin` keeps trying to reach the relay for one role (ms). */
 const FOLLOW_RETRY_MS = 30_000;
@@ -194,6 +195,9 @@ export function requestFor(
         args: role ? { role, ...(v.source !== undefined ? { source: v.source } : {}) } : {},
       };
     }
+    case "capture":
+      if (rest.length !== 1) throw new UsageError("capture needs one RULE (name or id)");
+      return { cmd, args: captureArgs(v, rest[0]) };
     case "reload":
       noMore(1);
       return { cmd, args: rest[0] ? { path: absolute(rest[0]) } : {} };
@@ -386,6 +390,17 @@ export async function runCtl(v: Values, words: string[]): Promise<number> {
       });
     } catch (e) {
       if (e instanceof ControlConnectionError) return unreachable(e.message);
+      throw e;
+    }
+  }
+  if (req.cmd === "capture") {
+    try {
+      return await runCapture(v, req.args, timeoutMs);
+    } catch (e) {
+      if (e instanceof ControlRefusedError) return refused(v, req.cmd, e.reply);
+      if (e instanceof ControlConnectionError || e instanceof RecordStreamError) {
+        return unreachable(e.message);
+      }
       throw e;
     }
   }

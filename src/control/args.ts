@@ -35,3 +35,22 @@ export function flag(args: Record<string, unknown>, key: string): boolean {
   }
   return v;
 }
+
+/**
+ * `args[key]` as an integer from `min` to `max` (absent: `dflt`).
+ * @throws {ControlError} `bad_args` naming the argument and the range
+ */
+export function int(
+  args: Record<string, unknown>,
+  key: string,
+  min: number,
+  max: number,
+  dflt: number,
+): number {
+  const v = args[key];
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new ControlError("bad_args", `args.${key} must be an integer from ${min} to ${max}`);
+  }
+  return v;
+}

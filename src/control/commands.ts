@@ -15,6 +15,7 @@ import {
 } from "../config/mod.ts";
 import { logger } from "../common/log.ts";
 import { RUNTIME_HANDLERS } from "./runtime_commands.ts";
+import { CAPTURE_HANDLERS } from "./capture_command.ts";
 import { flag, str } from "./args.ts";
 import {
   DefinedInFileError,
@@ -358,6 +359,7 @@ export const HANDLERS: Record<string, Handler> = {
   },
 
   ...RUNTIME_HANDLERS,
+  ...CAPTURE_HANDLERS,
 };
 
 /**

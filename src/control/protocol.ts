@@ -14,6 +14,9 @@
  * Part:     `{"v":1,"id":7,"ok":true,"more":true,"result":{"records":[...]}}`
  * Last:     `{"v":1,"id":7,"ok":true,"result":{"records":[...]}}`
  *
+ * `capture` always streams, over time ({@link LiveStreamedResult}): its
+ * parts are sent as its records come, and its last part is empty.
+ *
  * @module
  */
 import { z } from "zod";
@@ -62,6 +65,7 @@ export const COMMANDS = [
   "role",
   "reload",
   "check",
+  "capture",
 ] as const;
 
 /**
@@ -289,15 +293,31 @@ export class StreamedResult {
 }
 
 /**
+ * A command result whose records come over time (`capture`): each chunk is
+ * sent as parts as soon as it comes ({@link encodeParts} with `final`
+ * false), then an empty last part when the chunks end. Ending the
+ * iteration early (the client went away) is how the command learns to stop.
+ */
+export class LiveStreamedResult {
+  /**
+   * Wrap the chunks.
+   * @param chunks arrays of plain JSON values, as they come
+   */
+  constructor(readonly chunks: AsyncIterable<unknown[]>) {}
+}
+
+/**
  * The lines of a streamed reply to request `id`: parts of at most `max` bytes
  * (a part holds at least one record, so a single longer record makes a longer
  * part), every one but the last marked `"more":true`. There is always a last
- * part, with no records when `records` is empty.
+ * part, with no records when `records` is empty. With `final` false, the last
+ * part is marked `"more":true` too (a chunk of a {@link LiveStreamedResult}).
  */
 export function* encodeParts(
   id: RequestId,
   records: Iterable<unknown>,
   max: number = MAX_PART_BYTES,
+  final = true,
 ): Generator<Uint8Array> {
   const enc = new TextEncoder();
   const prefix = `{"v":${PROTOCOL_VERSION},"id":${JSON.stringify(id)},"ok":true,`;
@@ -327,7 +347,7 @@ export function* encodeParts(
     size += (held.length > 0 ? 1 : 0) + b.length;
     held.push(b);
   }
-  yield join(last);
+  yield join(final ? last : more);
 }
 
 /**

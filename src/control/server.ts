@@ -22,6 +22,7 @@ import {
   encodeParts,
   errReply,
   LineSplitter,
+  LiveStreamedResult,
   MAX_CLIENTS,
   MAX_REPLY_BYTES,
   MAX_REQUEST_BYTES,
@@ -250,9 +251,15 @@ export class ControlServer implements AsyncDisposable {
     const sendLine = async (line: Uint8Array): Promise<boolean> =>
       (await within(writeAll(conn, line), this.requestTimeoutMs)) !== TIMED_OUT;
     const send = (reply: Reply): Promise<boolean> => sendLine(encodeLine(reply));
-    /** Send every line of an answer; false when the client stops taking them. */
-    const sendAll = async (lines: Iterable<Uint8Array>): Promise<boolean> => {
-      for (const line of lines) if (!(await sendLine(line))) return false;
+    /**
+     * Send every line of an answer (a live stream's as they come); false when
+     * the client stops taking them. A write that fails ends the iteration
+     * too: a live stream learns that its client went away.
+     */
+    const sendAll = async (
+      lines: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    ): Promise<boolean> => {
+      for await (const line of lines) if (!(await sendLine(line))) return false;
       return true;
     };
     let ended = false;
@@ -318,7 +325,9 @@ export class ControlServer implements AsyncDisposable {
    * Answer one line: the encoded lines of the reply (several for a streamed
    * one, produced as they are sent); null for a blank line.
    */
-  async #handleLine(line: string): Promise<Iterable<Uint8Array> | null> {
+  async #handleLine(
+    line: string,
+  ): Promise<Iterable<Uint8Array> | AsyncIterable<Uint8Array> | null> {
     if (line.trim() === "") return null;
     const d = decodeRequest(line);
     if (!d.ok) return [encodeLine(d.reply)];
@@ -338,6 +347,7 @@ export class ControlServer implements AsyncDisposable {
       return [encodeLine(this.#failure(id, cmd, e))];
     }
     if (result instanceof StreamedResult) return this.#parts(id, cmd, result);
+    if (result instanceof LiveStreamedResult) return this.#liveParts(id, cmd, result);
     // A string's length never exceeds its UTF-8 size: most too long replies are never encoded.
     const text = JSON.stringify(okReply(id, result));
     const bytes = text.length <= MAX_REPLY_BYTES ? new TextEncoder().encode(text + "\n") : null;
@@ -365,6 +375,20 @@ export class ControlServer implements AsyncDisposable {
       if (next.done) return;
       yield next.value;
     }
+  }
+
+  /**
+   * The parts of a live stream, as its chunks come, then an empty last part;
+   * an error while producing them ends it with an error reply.
+   */
+  async *#liveParts(id: RequestId, cmd: string, result: LiveStreamedResult) {
+    try {
+      for await (const chunk of result.chunks) yield* encodeParts(id, chunk, undefined, false);
+    } catch (e) {
+      yield encodeLine(this.#failure(id, cmd, e));
+      return;
+    }
+    yield* encodeParts(id, []);
   }
 
   /** The error reply for a command that threw `e` (logged unless it is a ControlError). */

@@ -4,8 +4,9 @@
  * batch, match it against the compiled rule table, count, and write one
  * forward descriptor per output datagram. A rule with `health` or `rate_limit`
  * (rule_ext.ts) also has its payload analysed (stream_health.ts) and its
- * datagrams policed (policer.ts) here; a rule without them pays one
- * comparison per datagram and one per output.
+ * datagrams policed (policer.ts) here, and a rule being captured its frames
+ * copied (capture.ts); a rule without them pays one comparison per datagram
+ * and one per output.
  *
  * No allocation per packet: the parsed-packet object, the descriptor array
  * and the counter block are created once.
@@ -124,6 +125,8 @@ export class BatchProcessor {
       let tUs = 0;
       if (ext !== null) {
         tUs = desc[b + RX_TSTAMP];
+        // a capture (capture.ts) copies the frame as received, before any arbitration or policing
+        if (ext.capture !== null) ext.capture.take(ring, desc, b, linkHeader);
         counters[ext.base + Ext.lastRxUs] = tUs;
         const arb = ext.arbiter;
         if (arb !== null) {

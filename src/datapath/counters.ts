@@ -20,7 +20,8 @@
  * - a rule extension ({@link EXT_WORDS} per rule slot, see {@link Ext}):
  *   what a rule's `rate_limit` dropped, what its `health` analysis of
  *   RTP and MPEG-TS payloads counted, and what a path of a rule with
- *   redundant inputs did not forward (arbiter.ts). Only rules with those options write
+ *   redundant inputs received and did not forward (arbiter.ts). Only rules
+ *   with those options (or a capture running: its last receive time) write
  *   it, so only their pages are touched.
  *
  * The block is allocated zeroed and only the pages of slots in use are ever

@@ -64,8 +64,12 @@ export interface CompiledRule {
   readonly outCounter: readonly number[];
   /** Fixed TTL per output, 0 = decrement. */
   readonly ttl: readonly number[];
-  /** Rate limits and payload analysis (rule_ext.ts); null for a rule without them. */
-  readonly ext: RuleExt | null;
+  /**
+   * Rate limits, payload analysis and a running capture (rule_ext.ts); null
+   * for a rule without them. Set by a capture that starts or stops
+   * (capture.ts), the rule's only field that changes.
+   */
+  ext: RuleExt | null;
 }
 
 /** Compile one rule for the hot loop. */

@@ -240,8 +240,50 @@ export interface VersionMessage {
   version: number;
 }
 
+/**
+ * Start copying the frames rule `rule` of input `slot` matches into `ring`
+ * (datapath/capture.ts; `mcr ctl capture`). Sent again to a restarted
+ * worker: the ring keeps its place.
+ */
+export interface CaptureMessage {
+  /** Message type. */
+  type: "capture";
+  /** Sequence number. */
+  seq: number;
+  /** Capture id (the supervisor's). */
+  id: number;
+  /** Input slot of the rule's input interface. */
+  slot: number;
+  /** Rule slot. */
+  rule: number;
+  /** Rule id (a rule of another id in the slot is not captured). */
+  ruleId: string;
+  /** Which of the rule's inputs (every rule has one today: 0). */
+  input: number;
+  /** Most frames this worker writes. */
+  count: number;
+  /** The capture ring (capture.ts `newCaptureRing`); the supervisor reads it. */
+  ring: SharedArrayBuffer;
+}
+
+/** Stop capture `id` (its rule goes back to what it was). */
+export interface CaptureStopMessage {
+  /** Message type. */
+  type: "capture-stop";
+  /** Sequence number. */
+  seq: number;
+  /** Capture id. */
+  id: number;
+}
+
 /** Messages the supervisor posts after the init message. */
-export type SupervisorMessage = OpenMessage | CloseMessage | RulesMessage | VersionMessage;
+export type SupervisorMessage =
+  | OpenMessage
+  | CloseMessage
+  | RulesMessage
+  | VersionMessage
+  | CaptureMessage
+  | CaptureStopMessage;
 
 /** A supervisor message before the worker handle numbers it (`seq` is added on sending). */
 export type UnsentMessage = SupervisorMessage extends infer T

@@ -1,8 +1,9 @@
 /**
  * A rule's options beyond forwarding, as the hot loop sees them: its own
  * `rate_limit` (policer.ts), its outputs' `rate_limit`s, its `health`
- * payload analysis (stream_health.ts) and, for a path of a rule with
- * redundant inputs, its arbitration (arbiter.ts). A rule without them has none
+ * payload analysis (stream_health.ts), for a path of a rule with redundant
+ * inputs its arbitration (arbiter.ts), and a capture running on it
+ * (capture.ts: `mcr ctl capture`). A rule without them has none
  * ({@link CompiledRule.ext} is null), which is all the hot loop checks for
  * it: one comparison per matched datagram and one per output.
  *
@@ -11,12 +12,16 @@
 import { extBase } from "./counters.ts";
 import type { TableRule } from "./messages.ts";
 import { Policer } from "./policer.ts";
+import type { CaptureTap } from "./capture.ts";
 import { StreamAnalyser } from "./stream_health.ts";
 import { Arbiter } from "./arbiter.ts";
 import { HoldQueue } from "./reorder.ts";
 
 /** The extra per-rule state of a rule with options (see module doc); one shape for every rule. */
 export class RuleExt {
+  /** The capture running on the rule (capture.ts `WorkerCaptures`), or null. */
+  capture: CaptureTap | null = null;
+
   /**
    * @param base the rule's extension words in the counter block (counters.ts `Ext`)
    * @param police the rule's own limit, or null
@@ -24,14 +29,16 @@ export class RuleExt {
    * @param outPolice per output (rule order): its limit or null; null when no output has one
    * @param arbiter for a path of a rule with redundant inputs: which copies it forwards
    * @param hold for a path of a merge with `reorder_ms`: the frames it holds back (reorder.ts)
+   * @param onlyCapture made for a capture on a rule without options: dropped when it stops
    */
   constructor(
     readonly base: number,
     readonly police: Policer | null,
     readonly analyser: StreamAnalyser | null,
     readonly outPolice: (Policer | null)[] | null,
-    readonly arbiter: Arbiter | null,
-    readonly hold: HoldQueue | null,
+    readonly arbiter: Arbiter | null = null,
+    readonly hold: HoldQueue | null = null,
+    readonly onlyCapture: boolean = false,
   ) {}
 }
 

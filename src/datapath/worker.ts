@@ -16,7 +16,8 @@
  * forwarder's included.
  *
  * Changes: the supervisor posts messages (open or close an interface's
- * ring, a rule delta for one interface, a version marker) and bumps
+ * ring, a rule delta for one interface, a version marker, start or stop a
+ * capture of a rule: capture.ts) and bumps
  * `Ctl.seq`; the worker notices between batches, yields one turn to its
  * event loop so that they come in, and handles in order what has arrived
  * (the rest on a later pass: the loop never waits for a message). Frames
@@ -50,6 +51,7 @@ import {
 import type { McrError } from "../../ffi/errors.ts";
 import { BatchProcessor } from "./batch.ts";
 import { HOLD_SLOTS, kernelNowUs } from "./reorder.ts";
+import { WorkerCaptures } from "./capture.ts";
 import { countStandby } from "./standby.ts";
 import { In, W } from "./counters.ts";
 import { MAX_INPUT_SLOTS, MAX_OUTPUT_SLOTS } from "../config/limits.ts";
@@ -224,6 +226,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     changed: () => view.inputs = inputs.open(),
   });
   const bySlot = inputs.bySlot;
+  const captures = new WorkerCaptures((slot, rule) => bySlot[slot]?.lookup.get(rule));
   post({ type: "ready", index: cfg.index });
   counters[W.running] = 1;
 
@@ -291,6 +294,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     for (const slot of m.remove) inputs.removeRule(inp, slot);
     for (const r of m.upsert) inputs.upsertRule(inp, r);
     if (m.remove.length) outs.dropUnusedRings();
+    if (captures.size > 0 && m.upsert.length > 0) captures.rulesChanged(m.slot);
   };
 
   const handle = (m: SupervisorMessage) => {
@@ -303,6 +307,12 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         break;
       case "rules":
         rules(m);
+        break;
+      case "capture":
+        captures.start(m);
+        break;
+      case "capture-stop":
+        captures.stop(m.id);
         break;
       case "version":
         // A large table loaded into a worker that held no rules (start, restart): nothing

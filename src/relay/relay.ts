@@ -14,6 +14,9 @@ import {
   validateRule,
 } from "../config/mod.ts";
 import { Supervisor } from "./supervisor.ts";
+import { CaptureRefused, type CaptureRun, type CaptureSpec } from "./capture.ts";
+import { linkLayout } from "../datapath/link_types.ts";
+import type { LinkLayout } from "../../ffi/mod.ts";
 import type { DataPathOptions } from "./pool.ts";
 import type { RelayEvent } from "./events.ts";
 import { countRuleStates, type RelayStats, type RuleStats, type State } from "./stats.ts";
@@ -46,6 +49,7 @@ export {
   ruleSpecs,
 };
 import { FdGuard } from "./fd_guard.ts";
+import { ruleInputs } from "../config/redundancy.ts";
 
 /**
  * How long after a large load the relay collects its garbage (ms): long enough for the load's
@@ -408,6 +412,41 @@ export class Relay implements AsyncDisposable {
   /** How many rules are active, pending and in error: what `stats()` says, for a fraction of its cost. */
   ruleStateCounts(): Record<State, number> {
     return countRuleStates(this.#sup.statsSource());
+  }
+
+  /**
+   * Start a capture of the frames rule `nameOrId` matches (relay/capture.ts;
+   * `mcr ctl capture`). Returns the rule, how its input's frames start
+   * (`layout`: an Ethernet header, or the IPv4 packet) and the running
+   * capture, which the caller reads to its end or stops.
+   * @throws {RuleNotFoundError}
+   * @throws {CaptureRefused} a disabled rule, or too many captures
+   */
+  capture(
+    nameOrId: string,
+    spec: Omit<CaptureSpec, "ruleId" | "interface">,
+  ): { rule: RuleConfig; interface: string; layout: LinkLayout; run: CaptureRun } {
+    const rules = this.#config.rules;
+    const rule = rules.find((r) => r.name === nameOrId && r.enabled) ??
+      rules.find((r) => r.id === nameOrId && r.enabled) ??
+      rules.find((r) => r.name === nameOrId || r.id === nameOrId);
+    if (!rule) throw new RuleNotFoundError(nameOrId);
+    if (!rule.enabled) throw new CaptureRefused("not_found", `rule ${rule.name} is disabled`);
+    // a rule with redundant inputs captures one of its paths (relay_config.ts ruleSpecs)
+    const inputs = ruleInputs(rule);
+    if (spec.input >= inputs.length) {
+      throw new CaptureRefused(
+        "bad_args",
+        `args.input: the rule has ${inputs.length} input${inputs.length > 1 ? "s" : ""} ` +
+          `(index 0${inputs.length > 1 ? `..${inputs.length - 1}` : ""}); got ${spec.input}`,
+      );
+    }
+    const name = inputs[spec.input].interface;
+    const ruleId = rule.inputs ? `${rule.id}[${spec.input}]` : rule.id;
+    const type = this.#sup.links.get(name)?.type;
+    const layout = (type === undefined ? undefined : linkLayout(type)) ?? "ethernet";
+    const run = this.#sup.captures.start({ ...spec, ruleId, interface: name });
+    return { rule, interface: name, layout, run };
   }
 
   /** Snapshot of all counters. */

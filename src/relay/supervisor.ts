@@ -3,14 +3,15 @@
  * rule set into versioned tables (stable counter slots, all or nothing:
  * tables.ts) and sends each input interface's workers only what changed
  * (inputs.ts), runs the worker pool (pool.ts), keeps the IGMP memberships
- * (igmp.ts) and the UDP port claims of unicast inputs (port_claims.ts), and
- * reports stats (stats.ts) and state changes (events.ts). It watches every
- * interface through the link table (links.ts): a missing input interface
- * costs no ring — its rules are `pending` until it appears, its rings close
- * when it goes; an input link down or without carrier puts its rules in
- * `error` (the rings stay open: the kernel resumes delivery when the link is
- * back). Each input interface is locked (ffi `InputLock`) so that a second
- * relay in the same network namespace cannot capture it too.
+ * (igmp.ts) and the UDP port claims of unicast inputs (port_claims.ts), runs
+ * captures (capture.ts), and reports stats (stats.ts) and state changes
+ * (events.ts). It watches every interface through the link table (links.ts):
+ * a missing input interface costs no ring — its rules are `pending` until it
+ * appears, its rings close when it goes; an input link down or without
+ * carrier puts its rules in `error` (the rings stay open: the kernel resumes
+ * delivery when the link is back). Each input interface is locked (ffi
+ * `InputLock`) so that a second relay in the same network namespace cannot
+ * capture it too.
  *
  * @module
  */
@@ -21,10 +22,8 @@ import {
   In,
   IN_WORDS,
   inBase,
-  Out,
   OUT_BASE,
   OUT_WORDS,
-  retireRule,
   zeroRule,
 } from "../datapath/counters.ts";
 import type { InputRxOptions, WorkerEvent, WorkerTable } from "../datapath/messages.ts";
@@ -56,6 +55,8 @@ import { inputStates, ruleErrorsOf } from "./states.ts";
 import { OutputLinkTypes } from "./output_link_types.ts";
 import { StreamMonitor } from "./stream_monitor.ts";
 import { PathMonitor } from "./path_monitor.ts";
+import { Captures } from "./capture.ts";
+import { retireWorker } from "./retire.ts";
 
 /** Events of a burst of worker reports are published together after this (ms). */
 const PUBLISH_DELAY_MS = 10;
@@ -103,6 +104,8 @@ export class Supervisor {
   readonly #streams = new StreamMonitor(() => this.statsSource(), this.#emit);
   /** What follows the tables: the stream monitor, the failover rules' paths (path_monitor.ts). */
   readonly #monitors = [this.#streams, new PathMonitor(() => this.statsSource(), this.#emit)];
+  /** Captures running (`mcr ctl capture`). */
+  readonly captures = new Captures({ inputs: this.#inputs, closed: () => this.#closed });
 
   /** @param opts ring/worker tuning */
   constructor(opts: DataPathOptions = {}) {
@@ -237,6 +240,7 @@ export class Supervisor {
       const m = g.memberOf(w);
       if (m) g.replay(m);
     }
+    this.captures.replay(w);
     w.send({ type: "version", version: this.#version });
   }
 
@@ -248,26 +252,7 @@ export class Supervisor {
    * slot is given to another one.
    */
   #retire(w: DataWorker, c: Float64Array): void {
-    const r = this.#retired;
-    for (const g of this.#inputs.values()) {
-      const m = g.memberOf(w);
-      if (!m) continue;
-      const base = inBase(g.slot);
-      if (c[base + In.owner] !== g.gen) continue;
-      if (r[base + In.owner] !== g.gen) r.fill(0, base, base + IN_WORDS);
-      for (let k = 0; k < IN_WORDS; k++) {
-        if (k !== In.owner && k !== In.open) r[base + k] += c[base + k];
-      }
-      r[base + In.owner] = g.gen;
-      m.retiredFrames += c[base + In.frames];
-      for (const rule of g.table.rules) {
-        retireRule(r, c, rule.slot);
-        for (const o of rule.outputs) {
-          const ob = OUT_BASE + o.slot * OUT_WORDS;
-          for (let k = 0; k < OUT_WORDS; k++) if (k !== Out.queued) r[ob + k] += c[ob + k];
-        }
-      }
-    }
+    retireWorker(this.#retired, c, this.#inputs.values(), w);
   }
 
   #onEvent(w: DataWorker, ev: WorkerEvent): void {

@@ -374,6 +374,35 @@ Deno.test({
       assert.deepEqual(one.rules.map((r) => r.name).sort(), ["cam[0]", "cam[1]"]);
       const path = await daemon.ok("stats", { rule: "cam[1]" }) as StatsResult;
       assert.deepEqual(path.rules.map((r) => r.name), ["cam[1]"]);
+      // ctl capture takes one path (--input): what that path received
+      const dir = await Deno.makeTempDir();
+      try {
+        const more = send(t, ["--rate", "1000", "--count", "3000"]);
+        const cap = await daemon.ctl(
+          "capture",
+          "cam",
+          "--input",
+          "0",
+          "--count",
+          "50",
+          "-w",
+          `${dir}/a.pcapng`,
+          "--json",
+        );
+        await more;
+        assert.equal(cap.code, 0, cap.stderr);
+        const end = JSON.parse(cap.stdout.trim().split("\n").pop()!);
+        assert.equal(end.frames, 50);
+        // the file's interface block names the path's interface (option if_name, 2 bytes)
+        const file = new TextDecoder("latin1").decode(await Deno.readFile(`${dir}/a.pcapng`));
+        const ifName = (n: string) => `\x02\x00\x02\x00${n}`;
+        assert.ok(file.includes(ifName("rA")), "the capture is of path 0 (rA)");
+        assert.ok(!file.includes(ifName("rB")));
+        const bad = await daemon.ctl("capture", "cam", "--input", "2", "-w", `${dir}/b.pcapng`);
+        assert.match(bad.stderr, /args\.input: the rule has 2 inputs \(index 0\.\.1\); got 2/);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
     } finally {
       await d?.stop();
       await t.destroy();
