@@ -212,7 +212,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_START:
 			if (mcrt_parse_u64(optarg, &o->start_at_ms) || o->start_at_ms == 0)
-				tool_die_usage("--start-at wants epoch milliseconds, got '%s'", optarg);
+				tool_die_usage("--start-at wants epoch milliseconds, got '%s'",
+					       optarg);
 			break;
 		case O_BURST:
 			if (mcrt_parse_u64(optarg, &v) || v < 1 || v > MAX_BURST)

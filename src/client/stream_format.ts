@@ -77,7 +77,8 @@ export function pathLines(
       for (const p of r.paths) {
         out.push(lineSafe(
           `${r.name} input ${p.input} (${p.interface} ${p.group}:${p.port}, ${p.state}): ` +
-            pathCounts(p, p.contributed, failover),
+            pathCounts(p, p.contributed, failover) +
+            (p.missed !== undefined ? `, missed ${num(p.missed)}` : ""),
         ));
       }
     } else if ("redundancy" in r && r.redundancy && "packets" in r) {

@@ -86,8 +86,15 @@ export function pathRates(
   };
 }
 
-/** The paths as `list` shows them. */
+/**
+ * The paths as `list` shows them. `missed` (merge): datagrams the rule
+ * forwarded that this path did not deliver — forwarded by another path
+ * first and never seen here: the rule's forwarded total − what this path
+ * contributed − its copies of the others' (lost on the way, or late beyond
+ * the window).
+ */
 export function listedPaths(c: RuleConfig, paths: readonly RuleStats[]): ListedPath[] {
+  const total = paths.reduce((a, p) => a + p.packets, 0);
   return paths.map((p) => {
     const red = p.redundancy!;
     const i = c.inputs![red.input];
@@ -106,6 +113,9 @@ export function listedPaths(c: RuleConfig, paths: readonly RuleStats[]): ListedP
       merged_duplicate: red.merged_duplicate,
       late: red.late,
       inactive: red.inactive,
+      ...(red.mode === "merge"
+        ? { missed: Math.max(0, total - p.packets - red.merged_duplicate) }
+        : {}),
       ...(p.stream ? { stream: p.stream } : {}),
     };
   });

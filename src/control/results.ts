@@ -291,6 +291,11 @@ export interface ListedPath {
   late: number;
   /** Dropped (`failover`): another path was active. */
   inactive: number;
+  /**
+   * `merge`: datagrams the rule forwarded that this path never delivered
+   * (the rule's total − contributed − merged_duplicate): what the path lost.
+   */
+  missed?: number;
   /** Stream health of this path (when the rule has `health`). */
   stream?: StreamStats;
 }

@@ -1,9 +1,8 @@
 /**
- * Redundant inputs with real traffic (issue 16): one sender emits one stream
- * on two paths — a bridge in the sender's namespace floods each datagram to
- * two veths, `pA` and `pB`, which reach the relay as `rA` and `rB` — and
- * nftables (netdev egress on each path, in the sender's namespace) drops
- * datagrams independently per path. Asserted, as holds on a busy machine:
+ * Redundant inputs with real traffic (issue 16), in the two-path topology
+ * (lab/paths.ts): one sender emits one stream on two paths, and nftables
+ * drops datagrams independently per path. Asserted, as holds on a busy
+ * machine:
  *
  * - merge (plain payloads, identified by hash; RTP, identified by sequence
  *   number, with `reorder_ms`): 5 % random loss on each path; the receiver
@@ -20,7 +19,8 @@
  *   printed (measured in bench/redundancy.ts), never asserted.
  */
 import assert from "node:assert/strict";
-import { BUILD, Proc, REPO, skipReason, Topology, udpSnmp } from "../../lab/netns.ts";
+import { Proc, REPO, skipReason, udpSnmp } from "../../lab/netns.ts";
+import { lossOff, lossOn, pathsTopology, sendPaths } from "../../lab/paths.ts";
 import { startSink } from "../../lab/harness.ts";
 import { startDaemon } from "../../lab/daemon.ts";
 import type { ListResult, StatsResult } from "../../src/control/results.ts";
@@ -33,73 +33,7 @@ const skip = skipReason() ??
     : "nft (nftables) is not installed");
 if (skip) console.warn(`netns redundancy tests skipped: ${skip}`);
 
-const GROUP = "239.1.1.1:5001";
 const OUT = "239.10.1.1:6001";
-
-/**
- * snd: bridge `br0` 10.77.1.1/24 with ports pA, pB (multicast snooping off:
- * every datagram goes to both) — rly: rA 10.77.1.2/24, rB 10.77.1.3/24,
- * r1 10.77.2.1/24 — rcv: d0 10.77.2.2/24.
- */
-async function pathsTopology(tag: string): Promise<Topology> {
-  const t = new Topology(tag);
-  try {
-    for (const role of ["snd", "rly", "rcv"]) await t.addNs(role);
-    await t.link({ role: "snd", dev: "pA" }, { role: "rly", dev: "rA", addr: "10.77.1.2/24" });
-    await t.link({ role: "snd", dev: "pB" }, { role: "rly", dev: "rB", addr: "10.77.1.3/24" });
-    await t.link({ role: "rly", dev: "r1", addr: "10.77.2.1/24" }, {
-      role: "rcv",
-      dev: "d0",
-      addr: "10.77.2.2/24",
-    });
-    await t.exec("snd", ["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);
-    for (const p of ["pA", "pB"]) await t.exec("snd", ["ip", "link", "set", p, "master", "br0"]);
-    await t.exec("snd", ["ip", "addr", "add", "10.77.1.1/24", "dev", "br0"]);
-    await t.exec("snd", ["ip", "link", "set", "br0", "up"]);
-    // the relay's two paths share a subnet: answer ARP only on the interface that owns the address
-    await t.sysctl("rly", "net.ipv4.conf.all.arp_ignore", "1");
-  } catch (e) {
-    await t.destroy();
-    throw e;
-  }
-  return t;
-}
-
-/**
- * Drop on path `dev` in the sender's namespace (netdev egress): `percent` of
- * the stream's datagrams at random, or all of them (100). Returns a reader
- * of the datagrams dropped so far.
- */
-async function lossOn(t: Topology, dev: string, percent: number): Promise<() => Promise<number>> {
-  const table = `loss${dev}`;
-  const verdict = percent >= 100 ? "" : `numgen random mod 100 < ${percent} `;
-  const rules = `table netdev ${table} {
-  chain eg {
-    type filter hook egress device "${dev}" priority 0;
-    udp dport ${GROUP.split(":")[1]} ${verdict}counter drop
-  }
-}
-`;
-  const f = await Deno.makeTempFile({ suffix: ".nft" });
-  await Deno.writeTextFile(f, rules);
-  await t.exec("snd", ["nft", "-f", f]);
-  await Deno.remove(f);
-  return async () => {
-    const out = await t.exec("snd", ["nft", "-j", "list", "table", "netdev", table]);
-    const j = JSON.parse(out) as {
-      nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[];
-    };
-    for (const e of j.nftables) {
-      for (const x of e.rule?.expr ?? []) if (x.counter) return x.counter.packets;
-    }
-    throw new Error(`no counter in ${table}`);
-  };
-}
-
-/** Remove the drops of {@link lossOn} on `dev`. */
-function lossOff(t: Topology, dev: string): Promise<string> {
-  return t.exec("snd", ["nft", "delete", "table", "netdev", `loss${dev}`]);
-}
 
 /** The relay's config: one rule over both paths. */
 function config(redundancy: unknown) {
@@ -116,20 +50,8 @@ function config(redundancy: unknown) {
   };
 }
 
-/** mcr-gen on the bridge (both paths), or on one path; resolves to the datagrams sent. */
-async function send(t: Topology, args: string[], iface = "br0"): Promise<number> {
-  const r = await new Proc(t.ns("snd"), [
-    `${BUILD}/mcr-gen`,
-    "--iface",
-    iface,
-    "--json",
-    "--dst",
-    GROUP,
-    ...args,
-  ]).wait();
-  if (r.code !== 0) throw new Error(`mcr-gen failed (${r.code}): ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { sent: number }).sent;
-}
+/** mcr-gen of the stream on both paths (or one); resolves to the datagrams sent. */
+const send = sendPaths;
 
 /** The rule's two paths in a stats reply. */
 function paths(s: StatsResult): [RuleStats, RuleStats] {
@@ -366,9 +288,9 @@ Deno.test({
       const cam = list.rules[0];
       assert.equal(cam.packets, a.packets + b.packets);
       assert.equal(cam.outputs[0].packets, a.outputs[0].packets + b.outputs[0].packets);
-      assert.deepEqual(cam.paths?.map((p) => [p.input, p.interface, p.received]), [
-        [0, "rA", a.redundancy!.received],
-        [1, "rB", 0],
+      assert.deepEqual(cam.paths?.map((p) => [p.input, p.interface, p.received, p.missed]), [
+        [0, "rA", a.redundancy!.received, 0],
+        [1, "rB", 0, a.packets], // path B missed everything path A forwarded
       ]);
       const one = await daemon.ok("stats", { rule: "cam" }) as StatsResult;
       assert.deepEqual(one.rules.map((r) => r.name).sort(), ["cam[0]", "cam[1]"]);
