@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { skipReason } from "../lab/netns.ts";
 import { startSink } from "../lab/harness.ts";
 import { startDaemon } from "../lab/daemon.ts";
-import { lossOff, lossOn, pathsTopology, sendPaths } from "../lab/paths.ts";
+import { lossOff, lossOn, pathsConfig, pathsTopology, sendPaths } from "../lab/paths.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -38,21 +38,6 @@ if (why) throw new Error(`needs root and namespaces: ${why}`);
 
 const OUT = "239.10.1.1:6001";
 
-/** The relay's configuration: one rule over both paths. */
-function config(redundancy: unknown) {
-  return {
-    rules: [{
-      name: "cam",
-      inputs: [
-        { interface: "rA", group: "239.1.1.1", port: 5001 },
-        { interface: "rB", group: "239.1.1.1", port: 5001 },
-      ],
-      redundancy,
-      outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
-    }],
-  };
-}
-
 type Total = { unique: number; duplicates: number; reordered: number };
 
 /** One failover run: the receiver's longest gap (ms), duplicates, switches. */
@@ -60,7 +45,7 @@ async function failover(): Promise<{ gapMs: number; duplicates: number }> {
   const t = await pathsTopology("rbfo");
   let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
   try {
-    d = await startDaemon(config({ mode: "failover", failover_ms: failoverMs }), {
+    d = await startDaemon(pathsConfig({ mode: "failover", failover_ms: failoverMs }), {
       netns: t.ns("rly"),
     });
     const sink = await startSink(t, "rcv", "d0", [OUT], { idleMs: 3000 });
@@ -85,7 +70,7 @@ async function merge(): Promise<{ uniquePct: number; duplicates: number }> {
   const t = await pathsTopology("rbmg");
   let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
   try {
-    d = await startDaemon(config("merge"), { netns: t.ns("rly") });
+    d = await startDaemon(pathsConfig("merge"), { netns: t.ns("rly") });
     await lossOn(t, "pA", loss);
     await lossOn(t, "pB", loss);
     const sink = await startSink(t, "rcv", "d0", [OUT], { idleMs: 3000 });

@@ -16,6 +16,24 @@ import { BUILD, Proc, Topology } from "./netns.ts";
 /** The stream's group and port on both paths. */
 export const PATHS_GROUP = "239.1.1.1:5001";
 
+/**
+ * A relay configuration with one rule, `cam`, over both paths (rA and rB)
+ * with `redundancy`, sending to 239.10.1.1:6001 on r1.
+ */
+export function pathsConfig(redundancy: unknown): { rules: unknown[] } {
+  return {
+    rules: [{
+      name: "cam",
+      inputs: [
+        { interface: "rA", group: "239.1.1.1", port: 5001 },
+        { interface: "rB", group: "239.1.1.1", port: 5001 },
+      ],
+      redundancy,
+      outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
+    }],
+  };
+}
+
 /** A new {@link Topology} with the two paths (removed again on failure). */
 export async function pathsTopology(tag: string): Promise<Topology> {
   const t = new Topology(tag);

@@ -20,7 +20,7 @@
  */
 import assert from "node:assert/strict";
 import { Proc, REPO, skipReason, udpSnmp } from "../../lab/netns.ts";
-import { lossOff, lossOn, pathsTopology, sendPaths } from "../../lab/paths.ts";
+import { lossOff, lossOn, pathsConfig, pathsTopology, sendPaths } from "../../lab/paths.ts";
 import { startSink } from "../../lab/harness.ts";
 import { startDaemon } from "../../lab/daemon.ts";
 import type { ListResult, StatsResult } from "../../src/control/results.ts";
@@ -34,21 +34,6 @@ const skip = skipReason() ??
 if (skip) console.warn(`netns redundancy tests skipped: ${skip}`);
 
 const OUT = "239.10.1.1:6001";
-
-/** The relay's config: one rule over both paths. */
-function config(redundancy: unknown) {
-  return {
-    rules: [{
-      name: "cam",
-      inputs: [
-        { interface: "rA", group: "239.1.1.1", port: 5001 },
-        { interface: "rB", group: "239.1.1.1", port: 5001 },
-      ],
-      redundancy,
-      outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
-    }],
-  };
-}
 
 /** mcr-gen of the stream on both paths (or one); resolves to the datagrams sent. */
 const send = sendPaths;
@@ -104,9 +89,12 @@ async function mergeWithLoss(payload: "mcrt" | "rtp", skewMs = 0): Promise<void>
   // RTP: order restored by sequence number (reorder_ms); plain payloads have no order to restore
   const reorder = payload === "rtp";
   try {
-    d = await startDaemon(config(reorder ? { mode: "merge", reorder_ms: REORDER_MS } : "merge"), {
-      netns: t.ns("rly"),
-    });
+    d = await startDaemon(
+      pathsConfig(reorder ? { mode: "merge", reorder_ms: REORDER_MS } : "merge"),
+      {
+        netns: t.ns("rly"),
+      },
+    );
     const daemon = d;
     const stats = async () => await daemon.ok("stats") as StatsResult;
     await untilActive(stats);
@@ -265,7 +253,7 @@ Deno.test({
     const t = await pathsTopology("redcut");
     let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
     try {
-      d = await startDaemon(config("merge"), { netns: t.ns("rly") });
+      d = await startDaemon(pathsConfig("merge"), { netns: t.ns("rly") });
       const daemon = d;
       const stats = async () => await daemon.ok("stats") as StatsResult;
       await untilActive(stats);
@@ -342,7 +330,7 @@ Deno.test({
     const t = await pathsTopology("redfo");
     let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
     try {
-      d = await startDaemon(config({ mode: "failover", failover_ms: 200 }), {
+      d = await startDaemon(pathsConfig({ mode: "failover", failover_ms: 200 }), {
         netns: t.ns("rly"),
       });
       const daemon = d;
