@@ -356,14 +356,14 @@ export class BatchProcessor {
       if (q.size === 0) rb.active.delete(q);
       if (!force && best < 0) {
         rb.drop(f.slot); // another worker sent past it
-        this.#notForwarded(q.rule!.ext!, q.base + IN_DROP, Verdict.late);
+        this.#notForwarded((q.rule as CompiledRule).ext!, q.base + IN_DROP, Verdict.late);
         continue;
       }
       q.sent(seq);
       rb.leaving(f.slot);
       m = this.#emit(
         m,
-        q.rule!,
+        q.rule as CompiledRule,
         f.slot,
         rb.frames,
         f.l3Offset,

@@ -28,7 +28,6 @@
  */
 import { RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
 import { H } from "./arbiter.ts";
-import type { CompiledRule } from "./match.ts";
 
 /** Bytes of one hold slot (a full-size Ethernet frame with a VLAN tag fits). */
 export const HOLD_SLOT_BYTES = 2048;
@@ -72,8 +71,12 @@ export class HoldQueue {
   readonly held: HeldFrame[] = [];
   /** Input section of the path (counters.ts `inBase`), for the release's counts. */
   base = 0;
-  /** The rule whose frames it holds (the table's rule when the last one was held). */
-  rule: CompiledRule | null = null;
+  /**
+   * The rule whose frames it holds, as the hot loop compiled it (match.ts
+   * `CompiledRule`, when the last one was held; batch.ts sets and reads it:
+   * typed loosely here so that this module does not import the matcher).
+   */
+  rule: unknown = null;
 
   /**
    * @param state the rule's arbitration block (arbiter.ts), shared by its paths and workers
