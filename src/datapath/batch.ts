@@ -309,9 +309,12 @@ export class BatchProcessor {
       tUs: desc[b + RX_TSTAMP],
     };
     if (!q.insert(seq, f)) {
-      rb.drop(slot); // the same copy twice in one worker: the arbiter let only one through
+      // already held: a copy the window no longer remembered (a window smaller than the hold)
+      rb.drop(slot);
+      this.#notForwarded(rule.ext!, base + IN_DROP, Verdict.duplicate);
       return true;
     }
+    this.counters[base + In.held]++;
     q.base = base;
     q.rule = rule;
     rb.active.add(q);
@@ -356,11 +359,13 @@ export class BatchProcessor {
       if (q.size === 0) rb.active.delete(q);
       if (!force && best < 0) {
         rb.drop(f.slot); // another worker sent past it
+        this.counters[q.base + In.held]--;
         this.#notForwarded((q.rule as CompiledRule).ext!, q.base + IN_DROP, Verdict.late);
         continue;
       }
       q.sent(seq);
       rb.leaving(f.slot);
+      this.counters[q.base + In.held]--;
       m = this.#emit(
         m,
         q.rule as CompiledRule,

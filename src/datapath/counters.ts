@@ -81,6 +81,12 @@ export const In = {
   open: 8,
   /** Times the kernel reported the input link down on the ring. */
   linkDowns: 9,
+  /**
+   * Gauge: datagrams of this interface held back by `reorder_ms`
+   * (reorder.ts); a worker that dies with some holding them has them
+   * counted as `unprocessed` (src/relay/retire.ts).
+   */
+  held: 10,
 } as const;
 /** Offset of the drop reasons (indexed by `Drop` code) in an input section. */
 export const IN_DROP = 32;

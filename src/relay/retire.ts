@@ -7,8 +7,10 @@
  *
  * @module
  */
+import { Drop } from "../datapath/packet.ts";
 import {
   In,
+  IN_DROP,
   IN_WORDS,
   inBase,
   Out,
@@ -22,8 +24,9 @@ import type { DataWorker } from "./pool.ts";
 /**
  * Add worker `w`'s last counter block `c` into the retired sums `r`, for the
  * input interfaces `inputs` it was a member of (a section that counts for an
- * earlier assignment of the slot is skipped; the gauges `In.open` and
- * `Out.queued` are not added).
+ * earlier assignment of the slot is skipped; the gauges `In.open`,
+ * `In.held` and `Out.queued` are not added: what it held back for
+ * reordering counts as `unprocessed`).
  */
 export function retireWorker(
   r: Float64Array,
@@ -38,8 +41,10 @@ export function retireWorker(
     if (c[base + In.owner] !== g.gen) continue;
     if (r[base + In.owner] !== g.gen) r.fill(0, base, base + IN_WORDS);
     for (let k = 0; k < IN_WORDS; k++) {
-      if (k !== In.owner && k !== In.open) r[base + k] += c[base + k];
+      if (k !== In.owner && k !== In.open && k !== In.held) r[base + k] += c[base + k];
     }
+    // datagrams it held back for reordering died with it
+    r[base + IN_DROP + Drop.unprocessed] += c[base + In.held];
     r[base + In.owner] = g.gen;
     m.retiredFrames += c[base + In.frames];
     for (const rule of g.table.rules) {

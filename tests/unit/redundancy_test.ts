@@ -13,6 +13,7 @@ import { BatchProcessor } from "../../src/datapath/batch.ts";
 import {
   Ext,
   extBase,
+  In,
   IN_DROP,
   inBase,
   newCounterBlock,
@@ -234,7 +235,8 @@ function worker(tables: [Table, string][]) {
     sum((p) => counters[extBase(p.table.rules[0].slot) + Ext[w]]);
   const drops = (d: number) => sum((p) => counters[p.base + IN_DROP + d]);
   const contributed = () => sum((p) => counters[RULE_BASE + p.table.rules[0].slot * RULE_WORDS]);
-  return { out, feed, release, ext, drops, contributed };
+  const held = () => sum((p) => counters[p.base + In.held]);
+  return { out, feed, release, ext, drops, contributed, held };
 }
 
 /**
@@ -310,12 +312,14 @@ Deno.test("merge without reorder_ms forwards at once; reorder_ms holds a datagra
   const wa = worker([[a, "239.1.1.1"]]), wb = worker([[b, "239.2.1.1"]]);
   wa.feed(0, [rtp(0), rtp(2), rtp(3)], 0); // 1 missing on A: 2 and 3 wait
   assert.deepEqual(wa.out, [0]);
+  assert.equal(wa.held(), 2, "held datagrams show in the input's gauge (unprocessed if it dies)");
   wa.release(500); // not yet: the gap is open and 20 ms have not passed
   assert.deepEqual(wa.out, [0]);
   wb.feed(0, [rtp(0), rtp(1)], 1000); // B fills it
   assert.deepEqual(wb.out, [1]);
   wa.release(1100);
   assert.deepEqual(wa.out, [0, 2, 3]);
+  assert.equal(wa.held(), 0);
   // a gap nobody fills is given up after reorder_ms; the one that comes later is late
   wa.feed(0, [rtp(5)], 2000);
   wa.release(2000 + 19_000);
