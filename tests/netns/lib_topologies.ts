@@ -29,8 +29,8 @@ export async function topologyConfig(
   };
   delete c.$schema;
   for (const r of c.rules) {
-    const input = r.input as { interface: string };
-    input.interface = map(input.interface);
+    const inputs = (r.inputs ?? [r.input]) as { interface: string }[];
+    for (const input of inputs) input.interface = map(input.interface);
     for (const o of r.outputs as { interface: string }[]) o.interface = map(o.interface);
   }
   if (c.interfaces) {

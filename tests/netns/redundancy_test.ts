@@ -21,6 +21,7 @@
 import assert from "node:assert/strict";
 import { Proc, REPO, skipReason, udpSnmp } from "../../lab/netns.ts";
 import { lossOff, lossOn, pathsConfig, pathsTopology, sendPaths } from "../../lab/paths.ts";
+import { topologyConfig } from "./lib_topologies.ts";
 import { startSink } from "../../lab/harness.ts";
 import { startDaemon } from "../../lab/daemon.ts";
 import type { ListResult, StatsResult } from "../../src/control/results.ts";
@@ -75,13 +76,6 @@ function kernelDrops(s: StatsResult, name: string): number {
   return s.interfaces.find((i) => i.name === name)?.kernel_drops ?? 0;
 }
 
-/**
- * reorder_ms of the RTP merges: above the 20 ms skew of the skew test (a fill
- * later than this on a busy machine is dropped as late and counted, never
- * sent out of order).
- */
-const REORDER_MS = 50;
-
 /** Run a merge with loss on both paths and check the accounting (see the module doc). */
 async function mergeWithLoss(payload: "mcrt" | "rtp", skewMs = 0): Promise<void> {
   const t = await pathsTopology(`red${payload}${skewMs}`);
@@ -89,8 +83,11 @@ async function mergeWithLoss(payload: "mcrt" | "rtp", skewMs = 0): Promise<void>
   // RTP: order restored by sequence number (reorder_ms); plain payloads have no order to restore
   const reorder = payload === "rtp";
   try {
+    // RTP: the topology file of docs/topologies.md (merge, reorder_ms 50, health per path)
     d = await startDaemon(
-      pathsConfig(reorder ? { mode: "merge", reorder_ms: REORDER_MS } : "merge"),
+      reorder
+        ? await topologyConfig("redundant-paths.json", { red0: "rA", blue0: "rB", lan0: "r1" })
+        : pathsConfig("merge"),
       {
         netns: t.ns("rly"),
       },
