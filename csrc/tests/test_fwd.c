@@ -643,7 +643,7 @@ static void test_bpf(void)
 	/* the kernel's checker accepts every variant (any socket can carry
 	 * a classic filter; this needs no privileges), with addresses only and
 	 * with prefixes of every length */
-	static struct sock_filter prog[18 + 2 * MCR_BPF_MAX_DST + 2 * MCR_BPF_PREFIX_LENS];
+	static struct sock_filter prog[26 + 2 * MCR_BPF_MAX_DST + 2 * MCR_BPF_PREFIX_LENS];
 	static uint32_t dst[MCR_BPF_MAX_DST + 1];
 	static uint8_t plen[MCR_BPF_MAX_DST + 1];
 	for (uint32_t i = 0; i <= MCR_BPF_MAX_DST; i++) {
@@ -655,7 +655,7 @@ static void test_bpf(void)
 	REQUIRE(sizeof(prog) / sizeof(prog[0]) == bpf_size(MCR_BPF_MAX_DST));
 	uint32_t ns[] = { 0, 1, 7, 40, MCR_BPF_MAX_DST };
 	for (int p = 0; p < 2; p++)
-		for (uint32_t kinds = 1; kinds <= 7; kinds++)
+		for (uint32_t kinds = 1; kinds <= 15; kinds++)
 			for (uint32_t k = 0; k < 5; k++) {
 				int len = bpf_build(prog, sizeof(prog) / sizeof(prog[0]), kinds,
 						    dst, p ? plen : NULL, ns[k]);
