@@ -116,18 +116,20 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			/* +5 */
 			i = emit_ip6(prog, i, ip);				/* +6..+12 */
 		} else if (kinds & MCR_BPF_IPV6) {
-			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		   /* +0 */
-			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));		   /* +1 */
+			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		    /* +0 */
+			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));		    /* +1 */
 			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV4, 15, 0)); /* +2 -> +18 */
 			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV6, 7, 0));  /* +3 -> +11 */
 			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, 1, 0));    /* +4 -> +6 */
-			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0, 4));    /* +5 -> +6 / +10 */
-			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16));		   /* +6 */
-			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4));		   /* +7 */
-			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV4, 9, 0));  /* +8 -> +18 */
-			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV6, 1, 0));  /* +9 -> +11 / +10 */
-			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			   /* +10 */
-			i = emit_ip6(prog, i, ip);				   /* +11..+17 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0,
+				      4));			      /* +5 -> +6 / +10 */
+			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16)); /* +6 */
+			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4)); /* +7 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV4, 9, 0)); /* +8 -> +18 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV6, 1,
+				      0));		    /* +9 -> +11 / +10 */
+			EMIT(BPF_STMT(BPF_RET | BPF_K, 0)); /* +10 */
+			i = emit_ip6(prog, i, ip);	    /* +11..+17 */
 		} else if (kinds & MCR_BPF_L3) {
 			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		/* +0 */
 			EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0));		/* +1 */

@@ -16,10 +16,10 @@
 
 #include "common.h"
 
-#define MCR_ETH_HLEN 14u
-#define MCR_IP_HLEN  20u
-#define MCR_UDP_HLEN 8u
-#define MCR_HDRS_LEN (MCR_ETH_HLEN + MCR_IP_HLEN + MCR_UDP_HLEN) /* 42 */
+#define MCR_ETH_HLEN  14u
+#define MCR_IP_HLEN   20u
+#define MCR_UDP_HLEN  8u
+#define MCR_HDRS_LEN  (MCR_ETH_HLEN + MCR_IP_HLEN + MCR_UDP_HLEN) /* 42 */
 #define MCR_IP6_HLEN  40u
 #define MCR_HDRS6_LEN (MCR_ETH_HLEN + MCR_IP6_HLEN + MCR_UDP_HLEN) /* 62 */
 

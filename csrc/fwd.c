@@ -78,16 +78,16 @@ union sock_dst {
 
 struct tmpl_state {
 	struct mcr_template t;
-	struct frame_addr6 a6;	/* v6: source and destination addresses */
-	uint8_t v6;		/* output is IPv6 (mcr_fwd_set_template6) */
-	struct mcr_tx *tx;	/* ring kind */
-	int fd;			/* socket kind only (valid while t.kind is SOCKET) */
-	uint16_t ip_id;		/* ring kind: IPv4 identification counter */
-	uint8_t def_ttl;	/* TTL when neither descriptor nor template gives one */
-	uint8_t frag_fail;	/* outcome + 1 of a failed earlier fragment of the datagram */
-	uint32_t gen;		/* life of this template slot (bumped when cleared) */
-	int32_t down;		/* socket kind: link not usable (errno), from mcr_fwd_set_link */
-	union sock_dst dst;	/* socket kind */
+	struct frame_addr6 a6; /* v6: source and destination addresses */
+	uint8_t v6;	       /* output is IPv6 (mcr_fwd_set_template6) */
+	struct mcr_tx *tx;     /* ring kind */
+	int fd;		       /* socket kind only (valid while t.kind is SOCKET) */
+	uint16_t ip_id;	       /* ring kind: IPv4 identification counter */
+	uint8_t def_ttl;       /* TTL when neither descriptor nor template gives one */
+	uint8_t frag_fail;     /* outcome + 1 of a failed earlier fragment of the datagram */
+	uint32_t gen;	       /* life of this template slot (bumped when cleared) */
+	int32_t down;	       /* socket kind: link not usable (errno), from mcr_fwd_set_link */
+	union sock_dst dst;    /* socket kind */
 	socklen_t dst_len;
 };
 
@@ -112,7 +112,7 @@ struct mcr_fwd {
 	struct mmsghdr *msgs;
 	struct iovec *iov;
 	union sock_dst *names; /* per message, for templates whose destination follows the input */
-	uint8_t *cmsg;	/* max_desc * CMSG_TTL_SPACE, aligned by calloc */
+	uint8_t *cmsg;	       /* max_desc * CMSG_TTL_SPACE, aligned by calloc */
 	uint32_t *stage_tmpl, *order;
 	uint32_t *sock_cnt;  /* max_templates */
 	uint32_t *sock_list; /* templates with staged messages */
@@ -453,8 +453,7 @@ static int is_mcast6(const uint8_t *a)
  * unicast (fe80::/10) and interface-/link-local multicast (ff01, ff02). */
 static uint32_t scope_of(const uint8_t *a, uint32_t ifindex)
 {
-	int ll = (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
-		 (a[0] == 0xff && (a[1] & 0x0f) <= 2);
+	int ll = (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (a[0] == 0xff && (a[1] & 0x0f) <= 2);
 	return ll ? ifindex : 0;
 }
 
@@ -531,8 +530,8 @@ fail:
 }
 
 /* Install template idx; a6: its IPv6 addresses (an IPv6 output), or NULL. */
-static int set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
-			const uint8_t *a6, char *err, size_t errlen)
+static int set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t, const uint8_t *a6,
+			char *err, size_t errlen)
 {
 	if (!f || !t)
 		return lib_err(err, errlen, EINVAL, "mcr_fwd_set_template: NULL argument");
@@ -822,8 +821,8 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 				uint8_t *slot = txr_slot(tx, &room);
 				uint32_t len =
 					in6 ? frame_build_x4(slot, room, t, &in, ttl, s->ip_id)
-					    : frame_build(slot, room, t, ip, udp, pl, d->payload_len,
-							  ttl, s->ip_id, csum_ok);
+					    : frame_build(slot, room, t, ip, udp, pl,
+							  d->payload_len, ttl, s->ip_id, csum_ok);
 				if (!len) {
 					c->errors++;
 					continue;
@@ -834,7 +833,8 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 				uint8_t udp8[MCR_UDP_HLEN];
 				if (in6)
 					udp_header_make(udp8, t, &in,
-							csum_addr(t->src_ip) + csum_addr(t->dst_ip));
+							csum_addr(t->src_ip) +
+								csum_addr(t->dst_ip));
 				else
 					udp_header_build(udp8, t, ip, udp, pl, d->payload_len,
 							 csum_ok);

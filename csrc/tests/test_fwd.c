@@ -705,8 +705,8 @@ static void test_ipv6(void)
 	tx->send = fake_send;
 	struct mcr_template t = ring_tmpl(tx);
 	t.tos = 0x28;
-	uint8_t addrs[32] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x99, [16] = 0xff, [17] = 0x3e,
-			      [30] = 0x12, [31] = 0x34 };
+	uint8_t addrs[32] = { 0x20,	   0x01,	0x0d,	     0xb8,	 [15] = 0x99,
+			      [16] = 0xff, [17] = 0x3e, [30] = 0x12, [31] = 0x34 };
 	/* refusals: no addresses, host bits on a unicast destination */
 	CHECK_EQ(mcr_fwd_set_template6(fwd, 0, &t, NULL, err, sizeof(err)), -EINVAL);
 	t.dst_host_bits = 8;
