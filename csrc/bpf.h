@@ -18,6 +18,10 @@
 #define MCR_BPF_OUTGOING 0x1u /* drop pkt_type == PACKET_OUTGOING */
 #define MCR_BPF_UDP	 0x2u /* accept only IPv4/UDP (untagged or one 802.1Q/802.1ad tag) */
 #define MCR_BPF_L3	 0x4u /* with MCR_BPF_UDP: frames start at the IPv4 header (no link header) */
+/* with MCR_BPF_UDP: IPv6 passes too (ethertype 0x86DD, or version 6 with
+ * MCR_BPF_L3) when its next header is UDP, hop-by-hop, routing or
+ * destination options; the destination list applies to IPv4 only */
+#define MCR_BPF_IPV6	 0x8u
 
 /*
  * Build a program into prog (capacity cap instructions). With MCR_BPF_UDP and
@@ -33,7 +37,7 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 /* Instructions enough for n destinations, whatever their prefix lengths. */
 static inline uint32_t bpf_size(uint32_t n)
 {
-	return 18u + 2u * n + (n ? 2u * MCR_BPF_PREFIX_LENS : 0u);
+	return 26u + 2u * n + (n ? 2u * MCR_BPF_PREFIX_LENS : 0u);
 }
 
 #endif /* MCR_BPF_H */

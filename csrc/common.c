@@ -203,6 +203,8 @@ int32_t mcr_abi_constants(uint32_t *out, uint32_t max)
 		[MCR_ABI_C_LINK_ADDR] = MCR_LINK_ADDR,
 		[MCR_ABI_C_RX_L3] = MCR_RX_L3,
 		[MCR_ABI_C_RX_PROMISC] = MCR_RX_PROMISC,
+		[MCR_ABI_C_RX_IPV6] = MCR_RX_IPV6,
+		[MCR_ABI_C_FWD_IN_IPV6] = MCR_FWD_IN_IPV6,
 	};
 	for (uint32_t i = 0; out && i < MCR_ABI_C_COUNT && i < max; i++)
 		out[i] = v[i];

@@ -93,25 +93,39 @@ void mcr_mcast_mac(uint32_t group, uint8_t *mac6)
 	mac6[5] = g[3];
 }
 
-uint32_t frame_dst_addr(const struct mcr_template *t, const uint8_t *in_ip)
+uint32_t frame_dst_addr_low(const struct mcr_template *t, uint32_t in_dst)
 {
 	uint32_t bits = t->dst_host_bits;
 	if (!bits)
 		return t->dst_ip;
-	uint32_t in_dst, host = htonl(bits >= 32 ? ~0u : (1u << bits) - 1u);
-	memcpy(&in_dst, in_ip + 16, 4);
+	uint32_t host = htonl(bits >= 32 ? ~0u : (1u << bits) - 1u);
 	return (t->dst_ip & ~host) | (in_dst & host);
+}
+
+uint32_t frame_dst_addr(const struct mcr_template *t, const uint8_t *in_ip)
+{
+	uint32_t in_dst;
+	memcpy(&in_dst, in_ip + 16, 4);
+	return frame_dst_addr_low(t, in_dst);
+}
+
+const struct mcr_template *frame_dest_low(const struct mcr_template *t, uint32_t in_dst_low,
+					  struct mcr_template *scratch)
+{
+	if (!t->dst_host_bits)
+		return t;
+	*scratch = *t;
+	scratch->dst_ip = frame_dst_addr_low(t, in_dst_low);
+	mcr_mcast_mac(scratch->dst_ip, scratch->dst_mac);
+	return scratch;
 }
 
 const struct mcr_template *frame_dest(const struct mcr_template *t, const uint8_t *in_ip,
 				      struct mcr_template *scratch)
 {
-	if (!t->dst_host_bits)
-		return t;
-	*scratch = *t;
-	scratch->dst_ip = frame_dst_addr(t, in_ip);
-	mcr_mcast_mac(scratch->dst_ip, scratch->dst_mac);
-	return scratch;
+	uint32_t in_dst;
+	memcpy(&in_dst, in_ip + 16, 4);
+	return frame_dest_low(t, in_dst, scratch);
 }
 
 /* Sum of the UDP checksum over a header (8 bytes, checksum field ignored)

@@ -16,10 +16,12 @@
 
 #include "common.h"
 
-#define MCR_ETH_HLEN 14u
-#define MCR_IP_HLEN  20u
-#define MCR_UDP_HLEN 8u
-#define MCR_HDRS_LEN (MCR_ETH_HLEN + MCR_IP_HLEN + MCR_UDP_HLEN) /* 42 */
+#define MCR_ETH_HLEN  14u
+#define MCR_IP_HLEN   20u
+#define MCR_UDP_HLEN  8u
+#define MCR_HDRS_LEN  (MCR_ETH_HLEN + MCR_IP_HLEN + MCR_UDP_HLEN) /* 42 */
+#define MCR_IP6_HLEN  40u
+#define MCR_HDRS6_LEN (MCR_ETH_HLEN + MCR_IP6_HLEN + MCR_UDP_HLEN) /* 62 */
 
 /* Fold a 64-bit one's-complement accumulator to 16 bits (not complemented). */
 static inline uint16_t csum_fold(uint64_t s)
@@ -76,6 +78,8 @@ uint16_t csum_udp_update(uint16_t old_csum, uint32_t old_saddr, uint32_t old_dad
  * that many low bits of the input's destination (network byte order).
  */
 uint32_t frame_dst_addr(const struct mcr_template *t, const uint8_t *in_ip);
+/* The same, the input's destination given as its low 32 bits (network order). */
+uint32_t frame_dst_addr_low(const struct mcr_template *t, uint32_t in_dst_low);
 
 /*
  * The template to build one datagram with: t itself when its destination
@@ -129,5 +133,90 @@ uint32_t frag_count(uint32_t len, uint32_t max_frame);
 uint32_t frame_build_fragment(uint8_t *out, uint32_t cap, const struct mcr_template *t,
 			      const uint8_t *udp8, const uint8_t *payload, uint32_t len,
 			      uint8_t ttl, uint16_t ip_id, uint32_t k, uint32_t max_frame);
+
+/* ------------------------------------------------ IPv6 and translation (frame6.c) */
+
+/* One input datagram as the forwarder found it: IPv4 or IPv6. */
+struct frame_in {
+	const uint8_t *ip;	/* its IPv4 header, or its IPv6 fixed header (v6) */
+	const uint8_t *udp;	/* its UDP header (8 bytes) */
+	const uint8_t *payload; /* its UDP payload, len bytes */
+	uint32_t len;
+	int v6;	     /* ip is an IPv6 header */
+	int csum_ok; /* the UDP checksum field is final (not TP_STATUS_CSUMNOTREADY) */
+};
+
+/* The IPv6 addresses of an output (mcr_fwd_set_template6). */
+struct frame_addr6 {
+	uint8_t src[16];
+	uint8_t dst[16];
+};
+
+/* Sum of the 16-bit big-endian words of n bytes (n even): an address's
+ * contribution to a pseudo-header checksum. */
+static inline uint32_t csum_words(const uint8_t *a, uint32_t n)
+{
+	uint32_t s = 0;
+	for (uint32_t i = 0; i < n; i += 2)
+		s += rd16(a + i);
+	return s;
+}
+
+/* Sum of the input's source and destination address words (either family). */
+uint32_t frame_in_addr_sum(const struct frame_in *in);
+
+/* The low 32 bits of the input's destination address (network byte order):
+ * the whole IPv4 address, or the last word of the IPv6 one. */
+uint32_t frame_in_dst_low32(const struct frame_in *in);
+
+/*
+ * A UDP checksum rebased from one pseudo header and ports onto another, the
+ * payload and UDP length unchanged (RFC 1624 eqn. 3 over every changed word
+ * at once): old_sum / new_sum are the sums of the address and port words
+ * before and after (csum_words). Works across families: IPv4 and IPv6
+ * pseudo headers differ only in their address words (the length and next
+ * header words are the same for a datagram under 64 KiB). Returns the value
+ * to store (0 mapped to 0xFFFF).
+ */
+uint16_t csum_udp_rebase(uint16_t old_csum, uint32_t old_sum, uint32_t new_sum);
+
+/*
+ * The UDP header of an output datagram of any family built from in:
+ * template ports (0 keeps the input's), length, checksum — rebased from the
+ * input's when it is usable (non-zero, final, its UDP length 8 + len),
+ * computed in full otherwise. out_addr_sum: the output's address words.
+ */
+void udp_header_make(uint8_t *udp, const struct mcr_template *t, const struct frame_in *in,
+		     uint32_t out_addr_sum);
+
+/* The template to build one IPv4 datagram with (frame_dest), the input's
+ * destination given as its low 32 bits (network byte order). */
+const struct mcr_template *frame_dest_low(const struct mcr_template *t, uint32_t in_dst_low,
+					  struct mcr_template *scratch);
+
+/* An Ethernet/IPv4/UDP frame from an input of either family (frame_build for
+ * an IPv6 input: new headers, payload unchanged). Returns the frame length,
+ * or 0 when it does not fit into cap. */
+uint32_t frame_build_x4(uint8_t *out, uint32_t cap, const struct mcr_template *t,
+			const struct frame_in *in, uint8_t ttl, uint16_t ip_id);
+
+/*
+ * The destination of an IPv6 output (a->dst, or with t->dst_host_bits its
+ * last 32 bits' low bits from in_dst_low) into dst16.
+ */
+void frame_dst6(const struct mcr_template *t, const struct frame_addr6 *a, uint32_t in_dst_low,
+		uint8_t *dst16);
+
+/*
+ * Write an Ethernet II + IPv6 (no extension headers, flow label 0, traffic
+ * class t->tos, hop limit hlim) + UDP frame for template t with addresses a
+ * from an input of either family into out (cap bytes). Destination MAC: the
+ * RFC 2464 mapping (33:33 + low 32 bits) for a multicast destination,
+ * t->dst_mac otherwise. The UDP checksum (mandatory in IPv6) is rebased from
+ * the input's when usable, computed in full otherwise. Returns the frame
+ * length, or 0 when it does not fit into cap (IPv6 is never fragmented).
+ */
+uint32_t frame_build6(uint8_t *out, uint32_t cap, const struct mcr_template *t,
+		      const struct frame_addr6 *a, const struct frame_in *in, uint8_t hlim);
 
 #endif /* MCR_FRAME_H */

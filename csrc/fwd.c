@@ -14,6 +14,15 @@
  * of one submit go out with one sendmmsg() per template, the iovecs pointing
  * into the RX ring (zero copy), the TTL in a per-message IP_TTL cmsg.
  *
+ * IPv6 (mcr_fwd_set_template6; descriptor flag MCR_FWD_IN_IPV6 for an IPv6
+ * input): every combination of input and output family is built by
+ * frame6.c with new headers and the payload unchanged. An IPv6 output is
+ * never fragmented (a datagram longer than the MTU is too_big, as at an IPv6
+ * router); an IPv4 output of an IPv6 input is fragmented like an input
+ * without DF. Socket templates with IPv6 addresses use an AF_INET6 socket
+ * (IPV6_DONTFRAG, so the kernel refuses what it would fragment at source:
+ * EMSGSIZE, too_big) and a per-message IPV6_HOPLIMIT cmsg.
+ *
  * A template whose destination follows the input datagram's (struct
  * mcr_template: dst_host_bits, dst_port 0) gets it per datagram: the ring
  * kind builds the frame from a copy of the template with this datagram's
@@ -60,16 +69,26 @@
 /* IPv4 flags word: Don't Fragment */
 #define IP_DF 0x4000u
 
+/* A socket template's destination, either family. */
+union sock_dst {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
 struct tmpl_state {
 	struct mcr_template t;
-	struct mcr_tx *tx;	/* ring kind */
-	int fd;			/* socket kind only (valid while t.kind is SOCKET) */
-	uint16_t ip_id;		/* ring kind: IPv4 identification counter */
-	uint8_t def_ttl;	/* TTL when neither descriptor nor template gives one */
-	uint8_t frag_fail;	/* outcome + 1 of a failed earlier fragment of the datagram */
-	uint32_t gen;		/* life of this template slot (bumped when cleared) */
-	int32_t down;		/* socket kind: link not usable (errno), from mcr_fwd_set_link */
-	struct sockaddr_in dst; /* socket kind */
+	struct frame_addr6 a6; /* v6: source and destination addresses */
+	uint8_t v6;	       /* output is IPv6 (mcr_fwd_set_template6) */
+	struct mcr_tx *tx;     /* ring kind */
+	int fd;		       /* socket kind only (valid while t.kind is SOCKET) */
+	uint16_t ip_id;	       /* ring kind: IPv4 identification counter */
+	uint8_t def_ttl;       /* TTL when neither descriptor nor template gives one */
+	uint8_t frag_fail;     /* outcome + 1 of a failed earlier fragment of the datagram */
+	uint32_t gen;	       /* life of this template slot (bumped when cleared) */
+	int32_t down;	       /* socket kind: link not usable (errno), from mcr_fwd_set_link */
+	union sock_dst dst;    /* socket kind */
+	socklen_t dst_len;
 };
 
 struct ring_ref {
@@ -92,9 +111,8 @@ struct mcr_fwd {
 	/* socket-kind staging, all max_desc entries */
 	struct mmsghdr *msgs;
 	struct iovec *iov;
-	struct sockaddr_in
-		*names; /* per message, for templates whose destination follows the input */
-	uint8_t *cmsg;	/* max_desc * CMSG_TTL_SPACE, aligned by calloc */
+	union sock_dst *names; /* per message, for templates whose destination follows the input */
+	uint8_t *cmsg;	       /* max_desc * CMSG_TTL_SPACE, aligned by calloc */
 	uint32_t *stage_tmpl, *order;
 	uint32_t *sock_cnt;  /* max_templates */
 	uint32_t *sock_list; /* templates with staged messages */
@@ -416,25 +434,113 @@ static int open_socket(struct tmpl_state *s, uint32_t idx, char *err, size_t err
 		}
 	}
 	s->fd = fd;
-	s->dst.sin_family = AF_INET;
-	s->dst.sin_addr.s_addr = t->dst_ip;
-	s->dst.sin_port = t->dst_port;
+	s->dst.v4.sin_family = AF_INET;
+	s->dst.v4.sin_addr.s_addr = t->dst_ip;
+	s->dst.v4.sin_port = t->dst_port;
+	s->dst_len = sizeof(s->dst.v4);
 	return 0;
 fail:
 	close(fd);
 	return rc;
 }
 
-int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t, char *err,
-			 size_t errlen)
+static int is_mcast6(const uint8_t *a)
+{
+	return a[0] == 0xff;
+}
+
+/* The scope id an IPv6 address needs: the output interface for link-local
+ * unicast (fe80::/10) and interface-/link-local multicast (ff01, ff02). */
+static uint32_t scope_of(const uint8_t *a, uint32_t ifindex)
+{
+	int ll = (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (a[0] == 0xff && (a[1] & 0x0f) <= 2);
+	return ll ? ifindex : 0;
+}
+
+static int open_socket6(struct tmpl_state *s, uint32_t idx, char *err, size_t errlen)
+{
+	const struct mcr_template *t = &s->t;
+	const struct frame_addr6 *a = &s->a6;
+	static const uint8_t any[16];
+	char name[IFNAMSIZ], as[INET6_ADDRSTRLEN];
+	int rc = ifname_of(t->ifindex, name, err, errlen);
+	if (rc < 0)
+		return rc;
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return lib_err(err, errlen, errno, "template %u: socket(AF_INET6, SOCK_DGRAM)",
+			       idx);
+	int one = 1, zero = 0, small = 4096, ifx = (int)t->ifindex;
+	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) < 0 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_IF, &ifx, sizeof(ifx)) < 0) {
+		rc = lib_err(err, errlen, errno,
+			     "template %u: SO_BINDTODEVICE/IPV6_UNICAST_IF %s (ifindex %u)", idx,
+			     name, t->ifindex);
+		goto fail;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (t->src_port)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (memcmp(a->src, any, 16) != 0 || t->src_port) {
+		struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+					   .sin6_port = t->src_port,
+					   .sin6_scope_id = scope_of(a->src, t->ifindex) };
+		memcpy(&sa.sin6_addr, a->src, 16);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			inet_ntop(AF_INET6, a->src, as, sizeof(as));
+			rc = lib_err(err, errlen, errno, "template %u: bind [%s]:%u on %s", idx, as,
+				     ntohs(t->src_port), name);
+			goto fail;
+		}
+	}
+	int tclass = t->tos;
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass)) < 0) {
+		rc = lib_err(err, errlen, errno, "template %u: IPV6_TCLASS %d", idx, tclass);
+		goto fail;
+	}
+	/* IPv6 is never fragmented on the way: refuse what the kernel would
+	 * fragment at source (EMSGSIZE, counted too_big) */
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof(one)) < 0) {
+		rc = lib_err(err, errlen, errno, "template %u: IPV6_DONTFRAG", idx);
+		goto fail;
+	}
+	if (is_mcast6(a->dst)) {
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifx, sizeof(ifx)) < 0) {
+			rc = lib_err(err, errlen, errno, "template %u: IPV6_MULTICAST_IF %s", idx,
+				     name);
+			goto fail;
+		}
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof(zero)) < 0) {
+			rc = lib_err(err, errlen, errno, "template %u: IPV6_MULTICAST_LOOP", idx);
+			goto fail;
+		}
+	}
+	s->fd = fd;
+	memset(&s->dst, 0, sizeof(s->dst));
+	s->dst.v6.sin6_family = AF_INET6;
+	memcpy(&s->dst.v6.sin6_addr, a->dst, 16);
+	s->dst.v6.sin6_port = t->dst_port;
+	s->dst.v6.sin6_scope_id = scope_of(a->dst, t->ifindex);
+	s->dst_len = sizeof(s->dst.v6);
+	return 0;
+fail:
+	close(fd);
+	return rc;
+}
+
+/* Install template idx; a6: its IPv6 addresses (an IPv6 output), or NULL. */
+static int set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t, const uint8_t *a6,
+			char *err, size_t errlen)
 {
 	if (!f || !t)
 		return lib_err(err, errlen, EINVAL, "mcr_fwd_set_template: NULL argument");
 	if (idx >= f->max_templates)
 		return lib_err(err, errlen, EINVAL, "template index %u >= max_templates %u", idx,
 			       f->max_templates);
+	int mcast = a6 ? is_mcast6(a6 + 16) : is_mcast(t->dst_ip);
 	if (t->dst_host_bits > MCR_TMPL_MAX_HOST_BITS ||
-	    (t->dst_host_bits && t->kind != MCR_TMPL_UNUSED && !is_mcast(t->dst_ip)))
+	    (t->dst_host_bits && t->kind != MCR_TMPL_UNUSED && !mcast))
 		return lib_err(
 			err, errlen, EINVAL,
 			"template %u: dst_host_bits %u needs a multicast dst_ip and at most %u",
@@ -443,7 +549,12 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	struct tmpl_state ns;
 	memset(&ns, 0, sizeof(ns));
 	ns.t = *t;
-	ns.def_ttl = is_mcast(t->dst_ip) ? 1 : 64;
+	if (a6) {
+		ns.v6 = 1;
+		memcpy(ns.a6.src, a6, 16);
+		memcpy(ns.a6.dst, a6 + 16, 16);
+	}
+	ns.def_ttl = mcast ? 1 : 64;
 	/* Replacing a template keeps its life (and counters): datagrams still in
 	 * a ring are charged to the same output. Clearing it starts a new life. */
 	ns.gen = t->kind == MCR_TMPL_UNUSED ? old->gen + 1 : old->gen;
@@ -466,7 +577,8 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 		break;
 	}
 	case MCR_TMPL_SOCKET: {
-		int rc = open_socket(&ns, idx, err, errlen);
+		int rc = ns.v6 ? open_socket6(&ns, idx, err, errlen)
+			       : open_socket(&ns, idx, err, errlen);
 		if (rc < 0)
 			return rc;
 		break;
@@ -483,6 +595,20 @@ int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
 	else if (idx >= f->hi)
 		f->hi = idx + 1;
 	return 0;
+}
+
+int mcr_fwd_set_template(mcr_fwd *f, uint32_t idx, const struct mcr_template *t, char *err,
+			 size_t errlen)
+{
+	return set_template(f, idx, t, NULL, err, errlen);
+}
+
+int mcr_fwd_set_template6(mcr_fwd *f, uint32_t idx, const struct mcr_template *t,
+			  const uint8_t *addrs, char *err, size_t errlen)
+{
+	if (!addrs)
+		return lib_err(err, errlen, EINVAL, "mcr_fwd_set_template6: NULL addresses");
+	return set_template(f, idx, t, addrs, err, errlen);
 }
 
 /* ------------------------------------------------------------- submit */
@@ -551,7 +677,7 @@ static uint32_t send_socket_batches(struct mcr_fwd *f, uint32_t nstaged, uint32_
 			uint32_t i = f->order[j]; /* staged index: iov[i], names[i], cmsg slot i */
 			struct msghdr *m = &f->msgs[j].msg_hdr;
 			m->msg_name = follows ? &f->names[i] : &s->dst;
-			m->msg_namelen = sizeof(s->dst);
+			m->msg_namelen = s->dst_len;
 			m->msg_iov = &f->iov[i];
 			m->msg_iovlen = 1;
 			m->msg_control = f->cmsg + (size_t)i * CMSG_TTL_SPACE;
@@ -610,14 +736,18 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 		}
 		struct tmpl_state *s = &f->tm[d->tmpl];
 		struct mcr_out_counters *c = ctr_of(f, d->tmpl);
-		if (d->frame >= nbatch || d->ttl > 255) {
+		if (d->frame >= nbatch || d->ttl > 255 || (d->flags & ~MCR_FWD_IN_IPV6)) {
 			c->errors++;
 			continue;
 		}
+		int in6 = (d->flags & MCR_FWD_IN_IPV6) != 0;
+		/* the input's IP header (IPv6: the fixed one; extension headers may
+		 * follow) and UDP header lie before the payload */
+		uint32_t hdrs = in6 ? MCR_IP6_HLEN + MCR_UDP_HLEN : MCR_IP_HLEN + MCR_UDP_HLEN;
 		const struct mcr_rx_desc *rd = &batch[d->frame];
 		uint64_t fb = rd->offset, fe = fb + rd->snaplen;
 		uint64_t l3 = d->l3_offset, po = d->payload_off, pe = po + d->payload_len;
-		if (fe > size || l3 < fb || po < l3 + 28u || pe > fe ||
+		if (fe > size || l3 < fb || po < l3 + hdrs || pe > fe ||
 		    d->payload_len > 65535u - 28u) {
 			c->errors++;
 			continue;
@@ -625,6 +755,12 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 		const uint8_t *ip = base + l3, *udp = base + po - 8u, *pl = base + po;
 		uint8_t ttl = (uint8_t)(d->ttl ? d->ttl : s->t.ttl ? s->t.ttl : s->def_ttl);
 		int csum_ok = !(rd->status & TP_STATUS_CSUMNOTREADY);
+		const struct frame_in in = { .ip = ip,
+					     .udp = udp,
+					     .payload = pl,
+					     .len = d->payload_len,
+					     .v6 = in6,
+					     .csum_ok = csum_ok };
 
 		if (s->t.kind == MCR_TMPL_RING) {
 			struct mcr_tx *tx = s->tx;
@@ -632,14 +768,43 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 				c->link_down++;
 				continue;
 			}
-			uint32_t flen = MCR_HDRS_LEN + d->payload_len, room;
-			uint32_t tag = idx_tag(s, d->tmpl);
+			uint32_t tag = idx_tag(s, d->tmpl), room;
+			if (s->v6) { /* IPv6 is never fragmented on the way */
+				if (MCR_HDRS6_LEN + d->payload_len > tx->max_frame) {
+					c->too_big++;
+					continue;
+				}
+				if (!room_or_kick(tx, 1)) {
+					if (tx->down) {
+						c->link_down++;
+					} else {
+						c->ring_full++;
+						tx->st.ring_full++;
+					}
+					continue;
+				}
+				uint8_t *slot = txr_slot(tx, &room);
+				uint32_t len = frame_build6(slot, room, &s->t, &s->a6, &in, ttl);
+				if (!len) {
+					c->errors++;
+					continue;
+				}
+				txr_commit(tx, len, tag | TAG_LAST, d->payload_len);
+				c->queued++;
+				touch(f, tx, &nt);
+				sent++;
+				continue;
+			}
+			uint32_t flen = MCR_HDRS_LEN + d->payload_len;
 			uint32_t nf = flen <= tx->max_frame
 					      ? 1
 					      : frag_count(d->payload_len, tx->max_frame);
 			struct mcr_template scratch;
-			const struct mcr_template *t = frame_dest(&s->t, ip, &scratch);
-			if (nf != 1 && ((rd16(ip + 6) & IP_DF) || !nf)) {
+			const struct mcr_template *t =
+				in6 ? frame_dest_low(&s->t, frame_in_dst_low32(&in), &scratch)
+				    : frame_dest(&s->t, ip, &scratch);
+			/* an IPv6 input has no DF: it is fragmented into IPv4 like one without */
+			if (nf != 1 && ((!in6 && (rd16(ip + 6) & IP_DF)) || !nf)) {
 				c->too_big++; /* longer than the MTU with DF set: a router would not fragment */
 				continue;
 			}
@@ -654,8 +819,10 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			}
 			if (nf == 1 && flen <= tx->max_frame) {
 				uint8_t *slot = txr_slot(tx, &room);
-				uint32_t len = frame_build(slot, room, t, ip, udp, pl,
-							   d->payload_len, ttl, s->ip_id, csum_ok);
+				uint32_t len =
+					in6 ? frame_build_x4(slot, room, t, &in, ttl, s->ip_id)
+					    : frame_build(slot, room, t, ip, udp, pl,
+							  d->payload_len, ttl, s->ip_id, csum_ok);
 				if (!len) {
 					c->errors++;
 					continue;
@@ -664,7 +831,13 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			} else {
 				/* longer than the MTU: IPv4 fragments, as a router would */
 				uint8_t udp8[MCR_UDP_HLEN];
-				udp_header_build(udp8, t, ip, udp, pl, d->payload_len, csum_ok);
+				if (in6)
+					udp_header_make(udp8, t, &in,
+							csum_addr(t->src_ip) +
+								csum_addr(t->dst_ip));
+				else
+					udp_header_build(udp8, t, ip, udp, pl, d->payload_len,
+							 csum_ok);
 				for (uint32_t k = 0; k < nf; k++) {
 					uint8_t *slot = txr_slot(tx, &room);
 					uint32_t len = frame_build_fragment(
@@ -687,17 +860,25 @@ int fwd_submit_batch(mcr_fwd *f, const struct mcr_rx_desc *batch, uint32_t nbatc
 			uint32_t k = nstaged++;
 			f->stage_tmpl[k] = d->tmpl;
 			if (dst_follows(&s->t)) {
-				f->names[k] = s->dst;
-				f->names[k].sin_addr.s_addr = frame_dst_addr(&s->t, ip);
-				if (!s->t.dst_port)
-					memcpy(&f->names[k].sin_port, udp + 2, 2);
+				union sock_dst *nm = &f->names[k];
+				*nm = s->dst;
+				uint32_t low = frame_in_dst_low32(&in);
+				if (s->v6) {
+					frame_dst6(&s->t, &s->a6, low, nm->v6.sin6_addr.s6_addr);
+					if (!s->t.dst_port)
+						memcpy(&nm->v6.sin6_port, udp + 2, 2);
+				} else {
+					nm->v4.sin_addr.s_addr = frame_dst_addr_low(&s->t, low);
+					if (!s->t.dst_port)
+						memcpy(&nm->v4.sin_port, udp + 2, 2);
+				}
 			}
 			f->iov[k].iov_base = (void *)(uintptr_t)pl;
 			f->iov[k].iov_len = d->payload_len;
 			struct cmsghdr *cm =
 				(struct cmsghdr *)(f->cmsg + (size_t)k * CMSG_TTL_SPACE);
-			cm->cmsg_level = IPPROTO_IP;
-			cm->cmsg_type = IP_TTL;
+			cm->cmsg_level = s->v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+			cm->cmsg_type = s->v6 ? IPV6_HOPLIMIT : IP_TTL;
 			cm->cmsg_len = CMSG_LEN(sizeof(int));
 			int ittl = ttl;
 			memcpy(CMSG_DATA(cm), &ittl, sizeof(int));

@@ -79,6 +79,8 @@ static int apply_filter(struct mcr_rx *rx, const uint32_t *dst, const uint8_t *p
 		kinds |= MCR_BPF_UDP;
 	if (rx->flags & MCR_RX_L3)
 		kinds |= MCR_BPF_L3;
+	if (rx->flags & MCR_RX_IPV6)
+		kinds |= MCR_BPF_IPV6;
 	if (!kinds) {
 		/* SOL_SOCKET options need optlen >= sizeof(int), even this one (else EINVAL) */
 		int unused = 0;

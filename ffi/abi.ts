@@ -12,7 +12,7 @@
  */
 
 /** ABI version this module was written for (`MCR_ABI_VERSION`). */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 /** A struct: its id for `mcr_abi_sizeof`/`mcr_abi_offsets`, size, and field byte offsets. */
 export interface StructLayout<F extends string> {
@@ -240,6 +240,14 @@ export const RxFlag = {
   L3: 0x8,
   /** Promiscuous capture (a mirror/SPAN port): frames for other hosts' MACs reach the ring. */
   PROMISC: 0x10,
+  /** The filter passes IPv6/UDP too (next header UDP, hop-by-hop, routing or destination options). */
+  IPV6: 0x20,
+} as const;
+
+/** `mcr_fwd_desc.flags`. */
+export const FwdFlag = {
+  /** The input datagram is IPv6: `l3Offset` is its fixed header, `ttl` the output hop limit/TTL. */
+  IN_IPV6: 0x1,
 } as const;
 
 /** `mcr_tx_config.flags`. */
@@ -294,6 +302,8 @@ const CONSTANTS: readonly [string, number][] = [
   ["MCR_LINK_ADDR", LinkEventKind.addr],
   ["MCR_RX_L3", RxFlag.L3],
   ["MCR_RX_PROMISC", RxFlag.PROMISC],
+  ["MCR_RX_IPV6", RxFlag.IPV6],
+  ["MCR_FWD_IN_IPV6", FwdFlag.IN_IPV6],
 ];
 
 /** The ABI introspection calls of a loaded libmcr. */

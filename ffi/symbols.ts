@@ -118,6 +118,13 @@ export const symbols = {
     parameters: ["pointer", "u32", "buffer", "buffer", "usize"],
     result: "i32",
   },
+  // int mcr_fwd_set_template6(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t,
+  //                           const uint8_t *addrs, char *err, size_t errlen)
+  //   addrs: 32 bytes, IPv6 source then destination (issue 14)
+  mcr_fwd_set_template6: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
   // struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *fwd)
   mcr_fwd_desc: { parameters: ["pointer"], result: "pointer" },
   // struct mcr_out_counters *mcr_fwd_counters(mcr_fwd *fwd)
@@ -167,6 +174,8 @@ export const symbols = {
   mcr_csum_partial: { parameters: ["buffer", "u32", "u32"], result: "u16" },
   // void mcr_mcast_mac(uint32_t group, uint8_t *mac6)
   mcr_mcast_mac: { parameters: ["u32", "buffer"], result: "void" },
+  // void mcr_mcast_mac6(const uint8_t *group16, uint8_t *mac6)   (33:33 + low 32 bits)
+  mcr_mcast_mac6: { parameters: ["buffer", "buffer"], result: "void" },
 
   // int mcr_sd_notify(const char *state, char *err, size_t errlen)
   //   1 sent, 0 when $NOTIFY_SOCKET is unset, -errno on failure
@@ -205,6 +214,24 @@ export const symbols = {
   },
   // int mcr_udp_claim_close(mcr_udp_claim *c)
   mcr_udp_claim_close: { parameters: ["pointer"], result: "i32" },
+
+  // ---- MLD memberships (issue 14): addresses 16 bytes as on the wire; source NULL/:: = any ----
+  // int mcr_mld_open(mcr_mld **out, char *err, size_t errlen)
+  mcr_mld_open: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_mld_add(mcr_mld *m, uint32_t ifindex, const uint8_t *group, const uint8_t *source,
+  //                 char *err, size_t errlen)
+  mcr_mld_add: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_mld_drop(mcr_mld *m, uint32_t ifindex, const uint8_t *group, const uint8_t *source,
+  //                  char *err, size_t errlen)
+  mcr_mld_drop: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  // int mcr_mld_close(mcr_mld *m)
+  mcr_mld_close: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbol functions. */

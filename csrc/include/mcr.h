@@ -15,7 +15,7 @@
  *   mcr_rx_poll(rx, timeout)  -> n frames ready; descriptors in mcr_rx_desc()
  *   ... TS parses frames in the ring mapping (mcr_rx_ring_base/size),
  *       matches rules, writes forward descriptors into mcr_fwd_desc() ...
- *   mcr_fwd_submit(fwd, rx, m) -> builds Ethernet/IPv4/UDP frames into the
+ *   mcr_fwd_submit(fwd, rx, m) -> builds Ethernet/IPv4|IPv6/UDP frames into the
  *                                 TX rings, one sendto() kick per ring
  *   mcr_rx_release(rx)         -> hands the n frames back to the kernel
  *
@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 6u
+#define MCR_ABI_VERSION 7u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -93,6 +93,8 @@ enum mcr_abi_constant {
 	MCR_ABI_C_LINK_ADDR,
 	MCR_ABI_C_RX_L3,
 	MCR_ABI_C_RX_PROMISC,
+	MCR_ABI_C_RX_IPV6,
+	MCR_ABI_C_FWD_IN_IPV6,
 	MCR_ABI_C_COUNT
 };
 /** The values of enum mcr_abi_constant's names into out (at most max). Returns the count. */
@@ -183,6 +185,14 @@ enum mcr_fanout_mode {
  * the ring (a mirror/SPAN port); held by the socket and released with it.
  */
 #define MCR_RX_PROMISC 0x10u
+/*
+ * The filter passes IPv6/UDP as well as IPv4/UDP (set it when IPv6 rules
+ * exist): ethertype 0x86DD (or IP version 6 with MCR_RX_L3) whose next header
+ * is UDP, or a hop-by-hop, routing or destination-options header (the
+ * caller's parser walks those and decides). mcr_rx_set_filter's destination
+ * list is IPv4 only: with n > 0 IPv6 frames still pass whole.
+ */
+#define MCR_RX_IPV6    0x20u
 
 /*
  * Zero means "default" for every field. All fields are uint32_t.
@@ -394,8 +404,9 @@ typedef struct mcr_fwd mcr_fwd;
 enum mcr_template_kind {
 	MCR_TMPL_UNUSED = 0,
 	MCR_TMPL_RING = 1,   /* frame built into a TX ring (multicast, or unicast with known MAC) */
-	MCR_TMPL_SOCKET = 2, /* datagram sent through an AF_INET UDP socket bound to the device
-				(unicast outputs: the kernel resolves the next hop) */
+	MCR_TMPL_SOCKET = 2, /* datagram sent through a UDP socket bound to the device (AF_INET,
+				or AF_INET6 for mcr_fwd_set_template6; unicast outputs and links
+				without a MAC: the kernel resolves the next hop) */
 };
 
 /* Most host bits a template's destination may take from the input datagram's
@@ -441,9 +452,19 @@ struct mcr_fwd_desc {
 	uint32_t payload_len; /* UDP payload bytes */
 	uint32_t tmpl;	      /* template index */
 	uint32_t ttl;	      /* output TTL for this datagram, 1..255; 0 = template's */
-	uint32_t flags;	      /* reserved, 0 */
+	uint32_t flags;	      /* MCR_FWD_*; other bits: the descriptor is an error */
 	uint32_t reserved;
 };
+
+/*
+ * mcr_fwd_desc.flags: the input datagram is IPv6. l3_offset is then its IPv6
+ * fixed header (40 bytes; extension headers, already walked by the caller,
+ * may lie between it and the UDP header at payload_off - 8), and ttl is the
+ * output's hop limit or TTL (the caller decrements the input's hop limit).
+ * The output's family is the template's: any input goes to any output, with
+ * new headers and the payload unchanged.
+ */
+#define MCR_FWD_IN_IPV6 0x1u
 
 /*
  * Per-template counters (8 x double: exact to 2^53), read by TS. Datagrams,
@@ -472,6 +493,26 @@ int mcr_fwd_open(uint32_t max_templates, uint32_t max_desc, mcr_fwd **out, char 
  *  Socket kind opens its socket here. */
 int mcr_fwd_set_template(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t, char *err,
 			 size_t errlen);
+/**
+ * Install or replace template idx with an IPv6 output: addrs is 32 bytes,
+ * the source address then the destination (group or unicast), as on the wire;
+ * t->src_ip/dst_ip are ignored, every other field means what it means for
+ * IPv4: ttl is the hop limit (default 1 to a group, 64 otherwise), tos the
+ * traffic class, dst_host_bits (group destinations only) takes that many low
+ * bits of the destination's last 32 from the input's destination (its IPv4
+ * address, or its IPv6 address's last 32 bits). Ring kind: the frame's MAC is
+ * 33:33 + the group's low 32 bits (RFC 2464) for a group, t->dst_mac for a
+ * unicast destination; a datagram longer than the ring's MTU is counted
+ * too_big (IPv6 is never fragmented on the way). Socket kind: an AF_INET6
+ * socket bound to the device (and to the source address and port when not
+ * zero; link-local ones get the interface as scope), IPV6_TCLASS,
+ * IPV6_DONTFRAG, IPV6_MULTICAST_IF/IPV6_MULTICAST_LOOP 0 for a group, a
+ * per-message IPV6_HOPLIMIT. The UDP checksum is always present: rebased
+ * from the input's (RFC 1624) when that one is usable, computed in full
+ * otherwise (csrc/README.md, IPv6).
+ */
+int mcr_fwd_set_template6(mcr_fwd *fwd, uint32_t idx, const struct mcr_template *t,
+			  const uint8_t *addrs, char *err, size_t errlen);
 /** Forward descriptor array (max_desc entries). */
 struct mcr_fwd_desc *mcr_fwd_desc(mcr_fwd *fwd);
 /** Per-template counters: template i at (char *)result + i * stride (see mcr_fwd_set_counters;
@@ -620,6 +661,33 @@ enum mcr_igmp_limit {
  *  returns MCR_IGMP_LIMIT_COUNT. */
 int mcr_igmp_limits(int64_t *out3);
 
+/* ------------------------------------------------------------------- MLD */
+
+/*
+ * One AF_INET6 socket holding MLD memberships (the IPv6 counterpart of
+ * mcr_igmp: the kernel sends MLDv2 reports, or MLDv1 where the link asks for
+ * it). Any-source joins use IPV6_JOIN_GROUP, source-specific ones
+ * MCAST_JOIN_SOURCE_GROUP, both by interface index. The kernel bounds a
+ * socket's source lists by net.ipv6.mld_max_msf and its option memory by
+ * net.core.optmem_max (ENOBUFS, as for IGMP). The same rule holds: one handle
+ * must not hold an any-source and a source-specific membership of one group
+ * on one interface. Addresses are 16 bytes as on the wire.
+ */
+typedef struct mcr_mld mcr_mld;
+/** Open a socket that holds no membership yet. */
+int mcr_mld_open(mcr_mld **out, char *err, size_t errlen);
+/** Join group (ff00::/8) on ifindex: any source (source NULL or ::, IPV6_JOIN_GROUP) or add
+ *  one source (MCAST_JOIN_SOURCE_GROUP). -EINVAL for a group that is not multicast,
+ *  -ENOBUFS when a limit of this socket is reached. */
+int mcr_mld_add(mcr_mld *m, uint32_t ifindex, const uint8_t *group, const uint8_t *source,
+		char *err, size_t errlen);
+/** Leave: source NULL or :: drops the group with every source (IPV6_LEAVE_GROUP); else one
+ *  source (MCAST_LEAVE_SOURCE_GROUP; the group goes with its last source). */
+int mcr_mld_drop(mcr_mld *m, uint32_t ifindex, const uint8_t *group, const uint8_t *source,
+		 char *err, size_t errlen);
+/** Close the socket (the kernel drops every membership it holds) and free. */
+int mcr_mld_close(mcr_mld *m);
+
 /* ------------------------------------------------------ UDP port claims */
 
 /*
@@ -660,6 +728,9 @@ int mcr_fd_set_soft_limit(uint64_t soft, char *err, size_t errlen);
 uint16_t mcr_csum_partial(const uint8_t *buf, uint32_t len, uint32_t seed);
 /** IPv4 multicast MAC for a group in network byte order (RFC 1112 §6.4). */
 void mcr_mcast_mac(uint32_t group, uint8_t *mac6);
+/** IPv6 multicast MAC for a group (16 bytes as on the wire): 33:33 + its last 4 bytes
+ *  (RFC 2464 §7). */
+void mcr_mcast_mac6(const uint8_t *group16, uint8_t *mac6);
 
 /* ---------------------------------------------------------------- systemd */
 

@@ -11,13 +11,17 @@
  * drop outgoing (with MCR_BPF_OUTGOING), accept IPv4/UDP untagged or with one
  * 802.1Q/802.1ad tag (with MCR_BPF_UDP) — or, with MCR_BPF_L3, an IPv4/UDP
  * packet at offset 0 (version nibble 4) — whose destination is in the list (if
- * any): equal to an address, or inside a prefix. Loads past the packet end
- * drop the packet, as in the kernel.
+ * any): equal to an address, or inside a prefix. With MCR_BPF_IPV6 an IPv6
+ * packet (ethertype 0x86DD, tagged or not, or version 6 with MCR_BPF_L3)
+ * passes whole when its next header is UDP, hop-by-hop, routing or
+ * destination options. Loads past the packet end drop the packet, as in the
+ * kernel.
  *
  * Input: kinds(1, low 3 bits) pkttype(1) n(2) capsel(1) then 4*min(n,64) list
  * bytes, then the packet. Bit 3 of the kinds byte gives the entries prefix
  * lengths of mixed lengths (0..32, from the kinds byte's high bits and the
- * entry's index); without it every entry is one address. Built without
+ * entry's index); without it every entry is one address. Bit 7 of the pkttype
+ * byte adds MCR_BPF_IPV6. Built without
  * -fsanitize=fuzzer, fuzz_replay.c provides main().
  */
 #include "bpf.h"
@@ -101,22 +105,36 @@ static uint32_t reference(uint32_t kinds, const uint32_t *dst, const uint8_t *pl
 		return 0;
 	if (!(kinds & MCR_BPF_UDP))
 		return ACCEPT;
-	uint32_t x = 0; /* offset of the IPv4 header */
+	uint32_t x = 0; /* offset of the IP header */
+	int v6 = 0, ip6 = (kinds & MCR_BPF_IPV6) != 0;
 	if (kinds & MCR_BPF_L3) {
-		if (len < 1 || (p[0] & 0xf0) != 0x40)
+		if (len < 1)
+			return 0;
+		v6 = ip6 && (p[0] & 0xf0) == 0x60;
+		if ((p[0] & 0xf0) != 0x40 && !v6)
 			return 0;
 	} else {
 		if (len < 14)
 			return 0;
 		uint32_t t = (uint32_t)p[12] << 8 | p[13];
 		x = 14;
-		if (t != 0x0800) {
+		if (t != 0x0800 && !(ip6 && t == 0x86dd)) {
 			if (t != 0x8100 && t != 0x88a8)
 				return 0;
-			if (len < 18 || ((uint32_t)p[16] << 8 | p[17]) != 0x0800)
+			if (len < 18)
+				return 0;
+			t = (uint32_t)p[16] << 8 | p[17];
+			if (t != 0x0800 && !(ip6 && t == 0x86dd))
 				return 0;
 			x = 18;
 		}
+		v6 = t == 0x86dd;
+	}
+	if (v6) {
+		if (len < x + 7)
+			return 0;
+		uint8_t nh = p[x + 6];
+		return nh == 17 || nh == 0 || nh == 43 || nh == 60 ? ACCEPT : 0;
 	}
 	if (len < x + 10 || p[x + 9] != 17)
 		return 0;
@@ -142,6 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int prefixes = (data[0] & 8u) != 0;
 	uint32_t lens_seed = data[0] >> 4;
 	uint32_t pkttype = data[1] % 8;
+	if (data[1] & 0x80)
+		kinds |= MCR_BPF_IPV6;
 	uint32_t n = ((uint32_t)data[2] << 8 | data[3]) % 1100u;
 	uint32_t capsel = data[4];
 	data += 5;

@@ -638,12 +638,181 @@ static void test_follow(void)
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 }
 
+/* Put an Ethernet/IPv6/UDP frame (with an 8-byte destination-options header
+ * when ext) with plen payload bytes at off; returns its length. */
+static uint32_t put_frame6(uint32_t off, uint32_t plen, int ext)
+{
+	uint8_t *f = ring + off;
+	uint32_t eh = ext ? 8u : 0u;
+	memset(f, 0, 62 + eh);
+	f[12] = 0x86;
+	f[13] = 0xdd;
+	uint8_t *ip = f + 14, *u = ip + 40 + eh;
+	ip[0] = 0x60;
+	wr16(ip + 4, (uint16_t)(eh + 8 + plen));
+	ip[6] = ext ? 60 : 17;
+	ip[7] = 9;
+	ip[8] = 0x20; /* 2001:db8::1 -> ff3e::1 */
+	ip[9] = 0x01;
+	ip[10] = 0x0d;
+	ip[11] = 0xb8;
+	ip[23] = 1;
+	ip[24] = 0xff;
+	ip[25] = 0x3e;
+	ip[39] = 1;
+	if (ext)
+		ip[40] = 17;
+	wr16(u, 1234);
+	wr16(u + 2, 5000);
+	wr16(u + 4, (uint16_t)(8 + plen));
+	for (uint32_t i = 0; i < plen; i++)
+		u[8 + i] = (uint8_t)i;
+	uint8_t ph[40];
+	memcpy(ph, ip + 8, 32);
+	memset(ph + 32, 0, 8);
+	wr16(ph + 34, (uint16_t)(8 + plen));
+	ph[39] = 17;
+	wr16(u + 6, (uint16_t)~t_csum_naive(u, 8 + plen, t_csum_naive(ph, 40, 0)));
+	return 62 + eh + plen;
+}
+
+/* The UDP datagram at udp (ulen bytes) verifies against an IPv6 pseudo header. */
+static int udp6_ok(const uint8_t *ip6, const uint8_t *udp, uint32_t ulen)
+{
+	uint8_t ph[40];
+	memcpy(ph, ip6 + 8, 32);
+	memset(ph + 32, 0, 8);
+	wr16(ph + 34, (uint16_t)ulen);
+	ph[39] = 17;
+	return t_csum_naive(udp, ulen, t_csum_naive(ph, 40, 0)) == 0xffff;
+}
+
+/*
+ * The forwarder with IPv6: an IPv6 template (ring kind) fed by IPv6 and IPv4
+ * inputs, an IPv4 template fed by an IPv6 input (translated, fragmented when
+ * longer than the MTU: an IPv6 input has no DF), an IPv6 datagram longer
+ * than the MTU counted too_big (never fragmented), descriptors with unknown
+ * flags or an IPv6 header that does not fit counted as errors, refusals.
+ */
+static void test_ipv6(void)
+{
+	char err[256];
+	mcr_fwd *fwd;
+	struct mcr_tx *tx;
+	fake_reset();
+	REQUIRE(mcr_fwd_open(4, 16, &fwd, err, sizeof(err)) == 0);
+	REQUIRE(txr_open_mem(2048, 16, 1500, &tx) == 0);
+	tx->send = fake_send;
+	struct mcr_template t = ring_tmpl(tx);
+	t.tos = 0x28;
+	uint8_t addrs[32] = { 0x20,	   0x01,	0x0d,	     0xb8,	 [15] = 0x99,
+			      [16] = 0xff, [17] = 0x3e, [30] = 0x12, [31] = 0x34 };
+	/* refusals: no addresses, host bits on a unicast destination */
+	CHECK_EQ(mcr_fwd_set_template6(fwd, 0, &t, NULL, err, sizeof(err)), -EINVAL);
+	t.dst_host_bits = 8;
+	addrs[16] = 0x20;
+	CHECK_EQ(mcr_fwd_set_template6(fwd, 0, &t, addrs, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "multicast") != NULL);
+	addrs[16] = 0xff;
+	t.dst_host_bits = 0;
+	REQUIRE(mcr_fwd_set_template6(fwd, 0, &t, addrs, err, sizeof(err)) == 0);
+	struct mcr_template t4 = ring_tmpl(tx);
+	REQUIRE(mcr_fwd_set_template(fwd, 1, &t4, err, sizeof(err)) == 0);
+
+	struct mcr_rx_desc batch[4];
+	memset(batch, 0, sizeof(batch));
+	batch[0].offset = 100;
+	batch[0].snaplen = put_frame6(100, 200, 1);
+	batch[1].offset = 1000;
+	batch[1].snaplen = put_frame(1000, 100);
+	batch[2].offset = 4000;
+	batch[2].snaplen = put_frame6(4000, 1480, 0); /* IPv6 1542 bytes, IPv4 1522 */
+	struct mcr_fwd_desc *d = mcr_fwd_desc(fwd);
+	/* v6 -> v6 (payload after the extension header), hop limit from the descriptor */
+	set_desc(&d[0], 0, 100, 200, 0, 33);
+	d[0].payload_off = 100 + 14 + 40 + 8 + 8;
+	d[0].flags = MCR_FWD_IN_IPV6;
+	/* v4 -> v6, the template's hop limit */
+	set_desc(&d[1], 1, 1000, 100, 0, 0);
+	/* v6 -> v4 */
+	set_desc(&d[2], 0, 100, 200, 1, 0);
+	d[2].payload_off = d[0].payload_off;
+	d[2].flags = MCR_FWD_IN_IPV6;
+	/* v6 -> v6 longer than the MTU: too_big */
+	set_desc(&d[3], 2, 4000, 1480, 0, 0);
+	d[3].payload_off = 4000 + 62;
+	d[3].flags = MCR_FWD_IN_IPV6;
+	/* v6 -> v4 longer than the MTU: fragmented */
+	d[4] = d[3];
+	d[4].tmpl = 1;
+	/* unknown flag bit; an IPv6 header that does not fit before the payload */
+	set_desc(&d[5], 1, 1000, 100, 0, 0);
+	d[5].flags = 0x2;
+	set_desc(&d[6], 1, 1000, 100, 0, 0);
+	d[6].flags = MCR_FWD_IN_IPV6; /* payload 28 bytes after l3: no room for 40 + 8 */
+
+	struct mcr_out_counters *c = mcr_fwd_counters(fwd);
+	CHECK_EQ(fwd_submit_batch(fwd, batch, 3, ring, sizeof(ring), 7), 4);
+	CHECK_EQ(c[0].packets, 2);
+	CHECK_EQ(c[0].too_big, 1);
+	CHECK_EQ(c[0].errors, 2);
+	CHECK_EQ(c[1].packets, 2);
+	CHECK_EQ(c[1].fragmented, 1);
+	CHECK_EQ(c[1].errors, 0);
+
+	/* slot 0: v6 -> v6 */
+	const uint8_t *f = (const uint8_t *)slot(tx, 0) + MCR_TX_DATA_OFF;
+	CHECK_EQ(slot(tx, 0)->tp_len, 62 + 200);
+	const uint8_t mac[6] = { 0x33, 0x33, 0x00, 0x00, 0x12, 0x34 };
+	CHECK(memcmp(f, mac, 6) == 0);
+	CHECK_EQ(rd16(f + 12), 0x86dd);
+	CHECK_EQ(f[14], 0x62); /* version 6, traffic class 0x28 */
+	CHECK_EQ(f[15], 0x80);
+	CHECK_EQ(rd16(f + 18), 208);
+	CHECK_EQ(f[20], 17);
+	CHECK_EQ(f[21], 33);
+	CHECK(memcmp(f + 22, addrs, 32) == 0);
+	CHECK_EQ(rd16(f + 54), 1234);
+	CHECK_EQ(rd16(f + 56), 6000);
+	CHECK(udp6_ok(f + 14, f + 54, 208));
+	CHECK_EQ(f[62], 0);
+	CHECK_EQ(f[62 + 199], 199);
+	/* slot 1: v4 -> v6, hop limit 7 from the template */
+	f = (const uint8_t *)slot(tx, 1) + MCR_TX_DATA_OFF;
+	CHECK_EQ(slot(tx, 1)->tp_len, 62 + 100);
+	CHECK_EQ(f[21], 7);
+	CHECK(udp6_ok(f + 14, f + 54, 108));
+	/* slot 2: v6 -> v4 */
+	f = (const uint8_t *)slot(tx, 2) + MCR_TX_DATA_OFF;
+	CHECK_EQ(slot(tx, 2)->tp_len, 42 + 200);
+	CHECK_EQ(rd16(f + 12), 0x0800);
+	CHECK_EQ(f[22], 7);
+	CHECK_EQ((uint16_t)~t_csum_naive(f + 14, 20, 0), 0);
+	uint8_t ph[12];
+	memcpy(ph, f + 26, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	wr16(ph + 10, 208);
+	CHECK_EQ(t_csum_naive(f + 34, 208, t_csum_naive(ph, 12, 0)), 0xffff);
+	/* slots 3, 4: the fragments of the long v6 -> v4 datagram */
+	CHECK_EQ(rd16((const uint8_t *)slot(tx, 3) + MCR_TX_DATA_OFF + 20) & 0x2000, 0x2000);
+	CHECK_EQ(rd16((const uint8_t *)slot(tx, 4) + MCR_TX_DATA_OFF + 20) & 0x3fff,
+		 (1500 - 20) / 8);
+	struct mcr_tx_stats ts;
+	REQUIRE(mcr_tx_stats(tx, &ts) == 0);
+	CHECK_EQ(ts.frames, 5);
+
+	CHECK_EQ(mcr_fwd_close(fwd), 0);
+	CHECK_EQ(mcr_tx_close(tx), 0);
+	CHECK_EQ(mcr_debug_live_objects(), 0);
+}
+
 static void test_bpf(void)
 {
 	/* the kernel's checker accepts every variant (any socket can carry
 	 * a classic filter; this needs no privileges), with addresses only and
 	 * with prefixes of every length */
-	static struct sock_filter prog[18 + 2 * MCR_BPF_MAX_DST + 2 * MCR_BPF_PREFIX_LENS];
+	static struct sock_filter prog[26 + 2 * MCR_BPF_MAX_DST + 2 * MCR_BPF_PREFIX_LENS];
 	static uint32_t dst[MCR_BPF_MAX_DST + 1];
 	static uint8_t plen[MCR_BPF_MAX_DST + 1];
 	for (uint32_t i = 0; i <= MCR_BPF_MAX_DST; i++) {
@@ -655,7 +824,7 @@ static void test_bpf(void)
 	REQUIRE(sizeof(prog) / sizeof(prog[0]) == bpf_size(MCR_BPF_MAX_DST));
 	uint32_t ns[] = { 0, 1, 7, 40, MCR_BPF_MAX_DST };
 	for (int p = 0; p < 2; p++)
-		for (uint32_t kinds = 1; kinds <= 7; kinds++)
+		for (uint32_t kinds = 1; kinds <= 15; kinds++)
 			for (uint32_t k = 0; k < 5; k++) {
 				int len = bpf_build(prog, sizeof(prog) / sizeof(prog[0]), kinds,
 						    dst, p ? plen : NULL, ns[k]);
@@ -685,6 +854,7 @@ int main(void)
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 	test_objects();
 	test_follow();
+	test_ipv6();
 	test_bpf();
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 	return t_done("fwd");

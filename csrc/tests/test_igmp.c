@@ -5,7 +5,9 @@
  * needs root, exits 77 = skipped otherwise). The namespace's own sysctls are
  * lowered to reach every per-socket limit: what the kernel refuses (ENOBUFS),
  * what mcr_igmp_limits() reads, what /proc/net/igmp and /proc/net/mcfilter
- * show, leaving after the interface is gone, live objects.
+ * show, leaving after the interface is gone, live objects. MLD: IPv6
+ * any-source and source-specific memberships as /proc/net/igmp6 and
+ * /proc/net/mcfilter6 show them, refusals.
  */
 #include "t.h"
 #include "mcr.h"
@@ -269,6 +271,78 @@ static void test_fd_limits(void)
 	CHECK_EQ(mcr_fd_limits(NULL, err, sizeof(err)), -EINVAL);
 }
 
+/* Whether /proc/net/<file> (igmp6: "idx dev group ...", mcfilter6: "idx dev
+ * group source ...", addresses as 32 hex digits) lists group (and source) on dev. */
+static int mld_listed(const char *file, const char *dev, const char *group, const char *source)
+{
+	char path[64], line[256], want_g[33], want_s[33] = "";
+	uint8_t a[16];
+	REQUIRE(inet_pton(AF_INET6, group, a) == 1);
+	for (int i = 0; i < 16; i++)
+		snprintf(want_g + 2 * i, 3, "%02x", a[i]);
+	if (source) {
+		REQUIRE(inet_pton(AF_INET6, source, a) == 1);
+		for (int i = 0; i < 16; i++)
+			snprintf(want_s + 2 * i, 3, "%02x", a[i]);
+	}
+	snprintf(path, sizeof(path), "/proc/net/%s", file);
+	FILE *f = fopen(path, "r");
+	REQUIRE(f != NULL);
+	int found = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned idx;
+		char name[IFNAMSIZ + 1], g[40], src[40] = "";
+		int n = sscanf(line, "%u %16s %39s %39s", &idx, name, g, src);
+		if (n >= 3 && !strcmp(name, dev) && !strcmp(g, want_g) &&
+		    (!source || (n == 4 && !strcmp(src, want_s))))
+			found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
+static void test_mld(uint32_t lo)
+{
+	char err[256];
+	mcr_mld *m = NULL;
+	REQUIRE(mcr_mld_open(&m, err, sizeof(err)) == 0);
+	CHECK_EQ(mcr_debug_live_objects(), 1);
+	uint8_t g1[16], g2[16], src[16], any[16] = { 0 }, uni[16];
+	REQUIRE(inet_pton(AF_INET6, "ff3e::1:1", g1) == 1);
+	REQUIRE(inet_pton(AF_INET6, "ff3e::1:2", g2) == 1);
+	REQUIRE(inet_pton(AF_INET6, "2001:db8::7", src) == 1);
+	REQUIRE(inet_pton(AF_INET6, "2001:db8::1", uni) == 1);
+	/* any source: NULL or :: */
+	CHECK_EQ(mcr_mld_add(m, lo, g1, NULL, err, sizeof(err)), 0);
+	CHECK(mld_listed("igmp6", "lo", "ff3e::1:1", NULL));
+	CHECK_EQ(mcr_mld_add(m, lo, g1, any, err, sizeof(err)), -EADDRINUSE);
+	/* source-specific */
+	CHECK_EQ(mcr_mld_add(m, lo, g2, src, err, sizeof(err)), 0);
+	CHECK(mld_listed("igmp6", "lo", "ff3e::1:2", NULL));
+	CHECK(mld_listed("mcfilter6", "lo", "ff3e::1:2", "2001:db8::7"));
+	/* refusals name what was refused */
+	CHECK_EQ(mcr_mld_add(m, lo, uni, NULL, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "2001:db8::1 is not a multicast group") != NULL);
+	CHECK_EQ(mcr_mld_add(NULL, lo, g1, NULL, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(mcr_mld_add(m, lo, NULL, NULL, err, sizeof(err)), -EINVAL);
+	CHECK(mcr_mld_add(m, 999999, g1, NULL, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "IPV6_JOIN_GROUP ff3e::1:1 on ifindex 999999") != NULL);
+	/* leave */
+	CHECK_EQ(mcr_mld_drop(m, lo, g2, src, err, sizeof(err)), 0);
+	CHECK(!mld_listed("igmp6", "lo", "ff3e::1:2", NULL));
+	CHECK_EQ(mcr_mld_drop(m, lo, g1, NULL, err, sizeof(err)), 0);
+	CHECK(!mld_listed("igmp6", "lo", "ff3e::1:1", NULL));
+	CHECK(mcr_mld_drop(m, lo, g1, NULL, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "IPV6_LEAVE_GROUP ff3e::1:1") != NULL);
+	/* closing drops what the socket still holds */
+	CHECK_EQ(mcr_mld_add(m, lo, g1, NULL, err, sizeof(err)), 0);
+	CHECK(mld_listed("igmp6", "lo", "ff3e::1:1", NULL));
+	CHECK_EQ(mcr_mld_close(m), 0);
+	CHECK(!mld_listed("igmp6", "lo", "ff3e::1:1", NULL));
+	CHECK_EQ(mcr_mld_close(NULL), 0);
+	CHECK_EQ(mcr_debug_live_objects(), 0);
+}
+
 int main(void)
 {
 	if (t_private_netns() != 0)
@@ -281,6 +355,7 @@ int main(void)
 	test_leave_gone();
 	test_optmem(lo);
 	test_fd_limits();
+	test_mld(lo);
 	CHECK_EQ(mcr_debug_live_objects(), 0);
 	return t_done("igmp");
 }
