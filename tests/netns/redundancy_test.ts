@@ -87,7 +87,11 @@ async function mergeWithLoss(payload: "mcrt" | "rtp", skewMs = 0): Promise<void>
     d = await startDaemon(
       reorder
         ? await topologyConfig("redundant-paths.json", { red0: "rA", blue0: "rB", lan0: "r1" })
-        : pathsConfig("merge"),
+        // payload hashes are remembered for max_delay_ms of kernel receive time; on a machine
+        // this busy the two copies' receive times can be further apart than the default 50 ms
+        // (the kernel stamps a frame when the relay's socket takes it), so a bound that covers
+        // that, and a window that holds it
+        : pathsConfig({ mode: "merge", max_delay_ms: 1000, window: 65536 }),
       {
         netns: t.ns("rly"),
       },
