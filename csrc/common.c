@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <errno.h>
+#include <netinet/in.h>
 
 static int64_t live_objects; /* accessed with __atomic builtins only */
 
@@ -227,4 +230,13 @@ int32_t mcr_abi_sizeof(uint32_t which)
 	case MCR_ABI_RXSET_STATS: return (int32_t)sizeof(struct mcr_rxset_stats);
 	default: return -EINVAL;
 	}
+}
+
+int membership_socket(int family, const char *what, char *err, size_t errlen)
+{
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return lib_err(err, errlen, errno, "socket(%s, SOCK_DGRAM) for %s",
+			       family == AF_INET6 ? "AF_INET6" : "AF_INET", what);
+	return fd;
 }

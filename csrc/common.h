@@ -30,6 +30,13 @@
 int lib_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * A datagram socket of `family` (AF_INET, AF_INET6) for group memberships
+ * (igmp.c, mld.c): the descriptor, or -errno with "socket(...) for <what>"
+ * in err.
+ */
+int membership_socket(int family, const char *what, char *err, size_t errlen);
+
 /* Live-object accounting (every open +1, every close -1). */
 void live_inc(void);
 void live_dec(void);

@@ -73,10 +73,9 @@ int mcr_igmp_open(mcr_igmp **out, char *err, size_t errlen)
 	mcr_igmp *m = calloc(1, sizeof(*m));
 	if (!m)
 		return lib_err(err, errlen, ENOMEM, "mcr_igmp_open: calloc");
-	m->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	m->fd = membership_socket(AF_INET, "IGMP memberships", err, errlen);
 	if (m->fd < 0) {
-		int rc = lib_err(err, errlen, errno,
-				 "socket(AF_INET, SOCK_DGRAM) for IGMP memberships");
+		int rc = m->fd;
 		free(m);
 		return rc;
 	}

@@ -68,10 +68,9 @@ int mcr_mld_open(mcr_mld **out, char *err, size_t errlen)
 	mcr_mld *m = calloc(1, sizeof(*m));
 	if (!m)
 		return lib_err(err, errlen, ENOMEM, "mcr_mld_open: calloc");
-	m->fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	m->fd = membership_socket(AF_INET6, "MLD memberships", err, errlen);
 	if (m->fd < 0) {
-		int rc = lib_err(err, errlen, errno,
-				 "socket(AF_INET6, SOCK_DGRAM) for MLD memberships");
+		int rc = m->fd;
 		free(m);
 		return rc;
 	}

@@ -28,6 +28,17 @@ export const RELAY_V8_FLAGS: string[] = ((f) => f === "none" ? [] : [`--v8-flags
 /** Build directory with libmcr and the tools. */
 export const BUILD: string = `${ROOT}/build`;
 
+/** The path of an installed program `name` (in /usr/bin, /usr/sbin or /usr/local/bin), or null. */
+export function findProgram(name: string): string | null {
+  for (const dir of ["/usr/bin", "/usr/sbin", "/usr/local/bin"]) {
+    try {
+      Deno.statSync(`${dir}/${name}`);
+      return `${dir}/${name}`;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
 /** True when running as root (namespace tests need it). */
 export function isRoot(): boolean {
   return Deno.uid() === 0;

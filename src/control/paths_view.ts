@@ -11,12 +11,13 @@ import type { RuleConfig } from "../config/types.ts";
 import type { OutputStats, RuleStats } from "../relay/stats.ts";
 import type { ListedPath } from "./results.ts";
 import { outputRate, type Rate, type Rates } from "./rates.ts";
+import { pathKey } from "../relay/relay_config.ts";
 
 /** The paths' stats of redundant rule `c` in `byKey` (by `id|name`), in input order. */
 export function pathsOf(c: RuleConfig, byKey: ReadonlyMap<string, RuleStats>): RuleStats[] {
   const out: RuleStats[] = [];
   (c.inputs ?? []).forEach((_, k) => {
-    const s = byKey.get(`${c.id}[${k}]|${c.name}[${k}]`);
+    const s = byKey.get(`${pathKey(c.id, k)}|${pathKey(c.name, k)}`);
     if (s) out.push(s);
   });
   return out;

@@ -30,6 +30,7 @@ import {
   type ChangeOptions,
   dataPathOptions,
   DefinedInFileError,
+  pathKey,
   type RelayOptions,
   type ReloadSummary,
   RESTART_SETTINGS,
@@ -442,7 +443,7 @@ export class Relay implements AsyncDisposable {
       );
     }
     const name = inputs[spec.input].interface;
-    const ruleId = rule.inputs ? `${rule.id}[${spec.input}]` : rule.id;
+    const ruleId = rule.inputs ? pathKey(rule.id, spec.input) : rule.id;
     const type = this.#sup.links.get(name)?.type;
     const layout = (type === undefined ? undefined : linkLayout(type)) ?? "ethernet";
     const run = this.#sup.captures.start({ ...spec, ruleId, interface: name });

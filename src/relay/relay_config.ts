@@ -54,8 +54,8 @@ export function ruleSpecs(
     const state = red ? arbiters.state(r.id, red.window) : undefined;
     inputs.forEach((i, k) => {
       specs.push({
-        id: red ? `${r.id}[${k}]` : r.id,
-        name: red ? `${r.name}[${k}]` : r.name,
+        id: red ? pathKey(r.id, k) : r.id,
+        name: red ? pathKey(r.name, k) : r.name,
         input: {
           interface: i.interface,
           group: i.groupAddr,
@@ -87,6 +87,14 @@ export function ruleSpecs(
     });
   }
   return specs;
+}
+
+/**
+ * The id or name of path `k` of a rule with redundant inputs, from the
+ * rule's id or name: `cam` → `cam[1]` (the relay's one spelling of a path).
+ */
+export function pathKey(ruleIdOrName: string, k: number): string {
+  return `${ruleIdOrName}[${k}]`;
 }
 
 /**

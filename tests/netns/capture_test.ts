@@ -18,21 +18,13 @@
  * (`apt-get install tshark`).
  */
 import assert from "node:assert/strict";
-import { BUILD, chainTopology, Proc, skipReason } from "../../lab/netns.ts";
+import { BUILD, chainTopology, findProgram, Proc, skipReason } from "../../lab/netns.ts";
 import { startSink } from "../../lab/harness.ts";
 import { startDaemon } from "../../lab/daemon.ts";
 import type { StatsResult } from "../../src/control/results.ts";
 
 /** tshark's path, or null when it is not installed. */
-function findTshark(): string | null {
-  for (const p of ["/usr/bin/tshark", "/usr/local/bin/tshark"]) {
-    try {
-      Deno.statSync(p);
-      return p;
-    } catch { /* next */ }
-  }
-  return null;
-}
+const findTshark = (): string | null => findProgram("tshark");
 
 const TSHARK = findTshark();
 const skip = skipReason() ??

@@ -8,6 +8,7 @@
  * file made of them back as written.
  */
 import assert from "node:assert/strict";
+import { findProgram } from "../../lab/netns.ts";
 import {
   BlockType,
   BYTE_ORDER_MAGIC,
@@ -86,16 +87,8 @@ Deno.test("pcapng: enhanced packet block: 64-bit µs time, lengths, padding", ()
   }
 });
 
-/** tshark's path, or null. */
-function tshark(): string | null {
-  for (const p of ["/usr/bin/tshark", "/usr/local/bin/tshark"]) {
-    try {
-      Deno.statSync(p);
-      return p;
-    } catch { /* next */ }
-  }
-  return null;
-}
+/** tshark's path, or null when it is not installed. */
+const tshark = (): string | null => findProgram("tshark");
 
 Deno.test({
   name: "pcapng: tshark reads the file as written (raw IP frames, µs times)",
