@@ -7,6 +7,7 @@
 #include "common.h"
 
 #include <net/if.h>
+#include <stdio.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -138,4 +139,44 @@ int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_
 		name_out[name_len - 1] = '\0';
 	}
 	return rc;
+}
+
+/* /proc/net/if_inet6 scopes and flags (include/net/ipv6.h, if_addr.h) */
+#define IF_INET6_SCOPE_GLOBAL 0x00u
+#define IF_INET6_SCOPE_LINK   0x20u
+#define IF_INET6_UNUSABLE     (0x08u | 0x20u | 0x40u) /* DADFAILED | DEPRECATED | TENTATIVE */
+
+static int hex_bytes(const char *hex, uint8_t *out16)
+{
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out16[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+int mcr_iface_addr6(uint32_t ifindex, uint8_t *out16)
+{
+	if (!out16)
+		return -EINVAL;
+	FILE *f = fopen("/proc/net/if_inet6", "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	char hex[33], name[IFNAMSIZ + 1];
+	unsigned idx, plen, scope, flags;
+	int found = 0; /* 2: global, 1: link-local */
+	while (found < 2 &&
+	       fscanf(f, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags, name) == 6) {
+		if (idx != ifindex || (flags & IF_INET6_UNUSABLE))
+			continue;
+		int rank = scope == IF_INET6_SCOPE_GLOBAL ? 2
+			   : scope == IF_INET6_SCOPE_LINK ? 1
+							  : 0;
+		if (rank > found && hex_bytes(hex, out16) == 0)
+			found = rank;
+	}
+	fclose(f);
+	return found > 0;
 }

@@ -125,6 +125,21 @@ int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *pref
 	return apply_filter(rx, dst_addrs, prefix_lens, n, err, errlen);
 }
 
+int mcr_rx_set_ipv6(mcr_rx *rx, uint32_t on, char *err, size_t errlen)
+{
+	if (!rx)
+		return lib_err(err, errlen, EINVAL, "mcr_rx_set_ipv6: bad argument");
+	uint32_t before = rx->flags;
+	if (on)
+		rx->flags |= MCR_RX_IPV6;
+	else
+		rx->flags &= ~MCR_RX_IPV6;
+	int rc = apply_filter(rx, NULL, NULL, 0, err, errlen);
+	if (rc < 0)
+		rx->flags = before;
+	return rc;
+}
+
 /* ------------------------------------------------------------- setup */
 
 static int join_fanout(struct mcr_rx *rx, const struct mcr_rx_config *cfg, char *err, size_t errlen)

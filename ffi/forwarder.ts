@@ -41,6 +41,12 @@ export interface Template {
   srcMac?: Uint8Array;
   /** TX ring (ring kind). */
   tx?: TxRing;
+  /**
+   * An IPv6 output (issue 14): its source then its destination address, 32
+   * bytes as on the wire (`srcIp`/`dstIp` are then unused; installed with
+   * `mcr_fwd_set_template6`).
+   */
+  addrs6?: Uint8Array;
 }
 
 /** Words per forward descriptor in `Forwarder.desc` (struct mcr_fwd_desc is 8 × u32). */
@@ -164,6 +170,15 @@ export class Forwarder implements Disposable {
   setTemplate(idx: number, t: Template | null): void {
     const b = encodeTemplate(t);
     const [err, errlen] = errBuf();
+    if (t?.addrs6) {
+      if (t.addrs6.length !== 32) throw new Error("an IPv6 template needs 32 address bytes");
+      check(
+        "mcr_fwd_set_template6",
+        lib().sym.mcr_fwd_set_template6(this.pointer, idx, b, t.addrs6, err, errlen),
+        err,
+      );
+      return;
+    }
     check(
       "mcr_fwd_set_template",
       lib().sym.mcr_fwd_set_template(this.pointer, idx, b, err, errlen),

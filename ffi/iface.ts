@@ -46,3 +46,15 @@ export function ifaceByName(name: string): IfaceInfo {
     linkType: dv.getUint32(f.linkType, true),
   };
 }
+
+/**
+ * The IPv6 address an output on `ifindex` sends from by default (16 bytes
+ * as on the wire): its first global address, else its link-local one,
+ * never a tentative, deprecated or duplicate one; null when it has none.
+ * Throws McrError when the kernel's list cannot be read.
+ */
+export function ifaceAddr6(ifindex: number): Uint8Array | null {
+  const out = new Uint8Array(16);
+  const r = check("mcr_iface_addr6", lib().sym.mcr_iface_addr6(ifindex, out));
+  return r === 1 ? out : null;
+}

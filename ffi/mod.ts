@@ -8,9 +8,9 @@
  *
  * @module
  */
-export { FanoutMode } from "./abi.ts";
+export { FanoutMode, FwdFlag, RxFlag } from "./abi.ts";
 export { Errno, errnoName, McrError, McrLoadError } from "./errors.ts";
-export { ifaceByName, type IfaceInfo } from "./iface.ts";
+export { ifaceAddr6, ifaceByName, type IfaceInfo } from "./iface.ts";
 export {
   type FdLimits,
   fdLimits,
@@ -42,6 +42,7 @@ export {
   type Template,
 } from "./forwarder.ts";
 export { type IgmpLimits, igmpLimits, IgmpSocket } from "./igmp.ts";
+export { MldSocket } from "./mld.ts";
 export { type LinkEvent, LinkMonitor } from "./link_monitor.ts";
 export { InputLock } from "./input_lock.ts";
 export { UdpClaim } from "./udp_claim.ts";

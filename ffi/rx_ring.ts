@@ -16,7 +16,7 @@ import {
   words,
 } from "./abi.ts";
 import { Errno, McrError } from "./errors.ts";
-import { check, lib, open, view } from "./util.ts";
+import { check, errBuf, lib, open, view } from "./util.ts";
 
 /** Name of a fanout mode. */
 export type FanoutModeName = keyof typeof FanoutMode;
@@ -52,6 +52,8 @@ export interface RxOptions {
   uniqueFanoutId?: boolean;
   /** Disable the kernel IPv4/UDP BPF filter (own transmissions are still never captured). */
   noFilter?: boolean;
+  /** Pass IPv6/UDP to the ring too (the interface has IPv6 rules); see {@link RxRing.setIpv6}. */
+  ipv6?: boolean;
   /** How frames start (default `ethernet`): decides the BPF filter. */
   layout?: LinkLayout;
   /**
@@ -142,7 +144,7 @@ function encodeConfig(opts: RxOptions): Uint8Array {
     f.flags,
     (opts.uniqueFanoutId ? RxFlag.FANOUT_UNIQUEID : 0) | (opts.noFilter ? RxFlag.NO_FILTER : 0) |
       (opts.layout === "ip" ? RxFlag.L3 : 0) |
-      (opts.promisc ? RxFlag.PROMISC : 0),
+      (opts.promisc ? RxFlag.PROMISC : 0) | (opts.ipv6 ? RxFlag.IPV6 : 0),
   );
   u32(f.batchMax, opts.batchMax ?? 0);
   // libmcr: 0 = default budget, UINT32_MAX = off
@@ -228,6 +230,15 @@ export class RxRing implements Disposable {
   /** Hand the frames of the last poll back to the kernel. */
   release(): void {
     if (this.#ptr) this.#release(this.#ptr);
+  }
+
+  /**
+   * Pass IPv6/UDP to the ring too, or no longer (the interface gained its
+   * first IPv6 rule, or lost its last): the kernel filter is rebuilt.
+   */
+  setIpv6(on: boolean): void {
+    const [err, errlen] = errBuf();
+    check("mcr_rx_set_ipv6", lib().sym.mcr_rx_set_ipv6(this.pointer, on ? 1 : 0, err, errlen), err);
   }
 
   /** Accumulated kernel and ring statistics. */

@@ -22,6 +22,8 @@ export const symbols = {
 
   // int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen)
   mcr_iface_by_name: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i32" },
+  // int mcr_iface_addr6(uint32_t ifindex, uint8_t *out16)
+  mcr_iface_addr6: { parameters: ["u32", "buffer"], result: "i32" },
   // int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *nexthop,
   //                     char *err, size_t errlen)
   mcr_neigh_state: {
@@ -91,6 +93,8 @@ export const symbols = {
     parameters: ["pointer", "buffer", "buffer", "u32", "buffer", "usize"],
     result: "i32",
   },
+  // int mcr_rx_set_ipv6(mcr_rx *rx, uint32_t on, char *err, size_t errlen)
+  mcr_rx_set_ipv6: { parameters: ["pointer", "u32", "buffer", "usize"], result: "i32" },
   // int mcr_rx_close(mcr_rx *rx)
   mcr_rx_close: { parameters: ["pointer"], result: "i32" },
 

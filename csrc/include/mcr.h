@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 7u
+#define MCR_ABI_VERSION 8u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -115,6 +115,14 @@ struct mcr_iface_info {
 
 /** Look an interface up by name (in the calling thread's network namespace). */
 int mcr_iface_by_name(const char *name, struct mcr_iface_info *out, char *err, size_t errlen);
+/**
+ * The IPv6 address an output on ifindex sends from by default: its first
+ * global address, else its link-local one, never a tentative, deprecated or
+ * duplicate one (from /proc/net/if_inet6, the calling process's network
+ * namespace). Writes 16 bytes as on the wire. 1: found, 0: none (or IPv6
+ * disabled), -errno.
+ */
+int mcr_iface_addr6(uint32_t ifindex, uint8_t *out16);
 /**
  * The kernel's neighbour state (NUD_* bits, 0 = no entry) of the next hop
  * toward dst (network order) out of ifindex, and that next hop (the route's
@@ -285,6 +293,13 @@ int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out);
  */
 int mcr_rx_set_filter(mcr_rx *rx, const uint32_t *dst_addrs, const uint8_t *prefix_lens, uint32_t n,
 		      char *err, size_t errlen);
+/**
+ * Pass IPv6/UDP to the ring too (on != 0), or no longer (as MCR_RX_IPV6 at
+ * open): for a ring whose interface gains its first IPv6 rule, or loses its
+ * last. The filter is rebuilt without a destination list (as n = 0 in
+ * mcr_rx_set_filter). 0 or -errno.
+ */
+int mcr_rx_set_ipv6(mcr_rx *rx, uint32_t on, char *err, size_t errlen);
 int mcr_rx_close(mcr_rx *rx);
 
 /* ---------------------------------------------------------------- RX set */

@@ -23,6 +23,7 @@ import { type CtlValues, parseCtl, UsageError } from "../cli/program.ts";
 import { followRoles } from "./role_follow.ts";
 import type { RoleDiff } from "../relay/role.ts";
 import { captureArgs, runCapture } from "./capture.ts";
+import { hostPort } from "../common/net6.ts";
 
 /** How long `role --stdin` keeps trying to reach the relay for one role (ms). */
 const FOLLOW_RETRY_MS = 30_000;
@@ -266,7 +267,9 @@ function human(cmd: string, result: unknown): string {
         name: string;
         outputs: { interface: string; group: string; port: number }[];
       };
-      const outs = rule.outputs.map((o) => `${o.interface} ${o.group}:${o.port}`).join(", ");
+      const outs = rule.outputs.map((o) => `${o.interface} ${hostPort(o.group, o.port)}`).join(
+        ", ",
+      );
       return [`${rule.name}: ${rule.outputs.length} outputs (${outs})`, ...lasting(r)].join("\n");
     }
     case "diff": {

@@ -26,6 +26,7 @@ import { lineSafe } from "./term_safe.ts";
 
 import { mbit, num, rate } from "./numbers.ts";
 import { pathLines, streamLines } from "./stream_format.ts";
+import { hostPort } from "../common/net6.ts";
 
 export { jsonTermSafe, lineSafe, termSafe } from "./term_safe.ts";
 export { mbit, num, rate } from "./numbers.ts";
@@ -107,7 +108,7 @@ export class BlockTable {
 }
 
 function input(i: ListedRule["input"]): string {
-  let s = `${i.interface} ${i.group}:${i.port}`;
+  let s = `${i.interface} ${hostPort(i.group, i.port)}`;
   if (i.source) s += ` src ${i.source}`;
   if (i.vlan) s += ` vlan ${i.vlan}`;
   return s;
@@ -125,7 +126,7 @@ export function listRows(r: ListedRule): string[][] {
       first ? r.id : "",
       first ? ruleStateText(r) : "",
       first ? input(r.input) : "",
-      `${o.interface} ${o.group}:${o.port}${o.state === "error" ? " (error)" : ""}`,
+      `${o.interface} ${hostPort(o.group, o.port)}${o.state === "error" ? " (error)" : ""}`,
       num(first ? r.packets : o.packets),
       rate(first ? r.pps : o.pps),
     ];
@@ -232,7 +233,7 @@ export function ruleRateRows(r: RuleWithRate): string[][] {
     ...r.outputs.map((o) => [
       "",
       o.state === "active" ? "" : o.state,
-      `→ ${o.interface} ${o.group}:${o.port}`,
+      `→ ${o.interface} ${hostPort(o.group, o.port)}`,
       num(o.packets),
       rate(o.pps),
       mbit(o.bps),

@@ -9,6 +9,7 @@
 import type { ListedRule, RuleWithRate } from "../control/results.ts";
 import { mbit, num, rate } from "./numbers.ts";
 import { lineSafe } from "./term_safe.ts";
+import { hostPort } from "../common/net6.ts";
 
 /**
  * The stream health of the rules with `health` and the policing of rules with
@@ -76,7 +77,7 @@ export function pathLines(
       const failover = r.redundancy?.mode === "failover";
       for (const p of r.paths) {
         out.push(lineSafe(
-          `${r.name} input ${p.input} (${p.interface} ${p.group}:${p.port}, ${p.state}): ` +
+          `${r.name} input ${p.input} (${p.interface} ${hostPort(p.group, p.port)}, ${p.state}): ` +
             pathCounts(p, p.contributed, failover) +
             (p.missed !== undefined ? `, missed ${num(p.missed)}` : ""),
         ));

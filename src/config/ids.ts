@@ -5,6 +5,7 @@
  * @module
  */
 import { ANY_PORT, type InputPort } from "./schema.ts";
+import { hostPort } from "../common/net6.ts";
 
 const FNV64_OFFSET = 0xcbf29ce484222325n;
 const FNV64_PRIME = 0x100000001b3n;
@@ -67,7 +68,7 @@ function fnv64(text: string): string {
  * `eth0 239.1.0.0/16:any`.
  */
 export function describeInput(input: InputTuple): string {
-  let s = `${input.interface} ${input.group}:${input.port === 0 ? ANY_PORT : input.port}`;
+  let s = `${input.interface} ${hostPort(input.group, input.port === 0 ? ANY_PORT : input.port)}`;
   if (input.source) s += ` from ${input.source}`;
   if (input.vlan) s += ` vlan ${input.vlan}`;
   return s;

@@ -28,14 +28,14 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.input": "What the rule captures.",
   "rules.*.input.interface": "Interface the stream arrives on.",
   "rules.*.input.group":
-    "Destination address of the stream: a multicast group (224.0.0.0/4); a range of groups \"239.1.0.0/16\" (network address without host bits, /4 to /31; the most specific rule matching a datagram wins); or a unicast address — the relay's own on the input interface, or another host's seen there (mirror/SPAN port).",
+    'Destination address of the stream: a multicast group (224.0.0.0/4); a range of groups "239.1.0.0/16" (network address without host bits, /4 to /31; the most specific rule matching a datagram wins); or a unicast address — the relay\'s own on the input interface, or another host\'s seen there (mirror/SPAN port); or an IPv6 multicast group in its canonical form ("ff3e::1"; scope admin-local or wider, ff3x::/32 with a source; joined with MLD).',
   "rules.*.input.port":
     'UDP destination port of the stream, or "any" (or 0) for every port (multicast inputs only; a rule with the port given wins over one with "any").',
   "rules.*.input.joins":
     "Groups of a range input the relay joins (IGMP) on the input interface, each inside the range; without it the range relays what the network floods to the interface.",
   "rules.*.input.joins.*": "A group inside the input range to join.",
   "rules.*.input.source":
-    "Only datagrams from this sender (an (S,G) rule takes precedence over a (*,G) rule).",
+    "Only datagrams from this sender (an (S,G) rule takes precedence over a (*,G) rule); the group's address family.",
   "rules.*.input.vlan": "Match this 802.1Q VLAN id; absent = untagged frames only.",
   "rules.*.inputs":
     'Redundant inputs instead of "input": 2 to 4 paths of one stream (each one group and one port), combined as "redundancy" says.',
@@ -64,12 +64,14 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.outputs.*": "One output.",
   "rules.*.outputs.*.interface": "Interface to send on.",
   "rules.*.outputs.*.group":
-    'Destination: a multicast group, or a unicast address (multicast → unicast); "keep" (each datagram\'s own group); or, for a range input, a range of the same length ("239.20.0.0/16": each datagram keeps its host bits).',
+    'Destination: a multicast group, or a unicast address (multicast → unicast), IPv4 or IPv6 (another family than the input\'s translates: new headers, the payload unchanged); "keep" (each datagram\'s own group); or, for a range input, a range of the same length ("239.20.0.0/16": each datagram keeps its host bits).',
   "rules.*.outputs.*.port": 'UDP destination port, or "keep" (each datagram\'s own port).',
   "rules.*.outputs.*.ttl":
     'Output TTL: 1-255, or "decrement" (input TTL - 1; TTL <= 1 is dropped as ttl_expired). Default: the rule\'s, else the global one, else 1.',
   "rules.*.outputs.*.dscp": "DSCP of the output datagrams (0-63). Default: rule, global, 0.",
-  "rules.*.outputs.*.source_ip": "Source address. Default: the output interface's address.",
+  "rules.*.outputs.*.hops": 'IPv6\'s name for "ttl" (the hop limit policy); give one of the two.',
+  "rules.*.outputs.*.source_ip":
+    "Source address, of the output group's family. Default: the output interface's address (IPv6: its global address, else its link-local one).",
   "rules.*.outputs.*.source_port": "Source port. Default: the input datagram's source port.",
   "rules.*.outputs.*.rate_limit":
     "Policing: datagrams over this limit are dropped and counted as policed (a token bucket per data-path worker; with fanout hash one stream stays on one worker).",
@@ -80,9 +82,10 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "rules.*.outputs.*.rate_limit.burst_bytes":
     "Bucket size in bytes (with bps); a datagram longer than it never passes. Default: 50 ms of bps, at least 1500.",
   "rules.*.ttl": "Default TTL policy of this rule's outputs.",
+  "rules.*.hops": 'IPv6\'s name for "ttl" (the hop limit policy); give one of the two.',
   "rules.*.dscp": "Default DSCP of this rule's outputs.",
   "rules.*.allow_link_local":
-    "Allow groups in 224.0.0.0/24 (link-local control traffic), refused by default.",
+    "Allow groups in 224.0.0.0/24 (link-local control traffic) and IPv6 link- and realm-local groups (ff02::/16, ff03::/16), refused by default.",
   "rules.*.rate_limit":
     "Policing: datagrams over this limit are dropped and counted as policed (a token bucket per data-path worker; with fanout hash one stream stays on one worker).",
   "rules.*.rate_limit.pps": "Limit in datagrams per second.",

@@ -6,6 +6,7 @@
  * @module
  */
 import { isMulticast, parseIPv4 } from "../common/net.ts";
+import { parseIPv6 } from "../common/net6.ts";
 import { inputsId } from "./ids.ts";
 import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKER_NICE, DEFAULT_WORKERS } from "./limits.ts";
 import type { RawConfig, RawInput, RawRule, TtlPolicy } from "./schema.ts";
@@ -25,7 +26,10 @@ export interface Defaults {
 /** One input, normalized. */
 function normalizeInput(i: RawInput): InputConfig {
   const match = inputMatch(i);
-  const joinAddrs = isRange(match)
+  const v6 = match.family === 6;
+  const joinAddrs = v6
+    ? []
+    : isRange(match)
     ? (i.joins ?? []).map((g) => parseIPv4(g)!)
     : isMulticast(match.addr)
     ? [match.addr]
@@ -34,13 +38,16 @@ function normalizeInput(i: RawInput): InputConfig {
     interface: i.interface,
     group: i.group,
     port: canonicalPort(i.port),
+    family: match.family,
     groupAddr: match.addr,
     prefixLen: match.len,
     portNumber: match.port,
     joinAddrs,
-    sourceAddr: i.source === undefined ? 0 : parseIPv4(i.source)!,
+    sourceAddr: i.source === undefined || v6 ? 0 : parseIPv4(i.source)!,
     vlanId: i.vlan === undefined || i.vlan === 0 ? -1 : i.vlan,
   };
+  if (v6) input.group6 = match.addr6;
+  if (v6 && i.source !== undefined) input.source6 = parseIPv6(i.source)!;
   if (i.source !== undefined) input.source = i.source;
   if (i.vlan !== undefined) input.vlan = i.vlan;
   if (i.joins !== undefined) input.joins = [...i.joins];
@@ -51,7 +58,7 @@ function normalizeInput(i: RawInput): InputConfig {
 export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
   const raw = rule.inputs ?? [rule.input!];
   const id = inputsId(raw);
-  const rttl = rule.ttl ?? d.ttl;
+  const rttl = rule.ttl ?? rule.hops ?? d.ttl;
   const rdscp = rule.dscp ?? d.dscp;
   const inputs = raw.map(normalizeInput);
   const input = inputs[0];
@@ -65,14 +72,17 @@ export function normalizeRule(rule: RawRule, d: Defaults): RuleConfig {
       interface: o.interface,
       group: o.group,
       port: o.port,
-      ttl: o.ttl ?? rttl,
+      family: dest.family,
+      ttl: o.ttl ?? o.hops ?? rttl,
       dscp: oDscp,
       tos: oDscp << 2,
       groupAddr: dest.addr,
       hostBits: dest.hostBits,
       portNumber: dest.port,
-      sourceAddr: o.source_ip === undefined ? 0 : parseIPv4(o.source_ip)!,
+      sourceAddr: o.source_ip === undefined || dest.family === 6 ? 0 : parseIPv4(o.source_ip)!,
     };
+    if (dest.family === 6) out.group6 = dest.addr6;
+    if (dest.family === 6 && o.source_ip !== undefined) out.source6 = parseIPv6(o.source_ip)!;
     if (o.source_ip !== undefined) out.source_ip = o.source_ip;
     if (o.source_port !== undefined) out.source_port = o.source_port;
     if (o.rate_limit !== undefined) out.rate_limit = normalizeRateLimit(o.rate_limit);

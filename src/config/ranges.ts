@@ -11,6 +11,11 @@
  * datagram's port). What can be resolved once is: "keep" of one input group
  * is that group, "keep" of an exact input port is that port.
  *
+ * IPv6 (issue 14): an IPv6 input or output is one address (no ranges), held
+ * as `addr6` with `addr` its low 32 bits (the bits a template maps; csrc
+ * `mcr_fwd_set_template6`). An output of the other family than its input
+ * translates: new headers, the payload as it is.
+ *
  * @module
  */
 import {
@@ -21,23 +26,35 @@ import {
   parsePrefix,
   prefixMask,
 } from "../common/net.ts";
+import { formatIPv6, type Ip6, ip6Equal, looksIPv6, parseIPv6Any } from "../common/net6.ts";
 import { MIN_RANGE_PREFIX } from "./limits.ts";
 import { ANY_PORT, type InputPort, KEEP, type OutputPort } from "./schema.ts";
 
+/** An address family: 4 or 6. */
+export type Family = 4 | 6;
+
 /** What an input matches, as numbers. */
 export interface InputMatch {
-  /** Group, unicast address, or a range's network address (as written). */
+  /** The input's address family. */
+  family: Family;
+  /** Group, unicast address, or a range's network address (as written); IPv6: its low 32 bits. */
   addr: number;
-  /** Prefix length: 32 for one address. */
+  /** Prefix length: 32 for one IPv4 address, 128 for an IPv6 one. */
   len: number;
   /** UDP port; 0 = any. */
   port: number;
+  /** The IPv6 address (family 6). */
+  addr6?: Ip6;
 }
 
 /** Where an output sends, as numbers (see the module doc). */
 export interface OutputDest {
-  /** Destination, or the network address the input's host bits go onto. */
+  /** The destination's address family. */
+  family: Family;
+  /** Destination, or the network address the input's host bits go onto; IPv6: its low 32 bits. */
   addr: number;
+  /** The IPv6 destination (family 6). */
+  addr6?: Ip6;
   /** Low bits of the destination taken from the input datagram's (0: none). */
   hostBits: number;
   /** UDP port; 0 = the input datagram's. */
@@ -54,17 +71,27 @@ export function canonicalPort(port: InputPort): InputPort {
   return port === 0 ? ANY_PORT : port;
 }
 
-/** What a structurally valid input matches. */
-export function inputMatch(input: { group: string; port: InputPort }): InputMatch {
-  const p = parsePrefix(input.group);
-  return p
-    ? { addr: p.addr, len: p.len, port: portNumber(input.port) }
-    : { addr: parseIPv4(input.group)!, len: 32, port: portNumber(input.port) };
+/** The family of an address as written (structurally valid): 6 for IPv6 text. */
+export function familyOf(text: string): Family {
+  return looksIPv6(text) ? 6 : 4;
 }
 
-/** Whether an input is a range of groups (a prefix shorter than 32). */
+/** What a structurally valid input matches. */
+export function inputMatch(input: { group: string; port: InputPort }): InputMatch {
+  const port = portNumber(input.port);
+  if (looksIPv6(input.group)) {
+    const a = parseIPv6Any(input.group)!;
+    return { family: 6, addr: a[3], len: 128, port, addr6: a };
+  }
+  const p = parsePrefix(input.group);
+  return p
+    ? { family: 4, addr: p.addr, len: p.len, port }
+    : { family: 4, addr: parseIPv4(input.group)!, len: 32, port };
+}
+
+/** Whether an input is a range of groups (an IPv4 prefix shorter than 32). */
 export function isRange(m: InputMatch): boolean {
-  return m.len < 32;
+  return m.family === 4 && m.len < 32;
 }
 
 /** Whether a prefix is a usable range: multicast, at least /{@link MIN_RANGE_PREFIX}. */
@@ -82,10 +109,16 @@ export function outputDest(
 ): OutputDest | { problem: string } {
   const port = output.port === KEEP ? input.port : output.port;
   if (output.group === KEEP) {
-    return { addr: input.addr, hostBits: 32 - input.len, port };
+    return input.family === 6
+      ? { family: 6, addr: input.addr, addr6: input.addr6, hostBits: 0, port }
+      : { family: 4, addr: input.addr, hostBits: 32 - input.len, port };
+  }
+  if (looksIPv6(output.group)) {
+    const a = parseIPv6Any(output.group)!;
+    return { family: 6, addr: a[3], addr6: a, hostBits: 0, port };
   }
   const p = parsePrefix(output.group);
-  if (!p) return { addr: parseIPv4(output.group)!, hostBits: 0, port };
+  if (!p) return { family: 4, addr: parseIPv4(output.group)!, hostBits: 0, port };
   if (!isRange(input)) {
     return {
       problem: `is a range, but the input is one address: a range output maps a range input ` +
@@ -98,7 +131,7 @@ export function outputDest(
         "input range's length (each datagram keeps its host bits)",
     };
   }
-  return { addr: p.addr, hostBits: 32 - p.len, port };
+  return { family: 4, addr: p.addr, hostBits: 32 - p.len, port };
 }
 
 /** The destination addresses an output can send to, as a prefix (a fixed one: /32). */
@@ -115,16 +148,19 @@ function destPrefix(d: OutputDest): { addr: number; len: number } {
  * when the input takes any port or that one.
  */
 export function loopsInto(input: InputMatch, d: OutputDest): boolean {
+  if (input.family !== d.family) return false; // another family is another datagram
+  const ports = d.port === 0 || input.port === 0 || d.port === input.port;
+  if (d.family === 6) return ip6Equal(input.addr6!, d.addr6!) && ports;
   const dp = destPrefix(d);
   const groups = dp.len === 32
     ? inPrefix(dp.addr, input.addr, input.len)
     : dp.len === input.len && inPrefix(dp.addr, input.addr, input.len);
-  const ports = d.port === 0 || input.port === 0 || d.port === input.port;
   return groups && ports;
 }
 
 /** The identity of a destination (two outputs with the same one on one interface are duplicates). */
 export function destKey(d: OutputDest): string {
+  if (d.family === 6) return `${formatIPv6(d.addr6!)}:${d.port}`;
   return `${d.addr}/${d.hostBits}:${d.port}`;
 }
 
@@ -144,6 +180,14 @@ export function groupText(addr: number, len: number): string {
  */
 export function destText(addr: number, hostBits: number): string {
   return groupText(addr, 32 - hostBits);
+}
+
+/**
+ * A table output's destination as text, of either family: an IPv6
+ * address, or as {@link destText}.
+ */
+export function outputDestText(o: { dst: number; hostBits: number; dst6?: Ip6 }): string {
+  return o.dst6 ? formatIPv6(o.dst6) : destText(o.dst, o.hostBits);
 }
 
 /** An input port from its number: "any" for 0. */

@@ -25,6 +25,7 @@ import { describeInput } from "./ids.ts";
 import { MIN_RANGE_PREFIX } from "./limits.ts";
 import {
   destKey,
+  familyOf,
   inputMatch,
   isMulticastRange,
   loopsInto,
@@ -35,6 +36,8 @@ import { ANY_PORT, KEEP, type RawInput } from "./schema.ts";
 import type { LooseRule } from "./semantics.ts";
 import { healthIssues, rateLimitIssues } from "./stream_options.ts";
 import { redundancyIssues } from "./redundancy.ts";
+import { address6Problems, checkInput6, source6Problems } from "./rule_checks6.ts";
+import { formatIPv6, hostPort } from "../common/net6.ts";
 
 /** What an input or output address must be. */
 const ADDRESS_CLASSES = "must be a multicast group or a usable unicast address";
@@ -90,6 +93,7 @@ function addressProblems(text: string, allowLL: boolean): string[] {
 
 /** Checks of a rule's input: its group or range, `port` "any", `joins`, `source`. */
 function checkInput(input: RawInput, allowLL: boolean, issues: Issue[]): void {
+  if (familyOf(input.group) === 6) return checkInput6(input, allowLL, issues);
   // A unicast input is the relay's own address on the input interface, or
   // another host's seen there (mirror/SPAN port): any usable unicast address.
   const ranged = parsePrefix(input.group) !== null;
@@ -133,7 +137,11 @@ function checkInput(input: RawInput, allowLL: boolean, issues: Issue[]): void {
       });
     }
   }
-  if (input.source !== undefined) {
+  if (input.source !== undefined && familyOf(input.source) === 6) {
+    for (const message of source6Problems(input.source, 4, "group")) {
+      issues.push({ path: ["input", "source"], message });
+    }
+  } else if (input.source !== undefined) {
     const why = unicastProblem(parseIPv4(input.source)!);
     if (why) {
       issues.push({
@@ -142,6 +150,23 @@ function checkInput(input: RawInput, allowLL: boolean, issues: Issue[]): void {
       });
     }
   }
+}
+
+/** One address as text, of either family. */
+function destAddrText(family: 4 | 6, addr: number, addr6?: readonly number[]): string {
+  return family === 6 ? formatIPv6(addr6 as [number, number, number, number]) : formatIPv4(addr);
+}
+
+/**
+ * `ttl` and `hops` (IPv6's name for it) of a rule or an output at `path`:
+ * one of them at most.
+ */
+function hopsIssues(o: Record<string, unknown>, path: (string | number)[]): Issue[] {
+  if (o.ttl === undefined || o.hops === undefined) return [];
+  return [{
+    path: [...path, "hops"],
+    message: 'is IPv6\'s name for "ttl", which is given too: give one of them',
+  }];
 }
 
 /**
@@ -161,6 +186,7 @@ export function checkRule(rule: LooseRule): Issue[] {
     for (const i of own) issues.push({ path: [...path, ...i.path.slice(1)], message: i.message });
   }
   issues.push(...redundancyIssues(rule.record));
+  issues.push(...hopsIssues(rule.record, []));
   issues.push(...rateLimitIssues(rule.rateLimit, ["rate_limit"]));
   if (rule.health) issues.push(...healthIssues(rule.health, input));
   const match = input ? inputMatch(input) : undefined;
@@ -169,10 +195,22 @@ export function checkRule(rule: LooseRule): Issue[] {
     if (!o) return;
     const at = (message: string) => issues.push({ path: ["outputs", j, "group"], message });
     if (parsePrefix(o.group)) rangeProblems(o.group, allowLL, "a mapped range").forEach(at);
-    else if (o.group !== KEEP) addressProblems(o.group, allowLL).forEach(at);
+    else if (o.group !== KEEP && familyOf(o.group) === 6) {
+      address6Problems(o.group, allowLL, false).forEach(at);
+    } else if (o.group !== KEEP) addressProblems(o.group, allowLL).forEach(at);
     const dest = match ? outputDest(match, o) : undefined;
     if (dest && "problem" in dest) at(dest.problem);
-    if (o.source_ip !== undefined) {
+    issues.push(...hopsIssues(o, ["outputs", j]));
+    // the family the output sends: its group's ("keep": the input's)
+    const family = o.group !== KEEP ? familyOf(o.group) : match?.family;
+    if (
+      o.source_ip !== undefined && family !== undefined &&
+      (family === 6 || familyOf(o.source_ip) === 6)
+    ) {
+      for (const message of source6Problems(o.source_ip, family, "output group")) {
+        issues.push({ path: ["outputs", j, "source_ip"], message });
+      }
+    } else if (o.source_ip !== undefined) {
       const why = unicastProblem(parseIPv4(o.source_ip)!);
       if (why) {
         issues.push({
@@ -182,20 +220,24 @@ export function checkRule(rule: LooseRule): Issue[] {
       }
     }
     issues.push(...rateLimitIssues(o.rate_limit, ["outputs", j, "rate_limit"]));
-    const written = `${o.interface} ${o.group}:${o.port}`;
+    const written = `${o.interface} ${hostPort(o.group, o.port)}`;
     const resolved = dest && !("problem" in dest) ? dest : undefined;
     for (const { input: one } of rule.inputs) {
       if (!one || !resolved || o.interface !== one.interface) continue;
       const m = inputMatch(one);
       if (!loopsInto(m, resolved)) continue;
-      const exact = m.len === 32 && resolved.hostBits === 0 && m.port !== 0;
+      const exact = (m.len === 32 || m.family === 6) && resolved.hostBits === 0 && m.port !== 0;
       issues.push({
         path: ["outputs", j],
         message: exact
           ? `same interface, group and port as the rule's input (${o.interface} ` +
-            `${formatIPv4(resolved.addr)}:${resolved.port}); it would forward the stream into ` +
-            "itself"
-          : `sends on the input's interface to ${o.group}:${o.port}, back into the rule's own ` +
+            `${
+              hostPort(destAddrText(resolved.family, resolved.addr, resolved.addr6), resolved.port)
+            }); ` +
+            "it would forward the stream into itself"
+          : `sends on the input's interface to ${
+            hostPort(o.group, o.port)
+          }, back into the rule's own ` +
             `input (${describeInput(one)}); it would forward the stream into itself`,
       });
     }

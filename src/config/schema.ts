@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { parseIPv4, parsePrefix } from "../common/net.ts";
+import { parseIPv6Any } from "../common/net6.ts";
 import {
   MAX_INCLUDE_PATTERN_LENGTH,
   MAX_INCLUDE_PATTERNS,
@@ -47,6 +48,12 @@ const jsonInt = (minimum: number, maximum: number) => ({ type: "integer", minimu
 const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
 /** JSON Schema pattern of a dotted quad. */
 const IPV4_PATTERN = `${OCTET}(\\.${OCTET}){3}`;
+/**
+ * JSON Schema pattern of an IPv6 address in the canonical form the relay
+ * accepts (lowercase hex words and colons, one `::` at most; the relay's own
+ * check, `parseIPv6`, is exact).
+ */
+const IPV6_PATTERN = "[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}";
 
 const isInt = (lo: number, hi: number) => (v: unknown): boolean =>
   typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
@@ -98,6 +105,23 @@ const ipv4 = () =>
     { type: "string", format: "ipv4", pattern: `^${IPV4_PATTERN}$` },
   );
 
+/**
+ * An address of either family: a dotted quad, or IPv6 text (any RFC 4291
+ * form here; rule_checks.ts asks for the canonical one, naming it).
+ */
+const ipAddr = () =>
+  leaf<string>(
+    (v) => typeof v === "string" && (parseIPv4(v) !== null || parseIPv6Any(v) !== null),
+    'an IPv4 address like "10.0.0.5" (dotted quad, no leading zeros) or an IPv6 address ' +
+      'like "2001:db8::5"',
+    { anyOf: [{ type: "string", pattern: `^${IPV4_PATTERN}$` }, ipv6Json()] },
+  );
+
+/** JSON Schema of one IPv6 address. */
+function ipv6Json() {
+  return { type: "string", pattern: `^${IPV6_PATTERN}$` };
+}
+
 /** JSON Schema pattern of a prefix length 0..32 without leading zeros (as `parsePrefix`). */
 const PREFIX_LEN = "(3[0-2]|[12][0-9]|[0-9])";
 
@@ -121,22 +145,30 @@ export type OutputPort = number | typeof KEEP;
 /** Input `group`: one address, or a range "a.b.c.d/len" (its semantics are semantics.ts's). */
 const inputGroup = () =>
   leaf<string>(
-    (v) => typeof v === "string" && (parseIPv4(v) !== null || parsePrefix(v) !== null),
-    'an IPv4 address like "239.1.1.1", or a range like "239.1.0.0/16" (dotted quad, no ' +
-      "leading zeros)",
-    { type: "string", pattern: `^${IPV4_PATTERN}(/${PREFIX_LEN})?$` },
+    (v) =>
+      typeof v === "string" &&
+      (parseIPv4(v) !== null || parsePrefix(v) !== null || parseIPv6Any(v) !== null),
+    'an IPv4 address like "239.1.1.1", a range like "239.1.0.0/16" (dotted quad, no ' +
+      'leading zeros), or an IPv6 address like "ff3e::1"',
+    {
+      anyOf: [{ type: "string", pattern: `^${IPV4_PATTERN}(/${PREFIX_LEN})?$` }, ipv6Json()],
+    },
   );
 
 /** Output `group`: one address, a range of the input range's length, or "keep". */
 const outputGroup = () =>
   leaf<string>(
     (v) =>
-      typeof v === "string" && (v === KEEP || parseIPv4(v) !== null || parsePrefix(v) !== null),
+      typeof v === "string" &&
+      (v === KEEP || parseIPv4(v) !== null || parsePrefix(v) !== null ||
+        parseIPv6Any(v) !== null),
     'an IPv4 address like "239.10.1.1" (dotted quad, no leading zeros), a range like ' +
-      `"239.20.0.0/16" (mapped from the input range), or "${KEEP}" (the input datagram's group)`,
+      `"239.20.0.0/16" (mapped from the input range), an IPv6 address like "ff3e::10", or ` +
+      `"${KEEP}" (the input datagram's group)`,
     {
       anyOf: [
         { type: "string", pattern: `^${IPV4_PATTERN}(/${PREFIX_LEN})?$` },
+        ipv6Json(),
         { const: KEEP },
       ],
     },
@@ -276,7 +308,7 @@ const inputShape = {
   interface: ifname(),
   group: inputGroup(),
   port: inputPort(),
-  source: ipv4().optional(),
+  source: ipAddr().optional(),
   vlan: intIn(0, 4094).optional(),
   joins: z.array(ipv4()).min(1).max(MAX_JOINS_PER_RULE).optional(),
 };
@@ -286,8 +318,10 @@ const outputShape = {
   group: outputGroup(),
   port: outputPort(),
   ttl: ttl().optional(),
+  // IPv6's name for the TTL: the same policy (rule_checks.ts refuses both at once)
+  hops: ttl().optional(),
   dscp: dscp().optional(),
-  source_ip: ipv4().optional(),
+  source_ip: ipAddr().optional(),
   source_port: port().optional(),
   rate_limit: z.strictObject(rateLimitShape).optional(),
 };
@@ -300,6 +334,7 @@ const ruleShape = {
   redundancy: redundancy().optional(),
   outputs: z.array(z.strictObject(outputShape)).min(1).max(MAX_OUTPUTS_PER_RULE),
   ttl: ttl().optional(),
+  hops: ttl().optional(),
   dscp: dscp().optional(),
   allow_link_local: bool().optional(),
   rate_limit: z.strictObject(rateLimitShape).optional(),

@@ -18,6 +18,8 @@ import type {
   TtlPolicy,
 } from "./schema.ts";
 import type { HealthConfig, RateLimitConfig } from "./stream_options.ts";
+import type { Ip6 } from "../common/net6.ts";
+import type { Family } from "./ranges.ts";
 
 export type { HealthConfig, RateLimitConfig };
 
@@ -39,15 +41,28 @@ export interface InputConfig {
   vlan?: number;
   /** Groups of a range to join (IGMP), as written (optional; ranges only). */
   joins?: string[];
-  /** `group` as an unsigned 32-bit number (a range: its network address). */
+  /** Address family of `group`: 4, or 6 for an IPv6 group (issue 14). */
+  family: Family;
+  /**
+   * `group` as an unsigned 32-bit number (a range: its network address); an
+   * IPv6 group's low 32 bits.
+   */
   groupAddr: number;
-  /** Prefix length of `group`: 32 for one address, 4..31 for a range. */
+  /** `group` as an IPv6 address (family 6 only). */
+  group6?: Ip6;
+  /** `source` as an IPv6 address (family 6 with a source only). */
+  source6?: Ip6;
+  /** Prefix length of `group`: 32 for one IPv4 address, 4..31 for a range, 128 for IPv6. */
   prefixLen: number;
   /** `port` as a number: 0 for "any". */
   portNumber: number;
-  /** The groups the relay joins for this input (IGMP): its group, a range's `joins`, none for unicast. */
+  /**
+   * The IPv4 groups the relay joins for this input (IGMP): its group, a
+   * range's `joins`, none for unicast or IPv6 (an IPv6 group is joined with
+   * MLD: `group6`).
+   */
   joinAddrs: number[];
-  /** `source` as an unsigned 32-bit number; 0 when absent (any source). */
+  /** `source` as an unsigned 32-bit number; 0 when absent (any source) or IPv6. */
   sourceAddr: number;
   /**
    * VLAN to match, in the convention of `ParsedPacket.vlan`: 1..4094, or -1
@@ -69,11 +84,17 @@ export interface OutputConfig {
   group: string;
   /** UDP destination port, or "keep" (the input datagram's). */
   port: OutputPort;
-  /** Resolved TTL policy: output's, else rule's, else config's, else 1. */
+  /** Address family sent: the group's ("keep": the input's); another than the input's translates. */
+  family: Family;
+  /** The destination as an IPv6 address (family 6 only; `groupAddr` holds its low 32 bits). */
+  group6?: Ip6;
+  /** `source_ip` as an IPv6 address (family 6 with a source_ip only). */
+  source6?: Ip6;
+  /** Resolved TTL policy (IPv6: the hop limit; `hops` is its alias): output's, else rule's, else config's, else 1. */
   ttl: TtlPolicy;
   /** Resolved DSCP: output's, else rule's, else config's, else 0. */
   dscp: number;
-  /** IPv4 TOS byte to send: `dscp << 2` (ECN bits 0). */
+  /** IPv4 TOS byte or IPv6 traffic class to send: `dscp << 2` (ECN bits 0). */
   tos: number;
   /** Source address to send from (optional; default: the interface's address). */
   source_ip?: string;

@@ -39,6 +39,7 @@ import {
   statsView,
 } from "./views.ts";
 import { MCR_VERSION } from "../common/version.ts";
+import { hostPort } from "../common/net6.ts";
 
 /** What the commands work on. */
 export interface ControlContext {
@@ -207,7 +208,7 @@ export const HANDLERS: Record<string, Handler> = {
         : "");
     log.info("rule {rule} added ({input}, {outputs} outputs)", {
       rule: rule.name,
-      input: `${rule.input.interface} ${rule.input.group}:${rule.input.port}`,
+      input: `${rule.input.interface} ${hostPort(rule.input.group, rule.input.port)}`,
       interface: rule.input.interface,
       outputs: rule.outputs.length,
     });
@@ -273,7 +274,9 @@ export const HANDLERS: Record<string, Handler> = {
           if (kept.length === outputs.length) {
             throw new ControlError(
               "not_found",
-              `rule "${name}" has no output ${want.group}:${want.port} on ${want.interface}`,
+              `rule "${name}" has no output ${
+                hostPort(String(want.group), String(want.port))
+              } on ${want.interface}`,
             );
           }
           return kept;

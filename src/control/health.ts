@@ -20,6 +20,7 @@
  */
 import type { RelayEvent } from "../relay/events.ts";
 import type { StatsResult } from "./results.ts";
+import { hostPort } from "../common/net6.ts";
 
 /** Default grace period of a pending rule or starting input (seconds). */
 export const DEFAULT_HEALTH_GRACE_S = 10;
@@ -86,7 +87,9 @@ export function health(
     for (const o of r.outputs) {
       if (o.state !== "active") {
         problems.push(
-          `rule ${r.name} output ${o.interface} ${o.group}:${o.port}: ${o.state}${why(o.reason)}`,
+          `rule ${r.name} output ${o.interface} ${hostPort(o.group, o.port)}: ${o.state}${
+            why(o.reason)
+          }`,
         );
       }
     }

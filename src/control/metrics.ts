@@ -19,6 +19,7 @@ import { MCR_VERSION } from "../common/version.ts";
 import type { StatsResult } from "./results.ts";
 import { ROLES } from "../config/mod.ts";
 import { pathMetrics, streamMetrics } from "./stream_metrics.ts";
+import { hostPort } from "../common/net6.ts";
 
 const log = logger("metrics");
 
@@ -90,7 +91,7 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
   const olab = (
     r: StatsResult["rules"][number],
     o: StatsResult["rules"][number]["outputs"][number],
-  ) => ({ rule: r.name, output: `${o.interface} ${o.group}:${o.port}` });
+  ) => ({ rule: r.name, output: `${o.interface} ${hostPort(o.group, o.port)}` });
   counter("mcr_output_packets_total", "Datagrams sent to the output.", ol, (set, s) => {
     for (const r of s.rules) for (const o of r.outputs) set(olab(r, o), o.packets);
   });
@@ -236,6 +237,18 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
       for (const st of ["held", "not_local", "pending", "failed"] as const) {
         set({ state: st }, c[st]);
       }
+    },
+  );
+  gauge(
+    "mcr_mld_memberships",
+    "MLD memberships the IPv6 rules need, by state (joined, pending: input interface missing, " +
+      "failed: refused by the kernel).",
+    ["state"],
+    (set, s) => {
+      if (!s.mld) return;
+      set({ state: "joined" }, s.mld.joined);
+      set({ state: "pending" }, s.mld.pending);
+      set({ state: "failed" }, s.mld.failed);
     },
   );
   gauge("mcr_igmp_sockets", "Sockets holding the IGMP memberships.", [], (set, s) => {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { destText, outputPortOf } from "../config/ranges.ts";
+import { outputDestText, outputPortOf } from "../config/ranges.ts";
 import type { OutputPort } from "../config/schema.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
 import type { CounterSnapshot, InputCounters } from "../relay/counter_snapshot.ts";
@@ -241,7 +241,7 @@ export class RateTracker implements Disposable {
             const b = was && pj !== undefined ? was.outputs : undefined;
             return {
               interface: out.interface,
-              group: destText(out.dst, out.hostBits),
+              group: outputDestText(out),
               port: outputPortOf(out.port),
               pps: per(b?.[2 * pj!], cur.outputs[2 * j], dt),
               bps: 8 * per(b?.[2 * pj! + 1], cur.outputs[2 * j + 1], dt),

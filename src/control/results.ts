@@ -22,6 +22,7 @@ import type {
 import type { InputPort, OutputPort } from "../config/schema.ts";
 import type { RedundancyConfig } from "../config/types.ts";
 import type { IgmpStats } from "../relay/igmp.ts";
+import type { MldStats } from "../relay/mld.ts";
 import type { ClaimStats } from "../relay/port_claims.ts";
 import type { FdStats } from "../relay/fd_budget.ts";
 import type { RoleStats } from "../relay/role.ts";
@@ -197,6 +198,8 @@ export interface StatsResult extends Partial<Selection> {
   drops_ps: Record<string, number>;
   /** IGMP memberships: joined, pending, refused (with reasons), sockets, the namespace's limits. */
   igmp?: IgmpStats;
+  /** MLD memberships of the IPv6 rules (present when they need any): joined, pending, refused. */
+  mld?: MldStats;
   /** UDP port claims of unicast inputs: held, not local, pending, refused (with reasons). */
   claims?: ClaimStats;
   /** File descriptors: open, RLIMIT_NOFILE soft and hard, what the rules need. */
@@ -335,6 +338,7 @@ export type StatsHeader =
     | "drops"
     | "drops_ps"
     | "igmp"
+    | "mld"
     | "claims"
     | "fds"
     | "role"

@@ -8,6 +8,7 @@
  */
 import { isValidInterfaceName, RULE_NAME_RE } from "../config/schema.ts";
 import { inPrefix, parseIPv4, parsePrefix } from "../common/net.ts";
+import { canonicalIPv6, parseIPv6Any } from "../common/net6.ts";
 import { ControlError } from "./protocol.ts";
 import { type RuleFilter, SORT_KEYS, type SortKey, type View, VIEWS } from "./results.ts";
 
@@ -66,13 +67,14 @@ export function parseViewArgs(cmd: string, args: Record<string, unknown>): Parse
     filter.interface = iface;
   }
   if (group !== undefined) {
-    if (typeof group !== "string" || parseIPv4(group) === null) {
+    if (typeof group !== "string" || (parseIPv4(group) === null && parseIPv6Any(group) === null)) {
       throw new ControlError(
         "bad_args",
-        "args.group must be an IPv4 address as a dotted quad, such as 239.1.1.1",
+        "args.group must be an IPv4 address as a dotted quad, such as 239.1.1.1, or an IPv6 " +
+          "address, such as ff3e::1",
       );
     }
-    filter.group = group;
+    filter.group = canonicalIPv6(group) ?? group;
   }
   if (view !== undefined && !(VIEWS as readonly unknown[]).includes(view)) {
     throw new ControlError("bad_args", `args.view must be one of ${VIEWS.join(", ")}`);
@@ -125,7 +127,8 @@ export function findRules<T extends Filterable>(rules: readonly T[], nameOrId: s
 function covers(shown: string, g: string): boolean {
   if (shown === g) return true;
   const p = shown.includes("/") ? parsePrefix(shown) : null;
-  return p !== null && inPrefix(parseIPv4(g)!, p.addr, p.len);
+  const a = parseIPv4(g);
+  return p !== null && a !== null && inPrefix(a, p.addr, p.len);
 }
 
 /**

@@ -26,8 +26,8 @@ import {
   ReorderBuffer,
 } from "./reorder.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
-import { type CompiledRule, matchRule, type MatchTable } from "./match.ts";
-import { FWD_DESC_WORDS, FwdDescWord, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
+import { type CompiledRule, matchRule, matchRule6, type MatchTable } from "./match.ts";
+import { FWD_DESC_WORDS, FwdDescWord, FwdFlag, RX_DESC_WORDS, RxDescWord } from "../../ffi/mod.ts";
 
 // Descriptor words as plain constants for the hot loop (ffi/abi.ts checks them against C).
 const RXW = RX_DESC_WORDS;
@@ -45,6 +45,8 @@ const FW_PAYLOAD_LEN = FwdDescWord.payloadLen;
 const FW_TMPL = FwdDescWord.tmpl;
 const FW_TTL = FwdDescWord.ttl;
 const FW_FLAGS = FwdDescWord.flags;
+/** Descriptor flags of an IPv6 input datagram (the forwarder reads its headers as IPv6). */
+const FW_IN_IPV6 = FwdFlag.IN_IPV6;
 
 /** Processes batches of received frames into forward descriptors. */
 export class BatchProcessor {
@@ -114,7 +116,10 @@ export class BatchProcessor {
         counters[drops + r]++;
         continue;
       }
-      const rule = matchRule(lookup, pkt.dst, pkt.dport, pkt.src, pkt.vlan);
+      const v6 = pkt.family === 6;
+      const rule = v6
+        ? matchRule6(lookup, pkt)
+        : matchRule(lookup, pkt.dst, pkt.dport, pkt.src, pkt.vlan);
       if (rule === undefined) {
         counters[drops + Drop.no_match]++;
         continue;
@@ -165,6 +170,7 @@ export class BatchProcessor {
         pkt.payloadOffset,
         pkt.payloadLength,
         pkt.ttl,
+        v6 ? FW_IN_IPV6 : 0,
         tUs,
         base,
       );
@@ -192,9 +198,10 @@ export class BatchProcessor {
 
   /**
    * One matched datagram of `rule` — frame `frame` of the batch in `buf`,
-   * its IPv4 header at `l3`, its payload at `off` (`len` bytes), input TTL
-   * `inTtl`, received at `tUs` — through the rule's options and onto each
-   * output: forward descriptors from `m` on. Returns the new count.
+   * its IP header at `l3`, its payload at `off` (`len` bytes), input TTL
+   * (hop limit) `inTtl`, descriptor `flags` (FwdFlag: IPv6 input), received
+   * at `tUs` — through the rule's options and onto each output: forward
+   * descriptors from `m` on. Returns the new count.
    */
   #emit(
     m: number,
@@ -205,6 +212,7 @@ export class BatchProcessor {
     off: number,
     len: number,
     inTtl: number,
+    flags: number,
     tUs: number,
     base: number,
   ): number {
@@ -265,7 +273,7 @@ export class BatchProcessor {
       fdesc[d + FW_PAYLOAD_LEN] = len;
       fdesc[d + FW_TMPL] = tmpl;
       fdesc[d + FW_TTL] = ttl;
-      fdesc[d + FW_FLAGS] = 0;
+      fdesc[d + FW_FLAGS] = flags;
       m++;
     }
     return m;
@@ -306,6 +314,7 @@ export class BatchProcessor {
       payloadOffset: pkt.payloadOffset + shift,
       payloadLength: pkt.payloadLength,
       ttl: pkt.ttl,
+      flags: pkt.family === 6 ? FW_IN_IPV6 : 0,
       tUs: desc[b + RX_TSTAMP],
     };
     if (!q.insert(seq, f)) {
@@ -375,6 +384,7 @@ export class BatchProcessor {
         f.payloadOffset,
         f.payloadLength,
         f.ttl,
+        f.flags,
         f.tUs,
         q.base,
       );

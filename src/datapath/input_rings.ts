@@ -59,6 +59,8 @@ export interface Input {
   geometry?: RxGeometry;
   /** The interface's rules, compiled (by slot too: their ids and output slots). */
   readonly lookup: MatchTable;
+  /** The open ring's kernel filter passes IPv6 (the input has IPv6 rules). */
+  ipv6: boolean;
   /** Kernel counts of earlier rings on the interface (a reopen). */
   readonly kernel: { packets: number; drops: number; freezes: number };
   /** Frames counted at the last kernel-stat read, and when. */
@@ -143,6 +145,7 @@ export class InputRings {
       layout: "ethernet",
       linkHeader: LINK_HEADER.ethernet,
       lookup: new MatchTable(),
+      ipv6: false,
       kernel: { packets: 0, drops: 0, freezes: 0 },
       framesAtStats: 0,
       statsAt: 0,
@@ -164,6 +167,23 @@ export class InputRings {
     inp.lookup.delete(slot);
     for (const o of r.tmpl) this.#h.outs.clear(o);
     this.#zeroRule(slot);
+    if (r.a6 !== null) this.#followIpv6(inp);
+  }
+
+  /**
+   * The ring's kernel filter passes IPv6 exactly while the input has IPv6
+   * rules (a failure is logged: the IPv6 rules then see nothing, or the
+   * ring keeps passing IPv6 frames that count as no_match).
+   */
+  #followIpv6(inp: Input): void {
+    const want = inp.lookup.v6 !== null;
+    if (!inp.ring || inp.ipv6 === want) return;
+    try {
+      inp.ring.setIpv6(want);
+      inp.ipv6 = want;
+    } catch (e) {
+      this.#h.log("warning", `${inp.name}: RX filter for IPv6: ${(e as Error).message}`);
+    }
   }
 
   /** Add or replace a rule; outputs it keeps keep their counters and rings. */
@@ -173,7 +193,9 @@ export class InputRings {
     const now = new Set(r.outputs.map((o) => o.slot));
     if (prev) { for (const o of prev.tmpl) if (!now.has(o)) this.#h.outs.clear(o); }
     for (const o of r.outputs) this.#h.outs.set(r.id, o);
-    inp.lookup.set(compileRule(r));
+    const c = compileRule(r);
+    inp.lookup.set(c);
+    if (c.a6 !== null || prev?.a6) this.#followIpv6(inp);
   }
 
   /** Close an input's ring: forward what it holds (or count it), fold its kernel counts. */
@@ -212,7 +234,8 @@ export class InputRings {
 
   /** Open the input's ring with `rx` (its `layout`: the interface's) and add it to the set. */
   openRing(inp: Input, rx: RxOptions): RxRing {
-    const ring = new RxRing(rx);
+    inp.ipv6 = inp.lookup.v6 !== null;
+    const ring = new RxRing({ ...rx, ipv6: inp.ipv6 });
     inp.layout = rx.layout ?? "ethernet";
     inp.linkHeader = LINK_HEADER[inp.layout];
     try {
@@ -268,7 +291,12 @@ export class InputRings {
   #reopen(inp: Input, mtu: number): void {
     const old = inp.ring!;
     const joinGroup = inp.rx.fanout !== "none";
-    const opts: RxOptions = { ...inp.rx, ifindex: old.ifindex, layout: inp.layout };
+    const opts: RxOptions = {
+      ...inp.rx,
+      ifindex: old.ifindex,
+      layout: inp.layout,
+      ipv6: inp.ipv6,
+    };
     if (joinGroup) {
       opts.fanoutId = inp.geometry!.fanoutId;
       opts.uniqueFanoutId = false;

@@ -24,6 +24,12 @@
  * 29 lengths × 2, usually one or a few), not by the number of rules or
  * ranges; a table of only exact rules costs one probe, as before ranges.
  *
+ * IPv6 rules (issue 14) name one group: they live in a second table of the
+ * same kind ({@link MatchTable.v6}), keyed by the XOR of the group's four
+ * words (as a /32) and the port; {@link matchRule6} compares the whole
+ * addresses of the candidates. A table without IPv6 rules costs IPv4
+ * datagrams nothing.
+ *
  * The table changes in place, one rule at a time ({@link MatchTable.set},
  * {@link MatchTable.delete}): adding a rule to a table of 50,000 costs what
  * adding it to an empty one does, so a live change never stalls forwarding.
@@ -48,8 +54,14 @@ export interface CompiledRule {
   readonly port: number;
   /** Counter index of the rule's packet count (bytes at +1). */
   readonly counter: number;
-  /** Required source (0 = any). */
+  /** Required source (0 = any); IPv6: 1 when source-specific (the address is in `a6`). */
   readonly source: number;
+  /**
+   * An IPv6 rule: its group's four words then its source's (zeros: any),
+   * most significant first, as signed 32-bit integers (as `ParsedPacket.d0`..).
+   * Null for an IPv4 rule.
+   */
+  readonly a6: readonly number[] | null;
   /** Required VLAN (-1 = untagged). */
   readonly vlan: number;
   /** Number of outputs. */
@@ -74,14 +86,17 @@ export interface CompiledRule {
 
 /** Compile one rule for the hot loop. */
 export function compileRule(r: TableRule): CompiledRule {
+  const g6 = r.group6, s6 = r.source6;
+  const a6 = g6 ? [...g6, ...(s6 ?? [0, 0, 0, 0])].map((w) => w | 0) : null;
   return {
     slot: r.slot,
     id: r.id,
-    group: r.group >>> 0,
-    prefixLen: r.prefixLen,
+    group: a6 ? fold6(a6[0], a6[1], a6[2], a6[3]) >>> 0 : r.group >>> 0,
+    prefixLen: a6 ? 32 : r.prefixLen,
     port: r.port,
     counter: RULE_BASE + r.slot * RULE_WORDS,
-    source: r.source >>> 0,
+    source: a6 ? (s6 ? 1 : 0) : r.source >>> 0,
+    a6,
     vlan: r.vlan,
     nOut: r.outputs.length,
     tmpl: r.outputs.map((o) => o.slot),
@@ -89,6 +104,11 @@ export function compileRule(r: TableRule): CompiledRule {
     ttl: r.outputs.map((o) => o.ttl & 0xff),
     ext: ruleExt(r),
   };
+}
+
+/** The key of an IPv6 address in the table: its four words folded by XOR. */
+export function fold6(w0: number, w1: number, w2: number, w3: number): number {
+  return w0 ^ w1 ^ w2 ^ w3;
 }
 
 /** Smallest table capacity (keys), a power of two. */
@@ -151,9 +171,18 @@ export class MatchTable {
   readonly levelKey: Int32Array = new Int32Array(MAX_LEVELS);
   /** Per level: the mask applied to the port (0xffff: exact port; 0: any port). */
   readonly levelPortMask: Int32Array = new Int32Array(MAX_LEVELS);
+  /** The IPv6 rules, in a table of their own (created with the first); null without any. */
+  v6: MatchTable | null = null;
 
-  /** @param expected number of distinct keys expected */
-  constructor(expected = 0) {
+  /** True for the IPv6 table of another table ({@link v6}): it holds IPv6 rules itself. */
+  readonly #ipv6: boolean;
+
+  /**
+   * @param expected number of distinct keys expected
+   * @param ipv6 this is another table's IPv6 table
+   */
+  constructor(expected = 0, ipv6 = false) {
+    this.#ipv6 = ipv6;
     let cap = MIN_CAPACITY;
     while (cap < expected * 2) cap <<= 1;
     this.#dst = new Int32Array(cap);
@@ -238,6 +267,10 @@ export class MatchTable {
   /** Add rule `c`, or replace the rule with its slot. */
   set(c: CompiledRule): void {
     this.delete(c.slot);
+    if (c.a6 !== null && !this.#ipv6) {
+      (this.v6 ??= new MatchTable(0, true)).set(c);
+      return;
+    }
     const list = this.#listFor(c.group & maskOf(c.prefixLen), keyOf(c.prefixLen, c.port));
     // source-specific rules first (an (S,G) rule wins over a (*,G) one)
     if (c.source !== 0) list.unshift(c);
@@ -249,7 +282,13 @@ export class MatchTable {
   /** Remove the rule of `slot` (if there is one). */
   delete(slot: number): void {
     const c = this.#bySlot.get(slot);
-    if (!c) return;
+    if (!c) {
+      if (this.v6 !== null && this.v6.get(slot) !== undefined) {
+        this.v6.delete(slot);
+        if (this.v6.size === 0) this.v6 = null;
+      }
+      return;
+    }
     this.#bySlot.delete(slot);
     this.#level(c, -1);
     const li = this.find(c.group & maskOf(c.prefixLen), keyOf(c.prefixLen, c.port));
@@ -268,7 +307,7 @@ export class MatchTable {
 
   /** The rule of `slot`. */
   get(slot: number): CompiledRule | undefined {
-    return this.#bySlot.get(slot);
+    return this.#bySlot.get(slot) ?? this.v6?.get(slot);
   }
 
   /**
@@ -291,12 +330,13 @@ export class MatchTable {
 
   /** Number of rules. */
   get size(): number {
-    return this.#bySlot.size;
+    return this.#bySlot.size + (this.v6?.size ?? 0);
   }
 
-  /** The rules' slots. */
-  slots(): IterableIterator<number> {
-    return this.#bySlot.keys();
+  /** The rules' slots (IPv4, then IPv6). */
+  *slots(): IterableIterator<number> {
+    yield* this.#bySlot.keys();
+    if (this.v6 !== null) yield* this.v6.slots();
   }
 }
 
@@ -328,6 +368,50 @@ export function matchRule(
     for (let i = 0; i < list.length; i++) {
       const c = list[i];
       if (c.vlan === vlan && (c.source === 0 || c.source === src)) return c;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Find the IPv6 rule for a datagram of `pkt`'s destination (`d0`..`d3`),
+ * source (`s0`..`s3`), port and VLAN in `lookup`'s IPv6 table, or undefined:
+ * an exact port before any port, a source-specific rule before a (*,G) one.
+ */
+export function matchRule6(
+  lookup: MatchTable,
+  pkt: {
+    d0: number;
+    d1: number;
+    d2: number;
+    d3: number;
+    s0: number;
+    s1: number;
+    s2: number;
+    s3: number;
+    dport: number;
+    vlan: number;
+  },
+): CompiledRule | undefined {
+  const t = lookup.v6;
+  if (t === null) return undefined;
+  const d0 = pkt.d0, d1 = pkt.d1, d2 = pkt.d2, d3 = pkt.d3;
+  const key = fold6(d0, d1, d2, d3);
+  const port = pkt.dport, vlan = pkt.vlan;
+  const n = t.levels;
+  const keys = t.levelKey, ports = t.levelPortMask;
+  for (let k = 0; k < n; k++) {
+    const li = t.find(key, keys[k] | (port & ports[k]));
+    if (li < 0) continue;
+    const list = t.lists[li];
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i];
+      const a = c.a6!;
+      if (c.vlan !== vlan || a[0] !== d0 || a[1] !== d1 || a[2] !== d2 || a[3] !== d3) continue;
+      if (
+        c.source === 0 ||
+        (a[4] === pkt.s0 && a[5] === pkt.s1 && a[6] === pkt.s2 && a[7] === pkt.s3)
+      ) return c;
     }
   }
   return undefined;

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import type { Ip6 } from "../common/net6.ts";
 import type { RxOptions, TxOptions } from "../../ffi/mod.ts";
 import type { RateLimit } from "./policer.ts";
 import type { PayloadKind, RedundancyMode } from "../config/schema.ts";
@@ -31,10 +32,11 @@ export type InputRxOptions = Omit<RxOptions, "ifindex" | "wakeFd">;
  */
 export function outputKey(
   ruleId: string,
-  o: { interface: string; dst: number; hostBits: number; port: number },
+  o: { interface: string; dst: number; hostBits: number; port: number; dst6?: Ip6 },
 ): string {
   const bits = o.hostBits === 0 ? "" : `/${o.hostBits}`;
-  return `${ruleId}>${o.interface}|${o.dst}${bits}|${o.port}`;
+  const dst = o.dst6 ? o.dst6.join(":") : String(o.dst);
+  return `${ruleId}>${o.interface}|${dst}${bits}|${o.port}`;
 }
 
 /** One output as the worker needs it. Addresses are host-order u32. */
@@ -57,6 +59,13 @@ export interface TableOutput {
   port: number;
   /** Source address; 0 = the output interface's address. */
   srcIp: number;
+  /**
+   * An IPv6 output (issue 14): its destination (`dst` holds the low 32 bits).
+   * Absent: an IPv4 output.
+   */
+  dst6?: Ip6;
+  /** An IPv6 output's source address (absent: the output interface's). */
+  srcIp6?: Ip6;
   /** Source port; 0 = keep the input datagram's. */
   srcPort: number;
   /** Fixed TTL 1..255, or 0 for "decrement". */
@@ -125,6 +134,10 @@ export interface TableRule {
   source: number;
   /** Required VLAN id, -1 = untagged only. */
   vlan: number;
+  /** An IPv6 rule (issue 14): its group (`group` holds the low 32 bits). Absent: IPv4. */
+  group6?: Ip6;
+  /** An IPv6 rule's required source (absent: any). */
+  source6?: Ip6;
   /** Outputs. */
   outputs: TableOutput[];
   /** The rule's `rate_limit` (policer.ts), if it has one. */

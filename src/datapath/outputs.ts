@@ -34,6 +34,7 @@ import { Out, OUT_BASE, OUT_WORDS } from "./counters.ts";
 import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
 import type { TableOutput, TxRingOptions } from "./messages.ts";
+import { template6 } from "./template6.ts";
 import { isMulticast, multicastMac } from "../common/net.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
 import { NextHops } from "./next_hops.ts";
@@ -221,10 +222,10 @@ export class Outputs {
     // compared field by field: two strings per output would cost 65,536 outputs ~10 MB
     const same = cur !== undefined && cur.ruleId === ruleId &&
       cur.o.interface === o.interface && cur.o.dst === o.dst && cur.o.hostBits === o.hostBits &&
-      cur.o.port === o.port;
+      cur.o.port === o.port && `${cur.o.dst6}` === `${o.dst6}`;
     if (
       same && cur.o.srcIp === o.srcIp && cur.o.srcPort === o.srcPort && cur.o.ttl === o.ttl &&
-      cur.o.tos === o.tos
+      cur.o.tos === o.tos && `${cur.o.srcIp6}` === `${o.srcIp6}`
     ) return;
     if (cur && !same) this.clear(slot); // another output now owns the slot
     const keep = same ? cur : undefined;
@@ -352,6 +353,7 @@ export class Outputs {
     }
     const layout = linkLayout(iface.linkType);
     if (!layout) throw new Error(linkTypeProblem("output", o.interface, iface.linkType));
+    if (o.dst6) return template6(o, iface, layout, () => this.#txFor(o.interface, iface.ifindex));
     const srcIp = o.srcIp || iface.ipv4;
     if (!srcIp) {
       throw new Error(
@@ -437,7 +439,9 @@ export class Outputs {
         this.#evaluate(slot);
       }
     }
-    const uni = [...this.#specs.values()].filter((x) => x.ifindex && !isMulticast(x.o.dst));
+    const uni = [...this.#specs.values()].filter((x) =>
+      x.ifindex && !x.o.dst6 && !isMulticast(x.o.dst)
+    );
     const dest = (x: Spec) => ({ ifindex: x.ifindex, ifname: x.o.interface, dst: x.o.dst });
     this.#hops.check([...new Map(uni.map((x) => [`${x.ifindex}|${x.o.dst}`, dest(x)])).values()]);
     for (const x of uni) {

@@ -1,5 +1,6 @@
 /**
- * IPv4/UDP frame parser over RX ring memory: the relay's hot path.
+ * IPv4/UDP and IPv6/UDP frame parser over RX ring memory: the relay's hot
+ * path (IPv6 and its extension headers: packet6.ts).
  *
  * {@link parseFrame} reads one frame in place from the ring mapping and fills
  * a reused {@link ParsedPacket}. A frame is Ethernet II, or the IPv4 packet
@@ -22,84 +23,18 @@
  * @module
  */
 import { ETH_HLEN } from "./link_types.ts";
+import { Drop } from "./drops.ts";
+import { IP_V6, parseIPv6 } from "./packet6.ts";
 
-/**
- * Drop reasons, stable small integers used as counter indices (do not
- * renumber: metrics and the C side may index arrays with them).
- *
- * - `not_ipv4`: ethertype is not IPv4 (ARP, IPv6, LLDP, 802.3 length field, ...),
- *   or, on a link without a link-layer header, the IP version is not 4.
- * - `not_udp`: IPv4 protocol is not UDP (ICMP, IGMP, TCP, ...).
- * - `fragment`: an IPv4 fragment (MF set or non-zero offset); never reassembled.
- * - `malformed`: inconsistent headers or lengths, or a frame too short for them.
- * - `truncated`: the ring slot cut the frame (snaplen < length on the wire).
- * - `no_match`: a valid datagram no rule wants (counted by the matcher).
- * - `ttl_expired`: "decrement" TTL policy and the input TTL was 1 (or 0).
- * - `tx_ring_full`: no free TX slot (counted by the forwarder).
- * - `tx_error`: the forwarder refused or failed to send.
- * - `vlan`: more than one VLAN tag level (QinQ, or an in-band tag under a
- *   kernel-stripped one); the relay handles at most one tag.
- * - `tx_link_down`: the output link was down, without carrier or gone.
- * - `tx_too_big`: longer than the output MTU with DF set (or refused by the
- *   kernel as too long); without DF the relay sends IPv4 fragments instead.
- * - `tx_invalid`: a forward descriptor named no installed output (a bug
- *   guard: the hot loop never writes one).
- * - `unprocessed`: frames still in the RX ring when its worker failed.
- * - `bad_checksum`: the IPv4 header checksum does not verify (the header was
- *   corrupted on the way; the kernel would drop it too).
- * - `policed`: over a `rate_limit` (the rule's or the output's; policer.ts),
- *   counted per output datagram like the other output-level reasons.
- * - `standby`: the relay is a standby (`role`): the datagram would have been
- *   sent to the output and was not (counted per output, as a drop reason).
- * - `merged_duplicate`: a copy, on another path of a rule with redundant
- *   `inputs`, of a datagram already forwarded (arbiter.ts).
- * - `merge_late`: on a path of a redundant rule, too far behind the stream to
- *   tell whether it was already forwarded (beyond the `redundancy.window`).
- * - `inactive_input`: on a path of a `failover` rule that is not the active one.
- */
-export const Drop = {
-  not_ipv4: 0,
-  not_udp: 1,
-  fragment: 2,
-  malformed: 3,
-  truncated: 4,
-  no_match: 5,
-  ttl_expired: 6,
-  tx_ring_full: 7,
-  tx_error: 8,
-  vlan: 9,
-  tx_link_down: 10,
-  tx_too_big: 11,
-  tx_invalid: 12,
-  unprocessed: 13,
-  bad_checksum: 14,
-  policed: 15,
-  standby: 16,
-  merged_duplicate: 17,
-  merge_late: 18,
-  inactive_input: 19,
-} as const;
-
-/** A drop reason code (a value of {@link Drop}). */
-export type DropCode = (typeof Drop)[keyof typeof Drop];
-
-/** Number of drop reasons; counter arrays indexed by {@link Drop} have this length. */
-export const DROP_COUNT: number = Object.keys(Drop).length;
-
-/** Drop reason names indexed by code: `DROP_NAMES[Drop.fragment] === "fragment"`. */
-export const DROP_NAMES: readonly string[] = Object.freeze(
-  (() => {
-    const names = new Array<string>(DROP_COUNT);
-    for (const [name, code] of Object.entries(Drop)) names[code] = name;
-    return names;
-  })(),
-);
+export { Drop, DROP_COUNT, DROP_NAMES, type DropCode } from "./drops.ts";
 
 /** `tpacket_hdr.tp_status` bit: the kernel stripped a VLAN tag into `tp_vlan_tci`. */
 export const TP_STATUS_VLAN_VALID = 0x10;
 
 /** Ethertype of IPv4. */
 export const ETH_P_IP = 0x0800;
+/** Ethertype of IPv6. */
+export const ETH_P_IPV6 = 0x86dd;
 /** Ethertype (TPID) of an 802.1Q customer VLAN tag. */
 export const ETH_P_8021Q = 0x8100;
 /** Ethertype (TPID) of an 802.1ad service VLAN tag. */
@@ -149,14 +84,32 @@ const DROP_BAD_CHECKSUM = Drop.bad_checksum;
  * Offsets are absolute indices into the buffer given to `parseFrame`.
  */
 export class ParsedPacket {
-  /** Offset of the IPv4 header. */
+  /** IP version of the datagram: 4, or 6 (then `d0..d3`, `s0..s3` hold its addresses). */
+  family = 4;
+  /** Offset of the IPv4 header (IPv6: its fixed header). */
   l3Offset = 0;
-  /** Offset of the UDP header (`l3Offset + IHL * 4`). */
+  /** Offset of the UDP header (`l3Offset + IHL * 4`; IPv6: after the extension headers). */
   l4Offset = 0;
-  /** IPv4 source address, unsigned 32-bit host order. */
+  /** IPv4 source address, unsigned 32-bit host order (IPv6: its low 32 bits). */
   src = 0;
-  /** IPv4 destination address, unsigned 32-bit host order. */
+  /** IPv4 destination address, unsigned 32-bit host order (IPv6: its low 32 bits). */
   dst = 0;
+  /** IPv6 destination, most significant word first, as signed 32-bit integers. */
+  d0 = 0;
+  /** (see {@link d0}) */
+  d1 = 0;
+  /** (see {@link d0}) */
+  d2 = 0;
+  /** (see {@link d0}) */
+  d3 = 0;
+  /** IPv6 source, most significant word first, as signed 32-bit integers. */
+  s0 = 0;
+  /** (see {@link s0}) */
+  s1 = 0;
+  /** (see {@link s0}) */
+  s2 = 0;
+  /** (see {@link s0}) */
+  s3 = 0;
   /** UDP source port. */
   sport = 0;
   /** UDP destination port. */
@@ -165,9 +118,9 @@ export class ParsedPacket {
   payloadOffset = 0;
   /** UDP payload length in bytes (UDP length - 8; may be 0). */
   payloadLength = 0;
-  /** IPv4 time to live. */
+  /** IPv4 time to live (IPv6: hop limit). */
   ttl = 0;
-  /** IPv4 TOS byte (DSCP << 2 | ECN). */
+  /** IPv4 TOS byte (DSCP << 2 | ECN); IPv6: the traffic class. */
   tos = 0;
   /**
    * VLAN ID 1..4095 of the frame's (single) tag, or -1 when untagged. A
@@ -250,11 +203,13 @@ export function parseFrame(
     }
     if (vlan === 0) vlan = -1; // priority tag: untagged
     out.vlan = vlan;
+    if (type === ETH_P_IPV6) return parseIPv6(buf, p, end, out);
     if (type !== ETH_P_IP) return DROP_NOT_IPV4; // (includes 802.3 lengths < 0x0600)
     l3 = p;
   } else {
     // No ethertype: the version nibble says what the packet is (tun, WireGuard, ...).
     out.vlan = -1;
+    if (l3 < end && (buf[l3] >> 4) === IP_V6) return parseIPv6(buf, l3, end, out);
     if (l3 < end && (buf[l3] >> 4) !== IP_V4) return DROP_NOT_IPV4;
   }
   const avail = end - l3;
@@ -286,6 +241,7 @@ export function parseFrame(
   const l4 = l3 + hlen;
   const ulen = (buf[l4 + UDP_LEN] << 8) | buf[l4 + UDP_LEN + 1];
   if (ulen !== total - hlen) return DROP_MALFORMED;
+  out.family = 4;
   out.l3Offset = l3;
   out.l4Offset = l4;
   out.tos = w0 & 0xff;

@@ -51,14 +51,16 @@ export const Place = { now: 0, hold: 1, late: 2 } as const;
 export interface HeldFrame {
   /** Hold slot (index of its RX descriptor in {@link ReorderBuffer.desc}). */
   slot: number;
-  /** IPv4 header offset in {@link ReorderBuffer.frames}. */
+  /** IP header offset in {@link ReorderBuffer.frames}. */
   l3Offset: number;
   /** UDP payload offset in {@link ReorderBuffer.frames}. */
   payloadOffset: number;
   /** UDP payload bytes. */
   payloadLength: number;
-  /** IPv4 TTL of the input datagram. */
+  /** TTL (IPv6: hop limit) of the input datagram. */
   ttl: number;
+  /** Forward descriptor flags (FwdFlag: an IPv6 input datagram). */
+  flags: number;
   /** Kernel receive time (µs mod 2^32). */
   tUs: number;
 }

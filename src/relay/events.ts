@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { destText, outputPortOf } from "../config/ranges.ts";
+import { hostPort } from "../common/net6.ts";
+import { outputDestText, outputPortOf } from "../config/ranges.ts";
 import { logger } from "../common/log.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
 import type { Role } from "../config/mod.ts";
@@ -55,12 +56,12 @@ export type RelayEvent =
 /** What an output's events identify it by: its rule's id, interface, destination and port. */
 function sameOutput(a: TableRule, x: TableOutput, b: TableRule, y: TableOutput): boolean {
   return a.id === b.id && x.interface === y.interface && x.dst === y.dst &&
-    x.hostBits === y.hostBits && x.port === y.port;
+    x.hostBits === y.hostBits && x.port === y.port && `${x.dst6}` === `${y.dst6}`;
 }
 
 /** "eth1 239.1.1.1:5000", "eth1 239.20.0.0/16:keep": how an output event names the output. */
 function outputName(o: TableOutput): string {
-  return `${o.interface} ${destText(o.dst, o.hostBits)}:${outputPortOf(o.port)}`;
+  return `${o.interface} ${hostPort(outputDestText(o), outputPortOf(o.port))}`;
 }
 
 /** What was last reported about the rules of one input interface. */

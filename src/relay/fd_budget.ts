@@ -21,6 +21,7 @@
  */
 import { fdLimits, type IgmpLimits, setSoftFdLimit } from "../../ffi/mod.ts";
 import { isMulticast } from "../common/net.ts";
+import { isMulticast6 } from "../common/net6.ts";
 import { DEFAULT_MAX_MEMBERSHIPS, DEFAULT_MAX_MSF } from "./igmp_sockets.ts";
 import type { RuleSpec } from "./tables.ts";
 import { type DataPathOptions, dedicatedWorkers, poolSize } from "./pool.ts";
@@ -107,7 +108,7 @@ export function dataPathFds(rules: readonly RuleSpec[], opts: DataPathOptions): 
     if (!i) inputs.set(r.input.interface, i = { outIfs: new Set(), unicast: 0 });
     for (const o of r.outputs) {
       i.outIfs.add(o.interface);
-      if (!isMulticast(o.dst)) i.unicast++;
+      if (o.dst6 ? !isMulticast6(o.dst6) : !isMulticast(o.dst)) i.unicast++;
     }
   }
   let n = 0;
@@ -174,7 +175,7 @@ export function claimsNeeded(rules: readonly RuleSpec[]): number {
   const keys = new Set<string>();
   for (const r of rules) {
     const { interface: ifname, group, port } = r.input;
-    if (!isMulticast(group)) keys.add(`${ifname}|${group}|${port}`);
+    if (!r.input.group6 && !isMulticast(group)) keys.add(`${ifname}|${group}|${port}`);
   }
   return keys.size;
 }

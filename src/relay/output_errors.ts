@@ -8,9 +8,10 @@
  *
  * @module
  */
+import { hostPort } from "../common/net6.ts";
 import type { logger } from "../common/log.ts";
 import type { TableRule } from "../datapath/messages.ts";
-import { destText, outputPortOf } from "../config/ranges.ts";
+import { outputDestText, outputPortOf } from "../config/ranges.ts";
 
 /** Output state changes of one report logged one by one; more are summarized. */
 const LOG_EACH_MAX = 5;
@@ -99,8 +100,8 @@ export class OutputErrors {
       for (const r of rules) {
         for (const o of r.outputs) {
           if (o.slot !== slot) continue;
-          const dst = destText(o.dst, o.hostBits);
-          return `${o.interface} ${dst}:${outputPortOf(o.port)} of rule ${r.name}`;
+          const dst = hostPort(outputDestText(o), outputPortOf(o.port));
+          return `${o.interface} ${dst} of rule ${r.name}`;
         }
       }
     }

@@ -132,7 +132,7 @@ export class PortClaims {
   /** Hold what `rules` need, release what they no longer need. */
   sync(rules: readonly RuleSpec[]): void {
     const keep = new Set<string>();
-    for (const r of rules) if (!isMulticast(r.input.group)) keep.add(r.id);
+    for (const r of rules) if (!r.input.group6 && !isMulticast(r.input.group)) keep.add(r.id);
     for (const id of [...this.#byRule.keys()]) if (!keep.has(id)) this.#release(id);
     for (const r of rules) if (keep.has(r.id) && !this.#byRule.has(r.id)) this.#attach(r);
     this.#retry(this.#unheld);
@@ -146,7 +146,9 @@ export class PortClaims {
   change(add: readonly RuleSpec[], remove: readonly RuleSpec[]): void {
     for (const r of remove) this.#release(r.id);
     for (const r of add) {
-      if (!isMulticast(r.input.group) && !this.#byRule.has(r.id)) this.#attach(r);
+      if (!r.input.group6 && !isMulticast(r.input.group) && !this.#byRule.has(r.id)) {
+        this.#attach(r);
+      }
     }
     this.#retry(this.#unheld);
   }

@@ -8,7 +8,8 @@
  * @module
  */
 import { formatIPv4 } from "../common/net.ts";
-import { destText, groupText, inputPortOf, outputPortOf } from "../config/ranges.ts";
+import { formatIPv6 } from "../common/net6.ts";
+import { groupText, inputPortOf, outputDestText, outputPortOf } from "../config/ranges.ts";
 import {
   In,
   IN_DROP,
@@ -272,9 +273,13 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
         ...ruleStateOf(ruleState, ruleReason, ruleErrors?.get(r.id)),
         input: {
           interface: rt.name,
-          group: groupText(r.group, r.prefixLen),
+          group: r.group6 ? formatIPv6(r.group6) : groupText(r.group, r.prefixLen),
           port: inputPortOf(r.port),
-          ...(r.source ? { source: formatIPv4(r.source) } : {}),
+          ...(r.source6
+            ? { source: formatIPv6(r.source6) }
+            : r.source && !r.group6
+            ? { source: formatIPv4(r.source) }
+            : {}),
           ...(r.vlan >= 0 ? { vlan: r.vlan } : {}),
         },
         packets: sum(rb),
@@ -287,7 +292,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
           const os = outputState(ruleState, src.outputErrors.get(o.slot));
           return {
             interface: o.interface,
-            group: destText(o.dst, o.hostBits),
+            group: outputDestText(o),
             port: outputPortOf(o.port),
             state: os.state,
             ...(os.reason ? { reason: os.reason } : {}),

@@ -6,6 +6,7 @@
  */
 import type { InputPort, OutputPort } from "../config/schema.ts";
 import type { IgmpStats } from "./igmp.ts";
+import type { MldStats } from "./mld.ts";
 import type { ClaimStats } from "./port_claims.ts";
 import type { FdStats } from "./fd_budget.ts";
 import type { StreamAlarm } from "./stream_monitor.ts";
@@ -202,6 +203,8 @@ export interface RelayStats {
   pool: PoolWorkerStats[];
   /** IGMP memberships: counts, sockets, the namespace's per-socket limits, refused joins. */
   igmp?: IgmpStats;
+  /** MLD memberships of the IPv6 rules (issue 14). */
+  mld?: MldStats;
   /** UDP port claims of unicast inputs: held, not local, pending, refused (with reasons). */
   claims?: ClaimStats;
   /** File descriptors: open, RLIMIT_NOFILE, what the configuration needs (set once started). */

@@ -29,6 +29,7 @@ import {
 import type { InputRxOptions, WorkerEvent, WorkerTable } from "../datapath/messages.ts";
 import { type RelayEvent, StateEvents } from "./events.ts";
 import { Memberships } from "./igmp.ts";
+import { MldMemberships } from "./mld.ts";
 import { PortClaims } from "./port_claims.ts";
 import { Input, type InputHost } from "./inputs.ts";
 import { type LinkChange, Links } from "./links.ts";
@@ -82,10 +83,11 @@ export class Supervisor {
   readonly #retired = new Float64Array(COUNTER_SLOTS);
   readonly #links = new Links();
   readonly #igmp = new Memberships(this.#links);
+  readonly #mld = new MldMemberships(this.#links);
   readonly #claims = new PortClaims(this.#links, { changed: () => this.#publishSoon() });
   readonly #outputTypes = new OutputLinkTypes((name) => this.#links.get(name));
   /** What follows every rule change besides the tables (`sync`: a new set; `change`: a delta). */
-  readonly #followers = [this.#igmp, this.#claims, this.#outputTypes];
+  readonly #followers = [this.#igmp, this.#mld, this.#claims, this.#outputTypes];
   /** Rules' own errors: a refused port claim, an output on a link type mcr cannot send on. */
   readonly #ruleErrors = ruleErrorsOf(this.#claims.errors, this.#outputTypes.errors);
   readonly #events = new StateEvents();
@@ -129,7 +131,10 @@ export class Supervisor {
     this.#inputHost = {
       links: this.#links,
       closed: () => this.#closed,
-      groupReady: (g) => this.#igmp.rejoin(g.name),
+      groupReady: (g) => {
+        this.#igmp.rejoin(g.name);
+        this.#mld.rejoin(g.name);
+      },
       changed: () => this.#publishSoon(),
     };
     // Workers drop messages below their category's level at the source.
@@ -167,7 +172,7 @@ export class Supervisor {
   stats(): RelayStats {
     const s = collectStats(this.statsSource());
     // the IGMP memberships' counts, limits and refusals; the UDP port claims'
-    return { ...s, igmp: this.#igmp.stats(), claims: this.#claims.stats() };
+    return { ...s, igmp: this.#igmp.stats(), mld: this.#mld.stats(), claims: this.#claims.stats() };
   }
 
   /** The counters rates are computed from (see {@link collectCounters}). */
@@ -280,7 +285,10 @@ export class Supervisor {
     const g = this.#inputs.get(c.name);
     if (g) {
       g.linkChanged(c);
-      if (c.next && c.prev?.ifindex !== c.next.ifindex) this.#igmp.rejoin(c.name);
+      if (c.next && c.prev?.ifindex !== c.next.ifindex) {
+        this.#igmp.rejoin(c.name);
+        this.#mld.rejoin(c.name);
+      }
     }
     this.#publishSoon();
   }
@@ -478,6 +486,7 @@ export class Supervisor {
     }
     this.#publish(); // the final states, once
     this.#igmp.close();
+    this.#mld.close();
     this.#claims.close();
     await this.#links.stop();
   }

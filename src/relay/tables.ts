@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { Ip6 } from "../common/net6.ts";
 import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../config/limits.ts";
 import type { RateLimit } from "../datapath/policer.ts";
 import {
@@ -38,6 +39,10 @@ export interface RuleSpec {
     source: number;
     vlan: number;
     joins: readonly number[];
+    /** An IPv6 input (issue 14): its group, joined with MLD (`group`: its low 32 bits). */
+    group6?: Ip6;
+    /** An IPv6 input's source (absent: any). */
+    source6?: Ip6;
   };
   /** Outputs (resolved TTL: number, or 0 for decrement); slots are assigned by {@link planTables}. */
   outputs: Omit<TableOutput, "slot">[];
@@ -329,6 +334,8 @@ function tableRule(r: RuleSpec, rulePlan: SlotPlan, outPlan: SlotPlan): TableRul
     port: r.input.port,
     source: r.input.source,
     vlan: r.input.vlan,
+    ...(r.input.group6 ? { group6: r.input.group6 } : {}),
+    ...(r.input.source6 ? { source6: r.input.source6 } : {}),
     outputs: r.outputs.map((o) => ({ slot: outPlan.slots.get(outputKey(r.id, o))!, ...o })),
     ...(r.rateLimit ? { rateLimit: r.rateLimit } : {}),
     ...(r.health ? { health: r.health } : {}),
@@ -439,10 +446,11 @@ export function buildTables(
 
 /** Fingerprint of a rule as the workers run it (a change means an upsert). */
 function ruleKey(r: TableRule): string {
-  let k = `${r.id}|${r.name}|${r.group}/${r.prefixLen}|${r.port}|${r.source}|${r.vlan}`;
+  let k = `${r.id}|${r.name}|${r.group}/${r.prefixLen}|${r.port}|${r.source}|${r.vlan}|` +
+    `${r.group6 ?? ""}|${r.source6 ?? ""}`;
   for (const o of r.outputs) {
     k += `|${o.slot},${o.interface},${o.dst}/${o.hostBits},${o.port},${o.srcIp},${o.srcPort},` +
-      `${o.ttl},${o.tos}`;
+      `${o.ttl},${o.tos},${o.dst6 ?? ""},${o.srcIp6 ?? ""}`;
   }
   return k;
 }

@@ -138,7 +138,7 @@ const rulePackets = (r: TableRule, c: Float64Array) => c[RULE_BASE + r.slot * RU
 Deno.test("batch: every frame-level drop reason is counted under its name", () => {
   const rules = [rule("cam", "239.1.1.1", 5001, [{ dst: "239.10.1.1", ttl: 5 }])];
   const b = batch(rules, [
-    { opts: { ethertype: 0x86dd } }, // not_ipv4
+    { opts: { ethertype: 0x0806 } }, // not_ipv4 (ARP)
     { opts: { protocol: 6 } }, // not_udp
     { opts: { mf: true } }, // fragment
     { opts: { fragmentOffset: 8 } }, // fragment
@@ -272,7 +272,7 @@ Deno.test("batch: a tun ring (link header 0) beside an Ethernet ring, one proces
     rules,
     [
       { opts: { ttl: 5, payload: 40 } }, // matched
-      { opts: { override: { version: 6 } } }, // IPv6 on a tun: not_ipv4
+      { opts: { override: { version: 5 } } }, // neither IPv4 nor IPv6 on a tun: not_ipv4
       { opts: {}, len: 12 }, // IPv4 header cut short: malformed
       { opts: { protocol: 6 } }, // not_udp
       { opts: { dport: 5002 } }, // no_match

@@ -53,19 +53,21 @@ Deno.test("IP link: a packet parses to the Ethernet frame's fields, 14 bytes low
   assert.equal(ip.vlan, -1);
 });
 
-Deno.test("IP link: IP version 6 (and any version but 4) is not_ipv4, never parsed", () => {
+Deno.test("IP link: any version but 4 and 6 is not_ipv4; version 6 goes to the IPv6 parser", () => {
   const v4 = packet(buildFrame({ payload: 40 }));
-  for (const version of [0, 1, 5, 6, 7, 15]) {
+  for (const version of [0, 1, 5, 7, 15]) {
     const p = Uint8Array.from(v4);
     p[0] = (version << 4) | (p[0] & 0x0f);
     assert.equal(parseIp(p), Drop.not_ipv4, `version ${version}`);
   }
-  // An IPv6/UDP packet, as a tun or WireGuard link carries it.
+  assert.equal(parseIp(v4.subarray(0, 1).map(() => 0x50)), Drop.not_ipv4, "one byte says enough");
+  // Version 6, as a tun or WireGuard link carries it, is parsed as IPv6 (packet6_test.ts): a
+  // fixed header with payload length 0 (a jumbogram's) or cut short is malformed.
   const v6 = new Uint8Array(48);
   v6[0] = 0x60;
   v6[6] = 17;
-  assert.equal(parseIp(v6), Drop.not_ipv4);
-  assert.equal(parseIp(v6.subarray(0, 1)), Drop.not_ipv4, "one byte says enough");
+  assert.equal(parseIp(v6), Drop.malformed);
+  assert.equal(parseIp(v6.subarray(0, 1)), Drop.malformed);
   // On Ethernet the ethertype says IPv4: a version other than 4 there is malformed.
   const eth = buildFrame({ payload: 40 });
   eth[ETH_HLEN] = 0x65;
@@ -178,15 +180,17 @@ function pcapFrames(bytes: Uint8Array): Uint8Array[] {
  * The verdict for a hostile kind's frame once its Ethernet header is gone, or undefined when
  * such a packet cannot exist on an IP link (VLAN tags). `no_match` and `forwarded` datagrams
  * parse (the matcher decides them). Without an ethertype the IP version is the protocol field:
- * an IPv4 ethertype over version 6 is malformed on Ethernet, not IPv4 on an IP link.
+ * an IPv4 ethertype over version 6 is malformed on Ethernet, and an IPv6 packet too short for
+ * its fixed header on an IP link; IPv6 frames get the verdicts they get on Ethernet.
  */
 function ipLinkVerdict(k: Kind, frame: Uint8Array): number | undefined {
   const type = (frame[12] << 8) | frame[13];
   if (type === 0x8100 || type === 0x88a8) return undefined;
+  if (type === 0x86dd) return k.expect === "no_match" ? -1 : Drop[k.expect as keyof typeof Drop];
   if (type !== 0x0800) {
     return frame.length > ETH_HLEN && frame[ETH_HLEN] >> 4 === 4 ? undefined : Drop.not_ipv4;
   }
-  if (k.name === "ip_version_6") return Drop.not_ipv4;
+  if (k.name === "ip_version_6") return Drop.malformed;
   if (k.expect === "forwarded" || k.expect === "no_match") return -1;
   return Drop[k.expect as keyof typeof Drop];
 }

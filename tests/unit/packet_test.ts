@@ -240,15 +240,17 @@ Deno.test("parseFrame: non-UDP protocols", () => {
   assert.equal(rcOf({ protocol: 6, mf: true }), Drop.not_udp);
 });
 
-Deno.test("parseFrame: non-IPv4 ethertypes", () => {
-  for (const ethertype of [0x86dd, 0x0806, 0x88cc, 0x8035, 0x05dc, 0x0026, 0x0600]) {
+Deno.test("parseFrame: ethertypes neither IPv4 nor IPv6", () => {
+  for (const ethertype of [0x0806, 0x88cc, 0x8035, 0x05dc, 0x0026, 0x0600]) {
     assert.equal(rcOf({ ethertype }), Drop.not_ipv4, `ethertype ${ethertype.toString(16)}`);
   }
   // Real ARP frame length (42 bytes).
   const arp = buildFrame({ ethertype: 0x0806 }).subarray(0, 42);
   assert.equal(parse(arp).rc, Drop.not_ipv4);
-  // IPv6 behind a VLAN tag.
-  assert.equal(rcOf({ vlans: [{ vid: 3 }], ethertype: 0x86dd }), Drop.not_ipv4);
+  // The IPv6 ethertype goes to the IPv6 parser (packet6_test.ts), behind a VLAN tag too: IPv4
+  // bytes under it are malformed.
+  assert.equal(rcOf({ ethertype: 0x86dd }), Drop.malformed);
+  assert.equal(rcOf({ vlans: [{ vid: 3 }], ethertype: 0x86dd }), Drop.malformed);
 });
 
 Deno.test("parseFrame: frames too short for their headers are malformed", () => {
