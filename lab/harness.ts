@@ -420,6 +420,8 @@ export async function startDriver(
 
 /** One datagram as decoded by lab/capture.py (independent of mcr). */
 export interface CapturedDatagram {
+  /** IP version. */
+  family: 4 | 6;
   /** Destination MAC, "01:00:5e:14:01:01". */
   dst_mac: string;
   ttl: number;
@@ -435,7 +437,7 @@ export interface CapturedDatagram {
 }
 
 /**
- * Capture `count` IPv4/UDP datagrams to `port` on `iface` in a namespace with
+ * Capture `count` IPv4/UDP or IPv6/UDP datagrams to `port` on `iface` in a namespace with
  * a plain AF_PACKET socket (python3) that verifies both checksums itself.
  * Resolves once the capture socket is open; `result()` waits for it.
  */
