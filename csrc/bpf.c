@@ -31,42 +31,45 @@
  * block placed before the IPv4 one, which passes a next header of UDP or of
  * an extension header that may precede it (hop-by-hop 0, routing 43,
  * destination options 60) — classic BPF cannot walk a chain of them, so the
- * parser in user space does, and counts what it refuses:
+ * parser in user space does, and counts what it refuses — or of a fragment
+ * header (44), so that IPv6 fragments are counted as IPv4 ones are:
  *
  *               0x0800 -> ip ; 0x86dd -> ip6 ; 0x8100/0x88a8 -> ldh [16] ; ldx #4 ;
  *                          0x0800 -> ip ; 0x86dd -> ip6 ; drop
- *         ip6:  ldb [x+20] in {17, 0, 43, 60} ? accept : drop
+ *         ip6:  ldb [x+20] in {17, 0, 43, 60, 44} ? accept : drop
  */
 #include "bpf.h"
 
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 
-#define ACCEPT	   0xffffffffu
+#define ACCEPT	    0xffffffffu
 /* IPv4 header (RFC 791): protocol and destination address offsets, version bits */
-#define IP_PROTO   9u
-#define IP_DST	   16u
-#define IP_VERSION 0xf0u
-#define IP_V4	   0x40u
-#define IP_V6	   0x60u
+#define IP_PROTO    9u
+#define IP_DST	    16u
+#define IP_VERSION  0xf0u
+#define IP_V4	    0x40u
+#define IP_V6	    0x60u
 /* IPv6 (RFC 8200): next header offset; the next headers the filter passes */
-#define IP6_NEXT   6u
-#define NH_HOPOPTS 0u
-#define NH_ROUTING 43u
-#define NH_DSTOPTS 60u
-#define NH_UDP	   17u
-#define ETH_IPV4   0x0800u
-#define ETH_IPV6   0x86ddu
+#define IP6_NEXT    6u
+#define NH_HOPOPTS  0u
+#define NH_ROUTING  43u
+#define NH_DSTOPTS  60u
+#define NH_FRAGMENT 44u
+#define NH_UDP	    17u
+#define ETH_IPV4    0x0800u
+#define ETH_IPV6    0x86ddu
 
 /* The IPv6 block: next header at ip + IP6_NEXT (+ X) UDP or an extension
  * header that may precede it: accept, else drop (7 instructions). */
 static uint32_t emit_ip6(struct sock_filter *prog, uint32_t i, uint32_t ip)
 {
 	prog[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_IND, ip + IP6_NEXT);
-	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_UDP, 4, 0);
-	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_HOPOPTS, 3, 0);
-	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_ROUTING, 2, 0);
-	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_DSTOPTS, 1, 0);
+	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_UDP, 5, 0);
+	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_HOPOPTS, 4, 0);
+	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_ROUTING, 3, 0);
+	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_DSTOPTS, 2, 0);
+	prog[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_FRAGMENT, 1, 0);
 	prog[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
 	prog[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ACCEPT);
 	return i;
@@ -108,28 +111,28 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 		/* offset of the IPv4 header (+ X: an in-band VLAN tag) */
 		uint32_t ip = (kinds & MCR_BPF_L3) ? 0u : ETH_HLEN;
 		if ((kinds & MCR_BPF_IPV6) && (kinds & MCR_BPF_L3)) {
-			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		/* +0 */
-			EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0));		/* +1 */
-			EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K, IP_VERSION));	/* +2 */
-			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IP_V4, 9, 0)); /* +3 -> +13 */
-			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IP_V6, 1, 0)); /* +4 -> +6 / +5 */
-			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			/* +5 */
-			i = emit_ip6(prog, i, ip);				/* +6..+12 */
+			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		 /* +0 */
+			EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0));		 /* +1 */
+			EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K, IP_VERSION));	 /* +2 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IP_V4, 10, 0)); /* +3 -> +14 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IP_V6, 1, 0));	 /* +4 -> +6 / +5 */
+			EMIT(BPF_STMT(BPF_RET | BPF_K, 0));			 /* +5 */
+			i = emit_ip6(prog, i, ip);				 /* +6..+13 */
 		} else if (kinds & MCR_BPF_IPV6) {
 			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		    /* +0 */
 			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12));		    /* +1 */
-			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV4, 15, 0)); /* +2 -> +18 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV4, 16, 0)); /* +2 -> +19 */
 			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV6, 7, 0));  /* +3 -> +11 */
 			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, 1, 0));    /* +4 -> +6 */
 			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, 0,
 				      4));			      /* +5 -> +6 / +10 */
 			EMIT(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16)); /* +6 */
 			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 4)); /* +7 */
-			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV4, 9, 0)); /* +8 -> +18 */
+			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV4, 10, 0)); /* +8 -> +19 */
 			EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_IPV6, 1,
 				      0));		    /* +9 -> +11 / +10 */
 			EMIT(BPF_STMT(BPF_RET | BPF_K, 0)); /* +10 */
-			i = emit_ip6(prog, i, ip);	    /* +11..+17 */
+			i = emit_ip6(prog, i, ip);	    /* +11..+18 */
 		} else if (kinds & MCR_BPF_L3) {
 			EMIT(BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0));		/* +0 */
 			EMIT(BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0));		/* +1 */

@@ -37,7 +37,7 @@ int bpf_build(struct sock_filter *prog, uint32_t cap, uint32_t kinds, const uint
 /* Instructions enough for n destinations, whatever their prefix lengths. */
 static inline uint32_t bpf_size(uint32_t n)
 {
-	return 26u + 2u * n + (n ? 2u * MCR_BPF_PREFIX_LENS : 0u);
+	return 27u + 2u * n + (n ? 2u * MCR_BPF_PREFIX_LENS : 0u);
 }
 
 #endif /* MCR_BPF_H */

@@ -134,7 +134,7 @@ static uint32_t reference(uint32_t kinds, const uint32_t *dst, const uint8_t *pl
 		if (len < x + 7)
 			return 0;
 		uint8_t nh = p[x + 6];
-		return nh == 17 || nh == 0 || nh == 43 || nh == 60 ? ACCEPT : 0;
+		return nh == 17 || nh == 0 || nh == 43 || nh == 60 || nh == 44 ? ACCEPT : 0;
 	}
 	if (len < x + 10 || p[x + 9] != 17)
 		return 0;

@@ -812,7 +812,7 @@ static void test_bpf(void)
 	/* the kernel's checker accepts every variant (any socket can carry
 	 * a classic filter; this needs no privileges), with addresses only and
 	 * with prefixes of every length */
-	static struct sock_filter prog[26 + 2 * MCR_BPF_MAX_DST + 2 * MCR_BPF_PREFIX_LENS];
+	static struct sock_filter prog[27 + 2 * MCR_BPF_MAX_DST + 2 * MCR_BPF_PREFIX_LENS];
 	static uint32_t dst[MCR_BPF_MAX_DST + 1];
 	static uint8_t plen[MCR_BPF_MAX_DST + 1];
 	for (uint32_t i = 0; i <= MCR_BPF_MAX_DST; i++) {

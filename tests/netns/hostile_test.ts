@@ -4,7 +4,8 @@
  * input interface, each hostile frame preceded by valid matching datagrams.
  * The relay must not crash, an independent receiver (mcr-sink) must get exactly
  * the valid datagrams plus the kinds the manifest marks "forwarded", and the
- * relay's counters must account for every frame by reason.
+ * relay's counters must account for every frame by reason. The IPv6 kinds
+ * target a second rule, IPv6 in and the same IPv4 outputs out.
  */
 import assert from "node:assert/strict";
 import { skipReason, Topology } from "../../lab/netns.ts";
@@ -29,14 +30,14 @@ const G2 = { group: "239.10.1.2", port: 6002 };
 function config(filter: boolean) {
   return {
     rx: { filter },
-    rules: [{
-      name: "main",
-      input: { interface: "r0", group: manifest.target.group, port: manifest.target.port },
+    rules: [manifest.target, manifest.target6].map((target, k) => ({
+      name: k === 0 ? "main" : "main6",
+      input: { interface: "r0", group: target.group, port: target.port },
       outputs: [
         { interface: "r1", ...G1, ttl: 8 },
         { interface: "r1", ...G2, ttl: "decrement" },
       ],
-    }],
+    })),
   };
 }
 
@@ -125,7 +126,13 @@ function check(o: Outcome, seen: Kind[]): void {
   // every frame accounted for, by reason
   const expectedFrames = o.valid + REPEAT * seen.length;
   assert.equal(r0.frames, expectedFrames, "frames received = valid + every corpus frame seen");
-  const rule = stats.rules[0];
+  // the IPv4 and the IPv6 rule, summed: both send to the same two outputs
+  const sum = (f: (r: RelayStats["rules"][number]) => number) =>
+    stats.rules.reduce((a, r) => a + f(r), 0);
+  const out = (k: number) => (w: "packets" | "errors" | "ring_full" | "ttl_expired") =>
+    sum((r) => r.outputs[k][w]);
+  const rule = { packets: sum((r) => r.packets) };
+  assert.equal(stats.rules.length, 2);
   assert.equal(r0.frames, rule.packets + frameDrops(stats), "received = matched + drops");
   for (const reason of FRAME_DROPS) {
     const want = REPEAT * seen.filter((k) => k.expect === reason).length;
@@ -135,13 +142,17 @@ function check(o: Outcome, seen: Kind[]): void {
   const fwd = seen.filter((k) => k.expect === "forwarded");
   const expired = fwd.filter((k) => k.ttl_expired);
   assert.equal(rule.packets, o.valid + REPEAT * fwd.length, "matched = valid + forwarded kinds");
-  const [out0, out1] = rule.outputs;
-  assert.equal(out0.packets, rule.packets, "fixed-TTL output sent every matched datagram");
-  assert.equal(out0.errors + out0.ring_full + out0.ttl_expired, 0);
-  assert.equal(out1.ttl_expired, REPEAT * expired.length, "decrement output: ttl_expired");
-  assert.equal(out1.packets, rule.packets - out1.ttl_expired, "decrement output sent the rest");
-  assert.equal(out1.errors + out1.ring_full, 0);
-  assert.equal(stats.drops.ttl_expired ?? 0, out1.ttl_expired);
+  const [out0, out1] = [out(0), out(1)];
+  assert.equal(out0("packets"), rule.packets, "fixed-TTL output sent every matched datagram");
+  assert.equal(out0("errors") + out0("ring_full") + out0("ttl_expired"), 0);
+  assert.equal(out1("ttl_expired"), REPEAT * expired.length, "decrement output: ttl_expired");
+  assert.equal(
+    out1("packets"),
+    rule.packets - out1("ttl_expired"),
+    "decrement output sent the rest",
+  );
+  assert.equal(out1("errors") + out1("ring_full"), 0);
+  assert.equal(stats.drops.ttl_expired ?? 0, out1("ttl_expired"));
   assert.equal((stats.drops.tx_ring_full ?? 0) + (stats.drops.tx_error ?? 0), 0);
 
   // the receiver got exactly the valid datagrams and the forwarded kinds
@@ -199,9 +210,10 @@ Deno.test({
       const f0 = first.stats.interfaces[0].frames - first.valid;
       const f1 = o.stats.interfaces[0].frames - o.valid;
       assert.ok(f1 < f0, `fewer corpus frames reach the ring (${f1} < ${f0})`);
+      const matched = (s: RelayStats) => s.rules.reduce((a, r) => a + r.packets, 0);
       assert.equal(
-        o.stats.rules[0].packets - o.valid,
-        first.stats.rules[0].packets - first.valid,
+        matched(o.stats) - o.valid,
+        matched(first.stats) - first.valid,
         "the same corpus frames are forwarded",
       );
     }

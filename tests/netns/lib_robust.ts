@@ -86,6 +86,7 @@ export const FRAME_DROPS = [
   "truncated",
   "vlan",
   "bad_checksum",
+  "ipv6_extension",
   "no_match",
 ] as const;
 
