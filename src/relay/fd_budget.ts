@@ -56,9 +56,11 @@ export interface FdNeed {
   control: number;
   /** IGMP sockets (memberships packed by the kernel's per-socket limits). */
   igmp: number;
+  /** MLD sockets of the IPv6 input groups ({@link MLD_PER_SOCKET} memberships each, estimated). */
+  mld: number;
   /** UDP port claims: one per distinct unicast input (interface, address, port). */
   claims: number;
-  /** baseline + dataPath + control + igmp + claims: less than this and the rule set cannot run. */
+  /** baseline + dataPath + control + igmp + mld + claims: less than this and the rule set cannot run. */
   total: number;
 }
 
@@ -97,6 +99,7 @@ export class FdLimitError extends Error {
 function describe(n: FdNeed): string {
   return `${n.baseline} open at start, ${n.dataPath} for data-path workers, ` +
     `${n.control} for input locks and the link monitor, ${n.igmp} IGMP sockets` +
+    (n.mld ? `, ${n.mld} MLD sockets` : "") +
     (n.claims ? `, ${n.claims} UDP port claims of unicast inputs` : "");
 }
 
@@ -167,6 +170,24 @@ export function igmpSocketsNeeded(rules: readonly RuleSpec[], limits: IgmpLimits
 }
 
 /**
+ * MLD memberships one socket holds, as the estimate of {@link mldSocketsNeeded}: a socket holds
+ * memberships until its option memory (net.core.optmem_max) is full — 2,340 any-source groups at
+ * Debian 12's 131,072 bytes (measured); source-specific ones take more — and the relay then opens
+ * another (relay/mld.ts).
+ */
+export const MLD_PER_SOCKET = 1000;
+
+/** MLD sockets the rule set's IPv6 input groups need (distinct interface, group, source). */
+export function mldSocketsNeeded(rules: readonly RuleSpec[]): number {
+  const keys = new Set<string>();
+  for (const r of rules) {
+    const { interface: ifname, group6, source6 } = r.input;
+    if (group6) keys.add(`${ifname}|${group6}|${source6 ?? ""}`);
+  }
+  return Math.ceil(keys.size / MLD_PER_SOCKET);
+}
+
+/**
  * UDP port claims the rule set's unicast inputs may hold: one per distinct
  * (input interface, address, port); an address that is not the relay's own
  * holds none, but which are is known only when the claim is tried.
@@ -194,13 +215,15 @@ export function estimateFds(
   const control = new Set(rules.map((r) => r.input.interface)).size + FDS_LINK_MONITOR;
   const sockets = igmpSocketsNeeded(rules, igmp);
   const claims = claimsNeeded(rules);
+  const mld = mldSocketsNeeded(rules);
   return {
     baseline,
     dataPath,
     control,
     igmp: sockets,
+    mld,
     claims,
-    total: baseline + dataPath + control + sockets + claims,
+    total: baseline + dataPath + control + sockets + mld + claims,
   };
 }
 

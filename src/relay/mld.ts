@@ -4,8 +4,8 @@
  * source-specific for an (S,G) rule), so MLD-snooping switches deliver the
  * stream, and leaves when the last rule for it goes. An interface that does
  * not exist yet is joined when it appears (`rejoin`). A socket holds
- * memberships until the kernel refuses one (ENOBUFS: its option memory,
- * net.core.optmem_max, or its source list, net.ipv6.mld_max_msf, is full);
+ * memberships until the kernel refuses one (ENOMEM: its option memory,
+ * net.core.optmem_max, is full; ENOBUFS: its source list, net.ipv6.mld_max_msf);
  * the next membership then goes to a new socket. A refused join is logged
  * and reported with its reason, never fatal.
  *
@@ -166,7 +166,9 @@ export class MldMemberships {
       try {
         socket.add(link.ifindex, g, s);
       } catch (e) {
-        if ((e as { code?: string }).code !== "ENOBUFS") throw e;
+        // this socket's option memory (ENOMEM) or source list (ENOBUFS) is full
+        const code = (e as { code?: string }).code;
+        if (code !== "ENOBUFS" && code !== "ENOMEM") throw e;
         this.#sockets.push(socket = this.openSocket()); // this one is full
         socket.add(link.ifindex, g, s);
       }

@@ -102,6 +102,7 @@ Deno.test("fd budget: the total adds the baseline, locks and the link monitor", 
     dataPath,
     control: 2 + FDS_LINK_MONITOR,
     igmp: 2,
+    mld: 0,
     claims: 0,
     total: 40 + dataPath + 2 + FDS_LINK_MONITOR + 2,
   });
