@@ -47,7 +47,19 @@ Deno.test({
     try {
       await waitForFile(d.socket, 20_000, "the control socket");
       await using c = await ControlClient.connect(d.socket);
-      const { all, parts } = await records(c, { rule: "cam1", seconds: 2 });
+      // the socket listens before the first table is in force: on a busy machine the rule may
+      // not be there yet (refused as not in force) — poll, generously
+      let got: Awaited<ReturnType<typeof records>> | undefined;
+      for (const end = Date.now() + 20_000; !got;) {
+        try {
+          got = await records(c, { rule: "cam1", seconds: 2 });
+        } catch (e) {
+          const early = e instanceof ControlRefusedError && /not in force/.test(e.message);
+          if (!early || Date.now() > end) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      const { all, parts } = got;
       assert.equal(all[0].type, "capture");
       assert.equal(all[0].rule, "cam1");
       assert.equal(all[0].interface, "mcrcap-none0");
