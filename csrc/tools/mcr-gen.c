@@ -1,10 +1,12 @@
-/* mcr-gen — paced UDP (multicast or unicast) traffic generator for measuring relays.
+/* mcr-gen — paced UDP (multicast or unicast, IPv4 or IPv6) traffic generator for measuring
+ * relays.
  *
  * Sends datagrams in the mcrtest wire format (see mcrtest.h) to one or more
  * destinations, round robin, each destination being its own stream with its own
  * stream id and sequence.  Pacing follows an absolute CLOCK_MONOTONIC schedule so
  * that the average rate is exact; datagrams that are due go out together in one
  * sendmmsg (at most --burst), so bursts stay as small as the scheduler allows.
+ * The destinations of one run are all IPv4 or all IPv6 (one socket of that family).
  */
 #include "mcrtest.h"
 #include "media.h"
@@ -27,10 +29,11 @@
 #define DEFAULT_BURST 32
 
 struct opts {
-	struct sockaddr_in dst[MAX_DST];
+	union mcrt_sockaddr dst[MAX_DST];
 	int ndst;
+	int family; /* AF_INET or AF_INET6: the family of every --dst */
 	const char *iface;
-	struct in_addr src_ip;
+	union mcrt_sockaddr src_ip; /* port 0 */
 	bool have_src;
 	double rate;	 /* total pps, 0 = flat out */
 	uint64_t count;	 /* per stream, 0 = unlimited */
@@ -53,17 +56,19 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mcr-gen --dst G:P [--dst G:P ...] [options]\n"
-		"  --dst ADDR:PORT     destination (multicast or unicast); each one is a stream\n"
-		"  --iface NAME        send via this interface (IP_MULTICAST_IF + "
-		"SO_BINDTODEVICE)\n"
-		"  --src-ip A          bind the socket to this local address\n"
+		"  --dst ADDR:PORT     destination (multicast or unicast); each one is a stream:\n"
+		"                      A.B.C.D:PORT, or [IPV6]:PORT ([IPV6%%IFNAME]:PORT when\n"
+		"                      link-local); the --dst of one run are of one family\n"
+		"  --iface NAME        send via this interface (SO_BINDTODEVICE and\n"
+		"                      IP_MULTICAST_IF / IPV6_MULTICAST_IF)\n"
+		"  --src-ip A          bind the socket to this local address (--dst family)\n"
 		"  --rate PPS          total datagrams per second over all streams (0 = flat out; "
 		"default 0)\n"
 		"  --count N           datagrams per stream (default: unlimited)\n"
 		"  --duration SEC      stop after SEC seconds\n"
 		"  --size BYTES        UDP payload size, %u..%u (default %u)\n"
-		"  --ttl N             IP TTL / multicast TTL (default 8)\n"
-		"  --tos N             IP TOS byte\n"
+		"  --ttl N             IP TTL / multicast TTL, IPv6 hop limits (default 8)\n"
+		"  --tos N             IP TOS byte / IPv6 traffic class\n"
 		"  --stream-base ID    stream id of the first --dst (default 0)\n"
 		"  --seq-start N       first sequence number of every stream (default 0)\n"
 		"  --start-at MS       start sending at this CLOCK_REALTIME time (ms since the "
@@ -77,6 +82,7 @@ static void usage(FILE *f)
 		"  --no-df             clear the Don't Fragment bit (IP_PMTUDISC_DONT): the "
 		"datagrams\n"
 		"                      may be fragmented on the way (default: the kernel sets DF)\n"
+		"                      IPv6 (no DF bit): IPV6_PMTUDISC_DONT, fragment to the MTU\n"
 		"  --payload KIND      mcrt (default: the mcrtest format), rtp, ts (7 MPEG-TS "
 		"packets)\n"
 		"                      or rtp+ts (MPEG-TS in RTP): for stream health analysis\n"
@@ -148,13 +154,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_DST: {
 			if (o->ndst >= MAX_DST)
 				tool_die_usage("too many --dst (max 256): %s", optarg);
-			struct sockaddr_in *d = &o->dst[o->ndst++];
-			memset(d, 0, sizeof *d);
-			d->sin_family = AF_INET;
-			uint16_t port;
-			if (mcrt_parse_addr_port(optarg, &d->sin_addr, &port))
-				tool_die_usage("--dst wants A.B.C.D:PORT, got '%s'", optarg);
-			d->sin_port = htons(port);
+			union mcrt_sockaddr *d = &o->dst[o->ndst];
+			int err = mcrt_parse_addr_port(optarg, d);
+			if (err)
+				tool_die_addr("--dst", optarg, err);
+			if (o->ndst && d->sa.sa_family != o->family)
+				tool_die_usage("--dst of both IPv4 and IPv6 (one family per run: "
+					       "start two mcr-gen): '%s'",
+					       optarg);
+			o->family = d->sa.sa_family;
+			o->ndst++;
 			break;
 		}
 		case O_IFACE:
@@ -162,11 +171,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				tool_die_usage("--iface name too long: %s", optarg);
 			o->iface = optarg;
 			break;
-		case O_SRC:
-			if (inet_pton(AF_INET, optarg, &o->src_ip) != 1)
-				tool_die_usage("--src-ip wants an IPv4 address, got '%s'", optarg);
+		case O_SRC: {
+			int err = mcrt_parse_addr(optarg, &o->src_ip);
+			if (err == MCRT_ADDR_NO_IFACE)
+				tool_die_addr("--src-ip", optarg, err);
+			if (err)
+				tool_die_usage("--src-ip wants an IPv4 or IPv6 address, got '%s'",
+					       optarg);
 			o->have_src = true;
 			break;
+		}
 		case O_RATE:
 			if (mcrt_parse_double(optarg, &o->rate) || o->rate > 1e9)
 				tool_die_usage(
@@ -226,7 +240,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_NODF: o->no_df = 1; break;
 		case O_JSON: o->json = true; break;
-		case 'h':
 		case O_PAYLOAD:
 			o->media = media_parse(optarg);
 			if (o->media < 0)
@@ -240,6 +253,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 					       optarg);
 			o->inject_every = v;
 			break;
+		case 'h':
 		case O_HELP: usage(stdout); exit(0);
 		default: tool_die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -248,6 +262,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		tool_die_usage("unexpected argument '%s'", argv[optind]);
 	if (o->ndst == 0)
 		tool_die_usage("%s", "at least one --dst is required");
+	if (o->have_src && o->src_ip.sa.sa_family != o->family)
+		tool_die_usage("--src-ip %s is not of the --dst family",
+			       o->family == AF_INET6 ? "IPv4 (the --dst are IPv6)"
+						     : "IPv6 (the --dst are IPv4)");
 	if ((uint64_t)o->stream_base + (uint64_t)o->ndst - 1 > UINT32_MAX)
 		tool_die_usage("%s",
 			       "--stream-base + number of --dst overflows the 32-bit stream id");
@@ -255,76 +273,96 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		tool_die_usage("%s", "--inject-every needs --payload rtp, ts or rtp+ts");
 }
 
-static int setup_socket(const struct opts *o)
+static void die_errno(const char *what)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		perror("mcr-gen: socket");
-		exit(1);
-	}
-	int one = 1, zero = 0;
-	if (o->iface) {
-		unsigned idx = if_nametoindex(o->iface);
-		if (!idx) {
-			fprintf(stderr, "mcr-gen: no interface '%s'\n", o->iface);
-			exit(1);
-		}
+	fprintf(stderr, "mcr-gen: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* IPv4 options: multicast interface, TTLs, loop off, TOS, DF. */
+static void setup_ipv4(int fd, const struct opts *o, unsigned idx)
+{
+	if (idx) {
 		struct ip_mreqn mr = { .imr_ifindex = (int)idx };
 		if (o->have_src)
-			mr.imr_address = o->src_ip;
-		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr)) {
-			perror("mcr-gen: IP_MULTICAST_IF");
-			exit(1);
-		}
-		if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->iface,
-			       (socklen_t)strlen(o->iface) + 1)) {
-			perror("mcr-gen: SO_BINDTODEVICE");
-			exit(1);
-		}
-	}
-	if (o->have_src) {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = o->src_ip };
-		if (bind(fd, (struct sockaddr *)&sa, sizeof sa)) {
-			perror("mcr-gen: bind --src-ip");
-			exit(1);
-		}
+			mr.imr_address = o->src_ip.v4.sin_addr;
+		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr))
+			die_errno("IP_MULTICAST_IF");
 	}
 	int ttl = o->ttl;
 	unsigned char mttl = (unsigned char)o->ttl;
 	if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &mttl, sizeof mttl) ||
-	    setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl)) {
-		perror("mcr-gen: TTL");
-		exit(1);
-	}
+	    setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl))
+		die_errno("TTL");
 	unsigned char loop = 0;
-	if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop)) {
-		perror("mcr-gen: IP_MULTICAST_LOOP");
-		exit(1);
-	}
-	if (o->tos >= 0 && setsockopt(fd, IPPROTO_IP, IP_TOS, &o->tos, sizeof o->tos)) {
-		perror("mcr-gen: IP_TOS");
-		exit(1);
-	}
+	if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop))
+		die_errno("IP_MULTICAST_LOOP");
+	if (o->tos >= 0 && setsockopt(fd, IPPROTO_IP, IP_TOS, &o->tos, sizeof o->tos))
+		die_errno("IP_TOS");
 	if (o->no_df) {
 		int pmtu = IP_PMTUDISC_DONT;
-		if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu)) {
-			perror("mcr-gen: IP_MTU_DISCOVER");
+		if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu))
+			die_errno("IP_MTU_DISCOVER");
+	}
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+}
+
+/* IPv6 options: the same choices under their IPv6 names (hop limits from --ttl, traffic
+ * class from --tos; IPv6 has no DF bit: --no-df lets the sender fragment to the MTU). */
+static void setup_ipv6(int fd, const struct opts *o, unsigned idx)
+{
+	int v = (int)idx;
+	if (idx && setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &v, sizeof v))
+		die_errno("IPV6_MULTICAST_IF");
+	v = o->ttl;
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &v, sizeof v) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &v, sizeof v))
+		die_errno("IPV6 hop limit");
+	v = 0;
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &v, sizeof v))
+		die_errno("IPV6_MULTICAST_LOOP");
+	if (o->tos >= 0 && setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &o->tos, sizeof o->tos))
+		die_errno("IPV6_TCLASS");
+	if (o->no_df) {
+		v = IPV6_PMTUDISC_DONT;
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof v))
+			die_errno("IPV6_MTU_DISCOVER");
+	}
+}
+
+static int setup_socket(struct opts *o)
+{
+	int fd = socket(o->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die_errno("socket");
+	unsigned idx = 0;
+	if (o->iface) {
+		idx = if_nametoindex(o->iface);
+		if (!idx) {
+			fprintf(stderr, "mcr-gen: no interface '%s'\n", o->iface);
 			exit(1);
 		}
+		if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->iface,
+			       (socklen_t)strlen(o->iface) + 1))
+			die_errno("SO_BINDTODEVICE");
 	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
-	(void)zero;
+	if (o->family == AF_INET6)
+		setup_ipv6(fd, o, idx);
+	else
+		setup_ipv4(fd, o, idx);
+	if (o->have_src) {
+		/* a link-local source without %IFNAME takes the scope of --iface */
+		if (o->family == AF_INET6 && !o->src_ip.v6.sin6_scope_id)
+			o->src_ip.v6.sin6_scope_id = idx;
+		if (bind(fd, &o->src_ip.sa, mcrt_sockaddr_len(&o->src_ip)))
+			die_errno("bind --src-ip");
+	}
 	/* A larger send buffer keeps flat-out runs from blocking on socket memory. */
 	int sb = 4 << 20;
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb))
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
 	return fd;
-}
-
-static void json_str_addr(char *buf, size_t n, struct in_addr a)
-{
-	if (!inet_ntop(AF_INET, &a, buf, (socklen_t)n))
-		snprintf(buf, n, "?");
 }
 
 int main(int argc, char **argv)
@@ -351,7 +389,7 @@ int main(int argc, char **argv)
 		iov[i].iov_len = o.size;
 		msgs[i].msg_hdr.msg_iov = &iov[i];
 		msgs[i].msg_hdr.msg_iovlen = 1;
-		msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+		msgs[i].msg_hdr.msg_namelen = mcrt_sockaddr_len(&o.dst[0]);
 	}
 
 	const uint64_t ns = (uint64_t)o.ndst;
@@ -495,18 +533,17 @@ int main(int argc, char **argv)
 	double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	uint64_t errs = err_nobufs + err_again + err_other;
-	char ab[INET_ADDRSTRLEN];
+	char ab[MCRT_ADDR_PORT_STRLEN];
 
 	if (o.json) {
 		printf("{\"streams\":[");
 		for (int i = 0; i < o.ndst; i++) {
 			uint64_t sent = k / ns + ((uint64_t)i < k % ns ? 1 : 0);
-			json_str_addr(ab, sizeof ab, o.dst[i].sin_addr);
+			mcrt_ntop(&o.dst[i], ab, sizeof ab);
 			printf("%s{\"stream\":%u,\"dst\":\"%s\",\"port\":%u,\"sent\":%llu,\"first_"
 			       "seq\":%llu}",
-			       i ? "," : "", o.stream_base + (unsigned)i, ab,
-			       ntohs(o.dst[i].sin_port), (unsigned long long)sent,
-			       (unsigned long long)o.seq_start);
+			       i ? "," : "", o.stream_base + (unsigned)i, ab, mcrt_port(&o.dst[i]),
+			       (unsigned long long)sent, (unsigned long long)o.seq_start);
 		}
 		printf("],\"sent\":%llu,\"bytes\":%llu,\"size\":%u,\"elapsed_s\":%.6f,\"pps\":%.1f,"
 		       "\"target_pps\":%.1f,\"send_errors\":{\"total\":%llu,\"enobufs\":%llu,"
@@ -530,9 +567,9 @@ int main(int argc, char **argv)
 			       late_n ? (double)late_sum / (double)late_n / 1e3 : 0.0);
 		for (int i = 0; i < o.ndst; i++) {
 			uint64_t sent = k / ns + ((uint64_t)i < k % ns ? 1 : 0);
-			json_str_addr(ab, sizeof ab, o.dst[i].sin_addr);
-			printf("  stream %-10u -> %s:%u  sent %llu\n", o.stream_base + (unsigned)i,
-			       ab, ntohs(o.dst[i].sin_port), (unsigned long long)sent);
+			mcrt_fmt_addr_port(&o.dst[i], ab, sizeof ab);
+			printf("  stream %-10u -> %s  sent %llu\n", o.stream_base + (unsigned)i, ab,
+			       (unsigned long long)sent);
 		}
 		printf("  send errors %llu (ENOBUFS %llu, EAGAIN %llu, other %llu%s%s)\n",
 		       (unsigned long long)errs, (unsigned long long)err_nobufs,

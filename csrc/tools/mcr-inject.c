@@ -13,6 +13,9 @@
  * unless --valid-src) precede each file frame; they carry stream
  * `--valid-stream` (default 0) and sequence numbers 0, 1, 2, ...
  *
+ * The valid datagrams are IPv4 only (--valid [IPV6]:PORT is refused); the pcap
+ * frames are sent verbatim, IPv6 ones included.
+ *
  * The socket uses protocol 0, so it never receives anything. A frame the kernel
  * refuses (longer than the MTU: EMSGSIZE; shorter than an Ethernet header:
  * EINVAL) is counted under `rejected` and skipped; ENOBUFS/EAGAIN are retried.
@@ -203,11 +206,18 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				tool_die_usage("--repeat must be a positive integer, got '%s'",
 					       optarg);
 			break;
-		case O_VALID:
-			if (mcrt_parse_addr_port(optarg, &o->valid_dst, &o->valid_port))
-				tool_die_usage("--valid wants GROUP:PORT, got '%s'", optarg);
+		case O_VALID: {
+			union mcrt_sockaddr a;
+			int err = mcrt_parse_addr_port(optarg, &a);
+			if (err)
+				tool_die_addr("--valid", optarg, err);
+			if (a.sa.sa_family != AF_INET)
+				tool_die_usage("--valid builds IPv4 frames only, got '%s'", optarg);
+			o->valid_dst = a.v4.sin_addr;
+			o->valid_port = mcrt_port(&a);
 			o->valid = true;
 			break;
+		}
 		case O_EVERY:
 			if (mcrt_parse_u64(optarg, &o->valid_every) || o->valid_every > 1000000)
 				tool_die_usage("--valid-every must be 0..1000000, got '%s'",

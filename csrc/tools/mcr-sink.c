@@ -10,9 +10,12 @@
  * datagram that reached this receiver.  --stop-file lets a test stop the sink
  * exactly when a known number of datagrams has been read or dropped.
  *
- * One socket per UDP port, bound to INADDR_ANY:port; the group a datagram was sent
- * to is taken from IP_PKTINFO, so several groups on one port are told apart, and
- * IP_MULTICAST_ALL is off so only groups joined here are delivered.
+ * One socket per address family and UDP port, bound to 0.0.0.0:port (IPv4) or
+ * [::]:port (IPv6, IPV6_V6ONLY); the group a datagram was sent to is taken from
+ * IP_PKTINFO / IPV6_PKTINFO, so several groups on one port are told apart, and
+ * IP_MULTICAST_ALL / IPV6_MULTICAST_ALL is off so only groups joined here are
+ * delivered. IPv6 groups are joined with IPV6_JOIN_GROUP (MLD). One run may mix
+ * IPv4 and IPv6 groups.
  */
 #include "mcrtest.h"
 #include "tool.h"
@@ -42,7 +45,7 @@
 /* ------------------------------------------------------------------ options */
 
 struct gspec {
-	struct in_addr addr;
+	union mcrt_sockaddr addr; /* port inside; an IPv6 %IFNAME scope: the join interface */
 	uint16_t port;
 };
 
@@ -70,6 +73,8 @@ static void usage(FILE *f)
 		"usage: mcr-sink --group G:P [--group G:P ...] [options]\n"
 		"  --group ADDR:PORT      multicast group to join, or unicast/0.0.0.0 to listen on "
 		"PORT\n"
+		"                         A.B.C.D:PORT, or [IPV6]:PORT ([IPV6%%IFNAME]:PORT joins\n"
+		"                         on IFNAME, [::]:PORT listens); families may be mixed\n"
 		"  --iface NAME           join the groups on this interface\n"
 		"  --expect N             datagrams expected per stream (lost = N - unique)\n"
 		"  --expect-total N       stop once N unique datagrams (all streams) have arrived\n"
@@ -139,10 +144,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			if (o->ngroups >= MAX_GROUPS)
 				tool_die_usage("too many --group: %s", optarg);
 			struct gspec *g = &o->groups[o->ngroups];
-			if (mcrt_parse_addr_port(optarg, &g->addr, &g->port))
-				tool_die_usage("--group wants A.B.C.D:PORT, got '%s'", optarg);
+			int err = mcrt_parse_addr_port(optarg, &g->addr);
+			if (err)
+				tool_die_addr("--group", optarg, err);
+			g->port = mcrt_port(&g->addr);
 			for (int i = 0; i < o->ngroups; i++)
-				if (o->groups[i].addr.s_addr == g->addr.s_addr &&
+				if (mcrt_same_addr(&o->groups[i].addr, &g->addr) &&
 				    o->groups[i].port == g->port)
 					tool_die_usage("--group %s given twice", optarg);
 			o->ngroups++;
@@ -232,7 +239,7 @@ struct stream {
 };
 
 struct group {
-	struct in_addr addr;
+	union mcrt_sockaddr addr; /* address and family; port 0 */
 	uint16_t port;
 	bool multicast, wildcard, requested;
 	int sock;
@@ -244,7 +251,8 @@ struct group {
 static struct group **g_groups;
 static size_t g_ngroups, g_capgroups;
 
-static struct group *group_add(struct in_addr addr, uint16_t port, int sock, bool requested)
+static struct group *group_add(const union mcrt_sockaddr *addr, uint16_t port, int sock,
+			       bool requested)
 {
 	if (g_ngroups == g_capgroups) {
 		g_capgroups = g_capgroups ? g_capgroups * 2 : 16;
@@ -255,10 +263,14 @@ static struct group *group_add(struct in_addr addr, uint16_t port, int sock, boo
 	struct group *g = calloc(1, sizeof *g);
 	if (!g)
 		abort();
-	g->addr = addr;
+	g->addr = *addr;
+	if (addr->sa.sa_family == AF_INET6)
+		g->addr.v6.sin6_port = 0;
+	else
+		g->addr.v4.sin_port = 0;
 	g->port = port;
-	g->multicast = IN_MULTICAST(ntohl(addr.s_addr));
-	g->wildcard = addr.s_addr == htonl(INADDR_ANY);
+	g->multicast = mcrt_is_multicast(addr);
+	g->wildcard = mcrt_is_any(addr);
 	g->requested = requested;
 	g->sock = sock;
 	g_groups[g_ngroups++] = g;
@@ -401,7 +413,11 @@ static double h_quantile(double q)
 	return (double)h_max;
 }
 
-/* ------------------------------------------------------------------ /proc/net/snmp */
+/* ------------------------------------------------------------------ /proc/net/snmp{,6}
+ * The netns UDP counters of both families, summed: IPv4 from /proc/net/snmp ("Udp:" name and
+ * value lines), IPv6 from /proc/net/snmp6 ("Udp6InDatagrams N" lines). The kernel verifies
+ * every UDP checksum before a socket sees the datagram (mandatory in IPv6: a zero checksum is
+ * an error too) and counts a bad one under InCsumErrors and InErrors of its family. */
 
 struct udpstat {
 	bool ok;
@@ -440,6 +456,25 @@ static struct udpstat read_udp_snmp(void)
 		break;
 	}
 	fclose(f);
+	f = fopen("/proc/net/snmp6", "r");
+	if (!f)
+		return u; /* a kernel without IPv6: the IPv4 counters alone */
+	char line[256];
+	while (fgets(line, sizeof line, f)) {
+		char name[64];
+		unsigned long long x;
+		if (sscanf(line, "%63s %llu", name, &x) != 2 || strncmp(name, "Udp6", 4) != 0)
+			continue;
+		if (!strcmp(name + 4, "InDatagrams"))
+			u.in_datagrams += x;
+		else if (!strcmp(name + 4, "InErrors"))
+			u.in_errors += x;
+		else if (!strcmp(name + 4, "InCsumErrors"))
+			u.in_csum_errors += x;
+		else if (!strcmp(name + 4, "RcvbufErrors"))
+			u.rcvbuf_errors += x;
+	}
+	fclose(f);
 	return u;
 }
 
@@ -447,6 +482,7 @@ static struct udpstat read_udp_snmp(void)
 
 struct sock {
 	int fd;
+	int family;
 	uint16_t port;
 	int rcvbuf;
 	size_t last_group;
@@ -455,63 +491,92 @@ struct sock {
 static struct sock g_socks[MAX_GROUPS];
 static int g_nsocks;
 
-static int open_port(uint16_t port, int rcvbuf)
+static void die_errno(const char *what)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		perror("mcr-sink: socket");
-		exit(1);
-	}
+	fprintf(stderr, "mcr-sink: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static int open_port(int family, uint16_t port, int rcvbuf)
+{
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		die_errno("socket");
 	int one = 1, zero = 0;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)) {
-		perror("mcr-sink: IP_PKTINFO");
-		exit(1);
+	union mcrt_sockaddr sa;
+	memset(&sa, 0, sizeof sa);
+	if (family == AF_INET6) {
+		/* IPv4 datagrams go to the IPv4 socket of the port, never to this one */
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one))
+			die_errno("IPV6_V6ONLY");
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one))
+			die_errno("IPV6_RECVPKTINFO");
+		/* only groups joined on this socket, not every group joined in the namespace */
+		setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof zero);
+		sa.v6.sin6_family = AF_INET6;
+		sa.v6.sin6_port = htons(port);
+		sa.v6.sin6_addr = in6addr_any;
+	} else {
+		if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one))
+			die_errno("IP_PKTINFO");
+		/* only groups joined on this socket, not every group joined in the namespace */
+		setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
+		sa.v4.sin_family = AF_INET;
+		sa.v4.sin_port = htons(port);
+		sa.v4.sin_addr.s_addr = htonl(INADDR_ANY);
 	}
-	/* only groups joined on this socket, not every group joined in the namespace */
-	setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
 	int rb = rcvbuf;
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb))
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons(port),
-				  .sin_addr.s_addr = htonl(INADDR_ANY) };
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa)) {
-		fprintf(stderr, "mcr-sink: bind 0.0.0.0:%u: %s\n", port, strerror(errno));
+	if (bind(fd, &sa.sa, mcrt_sockaddr_len(&sa))) {
+		fprintf(stderr, "mcr-sink: bind %s:%u: %s\n",
+			family == AF_INET6 ? "[::]" : "0.0.0.0", port, strerror(errno));
 		exit(1);
 	}
 	int s = g_nsocks++;
 	g_socks[s].fd = fd;
+	g_socks[s].family = family;
 	g_socks[s].port = port;
 	socklen_t l = sizeof g_socks[s].rcvbuf;
 	getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &g_socks[s].rcvbuf, &l);
 	return s;
 }
 
+/* Join group g on socket fd: IP_ADD_MEMBERSHIP (IGMP) or IPV6_JOIN_GROUP (MLD), on the
+ * group's %IFNAME scope, else on --iface, else where the kernel routes the group. */
+static int join(int fd, const union mcrt_sockaddr *g, unsigned ifindex)
+{
+	if (g->sa.sa_family == AF_INET6) {
+		unsigned on = g->v6.sin6_scope_id ? g->v6.sin6_scope_id : ifindex;
+		struct ipv6_mreq mr = { .ipv6mr_multiaddr = g->v6.sin6_addr,
+					.ipv6mr_interface = on };
+		return setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof mr);
+	}
+	struct ip_mreqn mr = { .imr_multiaddr = g->v4.sin_addr, .imr_ifindex = (int)ifindex };
+	return setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr);
+}
+
 static void setup(const struct opts *o)
 {
 	for (int i = 0; i < o->ngroups; i++) {
 		const struct gspec *gs = &o->groups[i];
+		const int family = gs->addr.sa.sa_family;
 		int s = -1;
 		for (int j = 0; j < g_nsocks; j++)
-			if (g_socks[j].port == gs->port)
+			if (g_socks[j].port == gs->port && g_socks[j].family == family)
 				s = j;
 		if (s < 0)
-			s = open_port(gs->port, o->rcvbuf);
-		struct group *g = group_add(gs->addr, gs->port, s, true);
-		if (g->multicast) {
-			struct ip_mreqn mr = { .imr_multiaddr = gs->addr,
-					       .imr_ifindex = (int)o->ifindex };
-			if (setsockopt(g_socks[s].fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr,
-				       sizeof mr)) {
-				char ab[INET_ADDRSTRLEN];
-				inet_ntop(AF_INET, &gs->addr, ab, sizeof ab);
-				fprintf(stderr, "mcr-sink: join %s on %s: %s%s\n", ab,
-					o->iface ? o->iface : "(route)", strerror(errno),
-					o->iface ? "" : " (try --iface)");
-				exit(1);
-			}
+			s = open_port(family, gs->port, o->rcvbuf);
+		struct group *g = group_add(&gs->addr, gs->port, s, true);
+		if (g->multicast && join(g_socks[s].fd, &gs->addr, o->ifindex)) {
+			char ab[MCRT_ADDR_PORT_STRLEN];
+			fprintf(stderr, "mcr-sink: join %s on %s: %s%s\n",
+				mcrt_fmt_addr_port(&gs->addr, ab, sizeof ab),
+				o->iface ? o->iface : "(route)", strerror(errno),
+				o->iface ? "" : " (try --iface)");
+			exit(1);
 		}
 	}
 }
@@ -566,12 +631,12 @@ static int64_t read_stop_file(const char *path)
 	return (int64_t)v;
 }
 
-static struct group *group_for(int s, struct in_addr dst)
+static struct group *group_for(int s, const union mcrt_sockaddr *dst)
 {
 	struct sock *k = &g_socks[s];
 	if (k->last_group < g_ngroups) {
 		struct group *g = g_groups[k->last_group];
-		if (g->sock == s && g->addr.s_addr == dst.s_addr)
+		if (g->sock == s && mcrt_same_addr(&g->addr, dst))
 			return g;
 	}
 	struct group *wild = NULL;
@@ -580,7 +645,7 @@ static struct group *group_for(int s, struct in_addr dst)
 		struct group *g = g_groups[i];
 		if (g->sock != s)
 			continue;
-		if (g->addr.s_addr == dst.s_addr) {
+		if (mcrt_same_addr(&g->addr, dst)) {
 			k->last_group = i;
 			return g;
 		}
@@ -592,7 +657,7 @@ static struct group *group_for(int s, struct in_addr dst)
 	/* unicast/broadcast to a wildcard listener lands on the wildcard group; anything else
    * (e.g. unicast to a port that was only given with a group address) gets its own
    * unrequested entry so that nothing is silently ignored */
-	if (wild && !IN_MULTICAST(ntohl(dst.s_addr))) {
+	if (wild && !mcrt_is_multicast(dst)) {
 		k->last_group = wi;
 		return wild;
 	}
@@ -641,7 +706,7 @@ static uint64_t g_first_rx, g_last_rx;
 static uint64_t g_unique_total;
 
 static void handle(const uint8_t *ramp, int s, const uint8_t *p, size_t n, bool trunc,
-		   struct in_addr dst, uint64_t rx_ns)
+		   const union mcrt_sockaddr *dst, uint64_t rx_ns)
 {
 	struct group *g = group_for(s, dst);
 	struct mcrt_hdr h;
@@ -726,6 +791,25 @@ static uint8_t *g_ramp, *g_bufs, *g_ctl;
 static struct mmsghdr *g_msgs;
 static struct iovec *g_iov;
 
+/* The destination address of a received datagram (IP_PKTINFO / IPV6_PKTINFO; the
+ * wildcard address of the family when the kernel gave none). */
+static void pktinfo_dst(struct msghdr *m, int family, union mcrt_sockaddr *dst)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->sa.sa_family = (sa_family_t)family;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof pi);
+			dst->v4.sin_addr = pi.ipi_addr;
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof pi);
+			dst->v6.sin6_addr = pi.ipi6_addr;
+		}
+	}
+}
+
 /* Read socket si in batches until it is empty or after max_rounds batches.
  * Returns 0, or -1 on a receive error (reported). */
 static int receive(int si, int max_rounds)
@@ -753,17 +837,10 @@ static int receive(int si, int max_rounds)
 		g_rx_any += (uint64_t)n;
 		g_last_rx = rx;
 		for (int i = 0; i < n; i++) {
-			struct in_addr dst = { .s_addr = htonl(INADDR_ANY) };
-			for (struct cmsghdr *c = CMSG_FIRSTHDR(&g_msgs[i].msg_hdr); c;
-			     c = CMSG_NXTHDR(&g_msgs[i].msg_hdr, c)) {
-				if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-					struct in_pktinfo pi;
-					memcpy(&pi, CMSG_DATA(c), sizeof pi);
-					dst = pi.ipi_addr;
-				}
-			}
+			union mcrt_sockaddr dst;
+			pktinfo_dst(&g_msgs[i].msg_hdr, g_socks[si].family, &dst);
 			handle(g_ramp, si, g_iov[i].iov_base, g_msgs[i].msg_len,
-			       (g_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, dst, rx);
+			       (g_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, &dst, rx);
 		}
 		if (n < BATCH)
 			return 0;
@@ -913,13 +990,13 @@ int main(int argc, char **argv)
 	double cpu = cpu_seconds();
 	bool hl = h_n > 0;
 	double mean = hl ? (double)(h_sum / (long double)h_n) : 0;
-	char ab[INET_ADDRSTRLEN];
+	char ab[INET6_ADDRSTRLEN];
 
 	if (o.json) {
 		printf("{\"groups\":[");
 		for (size_t i = 0; i < g_ngroups; i++) {
 			struct group *g = g_groups[i];
-			inet_ntop(AF_INET, &g->addr, ab, sizeof ab);
+			mcrt_ntop(&g->addr, ab, sizeof ab);
 			printf("%s{\"group\":\"%s\",\"port\":%u,\"requested\":%s,\"foreign\":%llu,"
 			       "\"bad_header\":%llu,"
 			       "\"streams\":[",
@@ -993,8 +1070,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < g_nsocks; i++) {
 			uint64_t d = 0;
 			bool ok = sock_drops(g_socks[i].fd, &d);
-			printf("%s{\"port\":%u,\"rcvbuf\":%d,\"drops\":", i ? "," : "",
-			       g_socks[i].port, g_socks[i].rcvbuf);
+			printf("%s{\"port\":%u,\"family\":\"%s\",\"rcvbuf\":%d,\"drops\":",
+			       i ? "," : "", g_socks[i].port,
+			       g_socks[i].family == AF_INET6 ? "ipv6" : "ipv4", g_socks[i].rcvbuf);
 			if (ok)
 				printf("%llu}", (unsigned long long)d);
 			else
@@ -1014,9 +1092,11 @@ int main(int argc, char **argv)
 		       "first_seq", "last_seq");
 		for (size_t i = 0; i < g_ngroups; i++) {
 			struct group *g = g_groups[i];
-			char gp[40];
-			inet_ntop(AF_INET, &g->addr, ab, sizeof ab);
-			snprintf(gp, sizeof gp, "%s:%u%s", ab, g->port, g->requested ? "" : "*");
+			char gp[INET6_ADDRSTRLEN + 10];
+			mcrt_ntop(&g->addr, ab, sizeof ab);
+			const bool v6 = g->addr.sa.sa_family == AF_INET6;
+			snprintf(gp, sizeof gp, "%s%s%s:%u%s", v6 ? "[" : "", ab, v6 ? "]" : "",
+				 g->port, g->requested ? "" : "*");
 			if (!g->nstreams)
 				printf("%-21s %10s (no mcrtest datagrams)\n", gp, "-");
 			for (size_t j = 0; j < g->nstreams; j++) {
@@ -1054,7 +1134,8 @@ int main(int argc, char **argv)
 			       h_quantile(0.999) / 1e3, (double)h_max / 1e3, mean / 1e3,
 			       (unsigned long long)h_n);
 		if (u0.ok && u1.ok)
-			printf("netns UDP: InDatagrams +%llu  InErrors +%llu  InCsumErrors +%llu  "
+			printf("netns UDP (IPv4 + IPv6): InDatagrams +%llu  InErrors +%llu  "
+			       "InCsumErrors +%llu  "
 			       "RcvbufErrors +%llu\n",
 			       (unsigned long long)(u1.in_datagrams - u0.in_datagrams),
 			       (unsigned long long)(u1.in_errors - u0.in_errors),

@@ -26,12 +26,13 @@
 #include <string.h>
 #include <time.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 
 #define MCRT_MAGIC	 0x4D435254u
 #define MCRT_HDR_LEN	 32u
 #define MCRT_MIN_LEN	 32u
-#define MCRT_MAX_LEN	 65507u /* largest IPv4 UDP payload */
+#define MCRT_MAX_LEN	 65507u /* largest IPv4 UDP payload (IPv6 allows 65527; both use this) */
 #define MCRT_DEFAULT_LEN 1024u
 
 struct mcrt_hdr {
@@ -174,28 +175,175 @@ static inline struct timespec mcrt_ts(uint64_t ns)
 
 /* ---- small parsing helpers (both tools) ---- */
 
-/* "A.B.C.D:PORT" -> addr (network order) and port (host order). 0 on success. */
-static inline int mcrt_parse_addr_port(const char *s, struct in_addr *addr, uint16_t *port)
+/* A socket address of either family, as parsed from ADDR:PORT. */
+union mcrt_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
+/* Longest ADDR text inside the brackets: an IPv6 address and "%" + an interface name. */
+#define MCRT_HOST_MAX (INET6_ADDRSTRLEN + IF_NAMESIZE + 1)
+
+enum mcrt_addr_err {
+	MCRT_ADDR_SYNTAX = -1,	  /* not A.B.C.D:PORT or [IPV6]:PORT */
+	MCRT_ADDR_NO_IFACE = -2,  /* "%NAME" names no interface (in this namespace) */
+	MCRT_ADDR_V4_MAPPED = -3, /* [::ffff:A.B.C.D]: write the IPv4 form */
+};
+
+/* Parse HOST into a, IPv4 ("A.B.C.D") or IPv6 ("ADDR" or "ADDR%IFNAME", scope by
+ * interface name or number); port left 0. 0 or an enum mcrt_addr_err. */
+static inline int mcrt_parse_addr(const char *host, union mcrt_sockaddr *a)
 {
-	const char *colon = strrchr(s, ':');
-	if (!colon || colon == s || colon[1] == '\0')
-		return -1;
-	char host[64];
-	size_t hl = (size_t)(colon - s);
-	if (hl >= sizeof host)
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	if (inet_pton(AF_INET, host, addr) != 1)
-		return -1;
+	memset(a, 0, sizeof *a);
+	if (inet_pton(AF_INET, host, &a->v4.sin_addr) == 1) {
+		a->v4.sin_family = AF_INET;
+		return 0;
+	}
+	char h[MCRT_HOST_MAX + 1];
+	size_t hl = strlen(host);
+	if (hl > MCRT_HOST_MAX)
+		return MCRT_ADDR_SYNTAX;
+	memcpy(h, host, hl + 1);
+	char *pct = strchr(h, '%');
+	if (pct)
+		*pct++ = '\0';
+	if (inet_pton(AF_INET6, h, &a->v6.sin6_addr) != 1)
+		return MCRT_ADDR_SYNTAX;
+	if (IN6_IS_ADDR_V4MAPPED(&a->v6.sin6_addr))
+		return MCRT_ADDR_V4_MAPPED;
+	a->v6.sin6_family = AF_INET6;
+	if (pct) {
+		if (!*pct || strlen(pct) >= IF_NAMESIZE)
+			return MCRT_ADDR_SYNTAX;
+		char *end;
+		errno = 0;
+		unsigned long idx = strtoul(pct, &end, 10);
+		if (*end || errno || idx == 0 || idx > UINT32_MAX)
+			idx = if_nametoindex(pct);
+		if (!idx)
+			return MCRT_ADDR_NO_IFACE;
+		a->v6.sin6_scope_id = (uint32_t)idx;
+	}
+	return 0;
+}
+
+/* "A.B.C.D:PORT" (IPv4) or "[IPV6]:PORT" / "[IPV6%IFNAME]:PORT" (IPv6) -> a, port
+ * 1..65535 in network order inside. 0 on success, else an enum mcrt_addr_err. */
+static inline int mcrt_parse_addr_port(const char *s, union mcrt_sockaddr *a)
+{
+	const char *colon, *host = s;
+	size_t hl;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return MCRT_ADDR_SYNTAX;
+		host = s + 1;
+		hl = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return MCRT_ADDR_SYNTAX;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl > MCRT_HOST_MAX || colon[1] == '\0')
+		return MCRT_ADDR_SYNTAX;
+	char h[MCRT_HOST_MAX + 1];
+	memcpy(h, host, hl);
+	h[hl] = '\0';
+	int r = mcrt_parse_addr(h, a);
+	if (r)
+		return r;
+	/* brackets exactly around IPv6 addresses: "ff3e::1:5001" would be ambiguous */
+	if ((s[0] == '[') != (a->sa.sa_family == AF_INET6))
+		return MCRT_ADDR_SYNTAX;
 	char *end;
 	errno = 0;
 	unsigned long p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || p == 0 || p > 65535)
-		return -1;
-	*port = (uint16_t)p;
+	if (errno || *end || colon[1] == '-' || colon[1] == '+' || p == 0 || p > 65535)
+		return MCRT_ADDR_SYNTAX;
+	if (a->sa.sa_family == AF_INET6)
+		a->v6.sin6_port = htons((uint16_t)p);
+	else
+		a->v4.sin_port = htons((uint16_t)p);
 	return 0;
 }
+
+/* Why mcrt_parse_addr_port refused s (for a message that goes on with " '%s'"). */
+static inline const char *mcrt_addr_err_str(int err)
+{
+	switch (err) {
+	case MCRT_ADDR_NO_IFACE: return "names no interface (%NAME inside the brackets)";
+	case MCRT_ADDR_V4_MAPPED: return "is IPv4-mapped: write A.B.C.D:PORT";
+	default: return "wants A.B.C.D:PORT or [IPV6]:PORT";
+	}
+}
+
+static inline socklen_t mcrt_sockaddr_len(const union mcrt_sockaddr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof a->v6 : sizeof a->v4;
+}
+
+/* Port in host order. */
+static inline uint16_t mcrt_port(const union mcrt_sockaddr *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET6 ? a->v6.sin6_port : a->v4.sin_port);
+}
+
+static inline int mcrt_is_multicast(const union mcrt_sockaddr *a)
+{
+	if (a->sa.sa_family == AF_INET6)
+		return IN6_IS_ADDR_MULTICAST(&a->v6.sin6_addr);
+	return IN_MULTICAST(ntohl(a->v4.sin_addr.s_addr));
+}
+
+/* 1 when a and b hold the same family and address (ports and scopes not compared). */
+static inline int mcrt_same_addr(const union mcrt_sockaddr *a, const union mcrt_sockaddr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return 0;
+	if (a->sa.sa_family == AF_INET6)
+		return IN6_ARE_ADDR_EQUAL(&a->v6.sin6_addr, &b->v6.sin6_addr);
+	return a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+}
+
+/* 1 for the wildcard address of either family (0.0.0.0 or ::). */
+static inline int mcrt_is_any(const union mcrt_sockaddr *a)
+{
+	if (a->sa.sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&a->v6.sin6_addr);
+	return a->v4.sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+/* The address alone in its canonical text form (inet_ntop), no port, no scope. */
+static inline const char *mcrt_ntop(const union mcrt_sockaddr *a, char *buf, size_t n)
+{
+	const void *p = a->sa.sa_family == AF_INET6 ? (const void *)&a->v6.sin6_addr
+						    : (const void *)&a->v4.sin_addr;
+	if (!inet_ntop(a->sa.sa_family, p, buf, (socklen_t)n))
+		snprintf(buf, n, "?");
+	return buf;
+}
+
+/* "A.B.C.D:PORT" or "[IPV6]:PORT" (with "%IFNAME" when scoped and the name is known). */
+static inline const char *mcrt_fmt_addr_port(const union mcrt_sockaddr *a, char *buf, size_t n)
+{
+	char ab[INET6_ADDRSTRLEN];
+	mcrt_ntop(a, ab, sizeof ab);
+	if (a->sa.sa_family != AF_INET6) {
+		snprintf(buf, n, "%s:%u", ab, mcrt_port(a));
+		return buf;
+	}
+	char ifn[IF_NAMESIZE] = "";
+	if (a->v6.sin6_scope_id && !if_indextoname(a->v6.sin6_scope_id, ifn))
+		snprintf(ifn, sizeof ifn, "%u", a->v6.sin6_scope_id);
+	snprintf(buf, n, "[%s%s%s]:%u", ab, *ifn ? "%" : "", ifn, mcrt_port(a));
+	return buf;
+}
+
+/* Longest mcrt_fmt_addr_port text, with its terminator. */
+#define MCRT_ADDR_PORT_STRLEN (MCRT_HOST_MAX + 9)
 
 /* Unsigned integer with optional k/M/G (decimal) suffix. 0 on success. */
 static inline int mcrt_parse_u64(const char *s, uint64_t *out)

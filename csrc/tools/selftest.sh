@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Self-check of mcr-gen / mcr-sink in two private network namespaces joined by a veth pair.
+# Self-check of mcr-gen / mcr-sink in two private network namespaces joined by a veth pair,
+# over IPv4 and IPv6.
 #   csrc/tools/selftest.sh [DIR-WITH-BINARIES]     (default: build/ at the repository root)
 # Needs root (exit 77 = skipped otherwise), iproute2 and python3 (for JSON checks and
 # for injecting malformed datagrams). Everything it creates is removed on exit.
@@ -35,11 +36,26 @@ ip netns add "$A" && ip netns add "$B" || exit 1
 ip link add va netns "$A" type veth peer name vb netns "$B" || exit 1
 ip -n "$A" addr add 10.99.0.1/24 dev va
 ip -n "$B" addr add 10.99.0.2/24 dev vb
+# IPv6: nodad, or the addresses stay tentative (unusable) for a second or more; a second
+# source address in A (--src-ip) and link-local ones for the %IFNAME scope cases
+ip -n "$A" addr add fd99::1/64 dev va nodad
+ip -n "$A" addr add fd99::11/64 dev va nodad
+ip -n "$A" addr add fe80::99:1/64 dev va nodad
+ip -n "$B" addr add fd99::2/64 dev vb nodad
+ip -n "$B" addr add fe80::99:2/64 dev vb nodad
 for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
 ip -n "$A" link set va up
 ip -n "$B" link set vb up
 # route-based multicast output in A (tests that work without --iface on the sender)
 ip -n "$A" route add 224.0.0.0/4 dev va
+# IPv6 configures a link only once the kernel's link watch has seen its carrier (up to a second
+# after "up"): until then there is no ff00::/8 route and multicast to it counts as InNoRoutes.
+v6_ready() {
+  ip -n "$A" -6 route show table local | grep -q "^multicast ff00::/8 dev va" &&
+    ip -n "$B" -6 route show table local | grep -q "^multicast ff00::/8 dev vb"
+}
+for _ in $(seq 100); do v6_ready && break; sleep 0.05; done
+v6_ready || { echo "selftest: IPv6 never came up on the veth pair"; exit 1; }
 
 FAILS=0
 PASSES=0
@@ -228,6 +244,9 @@ check "first-timeout with nothing received" 's["stop_reason"] == "first-timeout"
 start_sink --group 239.10.1.1:6001 --duration 0.3
 wait_sink
 check "duration stop (never early)" 's["stop_reason"] == "duration" and s["elapsed_s"] >= 0.3'
+"$GEN" -h >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && ok "mcr-gen -h -> exit 0 (help)" || bad "mcr-gen -h -> exit $rc (want 0)"
 for args in "" "--dst 1.2.3" "--dst 239.1.1.1:5001 --size 8" "--dst 239.1.1.1:5001 --bogus" "--dst 239.1.1.1:5001 --rate x"; do
   # shellcheck disable=SC2086
   "$GEN" $args >/dev/null 2>&1
@@ -290,6 +309,140 @@ for args in "--dst 239.1.1.1:5001 --payload mpeg" "--dst 239.1.1.1:5001 --inject
   rc=$?
   [ "$rc" -eq 2 ] && ok "mcr-gen $args -> exit 2" || bad "mcr-gen $args -> exit $rc (want 2)"
 done
+
+echo "== 10. IPv6: one stream to ff3e::1 written as ff3e:0::1, every datagram read or dropped"
+reset
+start_sink --group '[ff3e:0::1]:6001' --stop-file "$TMP/stop6" --duration 60
+gen --dst '[ff3e:0:0::1]:6001' --iface va --rate 20000 --count 20000
+echo 20000 >"$TMP/stop6"
+wait_sink
+check "gen and sink print the group in its canonical form" \
+  'g[0]["streams"][0]["dst"] == "ff3e::1" and [x["group"] for x in s["groups"]] == ["ff3e::1"] and s["sockets"][0]["family"] == "ipv6"'
+check "read + socket drops = 20000, nothing duplicated/corrupt/reordered/foreign" \
+  't["received"] + s["socket_drops"] == 20000 and t["unique"] == t["received"] > 0 and t["duplicates"] == 0 and t["corrupt"] == 0 and t["foreign"] == 0 and t["reordered"] == 0'
+check "udp counters cover IPv6: every read datagram in, drops = RcvbufErrors" \
+  's["udp"]["in_datagrams"] >= t["received"] and s["udp"]["rcvbuf_errors"] == s["socket_drops"] and s["udp"]["in_csum_errors"] == 0'
+
+echo "== 11. IPv4 and IPv6 groups in one sink; an IPv6 group not joined is not delivered"
+reset
+start_sink --group 239.10.1.1:6001 --group '[ff3e::1]:6001' --group '[ff3e::2]:6002' --expect 2000 \
+  --expect-total 6000 --idle-ms 5000 --first-timeout-ms 5000
+gen --dst 239.10.1.1:6001 --iface va --rate 10000 --count 2000
+gen --dst '[ff3e::1]:6001' --dst '[ff3e::2]:6002' --dst '[ff3e::3]:6001' --iface va --stream-base 10 --rate 15000 --count 2000
+wait_sink
+check "each joined group complete, in its own family's socket" \
+  'all(st(a,p,i)["unique"] == 2000 and st(a,p,i)["lost"] == 0 for a,p,i in [("239.10.1.1",6001,0),("ff3e::1",6001,10),("ff3e::2",6002,11)]) and sorted((x["family"], x["port"]) for x in s["sockets"]) == [("ipv4",6001),("ipv6",6001),("ipv6",6002)]'
+check "ff3e::3 (not joined) not delivered" 't["unique"] == 6000 and len(s["groups"]) == 3 and g[1]["streams"][2]["sent"] == 2000'
+
+echo "== 12. IPv6 unicast to [::]:PORT: a global address, and a link-local one with %IFNAME"
+reset
+start_sink --group '[::]:6003' --expect-total 2000 --idle-ms 5000 --first-timeout-ms 5000
+gen --dst '[fd99::2]:6003' --rate 10000 --count 1000
+gen --dst '[fe80::99:2%va]:6003' --stream-base 1 --rate 10000 --count 1000
+wait_sink
+check "both streams complete on the wildcard listener" \
+  'st("::",6003,0)["unique"] == 1000 and st("::",6003,1)["unique"] == 1000 and t["lost"] == 0 and len(s["groups"]) == 1'
+
+echo "== 13. a link-local-scope group joined by its %IFNAME (the --iface lo given last is not used)"
+reset
+start_sink --iface lo --group '[ff12::5%vb]:6005' --expect-total 500 --idle-ms 5000 --first-timeout-ms 5000
+gen --dst '[ff12::5%va]:6005' --rate 10000 --count 500
+wait_sink
+check "500 unique to ff12::5" 'st("ff12::5",6005,0)["unique"] == 500 and t["lost"] == 0'
+
+echo "== 14. IPv6 header fields: --src-ip, --ttl (hop limit), --tos (traffic class)"
+rm -f "$TMP/hdr.ready" "$TMP/hdr.json"
+ip netns exec "$B" python3 - "$TMP/hdr.ready" "$TMP/hdr.json" <<'PY' &
+import json, socket, struct, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 6101))
+mreq = socket.inet_pton(socket.AF_INET6, "ff3e::7") + struct.pack("@I", socket.if_nametoindex("vb"))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+open(sys.argv[1], "w").close()
+s.settimeout(5)
+got = []
+try:
+    while len(got) < 20:
+        data, anc, _, src = s.recvmsg(2048, 256)
+        a = {t: struct.unpack("@i", d[:4])[0] for lvl, t, d in anc if lvl == socket.IPPROTO_IPV6}
+        got.append((src[0], a.get(socket.IPV6_HOPLIMIT), a.get(socket.IPV6_TCLASS), len(data)))
+        s.settimeout(2)
+except socket.timeout:
+    pass
+json.dump({"n": len(got), "seen": sorted(set(got))}, open(sys.argv[2], "w"))
+PY
+HDR_PID=$!
+for _ in $(seq 100); do [ -f "$TMP/hdr.ready" ] && break; sleep 0.05; done
+ip netns exec "$A" "$GEN" --dst '[ff3e::7]:6101' --iface va --src-ip fd99::11 --ttl 3 --tos 184 --size 100 --count 20 --rate 1000 >/dev/null
+wait "$HDR_PID"
+if python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+sys.exit(0 if m["n"] == 20 and m["seen"] == [["fd99::11", 3, 184, 100]] else 1)' "$TMP/hdr.json"; then
+  ok "20 datagrams from fd99::11, hop limit 3, traffic class 184"
+else
+  bad "IPv6 header fields: $(cat "$TMP/hdr.json")"
+fi
+
+echo "== 15. a bad UDP6 checksum: the kernel drops it before the socket, the sink reports it"
+reset
+start_sink --group '[ff3e::1]:6001' --expect-total 1 --idle-ms 5000 --first-timeout-ms 5000
+ip netns exec "$A" python3 - <<'PY'
+import socket, struct
+def fnv(b):
+    h = 2166136261
+    for x in b:
+        h = ((h ^ x) * 16777619) & 0xffffffff
+    return h
+def dgram(stream, seq, length):
+    h = struct.pack("<IIQQI", 0x4D435254, stream, seq, 0, length)
+    h += struct.pack("<I", fnv(h))
+    return h + bytes(((seq * 131 + stream * 7 + i) & 0xff) for i in range(32, length))
+def csum(src, dst, udp):
+    d = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+    d += struct.pack("!I3xB", len(udp), 17) + udp + b"\0" * (len(udp) % 2)
+    t = sum(struct.unpack("!%dH" % (len(d) // 2), d))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return (~t & 0xffff) or 0xffff
+# a raw socket sends the UDP header as written: the checksum is not filled in by the kernel
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_UDP)
+s.bind(("fd99::1", 0))  # the source in the checksum (va has fd99::11 too)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex("va"))
+for seq, flip in [(0, 0x0101), (1, 0)]:  # seq 0 with a wrong checksum, then seq 1 intact
+    p = dgram(3, seq, 64)
+    udp = struct.pack("!HHHH", 40000, 6001, 8 + len(p), 0) + p
+    c = csum("fd99::1", "ff3e::1", udp) ^ flip
+    s.sendto(udp[:6] + struct.pack("!H", c) + udp[8:], ("ff3e::1", 0))
+PY
+wait_sink
+check "only the intact datagram read; InCsumErrors +1 (from /proc/net/snmp6)" \
+  't["received"] == 1 and st("ff3e::1",6001,3)["first_seq"] == 1 and s["udp"]["in_csum_errors"] == 1 and s["udp"]["in_errors"] >= 1 and s["socket_drops"] == 0'
+
+echo "== 16. IPv6 address syntax"
+for args in "--dst ff3e::1:5001" "--dst [ff3e::1]" "--dst [ff3e::1:5001" "--dst [ff3e::1]:0" "--dst [239.1.1.1]:5001" \
+  "--dst [::ffff:10.0.0.1]:5001" "--dst [ff3e::1]:5001x" "--dst 239.1.1.1:5001 --dst [ff3e::1]:5001" "--dst [ff3e::1]:5001 --src-ip 10.0.0.1" \
+  "--dst [ff3e::1%]:5001"; do
+  # shellcheck disable=SC2086
+  "$GEN" $args >/dev/null 2>&1
+  rc=$?
+  [ "$rc" -eq 2 ] && ok "mcr-gen $args -> exit 2" || bad "mcr-gen $args -> exit $rc (want 2)"
+done
+for args in "--group ff3e::1:1" "--group [ff3e::1]:1 --group [ff3e:0::1]:1"; do
+  # shellcheck disable=SC2086
+  "$SINK" $args >/dev/null 2>&1
+  rc=$?
+  [ "$rc" -eq 2 ] && ok "mcr-sink $args -> exit 2" || bad "mcr-sink $args -> exit $rc (want 2)"
+done
+"$GEN" --dst '[fe80::1%nosuchif0]:5001' >/dev/null 2>"$TMP/err"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "no such interface" "$TMP/err"; then
+  ok "mcr-gen --dst [fe80::1%nosuchif0]:5001 -> exit 1, no such interface"
+else
+  bad "mcr-gen --dst [fe80::1%nosuchif0]:5001 -> exit $rc: $(cat "$TMP/err")"
+fi
 
 echo "selftest: $PASSES passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

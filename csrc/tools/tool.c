@@ -3,6 +3,7 @@
  * tool.c — the shared part of the mcr tools (see tool.h).
  */
 #include "tool.h"
+#include "mcrtest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,17 @@ void tool_die_usage(const char *fmt, const char *arg)
 	fprintf(stderr, "%s: ", tool_name);
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n%s\n", tool_hint);
+	exit(TOOL_EXIT_USAGE);
+}
+
+void tool_die_addr(const char *opt, const char *arg, int err)
+{
+	if (err == MCRT_ADDR_NO_IFACE) {
+		fprintf(stderr, "%s: %s '%s': no such interface\n", tool_name, opt, arg);
+		exit(1);
+	}
+	fprintf(stderr, "%s: %s %s, got '%s'\n%s\n", tool_name, opt, mcrt_addr_err_str(err), arg,
+		tool_hint);
 	exit(TOOL_EXIT_USAGE);
 }
 
