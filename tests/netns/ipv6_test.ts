@@ -30,6 +30,7 @@ import {
   sinkAccounted,
 } from "./lib_account.ts";
 import { frameDrops } from "./lib_robust.ts";
+import { topologyConfig } from "./lib_topologies.ts";
 import type { RelayStats } from "../../src/relay/stats_types.ts";
 
 const skip = skipReason();
@@ -196,20 +197,18 @@ Deno.test({
     try {
       const dsts = ["[ff15::41]:6001", "239.77.2.61:6002"];
       const meter = await PathMeter.start(t, [CHAIN_IN, CHAIN_OUT]);
-      const relay = await startRelayWith(t, "rly", {
-        rules: [
-          {
-            name: "to6",
-            input: { interface: "r0", group: "239.77.1.1", port: 5001 },
-            outputs: [{ interface: "r1", group: "ff15::41", port: 6001, ttl: "decrement" }],
-          },
-          {
-            name: "to4",
-            input: { interface: "r0", group: "ff15::61", port: 5002 },
-            outputs: [{ interface: "r1", group: "239.77.2.61", port: 6002, ttl: 4 }],
-          },
-        ],
-      }, { control: true });
+      // docs/topologies.md "IPv4 ↔ IPv6 migration", both plants on r0, both networks on r1
+      const relay = await startRelayWith(
+        t,
+        "rly",
+        await topologyConfig("ipv6-migration.json", {
+          v4plant: "r0",
+          v6plant: "r0",
+          v6core: "r1",
+          v4legacy: "r1",
+        }),
+        { control: true },
+      );
       const sink = await startSink(t, "rcv", "d0", dsts, { settle: true });
       const cap6 = await startCapture(t, "rcv", "d0", 6001, 30);
       const cap4 = await startCapture(t, "rcv", "d0", 6002, 30);
