@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The far side of a tun device for the namespace tests (not shipped): holds
 the tun's file descriptor, the way a VPN daemon (WireGuard, OpenVPN) does, and
-either writes IPv4/UDP datagrams into it (they arrive as RX on the device, in
+either writes IPv4/UDP or IPv6/UDP datagrams (an IPv6 --src) into it (they arrive as RX on the device, in
 the namespace that runs this) or reads what the host sends out of the device
 and verifies every datagram itself: the IPv4 header checksum, the UDP
-checksum, the addresses, the TTL and the mcr-sink payload (stream id,
+checksum (over the IPv6 pseudo header for IPv6, where it is mandatory), the
+addresses, the TTL (hop limit) and the mcr-sink payload (stream id,
 sequence number, pattern; csrc/tools/mcrtest.h), counting duplicates and
 reordering per stream. Independent of mcr: it decodes the bytes here.
 
@@ -19,6 +20,7 @@ usage:
   tun_peer.py --dev NAME [--type ARPHRD] [--persist] --ready FILE --stop FILE
       write  --go FILE --report FILE --src IP --dst IP:PORT --count N --rate PPS
              --size BYTES --stream ID [--ttl N] [--version 4|6]
+             (--dst [IPV6]:PORT with an IPv6 --src writes IPv6)
       read   --port PORT [--port PORT ...] [--wait-s S]
 
 Lifecycle: the device is created, then the ready file written (the test
@@ -99,6 +101,16 @@ def ipv4_udp(src: str, dst: str, sport: int, dport: int, ttl: int, ident: int, d
     return ip + udp
 
 
+def ipv6_udp(src: str, dst: str, sport: int, dport: int, hops: int, data: bytes) -> bytes:
+    ulen = 8 + len(data)
+    s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+    ip = struct.pack("!IHBB", 6 << 28, ulen, 17, hops) + s6 + d6
+    pseudo = s6 + d6 + struct.pack("!IxxxB", ulen, 17)
+    udp = struct.pack("!HHHH", sport, dport, ulen, 0) + data
+    c = csum(pseudo + udp) ^ 0xFFFF
+    return ip + udp[:6] + struct.pack("!H", c or 0xFFFF) + udp[8:]
+
+
 def open_tun(name: str, link_type, persist: bool) -> int:
     fd = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
@@ -128,14 +140,18 @@ def write_mode(fd: int, a) -> None:
     while not os.path.exists(a.go):
         drain(fd, 0.02)
     dst, port = a.dst.rsplit(":", 1)
+    dst = dst.strip("[]")
     sent = errors = 0
     t0 = time.monotonic()
     for seq in range(a.count):
         due = t0 + seq / a.rate
         while time.monotonic() < due:
             drain(fd, max(0.0, due - time.monotonic()))
-        pkt = ipv4_udp(a.src, dst, 40000, int(port), a.ttl, seq,
-                       payload(a.stream, seq, a.size), a.version)
+        data = payload(a.stream, seq, a.size)
+        if ":" in a.src:
+            pkt = ipv6_udp(a.src, dst, 40000, int(port), a.ttl, data)
+        else:
+            pkt = ipv4_udp(a.src, dst, 40000, int(port), a.ttl, seq, data, a.version)
         try:
             os.write(fd, pkt)
             sent += 1
@@ -166,25 +182,33 @@ def read_mode(fd: int, a) -> None:
         if not r:
             continue
         pkt = os.read(fd, 65535)
-        if len(pkt) < 28 or pkt[0] >> 4 != 4 or pkt[9] != 17:
+        v6 = len(pkt) >= 48 and pkt[0] >> 4 == 6 and pkt[6] == 17
+        if not v6 and (len(pkt) < 28 or pkt[0] >> 4 != 4 or pkt[9] != 17):
             rep["other"] += 1
             continue
-        ihl = (pkt[0] & 15) * 4
-        total = struct.unpack("!H", pkt[2:4])[0]
+        ihl = 40 if v6 else (pkt[0] & 15) * 4
+        total = 40 + struct.unpack("!H", pkt[4:6])[0] if v6 else struct.unpack("!H", pkt[2:4])[0]
         udp = pkt[ihl:total]
         sport, dport, ulen, ucs = struct.unpack("!HHHH", udp[:8])
         if dport not in ports:
             rep["other"] += 1
             continue
-        src, dst = socket.inet_ntoa(pkt[12:16]), socket.inet_ntoa(pkt[16:20])
-        pseudo = pkt[12:20] + struct.pack("!BBH", 0, 17, ulen)
-        if csum(pkt[:ihl]) != 0xFFFF:
-            rep["bad_ip_csum"] += 1
-        if ucs != 0 and csum(pseudo + udp[:ulen]) != 0xFFFF:
+        if v6:
+            src = socket.inet_ntop(socket.AF_INET6, pkt[8:24])
+            dst = socket.inet_ntop(socket.AF_INET6, pkt[24:40])
+            pseudo = pkt[8:40] + struct.pack("!IxxxB", ulen, 17)
+            ttl, tos = pkt[7], ((pkt[0] & 15) << 4) | (pkt[1] >> 4)
+        else:
+            src, dst = socket.inet_ntoa(pkt[12:16]), socket.inet_ntoa(pkt[16:20])
+            pseudo = pkt[12:20] + struct.pack("!BBH", 0, 17, ulen)
+            ttl, tos = pkt[8], pkt[1]
+            if csum(pkt[:ihl]) != 0xFFFF:
+                rep["bad_ip_csum"] += 1
+        if (ucs == 0 and v6) or (ucs != 0 and csum(pseudo + udp[:ulen]) != 0xFFFF):
             rep["bad_udp_csum"] += 1
         if len(rep["datagrams"]) < 20:
             rep["datagrams"].append({"src": src, "dst": dst, "sport": sport, "dport": dport,
-                                     "ttl": pkt[8], "tos": pkt[1], "udp_len": ulen,
+                                     "ttl": ttl, "tos": tos, "udp_len": ulen,
                                      "udp_csum": ucs})
         ids = check_payload(udp[8:ulen])
         if ids is None:

@@ -139,7 +139,8 @@ async function start(
  * Create tun device `dev` in namespace `role`, held by a peer that will write `count`
  * datagrams from `src` to `dst` ("G:P") into it at `rate` per second when told to
  * ({@link TunWriter.send}): `size`-byte mcr-sink payloads of stream `stream`, sequence numbers
- * 0..count-1 (IP version `version`: 6 makes every one an IPv4 packet claiming version 6).
+ * 0..count-1 (IP version `version`: 6 makes every one an IPv4 packet claiming version 6). An
+ * IPv6 `src` (and a `dst` "[G]:P") writes IPv6/UDP datagrams, `ttl` their hop limit.
  * The device is down, without an address: the test configures it.
  */
 export async function startTunWriter(
