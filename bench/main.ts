@@ -360,7 +360,8 @@ async function runDirect(mode: Mode, bt: BenchTopo, tmp: string): Promise<TrialR
   return out;
 }
 
-async function toolVersions(): Promise<Record<string, string>> {
+/** socat and smcrouted versions, recorded with a run. */
+export async function toolVersions(): Promise<Record<string, string>> {
   const first = async (cmd: string[]) =>
     (await sh(cmd, { allowFail: true }).catch(() => "")).split("\n").find((l) => l.trim()) ?? "";
   const socat =
@@ -375,7 +376,8 @@ async function toolVersions(): Promise<Record<string, string>> {
   };
 }
 
-async function gitInfo(): Promise<{ commit: string; dirty: boolean }> {
+/** The commit benchmarked and whether the tree had uncommitted changes. */
+export async function gitInfo(): Promise<{ commit: string; dirty: boolean }> {
   const commit = (await sh(["git", "-C", REPO, "rev-parse", "HEAD"], { allowFail: true })).trim();
   const status = await sh(["git", "-C", REPO, "status", "--porcelain"], { allowFail: true });
   return { commit: commit || "unknown", dirty: status.trim().length > 0 };
