@@ -138,13 +138,18 @@ async function waitUntil(what: string, check: () => Promise<boolean>, ms = 10_00
   }
 }
 
-/** The mcr config of the stream: the IPv6 rule has the IPv4 rule's shape, with IPv6 groups. */
+/**
+ * The mcr config of the stream: the IPv6 rule has the IPv4 rule's shape, with IPv6 groups and
+ * the sender as its source (ff3e::/32 is source-specific: mcr joins it with MLDv2 for one source,
+ * as the kernel's route names one).
+ */
 export function mcrConfig(family: Family): Record<string, unknown> {
   const s = STREAMS[family];
+  const source = family === 6 ? { source: CHAIN_ADDRS[6].sender } : {};
   return {
     rules: [{
       name: `v${family}`,
-      input: { interface: "r0", group: s.inGroup, port: s.inPort },
+      input: { interface: "r0", group: s.inGroup, port: s.inPort, ...source },
       outputs: [{ interface: "r1", group: s.outGroup, port: s.outPort, ttl: "decrement" }],
     }],
   };
