@@ -5,7 +5,8 @@
  * prefix lengths × exact/any port: up to 8 probes per datagram), and
  * `parseFrame` alone over the same frames; both again on a ring of a link
  * without a link-layer header (`/ip`: tun, WireGuard), where the frames are
- * the IPv4 packets alone.
+ * the IPv4 packets alone; and over IPv6 (`/ipv6`: Ethernet/IPv6/UDP frames
+ * against tables of IPv6 rules).
  * Each iteration handles one batch of `BATCH` frames; divide by `BATCH` for
  * ns/packet (`bench/hotloop_check.ts` does, and compares with the baseline).
  *
@@ -16,6 +17,7 @@
 import {
   BATCH,
   hotloopFixture,
+  hotloopFixture6,
   hotloopRangesFixture,
   RANGE_COUNTS,
   RULE_COUNTS,
@@ -56,13 +58,24 @@ for (const n of RANGE_COUNTS) {
   });
 }
 
-for (const layout of ["ethernet", "ip"] as const) {
-  const f = hotloopFixture(1, layout);
+for (const n of [1, 1000]) {
+  const f = hotloopFixture6(n);
+  Deno.bench({
+    name: `process/${n}-rules/ipv6`,
+    group: "process",
+    fn() {
+      f.proc.process(f.ring, f.desc, BATCH, f.lookup, f.base, f.linkHeader);
+    },
+  });
+}
+
+for (const layout of ["ethernet", "ip", "ipv6"] as const) {
+  const f = layout === "ipv6" ? hotloopFixture6(1) : hotloopFixture(1, layout);
   const pkt = new ParsedPacket();
   const { ring, desc, linkHeader } = f;
   let sink = 0;
   Deno.bench({
-    name: layout === "ethernet" ? "parseFrame" : "parseFrame/ip",
+    name: layout === "ethernet" ? "parseFrame" : `parseFrame/${layout}`,
     group: "parse",
     fn() {
       for (let i = 0; i < BATCH; i++) {

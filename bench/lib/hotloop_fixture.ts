@@ -6,11 +6,15 @@
  * rule tables of several sizes whose rules the frames hit round-robin: exact
  * rules (one group and
  * port each), or ranges of mixed prefix lengths and exact or any ports (the
- * matcher then probes one level per distinct length and port kind).
+ * matcher then probes one level per distinct length and port kind); and the
+ * same over IPv6 ({@link hotloopFixture6}: Ethernet/IPv6/UDP frames, IPv6
+ * rules).
  *
  * @module
  */
 import { buildFrame, packFrames } from "../../tests/fixtures/frames.ts";
+import { buildFrame6 } from "../../tests/fixtures/frames6.ts";
+import { formatIPv6 } from "../../src/common/net6.ts";
 import { BatchProcessor } from "../../src/datapath/batch.ts";
 import { buildTables, type RuleSpec, Slots } from "../../src/relay/tables.ts";
 import { compileTable, type MatchTable } from "../../src/datapath/match.ts";
@@ -154,15 +158,56 @@ export function hotloopRangesFixture(ranges: number): HotloopFixture {
   return fixtureOf(specs, frames);
 }
 
+/**
+ * As {@link hotloopFixture} over IPv6: rule i takes ff15::(i + 1), port 5000 + i, to an IPv6
+ * output; the frames are Ethernet/IPv6/UDP (no extension headers).
+ */
+export function hotloopFixture6(rules: number): HotloopFixture {
+  const group = (i: number) => [0xff150000, 0, 0, i + 1] as const;
+  const specs: RuleSpec[] = Array.from({ length: rules }, (_, i) => ({
+    id: `r${i}`,
+    name: `r${i}`,
+    input: {
+      interface: "r0",
+      group: i + 1,
+      prefixLen: 128,
+      port: 5000 + i,
+      source: 0,
+      vlan: -1,
+      joins: [],
+      group6: group(i),
+    },
+    outputs: [{
+      interface: "r1",
+      dst: 0x10000 + i,
+      dst6: [0xff150000, 0, 0, 0x10000 + i],
+      hostBits: 0,
+      port: 6000 + i,
+      srcIp: 0,
+      srcPort: 0,
+      ttl: 0,
+      tos: 0,
+    }],
+  }));
+  const dsts = Array.from({ length: BATCH }, (_, k) => ({
+    dst: formatIPv6(group(k % rules)),
+    dport: 5000 + (k % rules),
+    v6: true,
+  }));
+  return fixtureOf(specs, dsts);
+}
+
 /** A processor over `specs` and a batch of one frame per destination, on a `layout` ring. */
 function fixtureOf(
   specs: RuleSpec[],
-  dsts: { dst: string; dport: number }[],
+  dsts: { dst: string; dport: number; v6?: boolean }[],
   layout: LinkLayout = "ethernet",
 ): HotloopFixture {
   const tables = buildTables(specs, new Slots(), 1, ["r0"]);
   const frames = dsts.map((d) => {
-    const f = buildFrame({ dst: d.dst, dport: d.dport, payload: PAYLOAD, ttl: 8 });
+    const f = d.v6
+      ? buildFrame6({ dst: d.dst, dport: d.dport, payload: PAYLOAD, hops: 8 })
+      : buildFrame({ dst: d.dst, dport: d.dport, payload: PAYLOAD, ttl: 8 });
     return layout === "ip" ? f.slice(ETH_HLEN) : f;
   });
   const linkHeader = LINK_HEADER[layout];
