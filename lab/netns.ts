@@ -371,6 +371,25 @@ export async function buildChain(
   });
 }
 
+/**
+ * Wait until IPv6 is up on every `[role, dev]`: the kernel's `multicast ff00::/8` route in the
+ * local table, up to a second after the link came up. Before it, IPv6 multicast sent there is
+ * dropped (Ip6InNoRoutes) and unicast waits on neighbour discovery.
+ */
+export async function waitIPv6(t: Topology, devs: [string, string][], ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    let ready = true;
+    for (const [role, dev] of devs) {
+      const r = await t.exec(role, ["ip", "-6", "route", "show", "table", "local"]);
+      if (!r.includes(`multicast ff00::/8 dev ${dev} `)) ready = false;
+    }
+    if (ready) return;
+    if (Date.now() - t0 > ms) throw new Error("IPv6 did not come up on the links");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** A new {@link Topology} holding the chain of {@link buildChain} (removed again on failure). */
 export async function chainTopology(tag: string): Promise<Topology> {
   const t = new Topology(tag);

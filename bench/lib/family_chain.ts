@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { chainTopology, REPO, runDeno, type Topology } from "../../lab/netns.ts";
+import { chainTopology, REPO, runDeno, type Topology, waitIPv6 } from "../../lab/netns.ts";
 import { spawnTracked } from "./procs.ts";
 import { startMcr } from "./mcr.ts";
 import type { RunningRelay } from "./relays.ts";
@@ -96,17 +96,7 @@ export async function dualStackChain(tag: string): Promise<Topology> {
     for (const [role, dev, addr] of v6) {
       await t.exec(role, ["ip", "-6", "addr", "add", `${addr}/64`, "dev", dev, "nodad"]);
     }
-    const t0 = Date.now();
-    for (;;) {
-      let ready = true;
-      for (const [role, dev] of CHAIN_DEVS) {
-        const r = await t.exec(role, ["ip", "-6", "route", "show", "table", "local"]);
-        if (!r.includes(`multicast ff00::/8 dev ${dev} `)) ready = false;
-      }
-      if (ready) break;
-      if (Date.now() - t0 > V6_READY_MS) throw new Error("IPv6 did not come up on the chain");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitIPv6(t, CHAIN_DEVS, V6_READY_MS);
   } catch (e) {
     await t.destroy();
     throw e;

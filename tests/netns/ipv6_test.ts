@@ -9,7 +9,7 @@
  * MLD joins and leaves are read from the relay namespace's /proc/net/igmp6.
  */
 import assert from "node:assert/strict";
-import { chainTopology, skipReason, type Topology } from "../../lab/netns.ts";
+import { chainTopology, skipReason, type Topology, waitIPv6 } from "../../lab/netns.ts";
 import {
   runGen,
   type SinkReport,
@@ -52,6 +52,7 @@ async function chain6(tag: string): Promise<Topology> {
     await add("rly", "fd77:1::2/64", "r0");
     await add("rly", `${RLY_OUT6}/64`, "r1");
     await add("rcv", `${RCV6}/64`, "d0");
+    await waitIPv6(t, [["snd", "s0"], ["rly", "r0"], ["rly", "r1"], ["rcv", "d0"]]);
     return t;
   } catch (e) {
     await t.destroy();

@@ -8,7 +8,7 @@
  * and verify them independently of mcr.
  */
 import assert from "node:assert/strict";
-import { linkCounters, skipReason, Topology } from "../../lab/netns.ts";
+import { linkCounters, skipReason, Topology, waitIPv6 } from "../../lab/netns.ts";
 import { startRelayWith, startSink } from "../../lab/harness.ts";
 import { startTunReader, startTunWriter } from "../../lab/tun_peer.ts";
 import { assertClean, hopKey, PathMeter, quiesce, sinkAccounted } from "./lib_account.ts";
@@ -55,6 +55,7 @@ Deno.test({
       const reader = await startTunReader(t, "rly", "t1", [6002]);
       await up6(t, "rly", "t0", "fd78::1/64");
       await up6(t, "rly", "t1", "fd79::1/64");
+      await waitIPv6(t, [["rly", "r1"], ["rcv", "d0"]]);
       const meter = await PathMeter.start(t, [{ role: "rly", dev: "r1" }]);
       const relay = await startRelayWith(t, "rly", {
         rules: [{
