@@ -9,6 +9,7 @@
  */
 import { chainTopology, REPO, runDeno, type Topology, waitIPv6 } from "../../lab/netns.ts";
 import { spawnTracked } from "./procs.ts";
+import { hostPort } from "../../src/common/net6.ts";
 import { startMcr } from "./mcr.ts";
 import type { RunningRelay } from "./relays.ts";
 
@@ -51,10 +52,8 @@ export const STREAMS: Record<Family, FamilyStream> = {
   6: { inGroup: "ff3e::1", inPort: 5001, outGroup: "ff3e::2", outPort: 5002 },
 };
 
-/** "A.B.C.D:PORT" or "[IPV6]:PORT", as mcr-gen, mcr-sink and socat take them. */
-export function hostPort(addr: string, port: number): string {
-  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
+/** "A.B.C.D:PORT" or "[IPV6]:PORT", as mcr-gen, mcr-sink and socat take them (the relay's). */
+export { hostPort };
 
 /** Interfaces of the chain: where IPv6 must be up before traffic. */
 const CHAIN_DEVS: [string, string][] = [

@@ -94,6 +94,11 @@ export function ip6Equal(a: Ip6, b: Ip6): boolean {
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
 }
 
+/** Whether two optional addresses are the same (both absent, or equal). */
+export function sameIp6(a: Ip6 | undefined, b: Ip6 | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && ip6Equal(a, b));
+}
+
 /** Whether an address is multicast (ff00::/8). */
 export function isMulticast6(a: Ip6): boolean {
   return a[0] >>> 24 === 0xff;

@@ -35,6 +35,7 @@ import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
 import type { TableOutput, TxRingOptions } from "./messages.ts";
 import { template6 } from "./template6.ts";
+import { sameIp6 } from "../common/net6.ts";
 import { isMulticast, multicastMac } from "../common/net.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
 import { NextHops } from "./next_hops.ts";
@@ -222,10 +223,10 @@ export class Outputs {
     // compared field by field: two strings per output would cost 65,536 outputs ~10 MB
     const same = cur !== undefined && cur.ruleId === ruleId &&
       cur.o.interface === o.interface && cur.o.dst === o.dst && cur.o.hostBits === o.hostBits &&
-      cur.o.port === o.port && `${cur.o.dst6}` === `${o.dst6}`;
+      cur.o.port === o.port && sameIp6(cur.o.dst6, o.dst6);
     if (
       same && cur.o.srcIp === o.srcIp && cur.o.srcPort === o.srcPort && cur.o.ttl === o.ttl &&
-      cur.o.tos === o.tos && `${cur.o.srcIp6}` === `${o.srcIp6}`
+      cur.o.tos === o.tos && sameIp6(cur.o.srcIp6, o.srcIp6)
     ) return;
     if (cur && !same) this.clear(slot); // another output now owns the slot
     const keep = same ? cur : undefined;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { hostPort } from "../common/net6.ts";
+import { hostPort, sameIp6 } from "../common/net6.ts";
 import { outputDestText, outputPortOf } from "../config/ranges.ts";
 import { logger } from "../common/log.ts";
 import type { TableOutput, TableRule } from "../datapath/messages.ts";
@@ -56,7 +56,7 @@ export type RelayEvent =
 /** What an output's events identify it by: its rule's id, interface, destination and port. */
 function sameOutput(a: TableRule, x: TableOutput, b: TableRule, y: TableOutput): boolean {
   return a.id === b.id && x.interface === y.interface && x.dst === y.dst &&
-    x.hostBits === y.hostBits && x.port === y.port && `${x.dst6}` === `${y.dst6}`;
+    x.hostBits === y.hostBits && x.port === y.port && sameIp6(x.dst6, y.dst6);
 }
 
 /** "eth1 239.1.1.1:5000", "eth1 239.20.0.0/16:keep": how an output event names the output. */

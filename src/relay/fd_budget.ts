@@ -23,7 +23,7 @@ import { fdLimits, type IgmpLimits, setSoftFdLimit } from "../../ffi/mod.ts";
 import { isMulticast } from "../common/net.ts";
 import { isMulticast6 } from "../common/net6.ts";
 import { DEFAULT_MAX_MEMBERSHIPS, DEFAULT_MAX_MSF } from "./igmp_sockets.ts";
-import type { RuleSpec } from "./tables.ts";
+import { isUnicastInput, type RuleSpec } from "./tables.ts";
 import { type DataPathOptions, dedicatedWorkers, poolSize } from "./pool.ts";
 
 /**
@@ -196,7 +196,7 @@ export function claimsNeeded(rules: readonly RuleSpec[]): number {
   const keys = new Set<string>();
   for (const r of rules) {
     const { interface: ifname, group, port } = r.input;
-    if (!r.input.group6 && !isMulticast(group)) keys.add(`${ifname}|${group}|${port}`);
+    if (isUnicastInput(r.input)) keys.add(`${ifname}|${group}|${port}`);
   }
   return keys.size;
 }

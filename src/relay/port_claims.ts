@@ -21,10 +21,10 @@
  * @module
  */
 import { Errno, McrError, UdpClaim } from "../../ffi/mod.ts";
-import { formatIPv4, isMulticast } from "../common/net.ts";
+import { formatIPv4 } from "../common/net.ts";
 import { logger } from "../common/log.ts";
 import type { Links } from "./links.ts";
-import type { RuleSpec } from "./tables.ts";
+import { isUnicastInput, type RuleSpec } from "./tables.ts";
 
 /** What the claims need of one kernel claim (ffi `UdpClaim`; a model in tests). */
 export interface ClaimSocket {
@@ -132,7 +132,7 @@ export class PortClaims {
   /** Hold what `rules` need, release what they no longer need. */
   sync(rules: readonly RuleSpec[]): void {
     const keep = new Set<string>();
-    for (const r of rules) if (!r.input.group6 && !isMulticast(r.input.group)) keep.add(r.id);
+    for (const r of rules) if (isUnicastInput(r.input)) keep.add(r.id);
     for (const id of [...this.#byRule.keys()]) if (!keep.has(id)) this.#release(id);
     for (const r of rules) if (keep.has(r.id) && !this.#byRule.has(r.id)) this.#attach(r);
     this.#retry(this.#unheld);
@@ -146,9 +146,7 @@ export class PortClaims {
   change(add: readonly RuleSpec[], remove: readonly RuleSpec[]): void {
     for (const r of remove) this.#release(r.id);
     for (const r of add) {
-      if (!r.input.group6 && !isMulticast(r.input.group) && !this.#byRule.has(r.id)) {
-        this.#attach(r);
-      }
+      if (isUnicastInput(r.input) && !this.#byRule.has(r.id)) this.#attach(r);
     }
     this.#retry(this.#unheld);
   }

@@ -277,7 +277,7 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
           port: inputPortOf(r.port),
           ...(r.source6
             ? { source: formatIPv6(r.source6) }
-            : r.source && !r.group6
+            : r.source
             ? { source: formatIPv4(r.source) }
             : {}),
           ...(r.vlan >= 0 ? { vlan: r.vlan } : {}),

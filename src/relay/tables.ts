@@ -9,6 +9,7 @@
  * @module
  */
 import type { Ip6 } from "../common/net6.ts";
+import { isMulticast } from "../common/net.ts";
 import { MAX_OUTPUT_SLOTS, MAX_RULE_SLOTS } from "../config/limits.ts";
 import type { RateLimit } from "../datapath/policer.ts";
 import {
@@ -52,6 +53,14 @@ export interface RuleSpec {
   health?: TableHealth;
   /** A path of a rule with redundant inputs (relay_config.ts `ruleSpecs`): its arbitration. */
   redundancy?: TableRedundancy;
+}
+
+/**
+ * Whether a spec's input is a unicast address (IPv4 only: IPv6 inputs are groups), which the
+ * relay claims a UDP port for (port_claims.ts) instead of joining.
+ */
+export function isUnicastInput(input: RuleSpec["input"]): boolean {
+  return !input.group6 && !isMulticast(input.group);
 }
 
 /** A rule set needs more slots than the relay has; nothing was allocated. */

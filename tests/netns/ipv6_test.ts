@@ -26,6 +26,7 @@ import {
   drive,
   hopKey,
   outputDrops,
+  outputPackets,
   PathMeter,
   sinkAccounted,
 } from "./lib_account.ts";
@@ -60,18 +61,6 @@ async function chain6(tag: string): Promise<Topology> {
   }
 }
 
-/** Packets sent by the outputs of every rule to these destinations ("[G]:P" or "G:P"). */
-function sent(s: RelayStats, dsts: string[]): number {
-  let n = 0;
-  for (const r of s.rules) {
-    for (const o of r.outputs) {
-      const at = o.group.includes(":") ? `[${o.group}]:${o.port}` : `${o.group}:${o.port}`;
-      if (dsts.includes(at)) n += o.packets;
-    }
-  }
-  return n;
-}
-
 /** The receiver kernel's UDP6 checksum errors (/proc/net/snmp6). */
 async function udp6CsumErrors(t: Topology): Promise<number> {
   const text = await t.exec("rcv", ["cat", "/proc/net/snmp6"]);
@@ -103,7 +92,7 @@ function assertDelivered(
     },
   }, `${what}: into the relay`);
   // out of it: every output datagram sent reached the receiver or was counted on the way
-  const outs = sent(stats, dsts);
+  const outs = outputPackets(stats, dsts);
   assert.equal(
     sinkAccounted(rep) + path.hops[hopKey(CHAIN_OUT)],
     outs,
@@ -153,7 +142,7 @@ Deno.test({
             srcIp: SND6,
           }),
       );
-      const rep = await sink.settle(sent(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
+      const rep = await sink.settle(outputPackets(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
       assert.equal(gen.sent, N);
       assertDelivered("IPv6 1:3", gen, stats, path, rep, dsts);
       assert.equal(stats.rules[0].input.group, "ff3e::1");
@@ -230,7 +219,7 @@ Deno.test({
           return { ...a, sent: a.sent + b.sent, streams: [...a.streams, ...b.streams] };
         },
       );
-      const rep = await sink.settle(sent(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
+      const rep = await sink.settle(outputPackets(stats, dsts) - path.hops[hopKey(CHAIN_OUT)]);
       assertDelivered("translation", gen, stats, path, rep, dsts);
       for (const d of await cap6.result()) {
         assert.deepEqual(

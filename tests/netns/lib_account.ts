@@ -37,6 +37,7 @@
  *
  * @module
  */
+import { hostPort } from "../../src/common/net6.ts";
 import assert from "node:assert/strict";
 import { linkCounters, type Topology } from "../../lab/netns.ts";
 import type { GenReport, SinkReport } from "../../lab/harness.ts";
@@ -343,7 +344,7 @@ export function sinkAccounted(rep: SinkReport): number {
 export function outputPackets(s: RelayStats, dsts: string[]): number {
   let n = 0;
   for (const r of s.rules) {
-    for (const o of r.outputs) if (dsts.includes(`${o.group}:${o.port}`)) n += o.packets;
+    for (const o of r.outputs) if (dsts.includes(hostPort(o.group, o.port))) n += o.packets;
   }
   return n;
 }
