@@ -12,8 +12,8 @@
 
 void gather_init(struct gather *g, uint32_t coalesce_us, uint32_t coalesce_pps)
 {
-	*g = (struct gather){ .coalesce_us = coalesce_us ? coalesce_us : 50u,
-			      .coalesce_pps = coalesce_pps ? coalesce_pps : 20000u };
+	*g = (struct gather){ .coalesce_us = coalesce_us ? coalesce_us : GATHER_DEFAULT_US,
+			      .coalesce_pps = coalesce_pps ? coalesce_pps : GATHER_DEFAULT_PPS };
 }
 
 void gather_thread(struct gather *g)
@@ -47,16 +47,28 @@ void gather_seen(struct gather *g, uint64_t n)
 	g->win_frames = 0;
 }
 
-int gather_sleep(const struct gather *g, uint64_t have, uint64_t target)
+uint64_t gather_wait_ns(const struct gather *g, uint64_t have, uint64_t max)
 {
-	if (have >= target || g->coalesce_us == UINT32_MAX || g->rate <= (double)g->coalesce_pps)
+	if (g->coalesce_us == UINT32_MAX || g->rate <= (double)g->coalesce_pps)
 		return 0;
-	double ns = (double)(target - have) * 1e9 / g->rate;
+	double x = g->rate / (double)g->coalesce_pps;
+	double target = x * x;
+	if (target > (double)max)
+		target = (double)max;
+	if ((double)have >= target)
+		return 0;
+	double ns = (target - (double)have) * 1e9 / g->rate;
 	double cap = (double)g->coalesce_us * 1000.0;
-	if (ns > cap)
-		ns = cap;
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1e9),
-			       .tv_nsec = (long)((uint64_t)ns % 1000000000ull) };
+	return (uint64_t)(ns > cap ? cap : ns);
+}
+
+int gather_sleep(const struct gather *g, uint64_t have, uint64_t max)
+{
+	uint64_t ns = gather_wait_ns(g, have, max);
+	if (!ns)
+		return 0;
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+			       .tv_nsec = (long)(ns % 1000000000ull) };
 	(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
 	return 1;
 }

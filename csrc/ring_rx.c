@@ -19,9 +19,9 @@
  *
  * Adaptive coalescing (V2): a poll returns at once when traffic is sparse;
  * when the estimated arrival rate exceeds coalesce_pps and the batch is small,
- * it sleeps for min(coalesce_us, time to gather the target batch) and
- * collects again — fewer wakeups and syscalls per packet under load, wakeup
- * latency when idle. V3 batches by itself (blocks), so it never gathers.
+ * it sleeps for min(coalesce_us, time to gather the batch the rate calls for,
+ * gather.h) and collects again — fewer wakeups and syscalls per packet under
+ * load, wakeup latency when idle. V3 batches by itself (blocks), so it never gathers.
  */
 #include "ring_rx.h"
 #include "bpf.h"
@@ -288,7 +288,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	rx->batch_max = cfg->batch_max ? cfg->batch_max : 256u;
 	if (rx->batch_max > 4096u)
 		rx->batch_max = 4096u;
-	rx->target = rx->batch_max < GATHER_TARGET ? rx->batch_max : GATHER_TARGET;
+	rx->target = rx->batch_max < GATHER_MAX ? rx->batch_max : GATHER_MAX;
 	gather_init(&rx->gather, cfg->coalesce_us, cfg->coalesce_pps);
 	rc = ifname_of(cfg->ifindex, rx->name, err, errlen);
 	if (rc < 0)

@@ -12,9 +12,10 @@
  *
  * Coalescing (gather.h) works over the whole set, as ring_rx.c does for one ring: while
  * the estimated arrival rate (all rings) is above coalesce_pps and the
- * frames collected are fewer than the gather target, sleep for the time the
- * target takes to arrive (at most coalesce_us) and collect again — larger
- * batches as the rate rises, an immediate wake-up when traffic is sparse.
+ * frames collected are fewer than the batch that rate calls for, sleep for
+ * the time the rest takes to arrive (at most coalesce_us) and collect again —
+ * larger gathers as the rate rises, an immediate wake-up when traffic is
+ * sparse.
  *
  * The ready list holds (tag, frames) pairs; frames < 0 is -errno for a ring
  * whose socket reported an error (ENETDOWN: its link went down; the ring
@@ -219,7 +220,7 @@ int mcr_rxset_wait(mcr_rxset *s, int32_t timeout_ms)
 	/* 3. gather a bigger batch when the rate is high */
 	if (total) {
 		gather_seen(&s->gather, total);
-		if (!woken && gather_sleep(&s->gather, total, GATHER_TARGET)) {
+		if (!woken && gather_sleep(&s->gather, total, GATHER_MAX)) {
 			s->st.gathers++;
 			uint64_t before = total;
 			for (uint32_t k = 0; k < nready; k++) {

@@ -143,6 +143,11 @@ export interface RelayRun {
   wrap?: string[];
   /** Deno executable (default Deno.execPath()). */
   deno?: string;
+  /**
+   * Another built checkout of mcr to run instead of this one (its cli.ts and
+   * build/libmcr.so): the benchmarks compare a baseline revision in the same run.
+   */
+  root?: string;
   /** Deno permission flags (default: ffi, read, env, write to `dir`). */
   perms?: string[];
   /** Extra relay arguments (default --no-control, or the control socket with `control`). */
@@ -188,7 +193,7 @@ export async function startRelayWith(
     "run",
     ...RELAY_V8_FLAGS,
     ...perms,
-    `${REPO}/cli.ts`,
+    `${run.root ?? REPO}/cli.ts`,
     "--config",
     cfg,
     "--ready-file",
@@ -199,7 +204,8 @@ export async function startRelayWith(
     ...(socket ? ["--control-socket", socket] : []),
     ...(run.args ?? (socket ? [] : ["--no-control"])),
   ];
-  const env = { MCR_LIB: `${BUILD}/libmcr.so`, NO_COLOR: "1", ...(run.env ?? {}) };
+  const lib = run.root ? `${run.root}/build/libmcr.so` : `${BUILD}/libmcr.so`;
+  const env = { MCR_LIB: lib, NO_COLOR: "1", ...(run.env ?? {}) };
   const proc = (run.spawn ?? ((ns, cmd, e) => new Proc(ns, cmd, e)))(topo.ns(role), command, env);
   if (run.waitReady ?? true) {
     try {

@@ -19,15 +19,20 @@ export interface McrProc {
   stop(): Promise<RelayStats>;
 }
 
-/** Start `cli.ts` with a config in a namespace; resolves once it wrote its ready file. */
+/**
+ * Start `cli.ts` with a config in a namespace; resolves once it wrote its ready
+ * file. `root`: another built checkout to run (a baseline revision).
+ */
 export async function startMcr(
   topo: Topology,
   role: string,
   config: unknown,
   tmp: string,
+  root?: string,
 ): Promise<McrProc> {
   const relay = await startRelayWith(topo, role, config, {
     dir: tmp,
+    root,
     perms: ["--allow-ffi", "--allow-read", "--allow-env", "--allow-write"],
     spawn: spawnTracked,
   });

@@ -39,19 +39,23 @@ export interface RelayDef {
   start(t: BenchTopo, w: Workload, tmp: string): Promise<RunningRelay>;
 }
 
-/** mcr with a given `rx` config section (undefined = the relay's defaults). */
+/**
+ * mcr with a given `rx` config section (undefined = the relay's defaults);
+ * `root`: run another built checkout (a baseline revision) instead of this one.
+ */
 export function mcrRelay(
   name: string,
   rx: Record<string, unknown> | undefined,
   note: string,
   top: Record<string, unknown> = {},
+  root?: string,
 ): RelayDef {
   return {
     name,
     kind: "mcr",
-    describe: `mcr, ${rx ? `"rx": ${JSON.stringify(rx)}` : "default rx settings"}${
-      Object.keys(top).length ? `, ${JSON.stringify(top)}` : ""
-    } — ${note}`,
+    describe: `mcr${root ? ` from ${root}` : ""}, ${
+      rx ? `"rx": ${JSON.stringify(rx)}` : "default rx settings"
+    }${Object.keys(top).length ? `, ${JSON.stringify(top)}` : ""} — ${note}`,
     unsupported: () => null,
     async start(t, w, tmp) {
       const config: Record<string, unknown> = {
@@ -63,7 +67,7 @@ export function mcrRelay(
         })),
       };
       if (rx) config.rx = rx;
-      const relay = await startMcr(t.topo, t.relay.role, config, tmp);
+      const relay = await startMcr(t.topo, t.relay.role, config, tmp, root);
       return {
         pids: [relay.pid],
         sinkGroups: w.streams.flatMap((s) => s.outs.map((o) => `${o.group}:${o.port}`)),

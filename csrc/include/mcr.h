@@ -327,8 +327,9 @@ struct mcr_rxset_stats {
 };
 
 /** Open a set for tags 0..max_tags-1 (at most 65536). wake_fd: a waker's fd, or -1.
- *  coalesce_us: gather budget (0 = 50 µs, UINT32_MAX = never gather); coalesce_pps:
- *  arrival rate above which gathering starts (0 = 20000). */
+ *  coalesce_us: longest gather (0 = 250 µs, UINT32_MAX = never gather); coalesce_pps:
+ *  arrival rate above which gathering starts (0 = 20000); the gather grows with
+ *  the rate (gather.h). */
 int mcr_rxset_open(uint32_t max_tags, int32_t wake_fd, uint32_t coalesce_us, uint32_t coalesce_pps,
 		   mcr_rxset **out, char *err, size_t errlen);
 /** Add a ring under tag (EEXIST when the tag is in use). */

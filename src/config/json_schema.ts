@@ -138,8 +138,9 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
     "Frames in each receive ring (V2; default: 4096 shared by the interfaces a worker serves, at least 128 each).",
   "rx.batch_max": "Most frames handled per wakeup.",
   "rx.coalesce_us":
-    "Most microseconds to wait for a batch to gather when traffic is dense (0 = never wait; default 50).",
-  "rx.coalesce_pps": "Arrival rate above which frames are gathered (default 20000 pps).",
+    "Longest wait, in microseconds, for a batch to gather when traffic is dense (0 = never wait; default 250).",
+  "rx.coalesce_pps":
+    "Arrival rate above which frames are gathered; the gather grows with the rate (rate / coalesce_pps squared frames; default 20000 pps).",
   "rx.filter":
     "Kernel BPF filter: only IPv4/UDP datagrams are copied to the ring (default true); false copies every frame (drops counted as not_ipv4/not_udp).",
   "rx.fanout": "PACKET_FANOUT mode when an interface has several workers (default hash).",

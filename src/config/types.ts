@@ -180,9 +180,9 @@ export interface RxTuning {
   frame_count?: number;
   /** Most frames returned per poll. */
   batch_max?: number;
-  /** Adaptive gather budget in microseconds. */
+  /** Longest adaptive gather in microseconds (0 = never gather). */
   coalesce_us?: number;
-  /** Packet rate above which gathering starts. */
+  /** Packet rate above which gathering starts; the gather grows with the rate beyond it. */
   coalesce_pps?: number;
   /** Install the kernel BPF filter for the configured groups (default true). */
   filter: boolean;
