@@ -383,6 +383,43 @@ export async function gitInfo(): Promise<{ commit: string; dirty: boolean }> {
   return { commit: commit || "unknown", dirty: status.trim().length > 0 };
 }
 
+/**
+ * mcr from another built checkout, named after its revision, or why it cannot
+ * run.
+ */
+async function baselineRelay(dir: string): Promise<RelayDef | string> {
+  for (const f of ["cli.ts", "build/libmcr.so"]) {
+    try {
+      await Deno.stat(`${dir}/${f}`);
+    } catch {
+      return `no ${f} there (a checkout of mcr built with scripts/build.sh)`;
+    }
+  }
+  const rev = (await sh(["git", "-C", dir, "rev-parse", "--short=7", "HEAD"], { allowFail: true }))
+    .trim();
+  return mcrRelay(
+    `mcr@${rev || "baseline"}`,
+    undefined,
+    "the baseline checkout's default rx settings",
+    {},
+    dir,
+  );
+}
+
+/** The mode with the baseline relay after the first mcr relay of every plan item. */
+function withBaseline(mode: Mode, b: RelayDef): Mode {
+  return {
+    ...mode,
+    name: `${mode.name}-baseline`,
+    plan: mode.plan.map((p) => {
+      const i = p.relays.findIndex((r) => r.kind === "mcr");
+      const relays = [...p.relays];
+      relays.splice(i < 0 ? 0 : i + 1, 0, b);
+      return { ...p, relays };
+    }),
+  };
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -395,6 +432,7 @@ async function main(): Promise<number> {
       out: { type: "string" },
       render: { type: "string" },
       only: { type: "string" },
+      baseline: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -410,6 +448,9 @@ async function main(): Promise<number> {
         "  --no-hotloop  skip the deno bench hot-loop microbenchmarks\n" +
         "  --out DIR     results directory (default bench/results)\n" +
         "  --only NAME   run only the plan items whose workload is NAME (e.g. streams-8)\n" +
+        "  --baseline DIR  also run mcr from DIR, another checkout built with scripts/build.sh\n" +
+        "                (e.g. an older revision: git worktree add DIR REV), with default settings,\n" +
+        "                next to this tree's first mcr in every plan item: one run compares them\n" +
         "  --render JSON re-render the report (latest.md and .svg, or latest-floor.md) of a stored run",
     );
     return 0;
@@ -436,13 +477,22 @@ async function main(): Promise<number> {
     return 2;
   }
   const base = values.full ? FULL : values.floor ? FLOOR_MODE : QUICK;
-  const mode: Mode = values.only
+  const only: Mode = values.only
     ? {
       ...base,
       name: `${base.name}-${values.only}`,
       plan: base.plan.filter((p) => p.workload.name === values.only),
     }
     : base;
+  let mode = only;
+  if (values.baseline) {
+    const b = await baselineRelay(values.baseline);
+    if (typeof b === "string") {
+      console.error(`bench: --baseline ${values.baseline}: ${b}`);
+      return 2;
+    }
+    mode = withBaseline(only, b);
+  }
   if (mode.plan.length === 0) {
     console.error(`bench: no plan item with workload "${values.only}" in ${base.name} mode`);
     return 2;
