@@ -57,7 +57,7 @@ const LATENCY_RATE = 10_000;
 const MCR_V2 = mcrRelay(
   "mcr-v2",
   { tpacket_version: 2 },
-  "TPACKET_V2, adaptive coalescing on (defaults: 50 µs budget above 20 kpps)",
+  "TPACKET_V2, adaptive gathering on (defaults: above 20 kpps a batch of (rate / 20 kpps)² frames, at most 250 µs)",
 );
 const MCR_V2_NOGATHER = mcrRelay(
   "mcr-v2-nogather",
@@ -70,6 +70,17 @@ const MCR_V3 = mcrRelay(
   "TPACKET_V3 (64 KiB blocks, 1 ms retire timeout)",
 );
 const MCR_DEFAULT = mcrRelay("mcr", undefined, "the relay's default rx settings");
+/**
+ * Default settings with the data-path workers at nice 0 instead of -10: on
+ * this 2-core machine the generator and the receiver share the relay's
+ * cores, and a worker at -10 preempts them at every wake-up.
+ */
+const MCR_NICE0 = mcrRelay(
+  "mcr-nice0",
+  undefined,
+  "default rx settings, workers at nice 0 (default -10)",
+  { worker_nice: 0 },
+);
 const MCR_1W = mcrRelay("mcr-1w", undefined, "one worker", { workers: 1 });
 const MCR_2W = mcrRelay("mcr-2w", undefined, "two workers in one fanout group (hash)", {
   workers: 2,
@@ -158,8 +169,9 @@ const FULL: Mode = {
 };
 
 /**
- * mcr against the bare C reference relay: relay CPU per packet at 100 kpps and
- * added latency at 10 kpps, mcr's default and V3 rings and the floor, 3 s trials.
+ * mcr against the bare C reference relay: relay CPU per packet at 100 kpps (and
+ * 200 kpps) and added latency at 10 kpps, mcr's default (workers at nice -10
+ * and 0) and V3 rings and the floor, 3 s trials.
  */
 const FLOOR_MODE: Mode = {
   name: "floor",
@@ -170,8 +182,8 @@ const FLOOR_MODE: Mode = {
   plan: [{
     topology: "chain",
     workload: ONE_TO_ONE,
-    relays: [MCR_DEFAULT, MCR_V3, FLOOR],
-    rates: [LATENCY_RATE, FLOOR_CPU_RATE],
+    relays: [MCR_DEFAULT, MCR_NICE0, MCR_V3, FLOOR],
+    rates: [LATENCY_RATE, FLOOR_CPU_RATE, 200_000],
     bisect: false,
   }],
 };
@@ -438,11 +450,11 @@ async function main(): Promise<number> {
   });
   if (values.help) {
     console.log(
-      "usage: bash bench/run.sh [--quick|--full|--floor] [--repeat N] [--no-hotloop] [--out DIR]\n" +
+      "usage: bash bench/run.sh [--quick|--full|--floor] [--repeat N] [--baseline DIR] [--no-hotloop] [--out DIR]\n" +
         "  --quick       chain topology, mcr ring variants + socat + smcroute, 4 rates, short trials (default)\n" +
         "  --full        all topologies and workloads, more rates, bisection for the max lossless rate\n" +
-        "  --floor       mcr (default and V3 rings) against the bare C reference relay (bench/floor):\n" +
-        "                relay CPU per packet at 100 kpps, added latency at 10 kpps\n" +
+        "  --floor       mcr (default, workers at nice 0, V3 rings) against the bare C reference relay\n" +
+        "                (bench/floor): relay CPU per packet at 100 and 200 kpps, added latency at 10 kpps\n" +
         `  --repeat N    run the whole plan N times (1..${MAX_REPEAT}, default 1); every figure is then\n` +
         "                the median over the passes and its range\n" +
         "  --no-hotloop  skip the deno bench hot-loop microbenchmarks\n" +
