@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 /* Most frames a gather waits for. */
-#define GATHER_MAX 256u
+#define GATHER_MAX	   256u
 /* Defaults: the longest gather (µs) and the rate above which gathering starts (pps). */
 #define GATHER_DEFAULT_US  250u
 #define GATHER_DEFAULT_PPS 20000u
