@@ -63,7 +63,7 @@ export interface RxOptions {
   promisc?: boolean;
   /** Max frames per poll (default 256). */
   batchMax?: number;
-  /** Adaptive gather budget in µs (default 50; -1 = off). */
+  /** Longest adaptive gather in µs (default 250; -1 = off). */
   coalesceUs?: number;
   /** Arrival rate above which gathering starts (default 20000 pps). */
   coalescePps?: number;

@@ -17,7 +17,7 @@ export interface RxSetOptions {
   maxTags: number;
   /** Waker fd (`Waker.fd`), or -1. */
   wakeFd?: number;
-  /** Adaptive gather budget in µs (default 50; -1 = off). */
+  /** Longest adaptive gather in µs (default 250; -1 = off). */
   coalesceUs?: number;
   /** Arrival rate (all rings) above which gathering starts (default 20000 pps). */
   coalescePps?: number;

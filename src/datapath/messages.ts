@@ -173,7 +173,7 @@ export interface WorkerInit {
   tx: TxRingOptions;
   /** Per output interface TX ring slot counts (default: `tx.frameCount`, or libmcr's choice). */
   txFrames: Record<string, number>;
-  /** Adaptive gather budget in µs over all the worker's rings (-1 = off). */
+  /** Longest adaptive gather in µs over all the worker's rings (-1 = off). */
   coalesceUs?: number;
   /** Arrival rate above which gathering starts. */
   coalescePps?: number;
