@@ -50,7 +50,7 @@ struct mcr_rx {
 	char name[IFNAMSIZ];
 	uint32_t version, frame_size, frame_count, block_size, block_count, per_block;
 	uint32_t fanout_id, out_mode, flags;
-	uint32_t batch_max, target;
+	uint32_t batch_max, gather_max; /* most frames a gather waits for */
 	struct mcr_rx_desc *desc;
 	uint32_t ndesc;
 	/* V2 */
@@ -288,7 +288,7 @@ int mcr_rx_open(const struct mcr_rx_config *cfg, mcr_rx **out, char *err, size_t
 	rx->batch_max = cfg->batch_max ? cfg->batch_max : 256u;
 	if (rx->batch_max > 4096u)
 		rx->batch_max = 4096u;
-	rx->target = rx->batch_max < GATHER_MAX ? rx->batch_max : GATHER_MAX;
+	rx->gather_max = rx->batch_max < GATHER_MAX ? rx->batch_max : GATHER_MAX;
 	gather_init(&rx->gather, cfg->coalesce_us, cfg->coalesce_pps);
 	rc = ifname_of(cfg->ifindex, rx->name, err, errlen);
 	if (rc < 0)
@@ -550,7 +550,7 @@ int mcr_rx_poll(mcr_rx *rx, int32_t timeout_ms)
 	if (n == 0)
 		return 0;
 	gather_seen(&rx->gather, n);
-	if (rx->version == TPACKET_V2 && gather_sleep(&rx->gather, n, rx->target)) {
+	if (rx->version == TPACKET_V2 && gather_sleep(&rx->gather, n, rx->gather_max)) {
 		rx->st.gathers++;
 		uint32_t m = collect(rx, n);
 		gather_more(&rx->gather, m - n);
