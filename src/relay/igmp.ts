@@ -26,6 +26,64 @@ import { type MembershipSocket, type Placement, SocketPacker } from "./igmp_sock
 /** Refused memberships listed in {@link IgmpStats.failures} at most (all are counted). */
 export const MAX_LISTED_FAILURES = 64;
 
+/** A refused join as `stats()` lists it (IGMP and MLD alike). */
+export interface MembershipFailure {
+  /** Interface name. */
+  interface: string;
+  /** Group, as text. */
+  group: string;
+  /** Source of a source-specific join, as text. */
+  source?: string;
+  /** The kernel's reason. */
+  reason: string;
+}
+
+/** Joined, pending and refused memberships, the first refusals listed with their reason. */
+export interface MembershipCounts {
+  /** Held by the kernel. */
+  joined: number;
+  /** Waiting for their interface. */
+  pending: number;
+  /** Refused by the kernel. */
+  failed: number;
+  /** The first {@link MAX_LISTED_FAILURES} refusals. */
+  failures: MembershipFailure[];
+}
+
+/**
+ * Count memberships of either family: `held` says whether the kernel holds
+ * one, `text` writes its addresses.
+ */
+export function countMemberships<
+  A,
+  M extends {
+    ifname: string;
+    group: A;
+    source?: A | null;
+    pending?: boolean;
+    error?: string | null;
+  },
+>(all: Iterable<M>, held: (m: M) => boolean, text: (a: A) => string): MembershipCounts {
+  let joined = 0, pending = 0, failed = 0;
+  const failures: MembershipFailure[] = [];
+  for (const m of all) {
+    if (held(m)) joined++;
+    else if (m.pending) pending++;
+    else {
+      failed++;
+      if (failures.length < MAX_LISTED_FAILURES) {
+        failures.push({
+          interface: m.ifname,
+          group: text(m.group),
+          ...(m.source ? { source: text(m.source) } : {}),
+          reason: m.error ?? "not joined",
+        });
+      }
+    }
+  }
+  return { joined, pending, failed, failures };
+}
+
 /** The relay's IGMP memberships (in `stats().igmp`). */
 export interface IgmpStats {
   /** Memberships the rules need: distinct (input interface, group, source). */
@@ -48,7 +106,7 @@ export interface IgmpStats {
     optmem_max: number | null;
   };
   /** The first refused memberships, with the reason. */
-  failures: { interface: string; group: string; source?: string; reason: string }[];
+  failures: MembershipFailure[];
 }
 
 /** One membership the rules need. */
@@ -282,23 +340,11 @@ export class Memberships {
 
   /** Counts, limits and the reasons of refused joins. */
   stats(): IgmpStats {
-    let joined = 0, pending = 0, failed = 0;
-    const failures: IgmpStats["failures"] = [];
-    for (const m of this.#all()) {
-      if (m.placed) joined++;
-      else if (m.pending) pending++;
-      else {
-        failed++;
-        if (failures.length < MAX_LISTED_FAILURES) {
-          failures.push({
-            interface: m.ifname,
-            group: formatIPv4(m.group),
-            ...(m.source ? { source: formatIPv4(m.source) } : {}),
-            reason: m.error ?? "not joined",
-          });
-        }
-      }
-    }
+    const { joined, pending, failed, failures } = countMemberships(
+      this.#all(),
+      (m) => !!m.placed,
+      formatIPv4,
+    );
     const l = this.#packer?.limits;
     return {
       memberships: this.#count,

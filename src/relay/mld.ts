@@ -16,7 +16,7 @@ import { logger } from "../common/log.ts";
 import { formatIPv6, type Ip6, ip6Bytes } from "../common/net6.ts";
 import type { Links } from "./links.ts";
 import type { RuleSpec } from "./tables.ts";
-import { MAX_LISTED_FAILURES } from "./igmp.ts";
+import { countMemberships, type MembershipFailure } from "./igmp.ts";
 
 /** The socket side of a membership (ffi `MldSocket`; a model in tests). */
 export interface MldHolder {
@@ -41,7 +41,7 @@ export interface MldStats {
   /** Sockets holding the joined memberships. */
   sockets: number;
   /** The first refused memberships, with the reason. */
-  failures: { interface: string; group: string; source?: string; reason: string }[];
+  failures: MembershipFailure[];
 }
 
 /** One membership the rules need. */
@@ -204,23 +204,11 @@ export class MldMemberships {
 
   /** Counts and the reasons of refused joins. */
   stats(): MldStats {
-    let joined = 0, pending = 0, failed = 0;
-    const failures: MldStats["failures"] = [];
-    for (const m of this.#m.values()) {
-      if (m.held) joined++;
-      else if (m.pending) pending++;
-      else {
-        failed++;
-        if (failures.length < MAX_LISTED_FAILURES) {
-          failures.push({
-            interface: m.ifname,
-            group: formatIPv6(m.group),
-            ...(m.source ? { source: formatIPv6(m.source) } : {}),
-            reason: m.error ?? "not joined",
-          });
-        }
-      }
-    }
+    const { joined, pending, failed, failures } = countMemberships(
+      this.#m.values(),
+      (m) => !!m.held,
+      formatIPv6,
+    );
     return {
       memberships: this.#m.size,
       joined,
