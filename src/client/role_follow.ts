@@ -10,8 +10,8 @@
  * cannot be reached is tried again every {@link RETRY_MS} for up to
  * `retryMs`; a lost connection is opened again. One line is printed per
  * role set — the local time, the role, who set it, and how long setting it
- * took — or refused; the command ends at the end of its
- * input, once the last role is applied.
+ * took — or refused, in the order of the input; the command ends at the end
+ * of its input, once the last role is applied.
  *
  * @module
  */
@@ -75,17 +75,25 @@ export async function followRoles(
     log: (line: string) => void;
   },
 ): Promise<number> {
-  let wanted: Wanted | null = null;
+  // Input in order: roles still to apply and refusals still to print. A
+  // role replaces any earlier role not yet started; a refusal is printed
+  // after the outcome of every line before it, so the output keeps the
+  // order of the input.
+  const queue: (Wanted | string)[] = [];
+  const superseded = () => queue.some((q) => typeof q !== "string");
   let ended = false;
   let wake = () => {};
   const reader = (async () => {
     for await (const line of lines(opts.input)) {
       const w = parseRoleLine(line, opts.source);
-      if (typeof w === "string") opts.log(`mcr ctl role: ${w}`);
+      if (typeof w === "string") queue.push(`mcr ctl role: ${w}`);
       else if (w) {
-        wanted = w;
-        wake();
-      }
+        for (let i = queue.length - 1; i >= 0; i--) {
+          if (typeof queue[i] !== "string") queue.splice(i, 1);
+        }
+        queue.push(w);
+      } else continue;
+      wake();
     }
     ended = true;
     wake();
@@ -93,13 +101,17 @@ export async function followRoles(
   let c: ControlClient | null = null;
   let status = 0;
   for (;;) {
-    if (wanted === null) {
+    const next = queue.shift();
+    if (next === undefined) {
       if (ended) break;
       await new Promise<void>((r) => wake = r);
       continue;
     }
-    const w: Wanted = wanted;
-    wanted = null;
+    if (typeof next === "string") {
+      opts.log(next);
+      continue;
+    }
+    const w: Wanted = next;
     const t0 = performance.now();
     for (;;) {
       try {
@@ -124,7 +136,7 @@ export async function followRoles(
         if (!(e instanceof ControlConnectionError)) throw e;
         await c?.close().catch(() => {});
         c = null;
-        if (wanted !== null) break; // superseded: apply the newer one
+        if (superseded()) break; // superseded: apply the newer one
         if (performance.now() - t0 > opts.retryMs) {
           opts.log(termSafe(`mcr ctl role: could not set ${w.role}: ${e.message}`));
           status = 1;

@@ -174,7 +174,8 @@ Deno.test({
 
 Deno.test("role --stdin: a relay that cannot be reached is tried again, then reported", async () => {
   const logged: string[] = [];
-  const input = ReadableStream.from([new TextEncoder().encode("active\n")]);
+  // the refusal of "bogus" is printed after the outcome of the line before it
+  const input = ReadableStream.from([new TextEncoder().encode("active\nbogus\n")]);
   const code = await followRoles("/nonexistent/mcr.sock", {
     input,
     source: "test",
@@ -183,8 +184,9 @@ Deno.test("role --stdin: a relay that cannot be reached is tried again, then rep
     log: (l) => logged.push(l),
   });
   assert.equal(code, 1);
-  assert.equal(logged.length, 1);
+  assert.equal(logged.length, 2, logged.join("\n"));
   assert.match(logged[0], /^mcr ctl role: could not set active: cannot connect/);
+  assert.equal(logged[1], 'mcr ctl role: "bogus" is not a role (active or standby)');
   assert.deepEqual(parseRoleLine("  standby  keepalived BACKUP ", "x"), {
     role: "standby",
     source: "keepalived BACKUP",
