@@ -33,3 +33,14 @@ int mcr_thread_nice(int32_t nice, char *err, size_t errlen)
 		return lib_err(err, errlen, errno, "setpriority(nice %d)", nice);
 	return 0;
 }
+
+int mcr_thread_get_nice(int32_t *out, char *err, size_t errlen)
+{
+	id_t tid = (id_t)syscall(SYS_gettid);
+	errno = 0; /* -1 is a nice value as well as the error return */
+	int nice = getpriority(PRIO_PROCESS, tid);
+	if (nice == -1 && errno != 0)
+		return lib_err(err, errlen, errno, "getpriority");
+	*out = nice;
+	return 0;
+}

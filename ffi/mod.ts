@@ -19,6 +19,7 @@ export {
   sdNotify,
   setSoftFdLimit,
   setThreadNice,
+  threadNice,
 } from "./system.ts";
 export { Waker } from "./waker.ts";
 export {

@@ -41,6 +41,8 @@ export const symbols = {
   mcr_pin_thread: { parameters: ["u32", "buffer", "usize"], result: "i32" },
   // int mcr_thread_nice(int32_t nice, char *err, size_t errlen)
   mcr_thread_nice: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // int mcr_thread_get_nice(int32_t *out, char *err, size_t errlen)
+  mcr_thread_get_nice: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
 
   // int mcr_waker_open(mcr_waker **out, char *err, size_t errlen)
   mcr_waker_open: { parameters: ["buffer", "buffer", "usize"], result: "i32" },

@@ -28,6 +28,14 @@ export function setThreadNice(nice: number): void {
   check("mcr_thread_nice", lib().sym.mcr_thread_nice(nice, err, errlen), err);
 }
 
+/** The calling thread's (a worker's) nice value. */
+export function threadNice(): number {
+  const [err, errlen] = errBuf();
+  const out = new Int32Array(1);
+  check("mcr_thread_get_nice", lib().sym.mcr_thread_get_nice(out, err, errlen), err);
+  return out[0];
+}
+
 /**
  * Tell systemd about a state change (sd_notify(3)): "READY=1",
  * "RELOADING=1", "STOPPING=1", "STATUS=text" (several joined with "\n").

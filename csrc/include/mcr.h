@@ -146,6 +146,9 @@ int mcr_pin_thread(uint32_t cpu, char *err, size_t errlen);
  */
 int mcr_thread_nice(int32_t nice, char *err, size_t errlen);
 
+/** The calling thread's nice value (getpriority on its thread id) into *out. 0 or -errno. */
+int mcr_thread_get_nice(int32_t *out, char *err, size_t errlen);
+
 /* ----------------------------------------------------------------- waker */
 
 /*

@@ -16,7 +16,13 @@
  */
 import { ControlClient, ControlConnectionError, ControlRefusedError } from "./client.ts";
 import type { ErrReply, Reply } from "../control/protocol.ts";
-import { SORT_KEYS, type SortKey, type ViewArgs, type WorkerInfo } from "../control/results.ts";
+import {
+  type PoolWorkerInfo,
+  SORT_KEYS,
+  type SortKey,
+  type ViewArgs,
+  type WorkerInfo,
+} from "../control/results.ts";
 import { formatWorkers, jsonTermSafe, termSafe } from "./format.ts";
 import { jsonLines, RecordPrinter, RecordStreamError } from "./listing.ts";
 import { type CtlValues, parseCtl, UsageError } from "../cli/program.ts";
@@ -246,7 +252,7 @@ function human(cmd: string, result: unknown): string {
     case "ping":
       return `pong (up ${r.uptime_s} s)`;
     case "workers":
-      return formatWorkers(r.workers as WorkerInfo[]);
+      return formatWorkers(r.workers as WorkerInfo[], (r.pool ?? []) as PoolWorkerInfo[]);
     case "add": {
       const rule = r.rule as { name: string; id: string; state?: string };
       return [

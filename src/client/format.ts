@@ -12,6 +12,7 @@ import {
   LIST_STATES,
   type ListedRule,
   outputDrops,
+  type PoolWorkerInfo,
   type RuleFilter,
   type RuleWithRate,
   type Selection,
@@ -207,20 +208,44 @@ export function formatList(rules: ListedRule[], sel?: Partial<Selection>): strin
   ].join("\n");
 }
 
-/** `workers` as a table. */
-export function formatWorkers(ws: WorkerInfo[]): string {
-  if (ws.length === 0) return "no workers (no enabled rules)";
-  return table([
-    ["INTERFACE", "INDEX", "STATE", "RESTARTS", "FRAMES", "HEARTBEAT"],
+/** A heartbeat age for a table ("-" when not running). */
+function heartbeat(ms: number | null): string {
+  return ms === null ? "-" : `${Math.round(ms)} ms`;
+}
+
+/**
+ * `workers` as tables: the fanout members of each input interface, then
+ * (when given) the data-path workers themselves, with their priority.
+ */
+export function formatWorkers(ws: WorkerInfo[], pool: PoolWorkerInfo[] = []): string {
+  if (ws.length === 0 && pool.length === 0) return "no workers (no enabled rules)";
+  const members = ws.length === 0 ? "no interfaces served (no enabled rules)" : table([
+    ["INTERFACE", "INDEX", "WORKER", "STATE", "RESTARTS", "FRAMES", "HEARTBEAT"],
     ...ws.map((w) => [
       w.interface,
       String(w.index),
+      String(w.worker),
       w.state,
       num(w.restarts),
       num(w.frames),
-      w.heartbeat_age_ms === null ? "-" : `${Math.round(w.heartbeat_age_ms)} ms`,
+      heartbeat(w.heartbeat_age_ms),
     ]),
   ]);
+  if (pool.length === 0) return members;
+  const workers = table([
+    ["WORKER", "STATE", "INTERFACES", "RINGS", "NICE", "RAISES", "RESTARTS", "HEARTBEAT"],
+    ...pool.map((w) => [
+      String(w.index) + (w.dedicated !== undefined ? ` (${w.dedicated})` : ""),
+      w.state,
+      num(w.interfaces),
+      num(w.rings),
+      w.nice === null ? "-" : String(w.nice),
+      num(w.priority_raises),
+      num(w.restarts),
+      heartbeat(w.heartbeat_age_ms),
+    ]),
+  ]);
+  return `${members}\n\n${workers}`;
 }
 
 /** Columns of the rules table of `stats`. */

@@ -125,6 +125,7 @@ export function normalize(raw: RawConfig): Config {
     dscp: d.dscp,
     workers: raw.workers ?? DEFAULT_WORKERS,
     worker_nice: raw.worker_nice ?? DEFAULT_WORKER_NICE,
+    worker_priority: raw.worker_priority ?? "adaptive",
     role: raw.role ?? "active",
     interfaces: structuredClone(raw.interfaces ?? {}),
     rx,

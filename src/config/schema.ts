@@ -91,6 +91,21 @@ export const ROLES = ["active", "standby"] as const;
 /** A relay role. */
 export type Role = (typeof ROLES)[number];
 
+/**
+ * How the data-path workers use `worker_nice` (`worker_priority`): only
+ * while they fall behind (`adaptive`, the default), or all the time (`fixed`).
+ */
+export const PRIORITY_MODES = ["adaptive", "fixed"] as const;
+/** A worker priority mode. */
+export type PriorityMode = (typeof PRIORITY_MODES)[number];
+
+const priorityMode = () =>
+  leaf<PriorityMode>(
+    (v) => typeof v === "string" && (PRIORITY_MODES as readonly string[]).includes(v),
+    `one of ${PRIORITY_MODES.map((m) => `"${m}"`).join(", ")}`,
+    { enum: [...PRIORITY_MODES] },
+  );
+
 const role = () =>
   leaf<Role>(
     (v) => typeof v === "string" && (ROLES as readonly string[]).includes(v),
@@ -386,6 +401,7 @@ const configShape = {
   workers: intIn(1, MAX_WORKERS).optional(),
   cpus: cpuList.optional(),
   worker_nice: intIn(-20, 19).optional(),
+  worker_priority: priorityMode().optional(),
   role: role().optional(),
   rx: z.strictObject(rxShape).partial().optional(),
   tx: z.strictObject(txShape).partial().optional(),

@@ -13,6 +13,7 @@ import type {
   FanoutMode,
   InputPort,
   OutputPort,
+  PriorityMode,
   RedundancyMode,
   Role,
   TtlPolicy,
@@ -231,8 +232,13 @@ export interface Config {
   workers: number;
   /** CPUs to pin the pool's workers to, round robin (none: not pinned). */
   cpus?: number[];
-  /** Nice value of every data-path worker thread, when the process may set it (default -10). */
+  /**
+   * Nice value of the data-path worker threads while they fall behind (or
+   * always: `worker_priority`), when the process may set it (default -10).
+   */
   worker_nice: number;
+  /** How the workers use `worker_nice` (default `adaptive`: only while they fall behind). */
+  worker_priority: PriorityMode;
   /**
    * The role the relay starts in (default `active`); `mcr ctl role` changes it
    * at run time, and a reload applies the file's only when it changed there.

@@ -213,6 +213,23 @@ export function buildRegistry(snap: () => StatsResult, tracker?: HealthTracker):
       }
     },
   );
+  // the pool's workers: priority (worker_priority, src/datapath/priority.ts)
+  gauge(
+    "mcr_pool_worker_nice",
+    "Nice value of the data-path worker's thread now (worker_nice while it is raised).",
+    ["worker"],
+    (set, s) => {
+      for (const w of s.pool) if (w.nice !== null) set({ worker: w.index }, w.nice);
+    },
+  );
+  counter(
+    "mcr_pool_worker_priority_raises_total",
+    "Times the data-path worker took worker_nice because it fell behind.",
+    ["worker"],
+    (set, s) => {
+      for (const w of s.pool) set({ worker: w.index }, w.priority_raises);
+    },
+  );
   // IGMP memberships and file descriptors (issue 12)
   gauge(
     "mcr_igmp_memberships",

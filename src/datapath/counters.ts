@@ -55,6 +55,10 @@ export const W = {
   seq: 8,
   /** RX rings open. */
   rings: 9,
+  /** Gauge: the worker thread's nice value now (priority.ts). */
+  nice: 10,
+  /** Times the worker took `worker_nice` because it fell behind (adaptive priority). */
+  priorityRaises: 11,
 } as const;
 /** Words of the worker section. */
 export const W_WORDS = 16;

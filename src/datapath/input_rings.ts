@@ -16,6 +16,7 @@ import {
   type RxStats,
 } from "../../ffi/mod.ts";
 import { LINK_HEADER } from "./link_types.ts";
+import { behindAt } from "./priority.ts";
 import { Drop } from "./packet.ts";
 import { In, IN_DROP, IN_WORDS, inBase, W, zeroRule } from "./counters.ts";
 import { compileRule, MatchTable } from "./match.ts";
@@ -57,6 +58,8 @@ export interface Input {
   linkHeader: number;
   /** Geometry of the open ring. */
   geometry?: RxGeometry;
+  /** Batch size at which the open ring counts as behind (priority.ts `behindAt`). */
+  behindAt: number;
   /** The interface's rules, compiled (by slot too: their ids and output slots). */
   readonly lookup: MatchTable;
   /** The open ring's kernel filter passes IPv6 (the input has IPv6 rules). */
@@ -150,6 +153,7 @@ export class InputRings {
       framesAtStats: 0,
       statsAt: 0,
       mtuWarned: 0,
+      behindAt: Infinity,
     };
     this.#inputs.set(slot, inp);
     this.bySlot[slot] = inp;
@@ -251,25 +255,32 @@ export class InputRings {
   #adopt(inp: Input, ring: RxRing): void {
     inp.ring = ring;
     inp.geometry = ring.geometry();
+    inp.behindAt = behindAt(inp.geometry.frameCount, ring.batchMax);
     this.#h.counters[inp.base + In.open] = 1;
     this.#h.counters[W.rings] = this.#h.set.size;
     this.#h.changed();
   }
 
-  #writeKernel(inp: Input, s: RxStats): void {
+  /** Write a ring's kernel counts; true when its drop count grew. */
+  #writeKernel(inp: Input, s: RxStats): boolean {
     const c = this.#h.counters;
+    const drops = inp.kernel.drops + s.drops;
+    const grew = drops > c[inp.base + In.kernelDrops];
     c[inp.base + In.kernelPackets] = inp.kernel.packets + s.packets;
-    c[inp.base + In.kernelDrops] = inp.kernel.drops + s.drops;
+    c[inp.base + In.kernelDrops] = drops;
     c[inp.base + In.kernelFreezes] = inp.kernel.freezes + s.freezes;
+    return grew;
   }
 
   /**
    * Copy the kernel's ring counters into the shared block: for rings that
    * took frames since the last read, and for every ring at least every
-   * {@link KERNEL_STATS_IDLE_MS}.
+   * {@link KERNEL_STATS_IDLE_MS}. True when a ring's kernel drop count grew
+   * (a ring overflowed: the worker fell behind).
    */
-  syncKernel(now: number): void {
+  syncKernel(now: number): boolean {
     const c = this.#h.counters;
+    let dropped = false;
     for (const inp of this.#inputs.values()) {
       const ring = inp.ring;
       if (!ring) continue;
@@ -277,8 +288,9 @@ export class InputRings {
       if (frames === inp.framesAtStats && now - inp.statsAt < KERNEL_STATS_IDLE_MS) continue;
       inp.framesAtStats = frames;
       inp.statsAt = now;
-      this.#writeKernel(inp, ring.stats());
+      if (this.#writeKernel(inp, ring.stats())) dropped = true;
     }
+    return dropped;
   }
 
   /**

@@ -18,7 +18,7 @@
 import type { Ip6 } from "../common/net6.ts";
 import type { RxOptions, TxOptions } from "../../ffi/mod.ts";
 import type { RateLimit } from "./policer.ts";
-import type { PayloadKind, RedundancyMode } from "../config/schema.ts";
+import type { PayloadKind, PriorityMode, RedundancyMode } from "../config/schema.ts";
 
 /** TX ring options of a worker's TX rings. */
 export type TxRingOptions = Omit<TxOptions, "ifindex">;
@@ -189,6 +189,8 @@ export interface WorkerInit {
   cpu?: number;
   /** Nice value to ask for (undefined: leave the thread's priority as it is). */
   nice?: number;
+  /** When to ask for `nice`: while the worker falls behind, or always (priority.ts). */
+  priority: PriorityMode;
 }
 
 /** Serve an input interface: open an RX ring on it in its fanout group. */

@@ -25,10 +25,12 @@
  * delta touches only the rules it names, so a change costs the same in a
  * table of 50,000 rules as in one of 5.
  *
- * The worker thread asks for the nice value the supervisor gives it
- * (`worker_nice`, default -10) when the process may raise it: a worker kept
- * waiting for a CPU by other processes lets its rings overflow, and the
- * kernel's own forwarding would run ahead of those processes too.
+ * The worker thread takes the nice value the supervisor gives it
+ * (`worker_nice`, default -10) while it falls behind — a batch of a quarter
+ * of a ring, or kernel drops — when the process may raise it (priority.ts):
+ * a worker kept waiting for a CPU by other processes lets its rings
+ * overflow, and the kernel's own forwarding would run ahead of those
+ * processes too. With `worker_priority: fixed` it keeps it all the time.
  *
  * A ring that fails is closed and reported (the supervisor reopens it after
  * a backoff); the worker's other interfaces keep forwarding. An input link
@@ -47,9 +49,11 @@ import {
   type RxRing,
   RxSet,
   setThreadNice,
+  threadNice,
 } from "../../ffi/mod.ts";
 import type { McrError } from "../../ffi/errors.ts";
 import { BatchProcessor } from "./batch.ts";
+import { WorkerPriority } from "./priority.ts";
 import { HOLD_SLOTS, kernelNowUs } from "./reorder.ts";
 import { WorkerCaptures } from "./capture.ts";
 import { countStandby } from "./standby.ts";
@@ -147,18 +151,21 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
       log("warning", `cannot pin worker ${cfg.index} to CPU ${cfg.cpu}: ${(e as Error).message}`);
     }
   }
-  if (cfg.nice !== undefined) {
-    try {
-      setThreadNice(cfg.nice);
-    } catch (e) {
-      // Not permitted (no CAP_SYS_NICE or RLIMIT_NICE): the worker runs at the process's priority.
+  const base = threadNice();
+  const priority = new WorkerPriority({
+    base,
+    nice: cfg.nice ?? base,
+    mode: cfg.priority,
+    setNice: setThreadNice,
+    // Not permitted (no CAP_SYS_NICE or RLIMIT_NICE): the worker runs at the process's priority.
+    refused: (why) =>
       log(
         "info",
         `worker ${cfg.index} keeps the process's priority: nice ${cfg.nice} not permitted ` +
-          `(${(e as Error).message}); see worker_nice in docs/guide.md`,
-      );
-    }
-  }
+          `(${why}); see worker_nice in docs/guide.md`,
+      ),
+  });
+  counters[W.nice] = priority.current;
   let set: RxSet, fwd: Forwarder;
   try {
     set = new RxSet({
@@ -328,8 +335,11 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     counters[W.seq] = m.seq;
   };
 
+  /** Whether this loop pass saw a backlog (a batch of `behindAt` frames) or kernel drops. */
+  let behind = false;
+
   const sync = (closeWindow: boolean, now: number) => {
-    inputs.syncKernel(now);
+    if (inputs.syncKernel(now)) behind = true;
     const s = set.stats();
     counters[W.polls] = s.polls;
     counters[W.gathers] = s.gathers;
@@ -393,8 +403,10 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
       for (let k = 0; k < n; k++) {
         const inp = bySlot[ready[2 * k]]!;
         const v = ready[2 * k + 1];
-        if (v > 0) forward(inp, inp.ring!, v);
-        else if (v === -Errno.ENETDOWN) {
+        if (v > 0) {
+          if (v >= inp.behindAt) behind = true;
+          forward(inp, inp.ring!, v);
+        } else if (v === -Errno.ENETDOWN) {
           counters[inp.base + In.linkDowns]++;
           log("info", `${inp.name}: the kernel reports the input link down; still listening`);
         } else ringFailed(inp, -v);
@@ -409,6 +421,12 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
       if (now - lastSync > SYNC_MS || refresh) {
         sync(refresh, now);
         lastSync = now;
+      }
+      if (behind || priority.raised) {
+        priority.update(behind, now);
+        behind = false;
+        counters[W.nice] = priority.current;
+        counters[W.priorityRaises] = priority.raises;
       }
     }
     // A graceful stop forwards what already reached the rings, and what is held.

@@ -17,6 +17,7 @@
  * @module
  */
 import type { FanoutModeName } from "../../ffi/mod.ts";
+import type { PriorityMode } from "../config/schema.ts";
 import { Waker } from "../../ffi/mod.ts";
 import { levelFor, LOG_LEVELS, logger } from "../common/log.ts";
 import { newCounterBlock, W, W_WORDS } from "../datapath/counters.ts";
@@ -65,6 +66,8 @@ export interface DataPathOptions {
    * worker that may not raise its priority keeps the process's and says so.
    */
   workerNice?: number;
+  /** When the workers take `workerNice` (default adaptive: while they fall behind). */
+  workerPriority?: PriorityMode;
   /** Per interface overrides. */
   interfaces?: Record<string, InterfaceOptions>;
   /**
@@ -82,7 +85,7 @@ export const BACKOFF_START_MS = 250;
 /** Longest restart delay. */
 export const BACKOFF_MAX_MS = 10_000;
 /** Worker-section words that count (the others are gauges). */
-const RETIRED_WORDS = [W.polls, W.gathers, W.wakeups, W.invalid, W.orphans];
+const RETIRED_WORDS = [W.polls, W.gathers, W.wakeups, W.invalid, W.orphans, W.priorityRaises];
 /** How long a worker may take to stop before it is terminated. */
 const STOP_TIMEOUT_MS = 3000;
 
@@ -197,6 +200,7 @@ export class DataWorker {
       ctl: this.ctl,
       cpu: this.cpu,
       nice: this.host.opts.workerNice,
+      priority: this.host.opts.workerPriority ?? "adaptive",
       ...this.host.initFor(this),
     };
     w.postMessage(init);

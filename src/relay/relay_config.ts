@@ -179,6 +179,7 @@ export function dataPathOptions(c: Config): DataPathOptions {
     workers: c.workers,
     cpus: c.cpus,
     workerNice: c.worker_nice,
+    workerPriority: c.worker_priority,
     interfaces,
   };
 }
@@ -245,6 +246,7 @@ export const RESTART_SETTINGS = [
   "workers",
   "cpus",
   "worker_nice",
+  "worker_priority",
   "interfaces",
   "rx",
   "tx",

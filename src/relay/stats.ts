@@ -373,6 +373,8 @@ function collect(src: StatsSource, only?: ReadonlySet<string>): RelayStats {
       rings: w.worker ? w.counters[W.rings] : 0,
       polls: w.retired[W.polls] + w.counters[W.polls],
       gathers: w.retired[W.gathers] + w.counters[W.gathers],
+      nice: w.worker && w.counters[W.running] ? w.counters[W.nice] : null,
+      priority_raises: w.retired[W.priorityRaises] + w.counters[W.priorityRaises],
       heartbeat_age_ms: clock.heartbeatAge(w),
     });
   }

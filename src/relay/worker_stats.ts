@@ -51,6 +51,10 @@ export interface PoolWorkerStats {
   polls: number;
   /** Adaptive gather sleeps. */
   gathers: number;
+  /** Its thread's nice value now (`worker_nice` while raised); null when not running. */
+  nice: number | null;
+  /** Times it took `worker_nice` because it fell behind (`worker_priority: adaptive`). */
+  priority_raises: number;
   /** Milliseconds since its last loop pass (heartbeat); null when not running. */
   heartbeat_age_ms: number | null;
 }

@@ -176,6 +176,7 @@ Deno.test("config: minimal config parses with defaults", () => {
       dscp: 0,
       workers: 1,
       worker_nice: -10,
+      worker_priority: "adaptive",
       role: "active",
       interfaces: {},
       rx: { filter: true, fanout: "hash" },
@@ -375,6 +376,7 @@ Deno.test("config: global field ranges", () => {
     [{ worker_nice: -21 }, "worker_nice", /-20 to 19/],
     [{ worker_nice: 20 }, "worker_nice", /-20 to 19/],
     [{ worker_nice: 1.5 }, "worker_nice", /integer/],
+    [{ worker_priority: "always" }, "worker_priority", /"adaptive", "fixed"/],
     [{ rx: { tpacket_version: 1 } }, "rx.tpacket_version", /2 or 3/],
     [{ rx: { frame_count: 63 } }, "rx.frame_count", /64 to 1048576/],
     [{ rx: { batch_max: 4097 } }, "rx.batch_max", /1 to 4096/],
@@ -1121,6 +1123,8 @@ Deno.test("config: per-interface workers, fanout and cpus; bad values named", ()
   assert.deepEqual(c.interfaces, { eth0: { workers: 4, cpus: [0, 1] } });
   assert.equal(parseConfig({ ...base, worker_nice: 0 }).worker_nice, 0, "worker_nice as given");
   assert.equal(parseConfig({ ...base, worker_nice: -20 }).worker_nice, -20);
+  assert.equal(parseConfig(base).worker_priority, "adaptive", "worker_priority's default");
+  assert.equal(parseConfig({ ...base, worker_priority: "fixed" }).worker_priority, "fixed");
   assert.throws(
     () => parseConfig({ ...base, interfaces: { eth0: { workers: 0, fanout: "spray" } } }),
     (e: unknown) =>

@@ -114,6 +114,8 @@ const stats: StatsResult = {
     rings: 0,
     polls: 1,
     gathers: 0,
+    nice: null,
+    priority_raises: 0,
     heartbeat_age_ms: null,
   }],
   drops: { [`odd${HOSTILE}`]: 1 },
@@ -125,7 +127,7 @@ Deno.test("format: list, stats, workers and top escape terminal controls in daem
   assertSafe(list);
   assert.match(list, /cam\\u001b\[2J\\u009b31m/, "escaped visibly, not dropped");
   assertSafe(formatStatsResult(stats));
-  assertSafe(formatWorkers(stats.workers));
+  assertSafe(formatWorkers(stats.workers, stats.pool));
   assertSafe(renderTop(stats, `/run/mcr/${HOSTILE}.sock`, 400));
 });
 

@@ -92,17 +92,19 @@ function niceOf(statPath: string): number {
 
 /** Runs in a Deno Worker: lowers its own thread's priority and reports its nice value. */
 const NICE_WORKER = `
-import { setThreadNice } from "${new URL("../../ffi/mod.ts", import.meta.url).href}";
+import { setThreadNice, threadNice } from "${new URL("../../ffi/mod.ts", import.meta.url).href}";
 const nice = (p) => { const s = Deno.readTextFileSync(p); return Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[16]); };
 const before = nice("/proc/thread-self/stat");
 const target = Math.min(before + 3, 19); // raising nice (lowering priority) needs no privilege
+const read = threadNice();
 setThreadNice(target);
-self.postMessage({ target, after: nice("/proc/thread-self/stat") });
+self.postMessage({ target, before, read, after: nice("/proc/thread-self/stat"), readAfter: threadNice() });
 `;
 
 Deno.test(
   {
-    name: "ffi: setThreadNice changes the calling thread only; out of range is EINVAL",
+    name:
+      "ffi: setThreadNice changes the calling thread only, threadNice reads it; out of range is EINVAL",
     ignore: !!noLib,
   },
   async () => {
@@ -111,7 +113,9 @@ Deno.test(
     const url = URL.createObjectURL(new Blob([NICE_WORKER], { type: "text/javascript" }));
     const w = new Worker(url, { type: "module" });
     try {
-      const r = await new Promise<{ target: number; after: number }>((resolve, reject) => {
+      const r = await new Promise<
+        { target: number; before: number; read: number; after: number; readAfter: number }
+      >((resolve, reject) => {
         w.onmessage = (e) => resolve(e.data);
         w.onerror = (e) => {
           e.preventDefault();
@@ -119,6 +123,8 @@ Deno.test(
         };
       });
       assert.equal(r.after, r.target, "the worker's thread took the new nice value");
+      assert.equal(r.read, r.before, "threadNice reads the thread's nice value");
+      assert.equal(r.readAfter, r.target, "threadNice reads the new nice value");
     } finally {
       w.terminate();
       URL.revokeObjectURL(url);
