@@ -278,13 +278,17 @@ export async function traffic(
         ring_drops: s.stats.interfaces.reduce((a, i) => a + i.kernel_drops, 0),
         sent: s.stats.interfaces.reduce((a, i) => a + i.sent, 0),
         interfaces_not_running: s.stats.interfaces.filter((i) => i.state !== "running").length,
+        // adaptive priority: how often a worker fell behind and took worker_nice
+        priority_raises: (s.stats.pool ?? []).reduce((a, w) => a + (w.priority_raises ?? 0), 0),
       }
       : null;
     const tot = (k: "sent" | "delivered") => r.streams.reduce((a, x) => a + x[k], 0);
     ctx.log(
       `  traffic ${n} × ${pps} pps: delivered ${tot("delivered")} of ${tot("sent")}, ${
         r.streams.filter((x) => x.delivered === x.sent).length
-      } streams complete, RSS ${mibText(r.rss_after_kib)}`,
+      } streams complete, RSS ${mibText(r.rss_after_kib)}, priority raises ${
+        r.relay_drops?.priority_raises ?? "-"
+      }`,
     );
     return r;
   });
