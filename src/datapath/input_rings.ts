@@ -58,8 +58,12 @@ export interface Input {
   linkHeader: number;
   /** Geometry of the open ring. */
   geometry?: RxGeometry;
-  /** Batch size at which the open ring counts as behind (priority.ts `behindAt`). */
+  /** Backlog (frames) at which the open ring counts as behind (priority.ts `behindAt`). */
   behindAt: number;
+  /** Most frames one wait returns from the open ring. */
+  batchMax: number;
+  /** The backlog the last waits showed (priority.ts `backlogAfter`). */
+  backlog: number;
   /** The interface's rules, compiled (by slot too: their ids and output slots). */
   readonly lookup: MatchTable;
   /** The open ring's kernel filter passes IPv6 (the input has IPv6 rules). */
@@ -154,6 +158,8 @@ export class InputRings {
       statsAt: 0,
       mtuWarned: 0,
       behindAt: Infinity,
+      batchMax: Infinity,
+      backlog: 0,
     };
     this.#inputs.set(slot, inp);
     this.bySlot[slot] = inp;
@@ -256,6 +262,8 @@ export class InputRings {
     inp.ring = ring;
     inp.geometry = ring.geometry();
     inp.behindAt = behindAt(inp.geometry.frameCount, ring.batchMax);
+    inp.batchMax = ring.batchMax;
+    inp.backlog = 0;
     this.#h.counters[inp.base + In.open] = 1;
     this.#h.counters[W.rings] = this.#h.set.size;
     this.#h.changed();

@@ -4,9 +4,9 @@
  * `fixed`: the worker thread takes `worker_nice` when it starts and keeps it.
  *
  * `adaptive` (the default): the worker runs at the process's priority and
- * takes `worker_nice` only while it falls behind — a batch of at least a
- * quarter of a ring's slots (or a full batch), or frames the kernel dropped
- * because a ring was full — and goes back to the process's priority
+ * takes `worker_nice` only while it falls behind — its waits return a
+ * backlog of half a ring's slots (full batches one after the other),
+ * or the kernel drops frames because a ring was full — and goes back to the process's priority
  * {@link PRIORITY_HOLD_MS} after it last fell behind. A worker that keeps up
  * then costs other processes nothing and is not woken ahead of them for
  * every frame (which costs CPU per packet: bench/README.md), while on a host
@@ -23,7 +23,7 @@
 import type { PriorityMode } from "../config/schema.ts";
 
 /** How long a raised worker keeps `worker_nice` after it last fell behind (ms). */
-export const PRIORITY_HOLD_MS = 2000;
+export const PRIORITY_HOLD_MS = 1000;
 
 /** What a {@link WorkerPriority} needs from its thread. */
 export interface PriorityHost {
@@ -105,10 +105,20 @@ export class WorkerPriority {
 }
 
 /**
- * The batch size at which a ring counts as behind: a quarter of its slots,
- * and no more than a full batch (`batchMax`, the most one wait returns).
+ * The backlog (frames) at which a ring counts as behind: half its slots —
+ * the other half is left before it drops — or eight full batches when the
+ * slot count is not known (TPACKET_V3 blocks).
  */
 export function behindAt(frameCount: number, batchMax: number): number {
-  if (frameCount <= 0) return Math.max(1, batchMax); // slots not known (TPACKET_V3)
-  return Math.max(1, Math.min(Math.floor(frameCount / 4), batchMax));
+  return frameCount > 0 ? Math.max(1, Math.floor(frameCount / 2)) : 8 * batchMax;
+}
+
+/**
+ * The backlog a ring is known to have held, after a wait returned `n` of
+ * its frames: `n`, plus what the waits before it returned while each was a
+ * full batch (`batchMax`: more frames were waiting). A worker that keeps up
+ * gets smaller batches (the gather waits for far fewer than `batchMax`).
+ */
+export function backlogAfter(previous: number, n: number, batchMax: number): number {
+  return n >= batchMax ? previous + n : n;
 }
