@@ -148,3 +148,32 @@ Deno.test("format: termSafe escapes controls and invisible characters, keeps the
   assert.equal(termSafe("café 239.1.1.1:5000 → eth0"), "café 239.1.1.1:5000 → eth0");
   assertSafe(termSafe(HOSTILE));
 });
+
+Deno.test("format: workers shows the fanout members, then the pool with each worker's priority", () => {
+  const member = {
+    ...stats.workers[0],
+    interface: "eth0",
+    reason: undefined,
+    state: "running" as const,
+  };
+  const worker = {
+    ...stats.pool[0],
+    state: "running" as const,
+    reason: undefined,
+    dedicated: undefined,
+    rings: 1,
+  };
+  const text = formatWorkers([member], [
+    { ...worker, index: 0, nice: -10, priority_raises: 3 },
+    { ...worker, index: 1, nice: 0, priority_raises: 0 },
+    { ...worker, index: 2, state: "error", nice: null, priority_raises: 1 },
+  ]);
+  const [members, pool] = text.split("\n\n").map((t) => t.split("\n"));
+  assert.match(members[0], /^INTERFACE\s+INDEX\s+WORKER\s+STATE/);
+  assert.match(members[1], /^eth0\s+0\s+0\s+running/);
+  assert.match(pool[0], /^\s*WORKER\s+STATE\s+INTERFACES\s+RINGS\s+NICE\s+RAISES/);
+  assert.match(pool[1], /^\s*0\s+running\s+1\s+1\s+-10\s+3\s/);
+  assert.match(pool[2], /^\s*1\s+running\s+1\s+1\s+0\s+0\s/);
+  assert.match(pool[3], /^\s*2\s+error\s+1\s+1\s+-\s+1\s/, "not running: no nice value");
+  assert.equal(formatWorkers([], []), "no workers (no enabled rules)");
+});
