@@ -106,11 +106,11 @@ async function ownNice() {
 }
 
 /** Poll `f` until it returns true (a deadline only against a hang: no timing is asserted). */
-async function until(what: string, f: () => Promise<boolean>): Promise<void> {
+async function until(what: string, f: () => Promise<boolean>, everyMs = 100): Promise<void> {
   const t0 = Date.now();
   while (!(await f())) {
     assert.ok(Date.now() - t0 < 60_000, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -142,7 +142,8 @@ Deno.test({
       } finally {
         Deno.kill(pid, "SIGCONT");
       }
-      await until("the worker takes worker_nice", async () => (await worker()).nice === -10);
+      // raised for PRIORITY_HOLD_MS (1 s) after the backlog: look often (only /proc is read)
+      await until("the worker takes worker_nice", async () => (await worker()).nice === -10, 20);
       await until("the raise is reported", async () => {
         const [w] = await pool();
         return w.priority_raises === 1;
