@@ -279,7 +279,7 @@ export async function traffic(
         sent: s.stats.interfaces.reduce((a, i) => a + i.sent, 0),
         interfaces_not_running: s.stats.interfaces.filter((i) => i.state !== "running").length,
         // adaptive priority: how often a worker fell behind and took worker_nice
-        priority_raises: (s.stats.pool ?? []).reduce((a, w) => a + (w.priority_raises ?? 0), 0),
+        priority_raises: s.stats.pool.reduce((a, w) => a + w.priority_raises, 0),
       }
       : null;
     const tot = (k: "sent" | "delivered") => r.streams.reduce((a, x) => a + x[k], 0);

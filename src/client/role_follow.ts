@@ -88,9 +88,9 @@ export async function followRoles(
       const w = parseRoleLine(line, opts.source);
       if (typeof w === "string") queue.push(`mcr ctl role: ${w}`);
       else if (w) {
-        for (let i = queue.length - 1; i >= 0; i--) {
-          if (typeof queue[i] !== "string") queue.splice(i, 1);
-        }
+        // at most one role waits: the newer one takes its place at the end
+        const older = queue.findIndex((q) => typeof q !== "string");
+        if (older >= 0) queue.splice(older, 1);
         queue.push(w);
       } else continue;
       wake();

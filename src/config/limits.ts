@@ -91,6 +91,11 @@ export const DEFAULT_WORKERS = 1;
  * busy host does not keep a worker from its rings until they overflow.
  */
 export const DEFAULT_WORKER_NICE = -10;
+/**
+ * Default `worker_priority`: a worker takes `worker_nice` only while it falls
+ * behind (src/datapath/priority.ts).
+ */
+export const DEFAULT_WORKER_PRIORITY = "adaptive";
 /** Largest worker pool, and most dedicated workers of one interface. */
 export const MAX_WORKERS = 64;
 /** Most data-path workers of a relay: the pool and every dedicated worker together. */

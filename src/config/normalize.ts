@@ -8,7 +8,13 @@
 import { isMulticast, parseIPv4 } from "../common/net.ts";
 import { parseIPv6 } from "../common/net6.ts";
 import { inputsId } from "./ids.ts";
-import { DEFAULT_DSCP, DEFAULT_TTL, DEFAULT_WORKER_NICE, DEFAULT_WORKERS } from "./limits.ts";
+import {
+  DEFAULT_DSCP,
+  DEFAULT_TTL,
+  DEFAULT_WORKER_NICE,
+  DEFAULT_WORKER_PRIORITY,
+  DEFAULT_WORKERS,
+} from "./limits.ts";
 import type { RawConfig, RawInput, RawRule, TtlPolicy } from "./schema.ts";
 import type { Config, InputConfig, OutputConfig, RuleConfig, RxTuning, TxTuning } from "./types.ts";
 import { canonicalPort, inputMatch, isRange, outputDest } from "./ranges.ts";
@@ -125,7 +131,7 @@ export function normalize(raw: RawConfig): Config {
     dscp: d.dscp,
     workers: raw.workers ?? DEFAULT_WORKERS,
     worker_nice: raw.worker_nice ?? DEFAULT_WORKER_NICE,
-    worker_priority: raw.worker_priority ?? "adaptive",
+    worker_priority: raw.worker_priority ?? DEFAULT_WORKER_PRIORITY,
     role: raw.role ?? "active",
     interfaces: structuredClone(raw.interfaces ?? {}),
     rx,

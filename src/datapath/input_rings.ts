@@ -60,9 +60,7 @@ export interface Input {
   geometry?: RxGeometry;
   /** Backlog (frames) at which the open ring counts as behind (priority.ts `behindAt`). */
   behindAt: number;
-  /** Most frames one wait returns from the open ring. */
-  batchMax: number;
-  /** The backlog the last waits showed (priority.ts `backlogAfter`). */
+  /** The backlog the last waits on the open ring showed (priority.ts `backlogAfter`). */
   backlog: number;
   /** The interface's rules, compiled (by slot too: their ids and output slots). */
   readonly lookup: MatchTable;
@@ -158,7 +156,6 @@ export class InputRings {
       statsAt: 0,
       mtuWarned: 0,
       behindAt: Infinity,
-      batchMax: Infinity,
       backlog: 0,
     };
     this.#inputs.set(slot, inp);
@@ -262,7 +259,6 @@ export class InputRings {
     inp.ring = ring;
     inp.geometry = ring.geometry();
     inp.behindAt = behindAt(inp.geometry.frameCount, ring.batchMax);
-    inp.batchMax = ring.batchMax;
     inp.backlog = 0;
     this.#h.counters[inp.base + In.open] = 1;
     this.#h.counters[W.rings] = this.#h.set.size;

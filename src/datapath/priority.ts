@@ -45,10 +45,8 @@ export class WorkerPriority {
   #raised = false;
   #permitted = true;
   #since = 0;
-  /** The thread's nice value now. */
-  current: number;
-  /** Times the worker took `worker_nice` because it fell behind. */
-  raises = 0;
+  #current: number;
+  #raises = 0;
 
   /**
    * Applies a fixed (or lowering) `worker_nice` at once; in adaptive mode
@@ -57,7 +55,7 @@ export class WorkerPriority {
    */
   constructor(host: PriorityHost) {
     this.#h = host;
-    this.current = host.base;
+    this.#current = host.base;
     if (this.adaptive) {
       if (this.#set(host.nice)) this.#set(host.base);
     } else if (host.nice !== host.base) this.#set(host.nice);
@@ -66,6 +64,16 @@ export class WorkerPriority {
   /** True when the priority follows the load (adaptive mode, a `worker_nice` that raises). */
   get adaptive(): boolean {
     return this.#h.mode === "adaptive" && this.#h.nice < this.#h.base;
+  }
+
+  /** The thread's nice value now. */
+  get current(): number {
+    return this.#current;
+  }
+
+  /** Times the worker took `worker_nice` because it fell behind. */
+  get raises(): number {
+    return this.#raises;
   }
 
   /** True while the worker holds the raised priority because it fell behind. */
@@ -83,7 +91,7 @@ export class WorkerPriority {
       this.#since = now;
       if (!this.#raised && this.#set(this.#h.nice)) {
         this.#raised = true;
-        this.raises++;
+        this.#raises++;
       }
     } else if (this.#raised && now - this.#since >= PRIORITY_HOLD_MS) {
       // a higher nice value is always permitted
@@ -94,7 +102,7 @@ export class WorkerPriority {
   #set(nice: number): boolean {
     try {
       this.#h.setNice(nice);
-      this.current = nice;
+      this.#current = nice;
       return true;
     } catch (e) {
       this.#permitted = false;

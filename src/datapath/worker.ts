@@ -404,9 +404,10 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         const inp = bySlot[ready[2 * k]]!;
         const v = ready[2 * k + 1];
         if (v > 0) {
-          inp.backlog = backlogAfter(inp.backlog, v, inp.batchMax);
+          const ring = inp.ring!;
+          inp.backlog = backlogAfter(inp.backlog, v, ring.batchMax);
           if (inp.backlog >= inp.behindAt) behind = true;
-          forward(inp, inp.ring!, v);
+          forward(inp, ring, v);
         } else if (v === -Errno.ENETDOWN) {
           counters[inp.base + In.linkDowns]++;
           log("info", `${inp.name}: the kernel reports the input link down; still listening`);

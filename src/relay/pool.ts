@@ -18,6 +18,7 @@
  */
 import type { FanoutModeName } from "../../ffi/mod.ts";
 import type { PriorityMode } from "../config/schema.ts";
+import { DEFAULT_WORKER_PRIORITY } from "../config/limits.ts";
 import { Waker } from "../../ffi/mod.ts";
 import { levelFor, LOG_LEVELS, logger } from "../common/log.ts";
 import { newCounterBlock, W, W_WORDS } from "../datapath/counters.ts";
@@ -200,7 +201,7 @@ export class DataWorker {
       ctl: this.ctl,
       cpu: this.cpu,
       nice: this.host.opts.workerNice,
-      priority: this.host.opts.workerPriority ?? "adaptive",
+      priority: this.host.opts.workerPriority ?? DEFAULT_WORKER_PRIORITY,
       ...this.host.initFor(this),
     };
     w.postMessage(init);

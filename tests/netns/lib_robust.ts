@@ -95,19 +95,23 @@ export function frameDrops(s: RelayStats): number {
   return FRAME_DROPS.reduce((a, k) => a + (s.drops[k] ?? 0), 0);
 }
 
-/** Wait until `pred` on a periodically re-read value holds (no timing assertion: throws on timeout). */
+/**
+ * Wait until `pred` on a value re-read every `everyMs` holds (no timing
+ * assertion: throws on timeout).
+ */
 export async function until<T>(
   get: () => Promise<T>,
   pred: (v: T) => boolean,
   timeoutMs: number,
   what: string,
+  everyMs = 100,
 ): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = await get();
     if (pred(v)) return v;
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 

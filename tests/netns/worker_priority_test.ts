@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { skipReason, Topology } from "../../lab/netns.ts";
 import { runGen, startRelay, startRelayWith, startSink } from "../../lab/harness.ts";
-import { chainV4, dataPathThreads, threadNices } from "./lib_robust.ts";
+import { chainV4, dataPathThreads, threadNices, until } from "./lib_robust.ts";
 
 /** CAP_SYS_NICE's bit in /proc/PID/status CapEff. */
 const CAP_SYS_NICE_BIT = 23n;
@@ -50,6 +50,11 @@ const RULES = [{
   outputs: [{ interface: "r1", group: "239.10.1.1", port: 6001 }],
 }];
 
+/** The test process's own main thread. */
+async function ownNice() {
+  return (await threadNices(Deno.pid)).find((x) => x.tid === Deno.pid)!;
+}
+
 /** Start a relay with `extra` config, check its threads' nice values, forward COUNT datagrams. */
 async function check(tag: string, extra: Record<string, unknown>, expect: number): Promise<void> {
   const t = new Topology(tag);
@@ -66,7 +71,7 @@ async function check(tag: string, extra: Record<string, unknown>, expect: number
     );
     for (const w of workers) assert.equal(w.nice, expect, `nice of ${w.comm}`);
     // the relay inherited the test's nice value; its main thread keeps it
-    const own = (await threadNices(Deno.pid)).find((x) => x.tid === Deno.pid)!;
+    const own = await ownNice();
     const main = threads.find((x) => x.tid === pid)!;
     assert.equal(main.nice, own.nice, "the main thread keeps the process's priority");
 
@@ -100,19 +105,8 @@ Deno.test({
   fn: async () => check("prioa", {}, (await ownNice()).nice),
 });
 
-/** The test process's own main thread. */
-async function ownNice() {
-  return (await threadNices(Deno.pid)).find((x) => x.tid === Deno.pid)!;
-}
-
-/** Poll `f` until it returns true (a deadline only against a hang: no timing is asserted). */
-async function until(what: string, f: () => Promise<boolean>, everyMs = 100): Promise<void> {
-  const t0 = Date.now();
-  while (!(await f())) {
-    assert.ok(Date.now() - t0 < 60_000, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** Deadline of a wait below (only against a hang: no timing is asserted). */
+const WAIT_MS = 60_000;
 
 Deno.test({
   ...opts,
@@ -143,16 +137,11 @@ Deno.test({
         Deno.kill(pid, "SIGCONT");
       }
       // raised for PRIORITY_HOLD_MS (1 s) after the backlog: look often (only /proc is read)
-      await until("the worker takes worker_nice", async () => (await worker()).nice === -10, 20);
-      await until("the raise is reported", async () => {
-        const [w] = await pool();
-        return w.priority_raises === 1;
-      });
+      await until(worker, (w) => w.nice === -10, WAIT_MS, "the worker to take worker_nice", 20);
+      await until(pool, ([w]) => w.priority_raises === 1, WAIT_MS, "the raise to be reported");
       // PRIORITY_HOLD_MS after the backlog is gone (priority_test.ts) it is back
-      await until("the worker is back at the process's priority", async () => {
-        const [w] = await pool();
-        return (await worker()).nice === base && w.nice === base;
-      });
+      await until(worker, (w) => w.nice === base, WAIT_MS, "the worker to return to base");
+      await until(pool, ([w]) => w.nice === base, WAIT_MS, "the stats to show it back");
       assert.equal((await pool())[0].priority_raises, 1, "one raise for one backlog");
 
       // all forwarded seconds ago (the worker kept up since): what has not arrived is lost
