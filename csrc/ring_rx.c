@@ -584,6 +584,32 @@ uint32_t mcr_rx_batch_max(const mcr_rx *rx)
 	return rx ? rx->batch_max : 0;
 }
 
+uint32_t mcr_rx_behind(const mcr_rx *rx)
+{
+	if (!rx)
+		return 0;
+	if (rx->version == TPACKET_V2) {
+		/* the k-th slot after the next one to look at; slots the caller holds are not asked */
+		uint32_t room = rx->frame_count - rx->held;
+		uint32_t k = rx->frame_count / 2u < room ? rx->frame_count / 2u : room;
+		if (!k)
+			return 1;
+		const struct tpacket2_hdr *h = (const struct tpacket2_hdr *)v2_frame(
+			rx, (rx->head + k - 1u) % rx->frame_count);
+		return (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) != 0;
+	}
+	/* V3: the block half the ring after the current one; blocks not yet returned are not asked */
+	if (rx->blk_done + 1u >= rx->block_count)
+		return rx->blk_done > 0; /* the caller holds every block but one */
+	uint32_t room = rx->block_count - rx->blk_done - 1u;
+	uint32_t k = rx->block_count / 2u < room ? rx->block_count / 2u : room;
+	if (!k)
+		return 1;
+	const struct tpacket_block_desc *bd = v3_block(rx, (rx->blk + k) % rx->block_count);
+	uint32_t st = __atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
+	return (st & TP_STATUS_USER) != 0;
+}
+
 int mcr_rx_geometry(const mcr_rx *rx, uint32_t *out7)
 {
 	if (!rx || !out7)

@@ -170,6 +170,7 @@ export class RxRing implements Disposable {
   #ptr: Deno.PointerObject | null;
   readonly #poll: (p: Deno.PointerObject, t: number) => number;
   readonly #release: (p: Deno.PointerObject) => number;
+  readonly #behind: (p: Deno.PointerObject) => number;
   /** `struct mcr_rx_stats`, filled by every {@link stats} call (no allocation per read). */
   readonly #statsWords = new Uint32Array(RX_STATS.size / 4);
   /** The ring mapping (zero-copy). */
@@ -201,6 +202,7 @@ export class RxRing implements Disposable {
     this.desc = new Uint32Array(view(l.sym.mcr_rx_desc(p), this.batchMax * RX_DESC.size));
     this.#poll = l.sym.mcr_rx_poll;
     this.#release = l.sym.mcr_rx_release;
+    this.#behind = l.sym.mcr_rx_behind;
   }
 
   /** The C handle (for `Forwarder.submit`). Throws after close. */
@@ -225,6 +227,15 @@ export class RxRing implements Disposable {
       throw new McrError("mcr_rx_poll", r, "");
     }
     return r;
+  }
+
+  /**
+   * True when half the ring or more is waiting beyond the frames of the last
+   * poll (V2: slots, V3: blocks). One load in libmcr, no syscall: asked after
+   * a full batch, it tells a worker that it is falling behind.
+   */
+  behind(): boolean {
+    return this.#ptr !== null && this.#behind(this.#ptr) !== 0;
   }
 
   /** Hand the frames of the last poll back to the kernel. */

@@ -67,6 +67,8 @@ export const symbols = {
   mcr_rx_ring_size: { parameters: ["pointer"], result: "u64" },
   // uint32_t mcr_rx_batch_max(const mcr_rx *rx)
   mcr_rx_batch_max: { parameters: ["pointer"], result: "u32" },
+  // uint32_t mcr_rx_behind(const mcr_rx *rx)
+  mcr_rx_behind: { parameters: ["pointer"], result: "u32" },
   // int mcr_rx_geometry(const mcr_rx *rx, uint32_t *out7)
   mcr_rx_geometry: { parameters: ["pointer", "buffer"], result: "i32" },
   // int mcr_rx_stats(mcr_rx *rx, struct mcr_rx_stats *out)

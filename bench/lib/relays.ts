@@ -95,6 +95,8 @@ function summarizeMcrStats(s: RelayStats): Record<string, unknown> {
     ),
     interfaces: s.interfaces,
     drops: s.drops,
+    // a baseline revision from before the worker pool reports no pool
+    priority_raises: s.pool?.reduce((a, w) => a + w.priority_raises, 0) ?? null,
   };
 }
 

@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 9u
+#define MCR_ABI_VERSION 10u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -273,6 +273,14 @@ struct mcr_rx_desc *mcr_rx_desc(mcr_rx *rx);
 uint8_t *mcr_rx_ring_base(mcr_rx *rx);
 uint64_t mcr_rx_ring_size(const mcr_rx *rx);
 uint32_t mcr_rx_batch_max(const mcr_rx *rx);
+/**
+ * 1 when half the ring or more is waiting beyond the frames the last poll
+ * collected: V2, the slot half the ring's slots after the next one to look at
+ * is ready (the kernel fills a ring in order, so every slot before it is too);
+ * V3, the block half the ring's blocks after the current one is. One load, no
+ * syscall: a worker asks after a full batch whether it is falling behind.
+ */
+uint32_t mcr_rx_behind(const mcr_rx *rx);
 /* How an RX socket ignores the relay's own transmissions (geometry[6]). */
 enum mcr_own_tx_mode {
 	MCR_OWN_TX_FANOUT_FLAG = 1, /* PACKET_FANOUT_FLAG_IGNORE_OUTGOING (Linux >= 6.2) */

@@ -130,7 +130,7 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
   "worker_nice":
     "Nice value the data-path workers take while they fall behind (-20..19, default -10: ahead of ordinary processes), or always with worker_priority \"fixed\"; needs CAP_SYS_NICE or RLIMIT_NICE, without them the workers keep the process's priority. A value at or above the process's priority applies always.",
   "worker_priority":
-    'How the workers use worker_nice: "adaptive" (default) runs them at the process\'s priority and raises it to worker_nice while a worker falls behind (its waits return a backlog of half a ring, or kernel drops), for 1 s after the last time; "fixed" keeps worker_nice all the time.',
+    'How the workers use worker_nice: "adaptive" (default) runs them at the process\'s priority and raises it to worker_nice while a worker falls behind (half a ring or more still waiting after a batch, or kernel drops), for 1 s after the last time; "fixed" keeps worker_nice all the time.',
   "role":
     'Role the relay starts in: "active" (default) forwards; "standby" keeps its rings, IGMP memberships and tables hot, counts what it would send as standby, and sends nothing. `mcr ctl role` (keepalived\'s notify scripts) changes it at run time; a reload applies this key only when its value in the file changed.',
   "rx": "Receive ring tuning (see csrc/README.md).",

@@ -16,7 +16,6 @@ import {
   type RxStats,
 } from "../../ffi/mod.ts";
 import { LINK_HEADER } from "./link_types.ts";
-import { behindAt } from "./priority.ts";
 import { Drop } from "./packet.ts";
 import { In, IN_DROP, IN_WORDS, inBase, W, zeroRule } from "./counters.ts";
 import { compileRule, MatchTable } from "./match.ts";
@@ -58,10 +57,6 @@ export interface Input {
   linkHeader: number;
   /** Geometry of the open ring. */
   geometry?: RxGeometry;
-  /** Backlog (frames) at which the open ring counts as behind (priority.ts `behindAt`). */
-  behindAt: number;
-  /** The backlog the last waits on the open ring showed (priority.ts `backlogAfter`). */
-  backlog: number;
   /** The interface's rules, compiled (by slot too: their ids and output slots). */
   readonly lookup: MatchTable;
   /** The open ring's kernel filter passes IPv6 (the input has IPv6 rules). */
@@ -155,8 +150,6 @@ export class InputRings {
       framesAtStats: 0,
       statsAt: 0,
       mtuWarned: 0,
-      behindAt: Infinity,
-      backlog: 0,
     };
     this.#inputs.set(slot, inp);
     this.bySlot[slot] = inp;
@@ -258,8 +251,6 @@ export class InputRings {
   #adopt(inp: Input, ring: RxRing): void {
     inp.ring = ring;
     inp.geometry = ring.geometry();
-    inp.behindAt = behindAt(inp.geometry.frameCount, ring.batchMax);
-    inp.backlog = 0;
     this.#h.counters[inp.base + In.open] = 1;
     this.#h.counters[W.rings] = this.#h.set.size;
     this.#h.changed();

@@ -4,9 +4,11 @@
  * `fixed`: the worker thread takes `worker_nice` when it starts and keeps it.
  *
  * `adaptive` (the default): the worker runs at the process's priority and
- * takes `worker_nice` only while it falls behind — its waits return a
- * backlog of half a ring's slots (full batches one after the other),
- * or the kernel drops frames because a ring was full — and goes back to the process's priority
+ * takes `worker_nice` only while it falls behind — half a ring or more is
+ * still waiting after a batch (libmcr `mcr_rx_behind`: the ring's fill at
+ * that moment, not a sum of batches, which would count a worker that is
+ * draining as one falling behind), or the kernel drops frames because a ring
+ * was full — and goes back to the process's priority
  * {@link PRIORITY_HOLD_MS} after it last fell behind. A worker that keeps up
  * then costs other processes nothing and is not woken ahead of them for
  * every frame (which costs CPU per packet: bench/README.md), while on a host
@@ -110,23 +112,4 @@ export class WorkerPriority {
       return false;
     }
   }
-}
-
-/**
- * The backlog (frames) at which a ring counts as behind: half its slots —
- * the other half is left before it drops — or eight full batches when the
- * slot count is not known (TPACKET_V3 blocks).
- */
-export function behindAt(frameCount: number, batchMax: number): number {
-  return frameCount > 0 ? Math.max(1, Math.floor(frameCount / 2)) : 8 * batchMax;
-}
-
-/**
- * The backlog a ring is known to have held, after a wait returned `n` of
- * its frames: `n`, plus what the waits before it returned while each was a
- * full batch (`batchMax`: more frames were waiting). A worker that keeps up
- * gets smaller batches (the gather waits for far fewer than `batchMax`).
- */
-export function backlogAfter(previous: number, n: number, batchMax: number): number {
-  return n >= batchMax ? previous + n : n;
 }

@@ -26,8 +26,8 @@
  * table of 50,000 rules as in one of 5.
  *
  * The worker thread takes the nice value the supervisor gives it
- * (`worker_nice`, default -10) while it falls behind — a backlog of half
- * a ring, or kernel drops — when the process may raise it (priority.ts):
+ * (`worker_nice`, default -10) while it falls behind — half a ring or
+ * more still waiting after a batch, or kernel drops — when the process may raise it (priority.ts):
  * a worker kept waiting for a CPU by other processes lets its rings
  * overflow, and the kernel's own forwarding would run ahead of those
  * processes too. With `worker_priority: fixed` it keeps it all the time.
@@ -53,7 +53,7 @@ import {
 } from "../../ffi/mod.ts";
 import type { McrError } from "../../ffi/errors.ts";
 import { BatchProcessor } from "./batch.ts";
-import { backlogAfter, WorkerPriority } from "./priority.ts";
+import { WorkerPriority } from "./priority.ts";
 import { HOLD_SLOTS, kernelNowUs } from "./reorder.ts";
 import { WorkerCaptures } from "./capture.ts";
 import { countStandby } from "./standby.ts";
@@ -335,7 +335,7 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
     counters[W.seq] = m.seq;
   };
 
-  /** Whether this loop pass saw a backlog (`behindAt` frames of one ring) or kernel drops. */
+  /** Whether this loop pass saw half a ring waiting after a batch, or kernel drops. */
   let behind = false;
 
   const sync = (closeWindow: boolean, now: number) => {
@@ -405,8 +405,8 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         const v = ready[2 * k + 1];
         if (v > 0) {
           const ring = inp.ring!;
-          inp.backlog = backlogAfter(inp.backlog, v, ring.batchMax);
-          if (inp.backlog >= inp.behindAt) behind = true;
+          // one load in libmcr: is half the ring still waiting beyond this batch?
+          if (ring.behind()) behind = true;
           forward(inp, ring, v);
         } else if (v === -Errno.ENETDOWN) {
           counters[inp.base + In.linkDowns]++;

@@ -2,13 +2,11 @@
  * A worker's priority (src/datapath/priority.ts): adaptive raises
  * `worker_nice` when the worker falls behind and returns to the process's
  * priority PRIORITY_HOLD_MS after the last time; fixed keeps it; a missing
- * privilege shows at start and is not tried again. `behindAt` and
- * `backlogAfter` say when a ring is behind.
+ * privilege shows at start and is not tried again. (When a ring is behind
+ * is libmcr's `mcr_rx_behind`, tested in csrc/tests/test_rings.c.)
  */
 import assert from "node:assert/strict";
 import {
-  backlogAfter,
-  behindAt,
   PRIORITY_HOLD_MS,
   type PriorityHost,
   WorkerPriority,
@@ -102,21 +100,4 @@ Deno.test("priority: not permitted to raise: said once at start, never tried aga
   const fixed = thread(0, -10, "fixed", false);
   assert.equal(new WorkerPriority(fixed.host).current, 0);
   assert.equal(fixed.t.refusals.length, 1);
-});
-
-Deno.test("priority: behind at a backlog of half the ring, seen across full batches", () => {
-  assert.equal(behindAt(4096, 256), 2048, "half a big ring: eight full batches");
-  assert.equal(behindAt(128, 256), 64, "half a small ring: one batch");
-  assert.equal(behindAt(0, 256), 2048, "unknown slot count (TPACKET_V3): eight full batches");
-  assert.equal(behindAt(1, 256), 1);
-  // batches of a worker that keeps up: the backlog is each batch alone
-  let b = 0;
-  for (const n of [25, 30, 255, 25]) b = backlogAfter(b, n, 256);
-  assert.equal(b, 25);
-  // full batches one after the other add up; the first short one ends the backlog
-  b = 0;
-  const seen = [256, 256, 256, 256, 40].map((n) => b = backlogAfter(b, n, 256));
-  assert.deepEqual(seen, [256, 512, 768, 1024, 40]);
-  assert.ok(seen[3] >= behindAt(1024, 256), "behind after four full batches of a 1024-slot ring");
-  assert.ok(seen[3] < behindAt(4096, 256), "not yet for a 4096-slot ring");
 });
