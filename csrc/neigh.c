@@ -6,8 +6,9 @@
  * (a single-entry get, Linux 5.0+), over a short-lived NETLINK_ROUTE socket.
  * A unicast output sent through a socket is "sent" once the kernel took it;
  * when ARP for its next hop fails the kernel drops it afterwards
- * (/proc/net/stat/arp_cache unresolved_discards): this is how the relay
- * learns that, and says so.
+ * (/proc/net/stat/arp_cache unresolved_discards; for IPv6, when neighbour
+ * discovery fails, ndisc_cache): this is how the relay learns that, and says
+ * so. IPv4 and IPv6 ask the same two questions.
  */
 #include "common.h"
 
@@ -65,13 +66,13 @@ static int roundtrip(int fd, struct nl_req *q, char *buf)
 	}
 }
 
-int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *nexthop, char *err,
-		    size_t errlen)
+/* The next hop toward dst (alen bytes of family) out of ifindex and its neighbour state: see
+ * mcr_neigh_state, mcr_neigh_state6. nexthop (alen bytes) starts as dst. */
+static int neigh_state(uint8_t family, uint32_t ifindex, const void *dst, uint16_t alen,
+		       uint32_t *state, void *nexthop, char *err, size_t errlen)
 {
-	if (!state || !nexthop || ifindex == 0)
-		return lib_err(err, errlen, EINVAL, "mcr_neigh_state: bad argument");
 	*state = 0;
-	*nexthop = dst;
+	memcpy(nexthop, dst, alen);
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
 		return lib_err(err, errlen, errno, "socket(AF_NETLINK, NETLINK_ROUTE)");
@@ -89,9 +90,9 @@ int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *n
 	q.h.nlmsg_type = RTM_GETROUTE;
 	q.h.nlmsg_flags = NLM_F_REQUEST;
 	q.h.nlmsg_seq = 1;
-	q.u.r.rtm_family = AF_INET;
-	q.u.r.rtm_dst_len = 32;
-	add_attr(&q, RTA_DST, &dst, 4);
+	q.u.r.rtm_family = family;
+	q.u.r.rtm_dst_len = (uint8_t)(alen * 8u);
+	add_attr(&q, RTA_DST, dst, alen);
 	add_attr(&q, RTA_OIF, &ifindex, 4);
 	int n = roundtrip(fd, &q, buf);
 	if (n < 0) {
@@ -113,8 +114,8 @@ int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *n
 		}
 		int len = (int)RTM_PAYLOAD(h);
 		for (struct rtattr *a = RTM_RTA(r); RTA_OK(a, len); a = RTA_NEXT(a, len))
-			if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) == 4)
-				memcpy(nexthop, RTA_DATA(a), 4);
+			if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) == alen)
+				memcpy(nexthop, RTA_DATA(a), alen);
 		if (r->rtm_type == RTN_LOCAL) { /* the host itself: no neighbour */
 			*state = NUD_NOARP;
 			rc = 0;
@@ -126,9 +127,9 @@ int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *n
 	q.h.nlmsg_type = RTM_GETNEIGH;
 	q.h.nlmsg_flags = NLM_F_REQUEST;
 	q.h.nlmsg_seq = 2;
-	q.u.n.ndm_family = AF_INET;
+	q.u.n.ndm_family = family;
 	q.u.n.ndm_ifindex = (int)ifindex;
-	add_attr(&q, NDA_DST, nexthop, 4);
+	add_attr(&q, NDA_DST, nexthop, alen);
 	n = roundtrip(fd, &q, buf);
 	if (n == -ENOENT) { /* no entry: nothing was sent there lately */
 		rc = 0;
@@ -153,4 +154,20 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *nexthop, char *err,
+		    size_t errlen)
+{
+	if (!state || !nexthop || ifindex == 0)
+		return lib_err(err, errlen, EINVAL, "mcr_neigh_state: bad argument");
+	return neigh_state(AF_INET, ifindex, &dst, 4, state, nexthop, err, errlen);
+}
+
+int mcr_neigh_state6(uint32_t ifindex, const uint8_t *dst16, uint32_t *state, uint8_t *nexthop16,
+		     char *err, size_t errlen)
+{
+	if (!dst16 || !state || !nexthop16 || ifindex == 0)
+		return lib_err(err, errlen, EINVAL, "mcr_neigh_state6: bad argument");
+	return neigh_state(AF_INET6, ifindex, dst16, 16, state, nexthop16, err, errlen);
 }

@@ -12,7 +12,7 @@
  */
 
 /** ABI version this module was written for (`MCR_ABI_VERSION`). */
-export const ABI_VERSION = 10;
+export const ABI_VERSION = 11;
 
 /** A struct: its id for `mcr_abi_sizeof`/`mcr_abi_offsets`, size, and field byte offsets. */
 export interface StructLayout<F extends string> {

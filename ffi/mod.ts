@@ -47,5 +47,5 @@ export { MldSocket } from "./mld.ts";
 export { type LinkEvent, LinkMonitor } from "./link_monitor.ts";
 export { InputLock } from "./input_lock.ts";
 export { UdpClaim } from "./udp_claim.ts";
-export { type NextHop, nextHop, Nud } from "./neigh.ts";
+export { type NextHop, nextHop, type NextHop6, nextHop6, Nud } from "./neigh.ts";
 export { hton32 } from "./util.ts";

@@ -30,6 +30,12 @@ export const symbols = {
     parameters: ["u32", "u32", "buffer", "buffer", "buffer", "usize"],
     result: "i32",
   },
+  // int mcr_neigh_state6(uint32_t ifindex, const uint8_t *dst16, uint32_t *state,
+  //                      uint8_t *nexthop16, char *err, size_t errlen)
+  mcr_neigh_state6: {
+    parameters: ["u32", "buffer", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
   // int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_out,
   //                        size_t name_len, char *err, size_t errlen)
   mcr_iface_by_index: {

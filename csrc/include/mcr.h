@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define MCR_ABI_VERSION 10u
+#define MCR_ABI_VERSION 11u
 #define MCR_ERRBUF_MIN	64u
 
 /* ------------------------------------------------------------------ misc */
@@ -132,6 +132,13 @@ int mcr_iface_addr6(uint32_t ifindex, uint8_t *out16);
  */
 int mcr_neigh_state(uint32_t ifindex, uint32_t dst, uint32_t *state, uint32_t *nexthop, char *err,
 		    size_t errlen);
+/**
+ * mcr_neigh_state for IPv6: the next hop toward dst16 (16 bytes as on the
+ * wire) out of ifindex — the route's gateway, or dst16 itself — into
+ * nexthop16, and its neighbour-discovery state. Same errors.
+ */
+int mcr_neigh_state6(uint32_t ifindex, const uint8_t *dst16, uint32_t *state, uint8_t *nexthop16,
+		     char *err, size_t errlen);
 /** Look an interface up by index. name_out gets the name (IFNAMSIZ bytes). */
 int mcr_iface_by_index(uint32_t ifindex, struct mcr_iface_info *out, char *name_out,
 		       size_t name_len, char *err, size_t errlen);

@@ -89,6 +89,12 @@ export function ip6Bytes(a: Ip6): Uint8Array {
   return b;
 }
 
+/** An address from its 16 bytes as on the wire (the inverse of {@link ip6Bytes}). */
+export function ip6FromBytes(b: Uint8Array): Ip6 {
+  const w = (i: number) => ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+  return [w(0), w(4), w(8), w(12)];
+}
+
 /** Whether two addresses are equal. */
 export function ip6Equal(a: Ip6, b: Ip6): boolean {
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];

@@ -1,10 +1,11 @@
 /**
  * Whether the next hops of a worker's unicast outputs answer. A unicast
  * output goes through a UDP socket: the kernel takes each datagram (the
- * relay counts it sent) and only then resolves the next hop with ARP; when
- * nothing answers, it drops the datagrams itself (`unresolved_discards` in
- * /proc/net/stat/arp_cache). Once per health window the worker asks the
- * kernel for the neighbour state of those next hops (ffi `nextHop`), at most
+ * relay counts it sent) and only then resolves the next hop with ARP (IPv4)
+ * or neighbour discovery (IPv6); when nothing answers, it drops the
+ * datagrams itself (`unresolved_discards` in /proc/net/stat/arp_cache and
+ * ndisc_cache). Once per health window the worker asks the kernel for the
+ * neighbour state of those next hops (ffi `nextHop`, `nextHop6`), at most
  * {@link MAX_CHECKS_PER_WINDOW} of them per window, round robin. An output
  * whose next hop is FAILED, or still INCOMPLETE at two checks in a row (a
  * host that answers does so within milliseconds; with traffic flowing to one
@@ -16,8 +17,9 @@
  *
  * @module
  */
-import { McrError, type NextHop, nextHop, Nud } from "../../ffi/mod.ts";
+import { McrError, nextHop, nextHop6, Nud } from "../../ffi/mod.ts";
 import { formatIPv4 } from "../common/net.ts";
+import { formatIPv6, type Ip6, ip6Bytes, ip6FromBytes } from "../common/net6.ts";
 
 /** Next hops asked about per health window at most (a netlink round trip each). */
 export const MAX_CHECKS_PER_WINDOW = 32;
@@ -28,12 +30,40 @@ export interface UnicastDest {
   ifindex: number;
   /** Its name, for messages. */
   ifname: string;
-  /** Destination address (host order). */
+  /** Destination address (host order; 0 for an IPv6 destination). */
   dst: number;
+  /** IPv6 destination address. */
+  dst6?: Ip6;
 }
 
-function keyOf(d: UnicastDest): string {
-  return `${d.ifindex}|${d.dst}`;
+/** A next hop as the kernel names it: its address (text) and its `NUD_*` state (0: no entry). */
+export interface HopAnswer {
+  /** The route's gateway, or the destination itself. */
+  address: string;
+  /** `NUD_*` bits; 0 when the kernel has no entry (nothing sent there lately). */
+  state: number;
+}
+
+/** Asks the kernel for a destination's next hop; throws McrError when there is no route. */
+export type HopLookup = (d: UnicastDest) => HopAnswer;
+
+/** The kernel's answer (ffi `nextHop` for IPv4, `nextHop6` for IPv6). */
+export const kernelHop: HopLookup = (d) => {
+  if (d.dst6) {
+    const h = nextHop6(d.ifindex, ip6Bytes(d.dst6));
+    return { address: formatIPv6(ip6FromBytes(h.address)), state: h.state };
+  }
+  const h = nextHop(d.ifindex, d.dst);
+  return { address: formatIPv4(h.address), state: h.state };
+};
+
+/** One key per destination (interface and address). */
+export function destKey(d: UnicastDest): string {
+  return `${d.ifindex}|${d.dst6 ? d.dst6.join(":") : d.dst}`;
+}
+
+function dstText(d: UnicastDest): string {
+  return d.dst6 ? formatIPv6(d.dst6) : formatIPv4(d.dst);
 }
 
 /** The verdicts on a worker's unicast next hops (see module doc). */
@@ -45,12 +75,12 @@ export class NextHops {
   /** Where the round robin goes on next window. */
   #cursor = 0;
 
-  /** @param lookup the kernel's answer (ffi `nextHop`; a model in tests) */
-  constructor(readonly lookup: (ifindex: number, dst: number) => NextHop = nextHop) {}
+  /** @param lookup the kernel's answer ({@link kernelHop}; a model in tests) */
+  constructor(readonly lookup: HopLookup = kernelHop) {}
 
   /** Why destination `d` cannot be reached now ("" = no known problem). */
   problem(d: UnicastDest): string {
-    return this.#verdict.get(keyOf(d)) ?? "";
+    return this.#verdict.get(destKey(d)) ?? "";
   }
 
   /**
@@ -59,7 +89,7 @@ export class NextHops {
    * destinations no longer in use.
    */
   check(dests: readonly UnicastDest[]): void {
-    const live = new Set(dests.map(keyOf));
+    const live = new Set(dests.map(destKey));
     for (const k of [...this.#verdict.keys()]) {
       if (live.has(k)) continue;
       this.#verdict.delete(k);
@@ -68,27 +98,28 @@ export class NextHops {
     const n = Math.min(dests.length, MAX_CHECKS_PER_WINDOW);
     for (let i = 0; i < n; i++) {
       const d = dests[(this.#cursor + i) % dests.length];
-      this.#verdict.set(keyOf(d), this.#judge(d));
+      this.#verdict.set(destKey(d), this.#judge(d));
     }
     this.#cursor = dests.length ? (this.#cursor + n) % dests.length : 0;
   }
 
   #judge(d: UnicastDest): string {
-    const key = keyOf(d);
+    const key = destKey(d);
     const wasIncomplete = this.#incomplete.delete(key);
-    let hop: NextHop;
+    const dst = dstText(d);
+    let hop: HopAnswer;
     try {
-      hop = this.lookup(d.ifindex, d.dst);
+      hop = this.lookup(d);
     } catch (e) {
       if (!(e instanceof McrError)) throw e;
-      return `no route to ${formatIPv4(d.dst)} on ${d.ifname} (${e.code}): the kernel drops ` +
-        "what is sent there";
+      return `no route to ${dst} on ${d.ifname} (${e.code}): the kernel drops what is sent there`;
     }
     const incomplete = (hop.state & Nud.INCOMPLETE) !== 0;
     if (incomplete) this.#incomplete.add(key);
     if (hop.state & Nud.FAILED || (incomplete && wasIncomplete)) {
-      const via = hop.address === d.dst ? "" : ` (the gateway to ${formatIPv4(d.dst)})`;
-      return `next hop ${formatIPv4(hop.address)}${via} on ${d.ifname} does not answer ARP ` +
+      const via = hop.address === dst ? "" : ` (the gateway to ${dst})`;
+      const asked = d.dst6 ? "neighbour discovery" : "ARP";
+      return `next hop ${hop.address}${via} on ${d.ifname} does not answer ${asked} ` +
         `(neighbour ${incomplete ? "INCOMPLETE" : "FAILED"}): the kernel drops what is sent there`;
     }
     return incomplete ? this.problem(d) : "";

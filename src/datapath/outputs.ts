@@ -35,10 +35,10 @@ import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
 import type { TableOutput, TxRingOptions } from "./messages.ts";
 import { template6 } from "./template6.ts";
-import { sameIp6 } from "../common/net6.ts";
+import { isMulticast6, sameIp6 } from "../common/net6.ts";
 import { isMulticast, multicastMac } from "../common/net.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
-import { NextHops } from "./next_hops.ts";
+import { destKey, NextHops, type UnicastDest } from "./next_hops.ts";
 import { downReason, installReason } from "./output_reasons.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
@@ -441,10 +441,20 @@ export class Outputs {
       }
     }
     const uni = [...this.#specs.values()].filter((x) =>
-      x.ifindex && !x.o.dst6 && !isMulticast(x.o.dst)
+      x.ifindex && (x.o.dst6 ? !isMulticast6(x.o.dst6) : !isMulticast(x.o.dst))
     );
-    const dest = (x: Spec) => ({ ifindex: x.ifindex, ifname: x.o.interface, dst: x.o.dst });
-    this.#hops.check([...new Map(uni.map((x) => [`${x.ifindex}|${x.o.dst}`, dest(x)])).values()]);
+    const dest = (x: Spec): UnicastDest => ({
+      ifindex: x.ifindex,
+      ifname: x.o.interface,
+      dst: x.o.dst,
+      ...(x.o.dst6 ? { dst6: x.o.dst6 } : {}),
+    });
+    const dests = new Map<string, UnicastDest>();
+    for (const x of uni) {
+      const d = dest(x);
+      dests.set(destKey(d), d);
+    }
+    this.#hops.check([...dests.values()]);
     for (const x of uni) {
       const p = this.#hops.problem(dest(x)) || undefined;
       if (p === x.nextHop) continue;

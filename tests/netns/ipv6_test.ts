@@ -9,7 +9,8 @@
  * MLD joins and leaves are read from the relay namespace's /proc/net/igmp6.
  */
 import assert from "node:assert/strict";
-import { chainTopology, skipReason, type Topology, waitIPv6 } from "../../lab/netns.ts";
+import { skipReason, type Topology } from "../../lab/netns.ts";
+import { chain6, RCV6, RLY_OUT6, SND6 } from "./lib_chain6.ts";
 import {
   runGen,
   type SinkReport,
@@ -39,27 +40,6 @@ if (skip) console.warn(`netns IPv6 tests skipped: ${skip}`);
 
 const N = 5_000;
 const RATE = 10_000;
-const SND6 = "fd77:1::1";
-const RLY_OUT6 = "fd77:2::1";
-const RCV6 = "fd77:2::2";
-
-/** The chain with IPv6 addresses on every link. */
-async function chain6(tag: string): Promise<Topology> {
-  const t = await chainTopology(tag);
-  try {
-    const add = (role: string, addr: string, dev: string) =>
-      t.exec(role, ["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"]);
-    await add("snd", `${SND6}/64`, "s0");
-    await add("rly", "fd77:1::2/64", "r0");
-    await add("rly", `${RLY_OUT6}/64`, "r1");
-    await add("rcv", `${RCV6}/64`, "d0");
-    await waitIPv6(t, [["snd", "s0"], ["rly", "r0"], ["rly", "r1"], ["rcv", "d0"]]);
-    return t;
-  } catch (e) {
-    await t.destroy();
-    throw e;
-  }
-}
 
 /** The receiver kernel's UDP6 checksum errors (/proc/net/snmp6). */
 async function udp6CsumErrors(t: Topology): Promise<number> {
