@@ -18,8 +18,8 @@
  * @module
  */
 import { McrError, nextHop, nextHop6, Nud } from "../../ffi/mod.ts";
-import { formatIPv4 } from "../common/net.ts";
-import { formatIPv6, type Ip6, ip6Bytes, ip6FromBytes } from "../common/net6.ts";
+import { formatIPv4, isMulticast } from "../common/net.ts";
+import { formatIPv6, type Ip6, ip6Bytes, ip6FromBytes, isMulticast6 } from "../common/net6.ts";
 
 /** Next hops asked about per health window at most (a netlink round trip each). */
 export const MAX_CHECKS_PER_WINDOW = 32;
@@ -58,8 +58,20 @@ export const kernelHop: HopLookup = (d) => {
 };
 
 /** One key per destination (interface and address). */
-export function destKey(d: UnicastDest): string {
+function keyOf(d: UnicastDest): string {
   return `${d.ifindex}|${d.dst6 ? d.dst6.join(":") : d.dst}`;
+}
+
+/**
+ * Output `o`, sent on interface `ifindex`, as a unicast destination; null for
+ * a group or an output not installed (no next hop to ask about).
+ */
+export function unicastDest(
+  ifindex: number,
+  o: { interface: string; dst: number; dst6?: Ip6 },
+): UnicastDest | null {
+  if (!ifindex || (o.dst6 ? isMulticast6(o.dst6) : isMulticast(o.dst))) return null;
+  return { ifindex, ifname: o.interface, dst: o.dst, ...(o.dst6 ? { dst6: o.dst6 } : {}) };
 }
 
 function dstText(d: UnicastDest): string {
@@ -80,16 +92,17 @@ export class NextHops {
 
   /** Why destination `d` cannot be reached now ("" = no known problem). */
   problem(d: UnicastDest): string {
-    return this.#verdict.get(destKey(d)) ?? "";
+    return this.#verdict.get(keyOf(d)) ?? "";
   }
 
   /**
    * End of a health window: ask about up to {@link MAX_CHECKS_PER_WINDOW} of
-   * `dests` (the distinct unicast destinations in use), round robin; forget
-   * destinations no longer in use.
+   * the distinct destinations of `inUse` (the unicast outputs' destinations,
+   * repeats allowed), round robin; forget destinations no longer in use.
    */
-  check(dests: readonly UnicastDest[]): void {
-    const live = new Set(dests.map(destKey));
+  check(inUse: readonly UnicastDest[]): void {
+    const live = new Map(inUse.map((d) => [keyOf(d), d]));
+    const dests = [...live.values()];
     for (const k of [...this.#verdict.keys()]) {
       if (live.has(k)) continue;
       this.#verdict.delete(k);
@@ -98,13 +111,13 @@ export class NextHops {
     const n = Math.min(dests.length, MAX_CHECKS_PER_WINDOW);
     for (let i = 0; i < n; i++) {
       const d = dests[(this.#cursor + i) % dests.length];
-      this.#verdict.set(destKey(d), this.#judge(d));
+      this.#verdict.set(keyOf(d), this.#judge(d));
     }
     this.#cursor = dests.length ? (this.#cursor + n) % dests.length : 0;
   }
 
   #judge(d: UnicastDest): string {
-    const key = destKey(d);
+    const key = keyOf(d);
     const wasIncomplete = this.#incomplete.delete(key);
     const dst = dstText(d);
     let hop: HopAnswer;

@@ -35,10 +35,10 @@ import { MAX_OUTPUT_SLOTS } from "../config/limits.ts";
 import { linkProblem, type LinkState, readLink } from "./link_table.ts";
 import type { TableOutput, TxRingOptions } from "./messages.ts";
 import { template6 } from "./template6.ts";
-import { isMulticast6, sameIp6 } from "../common/net6.ts";
+import { sameIp6 } from "../common/net6.ts";
 import { isMulticast, multicastMac } from "../common/net.ts";
 import { linkLayout, linkTypeProblem } from "./link_types.ts";
-import { destKey, NextHops, type UnicastDest } from "./next_hops.ts";
+import { NextHops, unicastDest } from "./next_hops.ts";
 import { downReason, installReason } from "./output_reasons.ts";
 
 /** A TX ring that has queued frames and taken none for this long is "stalled". */
@@ -440,23 +440,13 @@ export class Outputs {
         this.#evaluate(slot);
       }
     }
-    const uni = [...this.#specs.values()].filter((x) =>
-      x.ifindex && (x.o.dst6 ? !isMulticast6(x.o.dst6) : !isMulticast(x.o.dst))
-    );
-    const dest = (x: Spec): UnicastDest => ({
-      ifindex: x.ifindex,
-      ifname: x.o.interface,
-      dst: x.o.dst,
-      ...(x.o.dst6 ? { dst6: x.o.dst6 } : {}),
+    const uni = [...this.#specs.values()].flatMap((x) => {
+      const d = unicastDest(x.ifindex, x.o);
+      return d ? [{ x, d }] : [];
     });
-    const dests = new Map<string, UnicastDest>();
-    for (const x of uni) {
-      const d = dest(x);
-      dests.set(destKey(d), d);
-    }
-    this.#hops.check([...dests.values()]);
-    for (const x of uni) {
-      const p = this.#hops.problem(dest(x)) || undefined;
+    this.#hops.check(uni.map((u) => u.d));
+    for (const { x, d } of uni) {
+      const p = this.#hops.problem(d) || undefined;
       if (p === x.nextHop) continue;
       x.nextHop = p;
       this.#evaluate(x.o.slot);
