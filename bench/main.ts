@@ -653,6 +653,7 @@ async function main(): Promise<number> {
  */
 async function writeReport(b: BenchRun, dir: string, jsonPath: string): Promise<string> {
   const md = renderMarkdown(b, jsonPath.replace(`${REPO}/`, ""));
+  await Deno.mkdir(dir, { recursive: true });
   if (b.mode.startsWith("floor")) {
     await Deno.writeTextFile(`${dir}/latest-floor.md`, md);
   } else {
