@@ -12,6 +12,7 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
+import { isMulticast } from "./net.ts";
 
 /** An IPv6 address: four unsigned 32-bit words, most significant first. */
 export type Ip6 = readonly [number, number, number, number];
@@ -93,6 +94,11 @@ export function ip6Bytes(a: Ip6): Uint8Array {
 export function ip6FromBytes(b: Uint8Array): Ip6 {
   const w = (i: number) => ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
   return [w(0), w(4), w(8), w(12)];
+}
+
+/** Whether an output's destination (`dst6` when it has one, else the IPv4 `dst`) is a group. */
+export function isGroupDest(o: { dst: number; dst6?: Ip6 }): boolean {
+  return o.dst6 ? isMulticast6(o.dst6) : isMulticast(o.dst);
 }
 
 /** Whether two addresses are equal. */

@@ -18,8 +18,8 @@
  * @module
  */
 import { McrError, nextHop, nextHop6, Nud } from "../../ffi/mod.ts";
-import { formatIPv4, isMulticast } from "../common/net.ts";
-import { formatIPv6, type Ip6, ip6Bytes, ip6FromBytes, isMulticast6 } from "../common/net6.ts";
+import { formatIPv4 } from "../common/net.ts";
+import { formatIPv6, type Ip6, ip6Bytes, ip6FromBytes, isGroupDest } from "../common/net6.ts";
 
 /** Next hops asked about per health window at most (a netlink round trip each). */
 export const MAX_CHECKS_PER_WINDOW = 32;
@@ -70,7 +70,7 @@ export function unicastDest(
   ifindex: number,
   o: { interface: string; dst: number; dst6?: Ip6 },
 ): UnicastDest | null {
-  if (!ifindex || (o.dst6 ? isMulticast6(o.dst6) : isMulticast(o.dst))) return null;
+  if (!ifindex || isGroupDest(o)) return null;
   return { ifindex, ifname: o.interface, dst: o.dst, ...(o.dst6 ? { dst6: o.dst6 } : {}) };
 }
 

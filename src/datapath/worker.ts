@@ -405,8 +405,11 @@ async function run(cfg: WorkerInit, hooks: WorkerHooks): Promise<void> {
         const v = ready[2 * k + 1];
         if (v > 0) {
           const ring = inp.ring!;
-          // one load in libmcr: is half the ring still waiting beyond this batch?
-          if (ring.behind()) behind = true;
+          // A batch short of the batch limit and of half the ring ended at an empty slot: nothing
+          // waited. Otherwise one load in libmcr: is half the ring still waiting beyond it?
+          if ((v >= ring.batchMax || v >= inp.geometry!.frameCount / 2) && ring.behind()) {
+            behind = true;
+          }
           forward(inp, ring, v);
         } else if (v === -Errno.ENETDOWN) {
           counters[inp.base + In.linkDowns]++;

@@ -20,8 +20,7 @@
  * @module
  */
 import { fdLimits, type IgmpLimits, setSoftFdLimit } from "../../ffi/mod.ts";
-import { isMulticast } from "../common/net.ts";
-import { isMulticast6 } from "../common/net6.ts";
+import { isGroupDest } from "../common/net6.ts";
 import { DEFAULT_MAX_MEMBERSHIPS, DEFAULT_MAX_MSF } from "./igmp_sockets.ts";
 import { isUnicastInput, type RuleSpec } from "./tables.ts";
 import { type DataPathOptions, dedicatedWorkers, poolSize } from "./pool.ts";
@@ -111,7 +110,7 @@ export function dataPathFds(rules: readonly RuleSpec[], opts: DataPathOptions): 
     if (!i) inputs.set(r.input.interface, i = { outIfs: new Set(), unicast: 0 });
     for (const o of r.outputs) {
       i.outIfs.add(o.interface);
-      if (o.dst6 ? !isMulticast6(o.dst6) : !isMulticast(o.dst)) i.unicast++;
+      if (!isGroupDest(o)) i.unicast++;
     }
   }
   let n = 0;

@@ -13,6 +13,7 @@ import type { RelayStats } from "../../src/relay/stats.ts";
 import { until } from "./lib_robust.ts";
 import { chain6 } from "./lib_chain6.ts";
 import type { Topology } from "../../lab/netns.ts";
+import { hostPort } from "../../src/common/net6.ts";
 
 const skip = skipReason();
 const opts = { ignore: skip !== null, sanitizeResources: false, sanitizeOps: false };
@@ -53,9 +54,7 @@ async function ghostOutput(t: Topology, ghost: string, addr: string[], reason: R
 
   // The address appears on the receiver: it answers, the output recovers and delivers.
   await t.exec("rcv", ["ip", ...addr, "dev", "d0"]);
-  const sink = await startSink(t, "rcv", "d0", [
-    `${ghost.includes(":") ? `[${ghost}]` : ghost}:7001`,
-  ], {
+  const sink = await startSink(t, "rcv", "d0", [hostPort(ghost, 7001)], {
     idleMs: 0,
     durationS: 120,
   });
@@ -79,40 +78,35 @@ async function ghostOutput(t: Topology, ghost: string, addr: string[], reason: R
   assert.equal(rep.total.duplicates, 0);
 }
 
-Deno.test({
-  ...opts,
+/** Each family: its topology, the address nobody holds, how to add it, the reason expected. */
+const CASES = [{
   name: "unicast output to a next hop that does not answer ARP: in error with the reason, " +
     "active again and delivering once the address answers",
-  async fn() {
-    const t = await chainTopology("nhop");
-    try {
-      await ghostOutput(
-        t,
-        GHOST,
-        ["addr", "add", `${GHOST}/24`],
-        /next hop 10\.77\.2\.99 on r1 does not answer ARP \(neighbour (FAILED|INCOMPLETE)\)/,
-      );
-    } finally {
-      await t.destroy();
-    }
-  },
-});
-
-Deno.test({
-  ...opts,
+  topology: () => chainTopology("nhop"),
+  ghost: GHOST,
+  addr: ["addr", "add", `${GHOST}/24`],
+  reason: /next hop 10\.77\.2\.99 on r1 does not answer ARP \(neighbour (FAILED|INCOMPLETE)\)/,
+}, {
   name: "IPv6 unicast output to a next hop that does not answer neighbour discovery: in error " +
     "with the reason, active again and delivering once the address answers",
-  async fn() {
-    const t = await chain6("nhop6");
-    try {
-      await ghostOutput(
-        t,
-        GHOST6,
-        ["-6", "addr", "add", `${GHOST6}/64`, "nodad"],
-        /next hop fd77:2::99 on r1 does not answer neighbour discovery \(neighbour (FAILED|INCOMPLETE)\)/,
-      );
-    } finally {
-      await t.destroy();
-    }
-  },
-});
+  topology: () => chain6("nhop6"),
+  ghost: GHOST6,
+  addr: ["-6", "addr", "add", `${GHOST6}/64`, "nodad"],
+  reason:
+    /next hop fd77:2::99 on r1 does not answer neighbour discovery \(neighbour (FAILED|INCOMPLETE)\)/,
+}];
+
+for (const c of CASES) {
+  Deno.test({
+    ...opts,
+    name: c.name,
+    async fn() {
+      const t = await c.topology();
+      try {
+        await ghostOutput(t, c.ghost, c.addr, c.reason);
+      } finally {
+        await t.destroy();
+      }
+    },
+  });
+}
